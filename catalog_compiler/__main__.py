@@ -1,0 +1,3 @@
+from catalog_compiler.cli import main
+
+main()

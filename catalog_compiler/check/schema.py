@@ -1,0 +1,196 @@
+"""Per-document structure check: `kind` dispatch, pydantic validation, located diagnostics."""
+
+from __future__ import annotations
+
+import types
+import typing
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from catalog_compiler.check.secrets import mask
+from catalog_compiler.diagnostics import Sink, Span
+from catalog_compiler.model.common import Strict
+from catalog_compiler.model.documents import KINDS
+from catalog_compiler.model.types import type_name
+from catalog_compiler.positions import key_pos, value_pos
+from catalog_compiler.suggest import did_you_mean, hint
+from catalog_compiler.yamlparse import Document
+
+Loc = Sequence[str | int]
+
+_TYPE_WORDS = {
+    "string_type": "a string",
+    "int_type": "an integer",
+    "bool_type": "true or false",
+    "list_type": "a list",
+    "tuple_type": "a list",
+    "dict_type": "a mapping",
+    "model_type": "a mapping",
+    "model_attributes_type": "a mapping",
+    "decimal_type": "a number",
+    "float_type": "a number",
+}
+
+
+@dataclass(slots=True)
+class Checked:
+    """A document that passed the structure check, with its typed model."""
+
+    doc: Document
+    kind: str
+    model: Strict
+
+
+def format_loc(loc: Loc) -> str:
+    out = ""
+    for step in loc:
+        out += f"[{step}]" if isinstance(step, int) else (f".{step}" if out else str(step))
+    return out
+
+
+def _unwrap(tp: Any) -> Any:
+    while True:
+        origin = typing.get_origin(tp)
+        if origin is typing.Annotated:
+            tp = typing.get_args(tp)[0]
+        elif origin in (typing.Union, types.UnionType):
+            args = [a for a in typing.get_args(tp) if a is not type(None)]
+            models = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
+            tp = models[0] if models else args[0]
+        else:
+            return tp
+
+
+def model_at(root: type[BaseModel], loc: Loc) -> type[BaseModel] | None:
+    """The pydantic model describing the mapping at `loc`, if there is one."""
+    tp: Any = root
+    for step in loc:
+        tp = _unwrap(tp)
+        origin = typing.get_origin(tp)
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            field = tp.model_fields.get(str(step))
+            if field is None:
+                return None
+            tp = field.annotation
+        elif origin in (tuple, list):
+            tp = typing.get_args(tp)[0]
+        elif origin is dict:
+            tp = typing.get_args(tp)[1]
+        else:
+            return None
+    tp = _unwrap(tp)
+    return tp if isinstance(tp, type) and issubclass(tp, BaseModel) else None
+
+
+def _where(kind: str, loc: Loc) -> str:
+    return f"`{format_loc(loc)}`" if loc else kind
+
+
+def _report(err: Any, doc: Document, kind: str, cls: type[Strict], sink: Sink) -> None:
+    etype: str = err["type"]
+    loc: tuple[str | int, ...] = tuple(err["loc"])
+    ctx: dict[str, Any] = err.get("ctx") or {}
+    value = err.get("input")
+    pos = value_pos(doc.pos, loc)
+    help_text: str | None = ctx.get("hint")
+    if etype == "extra_forbidden":
+        name = str(loc[-1])
+        parent = model_at(cls, loc[:-1])
+        fields = sorted(parent.model_fields) if parent else []
+        code, pos = "E0202", key_pos(doc.pos, loc)
+        message = f"unknown field `{name}` in {_where(kind, loc[:-1])}"
+        help_text = hint(name, fields) or (
+            f"allowed here: {', '.join(fields)}" if 0 < len(fields) <= 12 else None
+        )
+    elif etype == "missing":
+        code = "E0203"
+        pos = value_pos(doc.pos, loc[:-1])
+        message = f"missing required field `{loc[-1]}` in {_where(kind, loc[:-1])}"
+    elif etype.startswith("E0"):
+        code, message = etype, err["msg"]
+        if etype == "E0207" and "fix" in ctx:
+            help_text = f"try `{ctx['fix']}`"
+        elif "choices" in ctx and isinstance(value, str):
+            help_text = hint(value, ctx["choices"]) or help_text
+        elif (
+            etype == "E0204"
+            and isinstance(value, str)
+            and ctx.get("expected", "").startswith(
+                ("an integer", "a whole number", "true or false")
+            )
+        ):
+            help_text = "remove the quotes"
+        elif etype == "E0204" and ctx.get("expected") == "a string" and value is not None:
+            help_text = 'quote it, e.g. `"1.10"`: YAML reads unquoted numbers and booleans'
+    elif etype in _TYPE_WORDS:
+        code = "E0204"
+        message = f"expected {_TYPE_WORDS[etype]}, found {type_name(value)}"
+    elif etype in ("literal_error", "enum"):
+        code = "E0205"
+        expected = str(ctx.get("expected", "")).replace("'", "`")
+        shown = mask(str(value))[:40] if isinstance(value, str) else type_name(value)
+        message = f"invalid value `{shown}` for {_where(kind, loc)}: expected {expected}"
+        if isinstance(value, str):
+            choices = [c.strip("` ") for c in expected.replace(" or ", ",").split(",")]
+            help_text = hint(value, choices)
+    else:
+        code = "E0205"
+        message = str(err["msg"])
+    if loc and code in ("E0204", "E0205", "E0206") and not message.startswith("invalid value"):
+        message = f"{_where(kind, loc)}: {message}"
+    sink.emit(code, message, Span.at(doc.file, pos), help=help_text)
+
+
+def _without_typo_twins(errors: list[Any], cls: type[Strict]) -> list[Any]:
+    """Drop "missing `limit`" when the same mapping has an unknown `limt`: one typo, one error."""
+    typos: set[tuple[Any, ...]] = set()
+    for err in errors:
+        if err["type"] == "extra_forbidden":
+            loc = tuple(err["loc"])
+            parent = model_at(cls, loc[:-1])
+            guess = did_you_mean(str(loc[-1]), parent.model_fields) if parent else None
+            if guess:
+                typos.add((*loc[:-1], guess))
+    return [e for e in errors if not (e["type"] == "missing" and tuple(e["loc"]) in typos)]
+
+
+def check_document(doc: Document, sink: Sink) -> Checked | None:
+    """Validate one document's structure; report every problem; None if it is invalid."""
+    data = doc.data
+    if not isinstance(data, dict):
+        sink.emit(
+            "E0213",
+            f"a catalog document is a mapping with `kind:`, found {type_name(data)}",
+            Span.at(doc.file, value_pos(doc.pos, ())),
+        )
+        return None
+    kind = data.get("kind")
+    if kind is None:
+        sink.emit(
+            "E0200",
+            "document has no `kind:`",
+            Span.at(doc.file, value_pos(doc.pos, ())),
+            help=f"add one of: {', '.join(KINDS)}",
+        )
+        return None
+    cls = KINDS.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        shown = kind if isinstance(kind, str) else type_name(kind)
+        guess = did_you_mean(shown, KINDS) if isinstance(kind, str) else None
+        sink.emit(
+            "E0201",
+            f"unknown kind `{shown}`",
+            Span.at(doc.file, value_pos(doc.pos, ("kind",))),
+            help=f"did you mean `{guess}`?" if guess else f"kinds are: {', '.join(KINDS)}",
+        )
+        return None
+    try:
+        model = cls.model_validate(data)
+    except ValidationError as exc:
+        for err in _without_typo_twins(exc.errors(include_url=False), cls):
+            _report(err, doc, kind, cls, sink)
+        return None
+    return Checked(doc, kind, model)

@@ -1,0 +1,33 @@
+"""`catalogc schema`: print or write the JSON Schemas editors and other tools use."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from catalog_compiler.fsutil import write_atomic
+from catalog_compiler.schemas import SCHEMAS, render
+
+
+@click.command()
+@click.argument("name", required=False, type=click.Choice(sorted(SCHEMAS)))
+@click.option(
+    "--write",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write every schema into this directory instead of printing.",
+)
+def schema(name: str | None, out_dir: Path | None) -> None:
+    """Print the JSON Schema NAME, or write them all with --write DIR."""
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for each in sorted(SCHEMAS):
+            write_atomic(out_dir / each, render(each).encode())
+            click.echo(f"wrote {out_dir / each}")
+        return
+    if name is None:
+        click.echo("\n".join(sorted(SCHEMAS)))
+        return
+    sys.stdout.write(render(name))

@@ -1,0 +1,71 @@
+"""The table of diagnostic codes: stable ids for CI annotations, SARIF rules and docs.
+
+Ranges: E00xx input/output (exit 2), E01xx YAML, E02xx structure and types,
+E03xx references, E04xx secrets and money, E05xx semantics; W for warnings.
+Every code is documented in docs/diagnostics.md and exercised by tests/cases/.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class Severity(enum.StrEnum):
+    ERROR = "error"
+    WARNING = "warning"
+
+
+@dataclass(frozen=True, slots=True)
+class Code:
+    id: str
+    name: str
+    summary: str
+    severity: Severity = Severity.ERROR
+
+    @property
+    def is_io(self) -> bool:
+        """I/O problems are not catalog errors: the CLI exits 2 for them."""
+        return self.id.startswith("E00")
+
+
+_ALL = [
+    Code("E0001", "unreadable-path", "a file or directory could not be read"),
+    Code("E0002", "symlink-loop", "a symbolic link points back into itself"),
+    Code("E0003", "not-a-catalog", "the directory has no catalog.yaml"),
+    Code("E0100", "yaml-syntax", "the file is not valid YAML"),
+    Code("E0101", "duplicate-key", "a mapping has the same key twice"),
+    Code("E0102", "invalid-encoding", "the file is not UTF-8 text"),
+    Code("E0103", "alias-bomb", "YAML aliases expand beyond the size limit"),
+    Code("E0104", "file-too-large", "a catalog file exceeds the size limit"),
+    Code("E0105", "unsupported-tag", "a YAML tag other than the core schema's"),
+    Code("E0106", "invalid-key", "a mapping key that is not a plain scalar"),
+    Code("E0107", "invalid-merge", "a `<<` merge whose value is not a mapping"),
+    Code("E0108", "too-deep", "nesting deeper than the limit"),
+    Code("E0200", "missing-kind", "a document without `kind:`"),
+    Code("E0201", "unknown-kind", "a `kind:` that is not a catalog kind"),
+    Code("E0202", "unknown-field", "a field the kind does not have"),
+    Code("E0203", "missing-field", "a required field is absent"),
+    Code("E0204", "wrong-type", "a value of the wrong type"),
+    Code("E0205", "invalid-value", "a value outside the allowed set or format"),
+    Code("E0206", "out-of-range", "a number outside its allowed range"),
+    Code("E0207", "invalid-slug", "a slug that is not lowercase [a-z0-9-]"),
+    Code("E0208", "unsupported-version", "a language version this compiler does not know"),
+    Code("E0209", "missing-organization", "no Organization document in catalog.yaml"),
+    Code("E0210", "duplicate-organization", "more than one Organization document"),
+    Code("E0211", "misplaced-organization", "an Organization outside catalog.yaml"),
+    Code("E0212", "duplicate-limit", "two limits for the same unit and period at one level"),
+    Code("E0213", "invalid-document", "a document that is not a mapping"),
+    Code("E0300", "duplicate-slug", "two documents of one kind share a slug or name"),
+    Code("E0301", "unknown-integration", "a reference to an integration that does not exist"),
+    Code("E0302", "unknown-provider", "a reference to a provider that does not exist"),
+    Code("E0303", "unknown-workspace", "a reference to a workspace that does not exist"),
+    Code("E0304", "unknown-model", "a model its integration does not expose"),
+    Code("E0306", "unknown-service", "an integration `service:` that is not supported"),
+    Code("E0307", "invalid-credentials", "credential or setting fields wrong for the service"),
+    Code("E0400", "literal-secret", "a secret value written into the catalog"),
+    Code("E0401", "price-out-of-range", "a price below 0 or above 10,000 USD per 1M tokens"),
+]
+
+CODES: dict[str, Code] = {c.id: c for c in _ALL}
+CODE_BY_NAME: dict[str, Code] = {c.name: c for c in _ALL}

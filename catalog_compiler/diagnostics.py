@@ -1,0 +1,108 @@
+"""Diagnostics are data: a code, a severity, a message and an exact source range.
+
+Every pipeline stage appends to a `Sink` and keeps going; only the CLI decides how to
+print them and which exit code to use (see `report/`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from catalog_compiler.codes import CODES, Severity
+
+__all__ = ["Diagnostic", "Note", "Severity", "Sink", "Span"]
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Span:
+    """A 1-based source range; `line == 0` means "the whole file"."""
+
+    file: str
+    line: int = 0
+    column: int = 0
+    end_line: int = 0
+    end_column: int = 0
+
+    @classmethod
+    def at(cls, file: str, pos: tuple[int, ...] | None) -> Span:
+        if not pos:
+            return cls(file)
+        line, col = pos[0], pos[1]
+        if len(pos) >= 4:
+            return cls(file, line, col, pos[2], pos[3])
+        return cls(file, line, col, line, col)
+
+    def __str__(self) -> str:
+        if not self.line:
+            return self.file
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """A second position that contributed, e.g. "first defined here"."""
+
+    span: Span
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    code: str
+    message: str
+    span: Span
+    help: str | None = None
+    notes: tuple[Note, ...] = ()
+    severity: Severity = field(default=Severity.ERROR)
+
+    @property
+    def name(self) -> str:
+        return CODES[self.code].name
+
+    def sort_key(self) -> tuple[str, int, int, str, str]:
+        return (self.span.file, self.span.line, self.span.column, self.code, self.message)
+
+
+class Sink:
+    """Collects diagnostics from every stage of one run."""
+
+    def __init__(self) -> None:
+        self._items: list[Diagnostic] = []
+
+    def emit(
+        self,
+        code: str,
+        message: str,
+        span: Span,
+        *,
+        help: str | None = None,
+        notes: Iterable[Note] = (),
+    ) -> Diagnostic:
+        diag = Diagnostic(code, message, span, help, tuple(notes), CODES[code].severity)
+        self._items.append(diag)
+        return diag
+
+    def extend(self, diags: Iterable[Diagnostic]) -> None:
+        self._items.extend(diags)
+
+    def __iter__(self) -> Iterator[Diagnostic]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def sorted(self) -> list[Diagnostic]:
+        """Sorted by file and position; one diagnostic per (code, position): the first emitted."""
+        first: dict[tuple[str, int, int, str], Diagnostic] = {}
+        for d in self._items:
+            first.setdefault((d.span.file, d.span.line, d.span.column, d.code), d)
+        return sorted(first.values(), key=Diagnostic.sort_key)
+
+    @property
+    def error_count(self) -> int:
+        return sum(1 for d in self._items if d.severity is Severity.ERROR)
+
+    @property
+    def has_errors(self) -> bool:
+        return any(d.severity is Severity.ERROR for d in self._items)

@@ -1,0 +1,166 @@
+"""Building blocks shared by several kinds: limits, access lists, prices, secret references."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
+
+from catalog_compiler.model.types import (
+    Amount,
+    Count,
+    EnvName,
+    Flag,
+    Fraction,
+    ModelPattern,
+    NonEmptyText,
+    Period,
+    PerRequestPrice,
+    Positive,
+    Price,
+    type_name,
+)
+
+
+class Strict(BaseModel):
+    """Unknown fields are errors; instances are immutable; inputs never echo into errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+
+# -- secrets ------------------------------------------------------------------------------
+
+
+class SecretRef(Strict):
+    """Where a secret lives; the catalog and the bundle hold only this reference."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "description": "a secret reference `{env: NAME}` or `{file: PATH}`; "
+            "literal secrets are rejected",
+            "minProperties": 1,
+            "maxProperties": 1,
+        }
+    )
+
+    env: EnvName | None = Field(None, description="name of an environment variable")
+    file: NonEmptyText | None = Field(None, description="path of a file holding the secret")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_literal(cls, value: Any) -> Any:
+        if isinstance(value, (str, int, Decimal)) and not isinstance(value, bool):
+            raise PydanticCustomError(
+                "E0400",
+                "a literal secret is written here; credentials must be references",
+                {"hint": "write `{env: NAME}` or `{file: PATH}` and keep the value out of git"},
+            )
+        if value is not None and not isinstance(value, dict):
+            raise PydanticCustomError(
+                "E0204",
+                "expected a secret reference `{env: NAME}` or `{file: PATH}`, found {found}",
+                {"found": type_name(value)},
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SecretRef:
+        if (self.env is None) == (self.file is None):
+            raise PydanticCustomError(
+                "E0205", "a secret reference has exactly one of `env` or `file`", {}
+            )
+        return self
+
+    def ref(self) -> str:
+        return f"env:{self.env}" if self.env is not None else f"file:{self.file}"
+
+
+# -- limits -------------------------------------------------------------------------------
+
+
+class Budget(Strict):
+    """A spending pool: `limit` units per calendar `period` (UTC)."""
+
+    limit: Amount = Field(description="USD (exact decimal), tokens or requests; 0 blocks")
+    unit: Literal["usd", "tokens", "requests"]
+    period: Period
+    alert_threshold: Fraction | None = Field(None, description="fraction of the limit, e.g. 0.8")
+
+    @model_validator(mode="after")
+    def _whole_units(self) -> Budget:
+        if self.unit != "usd" and self.limit != self.limit.to_integral_value():
+            raise PydanticCustomError(
+                "E0206", "a {unit} budget is a whole number, found {limit}",
+                {"unit": self.unit, "limit": str(self.limit)},
+            )  # fmt: skip
+        return self
+
+
+class RateLimit(Strict):
+    """A GCRA bucket: capacity `burst` (default `limit`), refilled at `limit` per `per`."""
+
+    limit: Count = Field(description="units per `per`; 0 blocks")
+    unit: Literal["requests", "tokens"]
+    per: Literal["second", "minute", "hour", "day"]
+    burst: Positive | None = Field(None, description="bucket capacity; defaults to `limit`")
+
+
+class Limits(Strict):
+    """The limits one level declares; each entry is one pool shared by everything beneath."""
+
+    budgets: tuple[Budget, ...] = ()
+    rate_limits: tuple[RateLimit, ...] = ()
+    concurrency: Count | None = Field(None, description="max requests in flight")
+
+
+class ModelAccess(Strict):
+    """`allow` absent = inherit the parent's set, `[]` = nothing; `deny` always wins."""
+
+    allow: tuple[ModelPattern, ...] | None = None
+    deny: tuple[ModelPattern, ...] = ()
+
+
+# -- prices -------------------------------------------------------------------------------
+
+PRICE_FIELDS = ("input", "output", "cache_read", "cache_write", "per_request")
+
+
+class Pricing(Strict):
+    """USD per 1M tokens (exact decimals), plus an optional fee per request."""
+
+    input: Price | None = None
+    output: Price | None = None
+    cache_read: Price | None = None
+    cache_write: Price | None = None
+    per_request: PerRequestPrice | None = None
+
+    def fields(self) -> dict[str, Decimal]:
+        return {k: v for k in PRICE_FIELDS if (v := getattr(self, k)) is not None}
+
+
+class PriceOverride(Pricing):
+    """A price for the models matching `model` (a name, `@provider/model`, or a glob)."""
+
+    model: ModelPattern
+    free: Flag = Field(False, description="charge nothing for these models")
+
+    @model_validator(mode="after")
+    def _free_or_prices(self) -> PriceOverride:
+        if self.free and self.fields():
+            raise PydanticCustomError(
+                "E0205", "`free: true` and explicit prices exclude each other", {}
+            )
+        if not self.free and not self.fields():
+            raise PydanticCustomError(
+                "E0203", "a price override needs `free: true` or at least one price", {}
+            )
+        return self
+
+
+class ModelLimits(Strict):
+    """Token limits of one model."""
+
+    context_window: Positive | None = None
+    max_output_tokens: Positive | None = None

@@ -1,0 +1,190 @@
+"""The six document kinds of the catalog language (SPEC §3.1)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from catalog_compiler.model.common import (
+    Limits,
+    ModelAccess,
+    ModelLimits,
+    PriceOverride,
+    Pricing,
+    SecretRef,
+    Strict,
+)
+from catalog_compiler.model.routing import FreeObject, RoutingConfig
+from catalog_compiler.model.types import (
+    Flag,
+    IsoDate,
+    ModelName,
+    NonEmptyText,
+    ProviderRef,
+    Sha256Hex,
+    Slug,
+    Text,
+    Url,
+    WorkspaceSelector,
+)
+
+LANGUAGE_VERSIONS = (1,)
+
+
+class CustomModel(ModelLimits):
+    """A model an integration exposes beyond its service's built-in registry."""
+
+    name: ModelName
+    base_model: ModelName | None = Field(
+        None, description="a built-in model whose prices and limits this one starts from"
+    )
+    description: Text | None = None
+    pricing: Pricing | None = None
+    base_url: Url | None = None
+    headers: dict[str, Text] | None = Field(None, description="extra request headers (no secrets)")
+
+    @model_validator(mode="after")
+    def _output_fits(self) -> CustomModel:
+        if (
+            self.context_window is not None
+            and self.max_output_tokens is not None
+            and self.max_output_tokens > self.context_window
+        ):
+            raise PydanticCustomError(
+                "E0206",
+                "`max_output_tokens` ({out}) exceeds `context_window` ({ctx})",
+                {"out": self.max_output_tokens, "ctx": self.context_window},
+            )
+        return self
+
+
+class IntegrationModels(ModelAccess):
+    custom: tuple[CustomModel, ...] = ()
+
+
+class Organization(Limits):
+    """The root of the catalog: exactly one, in catalog.yaml."""
+
+    kind: Literal["Organization"]
+    version: Any = Field(description="catalog language version", json_schema_extra={"enum": [1]})
+    name: NonEmptyText
+    description: Text | None = None
+    currency: Literal["USD"] = "USD"
+    epoch: IsoDate | None = Field(None, description="day 0 of `<N>d` budget periods (UTC)")
+    models: ModelAccess | None = None
+    workspace_defaults: Limits | None = Field(
+        None, description="limits each workspace gets as its own pool unless it declares them"
+    )
+
+    @field_validator("version", mode="plain")
+    @classmethod
+    def _known_version(cls, value: Any) -> int:
+        if isinstance(value, bool) or value not in LANGUAGE_VERSIONS:
+            raise PydanticCustomError(
+                "E0208",
+                "unsupported catalog language version `{value}`: this catalogc reads version 1",
+                {"value": str(value)[:20]},
+            )
+        return int(value)
+
+
+class Integration(Limits):
+    """Credentials for one upstream service, stored once."""
+
+    kind: Literal["Integration"]
+    slug: Slug
+    name: Text | None = None
+    description: Text | None = None
+    service: NonEmptyText
+    credentials: dict[str, SecretRef] = Field(
+        default_factory=dict, description="service-specific fields, each `{env:}` or `{file:}`"
+    )
+    settings: dict[str, Text] = Field(
+        default_factory=dict, description="non-secret service settings (region, resource_name …)"
+    )
+    base_url: Url | None = None
+    provider_defaults: Limits | None = Field(
+        None, description="limits each provider gets as its own pool unless it declares them"
+    )
+    workspaces: WorkspaceSelector | None = Field(None, description='provisioning; absent = "*"')
+    models: IntegrationModels | None = None
+    pricing: tuple[PriceOverride, ...] = ()
+
+
+class Provider(Limits):
+    """A named AI provider (`@slug`) made from an integration."""
+
+    kind: Literal["Provider"]
+    slug: Slug
+    integration: Slug
+    name: Text | None = None
+    description: Text | None = None
+    workspaces: WorkspaceSelector | None = None
+    models: ModelAccess | None = None
+    base_url: Url | None = None
+    default_params: FreeObject | None = Field(None, description="request params filled when absent")
+    pricing: tuple[PriceOverride, ...] = ()
+
+
+class ApiKey(Strict):
+    name: NonEmptyText
+    sha256: Sha256Hex = Field(description="hex sha256 of the key; never the key itself")
+    description: Text | None = None
+    disabled: Flag = False
+
+
+class Workspace(Limits):
+    """A team: what it may use, and its own pools."""
+
+    kind: Literal["Workspace"]
+    slug: Slug
+    name: Text | None = None
+    description: Text | None = None
+    providers: tuple[ProviderRef, ...] | None = Field(
+        None, description="which provisioned providers it takes; absent = all"
+    )
+    models: ModelAccess | None = None
+    pricing: tuple[PriceOverride, ...] = ()
+    api_keys: tuple[ApiKey, ...] = ()
+    default_config: Slug | None = Field(None, description="config used when a request names none")
+
+
+class Model(CustomModel):
+    """A custom model, or an override of a built-in one, on an integration or a provider."""
+
+    kind: Literal["Model"]
+    integration: Slug | None = None
+    provider: ProviderRef | None = None
+
+    @model_validator(mode="after")
+    def _one_home(self) -> Model:
+        if (self.integration is None) == (self.provider is None):
+            raise PydanticCustomError(
+                "E0203", "a Model names exactly one of `integration` or `provider`", {}
+            )
+        return self
+
+
+class Config(Strict):
+    """A named routing config, usable by the listed workspaces."""
+
+    kind: Literal["Config"]
+    slug: Slug
+    name: Text | None = None
+    description: Text | None = None
+    workspaces: WorkspaceSelector = Field(description='who may use it: slugs or "*"')
+    config: RoutingConfig
+
+
+KINDS: dict[str, type[Strict]] = {
+    "Organization": Organization,
+    "Integration": Integration,
+    "Provider": Provider,
+    "Workspace": Workspace,
+    "Model": Model,
+    "Config": Config,
+}
+
+AnyDocument = Organization | Integration | Provider | Workspace | Model | Config

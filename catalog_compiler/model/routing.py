@@ -1,0 +1,226 @@
+"""Portkey-compatible routing config object (SPEC §5).
+
+Every field of Portkey's hosted config schema is accepted, so teams can paste the configs
+they already have; unknown keys are errors. Fields the router does not act on (guardrails,
+hooks, cache, circuit breaker, cloud fields) are validated here and carried unchanged.
+Secrets (`api_key`, AWS keys, service-account JSON, `Authorization`) must be references.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, PlainValidator, WithJsonSchema, model_validator
+from pydantic_core import PydanticCustomError
+
+from catalog_compiler.model.common import SecretRef, Strict
+from catalog_compiler.model.types import (
+    Count,
+    Flag,
+    Positive,
+    Text,
+    Url,
+    to_decimal,
+    type_name,
+    wrong_type,
+)
+
+
+def _status_code(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise wrong_type("an HTTP status code", value)
+    if not 100 <= value <= 599:
+        raise PydanticCustomError(
+            "E0206", "{value} is not an HTTP status code (100-599)", {"value": value}
+        )
+    return value
+
+
+def _weight(value: Any) -> Decimal:
+    result = to_decimal(value, "a weight (number)")
+    if result < 0:
+        raise PydanticCustomError(
+            "E0206", "a weight is 0 or more, found {value}", {"value": str(result)}
+        )
+    return result
+
+
+def _free_object(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise wrong_type("a mapping", value)
+    return value
+
+
+def _hook(value: Any) -> Any:
+    """A guardrail/hook: an id string, or an object with an `id` (extra keys carried)."""
+    if isinstance(value, str):
+        return value
+    if not isinstance(value, dict):
+        raise wrong_type("a guardrail id or a mapping with `id`", value)
+    if "id" in value and not isinstance(value["id"], str):
+        raise PydanticCustomError(
+            "E0204", "a hook `id` is a string, found {found}", {"found": type_name(value["id"])}
+        )
+    return value
+
+
+StatusCode = Annotated[
+    int,
+    PlainValidator(_status_code),
+    WithJsonSchema({"type": "integer", "minimum": 100, "maximum": 599}),
+]
+Weight = Annotated[
+    Decimal, PlainValidator(_weight), WithJsonSchema({"type": "number", "minimum": 0})
+]
+FreeObject = Annotated[
+    dict[str, Any], PlainValidator(_free_object), WithJsonSchema({"type": "object"})
+]
+Hook = Annotated[
+    Any,
+    PlainValidator(_hook),
+    WithJsonSchema(
+        {
+            "oneOf": [
+                {"type": "string"},
+                {"type": "object", "properties": {"id": {"type": "string"}}},
+            ]
+        }
+    ),
+]
+
+
+class Sticky(Strict):
+    """Sticky load balancing: the same hash of these fields picks the same target."""
+
+    enabled: Flag = True
+    hash_fields: tuple[Text, ...] = ()
+    ttl: Positive | None = Field(None, description="seconds a stickiness lasts")
+
+
+class CircuitBreaker(Strict):
+    """Carried into the bundle; not enforced by the router."""
+
+    failure_threshold: Count | None = None
+    failure_threshold_percentage: Count | None = None
+    minimum_requests: Count | None = None
+    cooldown_interval: Count | None = None
+    failure_status_codes: tuple[StatusCode, ...] | None = None
+
+
+class Condition(Strict):
+    """First matching `query` wins; `then` names a target of this strategy."""
+
+    query: FreeObject
+    then: Text
+
+
+class Strategy(Strict):
+    mode: Literal["single", "loadbalance", "fallback", "conditional"]
+    on_status_codes: tuple[StatusCode, ...] | None = Field(
+        None, description="fallback moves on only for these; default: any non-2xx"
+    )
+    conditions: tuple[Condition, ...] | None = None
+    default: Text | None = None
+    sticky: Sticky | None = None
+    cb_config: CircuitBreaker | None = None
+
+    @model_validator(mode="after")
+    def _conditional_needs_branches(self) -> Strategy:
+        if self.mode == "conditional" and (self.conditions is None or self.default is None):
+            raise PydanticCustomError(
+                "E0203", "a conditional strategy needs `conditions` and `default`", {}
+            )
+        return self
+
+
+class Retry(Strict):
+    attempts: Count = Field(description="0-5 extra attempts")
+    on_status_codes: tuple[StatusCode, ...] | None = None
+    use_retry_after_headers: Flag | None = None
+    use_retry_after_header: Flag | None = None
+
+    @model_validator(mode="after")
+    def _at_most_five(self) -> Retry:
+        if self.attempts > 5:
+            raise PydanticCustomError(
+                "E0206", "retry `attempts` is 0-5 (as in Portkey), found {n}", {"n": self.attempts}
+            )
+        return self
+
+
+class Cache(Strict):
+    """Carried into the bundle; the router does not cache."""
+
+    mode: Literal["simple", "semantic"]
+    max_age: Count | None = Field(None, description="seconds")
+
+
+class Deployment(Strict):
+    deployment_id: Text
+    alias: Text
+    api_version: Text
+    is_default: Flag | None = None
+
+
+class Target(Strict):
+    """The config object itself and every nested target share this shape."""
+
+    strategy: Strategy | None = None
+    targets: tuple[Target, ...] | None = None
+    name: Text | None = None
+    provider: Text | None = Field(None, description='"@slug" of a catalog provider')
+    virtual_key: Text | None = Field(None, description="legacy: same as provider `@slug`")
+    api_key: SecretRef | None = None
+    weight: Weight | None = Field(None, description="relative; default 1, 0 = never")
+    on_status_codes: tuple[StatusCode, ...] | None = None
+    override_params: FreeObject | None = None
+    default_params: FreeObject | None = None
+    drop_params: tuple[Text, ...] | None = None
+    retry: Retry | None = None
+    cache: Cache | None = None
+    cb_config: CircuitBreaker | None = None
+    request_timeout: Positive | None = Field(None, description="milliseconds")
+    custom_host: Url | None = None
+    forward_headers: tuple[Text, ...] | None = None
+    passthrough: Flag | None = None
+    strict_open_ai_compliance: Flag | None = None
+    input_guardrails: tuple[Hook, ...] | None = None
+    output_guardrails: tuple[Hook, ...] | None = None
+    before_request_hooks: tuple[Hook, ...] | None = None
+    after_request_hooks: tuple[Hook, ...] | None = None
+    metadata: FreeObject | None = None
+    prompt_id: Text | None = None
+    resource_name: Text | None = None
+    deployment_id: Text | None = None
+    api_version: Text | None = None
+    deployments: tuple[Deployment, ...] | None = None
+    azure_resource_name: Text | None = None
+    azure_deployment_id: Text | None = None
+    azure_api_version: Text | None = None
+    azure_model_name: Text | None = None
+    azure_region: Text | None = None
+    azure_deployment_name: Text | None = None
+    azure_deployment_type: Literal["serverless", "managed"] | None = None
+    azure_endpoint_name: Text | None = None
+    aws_access_key_id: SecretRef | None = None
+    aws_secret_access_key: SecretRef | None = None
+    aws_session_token: SecretRef | None = None
+    aws_region: Text | None = None
+    openai_organization: Text | None = None
+    openai_project: Text | None = None
+    vertex_project_id: Text | None = None
+    vertex_region: Text | None = None
+    vertex_service_account_json: SecretRef | None = None
+    Authorization: SecretRef | None = None
+
+    @model_validator(mode="after")
+    def _strategy_needs_targets(self) -> Target:
+        if self.strategy is not None and not self.targets:
+            raise PydanticCustomError("E0203", "a `strategy` needs a non-empty `targets` list", {})
+        if self.targets and self.strategy is None:
+            raise PydanticCustomError("E0203", "`targets` need a `strategy` with a `mode`", {})
+        return self
+
+
+RoutingConfig = Target

@@ -1,0 +1,70 @@
+"""The built-in model registry: well-known models per service, hand-curated in models.json.
+
+Prices are exact decimal strings in USD per 1M tokens; `as_of` dates the whole table.
+Model documents extend or override it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from decimal import Decimal
+from functools import cache
+from importlib import resources
+from typing import Any
+
+PRICE_KEYS = ("input", "output", "cache_read", "cache_write", "per_request")
+
+
+@dataclass(frozen=True, slots=True)
+class KnownModel:
+    service: str
+    name: str
+    prices: dict[str, Decimal] = field(default_factory=dict)
+    context_window: int | None = None
+    max_output_tokens: int | None = None
+    mode: str = "chat"
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Registry:
+    as_of: str
+    services: dict[str, dict[str, KnownModel]]  # service -> name or alias -> model
+
+    def models(self, service: str) -> dict[str, KnownModel]:
+        return self.services.get(service, {})
+
+    def lookup(self, service: str, name: str) -> KnownModel | None:
+        return self.services.get(service, {}).get(name)
+
+
+def _known(service: str, name: str, entry: dict[str, Any]) -> KnownModel:
+    return KnownModel(
+        service=service,
+        name=name,
+        prices={k: Decimal(entry[k]) for k in PRICE_KEYS if k in entry},
+        context_window=entry.get("context_window"),
+        max_output_tokens=entry.get("max_output_tokens"),
+        mode=entry.get("mode", "chat"),
+        aliases=tuple(entry.get("aliases", ())),
+    )
+
+
+def parse_registry(data: dict[str, Any]) -> Registry:
+    services: dict[str, dict[str, KnownModel]] = {}
+    for service, models in data["services"].items():
+        table: dict[str, KnownModel] = {}
+        for name, entry in models.items():
+            known = _known(service, name, entry)
+            table[name] = known
+            for alias in known.aliases:
+                table.setdefault(alias, known)
+        services[service] = table
+    return Registry(as_of=data["as_of"], services=services)
+
+
+@cache
+def builtin() -> Registry:
+    text = resources.files(__package__).joinpath("models.json").read_text(encoding="utf-8")
+    return parse_registry(json.loads(text))

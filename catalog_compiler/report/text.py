@@ -1,0 +1,75 @@
+"""rustc-style text: `path:line:col: error[CODE]: message`, the source line, a caret, help."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from catalog_compiler.check.secrets import mask_same_length
+from catalog_compiler.diagnostics import Diagnostic, Severity
+from catalog_compiler.report.base import Reporter, SourceLines, Summary, counts, valid
+
+_STYLE = {"error": "\033[1;31m", "warning": "\033[1;33m", "gutter": "\033[1;34m",
+          "bold": "\033[1m", "help": "\033[1;36m", "reset": "\033[0m"}  # fmt: skip
+TAB = "    "
+
+
+class TextReporter(Reporter):
+    def paint(self, text: str, style: str) -> str:
+        return f"{_STYLE[style]}{text}{_STYLE['reset']}" if self.color else text
+
+    def report(self, diagnostics: Sequence[Diagnostic], summary: Summary) -> None:
+        lines = SourceLines()
+        secrets = [d for d in diagnostics if d.code == "E0400"]
+        for diag in diagnostics:
+            self.stream.write(self.render(diag, lines, secrets))
+        self.stream.write(self.summary_line(diagnostics, summary) + "\n")
+
+    def render(self, diag: Diagnostic, lines: SourceLines, secrets: list[Diagnostic]) -> str:
+        sev = diag.severity.value
+        head = (
+            f"{self.paint(str(diag.span), 'bold')}: "
+            f"{self.paint(f'{sev}[{diag.code}]', sev)}: {self.paint(diag.message, 'bold')}\n"
+        )
+        out = [head]
+        span = diag.span
+        source = lines.line(span.file, span.line) if span.line else None
+        if source is not None:
+            hidden = [
+                (s.span.column, s.span.end_column if s.span.end_line == span.line else 0)
+                for s in secrets
+                if s.span.file == span.file and s.span.line == span.line
+            ]
+            shown = mask_same_length(source, hidden)
+            width = len(str(span.line))
+            gutter = self.paint(" " * width + " |", "gutter")
+            prefix = shown[: max(span.column - 1, 0)]
+            start = len(prefix.replace("\t", TAB))
+            length = 1
+            if span.end_line == span.line and span.end_column > span.column:
+                length = len(shown[span.column - 1 : span.end_column - 1].replace("\t", TAB))
+            caret = " " * start + "^" * max(length, 1)
+            out.append(f"{gutter}\n")
+            out.append(f"{self.paint(f'{span.line} |', 'gutter')} {shown.replace(chr(9), TAB)}\n")
+            out.append(f"{gutter} {self.paint(caret, sev)}\n")
+        pad = " " * (len(str(span.line)) if source is not None else 0)
+        if diag.help:
+            out.append(f"{pad} = {self.paint('help', 'help')}: {diag.help}\n")
+        for note in diag.notes:
+            out.append(f"{pad} = note: {note.message}: {note.span}\n")
+        out.append("\n")
+        return "".join(out)
+
+    def summary_line(self, diagnostics: Sequence[Diagnostic], summary: Summary) -> str:
+        errors, warnings = counts(diagnostics)
+        scope = f"{summary.documents} documents in {summary.files} files"
+        parts = []
+        if errors:
+            parts.append(f"{errors} error{'s' if errors != 1 else ''}")
+        if warnings:
+            parts.append(f"{warnings} warning{'s' if warnings != 1 else ''}")
+        if valid(diagnostics, summary.strict):
+            tail = f" ({', '.join(parts)})" if parts else ""
+            return f"{self.paint('ok', 'bold')}: {scope}{tail}"
+        failing = Severity.ERROR.value if errors else Severity.WARNING.value
+        why = " (--strict)" if not errors else ""
+        return f"{self.paint(failing, failing)}: {', '.join(parts)}{why} in {scope}"
