@@ -61,10 +61,14 @@ _ALL = [
     Code("E0302", "unknown-provider", "a reference to a provider that does not exist"),
     Code("E0303", "unknown-workspace", "a reference to a workspace that does not exist"),
     Code("E0304", "unknown-model", "a model its integration does not expose"),
+    Code("E0305", "unknown-config", "a reference to a routing config that does not exist"),
     Code("E0306", "unknown-service", "an integration `service:` that is not supported"),
     Code("E0307", "invalid-credentials", "credential or setting fields wrong for the service"),
     Code("E0400", "literal-secret", "a secret value written into the catalog"),
     Code("E0401", "price-out-of-range", "a price below 0 or above 10,000 USD per 1M tokens"),
+    Code(
+        "W0300", "unused-integration", "an integration no provider is made from", Severity.WARNING
+    ),
 ]
 
 CODES: dict[str, Code] = {c.id: c for c in _ALL}

@@ -19,10 +19,9 @@ from catalog_compiler.model.documents import (
     Model,
     Organization,
     Provider,
-    Workspace,
 )
 from catalog_compiler.model.routing import Target
-from catalog_compiler.model.types import PERIOD_RE
+from catalog_compiler.model.types import PERIOD_RE, SLUG_RE
 from catalog_compiler.positions import key_pos, value_pos
 from catalog_compiler.registry import Registry
 from catalog_compiler.services import ALIASES, SERVICES
@@ -30,6 +29,14 @@ from catalog_compiler.suggest import did_you_mean
 from catalog_compiler.yamlparse import Document
 
 SLUGGED = ("Integration", "Provider", "Workspace", "Config")
+# kind -> (field, kind it names, "@" when written as a provider reference)
+REF_FIELDS: dict[str, tuple[tuple[str, str, str], ...]] = {
+    "Integration": (("workspaces", "Workspace", ""),),
+    "Provider": (("integration", "Integration", ""), ("workspaces", "Workspace", "")),
+    "Workspace": (("providers", "Provider", "@"), ("default_config", "Config", "")),
+    "Model": (("integration", "Integration", ""), ("provider", "Provider", "@")),
+    "Config": (("workspaces", "Workspace", ""),),
+}
 URL_ONLY_SETTINGS = frozenset({"resource_name"})
 
 
@@ -75,6 +82,7 @@ class Linker:
         self, registry: Registry, root_file: str, sink: Sink, unparsed: Sequence[str] = ()
     ) -> None:
         self.unparsed = list(unparsed)
+        self.used_integrations: set[str] = set()  # named by any Provider, valid or not
         self.registry = registry
         self.root_file = root_file
         self.sink = sink
@@ -174,8 +182,6 @@ class Linker:
         for slug, entry in self.cat.integrations.items():
             integ = cast(Integration, entry.model)
             doc = entry.doc
-            if integ.workspaces:
-                self.workspace_list(integ.workspaces, doc, ("workspaces",))
             service = SERVICES.get(integ.service)
             if service is None:
                 guess = ALIASES.get(integ.service) or did_you_mean(integ.service, SERVICES)
@@ -271,25 +277,23 @@ class Linker:
                 else "`base_model` names a built-in model; omit it for a wholly custom model",
             )
 
-    def workspace_list(self, items: Sequence[str], doc: Document, path: tuple[str, ...]) -> None:
-        for i, slug in enumerate(items):
-            if slug != "*":
-                self.check_ref("Workspace", slug, doc, (*path, i))
-
-    def providers(self) -> None:
-        for entry in self.cat.providers.values():
-            prov = cast(Provider, entry.model)
-            self.check_ref("Integration", prov.integration, entry.doc, ("integration",))
-            if prov.workspaces:
-                self.workspace_list(prov.workspaces, entry.doc, ("workspaces",))
-
-    def workspaces(self) -> None:
-        for entry in self.cat.workspaces.values():
-            ws = cast(Workspace, entry.model)
-            for i, ref in enumerate(ws.providers or ()):
-                self.check_ref("Provider", ref, entry.doc, ("providers", i), prefix="@")
-            if ws.default_config:
-                self.check_ref("Config", ws.default_config, entry.doc, ("default_config",))
+    def simple_refs(self, docs: Iterable[Document]) -> None:
+        """Top-level references, read from the raw data so invalid documents are checked too."""
+        for doc in docs:
+            data = doc.data if isinstance(doc.data, dict) else {}
+            for field_name, target, prefix in REF_FIELDS.get(data.get("kind"), ()):  # type: ignore[arg-type]
+                value = data.get(field_name)
+                items = enumerate(value) if isinstance(value, list) else [(None, value)]
+                for i, item in items:
+                    if not isinstance(item, str) or item == "*":
+                        continue
+                    name = item.removeprefix("@") if prefix else item
+                    if not SLUG_RE.match(name):
+                        continue  # reported as an invalid slug by the structure check
+                    path = (field_name,) if i is None else (field_name, i)
+                    if target == "Integration" and data.get("kind") == "Provider":
+                        self.used_integrations.add(name)
+                    self.check_ref(target, name, doc, path, prefix)
 
     def models(self) -> None:
         seen: dict[tuple[str, str], Document] = {}
@@ -298,12 +302,9 @@ class Linker:
             doc = entry.doc
             if model.integration is not None:
                 home = f"integration `{model.integration}`"
-                ok = self.check_ref("Integration", model.integration, doc, ("integration",))
                 integ = self.cat.integrations.get(model.integration)
             else:
                 home = f"provider `@{model.provider}`"
-                ok = self.check_ref("Provider", cast(str, model.provider), doc, ("provider",),
-                                    prefix="@")  # fmt: skip
                 integ_model = self.cat.integration_of(cast(str, model.provider))
                 integ = self.cat.integrations.get(integ_model.slug) if integ_model else None
             key = (home, model.name)
@@ -315,7 +316,7 @@ class Linker:
                     notes=[Note(self.at(seen[key], ("name",)), "first declared here")],
                 )
             seen.setdefault(key, doc)
-            if ok and integ is not None:
+            if integ is not None:
                 service = cast(Integration, integ.model).service
                 self.base_model(service, model.base_model, doc, ("base_model",))
 
@@ -335,7 +336,6 @@ class Linker:
     def configs(self) -> None:
         for entry in self.cat.configs.values():
             cfg = cast(Config, entry.model)
-            self.workspace_list(cfg.workspaces, entry.doc, ("workspaces",))
             self.target(cfg.config, None, entry.doc, ("config",))
 
     def target(
@@ -394,6 +394,16 @@ class Linker:
                 if guess
                 else "declare it as a custom model (a Model document) if it really exists",
             )
+
+    def unused_integrations(self) -> None:
+        for slug, entry in self.cat.integrations.items():
+            if slug not in self.used_integrations and not self.unparsed:
+                self.sink.emit(
+                    "W0300",
+                    f"integration `{slug}` has no provider: nothing can route through it",
+                    self.at(entry.doc, ("slug",)),
+                    help=f"add a Provider with `integration: {slug}`, or remove the integration",
+                )
 
     def limits(self) -> None:
         everything = [*self.cat.integrations.values(), *self.cat.providers.values(),
@@ -462,10 +472,10 @@ def link(
     org_invalid = any(isinstance(d.data, dict) and d.data.get("kind") == "Organization"
                       for d in invalid)  # fmt: skip
     linker.require_organization(org_invalid)
+    linker.simple_refs([*(c.doc for c in checked), *invalid])
     linker.integrations()
-    linker.providers()
-    linker.workspaces()
     linker.models()
     linker.configs()
     linker.limits()
+    linker.unused_integrations()
     return linker.cat

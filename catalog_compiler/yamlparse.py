@@ -324,6 +324,13 @@ class _Builder:
             self.docs.append(Document(self.file, index, self.root[0], self.root[1]))
 
 
+def _char_at(text: str, line: int, col: int) -> str:
+    lines = text.splitlines()
+    if 1 <= line <= len(lines) and 1 <= col <= len(lines[line - 1]):
+        return lines[line - 1][col - 1]
+    return ""
+
+
 def _syntax_error(exc: YAMLError, text: str, file: str, sink: Sink) -> None:
     if isinstance(exc, MarkedYAMLError) and exc.problem_mark is not None:
         mark = exc.problem_mark
@@ -344,7 +351,7 @@ def _syntax_error(exc: YAMLError, text: str, file: str, sink: Sink) -> None:
             problem = f"character U+{char:04X} is not allowed in YAML"
         notes = []
     help_text = None
-    if "tab" in problem:
+    if "tab" in problem or _char_at(text, pos[0], pos[1]) == "\t":
         help_text = "YAML does not allow tabs for indentation: use spaces"
     sink.emit("E0100", problem, Span.at(file, pos), help=help_text, notes=notes)
 

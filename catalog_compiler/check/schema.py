@@ -35,6 +35,15 @@ _TYPE_WORDS = {
 }
 
 
+# Words people write for an enum value that are not typos of it.
+SYNONYMS = {
+    "dollars": "usd", "dollar": "usd", "$": "usd", "token": "tokens", "request": "requests",
+    "req": "requests", "rpm": "requests", "tpm": "tokens", "sec": "second", "seconds": "second",
+    "min": "minute", "minutes": "minute", "hours": "hour", "days": "day", "hr": "hour",
+    "round-robin": "loadbalance", "load-balance": "loadbalance", "failover": "fallback",
+}  # fmt: skip
+
+
 @dataclass(slots=True)
 class Checked:
     """A document that passed the structure check, with its typed model."""
@@ -135,7 +144,8 @@ def _report(err: Any, doc: Document, kind: str, cls: type[Strict], sink: Sink) -
         message = f"invalid value `{shown}` for {_where(kind, loc)}: expected {expected}"
         if isinstance(value, str):
             choices = [c.strip("` ") for c in expected.replace(" or ", ",").split(",")]
-            help_text = hint(value, choices)
+            same = SYNONYMS.get(value.lower())
+            help_text = f"did you mean `{same}`?" if same in choices else hint(value, choices)
     else:
         code = "E0205"
         message = str(err["msg"])

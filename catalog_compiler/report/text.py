@@ -13,6 +13,10 @@ _STYLE = {"error": "\033[1;31m", "warning": "\033[1;33m", "gutter": "\033[1;34m"
 TAB = "    "
 
 
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 class TextReporter(Reporter):
     def paint(self, text: str, style: str) -> str:
         return f"{_STYLE[style]}{text}{_STYLE['reset']}" if self.color else text
@@ -61,12 +65,12 @@ class TextReporter(Reporter):
 
     def summary_line(self, diagnostics: Sequence[Diagnostic], summary: Summary) -> str:
         errors, warnings = counts(diagnostics)
-        scope = f"{summary.documents} documents in {summary.files} files"
+        scope = f"{plural(summary.documents, 'document')} in {plural(summary.files, 'file')}"
         parts = []
         if errors:
-            parts.append(f"{errors} error{'s' if errors != 1 else ''}")
+            parts.append(plural(errors, "error"))
         if warnings:
-            parts.append(f"{warnings} warning{'s' if warnings != 1 else ''}")
+            parts.append(plural(warnings, "warning"))
         if valid(diagnostics, summary.strict):
             tail = f" ({', '.join(parts)})" if parts else ""
             return f"{self.paint('ok', 'bold')}: {scope}{tail}"

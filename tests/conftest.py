@@ -1,0 +1,74 @@
+"""Shared fixtures: build catalogs on disk, run the CLI, find the shared third-party data."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from hypothesis import HealthCheck, settings
+
+from catalog_compiler.cli import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "acme"
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+# CI never flakes: hypothesis runs derandomized there (black's fuzz setting).
+settings.register_profile(
+    "ci", derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile("dev", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("ci" if os.environ.get("CATALOGC_CI") or os.environ.get("CI") else "dev")
+
+MINIMAL_ORG = """\
+kind: Organization
+version: 1
+name: Test Org
+"""
+
+
+def write_tree(root: Path, files: dict[str, str]) -> Path:
+    """Write `files` (relative path -> text, dedented) below `root`."""
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return root
+
+
+@pytest.fixture
+def make_catalog(tmp_path: Path) -> Callable[..., Path]:
+    """make_catalog({"p.yaml": "..."}) -> a catalog dir with a minimal catalog.yaml unless given."""
+
+    def make(files: dict[str, str], org: str | None = MINIMAL_ORG) -> Path:
+        root = tmp_path / "catalog"
+        root.mkdir(exist_ok=True)
+        if org is not None and "catalog.yaml" not in files:
+            files = {"catalog.yaml": org, **files}
+        return write_tree(root, files)
+
+    return make
+
+
+@pytest.fixture
+def run_cli() -> Callable[..., Result]:
+    def run(*args: str, env: dict[str, str] | None = None) -> Result:
+        runner = CliRunner()
+        full_env = {"CATALOGC_NO_CACHE": "1", "NO_COLOR": "", **(env or {})}
+        return runner.invoke(cli, list(args), env=full_env, catch_exceptions=False)
+
+    return run
+
+
+def shared_data(*parts: str) -> Path:
+    """A path below ../shared/data; skips the test (outside CI) when the data is absent."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        if os.environ.get("CATALOGC_CI"):
+            pytest.fail(f"shared data missing in CI: {path}")
+        pytest.skip(f"shared data not available: {path}")
+    return path
