@@ -29,6 +29,8 @@ class Code:
         return self.id.startswith("E00")
 
 
+WARN = Severity.WARNING
+
 _ALL = [
     Code("E0001", "unreadable-path", "a file or directory could not be read"),
     Code("E0002", "symlink-loop", "a symbolic link points back into itself"),
@@ -66,9 +68,8 @@ _ALL = [
     Code("E0307", "invalid-credentials", "credential or setting fields wrong for the service"),
     Code("E0400", "literal-secret", "a secret value written into the catalog"),
     Code("E0401", "price-out-of-range", "a price below 0 or above 10,000 USD per 1M tokens"),
-    Code(
-        "W0300", "unused-integration", "an integration no provider is made from", Severity.WARNING
-    ),
+    Code("W0300", "unused-integration", "an integration no provider is made from", WARN),
+    Code("W0400", "price-looks-per-token", "a price so small it was typed per token", WARN),
 ]
 
 CODES: dict[str, Code] = {c.id: c for c in _ALL}

@@ -7,15 +7,15 @@ print them and which exit code to use (see `report/`).
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from catalog_compiler.codes import CODES, Severity
+from catalog_compiler.redact import mask
 
 __all__ = ["Diagnostic", "Note", "Severity", "Sink", "Span"]
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class Span:
+class Span(NamedTuple):
     """A 1-based source range; `line == 0` means "the whole file"."""
 
     file: str
@@ -39,22 +39,20 @@ class Span:
         return f"{self.file}:{self.line}:{self.column}"
 
 
-@dataclass(frozen=True, slots=True)
-class Note:
+class Note(NamedTuple):
     """A second position that contributed, e.g. "first defined here"."""
 
     span: Span
     message: str
 
 
-@dataclass(frozen=True, slots=True)
-class Diagnostic:
+class Diagnostic(NamedTuple):
     code: str
     message: str
     span: Span
     help: str | None = None
     notes: tuple[Note, ...] = ()
-    severity: Severity = field(default=Severity.ERROR)
+    severity: Severity = Severity.ERROR
 
     @property
     def name(self) -> str:
@@ -79,7 +77,11 @@ class Sink:
         help: str | None = None,
         notes: Iterable[Note] = (),
     ) -> Diagnostic:
-        diag = Diagnostic(code, message, span, help, tuple(notes), CODES[code].severity)
+        # Messages may quote user text: secret-shaped parts are masked before they can leak.
+        diag = Diagnostic(
+            code, mask(message), span, mask(help) if help else help, tuple(notes),
+            CODES[code].severity,
+        )  # fmt: skip
         self._items.append(diag)
         return diag
 
@@ -93,10 +95,14 @@ class Sink:
         return len(self._items)
 
     def sorted(self) -> list[Diagnostic]:
-        """Sorted by file and position; one diagnostic per (code, position): the first emitted."""
-        first: dict[tuple[str, int, int, str], Diagnostic] = {}
+        """Sorted by file and position, exact repeats dropped. Where a secret is found, only
+        one report: the scanner's, which names the kind of secret and is emitted first."""
+        first: dict[tuple[Span, str, str], Diagnostic] = {}
+        secrets = {d.span for d in self._items if d.code == "E0400"}
         for d in self._items:
-            first.setdefault((d.span.file, d.span.line, d.span.column, d.code), d)
+            if d.code != "E0400" and d.span in secrets:
+                continue  # the value is a leaked secret: that is the one thing to fix there
+            first.setdefault((d.span, d.code, "" if d.code == "E0400" else d.message), d)
         return sorted(first.values(), key=Diagnostic.sort_key)
 
     @property

@@ -1,4 +1,4 @@
-"""The validation pipeline: discover -> parse -> check -> link.
+"""The validation pipeline: discover -> per-file checks (cached) -> link.
 
 Each stage reads the previous stage's value and appends to one diagnostics sink, so one
 run reports every error. Nothing here prints; the CLI renders the result.
@@ -8,20 +8,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from catalog_compiler.cache import ParseCache
-from catalog_compiler.check.schema import Checked, check_document
-from catalog_compiler.check.secrets import scan_document
 from catalog_compiler.codes import CODES
 from catalog_compiler.diagnostics import Diagnostic, Severity, Sink
-from catalog_compiler.link import Catalog, link
+from catalog_compiler.facts import Facts
+from catalog_compiler.filecheck import FileResult, check_file
+from catalog_compiler.link import Index, link
 from catalog_compiler.progress import NullProgress, Progress
 from catalog_compiler.registry import Registry, builtin
 from catalog_compiler.sources import CATALOG_FILE, Source, discover, find_root
-from catalog_compiler.yamlparse import Document, decode, parse_text
 
-# A file that fails to parse may define what others reference: say so on dangling refs.
-_FATAL_PARSE = frozenset({"E0100", "E0102", "E0103", "E0104", "E0108"})
+if TYPE_CHECKING:
+    from catalog_compiler.check.schema import Checked
+    from catalog_compiler.yamlparse import Document
 
 
 @dataclass
@@ -29,10 +30,26 @@ class Result:
     root: Path | None
     root_display: str
     sources: list[Source] = field(default_factory=list)
-    documents: list[Document] = field(default_factory=list)
-    checked: list[Checked] = field(default_factory=list)
-    catalog: Catalog | None = None
+    files: list[FileResult] = field(default_factory=list)
+    index: Index | None = None
     diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    @property
+    def facts(self) -> list[Facts]:
+        return [f for fr in self.files for f in fr.facts]
+
+    @property
+    def document_count(self) -> int:
+        return sum(len(fr.facts) for fr in self.files)
+
+    @property
+    def documents(self) -> list[Document]:
+        return [d for fr in self.files for d in fr.documents]
+
+    @property
+    def checked(self) -> list[Checked]:
+        """Typed documents that passed the structure check (unpacked from the cache lazily)."""
+        return [c for fr in self.files for c in fr.checked()]
 
     @property
     def errors(self) -> list[Diagnostic]:
@@ -51,35 +68,24 @@ class Result:
         return not self.errors
 
 
-def parse_source(source: Source, sink: Sink) -> list[Document]:
-    text = decode(source.raw, source.display, sink)
-    if text is None:
-        return []
-    return parse_text(text, source.display, sink)
-
-
-def load_documents(
-    sources: list[Source], sink: Sink, cache: ParseCache | None, progress: Progress
-) -> list[Document]:
-    """Parse every source, through the content-hash cache when one is given."""
-    documents: list[Document] = []
-    progress.start("parse", len(sources))
+def check_files(
+    sources: list[Source], registry: Registry, cache: ParseCache | None, progress: Progress
+) -> list[FileResult]:
+    """Per-file results, through the content-hash cache when one is given."""
+    results = []
+    progress.start("check", len(sources))
     for source in sources:
-        hit = cache.get(source) if cache else None
-        if hit is not None:
-            docs, diags = hit
-            sink.extend(diags)
+        result = cache.get(source) if cache else None
+        if result is not None:
+            result.attach(source, registry)
         else:
-            local = Sink()
-            docs = parse_source(source, local)
-            diags = list(local)
-            sink.extend(diags)
+            result = check_file(source, registry)
             if cache:
-                cache.put(source, docs, diags)
-        documents.extend(docs)
+                cache.put(source, result)
+        results.append(result)
         progress.advance()
     progress.finish()
-    return documents
+    return results
 
 
 def validate(
@@ -91,7 +97,7 @@ def validate(
 ) -> Result:
     """Run every check on the catalog at `path` and collect all diagnostics."""
     sink = Sink()
-    progress = progress or NullProgress()
+    registry = registry or builtin()
     root_display = str(path)
     result = Result(root=None, root_display=root_display)
     root = find_root(Path(path), sink)
@@ -102,22 +108,11 @@ def validate(
         root_display = str(Path(root_display).parent)
     result.root, result.root_display = root, root_display
     result.sources = discover(root, root_display, sink)
-    result.documents = load_documents(result.sources, sink, cache, progress)
-    unparsed = sorted({d.span.file for d in sink if d.code in _FATAL_PARSE})
-    invalid: list[Document] = []
-    progress.start("check", len(result.documents))
-    for doc in result.documents:
-        scan_document(doc, sink)
-        checked = check_document(doc, sink)
-        if checked is None:
-            invalid.append(doc)
-        else:
-            result.checked.append(checked)
-        progress.advance()
-    progress.finish()
+    result.files = check_files(result.sources, registry, cache, progress or NullProgress())
+    for fr in result.files:
+        sink.extend(fr.diagnostics)
+    unparsed = [fr.display for fr in result.files if fr.unparsed]
     root_file = next((s.display for s in result.sources if s.rel == CATALOG_FILE), CATALOG_FILE)
-    result.catalog = link(
-        result.checked, invalid, registry or builtin(), root_file, sink, unparsed=unparsed
-    )
+    result.index = link(result.facts, registry, root_file, sink, unparsed)
     result.diagnostics = sink.sorted()
     return result

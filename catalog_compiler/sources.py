@@ -11,8 +11,8 @@ import errno
 import fnmatch
 import hashlib
 import os
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from catalog_compiler.diagnostics import Sink, Span
 
@@ -22,11 +22,10 @@ EXTENSIONS = (".yaml", ".yml")
 MAX_FILE_BYTES = 8 * 1024 * 1024
 
 
-@dataclass(frozen=True, slots=True)
-class Source:
+class Source(NamedTuple):
     rel: str  # posix path relative to the catalog root: the identity of the file
-    display: str  # how diagnostics name it (relative to the working directory when possible)
-    path: Path
+    display: str  # how diagnostics name it: the root as the user wrote it, then `rel`
+    path: str
     raw: bytes
     sha256: str
 
@@ -56,7 +55,7 @@ class IgnoreRules:
         return False
 
 
-def _display(path: Path, root_display: str, rel: str) -> str:
+def _display(root_display: str, rel: str) -> str:
     if root_display in ("", "."):
         return rel
     return f"{root_display.rstrip('/')}/{rel}"
@@ -92,12 +91,12 @@ def find_root(start: Path, sink: Sink) -> Path | None:
 def discover(root: Path, root_display: str, sink: Sink) -> list[Source]:
     """Every catalog file below `root`, read, in a stable order."""
     rules = IgnoreRules(_read_ignore(root, sink))
-    files: list[tuple[str, Path]] = []
+    files: list[tuple[str, str]] = []
     visited: set[str] = set()
     _walk(root, "", rules, files, visited, root_display, sink)
     sources = []
     for rel, path in sorted(files):
-        source = read_source(path, rel, _display(path, root_display, rel), sink)
+        source = read_source(path, rel, _display(root_display, rel), sink)
         if source is not None:
             sources.append(source)
     return sources
@@ -118,7 +117,7 @@ def _walk(
     directory: Path,
     rel_dir: str,
     rules: IgnoreRules,
-    out: list[tuple[str, Path]],
+    out: list[tuple[str, str]],
     visited: set[str],
     root_display: str,
     sink: Sink,
@@ -126,14 +125,14 @@ def _walk(
     try:
         real = os.path.realpath(directory, strict=True)
     except OSError as exc:
-        _io_error(sink, _display(directory, root_display, rel_dir or "."), exc)
+        _io_error(sink, _display(root_display, rel_dir or "."), exc)
         return
     if real in visited:
         sink.emit(
             "E0002",
-            f"symbolic link loop: `{_display(directory, root_display, rel_dir)}` "
+            f"symbolic link loop: `{_display(root_display, rel_dir)}` "
             "leads back to a directory already read",
-            Span(_display(directory, root_display, rel_dir)),
+            Span(_display(root_display, rel_dir)),
             help="remove the link or add it to .catalogignore",
         )
         return
@@ -141,7 +140,7 @@ def _walk(
     try:
         entries = sorted(os.scandir(directory), key=lambda e: e.name)
     except OSError as exc:
-        _io_error(sink, _display(directory, root_display, rel_dir or "."), exc)
+        _io_error(sink, _display(root_display, rel_dir or "."), exc)
         return
     for entry in entries:
         if entry.name.startswith("."):
@@ -150,19 +149,24 @@ def _walk(
         try:
             is_dir = entry.is_dir()  # follows symlinks
         except OSError as exc:
-            _io_error(sink, _display(Path(entry.path), root_display, rel), exc)
+            _io_error(sink, _display(root_display, rel), exc)
             continue
         if rules.ignored(rel, is_dir):
             continue
         if is_dir:
             _walk(Path(entry.path), rel, rules, out, visited, root_display, sink)
         elif entry.name.endswith(EXTENSIONS):
-            out.append((rel, Path(entry.path)))
+            out.append((rel, entry.path))
 
 
-def read_source(path: Path, rel: str, display: str, sink: Sink) -> Source | None:
+def read_source(path: str, rel: str, display: str, sink: Sink) -> Source | None:
     try:
-        size = path.stat().st_size
+        fd = os.open(path, os.O_RDONLY)
+    except OSError as exc:
+        _io_error(sink, display, exc)
+        return None
+    try:
+        size = os.fstat(fd).st_size
         if size > MAX_FILE_BYTES:
             sink.emit(
                 "E0104",
@@ -172,8 +176,14 @@ def read_source(path: Path, rel: str, display: str, sink: Sink) -> Source | None
                 help="split it into several files",
             )
             return None
-        raw = path.read_bytes()
+        chunks = []
+        while chunk := os.read(fd, max(size, 65536)):
+            chunks.append(chunk)
+            size = 65536
+        raw = b"".join(chunks)
     except OSError as exc:
         _io_error(sink, display, exc)
         return None
+    finally:
+        os.close(fd)
     return Source(rel, display, path, raw, hashlib.sha256(raw).hexdigest())

@@ -148,6 +148,7 @@ class _Skip:
 _NO_KEY: Any = object()
 _SKIP: Any = _Skip()
 _MERGE_KEY: Any = object()
+_COMPLEX_KEY: Any = object()  # a mapping/list used as a key: it and its value are dropped
 
 
 class _Broken(Exception):
@@ -193,6 +194,9 @@ class _Builder:
             return
         key = top.key
         top.key = _NO_KEY
+        if key is _COMPLEX_KEY:  # this node was the key; skip the value that follows
+            top.key = _SKIP
+            return
         if key is _SKIP:
             return
         if key is _MERGE_KEY:
@@ -282,7 +286,7 @@ class _Builder:
                 pos,
                 help="use a string key",
             )
-            self.stack[-1].key = _SKIP
+            self.stack[-1].key = _COMPLEX_KEY
         tag = ev.tag
         if tag is not None and tag != "!" and tag != _CORE + ("map" if is_map else "seq"):
             self.error("E0105", f"unsupported tag `{tag}`", pos, help="remove the tag")
@@ -331,15 +335,44 @@ def _char_at(text: str, line: int, col: int) -> str:
     return ""
 
 
+_OPENERS = {
+    "while parsing a flow sequence": ("`[`", "expected `,` or `]` here"),
+    "while parsing a flow mapping": ("`{`", "expected `,` or `}` here"),
+    "while scanning a quoted scalar": ("quoted string", "the file ends here"),
+}
+
+
+def _syntax_hint(problem: str, char: str) -> str | None:
+    if "tab" in problem or char == "\t":
+        return "YAML does not allow tabs for indentation: use spaces"
+    if char in ("@", "`"):
+        return f'`{char}` cannot start a plain YAML value: quote it, e.g. "@openai-prod"'
+    if problem.startswith("mapping values are not allowed"):
+        return "check the indentation of this line, or quote a value that contains `: `"
+    return None
+
+
+def _marked_error(exc: MarkedYAMLError, text: str, file: str) -> tuple[Pos, str, list[Note]]:
+    mark = exc.problem_mark
+    pos: Pos = (mark.line + 1, mark.column + 1, mark.line + 1, mark.column + 1)
+    problem = exc.problem or "invalid YAML"
+    notes: list[Note] = []
+    cm = exc.context_mark
+    if not exc.context or cm is None or (cm.line + 1, cm.column + 1) == pos[:2]:
+        return pos, problem, notes
+    context = (cm.line + 1, cm.column + 1, cm.line + 1, cm.column + 2)
+    opener = _OPENERS.get(exc.context)
+    if opener and _char_at(text, pos[0], pos[1]) not in ("]", "}"):
+        # an unclosed bracket or quote (not a wrong closer): point at where it opens
+        notes.append(Note(Span.at(file, pos), opener[1]))
+        return context, f"this {opener[0]} is never closed", notes
+    notes.append(Note(Span.at(file, context), exc.context))
+    return pos, problem, notes
+
+
 def _syntax_error(exc: YAMLError, text: str, file: str, sink: Sink) -> None:
     if isinstance(exc, MarkedYAMLError) and exc.problem_mark is not None:
-        mark = exc.problem_mark
-        pos: Pos = (mark.line + 1, mark.column + 1, mark.line + 1, mark.column + 1)
-        problem = exc.problem or "invalid YAML"
-        notes = []
-        if exc.context and exc.context_mark is not None:
-            cm = exc.context_mark
-            notes.append(Note(Span(file, cm.line + 1, cm.column + 1), exc.context))
+        pos, problem, notes = _marked_error(exc, text, file)
     else:  # ReaderError: a character YAML does not allow
         index = getattr(exc, "position", 0) or 0
         line = text.count("\n", 0, index) + 1
@@ -350,9 +383,7 @@ def _syntax_error(exc: YAMLError, text: str, file: str, sink: Sink) -> None:
         if isinstance(char, int):
             problem = f"character U+{char:04X} is not allowed in YAML"
         notes = []
-    help_text = None
-    if "tab" in problem or _char_at(text, pos[0], pos[1]) == "\t":
-        help_text = "YAML does not allow tabs for indentation: use spaces"
+    help_text = _syntax_hint(problem, _char_at(text, pos[0], pos[1]))
     sink.emit("E0100", problem, Span.at(file, pos), help=help_text, notes=notes)
 
 
@@ -404,7 +435,8 @@ def decode(raw: bytes, file: str, sink: Sink) -> str | None:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
-        col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        line_start = raw.rfind(b"\n", 0, exc.start) + 1
+        col = len(raw[line_start : exc.start].decode("utf-8", errors="replace")) + 1
         help_text = "re-save the file as UTF-8"
         if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
             help_text = (

@@ -23,7 +23,7 @@ def render_positions(case: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[list[
     lines = [f"{d.span}: {d.severity.value}[{d.code}]" for d in result.diagnostics]
     out = io.StringIO()
     TextReporter(out).report(
-        result.diagnostics, Summary(len(result.sources), len(result.documents))
+        result.diagnostics, Summary(len(result.sources), result.document_count)
     )
     return lines, out.getvalue()
 

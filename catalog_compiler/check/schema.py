@@ -6,16 +6,17 @@ import types
 import typing
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from catalog_compiler.check.secrets import mask
 from catalog_compiler.diagnostics import Sink, Span
 from catalog_compiler.model.common import Strict
 from catalog_compiler.model.documents import KINDS
 from catalog_compiler.model.types import type_name
 from catalog_compiler.positions import key_pos, value_pos
+from catalog_compiler.redact import mask
 from catalog_compiler.suggest import did_you_mean, hint
 from catalog_compiler.yamlparse import Document
 
@@ -98,10 +99,14 @@ def _where(kind: str, loc: Loc) -> str:
     return f"`{format_loc(loc)}`" if loc else kind
 
 
-def _report(err: Any, doc: Document, kind: str, cls: type[Strict], sink: Sink) -> None:
+def _report(
+    err: Any, doc: Document, kind: str, cls: type[Strict], sink: Sink, seen: set[Any]
+) -> None:
     etype: str = err["type"]
     loc: tuple[str | int, ...] = tuple(err["loc"])
     ctx: dict[str, Any] = err.get("ctx") or {}
+    if "field" in ctx:  # a check across fields names the one to point at
+        loc = (*loc, ctx["field"])
     value = err.get("input")
     pos = value_pos(doc.pos, loc)
     help_text: str | None = ctx.get("hint")
@@ -124,16 +129,8 @@ def _report(err: Any, doc: Document, kind: str, cls: type[Strict], sink: Sink) -
             help_text = f"try `{ctx['fix']}`"
         elif "choices" in ctx and isinstance(value, str):
             help_text = hint(value, ctx["choices"]) or help_text
-        elif (
-            etype == "E0204"
-            and isinstance(value, str)
-            and ctx.get("expected", "").startswith(
-                ("an integer", "a whole number", "true or false")
-            )
-        ):
-            help_text = "remove the quotes"
-        elif etype == "E0204" and ctx.get("expected") == "a string" and value is not None:
-            help_text = 'quote it, e.g. `"1.10"`: YAML reads unquoted numbers and booleans'
+        elif etype == "E0204":
+            help_text = help_text or _type_hint(ctx.get("expected", ""), value)
     elif etype in _TYPE_WORDS:
         code = "E0204"
         message = f"expected {_TYPE_WORDS[etype]}, found {type_name(value)}"
@@ -151,7 +148,26 @@ def _report(err: Any, doc: Document, kind: str, cls: type[Strict], sink: Sink) -
         message = str(err["msg"])
     if loc and code in ("E0204", "E0205", "E0206") and not message.startswith("invalid value"):
         message = f"{_where(kind, loc)}: {message}"
-    sink.emit(code, message, Span.at(doc.file, pos), help=help_text)
+    # A value reached through several aliases fails once per path: report it once.
+    key = (pos, code, str(loc[-1]) if loc else "")
+    if key not in seen:
+        seen.add(key)
+        sink.emit(code, message, Span.at(doc.file, pos), help=help_text)
+
+
+def _type_hint(expected: str, value: Any) -> str | None:
+    """How to write the value so YAML reads it as the type the field wants."""
+    if isinstance(value, str) and expected.startswith(("an integer", "a whole number", "a number")):
+        if "_" in value or "," in value:
+            return "write the number without `_` or `,` separators"
+        return f"write a plain number, not text: e.g. `{value.strip()}` without quotes"
+    if isinstance(value, str) and expected == "true or false":
+        return "write `true` or `false` (YAML 1.2 reads yes/no/on/off as text)"
+    if expected == "a string" and isinstance(value, (int, Decimal)) and not isinstance(value, bool):
+        return f'quote it: `"{value}"` (YAML reads unquoted numbers as numbers)'
+    if expected == "a string" and isinstance(value, bool):
+        return f'quote it: `"{str(value).lower()}"` (YAML reads it as a boolean)'
+    return None
 
 
 def _without_typo_twins(errors: list[Any], cls: type[Strict]) -> list[Any]:
@@ -200,7 +216,8 @@ def check_document(doc: Document, sink: Sink) -> Checked | None:
     try:
         model = cls.model_validate(data)
     except ValidationError as exc:
+        seen: set[Any] = set()
         for err in _without_typo_twins(exc.errors(include_url=False), cls):
-            _report(err, doc, kind, cls, sink)
+            _report(err, doc, kind, cls, sink, seen)
         return None
     return Checked(doc, kind, model)

@@ -38,7 +38,7 @@ def report(result: Result, fmt: str, color: str, strict: bool) -> None:
     reporter = REPORTER_BY_NAME[fmt](stream, color=use_color(color, stream))
     reporter.report(
         result.diagnostics,
-        Summary(files=len(result.sources), documents=len(result.documents), strict=strict),
+        Summary(files=len(result.sources), documents=result.document_count, strict=strict),
     )
 
 

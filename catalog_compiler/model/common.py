@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
@@ -27,7 +27,9 @@ from catalog_compiler.model.types import (
 class Strict(BaseModel):
     """Unknown fields are errors; instances are immutable; inputs never echo into errors."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, hide_input_in_errors=True, defer_build=True
+    )
 
 
 # -- secrets ------------------------------------------------------------------------------
@@ -66,7 +68,7 @@ class SecretRef(Strict):
         return value
 
     @model_validator(mode="after")
-    def _exactly_one(self) -> SecretRef:
+    def _exactly_one(self) -> Self:
         if (self.env is None) == (self.file is None):
             raise PydanticCustomError(
                 "E0205", "a secret reference has exactly one of `env` or `file`", {}
@@ -89,12 +91,13 @@ class Budget(Strict):
     alert_threshold: Fraction | None = Field(None, description="fraction of the limit, e.g. 0.8")
 
     @model_validator(mode="after")
-    def _whole_units(self) -> Budget:
+    def _whole_units(self) -> Self:
         if self.unit != "usd" and self.limit != self.limit.to_integral_value():
             raise PydanticCustomError(
-                "E0206", "a {unit} budget is a whole number, found {limit}",
-                {"unit": self.unit, "limit": str(self.limit)},
-            )  # fmt: skip
+                "E0206",
+                "a {unit} budget is a whole number, found {limit}",
+                {"unit": self.unit, "limit": str(self.limit), "field": "limit"},
+            )
         return self
 
 
@@ -147,10 +150,10 @@ class PriceOverride(Pricing):
     free: Flag = Field(False, description="charge nothing for these models")
 
     @model_validator(mode="after")
-    def _free_or_prices(self) -> PriceOverride:
+    def _free_or_prices(self) -> Self:
         if self.free and self.fields():
             raise PydanticCustomError(
-                "E0205", "`free: true` and explicit prices exclude each other", {}
+                "E0205", "`free: true` and explicit prices exclude each other", {"field": "free"}
             )
         if not self.free and not self.fields():
             raise PydanticCustomError(

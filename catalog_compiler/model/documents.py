@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
@@ -46,7 +46,7 @@ class CustomModel(ModelLimits):
     headers: dict[str, Text] | None = Field(None, description="extra request headers (no secrets)")
 
     @model_validator(mode="after")
-    def _output_fits(self) -> CustomModel:
+    def _output_fits(self) -> Self:
         if (
             self.context_window is not None
             and self.max_output_tokens is not None
@@ -55,7 +55,11 @@ class CustomModel(ModelLimits):
             raise PydanticCustomError(
                 "E0206",
                 "`max_output_tokens` ({out}) exceeds `context_window` ({ctx})",
-                {"out": self.max_output_tokens, "ctx": self.context_window},
+                {
+                    "out": self.max_output_tokens,
+                    "ctx": self.context_window,
+                    "field": "max_output_tokens",
+                },
             )
         return self
 
@@ -81,6 +85,12 @@ class Organization(Limits):
     @field_validator("version", mode="plain")
     @classmethod
     def _known_version(cls, value: Any) -> int:
+        if isinstance(value, str) and value.strip().isdigit():
+            raise PydanticCustomError(
+                "E0204",
+                "the version is a number: write `version: {value}` without quotes",
+                {"value": value.strip()},
+            )
         if isinstance(value, bool) or value not in LANGUAGE_VERSIONS:
             raise PydanticCustomError(
                 "E0208",
@@ -159,10 +169,16 @@ class Model(CustomModel):
     provider: ProviderRef | None = None
 
     @model_validator(mode="after")
-    def _one_home(self) -> Model:
-        if (self.integration is None) == (self.provider is None):
+    def _one_home(self) -> Self:
+        if self.integration is not None and self.provider is not None:
             raise PydanticCustomError(
-                "E0203", "a Model names exactly one of `integration` or `provider`", {}
+                "E0205",
+                "a Model lives on an integration or on a provider, not both",
+                {"field": "provider", "hint": "keep `integration:` or `provider:`"},
+            )
+        if self.integration is None and self.provider is None:
+            raise PydanticCustomError(
+                "E0203", "a Model needs `integration:` or `provider:` (where it lives)", {}
             )
         return self
 

@@ -9,7 +9,7 @@ Secrets (`api_key`, AWS keys, service-account JSON, `Authorization`) must be ref
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import Field, PlainValidator, WithJsonSchema, model_validator
 from pydantic_core import PydanticCustomError
@@ -21,6 +21,7 @@ from catalog_compiler.model.types import (
     Positive,
     Text,
     Url,
+    to_count,
     to_decimal,
     type_name,
     wrong_type,
@@ -65,6 +66,18 @@ def _hook(value: Any) -> Any:
     return value
 
 
+def _attempts(value: Any) -> int:
+    count = to_count(value)
+    if count > 5:
+        raise PydanticCustomError(
+            "E0206", "retry `attempts` is 0-5 (as in Portkey), found {n}", {"n": count}
+        )
+    return count
+
+
+Attempts = Annotated[
+    int, PlainValidator(_attempts), WithJsonSchema({"type": "integer", "minimum": 0, "maximum": 5})
+]
 StatusCode = Annotated[
     int,
     PlainValidator(_status_code),
@@ -126,27 +139,23 @@ class Strategy(Strict):
     cb_config: CircuitBreaker | None = None
 
     @model_validator(mode="after")
-    def _conditional_needs_branches(self) -> Strategy:
-        if self.mode == "conditional" and (self.conditions is None or self.default is None):
-            raise PydanticCustomError(
-                "E0203", "a conditional strategy needs `conditions` and `default`", {}
-            )
+    def _conditional_needs_branches(self) -> Self:
+        if self.mode == "conditional":
+            missing = [f"`{f}`" for f in ("conditions", "default") if getattr(self, f) is None]
+            if missing:
+                raise PydanticCustomError(
+                    "E0203",
+                    "a conditional strategy needs {missing}",
+                    {"missing": " and ".join(missing)},
+                )
         return self
 
 
 class Retry(Strict):
-    attempts: Count = Field(description="0-5 extra attempts")
+    attempts: Attempts = Field(description="0-5 extra attempts")
     on_status_codes: tuple[StatusCode, ...] | None = None
     use_retry_after_headers: Flag | None = None
     use_retry_after_header: Flag | None = None
-
-    @model_validator(mode="after")
-    def _at_most_five(self) -> Retry:
-        if self.attempts > 5:
-            raise PydanticCustomError(
-                "E0206", "retry `attempts` is 0-5 (as in Portkey), found {n}", {"n": self.attempts}
-            )
-        return self
 
 
 class Cache(Strict):
@@ -215,7 +224,7 @@ class Target(Strict):
     Authorization: SecretRef | None = None
 
     @model_validator(mode="after")
-    def _strategy_needs_targets(self) -> Target:
+    def _strategy_needs_targets(self) -> Self:
         if self.strategy is not None and not self.targets:
             raise PydanticCustomError("E0203", "a `strategy` needs a non-empty `targets` list", {})
         if self.targets and self.strategy is None:

@@ -121,7 +121,10 @@ def _price(value: Any) -> Decimal:
         raise PydanticCustomError(
             "E0401",
             "price {value} is outside 0..10000 USD per 1M tokens",
-            {"value": str(result)},
+            {
+                "value": str(result),
+                "hint": "prices are USD per 1M tokens: gpt-4o input is 2.5",
+            },
         )
     return result
 
@@ -135,12 +138,11 @@ def _per_request_price(value: Any) -> Decimal:
     return result
 
 
-def _count(value: Any) -> int:
+def to_count(value: Any) -> int:
+    """A whole number >= 0. `2e6` or `1.0` are whole (as in JSON Schema); `"5"` is text."""
+    if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, Decimal) and value == value.to_integral_value():
-            raise PydanticCustomError(
-                "E0204", "expected a whole number, found {value}", {"value": str(value)}
-            )
         raise wrong_type("a whole number", value)
     if value < 0:
         raise PydanticCustomError("E0206", "must be 0 or more, found {value}", {"value": value})
@@ -148,7 +150,7 @@ def _count(value: Any) -> int:
 
 
 def _positive(value: Any) -> int:
-    result = _count(value)
+    result = to_count(value)
     if result < 1:
         raise PydanticCustomError("E0206", "must be 1 or more, found {value}", {"value": result})
     return result
@@ -272,7 +274,7 @@ PerRequestPrice = Annotated[
         }
     ),
 ]
-Count = Annotated[int, PlainValidator(_count), WithJsonSchema({"type": "integer", "minimum": 0})]
+Count = Annotated[int, PlainValidator(to_count), WithJsonSchema({"type": "integer", "minimum": 0})]
 Positive = Annotated[
     int, PlainValidator(_positive), WithJsonSchema({"type": "integer", "minimum": 1})
 ]

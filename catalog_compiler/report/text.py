@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from catalog_compiler.check.secrets import mask_same_length
-from catalog_compiler.diagnostics import Diagnostic, Severity
+from catalog_compiler.diagnostics import Diagnostic
+from catalog_compiler.redact import mask_same_length
 from catalog_compiler.report.base import Reporter, SourceLines, Summary, counts, valid
 
 _STYLE = {"error": "\033[1;31m", "warning": "\033[1;33m", "gutter": "\033[1;34m",
@@ -65,15 +65,10 @@ class TextReporter(Reporter):
 
     def summary_line(self, diagnostics: Sequence[Diagnostic], summary: Summary) -> str:
         errors, warnings = counts(diagnostics)
-        scope = f"{plural(summary.documents, 'document')} in {plural(summary.files, 'file')}"
-        parts = []
-        if errors:
-            parts.append(plural(errors, "error"))
-        if warnings:
-            parts.append(plural(warnings, "warning"))
+        scope = f"{plural(summary.documents, 'document')} from {plural(summary.files, 'file')}"
+        parts = [plural(n, w) for n, w in ((errors, "error"), (warnings, "warning")) if n]
         if valid(diagnostics, summary.strict):
             tail = f" ({', '.join(parts)})" if parts else ""
             return f"{self.paint('ok', 'bold')}: {scope}{tail}"
-        failing = Severity.ERROR.value if errors else Severity.WARNING.value
         why = " (--strict)" if not errors else ""
-        return f"{self.paint(failing, failing)}: {', '.join(parts)}{why} in {scope}"
+        return f"{self.paint('failed', 'error')}: {', '.join(parts)}{why} in {scope}"

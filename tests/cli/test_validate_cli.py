@@ -55,13 +55,12 @@ def test_errors_exit_1_and_every_error_is_reported(
         for d in report["diagnostics"]
     ]
     assert got == [
-        ("integrations.yaml", "W0300", 2, 7),  # nothing valid names it: the provider has a typo
         ("providers.yaml", "E0301", 3, 14),  # checked although the document has other errors
         ("providers.yaml", "E0205", 5, 23),
-    ]
-    diag = report["diagnostics"][2]
+    ]  # and no "unused integration" warning: that would only echo the typo
+    diag = report["diagnostics"][1]
     assert diag["name"] == "invalid-value" and diag["help"] == "did you mean `tokens`?"
-    assert report["diagnostics"][1]["help"] == "did you mean `openai-main`?"
+    assert report["diagnostics"][0]["help"] == "did you mean `openai-main`?"
 
 
 def test_dangling_reference_with_suggestion(
@@ -117,9 +116,9 @@ def test_github_annotations_escape_properly(
 ) -> None:
     root = make_catalog(BROKEN)
     out = run_cli("validate", str(root), "--format", "github").output.splitlines()
-    assert [line[: line.index(" ")] for line in out[:3]] == ["::warning", "::error", "::error"]
-    assert ",line=5,col=23,endLine=5,endColumn=29,title=E0205 invalid-value::" in out[2]
-    assert out[2].endswith("%0Ahelp: did you mean `tokens`?")
+    assert [line[: line.index(" ")] for line in out[:2]] == ["::error", "::error"]
+    assert ",line=5,col=23,endLine=5,endColumn=29,title=E0205 invalid-value::" in out[1]
+    assert out[1].endswith("%0Ahelp: did you mean `tokens`?")
     assert escape_data("50% a\r\nb") == "50%25 a%0D%0Ab"
     assert escape_property("a:b,c%") == "a%3Ab%2Cc%25"
 
@@ -134,11 +133,11 @@ def test_sarif_has_stable_rules_and_located_results(
     rules = run["tool"]["driver"]["rules"]
     assert [r["id"] for r in rules] == sorted(CODES)
     results = run["results"]
-    assert [r["ruleId"] for r in results] == ["W0300", "E0301", "E0205"]
-    assert [r["level"] for r in results] == ["warning", "error", "error"]
+    assert [r["ruleId"] for r in results] == ["E0301", "E0205"]
+    assert [r["level"] for r in results] == ["error", "error"]
     for res in results:
         assert rules[res["ruleIndex"]]["id"] == res["ruleId"]
-    region = results[2]["locations"][0]["physicalLocation"]["region"]
+    region = results[1]["locations"][0]["physicalLocation"]["region"]
     assert (region["startLine"], region["startColumn"], region["endColumn"]) == (5, 23, 29)
 
 

@@ -74,3 +74,9 @@ def test_routing_schema_accepts_shared_portkey_configs() -> None:
 
 def test_schema_files_are_the_only_ones(tmp_path: Path) -> None:
     assert sorted(p.name for p in SCHEMA_DIR.glob("*.json")) == sorted(SCHEMAS)
+
+
+def test_cli_schema_names_match_the_generators() -> None:
+    from catalog_compiler.cli.schema_cmd import SCHEMA_NAMES
+
+    assert sorted(SCHEMA_NAMES) == sorted(SCHEMAS)

@@ -1,0 +1,279 @@
+"""Checks that need one document only (plus static tables), and the facts the link stage needs.
+
+Everything here depends on a single document, the service table and the built-in registry,
+so its result is cached with the file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator, Sequence
+from decimal import Decimal
+from typing import Any, cast
+
+from pydantic import BaseModel
+
+from catalog_compiler.check.schema import Checked
+from catalog_compiler.diagnostics import Note, Sink, Span
+from catalog_compiler.facts import Facts, Ref, TargetRef, split_model_string
+from catalog_compiler.link import check_base_model
+from catalog_compiler.model.common import PRICE_FIELDS, Limits, Pricing
+from catalog_compiler.model.documents import Config, Integration, Model, Organization
+from catalog_compiler.model.routing import Target
+from catalog_compiler.model.types import PERIOD_RE, SLUG_RE
+from catalog_compiler.positions import key_pos, value_pos
+from catalog_compiler.registry import Registry
+from catalog_compiler.services import ALIASES, SERVICES
+from catalog_compiler.suggest import did_you_mean
+from catalog_compiler.yamlparse import Document
+
+Path = tuple[str | int, ...]
+URL_ONLY_SETTINGS = frozenset({"resource_name"})
+TINY_PRICE = Decimal("0.001")  # USD per 1M tokens; the cheapest real prices are ~0.01
+# kind -> (field, kind it names, "@" when written as a provider reference)
+REF_FIELDS: dict[str, tuple[tuple[str, str, str], ...]] = {
+    "Integration": (("workspaces", "Workspace", ""),),
+    "Provider": (("integration", "Integration", ""), ("workspaces", "Workspace", "")),
+    "Workspace": (("providers", "Provider", "@"), ("default_config", "Config", "")),
+    "Model": (("integration", "Integration", ""), ("provider", "Provider", "@")),
+    "Config": (("workspaces", "Workspace", ""),),
+}
+
+
+class LocalChecker:
+    def __init__(self, doc: Document, registry: Registry, sink: Sink) -> None:
+        self.doc = doc
+        self.registry = registry
+        self.sink = sink
+
+    def at(self, path: Sequence[str | int], key: bool = False) -> Span:
+        pos = key_pos(self.doc.pos, path) if key else value_pos(self.doc.pos, path)
+        return Span.at(self.doc.file, pos)
+
+    def emit(self, code: str, message: str, path: Path, *, key: bool = False, **kw: Any) -> None:
+        self.sink.emit(code, message, self.at(path, key), **kw)
+
+    # -- facts ------------------------------------------------------------------------
+    def refs(self) -> Iterator[Ref]:
+        """Top-level references, from the raw data so invalid documents are linked too."""
+        data = self.doc.data if isinstance(self.doc.data, dict) else {}
+        kind = data.get("kind")
+        for field_name, target, prefix in REF_FIELDS.get(kind, ()) if isinstance(kind, str) else ():
+            value = data.get(field_name)
+            items = enumerate(value) if isinstance(value, list) else [(None, value)]
+            for i, item in items:
+                if not isinstance(item, str) or item == "*":
+                    continue
+                name = item.removeprefix("@") if prefix else item
+                if SLUG_RE.match(name):  # an invalid slug is already reported
+                    path: Path = (field_name,) if i is None else (field_name, i)
+                    yield Ref(target, name, self.at(path), prefix)
+
+    def facts(self, checked: Checked | None) -> Facts:
+        data = self.doc.data if isinstance(self.doc.data, dict) else {}
+        kind = data.get("kind") if isinstance(data.get("kind"), str) else None
+        facts = Facts(self.doc.file, kind, valid=checked is not None, refs=tuple(self.refs()))
+        slug = data.get("slug")
+        if isinstance(slug, str):
+            facts.slug, facts.span = slug, self.at(("slug",))
+        if kind == "Organization":
+            facts.span = self.at(("kind",))
+        if checked is None:
+            return facts
+        model = checked.model
+        if isinstance(model, Organization):
+            facts.has_epoch = model.epoch is not None
+        elif isinstance(model, Integration):
+            facts.service = model.service if model.service in SERVICES else None
+            facts.custom_models = tuple(c.name for c in model.models.custom) if model.models else ()
+        elif isinstance(model, Model):
+            home = ("Integration", model.integration) if model.integration else None
+            facts.model_home = home or ("Provider", cast(str, model.provider))
+            facts.model_name, facts.span = model.name, self.at(("name",))
+            if model.base_model:
+                facts.base_model = (model.base_model, self.at(("base_model",)))
+        elif isinstance(model, Config):
+            refs: list[Ref] = []
+            targets: list[TargetRef] = []
+            self.targets(model.config, None, ("config",), refs, targets)
+            facts.refs += tuple(refs)
+            facts.targets = tuple(targets)
+        if isinstance(model, Limits):
+            facts.day_periods = tuple(self.day_periods(model))
+        return facts
+
+    def targets(
+        self,
+        t: Target,
+        inherited: str | None,
+        path: Path,
+        refs: list[Ref],
+        out: list[TargetRef],
+    ) -> None:
+        provider = inherited
+        if t.provider is not None:
+            where = (*path, "provider")
+            if t.provider.startswith("@"):
+                provider = t.provider[1:]
+                refs.append(Ref("Provider", provider, self.at(where), "@"))
+            elif t.provider in SERVICES or t.provider in ALIASES:
+                provider = None  # a raw service with referenced credentials: not governed
+            else:
+                provider = None
+                out.append(TargetRef("bare-provider", t.provider, None, self.at(where)))
+        elif t.virtual_key is not None:
+            provider = t.virtual_key.removeprefix("@")
+            refs.append(Ref("Provider", provider, self.at((*path, "virtual_key")), "@"))
+        model = (t.override_params or {}).get("model")
+        if isinstance(model, str):
+            where = (*path, "override_params", "model")
+            named, _ = split_model_string(model)
+            if named is not None:
+                refs.append(Ref("Provider", named, self.at(where), "@"))
+            out.append(TargetRef("model", model, named or provider, self.at(where)))
+        for i, child in enumerate(t.targets or ()):
+            self.targets(child, provider, (*path, "targets", i), refs, out)
+
+    def day_periods(self, model: Limits) -> Iterator[Span]:
+        for block, limits in self.limit_blocks(model):
+            for i, budget in enumerate(limits.budgets):
+                if PERIOD_RE.match(budget.period):
+                    yield self.at((*block, "budgets", i, "period"))
+
+    @staticmethod
+    def limit_blocks(model: Limits) -> Iterator[tuple[Path, Limits]]:
+        yield (), model
+        for name in ("provider_defaults", "workspace_defaults"):
+            nested = getattr(model, name, None)
+            if isinstance(nested, Limits):
+                yield (name,), nested
+
+    # -- checks -----------------------------------------------------------------------
+    def check(self, checked: Checked) -> None:
+        model = checked.model
+        if isinstance(model, Limits):
+            for block, limits in self.limit_blocks(model):
+                self.duplicate_limits(limits, block)
+        if isinstance(model, Integration):
+            self.integration(model)
+        self.tiny_prices(model, ())
+
+    def tiny_prices(self, value: Any, path: Path) -> None:
+        """Warn on prices below 0.001 USD per 1M tokens: those were typed per token."""
+        if isinstance(value, Pricing):
+            for name in PRICE_FIELDS[:4]:
+                price = getattr(value, name)
+                if price is not None and Decimal(0) < price < TINY_PRICE:
+                    per_m = (price * 1_000_000).normalize()
+                    self.emit(
+                        "W0400",
+                        f"price {price:f} USD per 1M tokens is implausibly small",
+                        (*path, name),
+                        help=f"prices are per 1M tokens: if {price:f} is per token, write {per_m:f}",
+                    )
+        if isinstance(value, BaseModel):
+            for name in type(value).model_fields:
+                self.tiny_prices(getattr(value, name), (*path, name))
+        elif isinstance(value, tuple):
+            for i, item in enumerate(value):
+                self.tiny_prices(item, (*path, i))
+
+    def duplicate_limits(self, limits: Limits, path: Path) -> None:
+        seen: dict[tuple[str, str], int] = {}
+        for i, b in enumerate(limits.budgets):
+            first = seen.setdefault((b.unit, b.period), i)
+            if first != i:
+                self.emit(
+                    "E0212",
+                    f"two `{b.unit}` budgets for period `{b.period}` at one level",
+                    (*path, "budgets", i),
+                    help="keep one: a level has one pool per unit and period",
+                    notes=[Note(self.at((*path, "budgets", first)), "first one here")],
+                )
+        rseen: dict[tuple[str, str], int] = {}
+        for i, r in enumerate(limits.rate_limits):
+            first = rseen.setdefault((r.unit, r.per), i)
+            if first != i:
+                self.emit(
+                    "E0212",
+                    f"two `{r.unit}` rate limits per `{r.per}` at one level",
+                    (*path, "rate_limits", i),
+                    help="keep one: a level has one bucket per unit and interval",
+                    notes=[Note(self.at((*path, "rate_limits", first)), "first one here")],
+                )
+
+    def integration(self, integ: Integration) -> None:
+        service = SERVICES.get(integ.service)
+        if service is None:
+            guess = ALIASES.get(integ.service) or did_you_mean(integ.service, SERVICES)
+            self.emit(
+                "E0306",
+                f"unknown service `{integ.service}` in integration `{integ.slug}`",
+                ("service",),
+                help=f"did you mean `{guess}`?"
+                if guess
+                else f"supported services: {', '.join(sorted(SERVICES))}",
+            )
+            return
+        self.fields("credential", integ.credentials, service.credentials,
+                    service.optional_credentials, "credentials", integ, ())  # fmt: skip
+        self.fields("setting", integ.settings, service.settings, service.optional_settings,
+                    "settings", integ, URL_ONLY_SETTINGS if integ.base_url else ())  # fmt: skip
+        if service.base_url is None and integ.base_url is None:
+            self.emit(
+                "E0203",
+                f"service `{service.id}` is self-hosted: the integration needs `base_url`",
+                ("service",),
+                help="add `base_url: https://…/v1`",
+            )
+        seen: dict[str, int] = {}
+        for i, custom in enumerate(integ.models.custom if integ.models else ()):
+            first = seen.setdefault(custom.name, i)
+            if first != i:
+                self.emit(
+                    "E0300",
+                    f"custom model `{custom.name}` is declared twice on `{integ.slug}`",
+                    ("models", "custom", i, "name"),
+                    notes=[
+                        Note(self.at(("models", "custom", first, "name")), "first declared here")
+                    ],
+                )
+            if custom.base_model:
+                where = self.at(("models", "custom", i, "base_model"))
+                check_base_model(self.registry, service.id, custom.base_model, where, self.sink)
+
+    def fields(
+        self,
+        what: str,
+        given: dict[str, Any],
+        required: tuple[str, ...],
+        optional: tuple[str, ...],
+        block: str,
+        integ: Integration,
+        waived: Collection[str],
+    ) -> None:
+        known = required + optional
+        typos: set[str] = set()  # a misspelt required field is one error, not two
+        for name in given:
+            if name not in known:
+                guess = did_you_mean(name, known)
+                if guess:
+                    typos.add(guess)
+                self.emit(
+                    "E0307",
+                    f"`{name}` is not a {what} of service `{integ.service}`",
+                    (block, name),
+                    key=True,
+                    help=f"did you mean `{guess}`?"
+                    if guess
+                    else f"{integ.service} takes: {', '.join(known) or f'no {what}s'}",
+                )
+        anchor: Path = (block,) if block in self.doc.data else ("service",)
+        for name in required:
+            if name not in given and name not in waived and name not in typos:
+                example = f"{{env: {name.upper()}}}" if what == "credential" else "…"
+                self.emit(
+                    "E0307",
+                    f"service `{integ.service}` needs {what} `{name}`",
+                    anchor,
+                    help=f"add `{name}: {example}` under `{block}`",
+                )
