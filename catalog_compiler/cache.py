@@ -2,8 +2,8 @@
 
 Safe by construction: an entry is used only when the file's sha256, its display path and
 the compiler itself (a hash of its own sources and registry) are all unchanged; mtimes are
-never trusted. One pickle per catalog root, replaced atomically; an unreadable cache is
-ignored.
+never trusted. Entries live in a few shard files per catalog root, each replaced atomically,
+so a one-file edit rewrites one small shard; an unreadable shard is simply ignored.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from catalog_compiler.filecheck import FileResult
 from catalog_compiler.fsutil import write_atomic
 from catalog_compiler.sources import Source
 
-FORMAT = "catalogc-cache/3"
+FORMAT = "catalogc-cache/4"
+SHARDS = 32
 
 
 def default_cache_dir() -> Path:
@@ -40,27 +41,41 @@ def compiler_fingerprint() -> str:
     return digest.hexdigest()
 
 
+def shard_of(rel: str) -> int:
+    return hashlib.blake2b(rel.encode(), digest_size=2).digest()[0] % SHARDS
+
+
 class ParseCache:
-    def __init__(self, directory: Path, root: Path) -> None:
+    """`directory=None` keeps the cache in memory only, for a long-lived process."""
+
+    def __init__(self, directory: Path | None, root: Path) -> None:
         digest = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:24]
-        self.path = directory / f"{digest}.pickle"
+        self.dir = directory / digest if directory else None
         self.entries: dict[str, FileResult] = {}
         self.used: dict[str, FileResult] = {}
-        self.dirty = False
+        self.changed: set[int] = set()  # shards to rewrite
         self._load()
 
+    def _shard_path(self, shard: int) -> Path:
+        assert self.dir is not None
+        return self.dir / f"{shard:02d}.pickle"
+
     def _load(self) -> None:
-        try:
-            with open(self.path, "rb") as fh:
-                data: Any = pickle.load(fh)
-        except Exception:  # no cache, or one we cannot read: start cold
+        if self.dir is None or not self.dir.is_dir():
             return
-        if (
-            isinstance(data, dict)
-            and data.get("format") == FORMAT
-            and data.get("compiler") == compiler_fingerprint()
-        ):
-            self.entries = data["entries"]
+        fingerprint = compiler_fingerprint()
+        for shard in range(SHARDS):
+            try:
+                with open(self._shard_path(shard), "rb") as fh:
+                    data: Any = pickle.load(fh)
+            except Exception:  # missing or unreadable: those files are checked afresh
+                continue
+            if (
+                isinstance(data, dict)
+                and data.get("format") == FORMAT
+                and data.get("compiler") == fingerprint
+            ):
+                self.entries.update(data["entries"])
 
     def get(self, source: Source) -> FileResult | None:
         entry = self.entries.get(source.rel)
@@ -71,14 +86,22 @@ class ParseCache:
 
     def put(self, source: Source, result: FileResult) -> None:
         self.used[source.rel] = result
-        self.dirty = True
+        self.changed.add(shard_of(source.rel))
 
     def save(self) -> None:
-        """Keep exactly the files seen in this run."""
-        if not self.dirty and self.used.keys() == self.entries.keys():
-            return
-        payload = {"format": FORMAT, "compiler": compiler_fingerprint(), "entries": self.used}
-        with contextlib.suppress(OSError):
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            data = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
-            write_atomic(self.path, data, durable=False)
+        """Keep exactly the files seen in this run (and start the next run from them)."""
+        self.changed.update(shard_of(rel) for rel in self.entries.keys() - self.used.keys())
+        if self.dir is not None and self.changed:
+            by_shard: dict[int, dict[str, FileResult]] = {s: {} for s in self.changed}
+            for rel, entry in self.used.items():
+                shard = shard_of(rel)
+                if shard in by_shard:
+                    by_shard[shard][rel] = entry
+            fingerprint = compiler_fingerprint()
+            with contextlib.suppress(OSError):
+                self.dir.mkdir(parents=True, exist_ok=True)
+                for shard, entries in by_shard.items():
+                    payload = {"format": FORMAT, "compiler": fingerprint, "entries": entries}
+                    data = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
+                    write_atomic(self._shard_path(shard), data, durable=False)
+        self.entries, self.used, self.changed = self.used, {}, set()

@@ -10,14 +10,12 @@ from collections.abc import Collection, Iterator, Sequence
 from decimal import Decimal
 from typing import Any, cast
 
-from pydantic import BaseModel
-
 from catalog_compiler.check.schema import Checked
 from catalog_compiler.diagnostics import Note, Sink, Span
 from catalog_compiler.facts import Facts, Ref, TargetRef, split_model_string
 from catalog_compiler.link import check_base_model
 from catalog_compiler.model.common import PRICE_FIELDS, Limits, Pricing
-from catalog_compiler.model.documents import Config, Integration, Model, Organization
+from catalog_compiler.model.documents import Config, CustomModel, Integration, Model, Organization
 from catalog_compiler.model.routing import Target
 from catalog_compiler.model.types import PERIOD_RE, SLUG_RE
 from catalog_compiler.positions import key_pos, value_pos
@@ -155,27 +153,34 @@ class LocalChecker:
                 self.duplicate_limits(limits, block)
         if isinstance(model, Integration):
             self.integration(model)
-        self.tiny_prices(model, ())
+        for path, pricing in self.prices(model):
+            self.tiny_prices(pricing, path)
 
-    def tiny_prices(self, value: Any, path: Path) -> None:
+    @staticmethod
+    def prices(model: Any) -> Iterator[tuple[Path, Pricing]]:
+        """Every price block of a document: overrides, a Model's own, inline custom models."""
+        if isinstance(model, CustomModel) and model.pricing is not None:
+            yield ("pricing",), model.pricing
+        for i, override in enumerate(getattr(model, "pricing", None) or ()):
+            if isinstance(override, Pricing):
+                yield ("pricing", i), override
+        if isinstance(model, Integration) and model.models:
+            for i, custom in enumerate(model.models.custom):
+                if custom.pricing is not None:
+                    yield ("models", "custom", i, "pricing"), custom.pricing
+
+    def tiny_prices(self, pricing: Pricing, path: Path) -> None:
         """Warn on prices below 0.001 USD per 1M tokens: those were typed per token."""
-        if isinstance(value, Pricing):
-            for name in PRICE_FIELDS[:4]:
-                price = getattr(value, name)
-                if price is not None and Decimal(0) < price < TINY_PRICE:
-                    per_m = (price * 1_000_000).normalize()
-                    self.emit(
-                        "W0400",
-                        f"price {price:f} USD per 1M tokens is implausibly small",
-                        (*path, name),
-                        help=f"prices are per 1M tokens: if {price:f} is per token, write {per_m:f}",
-                    )
-        if isinstance(value, BaseModel):
-            for name in type(value).model_fields:
-                self.tiny_prices(getattr(value, name), (*path, name))
-        elif isinstance(value, tuple):
-            for i, item in enumerate(value):
-                self.tiny_prices(item, (*path, i))
+        for name in PRICE_FIELDS[:4]:
+            price = getattr(pricing, name)
+            if price is not None and Decimal(0) < price < TINY_PRICE:
+                per_m = (price * 1_000_000).normalize()
+                self.emit(
+                    "W0400",
+                    f"price {price:f} USD per 1M tokens is implausibly small",
+                    (*path, name),
+                    help=f"prices are per 1M tokens: if {price:f} is per token, write {per_m:f}",
+                )
 
     def duplicate_limits(self, limits: Limits, path: Path) -> None:
         seen: dict[tuple[str, str], int] = {}
