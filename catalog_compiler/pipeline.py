@@ -10,11 +10,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from catalog_compiler import parallel
 from catalog_compiler.cache import ParseCache
 from catalog_compiler.codes import CODES
 from catalog_compiler.diagnostics import Diagnostic, Severity, Sink
 from catalog_compiler.facts import Facts
-from catalog_compiler.filecheck import FileResult, check_file
+from catalog_compiler.filecheck import FileResult
 from catalog_compiler.link import Index, link
 from catalog_compiler.progress import NullProgress, Progress
 from catalog_compiler.registry import Registry, builtin
@@ -69,23 +70,25 @@ class Result:
 
 
 def check_files(
-    sources: list[Source], registry: Registry, cache: ParseCache | None, progress: Progress
+    sources: list[Source],
+    registry: Registry,
+    cache: ParseCache | None,
+    progress: Progress,
+    jobs: int = 1,
 ) -> list[FileResult]:
-    """Per-file results, through the content-hash cache when one is given."""
-    results = []
-    progress.start("check", len(sources))
-    for source in sources:
-        result = cache.get(source) if cache else None
-        if result is not None:
-            result.attach(source, registry)
-        else:
-            result = check_file(source, registry)
-            if cache:
-                cache.put(source, result)
-        results.append(result)
-        progress.advance()
+    """Per-file results, through the content-hash cache, on up to `jobs` processes."""
+    results: list[FileResult | None] = [cache.get(s) if cache else None for s in sources]
+    todo = [i for i, r in enumerate(results) if r is None]
+    progress.start("check", len(todo))
+    for i, fresh in parallel.check_all([sources[i] for i in todo], registry, jobs, progress):
+        results[todo[i]] = fresh
+        if cache:
+            cache.put(sources[todo[i]], fresh)
     progress.finish()
-    return results
+    done = [r for r in results if r is not None]
+    for result, source in zip(done, sources, strict=True):
+        result.attach(source, registry)
+    return done
 
 
 def validate(
@@ -94,8 +97,11 @@ def validate(
     cache: ParseCache | None = None,
     registry: Registry | None = None,
     progress: Progress | None = None,
+    jobs: int = 1,
 ) -> Result:
-    """Run every check on the catalog at `path` and collect all diagnostics."""
+    """Run every check on the catalog at `path` and collect all diagnostics.
+
+    `jobs > 1` checks files in forked worker processes (for a CLI run on a large catalog)."""
     sink = Sink()
     registry = registry or builtin()
     root_display = str(path)
@@ -108,7 +114,9 @@ def validate(
         root_display = str(Path(root_display).parent)
     result.root, result.root_display = root, root_display
     result.sources = discover(root, root_display, sink)
-    result.files = check_files(result.sources, registry, cache, progress or NullProgress())
+    result.files = check_files(
+        result.sources, registry, cache, progress or NullProgress(), jobs=jobs
+    )
     for fr in result.files:
         sink.extend(fr.diagnostics)
     unparsed = [fr.display for fr in result.files if fr.unparsed]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -44,7 +45,7 @@ def report(result: Result, fmt: str, color: str, strict: bool) -> None:
 
 def run_checked(directory: str, no_cache: bool, cache_dir: Path | None) -> Result:
     cache = make_cache(directory, no_cache, cache_dir)
-    result = run_validate(directory, cache=cache, progress=progress_for())
+    result = run_validate(directory, cache=cache, progress=progress_for(), jobs=os.cpu_count() or 1)
     if cache is not None:
         cache.save()
     return result

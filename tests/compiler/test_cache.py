@@ -23,13 +23,17 @@ def run(root: Path, cache_dir: Path | None) -> list[tuple[str, int, int, str, st
     result = validate(root, cache=cache)
     if cache is not None:
         cache.save()
-    return [(d.span.file, d.span.line, d.span.column, d.code, d.message) for d in result.diagnostics]
+    return [
+        (d.span.file, d.span.line, d.span.column, d.code, d.message) for d in result.diagnostics
+    ]
 
 
 def test_cached_runs_match_cold_runs(tmp_path: Path) -> None:
     root = copy_example(tmp_path)
     path = root / "providers" / "openai.yaml"
-    path.write_text(path.read_text().replace("integration: openai-main", "integration: opnai-main", 1))
+    path.write_text(
+        path.read_text().replace("integration: openai-main", "integration: opnai-main", 1)
+    )
     cold = run(root, None)
     assert [c[3] for c in cold] == ["E0301"]
     cache_dir = tmp_path / "cache"
