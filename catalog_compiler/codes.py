@@ -68,8 +68,16 @@ _ALL = [
     Code("E0307", "invalid-credentials", "credential or setting fields wrong for the service"),
     Code("E0400", "literal-secret", "a secret value written into the catalog"),
     Code("E0401", "price-out-of-range", "a price below 0 or above 10,000 USD per 1M tokens"),
+    Code("E0500", "allow-matches-nothing", "an allow entry that matches no model the level sees"),
+    Code("E0501", "unpriced-model", "a model without a price under a usd budget"),
+    Code("E0502", "unreachable-target", "a config sends a workspace where it may not go"),
+    Code("E0503", "unknown-target-name", "a conditional `then`/`default` naming no target"),
+    Code("E0504", "all-zero-weights", "a loadbalance whose every weight is 0"),
+    Code("E0505", "invalid-query", "an unknown query field or operator in a condition"),
+    Code("E0506", "invalid-regex", "a `$regex` that is not a valid regular expression"),
     Code("W0300", "unused-integration", "an integration no provider is made from", WARN),
     Code("W0400", "price-looks-per-token", "a price so small it was typed per token", WARN),
+    Code("W0500", "unreachable-limit", "a limit an ancestor's tighter limit makes dead", WARN),
 ]
 
 CODES: dict[str, Code] = {c.id: c for c in _ALL}

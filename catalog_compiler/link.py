@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from catalog_compiler.diagnostics import Note, Sink, Span
 from catalog_compiler.facts import Facts, Ref, TargetRef, split_model_string
 from catalog_compiler.registry import Registry
-from catalog_compiler.suggest import did_you_mean
+from runtime.suggest import did_you_mean
 
 SLUGGED = ("Integration", "Provider", "Workspace", "Config")
 CODE_FOR = {"Integration": "E0301", "Provider": "E0302", "Workspace": "E0303", "Config": "E0305"}

@@ -80,7 +80,8 @@ def check_files(
     results: list[FileResult | None] = [cache.get(s) if cache else None for s in sources]
     todo = [i for i, r in enumerate(results) if r is None]
     progress.start("check", len(todo))
-    for i, fresh in parallel.check_all([sources[i] for i in todo], registry, jobs, progress):
+    todo_sources = [sources[i] for i in todo]
+    for i, fresh in parallel.check_all(todo_sources, registry, jobs, progress):
         results[todo[i]] = fresh
         if cache:
             cache.put(sources[todo[i]], fresh)

@@ -55,7 +55,21 @@ def routing_config_schema() -> dict[str, Any]:
     }
 
 
+def bundle_schema() -> dict[str, Any]:
+    """The compiled bundle (catalog-bundle/1), for routers in any language."""
+    from catalog_compiler.bundle_schema import BundleOut
+
+    schema = BundleOut.model_json_schema(ref_template="#/$defs/{model}")
+    return {
+        "$schema": DRAFT,
+        "$id": BASE_ID + "bundle.schema.json",
+        "title": "catalog-bundle/1",
+        **{k: v for k, v in schema.items() if k != "title"},
+    }
+
+
 SCHEMAS: dict[str, Callable[[], dict[str, Any]]] = {
+    "bundle.schema.json": bundle_schema,
     "catalog.schema.json": catalog_schema,
     "routing-config.schema.json": routing_config_schema,
 }

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from catalog_compiler.pipeline import validate
+from catalog_compiler.compiler import compile_catalog
 from catalog_compiler.report.base import Summary
 from catalog_compiler.report.text import TextReporter
 
@@ -19,11 +19,12 @@ CASES = sorted(p for p in CASES_DIR.iterdir() if (p / "expected.txt").exists())
 
 def render_positions(case: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], str]:
     monkeypatch.chdir(case / "catalog")
-    result = validate(".")
-    lines = [f"{d.span}: {d.severity.value}[{d.code}]" for d in result.diagnostics]
+    compiled = compile_catalog(".")  # every check, as `catalogc validate` runs them
+    result = compiled.validation
+    lines = [f"{d.span}: {d.severity.value}[{d.code}]" for d in compiled.diagnostics]
     out = io.StringIO()
     TextReporter(out).report(
-        result.diagnostics, Summary(len(result.sources), result.document_count)
+        compiled.diagnostics, Summary(len(result.sources), result.document_count)
     )
     return lines, out.getvalue()
 

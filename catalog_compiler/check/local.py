@@ -21,8 +21,8 @@ from catalog_compiler.model.types import PERIOD_RE, SLUG_RE
 from catalog_compiler.positions import key_pos, value_pos
 from catalog_compiler.registry import Registry
 from catalog_compiler.services import ALIASES, SERVICES
-from catalog_compiler.suggest import did_you_mean
 from catalog_compiler.yamlparse import Document
+from runtime.suggest import did_you_mean
 
 Path = tuple[str | int, ...]
 URL_ONLY_SETTINGS = frozenset({"resource_name"})

@@ -17,8 +17,8 @@ from catalog_compiler.model.documents import KINDS
 from catalog_compiler.model.types import type_name
 from catalog_compiler.positions import key_pos, value_pos
 from catalog_compiler.redact import mask
-from catalog_compiler.suggest import did_you_mean, hint
 from catalog_compiler.yamlparse import Document
+from runtime.suggest import did_you_mean, hint
 
 Loc = Sequence[str | int]
 

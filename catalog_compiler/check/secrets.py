@@ -20,6 +20,7 @@ _CREDENTIAL_KEY = re.compile(
     r"access[_-]?key)"
 )
 _MIN_ENTROPY_LEN = 16
+MIN_SECRET_LEN = 15  # the shortest known format (a Slack token); most strings are shorter
 _MIN_ENTROPY_BITS = 3.0
 
 
@@ -47,6 +48,8 @@ def classify(text: str, key: str | None) -> tuple[str, str] | None:
     """(what kind of secret, the secret itself) for `text`, or None.
 
     `key` is the mapping key the text sits under: high-entropy values count only there."""
+    if len(text) < MIN_SECRET_LEN:
+        return None
     found = ANY_KNOWN.search(text)
     if found:
         return KNOWN[int(found.lastgroup[1:])][0], found.group(0)  # type: ignore[index]

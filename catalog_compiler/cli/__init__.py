@@ -9,6 +9,8 @@ import sys
 import click
 
 from catalog_compiler import __version__
+from catalog_compiler.cli.compile_cmd import compile_
+from catalog_compiler.cli.explain_cmd import explain
 from catalog_compiler.cli.schema_cmd import schema
 from catalog_compiler.cli.validate_cmd import validate
 from catalog_compiler.redact import mask
@@ -23,6 +25,8 @@ def cli() -> None:
 
 
 cli.add_command(validate)
+cli.add_command(compile_)
+cli.add_command(explain)
 cli.add_command(schema)
 
 

@@ -11,8 +11,11 @@ from typing import Any, TextIO
 import click
 
 from catalog_compiler.cache import ParseCache, default_cache_dir
+from catalog_compiler.diagnostics import Diagnostic
 from catalog_compiler.pipeline import Result
 from catalog_compiler.progress import NullProgress, Progress, TerminalProgress
+from catalog_compiler.report import REPORTER_BY_NAME
+from catalog_compiler.report.base import Summary
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
 
@@ -61,9 +64,31 @@ def progress_for(stream: TextIO = sys.stderr) -> Progress:
     return TerminalProgress(stream) if stream.isatty() else NullProgress()
 
 
-def exit_code(result: Result, strict: bool) -> int:
-    if result.io_failed:
-        return EXIT_USAGE
-    if result.errors or (strict and result.warnings):
-        return EXIT_ERRORS
-    return EXIT_OK
+def format_option(f: F) -> F:
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(sorted(REPORTER_BY_NAME)),
+        default="text",
+        show_default=True,
+        help="How to print diagnostics.",
+    )(f)
+
+
+def report(
+    diagnostics: list[Diagnostic],
+    result: Result,
+    fmt: str,
+    color: str,
+    strict: bool,
+    quiet_ok: bool = False,
+) -> None:
+    """Print diagnostics in `fmt`; `quiet_ok` drops the text summary when there is nothing."""
+    stream = sys.stdout
+    if quiet_ok and fmt == "text" and not diagnostics:
+        return
+    reporter = REPORTER_BY_NAME[fmt](stream, color=use_color(color, stream))
+    reporter.report(
+        diagnostics,
+        Summary(files=len(result.sources), documents=result.document_count, strict=strict),
+    )

@@ -10,7 +10,7 @@ import click
 from catalog_compiler.fsutil import write_atomic
 
 # Names only: the generator imports every model, so it loads when the command runs.
-SCHEMA_NAMES = ("catalog.schema.json", "routing-config.schema.json")
+SCHEMA_NAMES = ("bundle.schema.json", "catalog.schema.json", "routing-config.schema.json")
 
 
 @click.command()

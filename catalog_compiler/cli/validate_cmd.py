@@ -9,61 +9,68 @@ from pathlib import Path
 import click
 
 from catalog_compiler.cli.options import (
-    F,
+    EXIT_ERRORS,
+    EXIT_OK,
+    EXIT_USAGE,
     cache_options,
     color_option,
-    exit_code,
+    format_option,
     make_cache,
     progress_for,
-    use_color,
+    report,
 )
+from catalog_compiler.compiler import compile_catalog
+from catalog_compiler.diagnostics import Diagnostic, Severity
 from catalog_compiler.pipeline import Result
 from catalog_compiler.pipeline import validate as run_validate
-from catalog_compiler.report import REPORTER_BY_NAME
-from catalog_compiler.report.base import Summary
 
 
-def format_option(f: F) -> F:
-    return click.option(
-        "--format",
-        "fmt",
-        type=click.Choice(sorted(REPORTER_BY_NAME)),
-        default="text",
-        show_default=True,
-        help="How to print diagnostics.",
-    )(f)
-
-
-def report(result: Result, fmt: str, color: str, strict: bool) -> None:
-    stream = sys.stdout
-    reporter = REPORTER_BY_NAME[fmt](stream, color=use_color(color, stream))
-    reporter.report(
-        result.diagnostics,
-        Summary(files=len(result.sources), documents=result.document_count, strict=strict),
-    )
-
-
-def run_checked(directory: str, no_cache: bool, cache_dir: Path | None) -> Result:
+def check(directory: str, fast: bool, cache_dir: Path | None, no_cache: bool) -> tuple[
+    Result, list[Diagnostic]
+]:  # fmt: skip
     cache = make_cache(directory, no_cache, cache_dir)
-    result = run_validate(directory, cache=cache, progress=progress_for(), jobs=os.cpu_count() or 1)
+    if fast:
+        result = run_validate(
+            directory, cache=cache, progress=progress_for(), jobs=os.cpu_count() or 1
+        )
+        diagnostics = result.diagnostics
+    else:
+        compiled = compile_catalog(directory, cache=cache, progress=progress_for())
+        result, diagnostics = compiled.validation, compiled.diagnostics
     if cache is not None:
         cache.save()
-    return result
+    return result, diagnostics
 
 
 @click.command()
 @click.argument("directory", default=".", type=click.Path(path_type=str))
 @format_option
 @click.option("--strict", is_flag=True, help="Warnings fail the run too.")
+@click.option(
+    "--fast",
+    is_flag=True,
+    help="Only the per-file and reference checks, from the content-hash cache: what an "
+    "editor or a pre-commit loop needs. Without it, every check runs, as `compile` does.",
+)
 @color_option
 @cache_options
 def validate(
-    directory: str, fmt: str, strict: bool, color: str, no_cache: bool, cache_dir: Path | None
+    directory: str,
+    fmt: str,
+    strict: bool,
+    fast: bool,
+    color: str,
+    no_cache: bool,
+    cache_dir: Path | None,
 ) -> None:
     """Check the catalog in DIRECTORY and report every problem.
 
     Exit status: 0 valid (warnings allowed), 1 catalog errors, 2 usage or I/O errors.
     """
-    result = run_checked(directory, no_cache, cache_dir)
-    report(result, fmt, color, strict)
-    sys.exit(exit_code(result, strict))
+    result, diagnostics = check(directory, fast, cache_dir, no_cache)
+    report(diagnostics, result, fmt, color, strict)
+    if result.io_failed:
+        sys.exit(EXIT_USAGE)
+    errors = any(d.severity is Severity.ERROR for d in diagnostics)
+    warnings = len(diagnostics) > 0 and not errors
+    sys.exit(EXIT_ERRORS if errors or (strict and warnings) else EXIT_OK)

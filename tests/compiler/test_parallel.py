@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
+from benchmarks.gen_catalog import generate
 from catalog_compiler import parallel
 from catalog_compiler.pipeline import validate
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from gen_catalog import generate  # noqa: E402
 
 
 def diagnostics(root: Path, jobs: int) -> list[tuple[str, int, int, str, str]]:
     result = validate(root, jobs=jobs)
-    return [(d.span.file, d.span.line, d.span.column, d.code, d.message) for d in result.diagnostics]
+    return [
+        (d.span.file, d.span.line, d.span.column, d.code, d.message) for d in result.diagnostics
+    ]
 
 
 def test_parallel_matches_sequential_including_errors(tmp_path: Path) -> None:

@@ -1,4 +1,6 @@
-"""'Did you mean …?': the nearest candidate within a small edit distance."""
+"""'Did you mean …?': the nearest candidates within a small edit distance.
+
+Shared by the runtime and the compiler (the compiler may import the runtime)."""
 
 from __future__ import annotations
 
@@ -45,3 +47,26 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
 def hint(name: str, candidates: Iterable[str], quote: str = "`") -> str | None:
     found = did_you_mean(name, candidates)
     return f"did you mean {quote}{found}{quote}?" if found else None
+
+
+def nearest(name: str, candidates: Iterable[str]) -> str | None:
+    """Like `did_you_mean`, tolerant of a leading `@` on provider slugs."""
+    return did_you_mean(name.removeprefix("@"), candidates)
+
+
+def closest(name: str, candidates: Iterable[str], n: int = 3) -> tuple[str, ...]:
+    """Up to `n` plausible candidates, nearest first (for "unknown model" errors)."""
+    limit = max(2, len(name) // 3)
+    lowered = name.lower()
+    scored = []
+    for cand in candidates:
+        low = cand.lower()
+        if low == lowered:
+            dist = 0
+        elif low.startswith(lowered) or lowered.startswith(low):
+            dist = 1
+        else:
+            dist = edit_distance(lowered, low, limit)
+        if dist <= limit:
+            scored.append((dist, cand))
+    return tuple(c for _, c in sorted(scored)[:n])

@@ -1,0 +1,535 @@
+"""Load a compiled bundle: verify its format and digest, freeze it, index it.
+
+The bundle is the only contract with the compiler (see schema/bundle.schema.json). Indexes
+are small (per provider, per workspace); decisions for a (workspace, provider, model) are
+computed on first use and memoized, so nothing grows as workspaces x models.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from runtime.access import Pattern, Refusal, Rules, qualified
+from runtime.canonical import FORMAT, FORMAT_PREFIX, FORMAT_VERSION, body_digest
+from runtime.errors import (
+    AccessDenied,
+    BundleFormatError,
+    BundleIntegrityError,
+    UnknownModel,
+    UnknownProvider,
+    UnknownWorkspace,
+)
+from runtime.suggest import closest, nearest
+
+PRICE_FIELDS = ("input", "output", "cache_read", "cache_write", "per_request")
+_DIGEST_MEMBER = re.compile(rb'"digest":"sha256:[0-9a-f]{64}",?')
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, dict):
+        return MappingProxyType({k: _freeze(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+def thaw(value: Any) -> Any:
+    """A frozen value back to plain dicts and lists (for request bodies)."""
+    if isinstance(value, Mapping):
+        return {k: thaw(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return [thaw(v) for v in value]
+    return value
+
+
+def _selection(items: list[str] | None) -> frozenset[str] | None:
+    """A `workspaces:`/`providers:` list; None means everyone."""
+    if items is None or "*" in items:
+        return None
+    return frozenset(items)
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetLimit:
+    unit: str  # usd | tokens | requests
+    period: str  # daily | weekly | monthly | none | <N>d
+    limit: Decimal
+    alert_threshold: Decimal | None
+
+    @property
+    def key(self) -> str:
+        return f"{self.unit}/{self.period}"
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    unit: str  # requests | tokens
+    per: str  # second | minute | hour | day
+    limit: int
+    burst: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.unit}/{self.per}"
+
+
+@dataclass(frozen=True, slots=True)
+class Counter:
+    """One pool: every request beneath its level is charged to it."""
+
+    id: str
+    budgets: tuple[BudgetLimit, ...]
+    rate_limits: tuple[RateLimit, ...]
+    concurrency: int | None
+
+    @property
+    def empty(self) -> bool:
+        return not self.budgets and not self.rate_limits and self.concurrency is None
+
+
+@dataclass(frozen=True, slots=True)
+class Prices:
+    """USD per 1M tokens (and per request); None where the model has no such price."""
+
+    input: Decimal | None = None
+    output: Decimal | None = None
+    cache_read: Decimal | None = None
+    cache_write: Decimal | None = None
+    per_request: Decimal | None = None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, str] | None) -> Prices:
+        data = data or {}
+        return cls(**{k: Decimal(data[k]) for k in PRICE_FIELDS if k in data})
+
+    def get(self, name: str) -> Decimal | None:
+        value: Decimal | None = getattr(self, name)
+        return value
+
+    def as_json(self) -> dict[str, str]:
+        return {k: str(v) for k in PRICE_FIELDS if (v := self.get(k)) is not None}
+
+
+FREE = Prices(Decimal(0), Decimal(0), Decimal(0), Decimal(0), Decimal(0))
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    name: str
+    mode: str
+    context_window: int | None
+    max_output_tokens: int | None
+    prices: Prices
+    sources: Mapping[str, str]  # price field -> level it came from
+
+
+@dataclass(frozen=True, slots=True)
+class Integration:
+    slug: str
+    service: str
+    api: str
+    auth: str
+    base_url: str | None
+    credentials: Mapping[str, str]  # name -> "env:NAME" | "file:PATH"
+    settings: Mapping[str, str]
+    workspaces: frozenset[str] | None
+    rules: Rules
+    exposed: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Provider:
+    slug: str
+    integration: Integration
+    base_url: str | None
+    default_params: Mapping[str, Any]
+    workspaces: frozenset[str] | None
+    rules: Rules
+    chain: tuple[str, ...]  # counter ids, organization first
+    models: Mapping[str, ModelInfo]  # exposed and allowed down to this provider
+    exposed: frozenset[str]  # every model name the provider knows, allowed or not
+
+
+@dataclass(frozen=True, slots=True)
+class PriceRule:
+    pattern: Pattern
+    prices: Prices
+    free: bool
+    element: str
+
+
+@dataclass(frozen=True, slots=True)
+class Workspace:
+    slug: str
+    providers: frozenset[str] | None
+    rules: Rules
+    pricing: tuple[PriceRule, ...]  # most specific first
+    counter: str
+    default_config: str | None
+    api_keys: tuple[Mapping[str, Any], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigInfo:
+    slug: str
+    workspaces: frozenset[str] | None
+    tree: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The outcome for one (workspace, provider, model): allowed, or refused by a rule."""
+
+    workspace: str
+    provider: str
+    model: str
+    refusal: Refusal | None
+    origin: str | None = None
+
+    @property
+    def allowed(self) -> bool:
+        return self.refusal is None
+
+    def error(self) -> AccessDenied:
+        assert self.refusal is not None
+        return AccessDenied(
+            self.workspace, qualified(self.provider, self.model), self.refusal.level,
+            self.refusal.rule, self.origin,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class PriceQuote:
+    prices: Prices
+    sources: Mapping[str, str]  # field -> "workspace" | "provider" | ... | "registry"
+    elements: Mapping[str, str]  # field -> provenance key of the rule that set it
+
+
+@dataclass(eq=False)
+class Bundle:
+    """A verified, frozen bundle with its indexes."""
+
+    digest: str
+    provenance: Mapping[str, Any]
+    organization: Mapping[str, Any]
+    org_rules: Rules
+    counters: Mapping[str, Counter]
+    integrations: Mapping[str, Integration]
+    providers: Mapping[str, Provider]
+    workspaces: Mapping[str, Workspace]
+    configs: Mapping[str, ConfigInfo]
+    origins: Mapping[str, str]
+    open_providers: tuple[str, ...]  # provisioned to every workspace
+    provisioned_to: Mapping[str, tuple[str, ...]]  # workspace -> providers naming it
+    _decisions: dict[tuple[str, str, str], Decision] = field(default_factory=dict, repr=False)
+
+    # -- loading ------------------------------------------------------------------------
+    @classmethod
+    def load(cls, source: str | Path | bytes) -> Bundle:
+        raw_bytes = source if isinstance(source, bytes) else Path(source).read_bytes()
+        try:
+            data = json.loads(raw_bytes)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise BundleIntegrityError(
+                f"not a bundle: invalid JSON ({exc}); the file may be truncated"
+            ) from None
+        if not isinstance(data, dict):
+            raise BundleIntegrityError("not a bundle: the top level is not a JSON object")
+        check_format(data.get("format"))
+        digest = verify_digest(raw_bytes, data)
+        return cls.index(data, digest)
+
+    @classmethod
+    def index(cls, data: dict[str, Any], digest: str) -> Bundle:
+        try:
+            return _build(data, digest)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise BundleIntegrityError(
+                f"bundle content does not match its format: {exc!r}"
+            ) from None
+
+    # -- lookups ------------------------------------------------------------------------
+    def workspace(self, slug: str) -> Workspace:
+        found = self.workspaces.get(slug)
+        if found is None:
+            raise UnknownWorkspace(slug, nearest(slug, self.workspaces))
+        return found
+
+    def provider(self, slug: str) -> Provider:
+        found = self.providers.get(slug.removeprefix("@"))
+        if found is None:
+            raise UnknownProvider(slug.removeprefix("@"), nearest(slug, self.providers))
+        return found
+
+    def origin(self, element: str) -> str | None:
+        return self.origins.get(element)
+
+    def provisioning(self, ws: Workspace, provider: Provider) -> Refusal | None:
+        """Why `ws` may not use `provider` at all, or None."""
+        integ = provider.integration
+        if integ.workspaces is not None and ws.slug not in integ.workspaces:
+            return Refusal(f"integration `{integ.slug}`", "is not provisioned to this workspace",
+                           f"integrations/{integ.slug}/workspaces")  # fmt: skip
+        if provider.workspaces is not None and ws.slug not in provider.workspaces:
+            return Refusal(f"provider `@{provider.slug}`", "is not provisioned to this workspace",
+                           f"providers/{provider.slug}/workspaces")  # fmt: skip
+        if ws.providers is not None and provider.slug not in ws.providers:
+            return Refusal(f"workspace `{ws.slug}`", f"does not take `@{provider.slug}`",
+                           f"workspaces/{ws.slug}/providers")  # fmt: skip
+        return None
+
+    def usable_providers(self, workspace: str) -> list[Provider]:
+        """Providers the workspace may use at all, sorted; from the provisioning index."""
+        ws = self.workspace(workspace)
+        if ws.providers is not None:
+            slugs = sorted(s for s in ws.providers if s in self.providers)
+        else:
+            slugs = sorted({*self.open_providers, *self.provisioned_to.get(workspace, ())})
+        found = [self.providers[s] for s in slugs]
+        return [p for p in found if self.provisioning(ws, p) is None]
+
+    def decide(self, workspace: str, provider: str, model: str) -> Decision:
+        """May `workspace` use `@provider/model`? Memoized; raises for unknown names."""
+        key = (workspace, provider, model)
+        found = self._decisions.get(key)
+        if found is None:
+            found = self._decide(workspace, provider, model)
+            self._decisions[key] = found
+        return found
+
+    def _decide(self, workspace: str, provider_slug: str, model: str) -> Decision:
+        ws = self.workspace(workspace)
+        provider = self.provider(provider_slug)
+        refusal = self.provisioning(ws, provider)
+        if model not in provider.exposed:
+            raise UnknownModel(provider.slug, model, closest(model, provider.exposed))
+        if refusal is None:
+            refusal = self.model_refusal(provider, model, ws)
+        origin = self.origin(refusal.element) if refusal else None
+        return Decision(workspace, provider.slug, model, refusal, origin)
+
+    def model_refusal(self, provider: Provider, model: str, ws: Workspace | None) -> Refusal | None:
+        names = (model, qualified(provider.slug, model))
+        levels = [self.org_rules, provider.integration.rules, provider.rules]
+        if ws is not None:
+            levels.append(ws.rules)
+        for rules in levels:
+            refusal = rules.refuse(names)
+            if refusal is not None:
+                return refusal
+        return None
+
+    def chain(self, workspace: str, provider: str) -> tuple[Counter, ...]:
+        ws = self.workspace(workspace)
+        ids = (*self.provider(provider).chain, ws.counter)
+        return tuple(self.counters[i] for i in ids)
+
+    def price(self, workspace: str, provider: str, model: str) -> PriceQuote:
+        """Prices most-specific first: workspace override, then what the provider resolved."""
+        info = self.provider(provider).models[model]
+        prices = {k: info.prices.get(k) for k in PRICE_FIELDS}
+        sources = dict(info.sources)
+        elements = {k: f"prices/{provider}/{model}/{k}" for k in sources}
+        ws = self.workspace(workspace)
+        names = (model, qualified(provider, model))
+        for rule in ws.pricing:
+            if any(rule.pattern.matches(n) for n in names):
+                given = FREE if rule.free else rule.prices
+                for k in PRICE_FIELDS:
+                    value = given.get(k)
+                    if value is not None:
+                        prices[k] = value
+                        sources[k] = f"workspace `{ws.slug}`"
+                        elements[k] = rule.element
+                break
+        return PriceQuote(Prices(**prices), MappingProxyType(sources), MappingProxyType(elements))
+
+    def routes(self, workspace: str) -> Iterator[tuple[str, str]]:
+        """Every (provider, model) the workspace may use, sorted. Computed on demand."""
+        ws = self.workspace(workspace)
+        for provider in self.usable_providers(workspace):
+            for model in sorted(provider.models):
+                if ws.rules.refuse((model, qualified(provider.slug, model))) is None:
+                    yield provider.slug, model
+
+
+@dataclass(frozen=True, slots=True)
+class Effective:
+    """The tightest value per (unit, period) over a counter chain, and who sets it."""
+
+    budgets: Mapping[str, tuple[BudgetLimit, str]]  # "usd/monthly" -> (limit, counter id)
+    rate_limits: Mapping[str, tuple[RateLimit, str]]  # "requests/minute" -> (limit, counter)
+    concurrency: tuple[int, str] | None
+
+
+def effective(chain: tuple[Counter, ...]) -> Effective:
+    budgets: dict[str, tuple[BudgetLimit, str]] = {}
+    rates: dict[str, tuple[RateLimit, str]] = {}
+    concurrency: tuple[int, str] | None = None
+    for counter in chain:
+        for b in counter.budgets:
+            if b.key not in budgets or b.limit < budgets[b.key][0].limit:
+                budgets[b.key] = (b, counter.id)
+        for r in counter.rate_limits:
+            if r.key not in rates or (r.limit, r.burst) < (
+                rates[r.key][0].limit,
+                rates[r.key][0].burst,
+            ):
+                rates[r.key] = (r, counter.id)
+        if counter.concurrency is not None and (
+            concurrency is None or counter.concurrency < concurrency[0]
+        ):
+            concurrency = (counter.concurrency, counter.id)
+    return Effective(
+        MappingProxyType(dict(sorted(budgets.items()))),
+        MappingProxyType(dict(sorted(rates.items()))),
+        concurrency,
+    )
+
+
+def check_format(fmt: Any) -> None:
+    if fmt == FORMAT:
+        return
+    if isinstance(fmt, str) and fmt.startswith(FORMAT_PREFIX):
+        version = fmt[len(FORMAT_PREFIX) :]
+        if version.isdigit() and int(version) > FORMAT_VERSION:
+            raise BundleFormatError(
+                f"bundle format `{fmt}` is newer than this runtime reads ({FORMAT}): "
+                "upgrade the runtime before deploying this bundle"
+            )
+    raise BundleFormatError(f"unknown bundle format `{fmt}`: expected `{FORMAT}`")
+
+
+def verify_digest(raw: bytes, data: dict[str, Any]) -> str:
+    claimed = data.get("digest")
+    if not isinstance(claimed, str) or not claimed.startswith("sha256:"):
+        raise BundleIntegrityError("bundle has no `digest`: it was not written by catalogc")
+    # Fast path: a canonical file minus its digest member *is* the canonical body.
+    stripped, count = _DIGEST_MEMBER.subn(b"", raw.rstrip(b"\n"), count=1)
+    if count == 1:
+        fast = "sha256:" + hashlib.sha256(stripped).hexdigest()
+        if fast == claimed:
+            return claimed
+    body = {k: v for k, v in data.items() if k != "digest"}
+    if body_digest(body) != claimed:
+        raise BundleIntegrityError(
+            "bundle digest does not match its content: it was modified or damaged after "
+            "compilation; recompile it with `catalogc compile`"
+        )
+    return claimed
+
+
+def _counter(cid: str, data: Mapping[str, Any]) -> Counter:
+    budgets = tuple(
+        BudgetLimit(
+            b["unit"],
+            b["period"],
+            Decimal(str(b["limit"])),
+            Decimal(b["alert_threshold"]) if b.get("alert_threshold") else None,
+        )
+        for b in data.get("budgets", ())
+    )
+    rates = tuple(
+        RateLimit(r["unit"], r["per"], int(r["limit"]), int(r["burst"]))
+        for r in data.get("rate_limits", ())
+    )
+    return Counter(cid, budgets, rates, data.get("concurrency"))
+
+
+def _model(name: str, data: Mapping[str, Any]) -> ModelInfo:
+    return ModelInfo(
+        name,
+        data.get("mode", "chat"),
+        data.get("context_window"),
+        data.get("max_output_tokens"),
+        Prices.from_json(data.get("prices")),
+        MappingProxyType(dict(data.get("price_sources", {}))),
+    )
+
+
+def _build(data: dict[str, Any], digest: str) -> Bundle:
+    org = data["organization"]
+    counters = {cid: _counter(cid, c) for cid, c in data["counters"].items()}
+    integrations = {}
+    for slug, d in data["integrations"].items():
+        integrations[slug] = Integration(
+            slug, d["service"], d["api"], d["auth"], d.get("base_url"),
+            MappingProxyType(dict(d.get("credentials", {}))),
+            MappingProxyType(dict(d.get("settings", {}))),
+            _selection(d.get("workspaces")),
+            Rules.from_json(f"integration `{slug}`", f"integrations/{slug}/access", d["access"]),
+            frozenset(d["exposed"]),
+        )  # fmt: skip
+    providers = {}
+    for slug, d in data["providers"].items():
+        providers[slug] = Provider(
+            slug, integrations[d["integration"]], d.get("base_url"),
+            _freeze(d.get("default_params") or {}), _selection(d.get("workspaces")),
+            Rules.from_json(f"provider `@{slug}`", f"providers/{slug}/access", d.get("access")),
+            tuple(d["chain"]),
+            MappingProxyType({m: _model(m, info) for m, info in d["models"].items()}),
+            integrations[d["integration"]].exposed | frozenset(d.get("custom", ())),
+        )  # fmt: skip
+    workspaces = {}
+    for slug, d in data["workspaces"].items():
+        rules = [
+            PriceRule(
+                Pattern(p["model"]),
+                Prices.from_json(p.get("prices")),
+                bool(p.get("free")),
+                f"workspaces/{slug}/pricing/{p['model']}",
+            )
+            for p in d.get("pricing", ())
+        ]
+        rules.sort(key=lambda r: r.pattern.specificity(), reverse=True)
+        workspaces[slug] = Workspace(
+            slug, _selection(d.get("providers")),
+            Rules.from_json(f"workspace `{slug}`", f"workspaces/{slug}/access", d.get("access")),
+            tuple(rules), d["counter"], d.get("default_config"),
+            tuple(_freeze(k) for k in d.get("api_keys", ())),
+        )  # fmt: skip
+    configs = {
+        slug: ConfigInfo(slug, _selection(d.get("workspaces")), _freeze(d["tree"]))
+        for slug, d in data["configs"].items()
+    }
+    open_providers, provisioned_to = _provisioning_index(providers)
+    provenance = data.get("provenance", {})
+    return Bundle(
+        digest=digest,
+        provenance=MappingProxyType({k: v for k, v in provenance.items() if k != "origins"}),
+        organization=_freeze(org),
+        org_rules=Rules.from_json("organization", "organization/access", org.get("access")),
+        counters=MappingProxyType(counters),
+        integrations=MappingProxyType(integrations),
+        providers=MappingProxyType(providers),
+        workspaces=MappingProxyType(workspaces),
+        configs=MappingProxyType(configs),
+        origins=MappingProxyType(dict(provenance.get("origins", {}))),
+        open_providers=open_providers,
+        provisioned_to=MappingProxyType(provisioned_to),
+    )
+
+
+def _provisioning_index(
+    providers: Mapping[str, Provider],
+) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
+    """Which providers every workspace may use, and which name workspaces explicitly."""
+    open_ones: list[str] = []
+    named: dict[str, list[str]] = {}
+    for slug, p in sorted(providers.items()):
+        a, b = p.integration.workspaces, p.workspaces
+        selection = a if b is None else (b if a is None else a & b)
+        if selection is None:
+            open_ones.append(slug)
+        else:
+            for ws in selection:
+                named.setdefault(ws, []).append(slug)
+    return tuple(open_ones), {ws: tuple(slugs) for ws, slugs in named.items()}

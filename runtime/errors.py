@@ -1,0 +1,149 @@
+"""Every expected failure of the runtime is one of these; anything else escaping is a bug.
+
+CatalogRuntimeError
+├── BundleError                 the bundle cannot be used (router keeps the last good one)
+│   ├── BundleFormatError       unknown or newer format
+│   └── BundleIntegrityError    not JSON, truncated, or the digest does not match
+├── RequestError                a request is refused; `.status` is the HTTP-style status
+│   ├── UnknownWorkspace        404
+│   ├── UnknownProvider         404
+│   ├── UnknownModel            404, with suggestions
+│   ├── UnknownConfig           404
+│   ├── InvalidConfig           400, an inline config breaks the routing rules
+│   ├── AccessDenied            403, names the level and the rule
+│   ├── BudgetExceeded          412, names the counter, the limit and what remains
+│   ├── RateLimited             429, with `retry_after` seconds
+│   └── ConcurrencyExceeded     429, with `retry_after` seconds
+└── StoreUnavailable            503, the limits store cannot be reached (fail-closed)
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+
+class CatalogRuntimeError(Exception):
+    """Base of every error the runtime raises on purpose."""
+
+
+class BundleError(CatalogRuntimeError):
+    pass
+
+
+class BundleFormatError(BundleError):
+    pass
+
+
+class BundleIntegrityError(BundleError):
+    pass
+
+
+class RequestError(CatalogRuntimeError):
+    status = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class UnknownWorkspace(RequestError):
+    status = 404
+
+    def __init__(self, workspace: str, suggestion: str | None = None) -> None:
+        hint = f"; did you mean `{suggestion}`?" if suggestion else ""
+        super().__init__(f"unknown workspace `{workspace}`{hint}")
+        self.workspace = workspace
+        self.suggestion = suggestion
+
+
+class UnknownProvider(RequestError):
+    status = 404
+
+    def __init__(self, provider: str, suggestion: str | None = None) -> None:
+        hint = f"; did you mean `@{suggestion}`?" if suggestion else ""
+        super().__init__(f"unknown provider `@{provider}`{hint}")
+        self.provider = provider
+        self.suggestion = suggestion
+
+
+class UnknownModel(RequestError):
+    status = 404
+
+    def __init__(self, provider: str, model: str, suggestions: tuple[str, ...] = ()) -> None:
+        hint = f"; did you mean {', '.join(f'`{s}`' for s in suggestions)}?" if suggestions else ""
+        super().__init__(f"`@{provider}` has no model `{model}`{hint}")
+        self.provider = provider
+        self.model = model
+        self.suggestions = suggestions
+
+
+class UnknownConfig(RequestError):
+    status = 404
+
+    def __init__(self, config: str, suggestion: str | None = None) -> None:
+        hint = f"; did you mean `{suggestion}`?" if suggestion else ""
+        super().__init__(f"unknown config `{config}`{hint}")
+        self.config = config
+
+
+class InvalidConfig(RequestError):
+    status = 400
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("invalid routing config: " + "; ".join(problems))
+        self.problems = problems
+
+
+class AccessDenied(RequestError):
+    status = 403
+
+    def __init__(self, workspace: str, target: str, level: str, rule: str, origin: str | None):
+        where = f" ({origin})" if origin else ""
+        super().__init__(f"workspace `{workspace}` may not use `{target}`: {level} {rule}{where}")
+        self.workspace = workspace
+        self.target = target
+        self.level = level
+        self.rule = rule
+        self.origin = origin
+
+
+class BudgetExceeded(RequestError):
+    status = 412
+
+    def __init__(self, counter: str, unit: str, period: str, limit: Decimal, remaining: Decimal):
+        super().__init__(
+            f"budget exhausted on {counter}: {limit} {unit} per {period}, {remaining} left"
+        )
+        self.counter = counter
+        self.unit = unit
+        self.period = period
+        self.limit = limit
+        self.remaining = remaining
+
+
+class RateLimited(RequestError):
+    status = 429
+
+    def __init__(self, counter: str, unit: str, per: str, limit: int, retry_after: float):
+        super().__init__(
+            f"rate limited on {counter}: {limit} {unit} per {per}; retry after {retry_after:.3f} s"
+        )
+        self.counter = counter
+        self.unit = unit
+        self.per = per
+        self.limit = limit
+        self.retry_after = retry_after
+
+
+class ConcurrencyExceeded(RequestError):
+    status = 429
+
+    def __init__(self, counter: str, limit: int, retry_after: float = 1.0):
+        super().__init__(f"too many requests in flight on {counter}: limit {limit}")
+        self.counter = counter
+        self.limit = limit
+        self.retry_after = retry_after
+
+
+class StoreUnavailable(CatalogRuntimeError):
+    status = 503
