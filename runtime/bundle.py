@@ -361,6 +361,37 @@ class Bundle:
                     yield provider.slug, model
 
 
+_LEVEL_LABEL = {"integration": "integration `{}`", "provider": "provider `@{}`",
+                "workspace": "workspace `{}`"}  # fmt: skip
+_PERIOD_WORDS = {"daily": "a day", "weekly": "a week", "monthly": "a month", "none": "in total"}
+
+
+def counter_label(cid: str) -> str:
+    """ "workspace/support" -> "workspace `support`", for people reading messages."""
+    level, _, slug = cid.partition("/")
+    return _LEVEL_LABEL[level].format(slug) if slug else "the organization"
+
+
+def amount_words(amount: Decimal | int, unit: str) -> str:
+    if unit == "usd":
+        return f"{amount} USD"
+    word = unit if amount != 1 else unit.removesuffix("s")
+    return f"{amount} {word}"
+
+
+def period_words(period: str) -> str:
+    return _PERIOD_WORDS.get(period) or f"every {period[:-1]} days"
+
+
+def budget_words(b: BudgetLimit) -> str:
+    return f"{amount_words(b.limit, b.unit)} {period_words(b.period)}"
+
+
+def rate_words(r: RateLimit) -> str:
+    burst = f" (burst {r.burst})" if r.burst != r.limit else ""
+    return f"{amount_words(r.limit, r.unit)} a {r.per}{burst}"
+
+
 @dataclass(frozen=True, slots=True)
 class Effective:
     """The tightest value per (unit, period) over a counter chain, and who sets it."""

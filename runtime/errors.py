@@ -110,9 +110,14 @@ class AccessDenied(RequestError):
 class BudgetExceeded(RequestError):
     status = 412
 
-    def __init__(self, counter: str, unit: str, period: str, limit: Decimal, remaining: Decimal):
+    def __init__(
+        self, counter: str, unit: str, period: str, limit: Decimal | int, remaining: Decimal | int
+    ) -> None:
+        from runtime.bundle import amount_words, counter_label, period_words
+
         super().__init__(
-            f"budget exhausted on {counter}: {limit} {unit} per {period}, {remaining} left"
+            f"budget of {counter_label(counter)} exhausted: {amount_words(limit, unit)} "
+            f"{period_words(period)}, {amount_words(remaining, unit)} left"
         )
         self.counter = counter
         self.unit = unit
@@ -122,11 +127,19 @@ class BudgetExceeded(RequestError):
 
 
 class RateLimited(RequestError):
+    """`retry_after` is None when waiting cannot help: a limit of 0, or a request larger
+    than the bucket ever holds."""
+
     status = 429
 
-    def __init__(self, counter: str, unit: str, per: str, limit: int, retry_after: float):
+    def __init__(
+        self, counter: str, unit: str, per: str, limit: int, retry_after: float | None
+    ) -> None:
+        from runtime.bundle import amount_words, counter_label
+
+        when = "waiting cannot help" if retry_after is None else f"retry after {retry_after:.3f} s"
         super().__init__(
-            f"rate limited on {counter}: {limit} {unit} per {per}; retry after {retry_after:.3f} s"
+            f"rate limited by {counter_label(counter)}: {amount_words(limit, unit)} a {per}; {when}"
         )
         self.counter = counter
         self.unit = unit
@@ -139,7 +152,9 @@ class ConcurrencyExceeded(RequestError):
     status = 429
 
     def __init__(self, counter: str, limit: int, retry_after: float = 1.0):
-        super().__init__(f"too many requests in flight on {counter}: limit {limit}")
+        from runtime.bundle import counter_label
+
+        super().__init__(f"too many requests in flight for {counter_label(counter)}: limit {limit}")
         self.counter = counter
         self.limit = limit
         self.retry_after = retry_after

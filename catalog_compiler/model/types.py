@@ -115,6 +115,21 @@ def _amount(value: Any) -> Decimal:
     return result
 
 
+def _exact_to(result: Decimal, places: int, what: str) -> Decimal:
+    """Money is kept in integer pico-USD: a price finer than that cannot be charged exactly."""
+    if result != result.quantize(Decimal(1).scaleb(-places)):
+        hint = "prices are kept exact to 1e-12 USD per token"
+        if what == "price" and result < Decimal("0.001"):
+            per_m = format((result * 1_000_000).normalize(), "f")
+            hint = f"prices are per 1M tokens: if {result:f} is per token, write {per_m}"
+        raise PydanticCustomError(
+            "E0205",
+            "{what} {value} has more than {places} decimal places",
+            {"what": what, "value": format(result, "f"), "places": places, "hint": hint},
+        )
+    return result
+
+
 def _price(value: Any) -> Decimal:
     result = to_decimal(value, "a price in USD per 1M tokens")
     if result < 0 or result > MAX_PRICE_PER_M:
@@ -126,7 +141,7 @@ def _price(value: Any) -> Decimal:
                 "hint": "prices are USD per 1M tokens: gpt-4o input is 2.5",
             },
         )
-    return result
+    return _exact_to(result, 6, "price")
 
 
 def _per_request_price(value: Any) -> Decimal:
@@ -135,7 +150,7 @@ def _per_request_price(value: Any) -> Decimal:
         raise PydanticCustomError(
             "E0401", "per-request price {value} is outside 0..100 USD", {"value": str(result)}
         )
-    return result
+    return _exact_to(result, 12, "per-request price")
 
 
 def to_count(value: Any) -> int:

@@ -254,6 +254,11 @@ class BundleBuilder:
                 if where is not None:
                     element = f"prices/{slug}/{name}/{field_name}"
                     self.ctx.remember(element, where, draft.paths[field_name])
+            definitions = self.customs(slug, name)
+            if definitions:  # where a missing price belongs: the model's own definition
+                custom, at, path = definitions[-1]
+                spot = (*path, "pricing") if custom.pricing is not None else (path or ("name",))
+                self.ctx.remember(f"models/{slug}/{name}", at, spot)
         service = SERVICES[integ.service]
         return {
             "integration": prov.integration,
@@ -321,7 +326,7 @@ class BundleBuilder:
         cfg = located.model
         self.ctx.remember(f"configs/{slug}", located, ("slug",))
         compiler = ConfigCompiler(self.ctx, slug, located)
-        tree = compiler.compile(cfg.config)
+        tree = compiler.compile()
         self.leaves.extend(compiler.leaves)
         return {"workspaces": selection(cfg.workspaces), "tree": tree}
 

@@ -101,7 +101,9 @@ class Context:
         return Span.at(located.doc.file, pos)
 
     def remember(self, element: str, located: Located, path: Path, key: bool = False) -> None:
-        self.origins[element] = self.span(located, path, key)
+        """Where `element` was written; the first place, when a list repeats an entry."""
+        if element not in self.origins:
+            self.origins[element] = self.span(located, path, key)
 
     def provenance_origins(self) -> dict[str, str]:
         """Element -> `rel/path.yaml:line:col`: positions live here so the body never moves."""

@@ -3,7 +3,7 @@ compiler and the router share one implementation of access, provisioning and pri
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from fractions import Fraction
 from typing import Any
 
@@ -11,8 +11,18 @@ from catalog_compiler.diagnostics import Note, Span
 from catalog_compiler.model.types import PERIOD_RE
 from catalog_compiler.resolve.context import Context
 from catalog_compiler.resolve.routing import Leaf
-from runtime.access import Rules, qualified
-from runtime.bundle import BudgetLimit, Bundle, Counter, Provider, RateLimit
+from runtime.access import Refusal, Rules, qualified
+from runtime.bundle import (
+    BudgetLimit,
+    Bundle,
+    Counter,
+    Prices,
+    Provider,
+    RateLimit,
+    budget_words,
+    counter_label,
+    rate_words,
+)
 from runtime.errors import RequestError
 from runtime.suggest import did_you_mean
 
@@ -46,42 +56,75 @@ class Semantics:
 
     # -- E0500: allow entries that match nothing ---------------------------------------
     def allow_lists(self) -> None:
-        """Each level's allow entries against what its parent exposes (computed only for the
-        levels that have an allow list)."""
+        """Each level's allow entries against what its parent lets through (computed only for
+        the levels that have an allow list). A dead entry that names a real model gets the
+        rule above that refuses it, rather than a "did you mean"."""
         b = self.bundle
         if b.org_rules.allow is not None:
             everything = {n for p in b.providers.values() for n in _names(p, p.exposed)}
-            self.allow_matches(b.org_rules, everything)
+            self.allow_matches(b.org_rules, everything, {})
         for integ in b.integrations.values():
             if integ.rules.allow is None:
                 continue
             mine = [p for p in b.providers.values() if p.integration is integ]
-            names = {m for m in integ.exposed if b.org_rules.refuse((m,)) is None}
-            names |= {qualified(p.slug, m) for p in mine for m in list(names)}
-            self.allow_matches(integ.rules, names)
+            pairs = [(m,) for m in integ.exposed] + [_pair(p, m) for p in mine for m in p.exposed]
+            self.allow_matches(integ.rules, *self.split(pairs, [b.org_rules]))
         for p in b.providers.values():
-            if p.rules.allow is None:
-                continue
-            above = [b.org_rules, p.integration.rules]
-            allowed = [m for m in p.exposed if all(r.refuse(_pair(p, m)) is None for r in above)]
-            self.allow_matches(p.rules, set(_names(p, allowed)))
+            if p.rules.allow is not None:
+                pairs = [_pair(p, m) for m in p.exposed]
+                rules = [b.org_rules, p.integration.rules]
+                self.allow_matches(p.rules, *self.split(pairs, rules))
         for ws in b.workspaces.values():
             if ws.rules.allow is None:
                 continue
-            usable = b.usable_providers(ws.slug)
-            self.allow_matches(ws.rules, {n for p in usable for n in _names(p, p.models)})
+            passing: set[str] = set()
+            refused: dict[str, Refusal] = {}
+            for p in b.providers.values():
+                blocked = b.provisioning(ws, p)
+                for m in p.exposed:
+                    why = blocked or (None if m in p.models else b.model_refusal(p, m, None))
+                    for name in _pair(p, m):
+                        if why is None:
+                            passing.add(name)
+                        else:
+                            refused.setdefault(name, why)
+            self.allow_matches(ws.rules, passing, refused)
 
-    def allow_matches(self, rules: Rules, names: set[str]) -> None:
+    @staticmethod
+    def split(
+        pairs: Sequence[tuple[str, ...]], rules: list[Rules]
+    ) -> tuple[set[str], dict[str, Refusal]]:
+        """Names that pass every rule, and the refusal of each name that does not."""
+        passing: set[str] = set()
+        refused: dict[str, Refusal] = {}
+        for pair in pairs:
+            why = next((r for r in (rule.refuse(pair) for rule in rules) if r), None)
+            for name in pair:
+                if why is None:
+                    passing.add(name)
+                else:
+                    refused.setdefault(name, why)
+        return passing, refused
+
+    def allow_matches(self, rules: Rules, names: set[str], refused: dict[str, Refusal]) -> None:
         for pattern in rules.allow or ():
             if any(pattern.matches(n) for n in names):
                 continue
+            blocked = next((refused[n] for n in sorted(refused) if pattern.matches(n)), None)
+            element = f"{rules.key}/allow/{pattern.text}"
+            message = f"allow entry `{pattern.text}` matches no model that {rules.level} can use"
+            if blocked is not None:
+                self.emit(
+                    "E0500",
+                    message,
+                    element,
+                    help=f"it is refused above: {blocked.level} {blocked.rule}",
+                    notes=self.note(blocked.element, "the rule that refuses it"),
+                )
+                continue
             guess = did_you_mean(pattern.text, names)
-            self.emit(
-                "E0500",
-                f"allow entry `{pattern.text}` matches no model that {rules.level} can see",
-                f"{rules.key}/allow/{pattern.text}",
-                help=f"did you mean `{guess}`?" if guess else DEAD_ALLOW,
-            )
+            self.emit("E0500", message, element,
+                      help=f"did you mean `{guess}`?" if guess else DEAD_ALLOW)  # fmt: skip
 
     # -- W0500: limits that can never bind ----------------------------------------------
     def unreachable_limits(self) -> None:
@@ -94,7 +137,9 @@ class Semantics:
             self.dominated(b.counters[p.chain[-1]], [ancestors])
         for ws in b.workspaces.values():
             chains = [
-                [b.counters[c] for c in p.chain] for p in b.usable_providers(ws.slug) if p.models
+                [b.counters[c] for c in p.chain]
+                for p in b.usable_providers(ws.slug)
+                if any(ws.rules.refuse(_pair(p, m)) is None for m in p.models)
             ]
             if chains:
                 self.dominated(b.counters[ws.counter], chains)
@@ -119,12 +164,13 @@ class Semantics:
 
     def never_binds(self, element: str, reason: tuple[str, str, str]) -> None:
         ancestor, what, tail = reason
+        label = counter_label(ancestor)
         self.emit(
             "W0500",
-            f"this limit can never bind: {ancestor} already allows at most {what}",
+            f"this limit can never bind: {label} already allows at most {what}",
             element,
             help="remove it, or raise the ancestor's limit if this one is meant to apply",
-            notes=self.note(f"counters/{ancestor}/{tail}", f"the tighter limit of {ancestor}"),
+            notes=self.note(f"counters/{ancestor}/{tail}", f"the tighter limit of {label}"),
         )
 
     # -- E0501: usd budgets over models without prices ---------------------------------
@@ -132,34 +178,33 @@ class Semantics:
         b = self.bundle
         for p in b.providers.values():
             for name, info in sorted(p.models.items()):
-                missing = [f for f in ("input", "output") if info.prices.get(f) is None]
-                if info.mode == "embedding":
-                    missing = [f for f in missing if f == "input"]
-                if missing:
-                    self.unpriced_model(p, name, missing)
+                if _missing_prices(info.mode, info.prices):
+                    self.unpriced_model(p, name, info.mode)
 
-    def unpriced_model(self, p: Provider, model: str, missing: list[str]) -> None:
+    def unpriced_model(self, p: Provider, model: str, mode: str) -> None:
+        """Report once per model the workspaces whose usd budget would have to charge it."""
         b = self.bundle
         blocked = []
+        missing: set[str] = set()
         for ws in sorted(b.workspaces.values(), key=lambda w: w.slug):
             if b.provisioning(ws, p) is not None or ws.rules.refuse(_pair(p, model)):
                 continue  # only reached for unpriced models, which are rare
-            quote = b.price(ws.slug, p.slug, model)
-            if any(quote.prices.get(f) is None for f in missing) and (
-                counter := _usd_counter([b.counters[c] for c in (*p.chain, ws.counter)])
-            ):
+            gaps = _missing_prices(mode, b.price(ws.slug, p.slug, model).prices)
+            counter = _usd_counter([b.counters[c] for c in (*p.chain, ws.counter)])
+            if gaps and counter is not None:
                 blocked.append((ws.slug, counter))
+                missing.update(gaps)
         if not blocked:
             return
         workspaces = ", ".join(f"`{w}`" for w, _ in blocked[:5])
         counter = blocked[0][1]
-        element = f"prices/{p.slug}/{model}/input"
-        where = element if self.span(element) else f"providers/{p.slug}"
+        absent = " or ".join(f for f in ("input", "output") if f in missing)
+        where = f"models/{p.slug}/{model}"
         self.emit(
             "E0501",
-            f"`@{p.slug}/{model}` has no {' or '.join(missing)} price, but the usd budget of "
-            f"{counter.id} must charge it (used by {workspaces})",
-            where,
+            f"`@{p.slug}/{model}` has no {absent} price, but the usd budget of "
+            f"{counter_label(counter.id)} must charge it (used by {workspaces})",
+            where if self.span(where) else f"providers/{p.slug}",
             help="give the model a `pricing:` (a Model document or an override), or `free: true`",
             notes=self.note(f"counters/{counter.id}/budgets/{_usd_key(counter)}", "the usd budget"),
         )
@@ -203,8 +248,13 @@ class Semantics:
         rule, element = why
         target = f"@{provider}/{model}" if model else f"@{provider}"
         path = leaf.path
-        has_model = "override_params" in _raw(self.ctx, leaf)
-        where = (*path, "override_params", "model") if has_model and model else (*path, "provider")
+        raw = _raw(self.ctx, leaf)
+        if model and "model" in (raw.get("override_params") or {}):
+            where: tuple[str | int, ...] = (*path, "override_params", "model")
+        elif "provider" in raw or "virtual_key" in raw:
+            where = (*path, "provider" if "provider" in raw else "virtual_key")
+        else:
+            where = path  # provider and model both come from an enclosing target
         span = self.ctx.span(self.ctx.configs[leaf.config], where)
         self.ctx.sink.emit(
             "E0502",
@@ -280,7 +330,7 @@ def _tighter_budget(child: BudgetLimit, chain: list[Counter]) -> Reason | None:
                 and _contains(b.period, child.period)
                 and b.limit <= child.limit
             ):
-                return counter.id, f"{b.limit} {b.unit} per {b.period}", f"budgets/{b.key}"
+                return counter.id, budget_words(b), f"budgets/{b.key}"
     return None
 
 
@@ -292,7 +342,7 @@ def _tighter_rate(child: RateLimit, chain: list[Counter]) -> Reason | None:
     for counter in chain:
         for r in counter.rate_limits:
             if r.unit == child.unit and _rate(r) <= _rate(child) and r.burst <= child.burst:
-                what = f"{r.limit} {r.unit} per {r.per} (burst {r.burst})"
+                what = rate_words(r)
                 return counter.id, what, f"rate_limits/{r.key}"
     return None
 
@@ -302,6 +352,11 @@ def _tighter_concurrency(child: int, chain: list[Counter]) -> Reason | None:
         if counter.concurrency is not None and counter.concurrency <= child:
             return counter.id, f"{counter.concurrency} requests in flight", "concurrency"
     return None
+
+
+def _missing_prices(mode: str, prices: Prices) -> list[str]:
+    needed = ("input",) if mode == "embedding" else ("input", "output")
+    return [f for f in needed if prices.get(f) is None]
 
 
 def _usd_counter(chain: list[Counter]) -> Counter | None:

@@ -1,0 +1,488 @@
+"""Routing configs (Portkey-compatible, SPEC §5): normalization, and validation of configs
+that arrive inline with a request.
+
+One implementation serves both sides: the compiler validates a config's structure with its
+typed models (for positions), then calls `normalize` here for the tree and the semantic
+checks; the router validates inline configs with `check_structure` and the same `normalize`.
+
+A normalized node carries its effective settings after inheritance, so the router never
+walks up: `override_params` deep-merge down the tree (child wins), `default_params` likewise,
+`drop_params` accumulate, a child's `retry`/`cache` replace the parent's, the nearest
+`request_timeout`/`custom_host` win, and `override_params.model` becomes the leaf's `model`
+(and its provider, when written `@provider/model`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from typing import Any, TypeGuard
+
+from runtime.suggest import did_you_mean
+
+Path = tuple[str | int, ...]
+
+QUERY_OPS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$regex")
+QUERY_LOGIC = ("$and", "$or")
+MODES = ("single", "loadbalance", "fallback", "conditional")
+SECRET_FIELDS = ("api_key", "aws_access_key_id", "aws_secret_access_key", "aws_session_token",
+                 "vertex_service_account_json", "Authorization")  # fmt: skip
+# Fields the router does not act on: validated, then carried into the bundle unchanged.
+CARRIED = (
+    "forward_headers", "passthrough", "strict_open_ai_compliance", "input_guardrails",
+    "output_guardrails", "before_request_hooks", "after_request_hooks", "metadata", "prompt_id",
+    "resource_name", "deployment_id", "api_version", "deployments", "azure_resource_name",
+    "azure_deployment_id", "azure_api_version", "azure_model_name", "azure_region",
+    "azure_deployment_name", "azure_deployment_type", "azure_endpoint_name", "aws_access_key_id",
+    "aws_secret_access_key", "aws_session_token", "aws_region", "openai_organization",
+    "openai_project", "vertex_project_id", "vertex_region", "vertex_service_account_json",
+    "Authorization", "cb_config",
+)  # fmt: skip
+# field -> expected kind, for configs arriving inline (the compiler uses its typed models)
+TARGET_FIELDS: dict[str, str] = {
+    "strategy": "strategy", "targets": "targets", "name": "str", "provider": "str",
+    "virtual_key": "str", "api_key": "secret", "weight": "weight", "on_status_codes": "codes",
+    "override_params": "object", "default_params": "object", "drop_params": "strs",
+    "retry": "retry", "cache": "cache", "cb_config": "object", "request_timeout": "positive",
+    "custom_host": "str", "forward_headers": "strs", "passthrough": "bool",
+    "strict_open_ai_compliance": "bool", "input_guardrails": "list", "output_guardrails": "list",
+    "before_request_hooks": "list", "after_request_hooks": "list", "metadata": "object",
+    "prompt_id": "str", "resource_name": "str", "deployment_id": "str", "api_version": "str",
+    "deployments": "list", "azure_resource_name": "str", "azure_deployment_id": "str",
+    "azure_api_version": "str", "azure_model_name": "str", "azure_region": "str",
+    "azure_deployment_name": "str", "azure_deployment_type": "str", "azure_endpoint_name": "str",
+    "aws_access_key_id": "secret", "aws_secret_access_key": "secret",
+    "aws_session_token": "secret", "aws_region": "str", "openai_organization": "str",
+    "openai_project": "str", "vertex_project_id": "str", "vertex_region": "str",
+    "vertex_service_account_json": "secret", "Authorization": "secret",
+}  # fmt: skip
+STRATEGY_FIELDS = ("mode", "on_status_codes", "conditions", "default", "sticky", "cb_config")
+RETRY_FIELDS = ("attempts", "on_status_codes", "use_retry_after_headers", "use_retry_after_header")
+CACHE_FIELDS = ("mode", "max_age")
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with a config; `code` is the compiler's diagnostic code."""
+
+    code: str
+    message: str
+    path: Path
+    help: str | None = None
+    at_key: bool = False  # the problem is the key at the end of `path`, not its value
+
+
+@dataclass
+class Normalized:
+    tree: dict[str, Any]
+    problems: list[Problem] = field(default_factory=list)
+    leaves: list[tuple[dict[str, Any], Path]] = field(default_factory=list)  # node, where
+
+
+def deep_merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    """`top` over `base`: scalars and lists replaced, mappings merged key by key."""
+    out = dict(base)
+    for key, value in top.items():
+        old = out.get(key)
+        if isinstance(value, Mapping) and isinstance(old, Mapping):
+            out[key] = deep_merge(old, value)
+        else:
+            out[key] = value
+    return out
+
+
+def secret_ref(value: Any) -> str | None:
+    """`{env: NAME}` -> "env:NAME"; anything else (a literal) -> None."""
+    if isinstance(value, Mapping) and len(value) == 1:
+        (kind, name), = value.items()  # fmt: skip
+        if kind in ("env", "file") and isinstance(name, str) and name:
+            return f"{kind}:{name}"
+    return None
+
+
+def split_model(text: str) -> tuple[str | None, str]:
+    if text.startswith("@") and "/" in text:
+        provider, _, model = text[1:].partition("/")
+        return provider, model
+    return None, text
+
+
+def number(value: Any) -> Any:
+    """JSON-safe numbers for the bundle: a whole Decimal becomes an int, else a float."""
+    if isinstance(value, Mapping):
+        return {str(k): number(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [number(v) for v in value]
+    if isinstance(value, Decimal):
+        if value == value.to_integral_value() and abs(value) < 2**53:
+            return int(value)
+        return float(value)
+    return value
+
+
+@dataclass(frozen=True)
+class Inherited:
+    """The effective settings at one node of the tree."""
+
+    provider: str | None = None  # a catalog provider slug
+    service: str | None = None  # a raw service id (ungoverned), with its own key reference
+    api_key: str | None = None
+    model: str | None = None
+    override: dict[str, Any] = field(default_factory=dict)
+    default: dict[str, Any] = field(default_factory=dict)
+    drop: tuple[str, ...] = ()
+    retry: dict[str, Any] | None = None
+    cache: dict[str, Any] | None = None
+    request_timeout: int | None = None
+    custom_host: str | None = None
+    carried: dict[str, Any] = field(default_factory=dict)
+
+    def child(self, t: Mapping[str, Any]) -> Inherited:
+        new = self
+        provider = t.get("provider")
+        if isinstance(provider, str):
+            if provider.startswith("@"):
+                new = replace(new, provider=provider[1:], service=None, api_key=None)
+            else:
+                new = replace(
+                    new, provider=None, service=provider, api_key=secret_ref(t.get("api_key"))
+                )
+        elif isinstance(t.get("virtual_key"), str):
+            new = replace(new, provider=t["virtual_key"].removeprefix("@"), service=None)
+        override = dict(number(t.get("override_params") or {}))
+        model = override.pop("model", None)
+        if isinstance(model, str):
+            named, bare = split_model(model)
+            new = replace(new, model=bare)
+            if named is not None:
+                new = replace(new, provider=named, service=None, api_key=None)
+        carried = dict(new.carried)
+        for name in CARRIED:
+            if name in t and t[name] is not None:
+                shown = secret_ref(t[name]) if name in SECRET_FIELDS else number(t[name])
+                old = carried.get(name)
+                if isinstance(shown, dict) and isinstance(old, dict):
+                    shown = deep_merge(old, shown)
+                carried[name] = shown
+        return replace(
+            new,
+            override=deep_merge(new.override, override),
+            default=deep_merge(new.default, number(t.get("default_params") or {})),
+            drop=tuple(dict.fromkeys((*new.drop, *(t.get("drop_params") or ())))),
+            retry=number(t["retry"]) if t.get("retry") else new.retry,
+            cache=number(t["cache"]) if t.get("cache") else new.cache,
+            request_timeout=t.get("request_timeout") or new.request_timeout,
+            custom_host=(t.get("custom_host") or new.custom_host),
+            carried=carried,
+        )
+
+    def leaf(self) -> dict[str, Any]:
+        node: dict[str, Any] = {
+            "mode": "target",
+            "params": {"override": self.override, "default": self.default, "drop": list(self.drop)},
+        }
+        optional = {
+            "provider": self.provider, "service": self.service, "api_key": self.api_key,
+            "model": self.model, "retry": self.retry, "cache": self.cache,
+            "request_timeout": self.request_timeout,
+            "custom_host": self.custom_host.rstrip("/") if self.custom_host else None,
+        }  # fmt: skip
+        node.update({k: v for k, v in optional.items() if v is not None})
+        if self.carried:
+            node["carried"] = self.carried
+        return node
+
+
+class _Normalizer:
+    def __init__(self) -> None:
+        self.result = Normalized({})
+
+    def problem(
+        self, code: str, message: str, path: Path, help: str | None = None, at_key: bool = False
+    ) -> None:
+        self.result.problems.append(Problem(code, message, path, help, at_key))
+
+    def node(self, t: Mapping[str, Any], path: Path, parent: Inherited) -> dict[str, Any]:
+        here = parent.child(t)
+        strategy = t.get("strategy")
+        if not isinstance(strategy, Mapping):
+            node = here.leaf()
+            self.result.leaves.append((node, path))
+        else:
+            node = {"mode": strategy.get("mode"), "strategy": self.strategy(strategy, path)}
+            children = t.get("targets") or []
+            node["targets"] = [
+                self.node(child, (*path, "targets", i), here)
+                for i, child in enumerate(children)
+                if isinstance(child, Mapping)
+            ]
+            self.check_branches(strategy, children, path)
+        if t.get("name") is not None:
+            node["name"] = t["name"]
+        if t.get("weight") is not None:
+            node["weight"] = decimal_text(t["weight"])
+        if t.get("on_status_codes") is not None:
+            node["on_status_codes"] = sorted(set(t["on_status_codes"]))
+        return node
+
+    def strategy(self, s: Mapping[str, Any], path: Path) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if s.get("on_status_codes") is not None:
+            out["on_status_codes"] = sorted(set(s["on_status_codes"]))
+        if s.get("conditions") is not None:
+            out["conditions"] = []
+            for i, cond in enumerate(s["conditions"]):
+                where = (*path, "strategy", "conditions", i, "query")
+                self.check_query(cond.get("query"), where)
+                out["conditions"].append(
+                    {"query": number(cond.get("query")), "then": cond.get("then")}
+                )
+        for name in ("default", "sticky", "cb_config"):
+            if s.get(name) is not None:
+                out[name] = number(s[name])
+        return out
+
+    def check_branches(self, s: Mapping[str, Any], children: Any, path: Path) -> None:
+        names = [c["name"] for c in children if isinstance(c, Mapping) and c.get("name")]
+        if s.get("mode") == "conditional":
+            for i, cond in enumerate(s.get("conditions") or ()):
+                self.check_name(
+                    cond.get("then"), names, (*path, "strategy", "conditions", i, "then")
+                )
+            if s.get("default") is not None:
+                self.check_name(s["default"], names, (*path, "strategy", "default"))
+        if s.get("mode") == "loadbalance" and children:
+            weights = [Decimal(str(c.get("weight", 1))) for c in children if isinstance(c, Mapping)]
+            if weights and all(w == 0 for w in weights):
+                self.problem(
+                    "E0504",
+                    "every target of this loadbalance has weight 0: no request could be routed",
+                    (*path, "strategy"),
+                    "give at least one target a positive weight (the default is 1)",
+                )
+
+    def check_name(self, name: Any, names: list[str], path: Path) -> None:
+        if name in names:
+            return
+        shown = ", ".join(f"`{n}`" for n in names) or "none (add `name:` to the targets)"
+        guess = did_you_mean(str(name), names)
+        self.problem(
+            "E0503",
+            f"no target of this strategy is named `{name}`",
+            path,
+            f"did you mean `{guess}`?" if guess else f"target names here: {shown}",
+        )
+
+    # -- conditional queries ------------------------------------------------------------
+    def check_query(self, query: Any, path: Path) -> None:
+        if not isinstance(query, Mapping):
+            self.problem("E0505", "a query is a mapping of fields to conditions", path)
+            return
+        for key, value in query.items():
+            where = (*path, key)
+            if key in QUERY_LOGIC:
+                if not isinstance(value, list) or not value:
+                    self.problem("E0505", f"`{key}` takes a non-empty list of queries", where)
+                    continue
+                for i, sub in enumerate(value):
+                    self.check_query(sub, (*where, i))
+            elif key.startswith("$"):
+                self.unknown_operator(key, where)
+            elif query_field(key):
+                self.check_condition(value, where)
+            else:
+                self.problem(
+                    "E0505",
+                    f"unknown query field `{key}`",
+                    where,
+                    "query `metadata.<key>`, `params.<key>` or `url.pathname`",
+                    at_key=True,
+                )
+
+    def unknown_operator(self, op: str, path: Path) -> None:
+        guess = OPERATOR_SYNONYMS.get(op) or did_you_mean(op, (*QUERY_OPS, *QUERY_LOGIC))
+        every = ", ".join(QUERY_OPS + QUERY_LOGIC)
+        self.problem(
+            "E0505",
+            f"unknown query operator `{op}`",
+            path,
+            f"did you mean `{guess}`?" if guess else f"operators: {every}",
+            at_key=True,
+        )
+
+    def check_condition(self, cond: Any, path: Path) -> None:
+        if not isinstance(cond, Mapping):
+            return  # a bare value means $eq
+        if not cond:
+            self.problem("E0505", "an empty condition matches nothing", path)
+        for op, arg in cond.items():
+            where = (*path, op)
+            if op not in QUERY_OPS:
+                if op.startswith("$"):
+                    self.unknown_operator(op, where)
+                else:
+                    guess = did_you_mean(f"${op}", QUERY_OPS)
+                    self.problem("E0505", f"`{op}` is not an operator; compare with `$eq` & co.",
+                                 where, f"did you mean `{guess}`?" if guess else None,
+                                 at_key=True)  # fmt: skip
+            elif op in ("$in", "$nin") and not isinstance(arg, list):
+                self.problem("E0505", f"`{op}` takes a list of values", where,
+                             f"write `{{{op}: [{arg}]}}`")  # fmt: skip
+            elif op == "$regex":
+                self.check_regex(arg, where)
+
+    def check_regex(self, pattern: Any, path: Path) -> None:
+        if not isinstance(pattern, str):
+            self.problem("E0505", "`$regex` takes a string", path)
+            return
+        try:
+            compile_regex(pattern)
+        except re.error as exc:
+            where = f" at position {exc.pos}" if exc.pos is not None else ""
+            self.problem("E0506", f"invalid regular expression: {exc.msg}{where}", path,
+                         "escape special characters with a backslash, e.g. `\\(`")  # fmt: skip
+
+
+OPERATOR_SYNONYMS = {"$equals": "$eq", "$equal": "$eq", "$neq": "$ne", "$not": "$ne",
+                     "$notin": "$nin", "$not_in": "$nin", "$match": "$regex",
+                     "$regexp": "$regex", "$all": "$and", "$any": "$or"}  # fmt: skip
+_JS_NAMED_GROUP = re.compile(r"\(\?<(?![=!])")
+
+
+def compile_regex(pattern: str) -> re.Pattern[str]:
+    """Portkey runs queries as JavaScript regexes: accept its named groups `(?<name>…)`."""
+    return re.compile(_JS_NAMED_GROUP.sub("(?P<", pattern))
+
+
+def query_field(key: str) -> bool:
+    if key == "url.pathname":
+        return True
+    head, _, rest = key.partition(".")
+    return head in ("metadata", "params") and bool(rest)
+
+
+def decimal_text(value: Any) -> str:
+    """Exact and normalized: 2.50 -> "2.5", 5E+4 -> "50000"."""
+    text = format(Decimal(str(value)).normalize(), "f")
+    return "0" if text in ("-0", "") else text
+
+
+def normalize(config: Mapping[str, Any]) -> Normalized:
+    """The normalized tree of a structurally valid config, with its semantic problems."""
+    normalizer = _Normalizer()
+    normalizer.result.tree = normalizer.node(config, (), Inherited())
+    return normalizer.result
+
+
+# -- inline configs: structure, without the compiler's typed models ---------------------
+
+
+def check_structure(config: Any) -> list[Problem]:
+    """Unknown keys, wrong types and literal secrets of a config arriving with a request."""
+    problems: list[Problem] = []
+    _check_target(config, (), problems)
+    return problems
+
+
+def _check_target(t: Any, path: Path, out: list[Problem]) -> None:
+    if not isinstance(t, Mapping):
+        out.append(Problem("E0204", "a config (and each target) is a JSON object", path))
+        return
+    for key, value in t.items():
+        kind = TARGET_FIELDS.get(key)
+        where = (*path, key)
+        if kind is None:
+            guess = did_you_mean(str(key), TARGET_FIELDS)
+            out.append(Problem("E0202", f"unknown field `{key}`", where,
+                               f"did you mean `{guess}`?" if guess else None))  # fmt: skip
+        elif value is not None:
+            _check_value(kind, value, where, out)
+    if "strategy" in t and not t.get("targets"):
+        out.append(Problem("E0203", "a `strategy` needs a non-empty `targets` list", path))
+    if t.get("targets") and "strategy" not in t:
+        out.append(Problem("E0203", "`targets` need a `strategy` with a `mode`", path))
+
+
+def _check_value(kind: str, value: Any, path: Path, out: list[Problem]) -> None:
+    def wrong(expected: str) -> None:
+        out.append(Problem("E0204", f"expected {expected}", path))
+
+    if kind == "secret":
+        if secret_ref(value) is None:
+            out.append(Problem("E0400", "a literal secret in a config; send a reference", path))
+    elif kind == "str":
+        if not isinstance(value, str):
+            wrong("a string")
+    elif kind == "bool":
+        if not isinstance(value, bool):
+            wrong("true or false")
+    elif kind in ("object",):
+        if not isinstance(value, Mapping):
+            wrong("an object")
+    elif kind in ("list", "strs", "codes"):
+        if not isinstance(value, list):
+            wrong("a list")
+        elif kind == "strs" and not all(isinstance(v, str) for v in value):
+            wrong("a list of strings")
+        elif kind == "codes" and not all(_is_int(v) and 100 <= v <= 599 for v in value):
+            wrong("a list of HTTP status codes")
+    elif kind == "positive":
+        if not _is_int(value) or value < 1:
+            wrong("a positive whole number")
+    elif kind == "weight":
+        if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)) or value < 0:
+            wrong("a weight of 0 or more")
+    elif kind == "strategy":
+        _check_strategy(value, path, out)
+    elif kind == "targets":
+        if not isinstance(value, list):
+            wrong("a list of targets")
+        else:
+            for i, child in enumerate(value):
+                _check_target(child, (*path, i), out)
+    elif kind == "retry":
+        _check_keys(value, RETRY_FIELDS, path, out)
+        if isinstance(value, Mapping):
+            attempts = value.get("attempts")
+            if (
+                not isinstance(attempts, int)
+                or isinstance(attempts, bool)
+                or not 0 <= attempts <= 5
+            ):
+                out.append(Problem("E0206", "retry `attempts` is 0-5", (*path, "attempts")))
+    elif kind == "cache":
+        _check_keys(value, CACHE_FIELDS, path, out)
+        if isinstance(value, Mapping) and value.get("mode") not in ("simple", "semantic"):
+            out.append(Problem("E0205", "cache `mode` is simple or semantic", (*path, "mode")))
+
+
+def _check_strategy(value: Any, path: Path, out: list[Problem]) -> None:
+    _check_keys(value, STRATEGY_FIELDS, path, out)
+    if not isinstance(value, Mapping):
+        return
+    mode = value.get("mode")
+    if mode not in MODES:
+        guess = did_you_mean(str(mode), MODES)
+        out.append(Problem("E0205", f"unknown strategy mode `{mode}`", (*path, "mode"),
+                           f"did you mean `{guess}`?" if guess else None))  # fmt: skip
+    if mode == "conditional":
+        for name in ("conditions", "default"):
+            if value.get(name) is None:
+                out.append(Problem("E0203", f"a conditional strategy needs `{name}`", path))
+
+
+def _check_keys(value: Any, allowed: tuple[str, ...], path: Path, out: list[Problem]) -> None:
+    if not isinstance(value, Mapping):
+        out.append(Problem("E0204", "expected an object", path))
+        return
+    for key in value:
+        if key not in allowed:
+            guess = did_you_mean(str(key), allowed)
+            out.append(Problem("E0202", f"unknown field `{key}`", (*path, key),
+                               f"did you mean `{guess}`?" if guess else None))  # fmt: skip
+
+
+def _is_int(value: Any) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)

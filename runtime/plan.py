@@ -1,0 +1,211 @@
+"""Plans: what the router decided for one request. Evaluating a normalized config tree:
+fallback lists attempts in order, loadbalance picks one target by weight, conditional picks
+the branch its first matching query names."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from functools import lru_cache
+from typing import Any
+
+from runtime.bundle import Counter, Prices
+from runtime.configs import compile_regex
+from runtime.errors import InvalidConfig
+from runtime.money import Rates
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One upstream call the plan may make, with everything needed to make and charge it."""
+
+    workspace: str
+    provider: str | None  # catalog provider slug; None for an ungoverned raw service
+    model: str
+    service: str
+    api: str
+    auth: str
+    url: str | None
+    credentials: Mapping[str, str]  # references only: "env:NAME" / "file:PATH"
+    params: Mapping[str, Any]  # the request body to send (model included)
+    retry: Mapping[str, Any] | None
+    timeout_ms: int | None
+    fallback_on: frozenset[int] | None  # statuses that move on; None: any non-2xx
+    prices: Prices | None
+    rates: Rates
+    chain: tuple[Counter, ...]
+    max_output_tokens: int | None
+    carried: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def target(self) -> str:
+        return f"@{self.provider}/{self.model}" if self.provider else f"{self.service}/{self.model}"
+
+    def moves_on(self, status: int) -> bool:
+        """Should the plan try the next attempt after this status?"""
+        if 200 <= status < 300:
+            return False
+        return self.fallback_on is None or status in self.fallback_on
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    workspace: str
+    mode: str  # single | fallback | loadbalance | conditional
+    attempts: tuple[Attempt, ...]
+    config: str | None = None
+    branch: str | None = None  # the target a conditional strategy selected
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """A leaf of the tree to try, and when to move on from it."""
+
+    leaf: Mapping[str, Any]
+    fallback_on: frozenset[int] | None
+
+
+@dataclass
+class Context:
+    """What conditions and sticky load balancing look at."""
+
+    metadata: Mapping[str, Any]
+    params: Mapping[str, Any]
+    path: str = "/v1/chat/completions"
+    seed: int | None = None
+    branch: str | None = None
+
+
+def expand(node: Mapping[str, Any], ctx: Context, outer: frozenset[int] | None) -> list[Choice]:
+    """The leaves to try in order; the last one moves on under `outer` (the parent's rule)."""
+    mode = node["mode"]
+    if mode == "target":
+        own = node.get("on_status_codes")
+        return [Choice(node, frozenset(own) if own is not None else outer)]
+    targets: Sequence[Mapping[str, Any]] = node["targets"]
+    strategy = node.get("strategy") or {}
+    if mode == "fallback":
+        codes = strategy.get("on_status_codes")
+        inner = frozenset(codes) if codes is not None else None
+        out: list[Choice] = []
+        for i, child in enumerate(targets):
+            out.extend(expand(child, ctx, inner if i < len(targets) - 1 else outer))
+        return out
+    if mode == "loadbalance":
+        return expand(pick_weighted(targets, strategy, ctx), ctx, outer)
+    if mode == "conditional":
+        return expand(pick_branch(targets, strategy, ctx), ctx, outer)
+    return expand(targets[0], ctx, outer)  # single
+
+
+def pick_weighted(
+    targets: Sequence[Mapping[str, Any]], strategy: Mapping[str, Any], ctx: Context
+) -> Mapping[str, Any]:
+    """A weighted pick, exact in decimals; deterministic given a seed or a sticky key."""
+    weights = [Decimal(str(t.get("weight", "1"))) for t in targets]
+    exponents = [w.as_tuple().exponent for w in weights]
+    scale = max([-e for e in exponents if isinstance(e, int) and e < 0], default=0)
+    ints = [int(w.scaleb(scale)) for w in weights]
+    total = sum(ints)
+    if total <= 0:
+        raise InvalidConfig(["every target of a loadbalance has weight 0"])
+    sticky = strategy.get("sticky") or {}
+    if sticky.get("enabled", True) and sticky.get("hash_fields"):
+        key = "|".join(str(lookup(f, ctx)) for f in sticky["hash_fields"])
+        point = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") % total
+    elif ctx.seed is not None:
+        point = random.Random(ctx.seed).randrange(total)
+    else:
+        point = random.SystemRandom().randrange(total)
+    for target, weight in zip(targets, ints, strict=True):
+        if point < weight:
+            return target
+        point -= weight
+    raise AssertionError("unreachable: the point lies below the total")  # pragma: no cover
+
+
+def pick_branch(
+    targets: Sequence[Mapping[str, Any]], strategy: Mapping[str, Any], ctx: Context
+) -> Mapping[str, Any]:
+    by_name = {t.get("name"): t for t in targets}
+    for condition in strategy.get("conditions") or ():
+        if matches(condition["query"], ctx):
+            ctx.branch = condition["then"]
+            return by_name[condition["then"]]
+    ctx.branch = strategy["default"]
+    return by_name[strategy["default"]]
+
+
+_MISSING = object()
+
+
+def lookup(name: str, ctx: Context) -> Any:
+    """`metadata.user.tier`, `params.max_tokens` or `url.pathname` in the request."""
+    if name == "url.pathname":
+        return ctx.path
+    head, _, rest = name.partition(".")
+    node: Any = {"metadata": ctx.metadata, "params": ctx.params}.get(head, _MISSING)
+    for step in rest.split(".") if rest else ():
+        node = node.get(step, _MISSING) if isinstance(node, Mapping) else _MISSING
+    return node
+
+
+def matches(query: Mapping[str, Any], ctx: Context) -> bool:
+    for key, cond in query.items():
+        if key == "$and":
+            if not all(matches(q, ctx) for q in cond):
+                return False
+        elif key == "$or":
+            if not any(matches(q, ctx) for q in cond):
+                return False
+        elif not _holds(lookup(key, ctx), cond):
+            return False
+    return True
+
+
+def _holds(value: Any, cond: Any) -> bool:
+    if not isinstance(cond, Mapping):
+        return value is not _MISSING and value == cond
+    return all(_test(op, value, arg) for op, arg in cond.items())
+
+
+def _test(op: str, value: Any, arg: Any) -> bool:
+    if op == "$eq":
+        return value is not _MISSING and value == arg
+    if op == "$ne":
+        return value is _MISSING or value != arg
+    if op == "$in":
+        return value is not _MISSING and value in arg
+    if op == "$nin":
+        return value is _MISSING or value not in arg
+    if op == "$regex":
+        return isinstance(value, str) and _regex(arg).search(value) is not None
+    if value is _MISSING or not _comparable(value, arg):
+        return False
+    if op == "$gt":
+        return bool(value > arg)
+    if op == "$gte":
+        return bool(value >= arg)
+    if op == "$lt":
+        return bool(value < arg)
+    if op == "$lte":
+        return bool(value <= arg)
+    return False
+
+
+def _comparable(a: Any, b: Any) -> bool:
+    numbers = (int, float, Decimal)
+    if isinstance(a, bool) or isinstance(b, bool):
+        return False
+    return (isinstance(a, numbers) and isinstance(b, numbers)) or (
+        isinstance(a, str) and isinstance(b, str)
+    )
+
+
+@lru_cache(maxsize=1024)
+def _regex(pattern: str) -> re.Pattern[str]:
+    return compile_regex(pattern)
