@@ -345,6 +345,9 @@ class _Normalizer:
                          "escape special characters with a backslash, e.g. `\\(`")  # fmt: skip
 
 
+MODE_SYNONYMS = {"roundrobin": "loadbalance", "round-robin": "loadbalance",
+                 "round_robin": "loadbalance", "load-balance": "loadbalance",
+                 "load_balance": "loadbalance", "failover": "fallback"}  # fmt: skip
 OPERATOR_SYNONYMS = {"$equals": "$eq", "$equal": "$eq", "$neq": "$ne", "$not": "$ne",
                      "$notin": "$nin", "$not_in": "$nin", "$match": "$regex",
                      "$regexp": "$regex", "$all": "$and", "$any": "$or"}  # fmt: skip
@@ -464,7 +467,7 @@ def _check_strategy(value: Any, path: Path, out: list[Problem]) -> None:
         return
     mode = value.get("mode")
     if mode not in MODES:
-        guess = did_you_mean(str(mode), MODES)
+        guess = MODE_SYNONYMS.get(str(mode).lower()) or did_you_mean(str(mode), MODES)
         out.append(Problem("E0205", f"unknown strategy mode `{mode}`", (*path, "mode"),
                            f"did you mean `{guess}`?" if guess else None))  # fmt: skip
     if mode == "conditional":

@@ -1,0 +1,360 @@
+"""The router: a loaded bundle answering, per request, where it goes and whether limits
+allow it. Thread-safe; `reload` swaps the bundle atomically and a bad bundle changes nothing.
+
+    router = Router.load("catalog.bundle.json")
+    plan = router.resolve(workspace="support", model="@openai-prod/gpt-4o")
+    with router.admit(plan.attempts[0], Estimate(input_tokens=812, max_tokens=256)) as ticket:
+        ...  # call the upstream
+        ticket.settle(Usage(input_tokens=812, output_tokens=97))
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from types import MappingProxyType, TracebackType
+from typing import Any
+
+from runtime.bundle import Bundle, Counter
+from runtime.configs import Problem, check_structure, normalize
+from runtime.errors import AccessDenied, InvalidConfig, UnknownConfig
+from runtime.limits.base import Reservation, Store
+from runtime.limits.memory import MemoryStore
+from runtime.limits.spec import BudgetSpec, ChainSpec, compile_chain
+from runtime.money import Estimate, Rates, Usage, usd
+from runtime.params import request_body
+from runtime.plan import Attempt, Context, Plan, expand
+from runtime.suggest import nearest
+
+PLAN_CACHE_LIMIT = 100_000
+AlertHook = Callable[[BudgetSpec, "Ticket"], None]
+
+
+@dataclass(eq=False)
+class _State:
+    """One bundle and everything derived from it; replaced whole on reload."""
+
+    bundle: Bundle
+    plans: dict[tuple[str, str, str | None], Plan] = field(default_factory=dict)
+    specs: dict[tuple[str, ...], ChainSpec] = field(default_factory=dict)
+
+    def spec(self, chain: tuple[Counter, ...]) -> ChainSpec:
+        key = tuple(c.id for c in chain)
+        found = self.specs.get(key)
+        if found is None:
+            found = compile_chain(chain, self.bundle.organization.get("epoch"))
+            self.specs[key] = found
+        return found
+
+
+class Router:
+    def __init__(
+        self,
+        bundle: Bundle,
+        store: Store | None = None,
+        *,
+        on_alert: AlertHook | None = None,
+    ) -> None:
+        self._state = _State(bundle)
+        self.store: Store = store if store is not None else MemoryStore()
+        self.on_alert = on_alert
+
+    @classmethod
+    def load(cls, source: str | Path | bytes, store: Store | None = None, **kwargs: Any) -> Router:
+        """Verify and load a bundle file (or its bytes); raises BundleError when unusable."""
+        return cls(Bundle.load(source), store, **kwargs)
+
+    @property
+    def bundle(self) -> Bundle:
+        return self._state.bundle
+
+    def reload(self, source: str | Path | bytes) -> str:
+        """Swap to a new bundle atomically; on any error the old one keeps serving."""
+        new = _State(Bundle.load(source))
+        self._state = new
+        return new.bundle.digest
+
+    # -- resolution ---------------------------------------------------------------------
+    def resolve(
+        self,
+        workspace: str,
+        model: str | None = None,
+        *,
+        provider: str | None = None,
+        config: str | Mapping[str, Any] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        seed: int | None = None,
+    ) -> Plan:
+        """A plan for one request: `model="@provider/model"`, `model` plus `provider="@p"`,
+        or `config` (a slug or an inline config) with request `metadata` and `params`."""
+        state = self._state  # one snapshot, even if a reload happens meanwhile
+        if config is not None:
+            return self._resolve_config(state, workspace, config, metadata, params, seed, model)
+        if model is None:
+            raise InvalidConfig(["a request names a model (`@provider/model`) or a config"])
+        key = (workspace, model, provider)
+        if params is None:
+            cached = state.plans.get(key)
+            if cached is not None:
+                return cached
+        provider_slug, model_name = _split(model, provider)
+        attempt = self._attempt(state, workspace, provider_slug, model_name, None, params, None)
+        plan = Plan(workspace, "single", (attempt,))
+        if params is None:
+            if len(state.plans) >= PLAN_CACHE_LIMIT:
+                state.plans.clear()
+            state.plans[key] = plan
+        return plan
+
+    def _resolve_config(
+        self,
+        state: _State,
+        workspace: str,
+        config: str | Mapping[str, Any],
+        metadata: Mapping[str, Any] | None,
+        params: Mapping[str, Any] | None,
+        seed: int | None,
+        model: str | None,
+    ) -> Plan:
+        bundle = state.bundle
+        bundle.workspace(workspace)  # raises UnknownWorkspace
+        slug: str | None = None
+        if isinstance(config, str):
+            slug = config
+            info = bundle.configs.get(slug)
+            if info is None:
+                raise UnknownConfig(slug, nearest(slug, bundle.configs))
+            if info.workspaces is not None and workspace not in info.workspaces:
+                raise AccessDenied(workspace, f"config `{slug}`", f"config `{slug}`",
+                                   "is not offered to this workspace",
+                                   bundle.origin(f"configs/{slug}"))  # fmt: skip
+            tree = info.tree
+        else:
+            tree = inline_tree(config)
+        ctx = Context(metadata or {}, params or {}, seed=seed)
+        requested = model or (params or {}).get("model")
+        attempts = []
+        for choice in expand(tree, ctx, None):
+            leaf = choice.leaf
+            name = leaf.get("model") or requested
+            if not isinstance(name, str):
+                raise InvalidConfig([f"target `{leaf.get('name', '?')}` sets no model and the "
+                                     "request names none"])  # fmt: skip
+            provider_slug, model_name = (leaf.get("provider"), name)
+            if provider_slug is None and leaf.get("service") is None:
+                provider_slug, model_name = _split(name, None)
+            attempts.append(self._attempt(state, workspace, provider_slug, model_name, leaf,
+                                          params, choice.fallback_on))  # fmt: skip
+        mode = "single" if tree["mode"] == "target" else tree["mode"]
+        return Plan(workspace, mode, tuple(attempts), config=slug, branch=ctx.branch)
+
+    def _attempt(
+        self,
+        state: _State,
+        workspace: str,
+        provider_slug: str | None,
+        model: str,
+        leaf: Mapping[str, Any] | None,
+        params: Mapping[str, Any] | None,
+        fallback_on: frozenset[int] | None,
+    ) -> Attempt:
+        bundle = state.bundle
+        leaf = leaf or {}
+        if provider_slug is None:  # an ungoverned raw service from an inline/pasted config
+            return self._raw_attempt(state, workspace, model, leaf, params, fallback_on)
+        decision = bundle.decide(workspace, provider_slug, model)
+        if not decision.allowed:
+            raise decision.error()
+        provider = bundle.providers[provider_slug]
+        info = provider.models[model]
+        quote = bundle.price(workspace, provider_slug, model)
+        integ = provider.integration
+        return Attempt(
+            workspace=workspace,
+            provider=provider_slug,
+            model=model,
+            service=integ.service,
+            api=integ.api,
+            auth=integ.auth,
+            url=leaf.get("custom_host") or provider.base_url,
+            credentials=integ.credentials,
+            params=MappingProxyType(
+                request_body(params, provider.default_params, leaf.get("params"), model)
+            ),
+            retry=leaf.get("retry"),
+            timeout_ms=leaf.get("request_timeout"),
+            fallback_on=fallback_on,
+            prices=quote.prices,
+            rates=Rates.of(quote.prices),
+            chain=bundle.chain(workspace, provider_slug),
+            max_output_tokens=info.max_output_tokens,
+            carried=leaf.get("carried") or {},
+        )
+
+    def _raw_attempt(
+        self,
+        state: _State,
+        workspace: str,
+        model: str,
+        leaf: Mapping[str, Any],
+        params: Mapping[str, Any] | None,
+        fallback_on: frozenset[int] | None,
+    ) -> Attempt:
+        bundle = state.bundle
+        ws = bundle.workspace(workspace)
+        service = str(leaf.get("service"))
+        key = leaf.get("api_key")
+        return Attempt(
+            workspace=workspace, provider=None, model=model, service=service, api="openai",
+            auth="bearer", url=leaf.get("custom_host"),
+            credentials=MappingProxyType({"api_key": key} if key else {}),
+            params=MappingProxyType(request_body(params, {}, leaf.get("params"), model)),
+            retry=leaf.get("retry"), timeout_ms=leaf.get("request_timeout"),
+            fallback_on=fallback_on, prices=None, rates=Rates.of(None),
+            chain=(bundle.counters["organization"], bundle.counters[ws.counter]),
+            max_output_tokens=None, carried=leaf.get("carried") or {},
+        )  # fmt: skip
+
+    # -- admission ----------------------------------------------------------------------
+    def _reserve(
+        self, attempt: Attempt, estimate: Estimate | None, request_id: str | None
+    ) -> tuple[str, ChainSpec, Usage, int]:
+        spec = self._state.spec(attempt.chain)
+        usage = (estimate or Estimate(0)).usage(attempt.max_output_tokens)
+        return request_id or uuid.uuid4().hex, spec, usage, attempt.rates.cost(usage)
+
+    def admit(
+        self, attempt: Attempt, estimate: Estimate | None = None, request_id: str | None = None
+    ) -> Ticket:
+        """Check and charge every counter of the attempt's chain, all or nothing.
+
+        Raises BudgetExceeded (412), RateLimited or ConcurrencyExceeded (429)."""
+        rid, spec, usage, cost = self._reserve(attempt, estimate, request_id)
+        reservation = self.store.admit(rid, spec, usage.tokens, cost)
+        return self._ticket(attempt, reservation, estimate)
+
+    async def aadmit(
+        self, attempt: Attempt, estimate: Estimate | None = None, request_id: str | None = None
+    ) -> Ticket:
+        rid, spec, usage, cost = self._reserve(attempt, estimate, request_id)
+        reservation = await self.store.aadmit(rid, spec, usage.tokens, cost)
+        return self._ticket(attempt, reservation, estimate)
+
+    def _ticket(
+        self, attempt: Attempt, reservation: Reservation, estimate: Estimate | None
+    ) -> Ticket:
+        ticket = Ticket(self.store, attempt, reservation, estimate or Estimate(0))
+        if reservation.alerts and self.on_alert is not None:
+            for budget in reservation.alerts:
+                self.on_alert(budget, ticket)
+        return ticket
+
+
+class Ticket:
+    """One admitted attempt. Settle it with the real usage; leaving the `with` block without
+    settling (an error, a cancel) charges the input only and releases the lease."""
+
+    def __init__(
+        self, store: Store, attempt: Attempt, reservation: Reservation, estimate: Estimate
+    ) -> None:
+        self.store = store
+        self.attempt = attempt
+        self.reservation = reservation
+        self.estimate = estimate
+        self.cost: Decimal | None = None  # USD, once settled
+
+    @property
+    def request_id(self) -> str:
+        return self.reservation.request_id
+
+    @property
+    def reserved(self) -> Decimal:
+        return usd(self.reservation.cost)
+
+    @property
+    def settled(self) -> bool:
+        return self.cost is not None
+
+    def settle(self, usage: Usage) -> Decimal:
+        """Reconcile the reservation with real usage; idempotent (returns the first cost)."""
+        if self.cost is not None:
+            return self.cost
+        cost = self.attempt.rates.cost(usage)
+        self.store.settle(self.reservation, usage.tokens, cost)
+        self.cost = usd(cost)
+        return self.cost
+
+    async def asettle(self, usage: Usage) -> Decimal:
+        if self.cost is not None:
+            return self.cost
+        cost = self.attempt.rates.cost(usage)
+        await self.store.asettle(self.reservation, usage.tokens, cost)
+        self.cost = usd(cost)
+        return self.cost
+
+    def _input_only(self) -> Usage:
+        return Usage(input_tokens=self.estimate.input_tokens)
+
+    def cancel(self) -> Decimal:
+        """A request that never completed still pays for its input."""
+        return self.settle(self._input_only())
+
+    async def acancel(self) -> Decimal:
+        return await self.asettle(self._input_only())
+
+    def __enter__(self) -> Ticket:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self.cost is None:
+            self.cancel()
+
+    async def __aenter__(self) -> Ticket:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self.cost is None:
+            await self.acancel()
+
+
+def _split(model: str, provider: str | None) -> tuple[str, str]:
+    """`@p/m` alone, or a bare model with `provider="@p"`: (provider slug, model)."""
+    if model.startswith("@"):
+        named, _, bare = model[1:].partition("/")
+        if not bare:
+            raise InvalidConfig([f"`{model}` is not a model string: write `@provider/model`"])
+        if provider is not None and provider.removeprefix("@") != named:
+            raise InvalidConfig(
+                [f"the model names `@{named}` but the provider header `{provider}`"]
+            )
+        return named, bare
+    if provider is None:
+        raise InvalidConfig([f"`{model}` names no provider: write `@provider/{model}` or send "
+                             "a provider"])  # fmt: skip
+    return provider.removeprefix("@"), model
+
+
+def inline_tree(config: Mapping[str, Any]) -> Mapping[str, Any]:
+    """An inline config checked by the same rules as compiled ones, then normalized."""
+    problems = check_structure(config)
+    if not problems:
+        normalized = normalize(config)
+        problems = normalized.problems
+        if not problems:
+            return normalized.tree
+    raise InvalidConfig([_describe(p) for p in problems])
+
+
+def _describe(problem: Problem) -> str:
+    steps = problem.path
+    where = "".join(f"[{s}]" if isinstance(s, int) else f".{s}" for s in steps).lstrip(".")
+    hint = f" ({problem.help})" if problem.help else ""
+    return f"{where or 'config'}: {problem.message}{hint}"
