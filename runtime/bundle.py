@@ -7,6 +7,7 @@ computed on first use and memoized, so nothing grows as workspaces x models.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import re
@@ -177,11 +178,23 @@ class Workspace:
     api_keys: tuple[Mapping[str, Any], ...]
 
 
-@dataclass(frozen=True, slots=True)
 class ConfigInfo:
-    slug: str
-    workspaces: frozenset[str] | None
-    tree: Mapping[str, Any]
+    """A named routing config; its tree is frozen on first use (most are never used by
+    one router replica, and freezing all of them dominates loading)."""
+
+    __slots__ = ("_raw", "_tree", "slug", "workspaces")
+
+    def __init__(self, slug: str, workspaces: frozenset[str] | None, raw: dict[str, Any]) -> None:
+        self.slug = slug
+        self.workspaces = workspaces
+        self._raw = raw
+        self._tree: Mapping[str, Any] | None = None
+
+    @property
+    def tree(self) -> Mapping[str, Any]:
+        if self._tree is None:
+            self._tree = _freeze(self._raw)
+        return self._tree
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +248,18 @@ class Bundle:
     @classmethod
     def load(cls, source: str | Path | bytes) -> Bundle:
         raw_bytes = source if isinstance(source, bytes) else Path(source).read_bytes()
+        # Loading builds many objects and few cycles: pausing the cyclic collector saves a
+        # third of the time on a large bundle. The previous state is restored.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            return cls._load(raw_bytes)
+        finally:
+            if collecting:
+                gc.enable()
+
+    @classmethod
+    def _load(cls, raw_bytes: bytes) -> Bundle:
         try:
             data = json.loads(raw_bytes)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -528,7 +553,7 @@ def _build(data: dict[str, Any], digest: str) -> Bundle:
             tuple(_freeze(k) for k in d.get("api_keys", ())),
         )  # fmt: skip
     configs = {
-        slug: ConfigInfo(slug, _selection(d.get("workspaces")), _freeze(d["tree"]))
+        slug: ConfigInfo(slug, _selection(d.get("workspaces")), d["tree"])
         for slug, d in data["configs"].items()
     }
     open_providers, provisioned_to = _provisioning_index(providers)

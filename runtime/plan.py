@@ -16,6 +16,7 @@ from typing import Any
 from runtime.bundle import Counter, Prices
 from runtime.configs import compile_regex
 from runtime.errors import InvalidConfig
+from runtime.limits.spec import ChainSpec
 from runtime.money import Rates
 
 
@@ -40,6 +41,7 @@ class Attempt:
     chain: tuple[Counter, ...]
     max_output_tokens: int | None
     carried: Mapping[str, Any] = field(default_factory=dict)
+    limits: ChainSpec | None = None  # the chain compiled for admission
 
     @property
     def target(self) -> str:

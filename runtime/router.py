@@ -10,6 +10,7 @@ allow it. Thread-safe; `reload` swaps the bundle atomically and a bad bundle cha
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from runtime.plan import Attempt, Context, Plan, expand
 from runtime.suggest import nearest
 
 PLAN_CACHE_LIMIT = 100_000
+_NOTHING = Estimate(0)
 AlertHook = Callable[[BudgetSpec, "Ticket"], None]
 
 
@@ -61,6 +63,9 @@ class Router:
         self._state = _State(bundle)
         self.store: Store = store if store is not None else MemoryStore()
         self.on_alert = on_alert
+        # request ids unique across processes and replicas, cheaper than uuid4 per request
+        self._id_prefix = uuid.uuid4().hex[:16] + "-"
+        self._ids = itertools.count()
 
     @classmethod
     def load(cls, source: str | Path | bytes, store: Store | None = None, **kwargs: Any) -> Router:
@@ -190,9 +195,10 @@ class Router:
             fallback_on=fallback_on,
             prices=quote.prices,
             rates=Rates.of(quote.prices),
-            chain=bundle.chain(workspace, provider_slug),
+            chain=(chain := bundle.chain(workspace, provider_slug)),
             max_output_tokens=info.max_output_tokens,
             carried=leaf.get("carried") or {},
+            limits=state.spec(chain),
         )
 
     def _raw_attempt(
@@ -215,17 +221,18 @@ class Router:
             params=MappingProxyType(request_body(params, {}, leaf.get("params"), model)),
             retry=leaf.get("retry"), timeout_ms=leaf.get("request_timeout"),
             fallback_on=fallback_on, prices=None, rates=Rates.of(None),
-            chain=(bundle.counters["organization"], bundle.counters[ws.counter]),
-            max_output_tokens=None, carried=leaf.get("carried") or {},
+            chain=(chain := (bundle.counters["organization"], bundle.counters[ws.counter])),
+            max_output_tokens=None, carried=leaf.get("carried") or {}, limits=state.spec(chain),
         )  # fmt: skip
 
     # -- admission ----------------------------------------------------------------------
     def _reserve(
         self, attempt: Attempt, estimate: Estimate | None, request_id: str | None
     ) -> tuple[str, ChainSpec, Usage, int]:
-        spec = self._state.spec(attempt.chain)
-        usage = (estimate or Estimate(0)).usage(attempt.max_output_tokens)
-        return request_id or uuid.uuid4().hex, spec, usage, attempt.rates.cost(usage)
+        spec = attempt.limits or self._state.spec(attempt.chain)
+        usage = (estimate or _NOTHING).usage(attempt.max_output_tokens)
+        rid = request_id or f"{self._id_prefix}{next(self._ids)}"
+        return rid, spec, usage, attempt.rates.cost(usage)
 
     def admit(
         self, attempt: Attempt, estimate: Estimate | None = None, request_id: str | None = None

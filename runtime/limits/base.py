@@ -4,16 +4,15 @@ it raises. A store admits a whole chain atomically and settles a reservation onc
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any, NamedTuple
 
 from runtime.errors import BudgetExceeded, ConcurrencyExceeded, RateLimited
 from runtime.limits.spec import Bucket, BudgetSpec, ChainSpec, LeaseSpec
 from runtime.money import usd
 
 
-@dataclass(frozen=True, slots=True)
-class Reservation:
+class Reservation(NamedTuple):
     """What one admission charged, so settlement corrects exactly that."""
 
     request_id: str
@@ -23,6 +22,7 @@ class Reservation:
     windows: tuple[str, ...]  # budget windows charged, one per spec.budgets
     ends: tuple[int | None, ...]  # when each window ends (ns), for expiry
     alerts: tuple[BudgetSpec, ...] = ()  # budgets whose alert threshold this crossed
+    prepared: Any = None  # the store's own precomputed rows, if it keeps any
 
 
 class Store(abc.ABC):

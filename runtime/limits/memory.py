@@ -1,5 +1,8 @@
 """The in-process store: one lock, plain dicts, integer arithmetic. Thread-safe; the
-embedded default."""
+embedded default.
+
+Per chain and UTC day the store prepares flat rows (keys with their window, limits as
+plain ints), so one admission is a handful of dict operations under the lock."""
 
 from __future__ import annotations
 
@@ -15,10 +18,35 @@ from runtime.limits.base import (
     lease_refusal,
     rate_refusal,
 )
-from runtime.limits.spec import BudgetSpec, ChainSpec
+from runtime.limits.spec import Bucket, BudgetSpec, ChainSpec, LeaseSpec
 from runtime.periods import NS_PER_DAY, window
 
 SETTLED_MEMORY = 100_000  # request ids remembered for idempotent settlement
+_USD, _TOKENS, _REQUESTS = 0, 1, 2
+_KIND = {"usd": _USD, "tokens": _TOKENS, "requests": _REQUESTS}
+
+
+class Prepared:
+    """One chain's rows for one UTC day (budget windows never change within a day)."""
+
+    __slots__ = ("buckets", "budgets", "day", "ends", "leases", "windows")
+
+    def __init__(self, spec: ChainSpec, day: int) -> None:
+        self.day = day
+        wins = [window(g.period, day, spec.epoch) for g in spec.budgets]
+        self.windows = tuple(w[0] for w in wins)
+        self.ends = tuple(w[1] for w in wins)
+        self.buckets: tuple[tuple[str, int, int, int, bool, Bucket], ...] = tuple(
+            (b.key, b.limit, b.per_ns, b.burst * b.per_ns, b.unit == "tokens", b)
+            for b in spec.buckets
+        )
+        self.budgets: tuple[tuple[str, int, int, int | None, BudgetSpec], ...] = tuple(
+            (f"{g.key}|{w}", _KIND[g.unit], g.limit, g.alert_at, g)
+            for g, w in zip(spec.budgets, self.windows, strict=True)
+        )
+        self.leases: tuple[tuple[str, int, LeaseSpec], ...] = tuple(
+            (lease.key, lease.limit, lease) for lease in spec.leases
+        )
 
 
 class MemoryStore(Store):
@@ -29,65 +57,79 @@ class MemoryStore(Store):
         self._spent: dict[str, int] = {}  # "budget|window" -> amount
         self._inflight: dict[str, int] = {}
         self._settled: OrderedDict[str, None] = OrderedDict()
+        self._prepared: dict[int, tuple[ChainSpec, Prepared]] = {}
+
+    def prepare(self, spec: ChainSpec, day: int) -> Prepared:
+        found = self._prepared.get(id(spec))
+        if found is None or found[0] is not spec or found[1].day != day:
+            found = (spec, Prepared(spec, day))
+            self._prepared[id(spec)] = found
+        return found[1]
 
     def admit(self, request_id: str, spec: ChainSpec, tokens: int, cost: int) -> Reservation:
         now = self.clock()
-        day = now // NS_PER_DAY
-        windows = [window(g.period, day, spec.epoch) for g in spec.budgets]
+        prep = self.prepare(spec, now // NS_PER_DAY)
+        amounts = (cost, tokens, 1)
+        tat_of = self._tat
+        spent_of = self._spent
         with self._lock:
-            tats = []
-            for b in spec.buckets:
-                units = b.cost(tokens)
-                tat = self._tat.get(b.key, 0)
-                scaled_now = now * b.limit
-                new = max(tat, scaled_now) + units * b.per_ns
-                if b.limit == 0 or new - scaled_now > b.burst * b.per_ns:
+            news = []
+            for key, limit, per_ns, capacity, by_tokens, b in prep.buckets:
+                units = tokens if by_tokens else 1
+                scaled_now = now * limit
+                tat = tat_of.get(key, 0)
+                new = (tat if tat > scaled_now else scaled_now) + units * per_ns
+                if new - scaled_now > capacity or limit == 0:
                     raise rate_refusal(b, tat, now, units)
-                tats.append(new)
-            keys = [f"{g.key}|{w[0]}" for g, w in zip(spec.budgets, windows, strict=True)]
+                news.append(new)
             alerts: list[BudgetSpec] = []
-            for g, key in zip(spec.budgets, keys, strict=True):
-                spent = self._spent.get(key, 0)
-                amount = g.amount(tokens, cost)
-                if spent + amount > g.limit:
+            for key, kind, limit, alert_at, g in prep.budgets:
+                spent = spent_of.get(key, 0)
+                after = spent + amounts[kind]
+                if after > limit:
                     raise budget_refusal(g, spent)
-                if g.alert_at is not None and spent < g.alert_at <= spent + amount:
+                if alert_at is not None and spent < alert_at <= after:
                     alerts.append(g)
-            for lease in spec.leases:
-                if self._inflight.get(lease.key, 0) >= lease.limit:
+            inflight = self._inflight
+            for key, limit, lease in prep.leases:
+                if inflight.get(key, 0) >= limit:
                     raise lease_refusal(lease)
             # every check passed: charge all
-            for b, tat in zip(spec.buckets, tats, strict=True):
-                self._tat[b.key] = tat
-            for g, key in zip(spec.budgets, keys, strict=True):
-                self._spent[key] = self._spent.get(key, 0) + g.amount(tokens, cost)
-            for lease in spec.leases:
-                self._inflight[lease.key] = self._inflight.get(lease.key, 0) + 1
+            for row, new in zip(prep.buckets, news, strict=True):
+                tat_of[row[0]] = new
+            for key, kind, _, _, _ in prep.budgets:
+                spent_of[key] = spent_of.get(key, 0) + amounts[kind]
+            for key, _, _ in prep.leases:
+                inflight[key] = inflight.get(key, 0) + 1
         return Reservation(
-            request_id, spec, tokens, cost, tuple(w[0] for w in windows),
-            tuple(w[1] for w in windows), tuple(alerts),
-        )  # fmt: skip
+            request_id, spec, tokens, cost, prep.windows, prep.ends, tuple(alerts), prep
+        )
 
     def settle(self, reservation: Reservation, tokens: int, cost: int) -> bool:
-        spec = reservation.spec
-        extra_tokens = tokens - reservation.tokens
+        prep = reservation.prepared
+        if not isinstance(prep, Prepared):  # a reservation made elsewhere: rebuild its rows
+            prep = Prepared(reservation.spec, 0)
+            prep.budgets = tuple(
+                (f"{g.key}|{w}", _KIND[g.unit], g.limit, g.alert_at, g)
+                for g, w in zip(reservation.spec.budgets, reservation.windows, strict=True)
+            )
+        deltas = (cost - reservation.cost, tokens - reservation.tokens, 0)
         with self._lock:
             if reservation.request_id in self._settled:
                 return False
             self._settled[reservation.request_id] = None
             if len(self._settled) > SETTLED_MEMORY:
                 self._settled.popitem(last=False)
+            extra_tokens = deltas[_TOKENS]
             if extra_tokens:
-                for b in spec.buckets:
-                    if b.unit == "tokens" and b.key in self._tat:
-                        self._tat[b.key] += extra_tokens * b.per_ns
-            for g, win in zip(spec.budgets, reservation.windows, strict=True):
-                delta = g.amount(tokens, cost) - g.amount(reservation.tokens, reservation.cost)
-                if delta:
-                    key = f"{g.key}|{win}"
-                    self._spent[key] = self._spent.get(key, 0) + delta
-            for lease in spec.leases:
-                self._inflight[lease.key] = max(self._inflight.get(lease.key, 0) - 1, 0)
+                for key, _, per_ns, _, by_tokens, _ in prep.buckets:
+                    if by_tokens and key in self._tat:
+                        self._tat[key] += extra_tokens * per_ns
+            for key, kind, _, _, _ in prep.budgets:
+                if deltas[kind]:
+                    self._spent[key] = self._spent.get(key, 0) + deltas[kind]
+            for key, _, _ in prep.leases:
+                self._inflight[key] = max(self._inflight.get(key, 0) - 1, 0)
         return True
 
     # -- inspection ---------------------------------------------------------------------
