@@ -150,12 +150,16 @@ def main() -> None:
         mine, theirs, hits = bench_admission(work)
     print("| measure | value | target |")
     print("|---|---:|---|")
-    print(f"| bundle load, {args.docs:,} documents ({len(big) / 1e6:.1f} MB) | {load_ms:.0f} ms | <= 150 ms |")
+    print(
+        f"| bundle load, {args.docs:,} documents ({len(big) / 1e6:.1f} MB) | {load_ms:.0f} ms | <= 150 ms |"
+    )
     print(f"| resolve `@p/m`, {args.docs:,}-document bundle | {resolve_big:.2f} us | <= 1 us |")
     print(f"| resolve `@p/m`, 20-document bundle | {resolve_tiny:.2f} us | |")
     print(f"| resolve ratio large/tiny | {resolve_big / resolve_tiny:.2f} | <= 1.2 |")
     print(f"| admit + settle, 4-level chain ({hits} limits), memory | {mine:.2f} us | <= 10 us |")
-    print(f"| `limits` MovingWindowRateLimiter, {hits} hits (not atomic) | {theirs:.2f} us | slower than ours |")
+    print(
+        f"| `limits` MovingWindowRateLimiter, {hits} hits (not atomic) | {theirs:.2f} us | slower than ours |"
+    )
 
 
 if __name__ == "__main__":

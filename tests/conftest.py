@@ -72,3 +72,6 @@ def shared_data(*parts: str) -> Path:
             pytest.fail(f"shared data missing in CI: {path}")
         pytest.skip(f"shared data not available: {path}")
     return path
+
+
+from tests.redis_server import own_redis, redis_server  # noqa: E402, F401  (fixtures)

@@ -1,0 +1,364 @@
+"""The Redis store: many router replicas, one truth. One Lua script per admission checks
+and charges every counter of the chain atomically (see lua.py for the arithmetic).
+
+- All keys of a store share one hash tag, `{<namespace>}`, so every chain's keys are in one
+  slot and the scripts run on Redis Cluster. (Chains share counters, so one slot it is.)
+- GCRA runs on the server's clock; budget windows are computed here from the client clock
+  and their keys carry the window (`…|2026-11`, `…|2026-W48`) and expire after it.
+- Concurrency is a sorted set of leases with a TTL; long (streaming) requests `renew` theirs.
+- Settlement is idempotent per request id. A settlement that cannot reach Redis is queued
+  and replayed once Redis answers again; nothing is lost.
+- When Redis is unreachable: fail-closed (default) raises StoreUnavailable (503); fail-open
+  admits, counts the bypass and reports it to `on_bypass`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+import redis.asyncio as aioredis
+
+from runtime.errors import RateLimited, StoreUnavailable
+from runtime.limits.base import Reservation, Store, budget_refusal, lease_refusal
+from runtime.limits.lua import ADMIT, RENEW, SETTLE
+from runtime.limits.spec import Bucket, ChainSpec
+from runtime.periods import NS_PER_DAY, window
+
+EPOCH_S = 1_577_836_800  # 2020-01-01: keeps microsecond times well below 2^53 in Lua
+MICRO = 10**6
+UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, OSError)
+BYPASS = "bypass"
+
+
+def split_units(units: int, per_us: int, limit: int) -> tuple[int, int]:
+    """units * per_us / limit as (whole microseconds, remainder in 1/limit microseconds)."""
+    if limit == 0:
+        return 0, 0
+    return divmod(units * per_us, limit)
+
+
+def split_money(amount: int, usd: bool) -> tuple[int, int]:
+    """pico-USD as (micro-USD, pico remainder); other units as (amount, 0). Keeps sign."""
+    if not usd:
+        return amount, 0
+    whole = abs(amount) // MICRO
+    rest = abs(amount) % MICRO
+    return (whole, rest) if amount >= 0 else (-whole, -rest)
+
+
+@dataclass(frozen=True, slots=True)
+class _Keys:
+    buckets: tuple[str, ...]
+    budgets: tuple[str, ...]
+    leases: tuple[str, ...]
+    token_buckets: tuple[int, ...]  # indexes of buckets charged by tokens
+
+
+class RedisStore(Store):
+    def __init__(
+        self,
+        url: str = "redis://127.0.0.1:6379/0",
+        *,
+        namespace: str = "catalog",
+        fail_open: bool = False,
+        timeout: float = 0.5,
+        lease_ttl: float = 300.0,
+        settled_ttl: int = 2 * 86_400,
+        max_connections: int = 64,
+        on_bypass: Callable[[str, BaseException], None] | None = None,
+    ) -> None:
+        self.url = url
+        self.tag = "{" + namespace + "}"
+        self.fail_open = fail_open
+        self.lease_ttl_us = int(lease_ttl * MICRO)
+        self.settled_ttl = settled_ttl
+        self.on_bypass = on_bypass
+        self.bypassed = 0
+        self._timeout = timeout
+        self._max_connections = max_connections
+        # A blocking pool: callers beyond `max_connections` wait (up to `timeout`) for a
+        # connection instead of failing.
+        pool = redis.BlockingConnectionPool.from_url(
+            url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            max_connections=max_connections,
+            timeout=timeout,
+            health_check_interval=30,
+        )
+        self.client = redis.Redis(connection_pool=pool)
+        self._admit = self.client.register_script(ADMIT)
+        self._settle = self.client.register_script(SETTLE)
+        self._renew = self.client.register_script(RENEW)
+        self._aclients: dict[int, aioredis.Redis] = {}  # one per event loop
+        self._pending: collections.deque[tuple[Reservation, int, int]] = collections.deque()
+        self._pending_lock = threading.Lock()
+        self._keys: dict[int, tuple[ChainSpec, _Keys]] = {}
+
+    # -- keys and arguments ---------------------------------------------------------------
+    def keys(self, spec: ChainSpec, windows: tuple[str, ...]) -> _Keys:
+        found = self._keys.get(id(spec))
+        if found is None or found[0] is not spec:
+            found = (spec, _Keys(
+                tuple(f"{self.tag}:r:{b.key}" for b in spec.buckets),
+                tuple(f"{self.tag}:b:{g.key}" for g in spec.budgets),
+                tuple(f"{self.tag}:c:{lease.key}" for lease in spec.leases),
+                tuple(i for i, b in enumerate(spec.buckets) if b.unit == "tokens"),
+            ))  # fmt: skip
+            self._keys[id(spec)] = found
+        keys = found[1]
+        budgets = tuple(f"{k}|{w}" for k, w in zip(keys.budgets, windows, strict=True))
+        return _Keys(keys.buckets, budgets, keys.leases, keys.token_buckets)
+
+    def _admit_args(
+        self, request_id: str, spec: ChainSpec, tokens: int, cost: int, ends: tuple[int | None, ...]
+    ) -> list[Any]:
+        args: list[Any] = [len(spec.buckets), len(spec.budgets), len(spec.leases), request_id,
+                           self.lease_ttl_us]  # fmt: skip
+        for b in spec.buckets:
+            per_us = b.per_ns // 1000
+            iq, ir = split_units(b.cost(tokens), per_us, b.limit)
+            cq, cr = split_units(b.burst, per_us, b.limit)
+            args += [b.limit, iq, ir, cq, cr]
+        for g, end in zip(spec.budgets, ends, strict=True):
+            usd = g.unit == "usd"
+            lh, ll = split_money(g.limit, usd)
+            ah, al = split_money(g.amount(tokens, cost), usd)
+            expire = end // 10**9 + 86_400 if end is not None else 0
+            xh, xl = split_money(g.alert_at, usd) if g.alert_at is not None else (-1, -1)
+            args += [lh, ll, ah, al, expire, xh, xl]
+        args += [lease.limit for lease in spec.leases]
+        return args
+
+    def _refusal(self, spec: ChainSpec, tokens: int, result: list[Any]) -> Exception:
+        kind, index = int(result[0]), int(result[1]) - 1
+        if kind == 1:
+            return _rate_refusal(spec.buckets[index], tokens, result)
+        if kind == 2:
+            g = spec.budgets[index]
+            spent = int(result[2]) * (MICRO if g.unit == "usd" else 1) + int(result[3])
+            return budget_refusal(g, spent)
+        return lease_refusal(spec.leases[index])
+
+    def _windows(self, spec: ChainSpec) -> tuple[tuple[str, ...], tuple[int | None, ...]]:
+        day = time.time_ns() // NS_PER_DAY
+        wins = [window(g.period, day, spec.epoch) for g in spec.budgets]
+        return tuple(w[0] for w in wins), tuple(w[1] for w in wins)
+
+    # -- admission ------------------------------------------------------------------------
+    def admit(self, request_id: str, spec: ChainSpec, tokens: int, cost: int) -> Reservation:
+        windows, ends = self._windows(spec)
+        reservation = Reservation(request_id, spec, tokens, cost, windows, ends)
+        if spec.empty:
+            return reservation
+        keys = self.keys(spec, windows)
+        try:
+            self.flush()
+            result = self._admit(
+                keys=[*keys.buckets, *keys.budgets, *keys.leases],
+                args=self._admit_args(request_id, spec, tokens, cost, ends),
+            )
+        except UNREACHABLE as exc:
+            return self._unreachable(reservation, exc)
+        if int(result[0]) != 0:
+            raise self._refusal(spec, tokens, result)
+        return _with_alerts(reservation, result)
+
+    async def aadmit(self, request_id: str, spec: ChainSpec, tokens: int, cost: int) -> Reservation:
+        windows, ends = self._windows(spec)
+        reservation = Reservation(request_id, spec, tokens, cost, windows, ends)
+        if spec.empty:
+            return reservation
+        keys = self.keys(spec, windows)
+        client = self.async_client()
+        try:
+            await self.aflush()
+            result = await client.evalsha_or_eval(  # type: ignore[attr-defined]
+                ADMIT, [*keys.buckets, *keys.budgets, *keys.leases],
+                self._admit_args(request_id, spec, tokens, cost, ends),
+            )  # fmt: skip
+        except UNREACHABLE as exc:
+            return self._unreachable(reservation, exc)
+        if int(result[0]) != 0:
+            raise self._refusal(spec, tokens, result)
+        return _with_alerts(reservation, result)
+
+    def _unreachable(self, reservation: Reservation, exc: BaseException) -> Reservation:
+        if not self.fail_open:
+            raise StoreUnavailable(
+                f"the limits store at {safe_url(self.url)} is unreachable: {exc}"
+            ) from None
+        self.bypassed += 1
+        if self.on_bypass is not None:
+            self.on_bypass(reservation.request_id, exc)
+        return reservation._replace(prepared=BYPASS)
+
+    # -- settlement -----------------------------------------------------------------------
+    def _settle_call(
+        self, reservation: Reservation, tokens: int, cost: int
+    ) -> tuple[list[str], list[Any]]:
+        spec = reservation.spec
+        keys = self.keys(spec, reservation.windows)
+        extra = tokens - reservation.tokens
+        bucket_keys, bucket_args = [], []
+        for i in keys.token_buckets:
+            b = spec.buckets[i]
+            dq, dr = split_units(abs(extra), b.per_ns // 1000, b.limit)
+            bucket_keys.append(keys.buckets[i])
+            bucket_args += [1 if extra >= 0 else -1, dq, dr, b.limit]
+        budget_args: list[Any] = []
+        for g in spec.budgets:
+            delta = g.amount(tokens, cost) - g.amount(reservation.tokens, reservation.cost)
+            budget_args += list(split_money(delta, g.unit == "usd"))
+        marker = f"{self.tag}:s:{reservation.request_id}"
+        args = [len(bucket_keys), len(keys.budgets), len(keys.leases), reservation.request_id,
+                self.settled_ttl, *bucket_args, *budget_args]  # fmt: skip
+        return [marker, *bucket_keys, *keys.budgets, *keys.leases], args
+
+    def settle(self, reservation: Reservation, tokens: int, cost: int) -> bool:
+        if reservation.prepared == BYPASS or reservation.spec.empty:
+            return False
+        keys, args = self._settle_call(reservation, tokens, cost)
+        try:
+            self.flush()
+            return bool(self._settle(keys=keys, args=args))
+        except UNREACHABLE:
+            with self._pending_lock:
+                self._pending.append((reservation, tokens, cost))
+            return True  # queued: replayed, once, when Redis answers again
+
+    async def asettle(self, reservation: Reservation, tokens: int, cost: int) -> bool:
+        if reservation.prepared == BYPASS or reservation.spec.empty:
+            return False
+        keys, args = self._settle_call(reservation, tokens, cost)
+        try:
+            await self.aflush()
+            return bool(await self.async_client().evalsha_or_eval(SETTLE, keys, args))  # type: ignore[attr-defined]
+        except UNREACHABLE:
+            with self._pending_lock:
+                self._pending.append((reservation, tokens, cost))
+            return True
+
+    def flush(self) -> int:
+        """Replay queued settlements (each is idempotent); returns how many went through."""
+        done = 0
+        while True:
+            with self._pending_lock:
+                if not self._pending:
+                    return done
+                item = self._pending[0]
+            keys, args = self._settle_call(*item)
+            self._settle(keys=keys, args=args)  # raises while Redis is still away
+            with self._pending_lock:
+                if self._pending and self._pending[0] is item:
+                    self._pending.popleft()
+            done += 1
+
+    async def aflush(self) -> int:
+        done = 0
+        while True:
+            with self._pending_lock:
+                if not self._pending:
+                    return done
+                item = self._pending[0]
+            keys, args = self._settle_call(*item)
+            await self.async_client().evalsha_or_eval(SETTLE, keys, args)  # type: ignore[attr-defined]
+            with self._pending_lock:
+                if self._pending and self._pending[0] is item:
+                    self._pending.popleft()
+            done += 1
+
+    @property
+    def pending(self) -> int:
+        with self._pending_lock:
+            return len(self._pending)
+
+    def renew(self, reservation: Reservation, seconds: float | None = None) -> bool:
+        """Extend a long (streaming) request's concurrency leases."""
+        keys = self.keys(reservation.spec, reservation.windows).leases
+        if not keys:
+            return False
+        ttl = int((seconds if seconds is not None else self.lease_ttl_us / MICRO) * MICRO)
+        try:
+            return bool(self._renew(keys=list(keys), args=[reservation.request_id, ttl]))
+        except UNREACHABLE as exc:
+            raise StoreUnavailable(f"cannot renew leases: {exc}") from None
+
+    # -- async plumbing -------------------------------------------------------------------
+    def async_client(self) -> aioredis.Redis:
+        """The client of the running event loop (an asyncio pool cannot cross loops)."""
+        loop = id(asyncio.get_running_loop())
+        found = self._aclients.get(loop)
+        if found is None:
+            pool = aioredis.BlockingConnectionPool.from_url(
+                self.url,
+                socket_timeout=self._timeout,
+                socket_connect_timeout=self._timeout,
+                max_connections=self._max_connections,
+                timeout=self._timeout,
+            )
+            found = aioredis.Redis(connection_pool=pool)
+            found.evalsha_or_eval = _evalsha_or_eval(found)  # type: ignore[attr-defined]
+            self._aclients[loop] = found
+        return found
+
+    def ping(self) -> float:
+        """One round trip, in seconds (for benchmarks and health checks)."""
+        start = time.perf_counter()
+        self.client.ping()
+        return time.perf_counter() - start
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _evalsha_or_eval(client: aioredis.Redis) -> Callable[..., Any]:
+    """EVALSHA, loading the script again after a SCRIPT FLUSH (NOSCRIPT)."""
+    shas: dict[str, str] = {}
+
+    async def call(script: str, keys: list[str], args: list[Any]) -> Any:
+        sha = shas.get(script)
+        if sha is None:
+            sha = await client.script_load(script)
+            shas[script] = sha
+        try:
+            return await client.evalsha(sha, len(keys), *keys, *args)
+        except redis.exceptions.NoScriptError:
+            shas[script] = await client.script_load(script)
+            return await client.evalsha(shas[script], len(keys), *keys, *args)
+
+    return call
+
+
+def _with_alerts(reservation: Reservation, result: list[Any]) -> Reservation:
+    if len(result) <= 2:
+        return reservation
+    crossed = tuple(reservation.spec.budgets[int(j) - 1] for j in result[2:])
+    return reservation._replace(alerts=crossed)
+
+
+def safe_url(url: str) -> str:
+    """The URL without its password, for messages."""
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest:
+        rest = "***@" + rest.split("@", 1)[1]
+    return f"{scheme}{sep}{rest}"
+
+
+def _rate_refusal(b: Bucket, tokens: int, result: list[Any]) -> RateLimited:
+    units = b.cost(tokens)
+    if b.limit == 0 or units > b.burst:
+        return RateLimited(b.counter, b.unit, b.per, b.limit, retry_after=None)
+    q, r, now = int(result[2]), int(result[3]), int(result[4])
+    per_us = b.per_ns // 1000
+    # ready when now' >= tat + units*T - burst*T, in exact rationals (units of 1/limit us)
+    ready = q * b.limit + r + units * per_us - b.burst * per_us
+    wait_us = max(ready - now * b.limit, 0) / b.limit
+    return RateLimited(b.counter, b.unit, b.per, b.limit, retry_after=wait_us / MICRO)
