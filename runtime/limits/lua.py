@@ -1,29 +1,53 @@
-"""The two Lua scripts of the Redis store: one admission, one settlement, each atomic.
+"""The Lua scripts of the Redis store: one admission, one settlement, each atomic.
 
 Redis Lua numbers are doubles, exact only below 2^53, so nothing large is multiplied in Lua:
 - time is microseconds since 2020-01-01 (about 2^48 today), from the server's clock;
-- a GCRA bucket's arrival time is `q + r/limit` microseconds, an integer and a remainder;
-  the client computes each increment `units * per / limit` as (q, r) with Python integers;
-- a usd budget is (micro-USD, pico-USD remainder below 10^6); tokens and requests budgets
-  use the first field only. Additions go through HINCRBY with the client's exact strings.
-Per budget the client passes 7 values: limit (2), amount (2), window end, alert level (2,
--1 when none); a successful admission returns the budgets whose alert level it crossed.
-Integers are written back with string.format('%.0f'), never tostring (which rounds).
+- a GCRA bucket is one string "q:r": its arrival time is `q + r/limit` microseconds; the
+  client computes each increment `units * per / limit` as (q, r) with Python integers;
+- a budget is one string "h:l": usd is (micro-USD, pico-USD remainder below 10^6), tokens
+  and requests use `h` only. Each stays far below 2^53.
+Values are written with string.format('%.0f'), never tostring (which rounds). State is read
+with one MGET and written with one MSET (a budget window's expiry is set once, when its key
+is created; bucket keys are one per limit and need none), to keep the script short: it runs
+on every request.
+
+All numbers travel as ONE comma-separated argument (ARGV[1]) and the request id as ARGV[2]:
+packing dozens of separate arguments cost more than the script itself.
+Admission numbers: nb, ng, nl, 0, lease_ttl_us; per bucket: limit, iq, ir, cq, cr;
+per budget: limit h, limit l, amount h, amount l, window end (unix s, 0 = none),
+alert h, alert l (-1 when none); per lease: limit.
 """
 
-ADMIT = r"""
+_ARGS = r"""
+local V = {}
+for x in string.gmatch(ARGV[1], '[^,]+') do V[#V + 1] = x end
+local rid = ARGV[2]
+local function pair(s)
+  if not s then return 0, 0 end
+  local i = string.find(s, ':', 1, true)
+  return tonumber(string.sub(s, 1, i - 1)), tonumber(string.sub(s, i + 1))
+end
+local function fmt(a, b) return string.format('%.0f:%.0f', a, b) end
+"""
+
+_ADMIT_BODY = r"""
 local t = redis.call('TIME')
 local now = (tonumber(t[1]) - 1577836800) * 1000000 + tonumber(t[2])
-local nb, ng, nl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local rid, lease_ttl = ARGV[4], tonumber(ARGV[5])
+local nb, ng, nl = tonumber(V[1]), tonumber(V[2]), tonumber(V[3])
+local lease_ttl = tonumber(V[5])
+local state = {}
+if nb + ng > 0 then
+  local names = {}
+  for i = 1, nb + ng do names[i] = KEYS[i] end
+  state = redis.call('MGET', unpack(names))
+end
 local a = 6
-local nq, nr, idle = {}, {}, {}
+local writes = {}
 for i = 1, nb do
-  local limit, iq, ir = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
-  local cq, cr = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
+  local limit, iq, ir = tonumber(V[a]), tonumber(V[a + 1]), tonumber(V[a + 2])
+  local cq, cr = tonumber(V[a + 3]), tonumber(V[a + 4])
   a = a + 5
-  local st = redis.call('HMGET', KEYS[i], 'q', 'r')
-  local q, r = tonumber(st[1]) or 0, tonumber(st[2]) or 0
+  local q, r = pair(state[i])
   if q < now then q = now; r = 0 end
   local q2, r2 = q + iq, r + ir
   if r2 >= limit then q2 = q2 + 1; r2 = r2 - limit end
@@ -31,50 +55,39 @@ for i = 1, nb do
   if limit == 0 or ahead > cq or (ahead == cq and r2 > cr) then
     return {1, i, string.format('%.0f', q), string.format('%.0f', r), string.format('%.0f', now)}
   end
-  nq[i], nr[i], idle[i] = q2, r2, ahead
+  writes[#writes + 1] = KEYS[i]
+  writes[#writes + 1] = fmt(q2, r2)
 end
-local crossed = {}
+local crossed, fresh = {}, {}
 for j = 1, ng do
-  local key = KEYS[nb + j]
-  local lh, ll = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
-  local ah, al = tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
-  local xh, xl = tonumber(ARGV[a + 5]), tonumber(ARGV[a + 6])
-  local st = redis.call('HMGET', key, 'h', 'l')
-  local h, l = tonumber(st[1]) or 0, tonumber(st[2]) or 0
+  local lh, ll = tonumber(V[a]), tonumber(V[a + 1])
+  local ah, al = tonumber(V[a + 2]), tonumber(V[a + 3])
+  local xh, xl = tonumber(V[a + 5]), tonumber(V[a + 6])
+  local h, l = pair(state[nb + j])
   local sh, sl = h + ah, l + al
   if sl >= 1000000 then sh = sh + 1; sl = sl - 1000000 end
   if sh > lh or (sh == lh and sl > ll) then
     return {2, j, string.format('%.0f', h), string.format('%.0f', l)}
   end
-  -- an alert threshold crossed: spent < alert <= spent + amount
   if xh >= 0 and (h < xh or (h == xh and l < xl)) and (xh < sh or (xh == sh and xl <= sl)) then
-    crossed[#crossed + 1] = j
+    crossed[#crossed + 1] = j  -- an alert threshold crossed: spent < alert <= spent + amount
+  end
+  writes[#writes + 1] = KEYS[nb + j]
+  writes[#writes + 1] = fmt(sh, sl)
+  if not state[nb + j] and tonumber(V[a + 4]) > 0 then
+    fresh[#fresh + 1] = {KEYS[nb + j], V[a + 4]}  -- a new window: it expires after its end
   end
   a = a + 7
 end
 for k = 1, nl do
   local key = KEYS[nb + ng + k]
   redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
-  if redis.call('ZCARD', key) >= tonumber(ARGV[a]) then return {3, k} end
+  if redis.call('ZCARD', key) >= tonumber(V[a]) then return {3, k} end
   a = a + 1
 end
 -- every check passed: charge all
-for i = 1, nb do
-  redis.call('HSET', KEYS[i], 'q', string.format('%.0f', nq[i]), 'r', string.format('%.0f', nr[i]))
-  redis.call('PEXPIRE', KEYS[i], math.floor(idle[i] / 1000) + 60000)
-end
-a = 6 + 5 * nb
-for j = 1, ng do
-  local key = KEYS[nb + j]
-  redis.call('HINCRBY', key, 'h', ARGV[a + 2])
-  local l = redis.call('HINCRBY', key, 'l', ARGV[a + 3])
-  if l >= 1000000 then
-    redis.call('HINCRBY', key, 'l', -1000000)
-    redis.call('HINCRBY', key, 'h', 1)
-  end
-  if tonumber(ARGV[a + 4]) > 0 then redis.call('EXPIREAT', key, ARGV[a + 4]) end
-  a = a + 7
-end
+if #writes > 0 then redis.call('MSET', unpack(writes)) end
+for _, f in ipairs(fresh) do redis.call('EXPIREAT', f[1], f[2]) end
 for k = 1, nl do
   local key = KEYS[nb + ng + k]
   redis.call('ZADD', key, now + lease_ttl, rid)
@@ -82,20 +95,22 @@ for k = 1, nl do
 end
 return {0, string.format('%.0f', now), unpack(crossed)}
 """
+ADMIT = _ARGS + _ADMIT_BODY
 
-SETTLE = r"""
-if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[5]) then return 0 end
-local nb, ng, nl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local rid = ARGV[4]
+# Settlement numbers: nb, ng, nl, 0, settled_ttl_s; per token bucket: sign, dq, dr, limit;
+# per budget: delta h, delta l (same sign).
+_SETTLE_BODY = r"""
+if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', V[5]) then return 0 end
+local nb, ng, nl = tonumber(V[1]), tonumber(V[2]), tonumber(V[3])
 local a = 6
 for i = 1, nb do
   local key = KEYS[1 + i]
-  local sign, dq = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
-  local dr, limit = tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
+  local sign, dq = tonumber(V[a]), tonumber(V[a + 1])
+  local dr, limit = tonumber(V[a + 2]), tonumber(V[a + 3])
   a = a + 4
-  local st = redis.call('HMGET', key, 'q', 'r')
-  if st[1] then
-    local q, r = tonumber(st[1]), tonumber(st[2]) or 0
+  local s = redis.call('GET', key)
+  if s then
+    local q, r = pair(s)
     if sign > 0 then
       q, r = q + dq, r + dr
       if r >= limit then q = q + 1; r = r - limit end
@@ -103,21 +118,18 @@ for i = 1, nb do
       q, r = q - dq, r - dr
       if r < 0 then q = q - 1; r = r + limit end
     end
-    redis.call('HSET', key, 'q', string.format('%.0f', q), 'r', string.format('%.0f', r))
+    redis.call('SET', key, fmt(q, r), 'KEEPTTL')
   end
 end
 for j = 1, ng do
   local key = KEYS[1 + nb + j]
-  if redis.call('EXISTS', key) == 1 then
-    redis.call('HINCRBY', key, 'h', ARGV[a])
-    local l = redis.call('HINCRBY', key, 'l', ARGV[a + 1])
-    if l >= 1000000 then
-      redis.call('HINCRBY', key, 'l', -1000000)
-      redis.call('HINCRBY', key, 'h', 1)
-    elseif l < 0 then
-      redis.call('HINCRBY', key, 'l', 1000000)
-      redis.call('HINCRBY', key, 'h', -1)
-    end
+  local s = redis.call('GET', key)
+  if s then
+    local h, l = pair(s)
+    h, l = h + tonumber(V[a]), l + tonumber(V[a + 1])
+    if l >= 1000000 then h = h + 1; l = l - 1000000
+    elseif l < 0 then h = h - 1; l = l + 1000000 end
+    redis.call('SET', key, fmt(h, l), 'KEEPTTL')
   end
   a = a + 2
 end
@@ -126,6 +138,7 @@ for k = 1, nl do
 end
 return 1
 """
+SETTLE = _ARGS + _SETTLE_BODY
 
 RENEW = r"""
 local t = redis.call('TIME')

@@ -100,42 +100,26 @@ class RedisStore(Store):
         self._aclients: dict[int, aioredis.Redis] = {}  # one per event loop
         self._pending: collections.deque[tuple[Reservation, int, int]] = collections.deque()
         self._pending_lock = threading.Lock()
-        self._keys: dict[int, tuple[ChainSpec, _Keys]] = {}
+        self._plans: dict[int, _Plan] = {}
 
     # -- keys and arguments ---------------------------------------------------------------
-    def keys(self, spec: ChainSpec, windows: tuple[str, ...]) -> _Keys:
-        found = self._keys.get(id(spec))
-        if found is None or found[0] is not spec:
-            found = (spec, _Keys(
-                tuple(f"{self.tag}:r:{b.key}" for b in spec.buckets),
-                tuple(f"{self.tag}:b:{g.key}" for g in spec.budgets),
-                tuple(f"{self.tag}:c:{lease.key}" for lease in spec.leases),
-                tuple(i for i, b in enumerate(spec.buckets) if b.unit == "tokens"),
-            ))  # fmt: skip
-            self._keys[id(spec)] = found
-        keys = found[1]
-        budgets = tuple(f"{k}|{w}" for k, w in zip(keys.budgets, windows, strict=True))
-        return _Keys(keys.buckets, budgets, keys.leases, keys.token_buckets)
+    def plan(self, spec: ChainSpec, day: int) -> _Plan:
+        """Keys and the constant part of the arguments, per chain and UTC day (cached)."""
+        found = self._plans.get(id(spec))
+        if found is None or found.spec is not spec or found.day != day:
+            found = _Plan(spec, day, self.tag, self.lease_ttl_us)
+            self._plans[id(spec)] = found
+        return found
 
-    def _admit_args(
-        self, request_id: str, spec: ChainSpec, tokens: int, cost: int, ends: tuple[int | None, ...]
-    ) -> list[Any]:
-        args: list[Any] = [len(spec.buckets), len(spec.budgets), len(spec.leases), request_id,
-                           self.lease_ttl_us]  # fmt: skip
-        for b in spec.buckets:
-            per_us = b.per_ns // 1000
-            iq, ir = split_units(b.cost(tokens), per_us, b.limit)
-            cq, cr = split_units(b.burst, per_us, b.limit)
-            args += [b.limit, iq, ir, cq, cr]
-        for g, end in zip(spec.budgets, ends, strict=True):
-            usd = g.unit == "usd"
-            lh, ll = split_money(g.limit, usd)
-            ah, al = split_money(g.amount(tokens, cost), usd)
-            expire = end // 10**9 + 86_400 if end is not None else 0
-            xh, xl = split_money(g.alert_at, usd) if g.alert_at is not None else (-1, -1)
-            args += [lh, ll, ah, al, expire, xh, xl]
-        args += [lease.limit for lease in spec.leases]
-        return args
+    def keys(self, spec: ChainSpec, windows: tuple[str, ...]) -> _Keys:
+        """Keys for a reservation's own windows (settlement may cross midnight)."""
+        tag = self.tag
+        return _Keys(
+            tuple(f"{tag}:r:{b.key}" for b in spec.buckets),
+            tuple(f"{tag}:b:{g.key}|{w}" for g, w in zip(spec.budgets, windows, strict=True)),
+            tuple(f"{tag}:c:{lease.key}" for lease in spec.leases),
+            tuple(i for i, b in enumerate(spec.buckets) if b.unit == "tokens"),
+        )
 
     def _refusal(self, spec: ChainSpec, tokens: int, result: list[Any]) -> Exception:
         kind, index = int(result[0]), int(result[1]) - 1
@@ -147,24 +131,16 @@ class RedisStore(Store):
             return budget_refusal(g, spent)
         return lease_refusal(spec.leases[index])
 
-    def _windows(self, spec: ChainSpec) -> tuple[tuple[str, ...], tuple[int | None, ...]]:
-        day = time.time_ns() // NS_PER_DAY
-        wins = [window(g.period, day, spec.epoch) for g in spec.budgets]
-        return tuple(w[0] for w in wins), tuple(w[1] for w in wins)
-
     # -- admission ------------------------------------------------------------------------
     def admit(self, request_id: str, spec: ChainSpec, tokens: int, cost: int) -> Reservation:
-        windows, ends = self._windows(spec)
-        reservation = Reservation(request_id, spec, tokens, cost, windows, ends)
+        plan = self.plan(spec, time.time_ns() // NS_PER_DAY)
+        reservation = Reservation(request_id, spec, tokens, cost, plan.windows, plan.ends)
         if spec.empty:
             return reservation
-        keys = self.keys(spec, windows)
         try:
-            self.flush()
-            result = self._admit(
-                keys=[*keys.buckets, *keys.budgets, *keys.leases],
-                args=self._admit_args(request_id, spec, tokens, cost, ends),
-            )
+            if self._pending:
+                self.flush()
+            result = self._admit(keys=plan.key_list, args=plan.args(request_id, tokens, cost))
         except UNREACHABLE as exc:
             return self._unreachable(reservation, exc)
         if int(result[0]) != 0:
@@ -172,18 +148,17 @@ class RedisStore(Store):
         return _with_alerts(reservation, result)
 
     async def aadmit(self, request_id: str, spec: ChainSpec, tokens: int, cost: int) -> Reservation:
-        windows, ends = self._windows(spec)
-        reservation = Reservation(request_id, spec, tokens, cost, windows, ends)
+        plan = self.plan(spec, time.time_ns() // NS_PER_DAY)
+        reservation = Reservation(request_id, spec, tokens, cost, plan.windows, plan.ends)
         if spec.empty:
             return reservation
-        keys = self.keys(spec, windows)
         client = self.async_client()
         try:
-            await self.aflush()
+            if self._pending:
+                await self.aflush()
             result = await client.evalsha_or_eval(  # type: ignore[attr-defined]
-                ADMIT, [*keys.buckets, *keys.budgets, *keys.leases],
-                self._admit_args(request_id, spec, tokens, cost, ends),
-            )  # fmt: skip
+                ADMIT, plan.key_list, plan.args(request_id, tokens, cost)
+            )
         except UNREACHABLE as exc:
             return self._unreachable(reservation, exc)
         if int(result[0]) != 0:
@@ -218,8 +193,9 @@ class RedisStore(Store):
             delta = g.amount(tokens, cost) - g.amount(reservation.tokens, reservation.cost)
             budget_args += list(split_money(delta, g.unit == "usd"))
         marker = f"{self.tag}:s:{reservation.request_id}"
-        args = [len(bucket_keys), len(keys.budgets), len(keys.leases), reservation.request_id,
-                self.settled_ttl, *bucket_args, *budget_args]  # fmt: skip
+        numbers = [len(bucket_keys), len(keys.budgets), len(keys.leases), 0, self.settled_ttl,
+                   *bucket_args, *budget_args]  # fmt: skip
+        args = [",".join(map(str, numbers)), reservation.request_id]
         return [marker, *bucket_keys, *keys.budgets, *keys.leases], args
 
     def settle(self, reservation: Reservation, tokens: int, cost: int) -> bool:
@@ -227,7 +203,8 @@ class RedisStore(Store):
             return False
         keys, args = self._settle_call(reservation, tokens, cost)
         try:
-            self.flush()
+            if self._pending:
+                self.flush()
             return bool(self._settle(keys=keys, args=args))
         except UNREACHABLE:
             with self._pending_lock:
@@ -239,7 +216,8 @@ class RedisStore(Store):
             return False
         keys, args = self._settle_call(reservation, tokens, cost)
         try:
-            await self.aflush()
+            if self._pending:
+                await self.aflush()
             return bool(await self.async_client().evalsha_or_eval(SETTLE, keys, args))  # type: ignore[attr-defined]
         except UNREACHABLE:
             with self._pending_lock:
@@ -274,6 +252,19 @@ class RedisStore(Store):
                 if self._pending and self._pending[0] is item:
                     self._pending.popleft()
             done += 1
+
+    def spent(self, budget_key: str, window_key: str) -> int:
+        """What a budget window holds (pico-USD for usd), like MemoryStore.spent."""
+        value = self.client.get(f"{self.tag}:b:{budget_key}|{window_key}")
+        if value is None:
+            return 0
+        text = value.decode() if isinstance(value, bytes) else str(value)
+        high, _, low = text.partition(":")
+        usd = "|budget|usd/" in budget_key  # keys read "<counter>|budget|<unit>/<period>"
+        return int(high) * (MICRO if usd else 1) + int(low or 0)
+
+    def inflight(self, lease_key: str) -> int:
+        return int(self.client.zcard(f"{self.tag}:c:{lease_key}"))
 
     @property
     def pending(self) -> int:
@@ -335,6 +326,64 @@ def _evalsha_or_eval(client: aioredis.Redis) -> Callable[..., Any]:
             return await client.evalsha(shas[script], len(keys), *keys, *args)
 
     return call
+
+
+class _Plan:
+    """One chain's admission for one UTC day: keys, and argument text with two kinds of
+    holes, token-dependent and cost-dependent numbers, filled per request."""
+
+    __slots__ = ("day", "ends", "key_list", "parts", "spec", "windows")
+
+    def __init__(self, spec: ChainSpec, day: int, tag: str, lease_ttl_us: int) -> None:
+        self.spec, self.day = spec, day
+        wins = [window(g.period, day, spec.epoch) for g in spec.budgets]
+        self.windows = tuple(w[0] for w in wins)
+        self.ends = tuple(w[1] for w in wins)
+        self.key_list = [
+            *(f"{tag}:r:{b.key}" for b in spec.buckets),
+            *(f"{tag}:b:{g.key}|{w}" for g, w in zip(spec.budgets, self.windows, strict=True)),
+            *(f"{tag}:c:{lease.key}" for lease in spec.leases),
+        ]
+        # parts: constant strings, or callables of (tokens, cost) giving the varying numbers
+        parts: list[Any] = [f"{len(spec.buckets)},{len(spec.budgets)},{len(spec.leases)},0,"
+                            f"{lease_ttl_us}"]  # fmt: skip
+        for b in spec.buckets:
+            per_us = b.per_ns // 1000
+            cq, cr = split_units(b.burst, per_us, b.limit)
+            if b.unit == "tokens":
+                parts += [f",{b.limit},", _bucket_units(per_us, b.limit), f",{cq},{cr}"]
+            else:
+                iq, ir = split_units(1, per_us, b.limit)
+                parts.append(f",{b.limit},{iq},{ir},{cq},{cr}")
+        for g, end in zip(spec.budgets, self.ends, strict=True):
+            usd = g.unit == "usd"
+            lh, ll = split_money(g.limit, usd)
+            expire = end // 10**9 + 86_400 if end is not None else 0
+            xh, xl = split_money(g.alert_at, usd) if g.alert_at is not None else (-1, -1)
+            amount = "1,0" if g.unit == "requests" else _budget_amount(usd)
+            parts += [f",{lh},{ll},", amount, f",{expire},{xh},{xl}"]
+        parts += [f",{lease.limit}" for lease in spec.leases]
+        self.parts = parts
+
+    def args(self, request_id: str, tokens: int, cost: int) -> list[str]:
+        text = "".join(p if isinstance(p, str) else p(tokens, cost) for p in self.parts)
+        return [text, request_id]
+
+
+def _bucket_units(per_us: int, limit: int) -> Callable[[int, int], str]:
+    def units(tokens: int, cost: int) -> str:
+        iq, ir = split_units(tokens, per_us, limit)
+        return f"{iq},{ir}"
+
+    return units
+
+
+def _budget_amount(usd: bool) -> Callable[[int, int], str]:
+    def amount(tokens: int, cost: int) -> str:
+        high, low = split_money(cost if usd else tokens, usd)
+        return f"{high},{low}"
+
+    return amount
 
 
 def _with_alerts(reservation: Reservation, result: list[Any]) -> Reservation:

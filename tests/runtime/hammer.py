@@ -1,0 +1,45 @@
+"""A worker process for the multi-process Redis test (importable for `spawn`)."""
+
+from __future__ import annotations
+
+import random
+import threading
+from typing import Any
+
+from runtime import BudgetExceeded, ConcurrencyExceeded, Estimate, RateLimited, Router, Usage
+from runtime.limits.redis_store import RedisStore
+
+
+def hammer(
+    bundle: bytes, url: str, namespace: str, seed: int, threads: int, rounds: int
+) -> dict[str, Any]:
+    store = RedisStore(url, namespace=namespace, max_connections=threads)
+    router = Router.load(bundle, store)
+    attempt = router.resolve("team", "@openai-prod/gpt-4o-mini").attempts[0]
+    lock = threading.Lock()
+    out: dict[str, Any] = {"admitted": 0, "tokens": 0, "refused": 0}
+
+    def run(k: int) -> None:
+        rng = random.Random(seed * 1000 + k)
+        for _ in range(rounds):
+            estimate = Estimate(rng.randint(1, 40), rng.randint(0, 40))
+            try:
+                ticket = router.admit(attempt, estimate)
+            except (BudgetExceeded, RateLimited, ConcurrencyExceeded):
+                with lock:
+                    out["refused"] += 1
+                continue
+            usage = Usage(estimate.input_tokens, rng.randint(0, estimate.max_tokens or 0))
+            ticket.settle(usage)
+            store.settle(ticket.reservation, usage.tokens, 0)  # a retried settlement
+            with lock:
+                out["admitted"] += 1
+                out["tokens"] += usage.tokens
+
+    workers = [threading.Thread(target=run, args=(k,)) for k in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    store.close()
+    return out
