@@ -10,7 +10,9 @@ import click
 
 from catalog_compiler import __version__
 from catalog_compiler.cli.compile_cmd import compile_
+from catalog_compiler.cli.diff_cmd import diff
 from catalog_compiler.cli.explain_cmd import explain
+from catalog_compiler.cli.init_cmd import init
 from catalog_compiler.cli.schema_cmd import schema
 from catalog_compiler.cli.validate_cmd import validate
 from catalog_compiler.redact import mask
@@ -24,9 +26,11 @@ def cli() -> None:
     """Validate a model catalog written as YAML, and compile its routing bundle."""
 
 
+cli.add_command(init)
 cli.add_command(validate)
 cli.add_command(compile_)
 cli.add_command(explain)
+cli.add_command(diff)
 cli.add_command(schema)
 
 

@@ -20,6 +20,7 @@ from catalog_compiler.cli.options import (
 )
 from catalog_compiler.compiler import compile_catalog
 from catalog_compiler.fsutil import write_atomic
+from catalog_compiler.report.text import plural
 from runtime.bundle import Bundle
 from runtime.errors import BundleError
 
@@ -75,9 +76,13 @@ def compile_(
         click.echo(f"catalogc: the written bundle does not load: {exc}", err=True)
         sys.exit(EXIT_USAGE)
     index = compiled.index
+    counts = ", ".join(
+        plural(len(table), word)
+        for table, word in ((index.providers, "provider"), (index.workspaces, "workspace"),
+                            (index.configs, "config"))
+    )  # fmt: skip
     click.echo(
-        f"compiled {result.document_count} documents: {len(index.providers)} providers, "
-        f"{len(index.workspaces)} workspaces, {len(index.configs)} configs -> {output} "
+        f"compiled {plural(result.document_count, 'document')}: {counts} -> {output} "
         f"({len(compiled.data) / 1024:.1f} KiB, {written.digest})",
         err=fmt != "text",
     )

@@ -1,0 +1,150 @@
+"""`catalogc diff`, `catalogc init`, and the CI integration files."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ruamel.yaml import YAML
+
+from tests.conftest import EXAMPLE, ROOT
+
+
+def edited(tmp_path: Path, name: str, edits: list[tuple[str, str, str]]) -> Path:
+    root = tmp_path / name
+    shutil.copytree(EXAMPLE, root)
+    for rel, old, new in edits:
+        path = root / rel
+        text = path.read_text()
+        assert old in text, (rel, old)
+        path.write_text(text.replace(old, new))
+    return root
+
+
+def diff_json(run_cli: Callable[..., Any], *args: str) -> dict[str, Any]:
+    result = run_cli("diff", *args, "--format", "json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def test_no_semantic_change_for_reordered_keys(tmp_path: Path, run_cli: Callable[..., Any]) -> None:
+    root = edited(tmp_path, "same", [(
+        "providers/gpu.yaml",
+        "kind: Provider\nslug: llama-local\nintegration: gpu-cluster\n",
+        "integration: gpu-cluster\nslug: llama-local\nkind: Provider\n",
+    )])  # fmt: skip
+    data = diff_json(run_cli, str(EXAMPLE), str(root))
+    assert data["changed"] is False and data["old"] != data["new"]  # only provenance moved
+    assert "no semantic change" in run_cli("diff", str(EXAMPLE), str(root)).output
+
+
+def test_a_removed_provider_slug_is_breaking(tmp_path: Path, run_cli: Callable[..., Any]) -> None:
+    root = edited(tmp_path, "gone", [
+        ("providers/openai.yaml", "slug: openai-research", "slug: openai-lab"),
+        ("workspaces/teams.yaml", '["@openai-research", "@anthropic-prod", "@llama-local"]',
+         '["@openai-lab", "@anthropic-prod", "@llama-local"]'),
+        ("workspaces/teams.yaml", '["@openai-research", "@azure-eu", "@llama-local"]',
+         '["@openai-lab", "@azure-eu", "@llama-local"]'),
+        ("configs/research-lb.json.yaml", '"@openai-research"', '"@openai-lab"'),
+    ])  # fmt: skip
+    data = diff_json(run_cli, str(EXAMPLE), str(root))
+    (breaking,) = data["breaking"]
+    assert breaking["kind"] == "provider" and breaking["subject"] == "@openai-research"
+    assert breaking["new"] == "@openai-lab" and "renamed" in breaking["note"]
+    strict = run_cli("diff", str(EXAMPLE), str(root), "--fail-on-breaking")
+    assert strict.exit_code == 1 and "BREAKING (1)" in strict.output
+
+
+def test_access_limits_prices_and_configs(tmp_path: Path, run_cli: Callable[..., Any]) -> None:
+    root = edited(tmp_path, "changed", [
+        ("workspaces/teams.yaml", '  deny: ["o4-mini"]', '  deny: ["o4-mini", "gpt-5*"]'),
+        ("workspaces/teams.yaml", "  - {limit: 300, unit: requests, per: minute}",
+         "  - {limit: 450, unit: requests, per: minute}"),
+        ("providers/anthropic.yaml", 'input: "2.70"', 'input: "2.60"'),
+        ("configs/support-bot.yaml", "max_tokens: 1024", "max_tokens: 2048"),
+    ])  # fmt: skip
+    data = diff_json(run_cli, str(EXAMPLE), str(root))
+    assert not data["breaking"]
+    lost = data["access"]["lost"]["data-science"]
+    assert "@openai-research/gpt-5" in lost and all("gpt-5" in m for m in lost)
+    changes = {(c["kind"], c["subject"]): c for c in data["changes"]}
+    limit = changes[("limit", "workspace `support` rate requests/minute")]
+    assert (limit["old"], limit["new"]) == ("300 requests a minute", "450 requests a minute")
+    price = changes[("price", "@anthropic-prod/claude-sonnet-4-5-20250929")]
+    assert (price["old"], price["new"]) == ("input 2.7", "input 2.6")
+    assert ("config", "support-bot") in changes
+    markdown = run_cli("diff", str(EXAMPLE), str(root), "--format", "markdown").output
+    assert "#### Access" in markdown and "| `data-science` |" in markdown
+
+
+def test_removing_a_model_a_config_used_is_breaking(tmp_path: Path, run_cli: Callable[..., Any]) -> None:
+    old = edited(tmp_path, "old", [])
+    new = edited(tmp_path, "new", [
+        ("integrations/local-vllm.yaml", "    - name: qwen3-coder-30b\n      context_window: 262144\n"
+         "      max_output_tokens: 16384\n      pricing: {input: \"0.10\", output: \"0.10\"}\n", ""),
+    ])  # fmt: skip
+    (old / "configs" / "coder.yaml").write_text(
+        "kind: Config\nslug: coder\nworkspaces: [research]\n"
+        "config: {provider: \"@llama-local\", override_params: {model: qwen3-coder-30b}}\n"
+    )
+    (new / "configs" / "coder.yaml").write_text(
+        "kind: Config\nslug: coder\nworkspaces: [research]\nconfig: {provider: \"@llama-local\"}\n"
+    )
+    data = diff_json(run_cli, str(old), str(new))
+    assert any(c["kind"] == "model" and c["breaking"] for c in data["breaking"])
+
+
+def test_diff_of_bundles_and_git_revisions(tmp_path: Path, run_cli: Callable[..., Any]) -> None:
+    repo = tmp_path / "repo"
+    shutil.copytree(EXAMPLE, repo / "catalog")
+    git = ["git", "-C", str(repo), "-c", "user.email=t@example.invalid", "-c", "user.name=t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "base"], check=True)
+    teams = repo / "catalog" / "workspaces" / "teams.yaml"
+    teams.write_text(teams.read_text().replace("slug: platform", "slug: platform-eng"))
+    subprocess.run([*git, "commit", "-qam", "rename"], check=True)
+    data = diff_json(run_cli, str(repo / "catalog"), "--git", "HEAD~1..HEAD")
+    assert {c["subject"] for c in data["changes"] if c["kind"] == "workspace"} == {"platform", "platform-eng"}
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    run_cli("compile", str(EXAMPLE), "-o", str(a))
+    run_cli("compile", str(repo / "catalog"), "-o", str(b))
+    assert diff_json(run_cli, str(a), str(b))["changed"] is True
+    bad = run_cli("diff", str(repo / "catalog"), "--git", "nope..HEAD")
+    assert bad.exit_code == 2 and "cannot read revision" in bad.output
+
+
+def test_init_scaffolds_a_catalog_that_compiles(tmp_path: Path, run_cli: Callable[..., Any]) -> None:
+    root = tmp_path / "new"
+    result = run_cli("init", str(root), "--name", "Initech")
+    assert result.exit_code == 0, result.output
+    assert run_cli("validate", str(root), "--strict").exit_code == 0
+    assert run_cli("compile", str(root), "-o", str(tmp_path / "b.json")).exit_code == 0
+    text = (root / "providers" / "openai.yaml").read_text()
+    assert text.startswith("# yaml-language-server: $schema=../.catalogc/catalog.schema.json")
+    assert json.loads((root / ".catalogc" / "catalog.schema.json").read_text())["$id"]
+    again = run_cli("init", str(root))
+    assert again.exit_code == 2 and "refusing to overwrite" in again.output
+
+
+def test_pre_commit_hooks_check_the_whole_catalog() -> None:
+    hooks = YAML(typ="safe").load((ROOT / ".pre-commit-hooks.yaml").read_text())
+    assert {h["id"] for h in hooks} == {"catalogc-validate", "catalogc-validate-fast"}
+    for hook in hooks:
+        assert hook["pass_filenames"] is False
+        assert hook["entry"].startswith("catalogc validate")
+
+
+@pytest.mark.parametrize("path", ["action.yml", "docs/examples/github-workflow.yml"])
+def test_ci_files_parse_and_use_real_flags(path: str, run_cli: Callable[..., Any]) -> None:
+    text = (ROOT / path).read_text()
+    YAML(typ="safe").load(text)
+    for flag in ("--format github", "--format sarif", "--format markdown", "--fail-on-breaking", "--strict"):
+        if flag in text:
+            command = "diff" if flag in ("--format markdown", "--fail-on-breaking") else "validate"
+            assert flag.split()[0] in run_cli(command, "--help").output
