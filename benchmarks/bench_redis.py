@@ -162,8 +162,12 @@ def main() -> None:
     print(f"| ratio admit / PING | {admit_us / ping_us:.2f} | <= 2 |")
     for n, rate in rates.items():
         print(f"| admit + settle, {n} async caller(s) | {rate:,.0f} /s | |")
-    print(f"| 32 threads x 100 requests vs a 1,000/day budget: ours | {ours} admitted | exactly 1000 |")
-    print(f"| same race, naive GET-then-INCR per level | {naive} admitted | (overshoot {naive - 1000:+d}) |")
+    print(
+        f"| 32 threads x 100 requests vs a 1,000/day budget: ours | {ours} admitted | exactly 1000 |"
+    )
+    print(
+        f"| same race, naive GET-then-INCR per level | {naive} admitted | (overshoot {naive - 1000:+d}) |"
+    )
 
 
 if __name__ == "__main__":

@@ -11,7 +11,9 @@ import click
 from catalog_compiler import __version__
 from catalog_compiler.cli.compile_cmd import compile_
 from catalog_compiler.cli.diff_cmd import diff
+from catalog_compiler.cli.docs_cmd import docs, snippets_cmd
 from catalog_compiler.cli.explain_cmd import explain
+from catalog_compiler.cli.import_cmd import import_
 from catalog_compiler.cli.init_cmd import init
 from catalog_compiler.cli.schema_cmd import schema
 from catalog_compiler.cli.validate_cmd import validate
@@ -31,6 +33,9 @@ cli.add_command(validate)
 cli.add_command(compile_)
 cli.add_command(explain)
 cli.add_command(diff)
+cli.add_command(docs)
+cli.add_command(snippets_cmd)
+cli.add_command(import_)
 cli.add_command(schema)
 
 

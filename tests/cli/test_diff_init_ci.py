@@ -82,7 +82,9 @@ def test_access_limits_prices_and_configs(tmp_path: Path, run_cli: Callable[...,
     assert "#### Access" in markdown and "| `data-science` |" in markdown
 
 
-def test_removing_a_model_a_config_used_is_breaking(tmp_path: Path, run_cli: Callable[..., Any]) -> None:
+def test_removing_a_model_a_config_used_is_breaking(
+    tmp_path: Path, run_cli: Callable[..., Any]
+) -> None:
     old = edited(tmp_path, "old", [])
     new = edited(tmp_path, "new", [
         ("integrations/local-vllm.yaml", "    - name: qwen3-coder-30b\n      context_window: 262144\n"
@@ -90,10 +92,10 @@ def test_removing_a_model_a_config_used_is_breaking(tmp_path: Path, run_cli: Cal
     ])  # fmt: skip
     (old / "configs" / "coder.yaml").write_text(
         "kind: Config\nslug: coder\nworkspaces: [research]\n"
-        "config: {provider: \"@llama-local\", override_params: {model: qwen3-coder-30b}}\n"
+        'config: {provider: "@llama-local", override_params: {model: qwen3-coder-30b}}\n'
     )
     (new / "configs" / "coder.yaml").write_text(
-        "kind: Config\nslug: coder\nworkspaces: [research]\nconfig: {provider: \"@llama-local\"}\n"
+        'kind: Config\nslug: coder\nworkspaces: [research]\nconfig: {provider: "@llama-local"}\n'
     )
     data = diff_json(run_cli, str(old), str(new))
     assert any(c["kind"] == "model" and c["breaking"] for c in data["breaking"])
@@ -110,7 +112,10 @@ def test_diff_of_bundles_and_git_revisions(tmp_path: Path, run_cli: Callable[...
     teams.write_text(teams.read_text().replace("slug: platform", "slug: platform-eng"))
     subprocess.run([*git, "commit", "-qam", "rename"], check=True)
     data = diff_json(run_cli, str(repo / "catalog"), "--git", "HEAD~1..HEAD")
-    assert {c["subject"] for c in data["changes"] if c["kind"] == "workspace"} == {"platform", "platform-eng"}
+    assert {c["subject"] for c in data["changes"] if c["kind"] == "workspace"} == {
+        "platform",
+        "platform-eng",
+    }
     a, b = tmp_path / "a.json", tmp_path / "b.json"
     run_cli("compile", str(EXAMPLE), "-o", str(a))
     run_cli("compile", str(repo / "catalog"), "-o", str(b))
@@ -119,7 +124,9 @@ def test_diff_of_bundles_and_git_revisions(tmp_path: Path, run_cli: Callable[...
     assert bad.exit_code == 2 and "cannot read revision" in bad.output
 
 
-def test_init_scaffolds_a_catalog_that_compiles(tmp_path: Path, run_cli: Callable[..., Any]) -> None:
+def test_init_scaffolds_a_catalog_that_compiles(
+    tmp_path: Path, run_cli: Callable[..., Any]
+) -> None:
     root = tmp_path / "new"
     result = run_cli("init", str(root), "--name", "Initech")
     assert result.exit_code == 0, result.output
@@ -144,7 +151,13 @@ def test_pre_commit_hooks_check_the_whole_catalog() -> None:
 def test_ci_files_parse_and_use_real_flags(path: str, run_cli: Callable[..., Any]) -> None:
     text = (ROOT / path).read_text()
     YAML(typ="safe").load(text)
-    for flag in ("--format github", "--format sarif", "--format markdown", "--fail-on-breaking", "--strict"):
+    for flag in (
+        "--format github",
+        "--format sarif",
+        "--format markdown",
+        "--fail-on-breaking",
+        "--strict",
+    ):
         if flag in text:
             command = "diff" if flag in ("--format markdown", "--fail-on-breaking") else "validate"
             assert flag.split()[0] in run_cli(command, "--help").output

@@ -1,0 +1,220 @@
+"""`catalogc docs`: the static model gallery; `catalogc snippets`: the code for one model."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from catalog_compiler.cli.explain_cmd import load
+from catalog_compiler.cli.options import EXIT_ERRORS, EXIT_OK, EXIT_USAGE, F
+from catalog_compiler.explain import split_target
+from catalog_compiler.gallery.site import (
+    build_site,
+    config_views,
+    pick_config,
+    requests_for,
+    write_site,
+)
+from catalog_compiler.gallery.snippets import (
+    DEFAULT_API_KEY_ENV,
+    DEFAULT_GATEWAY_URL,
+    FORM_TITLES,
+    FORMS,
+    LANGS,
+    PORTKEY_HEADERS,
+    SDKS,
+    Gateway,
+    snippets,
+)
+from runtime.bundle import Bundle
+from runtime.errors import RequestError, UnknownModel
+from runtime.suggest import closest
+
+_HEADER_HELP = {
+    "provider_header": "Header naming the provider (`@slug`).",
+    "config_header": "Header naming the routing config.",
+    "api_key_header": "Header carrying the gateway API key.",
+    "metadata_header": "Header carrying request metadata (JSON).",
+}
+
+
+def gateway_options(f: F) -> F:
+    """Where the snippets send requests. With header names other than Portkey's, the
+    Portkey SDK snippets are left out (those SDKs send their own names)."""
+    f = click.option(
+        "--api-key-env",
+        default=DEFAULT_API_KEY_ENV,
+        show_default=True,
+        help="Environment variable the snippets read the API key from (never a key itself).",
+    )(f)
+    for name, default in reversed(PORTKEY_HEADERS.items()):
+        f = click.option(
+            f"--{name.replace('_', '-')}",
+            name,
+            default=default,
+            show_default=True,
+            help=_HEADER_HELP[name],
+        )(f)
+    return click.option(
+        "--gateway-url",
+        default=DEFAULT_GATEWAY_URL,
+        show_default=True,
+        help="Base URL of the gateway the snippets call.",
+    )(f)
+
+
+def make_gateway(
+    gateway_url: str,
+    provider_header: str,
+    config_header: str,
+    api_key_header: str,
+    metadata_header: str,
+    api_key_env: str,
+) -> Gateway:
+    try:
+        return Gateway(gateway_url, provider_header, config_header, api_key_header,
+                       metadata_header, api_key_env)  # fmt: skip
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@click.command()
+@click.argument("source", default=".", type=click.Path(path_type=str))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("site"),
+    show_default=True,
+    help="Directory to write the site into (created; pages are replaced atomically).",
+)
+@gateway_options
+def docs(
+    source: str,
+    output: Path,
+    gateway_url: str,
+    provider_header: str,
+    config_header: str,
+    api_key_header: str,
+    metadata_header: str,
+    api_key_env: str,
+) -> None:
+    """Render the model gallery of SOURCE (a catalog directory or a compiled bundle).
+
+    A static, offline site: an index of providers and their models, a page per provider and a
+    page per workspace with every model it may use, its prices and limits, and ready-to-use
+    code (Python, JavaScript, curl) for each way of naming it.
+
+    Exit status: 0 written, 1 catalog errors, 2 usage or I/O errors.
+    """
+    gateway = make_gateway(gateway_url, provider_header, config_header, api_key_header,
+                           metadata_header, api_key_env)  # fmt: skip
+    bundle = load(source)
+    site = build_site(bundle, gateway)
+    try:
+        written = write_site(site, output)
+    except OSError as exc:
+        click.echo(f"catalogc: cannot write {output}: {exc.strerror or exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    click.echo(
+        f"wrote {len(written)} pages ({len(site.providers)} providers, "
+        f"{len(site.workspaces)} workspaces) to {output}; open {output / 'index.html'}"
+    )
+    sys.exit(EXIT_OK)
+
+
+@click.command(name="snippets")
+@click.argument("target", metavar="@PROVIDER/MODEL")
+@click.argument("source", default=".", type=click.Path(path_type=str))
+@click.option("--lang", type=click.Choice(LANGS), default="python", show_default=True,
+              help="Language of the snippets.")  # fmt: skip
+@click.option("--workspace", "-w", help="The workspace calling (adds the config form).")
+@click.option("--form", "forms", type=click.Choice(FORMS), multiple=True,
+              help="Only this request form (repeatable; default: every form).")  # fmt: skip
+@click.option("--sdk", type=click.Choice(SDKS), help="Python and JavaScript: only this SDK.")
+@gateway_options
+def snippets_cmd(
+    target: str,
+    source: str,
+    lang: str,
+    workspace: str | None,
+    forms: tuple[str, ...],
+    sdk: str | None,
+    gateway_url: str,
+    provider_header: str,
+    config_header: str,
+    api_key_header: str,
+    metadata_header: str,
+    api_key_env: str,
+) -> None:
+    """Print ready-to-use code calling @PROVIDER/MODEL, from SOURCE (a catalog directory or
+    a compiled bundle).
+
+    Every request form: the model string, the provider header plus the bare model, and (with
+    --workspace) a routing config the workspace may use that reaches the model.
+
+    Exit status: 0 printed, 1 unknown or refused model (or catalog errors), 2 usage errors.
+    """
+    gateway = make_gateway(gateway_url, provider_header, config_header, api_key_header,
+                           metadata_header, api_key_env)  # fmt: skip
+    try:
+        provider_slug, model = split_target(target)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="@PROVIDER/MODEL") from None
+    if "config" in forms and workspace is None:
+        raise click.BadParameter("the config form needs --workspace: configs are offered "
+                                 "per workspace", param_hint="--form")  # fmt: skip
+    bundle = load(source)
+    try:
+        mode = _check(bundle, provider_slug, model, workspace)
+    except RequestError as exc:
+        click.echo(f"catalogc: {exc.message}", err=True)
+        sys.exit(EXIT_ERRORS)
+    wanted = forms or FORMS
+    config = None
+    if workspace is not None and "config" in wanted:
+        offered = [
+            c for c in config_views(bundle) if c.workspaces is None or workspace in c.workspaces
+        ]
+        config, _ = pick_config(offered, provider_slug, model,
+                                bundle.workspace(workspace).default_config)  # fmt: skip
+        if config is None:
+            click.echo(f"catalogc: no routing config workspace `{workspace}` may use reaches "
+                       f"`{target}`", err=True)  # fmt: skip
+    elif workspace is None:
+        click.echo("catalogc: pass --workspace for the config form", err=True)
+    requests = [r for r in requests_for(provider_slug, model, mode, workspace, config)
+                if r.form in wanted]  # fmt: skip
+    if not requests:
+        sys.exit(EXIT_ERRORS)
+    comment = "//" if lang == "js" else "#"
+    blocks = []
+    for req in requests:
+        number = FORMS.index(req.form) + 1
+        for s in snippets(req, gateway, (lang,), sdk):
+            title = f"{comment} ==== {number}. {FORM_TITLES[req.form]} · {s.title} ===="
+            blocks.append(f"{title}\n{s.code}")
+    sys.stdout.write("\n".join(blocks))
+    sys.exit(EXIT_OK)
+
+
+def _check(bundle: Bundle, provider_slug: str, model: str, workspace: str | None) -> str:
+    """The model's mode, or a RequestError: unknown names, or a model nobody may use."""
+    if workspace is not None:
+        decision = bundle.decide(workspace, provider_slug, model)
+        if not decision.allowed:
+            raise decision.error()
+    provider = bundle.provider(provider_slug)
+    info = provider.models.get(model)
+    if info is None:
+        if model not in provider.exposed:
+            raise UnknownModel(provider.slug, model, closest(model, provider.exposed))
+        refusal = bundle.model_refusal(provider, model, None)
+        why = f": {refusal.level} {refusal.rule}" if refusal else ""
+        raise RequestError(f"`@{provider.slug}/{model}` is not offered{why}")
+    return info.mode
+
+
+__all__ = ["docs", "snippets_cmd"]

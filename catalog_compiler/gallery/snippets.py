@@ -1,0 +1,367 @@
+"""Ready-to-use request code for one model, in the three request forms the router resolves.
+
+1. `model="@provider/model"` (the model string names both);
+2. the provider header (`@provider`) plus the bare model;
+3. a routing config (by slug) that reaches the model, with request metadata when a
+   conditional branch needs it.
+
+Each form is written for Python (the `portkey-ai` and `openai` SDKs), JavaScript (the
+`portkey-ai` and `openai` npm packages) and curl, all pointed at the gateway. The gateway's
+API key is never a value: snippets read it from an environment variable (`$CATALOG_API_KEY`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+LANGS = ("python", "js", "curl")
+FORMS = ("model", "provider", "config")
+SDKS = ("portkey-ai", "openai")
+LANG_TITLES = {"python": "Python", "js": "JavaScript", "curl": "curl"}
+FORM_TITLES = {
+    "model": "Model string",
+    "provider": "Provider header",
+    "config": "Config",
+}
+
+DEFAULT_GATEWAY_URL = "http://localhost:8787/v1"
+PORTKEY_HEADERS = {
+    "provider_header": "x-portkey-provider",
+    "config_header": "x-portkey-config",
+    "api_key_header": "x-portkey-api-key",
+    "metadata_header": "x-portkey-metadata",
+}
+DEFAULT_API_KEY_ENV = "CATALOG_API_KEY"
+
+CHAT_PROMPT = "Say hello in one short sentence."
+EMBEDDING_INPUT = "The quick brown fox jumps over the lazy dog."
+
+_HEADER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*\Z")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+RESERVED_PARAMS = frozenset({"model", "messages", "input", "stream"})
+Scalar = str | int | float | bool
+_URL = re.compile(r"https?://[^\s'\"`\\<>{}$]+\Z")
+
+
+@dataclass(frozen=True)
+class Gateway:
+    """Where clients send requests, and the header names the gateway reads."""
+
+    url: str = DEFAULT_GATEWAY_URL
+    provider_header: str = PORTKEY_HEADERS["provider_header"]
+    config_header: str = PORTKEY_HEADERS["config_header"]
+    api_key_header: str = PORTKEY_HEADERS["api_key_header"]
+    metadata_header: str = PORTKEY_HEADERS["metadata_header"]
+    api_key_env: str = DEFAULT_API_KEY_ENV
+
+    def __post_init__(self) -> None:
+        if not _URL.match(self.url):
+            raise ValueError(
+                f"`{self.url}` is not a gateway URL: write http(s)://host[:port]/path "
+                "without quotes, spaces or `$`"
+            )
+        for name in PORTKEY_HEADERS:
+            value = getattr(self, name)
+            if not _HEADER_NAME.match(value):
+                raise ValueError(f"`{value}` is not an HTTP header name")
+        if not _ENV_NAME.match(self.api_key_env):
+            raise ValueError(f"`{self.api_key_env}` is not an environment variable name")
+
+    @property
+    def base(self) -> str:
+        return self.url.rstrip("/")
+
+    @property
+    def portkey_compatible(self) -> bool:
+        """The Portkey SDKs send their own header names: only usable when the gateway
+        reads those."""
+        return all(getattr(self, k).lower() == v for k, v in PORTKEY_HEADERS.items())
+
+
+@dataclass(frozen=True)
+class Request:
+    """One way to reach `@provider/model`: what a client sends."""
+
+    provider: str
+    model: str
+    form: str  # model | provider | config
+    mode: str = "chat"  # the model's mode: chat | embedding | ...
+    config: str | None = None
+    metadata: tuple[tuple[str, str], ...] = ()  # what a conditional branch needs
+    params: tuple[tuple[str, Scalar], ...] = ()  # request parameters a branch needs
+    how: str | None = None  # how the config reaches the model, for people
+    ready: bool = True  # False: a condition the snippet cannot satisfy picks the branch
+    workspace: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.form not in FORMS:
+            raise ValueError(f"unknown request form `{self.form}`")
+        if self.form == "config" and not self.config:
+            raise ValueError("a config request names its config")
+        for name, _ in self.params:
+            if not IDENTIFIER.match(name) or name in RESERVED_PARAMS:
+                raise ValueError(f"`{name}` cannot be a request parameter in a snippet")
+
+    @property
+    def target(self) -> str:
+        return f"@{self.provider}/{self.model}"
+
+    @property
+    def body_model(self) -> str:
+        return self.target if self.form == "model" else self.model
+
+    @property
+    def embedding(self) -> bool:
+        return self.mode == "embedding"
+
+    @property
+    def endpoint(self) -> str:
+        return "/embeddings" if self.embedding else "/chat/completions"
+
+    def headers(self, gateway: Gateway) -> list[tuple[str, str]]:
+        """Routing headers (not the API key) in the order the snippets send them."""
+        out: list[tuple[str, str]] = []
+        if self.form == "provider":
+            out.append((gateway.provider_header, f"@{self.provider}"))
+        if self.form == "config":
+            assert self.config is not None
+            out.append((gateway.config_header, self.config))
+            if self.metadata:
+                out.append((gateway.metadata_header, metadata_json(self.metadata)))
+        return out
+
+    def body(self) -> dict[str, object]:
+        body: dict[str, object] = {"model": self.body_model}
+        if self.embedding:
+            body["input"] = EMBEDDING_INPUT
+        else:
+            body["messages"] = [{"role": "user", "content": CHAT_PROMPT}]
+        body.update(self.params)
+        return body
+
+
+@dataclass(frozen=True)
+class Snippet:
+    form: str
+    lang: str
+    sdk: str  # portkey-ai | openai | curl
+    code: str
+
+    @property
+    def title(self) -> str:
+        tool = "" if self.lang == "curl" else f" · {self.sdk}"
+        return f"{LANG_TITLES[self.lang]}{tool}"
+
+
+def metadata_json(metadata: tuple[tuple[str, str], ...]) -> str:
+    return json.dumps(dict(metadata), separators=(",", ":"), ensure_ascii=True)
+
+
+def _lit(value: str) -> str:
+    """A string literal valid in Python and JavaScript alike."""
+    return json.dumps(value, ensure_ascii=True)
+
+
+def _py_value(value: Scalar) -> str:
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    return _lit(value) if isinstance(value, str) else repr(value)
+
+
+def _js_value(value: Scalar) -> str:
+    return json.dumps(value, ensure_ascii=True)
+
+
+def _dict_lit(pairs: Iterable[tuple[str, str]]) -> str:
+    return "{" + ", ".join(f"{_lit(k)}: {_lit(v)}" for k, v in pairs) + "}"
+
+
+def describe(req: Request) -> list[str]:
+    """Comment lines above every snippet: the exact target and how this form reaches it."""
+    if req.form == "model":
+        lines = [f"{req.target}: the model string names the provider and the model."]
+    elif req.form == "provider":
+        lines = [f"{req.target}: the provider header `@{req.provider}` plus the bare model."]
+    else:
+        how = f" ({req.how})" if req.how else ""
+        lines = [f"{req.target}: through the config `{req.config}`{how}."]
+        if req.config and not req.ready:
+            lines.append("The config takes this branch only for requests that match its")
+            lines.append("condition: shape the request to match, or use another form.")
+        else:
+            lines.append("The config decides the route: another of its targets may answer.")
+    if req.workspace:
+        lines.append(f"Use an API key of workspace `{req.workspace}`.")
+    return [" ".join(line.split()) for line in lines]  # one comment line each, always
+
+
+# -- Python ---------------------------------------------------------------------------------
+def python_portkey(req: Request, gw: Gateway) -> str:
+    args = [f"base_url={_lit(gw.base)}", f"api_key=os.environ[{_lit(gw.api_key_env)}]"]
+    if req.form == "provider":
+        args.append(f"provider={_lit('@' + req.provider)}")
+    if req.form == "config":
+        args.append(f"config={_lit(req.config or '')}")
+        if req.metadata:
+            args.append(f"metadata={_dict_lit(req.metadata)}")
+    lines = [f"# {line}" for line in describe(req)]
+    lines += ["# pip install portkey-ai", "import os", "", "from portkey_ai import Portkey", ""]
+    lines.append("client = Portkey(")
+    lines += [f"    {a}," for a in args]
+    lines.append(")")
+    lines += _python_call(req)
+    return "\n".join(lines) + "\n"
+
+
+def python_openai(req: Request, gw: Gateway) -> str:
+    headers = [(_lit(gw.api_key_header), f"os.environ[{_lit(gw.api_key_env)}]")]
+    for name, value in req.headers(gw):
+        if name == gw.metadata_header:
+            headers.append((_lit(name), f"json.dumps({_dict_lit(req.metadata)})"))
+        else:
+            headers.append((_lit(name), _lit(value)))
+    lines = [f"# {line}" for line in describe(req)]
+    lines.append("# pip install openai")
+    if req.metadata and req.form == "config":
+        lines.append("import json")
+    lines += ["import os", "", "from openai import OpenAI", "", "client = OpenAI("]
+    lines.append(f"    base_url={_lit(gw.base)},")
+    lines.append(f'    api_key="unused",  # the gateway reads its key from {gw.api_key_header}')
+    lines.append("    default_headers={")
+    lines += [f"        {k}: {v}," for k, v in headers]
+    lines += ["    },", ")"]
+    lines += _python_call(req)
+    return "\n".join(lines) + "\n"
+
+
+def _python_call(req: Request) -> list[str]:
+    extra = [f"    {k}={_py_value(v)}," for k, v in req.params]
+    if req.embedding:
+        return [
+            "response = client.embeddings.create(",
+            f"    model={_lit(req.body_model)},",
+            f"    input={_lit(EMBEDDING_INPUT)},",
+            *extra,
+            ")",
+            "print(len(response.data[0].embedding))",
+        ]
+    return [
+        "response = client.chat.completions.create(",
+        f"    model={_lit(req.body_model)},",
+        f'    messages=[{{"role": "user", "content": {_lit(CHAT_PROMPT)}}}],',
+        *extra,
+        ")",
+        "print(response.choices[0].message.content)",
+    ]
+
+
+# -- JavaScript -----------------------------------------------------------------------------
+def js_portkey(req: Request, gw: Gateway) -> str:
+    opts = [f"baseURL: {_lit(gw.base)}", f"apiKey: process.env.{gw.api_key_env}"]
+    if req.form == "provider":
+        opts.append(f"provider: {_lit('@' + req.provider)}")
+    if req.form == "config":
+        opts.append(f"config: {_lit(req.config or '')}")
+        if req.metadata:
+            opts.append(f"metadata: {_dict_lit(req.metadata)}")
+    lines = [f"// {line}" for line in describe(req)]
+    lines += ["// npm install portkey-ai", 'import Portkey from "portkey-ai";', ""]
+    lines.append("const client = new Portkey({")
+    lines += [f"  {o}," for o in opts]
+    lines += ["});", ""]
+    lines += _js_call(req)
+    return "\n".join(lines) + "\n"
+
+
+def js_openai(req: Request, gw: Gateway) -> str:
+    headers = [(_lit(gw.api_key_header), f"process.env.{gw.api_key_env}")]
+    for name, value in req.headers(gw):
+        if name == gw.metadata_header:
+            headers.append((_lit(name), f"JSON.stringify({_dict_lit(req.metadata)})"))
+        else:
+            headers.append((_lit(name), _lit(value)))
+    lines = [f"// {line}" for line in describe(req)]
+    lines += ["// npm install openai", 'import OpenAI from "openai";', ""]
+    lines.append("const client = new OpenAI({")
+    lines.append(f"  baseURL: {_lit(gw.base)},")
+    lines.append(f'  apiKey: "unused", // the gateway reads its key from {gw.api_key_header}')
+    lines.append("  defaultHeaders: {")
+    lines += [f"    {k}: {v}," for k, v in headers]
+    lines += ["  },", "});", ""]
+    lines += _js_call(req)
+    return "\n".join(lines) + "\n"
+
+
+def _js_call(req: Request) -> list[str]:
+    extra = [f"  {k}: {_js_value(v)}," for k, v in req.params]
+    if req.embedding:
+        return [
+            "const response = await client.embeddings.create({",
+            f"  model: {_lit(req.body_model)},",
+            f"  input: {_lit(EMBEDDING_INPUT)},",
+            *extra,
+            "});",
+            "console.log(response.data[0].embedding.length);",
+        ]
+    return [
+        "const response = await client.chat.completions.create({",
+        f"  model: {_lit(req.body_model)},",
+        f'  messages: [{{ role: "user", content: {_lit(CHAT_PROMPT)} }}],',
+        *extra,
+        "});",
+        "console.log(response.choices[0].message.content);",
+    ]
+
+
+# -- curl -----------------------------------------------------------------------------------
+def curl(req: Request, gw: Gateway) -> str:
+    body = json.dumps(req.body(), ensure_ascii=False)
+    args = [
+        shlex.quote(gw.base + req.endpoint),
+        '-H "Content-Type: application/json"',
+        f'-H "{gw.api_key_header}: ${gw.api_key_env}"',
+    ]
+    args += [f"-H {shlex.quote(f'{name}: {value}')}" for name, value in req.headers(gw)]
+    args.append(f"-d {shlex.quote(body)}")
+    lines = [f"# {line}" for line in describe(req)]
+    lines.append("curl " + " \\\n  ".join(args))
+    return "\n".join(lines) + "\n"
+
+
+RENDERERS = {
+    ("python", "portkey-ai"): python_portkey,
+    ("python", "openai"): python_openai,
+    ("js", "portkey-ai"): js_portkey,
+    ("js", "openai"): js_openai,
+    ("curl", "curl"): curl,
+}
+
+
+def sdks_for(lang: str, gateway: Gateway) -> tuple[str, ...]:
+    if lang == "curl":
+        return ("curl",)
+    return SDKS if gateway.portkey_compatible else ("openai",)
+
+
+def snippets(
+    req: Request,
+    gateway: Gateway,
+    langs: Iterable[str] = LANGS,
+    sdk: str | None = None,
+) -> list[Snippet]:
+    """Every snippet of one request form: per language, per SDK (curl has none).
+
+    The Portkey SDKs send Portkey's header names, so they are left out when the gateway
+    reads other names."""
+    out = []
+    for lang in langs:
+        for each in sdks_for(lang, gateway):
+            if sdk is not None and lang != "curl" and each != sdk:
+                continue
+            out.append(Snippet(req.form, lang, each, RENDERERS[lang, each](req, gateway)))
+    return out

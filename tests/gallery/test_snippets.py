@@ -1,0 +1,324 @@
+"""Snippets: each names its exact `@provider/model`, compiles or parses, and — sent as written
+to a gateway — resolves in the router to that very model."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+
+from catalog_compiler.gallery import Gateway, Request, Site, build_site, snippets
+from catalog_compiler.gallery.site import config_routes, shape_for
+from runtime.bundle import Bundle
+from runtime.router import Router
+
+
+def all_requests(site: Site) -> list[Request]:
+    return [
+        f.request
+        for w in site.workspaces
+        for g in w.groups
+        for r in g.routes
+        for f in r.forms
+        if f.request is not None
+    ]
+
+
+def curl_body(code: str) -> dict[str, Any]:
+    words = shlex.split(code, comments=True)
+    assert words[0] == "curl"
+    body: dict[str, Any] = json.loads(words[words.index("-d") + 1])
+    return body
+
+
+# -- shape ------------------------------------------------------------------------------------
+def test_every_snippet_names_its_exact_target(acme_site: Site) -> None:
+    requests = all_requests(acme_site)
+    assert {r.form for r in requests} == {"model", "provider", "config"}
+    for req in requests:
+        for s in snippets(req, acme_site.gateway):
+            assert req.target in s.code.splitlines()[0], (req, s.code)
+            if req.form == "model":
+                assert f'"{req.target}"' in s.code  # the model string itself is sent
+            else:
+                assert f'"{req.model}"' in s.code
+
+
+def test_python_snippets_compile(acme_site: Site) -> None:
+    count = 0
+    for req in all_requests(acme_site):
+        for s in snippets(req, acme_site.gateway, ("python",)):
+            compile(s.code, f"<{req.target} {req.form} {s.sdk}>", "exec")
+            count += 1
+            assert 'os.environ["CATALOG_API_KEY"]' in s.code
+    assert count > 100
+
+
+def test_curl_bodies_are_json_naming_the_model(acme_site: Site) -> None:
+    for req in all_requests(acme_site):
+        (s,) = snippets(req, acme_site.gateway, ("curl",))
+        body = curl_body(s.code)
+        assert body["model"] == req.body_model
+        assert ("input" in body) == req.embedding and ("messages" in body) != req.embedding
+        assert '"x-portkey-api-key: $CATALOG_API_KEY"' in s.code
+
+
+def test_each_language_has_its_sdks(acme_site: Site) -> None:
+    req = all_requests(acme_site)[0]
+    got = {(s.lang, s.sdk) for s in snippets(req, acme_site.gateway)}
+    assert got == {("python", "portkey-ai"), ("python", "openai"), ("js", "portkey-ai"),
+                   ("js", "openai"), ("curl", "curl")}  # fmt: skip
+
+
+def test_embedding_models_use_the_embeddings_endpoint() -> None:
+    req = Request("openai-prod", "text-embedding-3-large", "model", "embedding")
+    code = {s.sdk: s.code for s in snippets(req, Gateway(), ("python", "curl"))}
+    assert "client.embeddings.create(" in code["portkey-ai"]
+    assert "http://localhost:8787/v1/embeddings" in code["curl"]
+    assert curl_body(code["curl"])["input"]
+
+
+def test_gateway_options_shape_every_snippet() -> None:
+    gw = Gateway("https://llm.acme.example/gw/", "x-gw-provider", "x-gw-config", "x-gw-key",
+                 "x-gw-meta", "ACME_LLM_KEY")  # fmt: skip
+    req = Request("azure-eu", "gpt-4o", "config", config="eu-router",
+                  metadata=(("region", "eu"),), params=(("max_tokens", 512),))  # fmt: skip
+    got = snippets(req, gw)
+    # The Portkey SDKs send Portkey's own header names: left out for other names.
+    assert {s.sdk for s in got} == {"openai", "curl"}
+    curl = next(s.code for s in got if s.lang == "curl")
+    assert "https://llm.acme.example/gw/chat/completions" in curl
+    assert '"x-gw-key: $ACME_LLM_KEY"' in curl and "'x-gw-config: eu-router'" in curl
+    assert '\'x-gw-meta: {"region":"eu"}\'' in curl
+    assert curl_body(curl)["max_tokens"] == 512
+    python = next(s.code for s in got if s.lang == "python")
+    compile(python, "<python>", "exec")
+    assert '"x-gw-meta": json.dumps({"region": "eu"})' in python and "max_tokens=512" in python
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"url": "ftp://x"}, {"url": "http://x/'; rm -rf /"}, {"provider_header": "x bad"},
+     {"api_key_env": "1KEY"}, {"api_key_env": "KEY; echo"}],
+)  # fmt: skip
+def test_gateway_rejects_what_would_break_a_snippet(kwargs: dict[str, str]) -> None:
+    with pytest.raises(ValueError):
+        Gateway(**kwargs)
+
+
+def test_quotes_in_names_stay_inside_their_literals() -> None:
+    req = Request("lab", "it's\"odd\\", "provider")
+    for s in snippets(req, Gateway()):
+        if s.lang == "python":
+            compile(s.code, "<odd>", "exec")
+        if s.lang == "curl":
+            assert curl_body(s.code)["model"] == "it's\"odd\\"
+
+
+def test_javascript_snippets_parse(acme_site: Site) -> None:
+    """Syntax of every JS snippet, in one node process (skipped without node)."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    codes = [
+        s.code for req in all_requests(acme_site) for s in snippets(req, acme_site.gateway, ("js",))
+    ]
+    codes.append('import OpenAI from "openai";\nconst x = ;')  # the checker must refuse it
+    checker = r"""
+const codes = JSON.parse(require("fs").readFileSync(0, "utf8"));
+const AsyncFunction = Object.getPrototypeOf(async function () {}).constructor;
+let bad = 0;
+for (const code of codes) {
+  const imports = code.split("\n").filter((l) => l.startsWith("import "));
+  if (imports.length !== 1) { console.log("imports:", code); bad++; continue; }
+  try { new AsyncFunction(code.replace(imports[0], "")); } catch (e) { console.log(e.message, code); bad++; }
+}
+process.exit(bad === 1 ? 0 : 1);
+"""
+    done = subprocess.run([node, "-e", checker], input=json.dumps(codes), text=True,
+                          capture_output=True, timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr  # exactly the planted error
+    assert len(codes) > 100
+
+
+def test_a_javascript_snippet_is_a_valid_module(tmp_path: Path, acme_site: Site) -> None:
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    req = next(r for r in all_requests(acme_site) if r.form == "config" and r.metadata)
+    for s in snippets(req, acme_site.gateway, ("js",)):
+        path = tmp_path / f"{s.sdk}.mjs"
+        path.write_text(s.code)
+        done = subprocess.run([node, "--check", str(path)], capture_output=True, text=True,
+                              timeout=60)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+
+
+# -- configs ------------------------------------------------------------------------------------
+def test_config_routes_skip_what_a_request_never_reaches(acme: Bundle) -> None:
+    routes = {
+        slug: [(r.target, r.how, dict(r.metadata), dict(r.params), r.ready)
+               for r in config_routes(slug, info.tree)]
+        for slug, info in acme.configs.items()
+    }  # fmt: skip
+    # weight 0 is never picked
+    assert [t for t, *_ in routes["research-lb"]] == [
+        "@openai-research/gpt-4.1", "@anthropic-prod/claude-sonnet-4-5-20250929"]  # fmt: skip
+    assert routes["support-bot"][0][1] == "fallback 1 of 2"
+    eu, cheap, direct = routes["eu-router"]
+    assert eu[0] == "@azure-eu/gpt-4o" and eu[2] == {"region": "eu"} and eu[4]
+    assert cheap[2] == {"tier": "free"} and cheap[3] == {"max_tokens": 512} and cheap[4]
+    assert direct[1] == "default branch `direct`" and direct[2] == {} and direct[4]
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ({"metadata.tier": "gold"}, ({"tier": "gold"}, {})),
+        ({"metadata.tier": {"$ne": "free"}}, None),
+        ({"metadata.user.tier": "gold"}, None),
+        ({"params.temperature": {"$lt": 1}}, ({}, {"temperature": 0})),
+        ({"params.max_tokens": {"$gt": 100, "$lte": 200}}, ({}, {"max_tokens": 101})),
+        ({"$or": [{"url.pathname": "/v1/x"}, {"metadata.a": {"$in": [1, "b"]}}]},
+         ({"a": "b"}, {})),
+        ({"$and": [{"metadata.a": "x"}, {"params.model": "y"}]}, None),
+    ],
+)  # fmt: skip
+def test_request_shapes_for_conditions(query: dict[str, Any], expected: Any) -> None:
+    assert shape_for(query) == expected
+
+
+# -- resolution: what a snippet sends reaches its model in the router -------------------------
+def plan_targets(
+    router: Router, ws: str, sent: dict[str, Any], headers: dict[str, str]
+) -> set[str]:
+    model = sent["model"]
+    if "x-portkey-config" in headers:
+        meta = json.loads(headers.get("x-portkey-metadata", "{}"))
+        found: set[str] = set()
+        for seed in range(64):  # loadbalance picks by seed; fallbacks list every attempt
+            plan = router.resolve(ws, model, config=headers["x-portkey-config"], metadata=meta,
+                                  params=sent, seed=seed)  # fmt: skip
+            found.update(a.target for a in plan.attempts)
+        return found
+    plan = router.resolve(ws, model, provider=headers.get("x-portkey-provider"))
+    return {a.target for a in plan.attempts}
+
+
+def test_every_request_resolves_to_its_model(acme: Bundle, acme_site: Site) -> None:
+    router = Router(acme)
+    checked = 0
+    for w in acme_site.workspaces:
+        for g in w.groups:
+            for r in g.routes:
+                for f in r.forms:
+                    if f.request is None:
+                        continue
+                    req = f.request
+                    headers = {k.lower(): v for k, v in req.headers(acme_site.gateway)}
+                    targets = plan_targets(router, w.slug, req.body(), headers)
+                    assert req.target in targets, (w.slug, req)
+                    checked += 1
+    assert checked > 150
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    seen: ClassVar[list[tuple[str, dict[str, str], bytes]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self.seen.append((self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+        reply = b'{"choices": []}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(reply)))
+        self.end_headers()
+        self.wfile.write(reply)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def stub_gateway() -> Iterator[tuple[str, list[tuple[str, dict[str, str], bytes]]]]:
+    seen: list[tuple[str, dict[str, str], bytes]] = []
+    handler = type("Recorder", (_Recorder,), {"seen": seen})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def test_curl_snippets_run_and_reach_their_model(
+    acme: Bundle, stub_gateway: tuple[str, list[tuple[str, dict[str, str], bytes]]]
+) -> None:
+    """Run each curl snippet as written (bash, real curl) against a recording gateway, then
+    resolve what arrived with the router."""
+    bash, curl = shutil.which("bash"), shutil.which("curl")
+    if bash is None or curl is None:
+        pytest.skip("bash and curl are needed to run the curl snippets")
+    url, seen = stub_gateway
+    site = build_site(acme, Gateway(url))
+    router = Router(acme)
+    env = {**os.environ, "CATALOG_API_KEY": "test-only-gateway-key"}
+    ran = 0
+    for w in site.workspaces:
+        if w.slug not in ("support", "data-science"):  # one with configs, one with embeddings
+            continue
+        for g in w.groups:
+            for r in g.routes:
+                for f in r.forms:
+                    if f.request is None:
+                        continue
+                    (s,) = snippets(f.request, site.gateway, ("curl",))
+                    seen.clear()
+                    done = subprocess.run([bash, "-c", s.code.rstrip() + " -sS -o /dev/null"], env=env,
+                                          capture_output=True, text=True, timeout=30)  # fmt: skip
+                    assert done.returncode == 0, (s.code, done.stderr)
+                    ((path, headers, body),) = seen
+                    assert path == "/v1" + f.request.endpoint
+                    assert headers["x-portkey-api-key"] == "test-only-gateway-key"
+                    assert headers["content-type"] == "application/json"
+                    sent = json.loads(body)
+                    assert f.request.target in plan_targets(router, w.slug, sent, headers)
+                    ran += 1
+    assert ran >= 40
+
+
+def test_pick_config_prefers_ready_routes_then_the_default_config() -> None:
+    from catalog_compiler.gallery.site import ConfigView, pick_config
+
+    any_model = config_routes("any", {"mode": "fallback", "targets": [
+        {"mode": "target", "provider": "p"}]})  # fmt: skip
+    assert [(r.target, r.model) for r in any_model] == [("@p/*", None)]
+    gated = config_routes("gated", {
+        "mode": "conditional",
+        "strategy": {"conditions": [{"query": {"url.pathname": "/x"}, "then": "a"}],
+                     "default": "b"},
+        "targets": [{"mode": "target", "provider": "p", "model": "m", "name": "a"},
+                    {"mode": "target", "provider": "q", "model": "m", "name": "b"}],
+    })  # fmt: skip
+    assert [(r.target, r.ready) for r in gated] == [("@p/m", False), ("@q/m", True)]
+    views = [ConfigView("any", "fallback", None, tuple(any_model), None),
+             ConfigView("gated", "conditional", None, tuple(gated), None)]  # fmt: skip
+    best, others = pick_config(views, "p", "m", None)
+    assert best is not None and best.config == "any" and others == ("gated",)
+    best, _ = pick_config(views, "p", "m", "gated")  # the default config, but not ready
+    assert best is not None and best.config == "any"
+    best, _ = pick_config(views, "q", "m", None)
+    assert best is not None and best.config == "gated" and best.ready
+    assert pick_config(views, "r", "m", None) == (None, ())
