@@ -75,13 +75,14 @@ def check_files(
     cache: ParseCache | None,
     progress: Progress,
     jobs: int = 1,
+    warm: parallel.WarmWorker | None = None,
 ) -> list[FileResult]:
     """Per-file results, through the content-hash cache, on up to `jobs` processes."""
     results: list[FileResult | None] = [cache.get(s) if cache else None for s in sources]
     todo = [i for i, r in enumerate(results) if r is None]
     progress.start("check", len(todo))
     todo_sources = [sources[i] for i in todo]
-    for i, fresh in parallel.check_all(todo_sources, registry, jobs, progress):
+    for i, fresh in parallel.check_all(todo_sources, registry, jobs, progress, warm):
         results[todo[i]] = fresh
         if cache:
             cache.put(sources[todo[i]], fresh)
@@ -99,10 +100,12 @@ def validate(
     registry: Registry | None = None,
     progress: Progress | None = None,
     jobs: int = 1,
+    warm: parallel.WarmWorker | None = None,
 ) -> Result:
     """Run every check on the catalog at `path` and collect all diagnostics.
 
-    `jobs > 1` checks files in forked worker processes (for a CLI run on a large catalog)."""
+    `jobs > 1` checks files in forked worker processes (for a CLI run on a large catalog);
+    `warm` is a worker started early that checks the changed files when there are few."""
     sink = Sink()
     registry = registry or builtin()
     root_display = str(path)
@@ -116,7 +119,7 @@ def validate(
     result.root, result.root_display = root, root_display
     result.sources = discover(root, root_display, sink)
     result.files = check_files(
-        result.sources, registry, cache, progress or NullProgress(), jobs=jobs
+        result.sources, registry, cache, progress or NullProgress(), jobs=jobs, warm=warm
     )
     for fr in result.files:
         sink.extend(fr.diagnostics)

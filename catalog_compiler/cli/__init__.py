@@ -3,40 +3,56 @@
 from __future__ import annotations
 
 import gc
+import importlib
 import os
 import sys
 
 import click
 
 from catalog_compiler import __version__
-from catalog_compiler.cli.compile_cmd import compile_
-from catalog_compiler.cli.diff_cmd import diff
-from catalog_compiler.cli.docs_cmd import docs, snippets_cmd
-from catalog_compiler.cli.explain_cmd import explain
-from catalog_compiler.cli.import_cmd import import_
-from catalog_compiler.cli.init_cmd import init
-from catalog_compiler.cli.schema_cmd import schema
-from catalog_compiler.cli.validate_cmd import validate
 from catalog_compiler.redact import mask
 
 EXIT_INTERNAL = 3
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+# name -> "module:attribute". Each command is imported only when it runs: `validate` on a warm
+# cache must not pay for pydantic, jinja2 or the resolver it never touches.
+COMMANDS = {
+    "init": "init_cmd:init",
+    "validate": "validate_cmd:validate",
+    "compile": "compile_cmd:compile_",
+    "explain": "explain_cmd:explain",
+    "diff": "diff_cmd:diff",
+    "docs": "docs_cmd:docs",
+    "snippets": "docs_cmd:snippets_cmd",
+    "import": "import_cmd:import_",
+    "schema": "schema_cmd:schema",
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use (help lists them all)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, attribute = target.split(":")
+        command = getattr(importlib.import_module(f"{__name__}.{module}"), attribute)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(
+    cls=LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, prog_name="catalogc")
 def cli() -> None:
     """Validate a model catalog written as YAML, and compile its routing bundle."""
-
-
-cli.add_command(init)
-cli.add_command(validate)
-cli.add_command(compile_)
-cli.add_command(explain)
-cli.add_command(diff)
-cli.add_command(docs)
-cli.add_command(snippets_cmd)
-cli.add_command(import_)
-cli.add_command(schema)
 
 
 def main() -> None:

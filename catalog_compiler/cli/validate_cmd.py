@@ -19,22 +19,36 @@ from catalog_compiler.cli.options import (
     progress_for,
     report,
 )
-from catalog_compiler.compiler import compile_catalog
 from catalog_compiler.diagnostics import Diagnostic, Severity
+from catalog_compiler.parallel import WarmWorker
 from catalog_compiler.pipeline import Result
 from catalog_compiler.pipeline import validate as run_validate
+from catalog_compiler.registry import builtin
 
 
 def check(directory: str, fast: bool, cache_dir: Path | None, no_cache: bool) -> tuple[
     Result, list[Diagnostic]
 ]:  # fmt: skip
-    cache = make_cache(directory, no_cache, cache_dir)
     if fast:
-        result = run_validate(
-            directory, cache=cache, progress=progress_for(), jobs=os.cpu_count() or 1
-        )
+        registry = builtin()
+        warm = WarmWorker(registry)  # imports the checkers while the cache loads
+        try:
+            cache = make_cache(directory, no_cache, cache_dir)
+            result = run_validate(
+                directory,
+                cache=cache,
+                registry=registry,
+                progress=progress_for(),
+                jobs=os.cpu_count() or 1,
+                warm=warm,
+            )
+        finally:
+            warm.stop()
         diagnostics = result.diagnostics
     else:
+        from catalog_compiler.compiler import compile_catalog  # only without --fast: heavy
+
+        cache = make_cache(directory, no_cache, cache_dir)
         compiled = compile_catalog(directory, cache=cache, progress=progress_for())
         result, diagnostics = compiled.validation, compiled.diagnostics
     if cache is not None:

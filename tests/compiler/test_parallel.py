@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
+
+import pytest
 
 from benchmarks.gen_catalog import generate
 from catalog_compiler import parallel
 from catalog_compiler.pipeline import validate
+from catalog_compiler.registry import builtin
 
 
 def diagnostics(root: Path, jobs: int) -> list[tuple[str, int, int, str, str]]:
@@ -39,3 +43,62 @@ def test_parallel_results_still_give_typed_documents(tmp_path: Path) -> None:
     result = validate(root, jobs=2)
     assert result.ok
     assert len(result.checked) == result.document_count == 600
+
+
+def only_thread() -> None:
+    if threading.active_count() > 1:  # forking is refused then, by design
+        pytest.skip("another test left a thread running; WarmWorker will not fork")
+
+
+def test_warm_worker_checks_the_changed_files_exactly_as_here(tmp_path: Path) -> None:
+    from catalog_compiler.cache import ParseCache
+
+    root = tmp_path / "cat"
+    generate(300, root)
+    cache = ParseCache(tmp_path / "cache", root)
+    assert validate(root, cache=cache).ok
+    cache.save()
+    target = root / "providers" / "prov-3.yaml"
+    target.write_text(target.read_text().replace("integration: int-3", "integration: int-x"))
+    expected = diagnostics(root, 1)
+    assert any(d[3] == "E0301" for d in expected)
+    only_thread()
+    warm = parallel.WarmWorker(builtin())
+    assert warm.pid > 0
+    result = validate(root, cache=ParseCache(tmp_path / "cache", root), warm=warm)
+    assert warm.pid == 0  # used: the worker was collected
+    got = [(d.span.file, d.span.line, d.span.column, d.code, d.message) for d in result.diagnostics]
+    assert got == expected
+
+
+def test_an_unused_warm_worker_is_killed_and_reaped(tmp_path: Path) -> None:
+    import os
+
+    only_thread()
+    warm = parallel.WarmWorker(builtin())
+    pid = warm.pid
+    assert pid > 0
+    warm.stop()
+    warm.stop()  # idempotent
+    assert warm.pid == 0
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        pass
+    else:
+        raise AssertionError(f"worker {pid} still exists (not reaped)")
+
+
+def test_a_dead_warm_worker_means_checking_here(tmp_path: Path) -> None:
+    import os
+    import signal
+
+    root = tmp_path / "cat"
+    generate(60, root)
+    expected = diagnostics(root, 1)
+    only_thread()
+    warm = parallel.WarmWorker(builtin())
+    os.kill(warm.pid, signal.SIGKILL)
+    result = validate(root, warm=warm)
+    got = [(d.span.file, d.span.line, d.span.column, d.code, d.message) for d in result.diagnostics]
+    assert got == expected and result.ok
