@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -35,6 +37,7 @@ EPOCH_S = 1_577_836_800  # 2020-01-01: keeps microsecond times well below 2^53 i
 MICRO = 10**6
 UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, OSError)
 BYPASS = "bypass"
+PAIR = struct.Struct("<dd")  # how the scripts store a counter's state
 
 
 def split_units(units: int, per_us: int, limit: int) -> tuple[int, int]:
@@ -195,7 +198,7 @@ class RedisStore(Store):
         marker = f"{self.tag}:s:{reservation.request_id}"
         numbers = [len(bucket_keys), len(keys.budgets), len(keys.leases), 0, self.settled_ttl,
                    *bucket_args, *budget_args]  # fmt: skip
-        args = [",".join(map(str, numbers)), reservation.request_id]
+        args = [pack_numbers(numbers), reservation.request_id]
         return [marker, *bucket_keys, *keys.budgets, *keys.leases], args
 
     def settle(self, reservation: Reservation, tokens: int, cost: int) -> bool:
@@ -258,10 +261,10 @@ class RedisStore(Store):
         value = self.client.get(f"{self.tag}:b:{budget_key}|{window_key}")
         if value is None:
             return 0
-        text = value.decode() if isinstance(value, bytes) else str(value)
-        high, _, low = text.partition(":")
+        assert isinstance(value, bytes), "the store's client must not decode responses"
+        high, low = PAIR.unpack(value)  # see lua.py: two little-endian doubles, exact
         usd = "|budget|usd/" in budget_key  # keys read "<counter>|budget|<unit>/<period>"
-        return int(high) * (MICRO if usd else 1) + int(low or 0)
+        return int(high) * (MICRO if usd else 1) + int(low)
 
     def inflight(self, lease_key: str) -> int:
         return int(self.client.zcard(f"{self.tag}:c:{lease_key}"))
@@ -329,10 +332,10 @@ def _evalsha_or_eval(client: aioredis.Redis) -> Callable[..., Any]:
 
 
 class _Plan:
-    """One chain's admission for one UTC day: keys, and argument text with two kinds of
-    holes, token-dependent and cost-dependent numbers, filled per request."""
+    """One chain's admission for one UTC day: keys, and the argument numbers with holes for
+    the token-dependent and cost-dependent pairs, filled per request."""
 
-    __slots__ = ("day", "ends", "key_list", "parts", "spec", "windows")
+    __slots__ = ("day", "ends", "holes", "key_list", "numbers", "spec", "windows")
 
     def __init__(self, spec: ChainSpec, day: int, tag: str, lease_ttl_us: int) -> None:
         self.spec, self.day = spec, day
@@ -344,44 +347,52 @@ class _Plan:
             *(f"{tag}:b:{g.key}|{w}" for g, w in zip(spec.budgets, self.windows, strict=True)),
             *(f"{tag}:c:{lease.key}" for lease in spec.leases),
         ]
-        # parts: constant strings, or callables of (tokens, cost) giving the varying numbers
-        parts: list[Any] = [f"{len(spec.buckets)},{len(spec.budgets)},{len(spec.leases)},0,"
-                            f"{lease_ttl_us}"]  # fmt: skip
+        numbers = [len(spec.buckets), len(spec.budgets), len(spec.leases), 0, lease_ttl_us]
+        # holes: (index of a pair in `numbers`, function of (tokens, cost) giving the pair)
+        holes: list[tuple[int, Callable[[int, int], tuple[int, int]]]] = []
         for b in spec.buckets:
             per_us = b.per_ns // 1000
             cq, cr = split_units(b.burst, per_us, b.limit)
             if b.unit == "tokens":
-                parts += [f",{b.limit},", _bucket_units(per_us, b.limit), f",{cq},{cr}"]
-            else:
-                iq, ir = split_units(1, per_us, b.limit)
-                parts.append(f",{b.limit},{iq},{ir},{cq},{cr}")
+                holes.append((len(numbers) + 1, _bucket_units(per_us, b.limit)))
+            numbers += [b.limit, *split_units(1, per_us, b.limit), cq, cr]
         for g, end in zip(spec.budgets, self.ends, strict=True):
             usd = g.unit == "usd"
-            lh, ll = split_money(g.limit, usd)
             expire = end // 10**9 + 86_400 if end is not None else 0
             xh, xl = split_money(g.alert_at, usd) if g.alert_at is not None else (-1, -1)
-            amount = "1,0" if g.unit == "requests" else _budget_amount(usd)
-            parts += [f",{lh},{ll},", amount, f",{expire},{xh},{xl}"]
-        parts += [f",{lease.limit}" for lease in spec.leases]
-        self.parts = parts
+            if g.unit != "requests":
+                holes.append((len(numbers) + 2, _budget_amount(usd)))
+            numbers += [*split_money(g.limit, usd), 1, 0, expire, xh, xl]
+        numbers += [lease.limit for lease in spec.leases]
+        self.numbers, self.holes = numbers, holes
 
-    def args(self, request_id: str, tokens: int, cost: int) -> list[str]:
-        text = "".join(p if isinstance(p, str) else p(tokens, cost) for p in self.parts)
-        return [text, request_id]
+    def args(self, request_id: str, tokens: int, cost: int) -> list[Any]:
+        numbers = self.numbers.copy()
+        for at, pair in self.holes:
+            numbers[at], numbers[at + 1] = pair(tokens, cost)
+        return [pack_numbers(numbers), request_id]
 
 
-def _bucket_units(per_us: int, limit: int) -> Callable[[int, int], str]:
-    def units(tokens: int, cost: int) -> str:
-        iq, ir = split_units(tokens, per_us, limit)
-        return f"{iq},{ir}"
+def pack_numbers(numbers: list[int]) -> bytes:
+    """Little-endian doubles, as the scripts unpack them (exact: all are below 2^53)."""
+    return _packer(len(numbers)).pack(*numbers)
+
+
+@functools.lru_cache(maxsize=64)
+def _packer(count: int) -> struct.Struct:
+    return struct.Struct(f"<{count}d")
+
+
+def _bucket_units(per_us: int, limit: int) -> Callable[[int, int], tuple[int, int]]:
+    def units(tokens: int, cost: int) -> tuple[int, int]:
+        return split_units(tokens, per_us, limit)
 
     return units
 
 
-def _budget_amount(usd: bool) -> Callable[[int, int], str]:
-    def amount(tokens: int, cost: int) -> str:
-        high, low = split_money(cost if usd else tokens, usd)
-        return f"{high},{low}"
+def _budget_amount(usd: bool) -> Callable[[int, int], tuple[int, int]]:
+    def amount(tokens: int, cost: int) -> tuple[int, int]:
+        return split_money(cost if usd else tokens, usd)
 
     return amount
 
