@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +16,34 @@ from catalog_compiler.cli import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "acme"
-SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def find_shared_data() -> Path:
+    """The third-party data: $CATALOG_SHARED_DATA, else ../shared/data beside this checkout,
+    else beside the repository this one was cloned from (CI clones main into a fresh
+    directory, so only the origin's neighbourhood has it)."""
+    if os.environ.get("CATALOG_SHARED_DATA"):
+        return Path(os.environ["CATALOG_SHARED_DATA"])
+    beside = ROOT.parent / "shared" / "data"
+    if beside.is_dir():
+        return beside
+    try:
+        url = subprocess.run(
+            ["git", "-C", str(ROOT), "config", "--get", "remote.origin.url"],
+            capture_output=True, text=True, timeout=10, check=False,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        url = ""
+    url = url.removeprefix("file://")
+    if url and ":" not in url.split("/")[0]:  # a local path, not host:path or scheme://
+        origin = Path(url) if Path(url).is_absolute() else ROOT / url
+        candidate = origin.resolve().parent / "shared" / "data"
+        if candidate.is_dir():
+            return candidate
+    return beside
+
+
+SHARED_DATA = find_shared_data()
 
 # CI never flakes: hypothesis runs derandomized there (black's fuzz setting).
 settings.register_profile(
@@ -65,7 +93,8 @@ def run_cli() -> Callable[..., Result]:
 
 
 def shared_data(*parts: str) -> Path:
-    """A path below ../shared/data; skips the test (outside CI) when the data is absent."""
+    """A path below the shared data (see find_shared_data); skips the test (outside CI) when
+    the data is absent, fails in CI."""
     path = SHARED_DATA.joinpath(*parts)
     if not path.exists():
         if os.environ.get("CATALOGC_CI"):
