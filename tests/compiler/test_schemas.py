@@ -12,7 +12,7 @@ import pytest
 from catalog_compiler.diagnostics import Sink
 from catalog_compiler.schemas import SCHEMAS, render
 from catalog_compiler.yamlparse import parse_text
-from tests.conftest import EXAMPLE, ROOT
+from tests.conftest import EXAMPLE, ROOT, shared_data
 
 SCHEMA_DIR = ROOT / "schema"
 
@@ -64,9 +64,7 @@ def test_editor_schema_rejects_what_the_compiler_rejects() -> None:
 
 
 def test_routing_schema_accepts_shared_portkey_configs() -> None:
-    data_dir = ROOT.parent / "shared" / "data" / "portkey-configs"
-    if not data_dir.exists():
-        pytest.skip("shared data not available")
+    data_dir = shared_data("portkey-configs")
     validator = jsonschema.Draft202012Validator(json.loads(render("routing-config.schema.json")))
     for path in sorted(data_dir.glob("*.json")):
         validator.validate(json.loads(path.read_text()))
