@@ -8,10 +8,12 @@ imported Model documents so the output directory validates on its own.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from catalog_compiler.importers.emit import Quoted, Report, dump, env_name, plain_decimal
@@ -22,6 +24,19 @@ from catalog_compiler.services import ALIASES, SERVICES, Service
 
 class InputError(Exception):
     """The input cannot be read or is not the expected shape (exit 2, no traceback)."""
+
+
+def read_json_object(path: Path, expected: str) -> dict[str, Any]:
+    """The JSON object in `path`; `expected` says what it should be, for the error."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{path} is not a JSON file: {exc}") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: expected {expected}")
+    return data
 
 
 # LiteLLM provider names that are not a service id or alias as written.

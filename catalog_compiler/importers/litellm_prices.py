@@ -7,7 +7,6 @@ LiteLLM keeps USD per token (`input_cost_per_token: 2.5e-06`); the catalog keeps
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from decimal import Decimal
@@ -15,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from catalog_compiler.importers import (
-    InputError,
     PriceCatalog,
     PriceEntry,
     Target,
+    read_json_object,
     service_for,
     token_limits,
 )
@@ -84,15 +83,7 @@ _DIMENSIONS = (
 
 
 def load(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path} is not a JSON file: {exc}") from None
-    if not isinstance(data, dict):
-        raise InputError(f"{path}: expected LiteLLM's price map (a JSON object of models)")
-    return data
+    return read_json_object(path, "LiteLLM's price map (a JSON object of models)")
 
 
 def run(path: Path, select: Mapping[str, str] | None) -> tuple[dict[str, str], Report]:

@@ -12,14 +12,20 @@ price; a copied 0 would make cache reads free). Non-zero defaults are inherited.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from catalog_compiler.importers import InputError, PriceCatalog, PriceEntry, Target, service_for
+from catalog_compiler.importers import (
+    InputError,
+    PriceCatalog,
+    PriceEntry,
+    Target,
+    read_json_object,
+    service_for,
+)
 from catalog_compiler.importers.emit import (
     Report,
     Skipped,
@@ -59,15 +65,7 @@ def load_dir(directory: Path) -> dict[str, dict[str, Any]]:
         raise InputError(f"{directory} holds no pricing tables (*.json)")
     tables = {}
     for path in paths:
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise InputError(f"{path} is not a JSON file: {exc}") from None
-        if not isinstance(data, dict):
-            raise InputError(f"{path}: expected a JSON object of models")
-        tables[path.stem] = data
+        tables[path.stem] = read_json_object(path, "a JSON object of models")
     return tables
 
 
