@@ -81,6 +81,22 @@ class SecretRef(Strict):
 
 # -- limits -------------------------------------------------------------------------------
 
+# Upper bounds that keep every counter exact where it is kept: the Redis store's Lua works
+# in doubles, exact for integers below 2^53 (~9e15), so a USD budget in micro-USD, a count,
+# and a bucket's refill time in microseconds must each stay below that.
+MAX_BUDGET_USD = 10**9
+MAX_COUNT = 10**15
+MAX_REFILL_YEARS = 100
+PER_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86_400}
+
+
+def _too_large(field: str, value: object, bound: str, why: str) -> PydanticCustomError:
+    return PydanticCustomError(
+        "E0206",
+        "{value} is too large: at most {bound} ({why})",
+        {"field": field, "value": str(value), "bound": bound, "why": why},
+    )
+
 
 class Budget(Strict):
     """A spending pool: `limit` units per calendar `period` (UTC)."""
@@ -98,6 +114,9 @@ class Budget(Strict):
                 "a {unit} budget is a whole number, found {limit}",
                 {"unit": self.unit, "limit": str(self.limit), "field": "limit"},
             )
+        bound = MAX_BUDGET_USD if self.unit == "usd" else MAX_COUNT
+        if self.limit > bound:
+            raise _too_large("limit", self.limit, f"{bound:,}", "counters stay exact below that")
         return self
 
 
@@ -108,6 +127,18 @@ class RateLimit(Strict):
     unit: Literal["requests", "tokens"]
     per: Literal["second", "minute", "hour", "day"]
     burst: Positive | None = Field(None, description="bucket capacity; defaults to `limit`")
+
+    @model_validator(mode="after")
+    def _exact(self) -> Self:
+        for field, value in (("limit", self.limit), ("burst", self.burst)):
+            if value is not None and value > MAX_COUNT:
+                raise _too_large(field, value, f"{MAX_COUNT:,}", "counters stay exact below that")
+        burst = self.burst if self.burst is not None else self.limit
+        most = MAX_REFILL_YEARS * 365 * 86_400 * self.limit // PER_SECONDS[self.per]
+        if self.limit and burst > most:
+            why = f"a full bucket must refill within {MAX_REFILL_YEARS} years"
+            raise _too_large("burst", burst, f"{most:,}", why)
+        return self
 
 
 class Limits(Strict):
