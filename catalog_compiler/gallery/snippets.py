@@ -203,12 +203,7 @@ def describe(req: Request) -> list[str]:
 # -- Python ---------------------------------------------------------------------------------
 def python_portkey(req: Request, gw: Gateway) -> str:
     args = [f"base_url={_lit(gw.base)}", f"api_key=os.environ[{_lit(gw.api_key_env)}]"]
-    if req.form == "provider":
-        args.append(f"provider={_lit('@' + req.provider)}")
-    if req.form == "config":
-        args.append(f"config={_lit(req.config or '')}")
-        if req.metadata:
-            args.append(f"metadata={_dict_lit(req.metadata)}")
+    args += _portkey_routing(req, "=")
     lines = [f"# {line}" for line in describe(req)]
     lines += ["# pip install portkey-ai", "import os", "", "from portkey_ai import Portkey", ""]
     lines.append("client = Portkey(")
@@ -219,12 +214,7 @@ def python_portkey(req: Request, gw: Gateway) -> str:
 
 
 def python_openai(req: Request, gw: Gateway) -> str:
-    headers = [(_lit(gw.api_key_header), f"os.environ[{_lit(gw.api_key_env)}]")]
-    for name, value in req.headers(gw):
-        if name == gw.metadata_header:
-            headers.append((_lit(name), f"json.dumps({_dict_lit(req.metadata)})"))
-        else:
-            headers.append((_lit(name), _lit(value)))
+    headers = _openai_headers(req, gw, f"os.environ[{_lit(gw.api_key_env)}]", "json.dumps")
     lines = [f"# {line}" for line in describe(req)]
     lines.append("# pip install openai")
     if req.metadata and req.form == "config":
@@ -263,12 +253,7 @@ def _python_call(req: Request) -> list[str]:
 # -- JavaScript -----------------------------------------------------------------------------
 def js_portkey(req: Request, gw: Gateway) -> str:
     opts = [f"baseURL: {_lit(gw.base)}", f"apiKey: process.env.{gw.api_key_env}"]
-    if req.form == "provider":
-        opts.append(f"provider: {_lit('@' + req.provider)}")
-    if req.form == "config":
-        opts.append(f"config: {_lit(req.config or '')}")
-        if req.metadata:
-            opts.append(f"metadata: {_dict_lit(req.metadata)}")
+    opts += _portkey_routing(req, ": ")
     lines = [f"// {line}" for line in describe(req)]
     lines += ["// npm install portkey-ai", 'import Portkey from "portkey-ai";', ""]
     lines.append("const client = new Portkey({")
@@ -279,12 +264,7 @@ def js_portkey(req: Request, gw: Gateway) -> str:
 
 
 def js_openai(req: Request, gw: Gateway) -> str:
-    headers = [(_lit(gw.api_key_header), f"process.env.{gw.api_key_env}")]
-    for name, value in req.headers(gw):
-        if name == gw.metadata_header:
-            headers.append((_lit(name), f"JSON.stringify({_dict_lit(req.metadata)})"))
-        else:
-            headers.append((_lit(name), _lit(value)))
+    headers = _openai_headers(req, gw, f"process.env.{gw.api_key_env}", "JSON.stringify")
     lines = [f"// {line}" for line in describe(req)]
     lines += ["// npm install openai", 'import OpenAI from "openai";', ""]
     lines.append("const client = new OpenAI({")
@@ -316,6 +296,30 @@ def _js_call(req: Request) -> list[str]:
         "});",
         "console.log(response.choices[0].message.content);",
     ]
+
+
+# -- shared by Python and JavaScript (both literal syntaxes agree on strings and dicts) --
+def _portkey_routing(req: Request, assign: str) -> list[str]:
+    """The Portkey client's routing options, `name{assign}value`."""
+    opts = []
+    if req.form == "provider":
+        opts.append(f"provider{assign}{_lit('@' + req.provider)}")
+    if req.form == "config":
+        opts.append(f"config{assign}{_lit(req.config or '')}")
+        if req.metadata:
+            opts.append(f"metadata{assign}{_dict_lit(req.metadata)}")
+    return opts
+
+
+def _openai_headers(req: Request, gw: Gateway, api_key: str, to_json: str) -> list[tuple[str, str]]:
+    """(name, value) code for an OpenAI client's default headers: the key, then routing."""
+    headers = [(_lit(gw.api_key_header), api_key)]
+    for name, value in req.headers(gw):
+        code = (
+            f"{to_json}({_dict_lit(req.metadata)})" if name == gw.metadata_header else _lit(value)
+        )
+        headers.append((_lit(name), code))
+    return headers
 
 
 # -- curl -----------------------------------------------------------------------------------
