@@ -8,6 +8,7 @@ from fractions import Fraction
 from typing import Any
 
 from catalog_compiler.diagnostics import Note, Span
+from catalog_compiler.model.common import PER_SECONDS
 from catalog_compiler.model.types import PERIOD_RE
 from catalog_compiler.resolve.context import Context
 from catalog_compiler.resolve.routing import Leaf
@@ -26,7 +27,6 @@ from runtime.bundle import (
 from runtime.errors import RequestError
 from runtime.suggest import did_you_mean
 
-SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 DEAD_ALLOW = "a typo or dead config: remove it, or allow the model at the level above"
 
 
@@ -335,7 +335,7 @@ def _tighter_budget(child: BudgetLimit, chain: list[Counter]) -> Reason | None:
 
 
 def _rate(r: RateLimit) -> Fraction:
-    return Fraction(r.limit, SECONDS[r.per])
+    return Fraction(r.limit, PER_SECONDS[r.per])
 
 
 def _tighter_rate(child: RateLimit, chain: list[Counter]) -> Reason | None:
