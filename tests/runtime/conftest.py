@@ -13,6 +13,18 @@ from runtime import Router
 from runtime.limits.memory import MemoryStore
 from tests.conftest import EXAMPLE
 
+# One integration and its provider: what most runtime tests hang their limits under.
+OPENAI_PROVIDER = """\
+kind: Integration
+slug: openai-main
+service: openai
+credentials: {api_key: {env: OPENAI_API_KEY}}
+---
+kind: Provider
+slug: openai-prod
+integration: openai-main
+"""
+
 
 class FakeClock:
     """Nanoseconds since 1970, moved by hand."""

@@ -21,19 +21,9 @@ from runtime import (
 from runtime.limits.memory import MemoryStore
 from runtime.limits.spec import Bucket, ChainSpec
 from runtime.periods import window_at
-from tests.runtime.conftest import FakeClock
+from tests.runtime.conftest import OPENAI_PROVIDER, FakeClock
 
 ORG = 'kind: Organization\nversion: 1\nname: Limits Inc\nepoch: "2026-01-07"\n'
-INTEGRATION = """\
-kind: Integration
-slug: openai-main
-service: openai
-credentials: {api_key: {env: OPENAI_API_KEY}}
----
-kind: Provider
-slug: openai-prod
-integration: openai-main
-"""
 
 
 def at(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> int:
@@ -41,7 +31,7 @@ def at(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> int:
 
 
 def one_level(make_router: Callable[..., Router], limits: str) -> Router:
-    return make_router({"catalog.yaml": ORG, "i.yaml": INTEGRATION,
+    return make_router({"catalog.yaml": ORG, "i.yaml": OPENAI_PROVIDER,
                         "w.yaml": "kind: Workspace\nslug: team\n" + limits})  # fmt: skip
 
 
@@ -180,7 +170,7 @@ def test_usd_budget_is_exact_and_names_what_remains(make_router: Callable[..., R
 
 def test_all_or_nothing_across_the_chain(make_router: Callable[..., Router]) -> None:
     org = ORG + "budgets: [{limit: 100, unit: requests, period: daily}]\n"
-    router = make_router({"catalog.yaml": org, "i.yaml": INTEGRATION,
+    router = make_router({"catalog.yaml": org, "i.yaml": OPENAI_PROVIDER,
                           "w.yaml": "kind: Workspace\nslug: team\nbudgets: [{limit: 1, unit: requests, period: daily}]\n"
                           "---\nkind: Workspace\nslug: other\n"})  # fmt: skip
     store = router.store

@@ -25,19 +25,9 @@ from runtime import (
 from runtime.limits.memory import MemoryStore
 from runtime.limits.redis_store import RedisStore
 from tests.redis_server import RedisServer
-from tests.runtime.conftest import compile_files
+from tests.runtime.conftest import OPENAI_PROVIDER, compile_files
 
 ORG = "kind: Organization\nversion: 1\nname: Conformance\n"
-INTEGRATION = """\
-kind: Integration
-slug: openai-main
-service: openai
-credentials: {api_key: {env: OPENAI_API_KEY}}
----
-kind: Provider
-slug: openai-prod
-integration: openai-main
-"""
 _n = itertools.count()
 
 
@@ -54,7 +44,7 @@ def make(
 
     def build(workspace_limits: str, org_limits: str = "") -> Router:
         data = compile_files(tmp_path / f"c{next(_n)}", {
-            "catalog.yaml": ORG + org_limits, "i.yaml": INTEGRATION,
+            "catalog.yaml": ORG + org_limits, "i.yaml": OPENAI_PROVIDER,
             "w.yaml": "kind: Workspace\nslug: team\n" + workspace_limits
             + "---\nkind: Workspace\nslug: other\n",
         })  # fmt: skip
