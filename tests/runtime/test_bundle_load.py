@@ -97,5 +97,6 @@ def test_exported_members_are_sorted_and_real() -> None:
     import runtime
 
     assert runtime.__all__ == sorted(runtime.__all__)
+    assert sorted(runtime._WHERE) == runtime.__all__  # the lazy table names exactly these
     for name in runtime.__all__:
         assert getattr(runtime, name) is not None
