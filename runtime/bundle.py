@@ -157,6 +157,9 @@ class Provider:
     chain: tuple[str, ...]  # counter ids, organization first
     models: Mapping[str, ModelInfo]  # exposed and allowed down to this provider
     exposed: frozenset[str]  # every model name the provider knows, allowed or not
+    # Hosts (beyond its base_url's) that a routing config may send this provider's
+    # credentials to with `custom_host`: "api.example.com", "host:8443", "*.example.com".
+    allowed_hosts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -533,6 +536,7 @@ def _build(data: dict[str, Any], digest: str) -> Bundle:
             tuple(d["chain"]),
             MappingProxyType({m: _model(m, info) for m, info in d["models"].items()}),
             integrations[d["integration"]].exposed | frozenset(d.get("custom", ())),
+            tuple(d.get("allowed_hosts", ())),
         )  # fmt: skip
     workspaces = {}
     for slug, d in data["workspaces"].items():
