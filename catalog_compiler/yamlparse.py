@@ -155,6 +155,15 @@ class _Broken(Exception):
     """The current document cannot be built; the rest of its events are skipped."""
 
 
+class _TooDeep(_Broken):
+    """Nesting beyond MAX_DEPTH: the rest of the file is not parsed at all.
+
+    libyaml's scanner does work proportional to the flow depth for every token (it rescans
+    its stack of possible simple keys), so 160 KB of `[` cost it ~40 s. Stopping at the
+    first collection too deep bounds that depth, and the scanner's own lookahead is bounded
+    (1,024 characters), so a refusal costs milliseconds whatever follows."""
+
+
 class _Builder:
     def __init__(self, file: str, sink: Sink) -> None:
         self.file = file
@@ -291,8 +300,14 @@ class _Builder:
         if tag is not None and tag != "!" and tag != _CORE + ("map" if is_map else "seq"):
             self.error("E0105", f"unsupported tag `{tag}`", pos, help="remove the tag")
         if len(self.stack) >= MAX_DEPTH:
-            self.error("E0108", f"nesting deeper than {MAX_DEPTH} levels", pos)
-            raise _Broken
+            self.error(
+                "E0108",
+                f"nesting deeper than {MAX_DEPTH} levels: the rest of this file is not read",
+                pos,
+                help="a catalog never nests this deep: flatten it (this looks generated or "
+                "hostile)",
+            )
+            raise _TooDeep
         self.stack.append(_Frame(is_map, pos, ev.anchor))
 
     def end(self, ev: Any) -> None:
@@ -413,6 +428,8 @@ def parse_text(text: str, file: str, sink: Sink) -> list[Document]:
                 if not builder.broken:
                     try:
                         builder.start(ev, kind is MappingStartEvent)
+                    except _TooDeep:
+                        break
                     except _Broken:
                         builder.broken = True
             elif kind is DocumentStartEvent:

@@ -6,7 +6,15 @@ from collections.abc import Sequence
 
 from catalog_compiler.diagnostics import Diagnostic
 from catalog_compiler.redact import mask_same_length
-from catalog_compiler.report.base import Reporter, SourceLines, Summary, counts, valid
+from catalog_compiler.report.base import (
+    Reporter,
+    SourceLines,
+    Summary,
+    clip,
+    counts,
+    printable,
+    valid,
+)
 
 _STYLE = {"error": "\033[1;31m", "warning": "\033[1;33m", "gutter": "\033[1;34m",
           "bold": "\033[1m", "help": "\033[1;36m", "reset": "\033[0m"}  # fmt: skip
@@ -22,7 +30,7 @@ class TextReporter(Reporter):
         return f"{_STYLE[style]}{text}{_STYLE['reset']}" if self.color else text
 
     def report(self, diagnostics: Sequence[Diagnostic], summary: Summary) -> None:
-        lines = SourceLines()
+        lines = SourceLines(summary.sources)
         secrets = [d for d in diagnostics if d.code == "E0400"]
         for diag in diagnostics:
             self.stream.write(self.render(diag, lines, secrets))
@@ -31,37 +39,45 @@ class TextReporter(Reporter):
     def render(self, diag: Diagnostic, lines: SourceLines, secrets: list[Diagnostic]) -> str:
         sev = diag.severity.value
         head = (
-            f"{self.paint(str(diag.span), 'bold')}: "
-            f"{self.paint(f'{sev}[{diag.code}]', sev)}: {self.paint(diag.message, 'bold')}\n"
+            f"{self.paint(printable(str(diag.span)), 'bold')}: "
+            f"{self.paint(f'{sev}[{diag.code}]', sev)}: "
+            f"{self.paint(printable(diag.message), 'bold')}\n"
         )
         out = [head]
         span = diag.span
         source = lines.line(span.file, span.line) if span.line else None
         if source is not None:
-            hidden = [
-                (s.span.column, s.span.end_column if s.span.end_line == span.line else 0)
-                for s in secrets
-                if s.span.file == span.file and s.span.line == span.line
-            ]
-            shown = mask_same_length(source, hidden)
-            width = len(str(span.line))
-            gutter = self.paint(" " * width + " |", "gutter")
-            prefix = shown[: max(span.column - 1, 0)]
-            start = len(prefix.replace("\t", TAB))
-            length = 1
-            if span.end_line == span.line and span.end_column > span.column:
-                length = len(shown[span.column - 1 : span.end_column - 1].replace("\t", TAB))
-            caret = " " * start + "^" * max(length, 1)
-            out.append(f"{gutter}\n")
-            out.append(f"{self.paint(f'{span.line} |', 'gutter')} {shown.replace(chr(9), TAB)}\n")
-            out.append(f"{gutter} {self.paint(caret, sev)}\n")
+            out += self.excerpt(diag, source, secrets)
         pad = " " * (len(str(span.line)) if source is not None else 0)
         if diag.help:
-            out.append(f"{pad} = {self.paint('help', 'help')}: {diag.help}\n")
+            out.append(f"{pad} = {self.paint('help', 'help')}: {printable(diag.help)}\n")
         for note in diag.notes:
-            out.append(f"{pad} = note: {note.message}: {note.span}\n")
+            out.append(f"{pad} = note: {printable(note.message)}: {printable(str(note.span))}\n")
         out.append("\n")
         return "".join(out)
+
+    def excerpt(self, diag: Diagnostic, source: str, secrets: list[Diagnostic]) -> list[str]:
+        """The source line (secrets masked, clipped to MAX_SHOWN) and a caret under the span."""
+        span = diag.span
+        hidden = [
+            (s.span.column, s.span.end_column if s.span.end_line == span.line else 0)
+            for s in secrets
+            if s.span.file == span.file and s.span.line == span.line
+        ]
+        end = span.column + 1
+        if span.end_line == span.line and span.end_column > span.column:
+            end = span.end_column
+        shown, column, end = clip(printable(mask_same_length(source, hidden)), span.column, end)
+        width = len(str(span.line))
+        gutter = self.paint(" " * width + " |", "gutter")
+        start = len(shown[: max(column - 1, 0)].replace("\t", TAB))
+        length = len(shown[column - 1 : end - 1].replace("\t", TAB))
+        caret = " " * start + "^" * max(length, 1)
+        return [
+            f"{gutter}\n",
+            f"{self.paint(f'{span.line} |', 'gutter')} {shown.replace(chr(9), TAB)}\n",
+            f"{gutter} {self.paint(caret, diag.severity.value)}\n",
+        ]
 
     def summary_line(self, diagnostics: Sequence[Diagnostic], summary: Summary) -> str:
         errors, warnings = counts(diagnostics)
