@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from catalog_compiler.yamlparse import Document
 
 # A file that fails to parse may define what others reference.
-FATAL_PARSE = frozenset({"E0100", "E0102", "E0103", "E0104", "E0108"})
+FATAL_PARSE = frozenset({"E0100", "E0102", "E0103", "E0104", "E0108", "E0109"})
 
 
 class FileResult:

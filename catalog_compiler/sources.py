@@ -193,7 +193,10 @@ def read_catalog_file(
             return None
         fd = os.open(real, _OPEN_FLAGS)
     except OSError as exc:
-        _io_error(sink, display, exc)
+        if exc.errno == errno.ELOOP:  # O_NOFOLLOW: it became a link after it was resolved
+            _special(sink, display, "a file that was replaced while being read")
+        else:
+            _io_error(sink, display, exc)
         return None
     try:
         now = os.fstat(fd)

@@ -51,6 +51,7 @@ except ImportError:  # pragma: no cover - exercised only without ruamel.yaml.cli
 
 MAX_NODES = 100_000  # expanded nodes per document; a real catalog document has hundreds
 MAX_DEPTH = 64
+MAX_DOCUMENTS = 10_000  # per file; the largest real ones (imported price lists) hold ~330
 
 _NULLS = frozenset(["", "~", "null", "Null", "NULL"])
 _BOOLS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
@@ -402,6 +403,15 @@ def _syntax_error(exc: YAMLError, text: str, file: str, sink: Sink) -> None:
     sink.emit("E0100", problem, Span.at(file, pos), help=help_text, notes=notes)
 
 
+def _too_many_documents(ev: Any, file: str, sink: Sink) -> None:
+    sink.emit(
+        "E0109",
+        f"more than {MAX_DOCUMENTS:,} YAML documents in one file: the file is not read",
+        Span.at(file, _mark(ev.start_mark, ev.end_mark)),
+        help="split it into several files (real ones hold a few hundred at most)",
+    )
+
+
 def parse_text(text: str, file: str, sink: Sink) -> list[Document]:
     """Every complete document of `text`; problems go to `sink`, never raise."""
     builder = _Builder(file, sink)
@@ -434,6 +444,9 @@ def parse_text(text: str, file: str, sink: Sink) -> list[Document]:
                         builder.broken = True
             elif kind is DocumentStartEvent:
                 index += 1
+                if index >= MAX_DOCUMENTS:
+                    _too_many_documents(ev, file, sink)
+                    return []
                 builder.reset()
             elif kind is DocumentEndEvent:
                 builder.end_document(index)

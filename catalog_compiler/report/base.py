@@ -78,21 +78,16 @@ class SourceLines:
         return lines[number - 1]
 
 
-def clip(line: str, column: int, end_column: int) -> tuple[str, int, int]:
-    """At most MAX_SHOWN characters of `line` around the 1-based `column`, with `…` where
-    text is elided; returns the excerpt and the columns moved into it."""
-    if len(line) <= MAX_SHOWN:
-        return line, column, end_column
-    start = max(0, min(column - 1 - MAX_SHOWN // 4, len(line) - MAX_SHOWN))
-    stop = start + MAX_SHOWN
-    head = "…" if start else ""
-    tail = "…" if stop < len(line) else ""
-    shift = start - len(head)
-    end = min(end_column, stop + 1)
-    return head + line[start:stop] + tail, column - shift, max(end - shift, column - shift)
+def window(length: int, column: int) -> tuple[int, int]:
+    """The 0-based [start, stop) of at most MAX_SHOWN characters of a line of `length`
+    around the 1-based `column`."""
+    if length <= MAX_SHOWN:
+        return 0, length
+    start = max(0, min(column - 1 - MAX_SHOWN // 4, length - MAX_SHOWN))
+    return start, start + MAX_SHOWN
 
 
 __all__ = [
     "DOCS_URI", "MAX_SHOWN", "TOOL", "Reporter", "SourceLines", "Summary", "__version__",
-    "clip", "printable",
+    "printable", "window",
 ]  # fmt: skip
