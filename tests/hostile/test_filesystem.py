@@ -362,3 +362,24 @@ def test_the_text_reporter_never_reads_a_path_itself(tmp_path: Path) -> None:
     text = out.getvalue()
     assert MARKER not in text and FAKE_SECRETS[0] not in text and "root:x" not in text
     assert "1 | a: [" in text  # the one file discovery read is shown
+
+
+def test_diff_of_a_git_revision_holding_links_out(tmp_path: Path) -> None:
+    """`diff --git` reads revisions through `git archive`: a committed link to /proc or out
+    of the tree is recreated as a link in the checkout (never written through) and reported
+    like in a work tree, not an internal error."""
+    repo = tmp_path / "repo"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "examples" / "acme", repo / "cat")
+    git = ["git", "-C", str(repo), "-c", "user.email=t@example.com", "-c", "user.name=t"]
+    subprocess.run([*git[:3], "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "base"], check=True)
+    (repo / "cat" / "env.yaml").symlink_to("/proc/self/environ")
+    (repo / "cat" / "up.yaml").symlink_to("../../sibling/secret.yaml")
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "links"], check=True)
+    run = catalogc("diff", "--git", "HEAD~1..HEAD", repo / "cat", env=SECRET_ENV)
+    assert_sound(run, secrets=FAKE_SECRETS)
+    assert run.returncode == 2
+    assert "env.yaml" in run.output and "up.yaml" in run.output and "E0004" in run.output
+    assert "PATH=" not in run.output
