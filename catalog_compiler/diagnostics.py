@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
+from functools import lru_cache
 from typing import NamedTuple
 
 from catalog_compiler.codes import CODES, Severity
@@ -19,6 +20,12 @@ __all__ = ["Diagnostic", "Note", "Severity", "Sink", "Span"]
 MAX_QUOTED = 120  # characters of one quoted user text kept in a message
 MAX_MESSAGE = 1_000
 _QUOTED = re.compile(r"`([^`]{" + str(MAX_QUOTED + 1) + r",})`")
+
+
+@lru_cache(maxsize=4096)  # floods repeat their message and help: mask each text once
+def clean(text: str) -> str:
+    """What a message or help line may show: secrets masked, quoted user text bounded."""
+    return bounded(mask(text))
 
 
 def bounded(text: str) -> str:
@@ -91,7 +98,7 @@ class Sink:
     ) -> Diagnostic:
         # Messages may quote user text: secret-shaped parts are masked before they can leak.
         diag = Diagnostic(
-            code, bounded(mask(message)), span, bounded(mask(help)) if help else help,
+            code, clean(message), span, clean(help) if help else help,
             tuple(notes), CODES[code].severity,
         )  # fmt: skip
         self._items.append(diag)

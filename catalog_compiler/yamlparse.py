@@ -188,9 +188,10 @@ class _Builder:
         if self.total > MAX_NODES:
             self.error(
                 "E0103",
-                f"aliases expand this document beyond {MAX_NODES:,} nodes",
+                f"this document holds more than {MAX_NODES:,} values (aliases expanded)",
                 pos,
-                help="a catalog document never needs this much; this looks like an alias bomb",
+                help="a catalog document never needs this much: split it, or remove the "
+                "aliases that multiply it (this looks like an alias bomb)",
             )
             raise _Broken
         if not self.stack:
