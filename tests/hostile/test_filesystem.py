@@ -1,16 +1,18 @@
 """Only the catalog's own files are read (issue 9, item 1).
 
 Every probe builds a small catalog holding one file-system special, runs `catalogc validate`
-in a real process in every output format, and asserts: the planned exit code, a diagnostic
+in a real process, and asserts: the planned exit code, a diagnostic
 naming the path, no traceback, no hang (timeout) and nothing of the target's content in any
 output. The targets carry markers (and the process environment a fake secret) so that a
 read would show.
 
 Probes: 9 links leading out (file, directory, catalog.yaml, .catalogignore, relative,
-dangling, /proc, /dev/zero, /etc/passwd), 7 special files (FIFO as a file, as catalog.yaml,
-as .catalogignore, socket, character device, link to an in-catalog FIFO, unreadable), 3 sizes
-(9 MiB, sparse 20 GiB, a 1 MB single line echoed), 3 races (file swapped for a FIFO or a link
-between discovery and read, a file growing past the limit): 22 probes, x4 formats.
+dangling, /proc, /dev/zero, /etc/passwd) and 2 more committed in a git revision (`diff
+--git`); 7 special files (FIFO as a file, as catalog.yaml, as .catalogignore, socket,
+character device, link to an in-catalog FIFO, unreadable file); 3 sizes (9 MiB, sparse
+20 GiB, a 1 MB line); 4 races (swapped for a FIFO after the walk and between stat and open,
+swapped for a link out, growing past the limit); 1 kernel file under a /proc root; 3 paths
+the text reporter must not re-read: 29. Each runs in text; all at once in every format.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ speed itself is measured by benchmarks/bench_hostile_yaml.py).
 
 libyaml's scanner costs O(flow depth) per token, so 160 KB of `[` used to take ~40 s; the
 parser now stops at the first collection deeper than 64 levels. Probes: 9 nesting shapes,
-2 document floods, 1 refusal that must not hide the next file's errors (12)."""
+2 document floods, 1 refusal that must not hide the next file's errors, 1 diagnostic flood
+(13); the in-process law over any mix of openers is in tests/compiler/test_yamlparse.py."""
 
 from __future__ import annotations
 
@@ -84,3 +85,15 @@ def test_a_refused_file_does_not_hide_the_next_files_errors(tmp_path: Path) -> N
     assert_sound(run)
     assert run.returncode == 1
     assert '"E0108"' in run.stdout and '"E0202"' in run.stdout
+
+
+def test_a_flood_of_one_diagnostic_is_summarised(tmp_path: Path) -> None:
+    """20,000 duplicate keys print the first 100 and one line counting the rest."""
+    text = "kind: Workspace\nslug: s\nname: n\n" + "d: 1\n" * 20_001
+    root = probe_catalog(tmp_path, {"flood.yaml": text})
+    run = catalogc("validate", root, timeout=60)
+    assert_sound(run)
+    assert run.returncode == 1
+    assert run.stdout.count("error[E0101]") == 101
+    assert "19,900 more E0101 in this file" in run.stdout
+    assert len(run.output) < 100_000

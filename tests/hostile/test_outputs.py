@@ -3,8 +3,8 @@ directory (E0007) and any file of the catalog however it is named (E0006); `-o -
 exactly the bundle to standard output; a missing parent directory is created. The other
 commands that write files (docs, schema, init, import) use the same guard.
 
-Probes: 9 catalog-file targets, 7 non-regular targets, 3 standard-output runs, 2 parent
-directory cases, 8 probes of the other commands (29)."""
+Probes: 10 catalog-file targets, 7 non-regular targets, 3 standard-output runs, 2 parent
+directory cases, 7 probes of the other commands (29)."""
 
 from __future__ import annotations
 
