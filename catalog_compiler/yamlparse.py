@@ -156,13 +156,15 @@ class _Broken(Exception):
     """The current document cannot be built; the rest of its events are skipped."""
 
 
-class _TooDeep(_Broken):
-    """Nesting beyond MAX_DEPTH: the rest of the file is not parsed at all.
+class _StopFile(_Broken):
+    """A limit that makes the whole file unparsed (E0103, E0108): the rest of it is not
+    parsed at all.
 
     libyaml's scanner does work proportional to the flow depth for every token (it rescans
-    its stack of possible simple keys), so 160 KB of `[` cost it ~40 s. Stopping at the
+    its stack of possible simple keys), so 160 KB of `[` cost it minutes. Stopping at the
     first collection too deep bounds that depth, and the scanner's own lookahead is bounded
-    (1,024 characters), so a refusal costs milliseconds whatever follows."""
+    (1,024 characters), so a refusal costs milliseconds whatever follows. Likewise the
+    events after the 100,000th value of a document would only be skipped one by one."""
 
 
 class _Builder:
@@ -193,7 +195,7 @@ class _Builder:
                 help="a catalog document never needs this much: split it, or remove the "
                 "aliases that multiply it (this looks like an alias bomb)",
             )
-            raise _Broken
+            raise _StopFile
         if not self.stack:
             self.root = (value, tree)
             return
@@ -309,7 +311,7 @@ class _Builder:
                 help="a catalog never nests this deep: flatten it (this looks generated or "
                 "hostile)",
             )
-            raise _TooDeep
+            raise _StopFile
         self.stack.append(_Frame(is_map, pos, ev.anchor))
 
     def end(self, ev: Any) -> None:
@@ -433,13 +435,15 @@ def parse_text(text: str, file: str, sink: Sink) -> list[Document]:
                 if not builder.broken:
                     try:
                         handler(ev)
+                    except _StopFile:
+                        break
                     except _Broken:
                         builder.broken = True
             elif kind is MappingStartEvent or kind is SequenceStartEvent:
                 if not builder.broken:
                     try:
                         builder.start(ev, kind is MappingStartEvent)
-                    except _TooDeep:
+                    except _StopFile:
                         break
                     except _Broken:
                         builder.broken = True
