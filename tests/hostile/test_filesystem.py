@@ -21,7 +21,6 @@ import io
 import os
 import shutil
 import signal
-import socket
 import stat
 import subprocess
 import sys
@@ -132,8 +131,7 @@ def _fifo(name: str) -> Setup:
 
 
 def _socket(catalog: Path, outside: Path) -> str:
-    with socket.socket(socket.AF_UNIX) as sock:
-        sock.bind(str(catalog / "s.yaml"))
+    os.mknod(catalog / "s.yaml", stat.S_IFSOCK | 0o600)  # a socket inode (no bind, no limit)
     return "s.yaml"
 
 
