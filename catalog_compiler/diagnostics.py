@@ -6,13 +6,32 @@ print them and which exit code to use (see `report/`).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
+from functools import lru_cache
 from typing import NamedTuple
 
 from catalog_compiler.codes import CODES, Severity
 from catalog_compiler.redact import mask
 
 __all__ = ["Diagnostic", "Note", "Severity", "Sink", "Span"]
+
+
+MAX_QUOTED = 120  # characters of one quoted user text kept in a message
+MAX_MESSAGE = 1_000
+_QUOTED = re.compile(r"`([^`]{" + str(MAX_QUOTED + 1) + r",})`")
+
+
+@lru_cache(maxsize=4096)  # floods repeat their message and help: mask each text once
+def clean(text: str) -> str:
+    """What a message or help line may show: secrets masked, quoted user text bounded."""
+    return bounded(mask(text))
+
+
+def bounded(text: str) -> str:
+    """A message quoting user text stays readable: a 1 MB key is shown by its start."""
+    text = _QUOTED.sub(lambda m: f"`{m.group(1)[:MAX_QUOTED]}…` ({len(m.group(1)):,} chars)", text)
+    return text if len(text) <= MAX_MESSAGE else text[:MAX_MESSAGE] + "…"
 
 
 class Span(NamedTuple):
@@ -79,8 +98,8 @@ class Sink:
     ) -> Diagnostic:
         # Messages may quote user text: secret-shaped parts are masked before they can leak.
         diag = Diagnostic(
-            code, mask(message), span, mask(help) if help else help, tuple(notes),
-            CODES[code].severity,
+            code, clean(message), span, clean(help) if help else help,
+            tuple(notes), CODES[code].severity,
         )  # fmt: skip
         self._items.append(diag)
         return diag

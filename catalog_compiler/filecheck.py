@@ -7,6 +7,7 @@ cached file (compile, explain) re-check that file from its bytes.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from catalog_compiler.diagnostics import Diagnostic, Sink
@@ -18,8 +19,10 @@ if TYPE_CHECKING:
     from catalog_compiler.sources import Source
     from catalog_compiler.yamlparse import Document
 
+MAX_SAME_CODE = 100
+UNCAPPED = frozenset({"E0400"})
 # A file that fails to parse may define what others reference.
-FATAL_PARSE = frozenset({"E0100", "E0102", "E0103", "E0104", "E0108"})
+FATAL_PARSE = frozenset({"E0100", "E0102", "E0103", "E0104", "E0108", "E0109"})
 
 
 class FileResult:
@@ -96,5 +99,29 @@ def check_file(source: Source, registry: Registry) -> FileResult:
             local.check(checked)
         facts.append(local.facts(checked))
         models.append(checked.model if checked else None)
-    result = FileResult(source.sha256, source.display, list(sink), facts, (documents, models))
+    diagnostics = capped(sink.sorted())
+    result = FileResult(source.sha256, source.display, diagnostics, facts, (documents, models))
     return result.attach(source, registry)
+
+
+def capped(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+    """At most MAX_SAME_CODE diagnostics of one code per file, then one that counts the rest
+    (at the first one left out): 100,000 duplicate keys must not print 26 MB. Secrets are
+    never capped: each one is masked where it is reported."""
+    counts: Counter[str] = Counter(d.code for d in diagnostics)
+    if all(n <= MAX_SAME_CODE for n in counts.values()):
+        return diagnostics
+    kept: list[Diagnostic] = []
+    seen: Counter[str] = Counter()
+    for d in diagnostics:
+        seen[d.code] += 1
+        if seen[d.code] <= MAX_SAME_CODE or d.code in UNCAPPED:
+            kept.append(d)
+        elif seen[d.code] == MAX_SAME_CODE + 1:
+            more = counts[d.code] - MAX_SAME_CODE
+            kept.append(d._replace(
+                message=f"{more:,} more {d.code} in this file from here on, not shown (the "
+                f"first {MAX_SAME_CODE} are): {d.message}",
+                notes=(),
+            ))  # fmt: skip
+    return kept

@@ -1,23 +1,106 @@
-"""Atomic file output: a reader sees the old file or the new one, never half of either."""
+"""File output: atomic (a reader sees the old file or the new one, never half of either) and
+guarded (an output never replaces a device, FIFO, socket or directory, nor a file the run
+read as input)."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
+from collections.abc import Collection
 from pathlib import Path
 
+FileId = tuple[int, int]  # (st_dev, st_ino)
 
-def write_atomic(path: Path, data: bytes, *, durable: bool = True) -> None:
-    """Write to a temporary file in the same directory, fsync, then rename over `path`.
+
+class OutputRefused(OSError):
+    """`path` must not be written; `code` is the diagnostic (E0006 input, E0007 not a file)."""
+
+    def __init__(self, code: str, path: Path, reason: str, help: str) -> None:
+        super().__init__(reason)
+        self.filename = str(path)
+        self.code = code
+        self.path = path
+        self.reason = self.strerror = reason
+        self.help = help
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+def describe(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                       (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device")):  # fmt: skip
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def check_output(
+    path: Path, protected: Collection[FileId] = (), what: str = "a file this run reads"
+) -> None:
+    """Raise OutputRefused unless `path` is absent or a regular file not in `protected`
+    (`what` says what the protected files are).
+
+    Writing replaces the directory entry (rename), so a device or FIFO there would be
+    swapped for a regular file, and a catalog file named by a link would be replaced."""
+    try:
+        st = os.stat(path)  # follows links: the file the user meant
+    except OSError:
+        return  # absent (or unreachable: the write itself reports why)
+    if not stat.S_ISREG(st.st_mode):
+        raise OutputRefused(
+            "E0007",
+            path,
+            f"`{path}` is {describe(st.st_mode)}, not a regular file: it is not replaced",
+            "name a new or regular file (`-o -` writes to standard output)",
+        )
+    if (st.st_dev, st.st_ino) in protected:
+        raise OutputRefused(
+            "E0006",
+            path,
+            f"`{path}` is {what}: writing it would destroy the input",
+            "write the output somewhere else",
+        )
+
+
+def check_output_dir(path: Path) -> None:
+    """Raise OutputRefused when `path` exists and is not a directory (links followed)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return
+    if not stat.S_ISDIR(st.st_mode):
+        raise OutputRefused(
+            "E0007",
+            path,
+            f"`{path}` is {describe(st.st_mode)}, not a directory",
+            "name a new or existing directory",
+        )
+
+
+def write_atomic(
+    path: Path,
+    data: bytes,
+    *,
+    durable: bool = True,
+    protected: Collection[FileId] = (),
+    what: str = "a file this run reads",
+) -> None:
+    """Write to a temporary file in the same directory (created if missing), fsync, then
+    rename over `path`, after `check_output`.
 
     `durable=False` skips the fsync, for caches: still never half-written, just not
     guaranteed to survive a power cut."""
+    check_output(path, protected, what)
     directory = path.parent if str(path.parent) else Path(".")
+    directory.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.fchmod(fd, _mode_for(path))  # mkstemp makes 0600; keep what a plain write would give
         with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fd, _mode_for(path))  # mkstemp makes 0600; keep what a write would give
             fh.write(data)
             if durable:
                 fh.flush()
@@ -27,6 +110,14 @@ def write_atomic(path: Path, data: bytes, *, durable: bool = True) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def error_text(exc: OSError) -> str:
+    """One line naming the diagnostic, for the commands that print plain messages."""
+    name = f" {exc.filename}" if exc.filename else ""
+    if isinstance(exc, OutputRefused):
+        return f"cannot write{name}: {exc.reason} [{exc.code}; {exc.help}]"
+    return f"cannot write{name}: {exc.strerror or exc} [E0008]"
 
 
 def _mode_for(path: Path) -> int:

@@ -51,6 +51,7 @@ except ImportError:  # pragma: no cover - exercised only without ruamel.yaml.cli
 
 MAX_NODES = 100_000  # expanded nodes per document; a real catalog document has hundreds
 MAX_DEPTH = 64
+MAX_DOCUMENTS = 10_000  # per file; the largest real ones (imported price lists) hold ~330
 
 _NULLS = frozenset(["", "~", "null", "Null", "NULL"])
 _BOOLS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
@@ -155,6 +156,17 @@ class _Broken(Exception):
     """The current document cannot be built; the rest of its events are skipped."""
 
 
+class _StopFile(_Broken):
+    """A limit that makes the whole file unparsed (E0103, E0108): the rest of it is not
+    parsed at all.
+
+    libyaml's scanner does work proportional to the flow depth for every token (it rescans
+    its stack of possible simple keys), so 160 KB of `[` cost it minutes. Stopping at the
+    first collection too deep bounds that depth, and the scanner's own lookahead is bounded
+    (1,024 characters), so a refusal costs milliseconds whatever follows. Likewise the
+    events after the 100,000th value of a document would only be skipped one by one."""
+
+
 class _Builder:
     def __init__(self, file: str, sink: Sink) -> None:
         self.file = file
@@ -178,11 +190,12 @@ class _Builder:
         if self.total > MAX_NODES:
             self.error(
                 "E0103",
-                f"aliases expand this document beyond {MAX_NODES:,} nodes",
+                f"this document holds more than {MAX_NODES:,} values (aliases expanded)",
                 pos,
-                help="a catalog document never needs this much; this looks like an alias bomb",
+                help="a catalog document never needs this much: split it, or remove the "
+                "aliases that multiply it (this looks like an alias bomb)",
             )
-            raise _Broken
+            raise _StopFile
         if not self.stack:
             self.root = (value, tree)
             return
@@ -291,8 +304,14 @@ class _Builder:
         if tag is not None and tag != "!" and tag != _CORE + ("map" if is_map else "seq"):
             self.error("E0105", f"unsupported tag `{tag}`", pos, help="remove the tag")
         if len(self.stack) >= MAX_DEPTH:
-            self.error("E0108", f"nesting deeper than {MAX_DEPTH} levels", pos)
-            raise _Broken
+            self.error(
+                "E0108",
+                f"nesting deeper than {MAX_DEPTH} levels: the rest of this file is not read",
+                pos,
+                help="a catalog never nests this deep: flatten it (this looks generated or "
+                "hostile)",
+            )
+            raise _StopFile
         self.stack.append(_Frame(is_map, pos, ev.anchor))
 
     def end(self, ev: Any) -> None:
@@ -387,6 +406,15 @@ def _syntax_error(exc: YAMLError, text: str, file: str, sink: Sink) -> None:
     sink.emit("E0100", problem, Span.at(file, pos), help=help_text, notes=notes)
 
 
+def _too_many_documents(ev: Any, file: str, sink: Sink) -> None:
+    sink.emit(
+        "E0109",
+        f"more than {MAX_DOCUMENTS:,} YAML documents in one file: the file is not read",
+        Span.at(file, _mark(ev.start_mark, ev.end_mark)),
+        help="split it into several files (real ones hold a few hundred at most)",
+    )
+
+
 def parse_text(text: str, file: str, sink: Sink) -> list[Document]:
     """Every complete document of `text`; problems go to `sink`, never raise."""
     builder = _Builder(file, sink)
@@ -407,16 +435,23 @@ def parse_text(text: str, file: str, sink: Sink) -> list[Document]:
                 if not builder.broken:
                     try:
                         handler(ev)
+                    except _StopFile:
+                        break
                     except _Broken:
                         builder.broken = True
             elif kind is MappingStartEvent or kind is SequenceStartEvent:
                 if not builder.broken:
                     try:
                         builder.start(ev, kind is MappingStartEvent)
+                    except _StopFile:
+                        break
                     except _Broken:
                         builder.broken = True
             elif kind is DocumentStartEvent:
                 index += 1
+                if index >= MAX_DOCUMENTS:
+                    _too_many_documents(ev, file, sink)
+                    return []
                 builder.reset()
             elif kind is DocumentEndEvent:
                 builder.end_document(index)

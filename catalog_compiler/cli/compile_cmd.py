@@ -18,9 +18,12 @@ from catalog_compiler.cli.options import (
     progress_for,
     report,
 )
-from catalog_compiler.compiler import compile_catalog
+from catalog_compiler.cli.outputs import STDOUT, output_problem, unwritable
+from catalog_compiler.compiler import Compiled, compile_catalog
+from catalog_compiler.diagnostics import Diagnostic
 from catalog_compiler.fsutil import write_atomic
 from catalog_compiler.report.text import plural
+from catalog_compiler.sources import protected_files
 from runtime.bundle import Bundle
 from runtime.errors import BundleError
 
@@ -30,10 +33,12 @@ from runtime.errors import BundleError
 @click.option(
     "-o",
     "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("catalog.bundle.json"),
+    type=click.Path(path_type=str, allow_dash=True),
+    default="catalog.bundle.json",
     show_default=True,
-    help="Where to write the bundle (atomically: a failed compile leaves it untouched).",
+    help="Where to write the bundle (atomically: a failed compile leaves it untouched; a "
+    "missing directory is created); `-` writes it to standard output. Never a device, FIFO, "
+    "directory or a file of the catalog.",
 )
 @format_option
 @click.option("--strict", is_flag=True, help="Warnings fail the compile too.")
@@ -41,7 +46,7 @@ from runtime.errors import BundleError
 @cache_options
 def compile_(
     directory: str,
-    output: Path,
+    output: str,
     fmt: str,
     strict: bool,
     color: str,
@@ -59,31 +64,54 @@ def compile_(
     if cache is not None:
         cache.save()
     result = compiled.validation
-    report(compiled.diagnostics, result, fmt, color, strict, quiet_ok=True)
-    if result.io_failed:
-        sys.exit(EXIT_USAGE)
-    if not compiled.ok or (strict and compiled.warnings):
+    diagnostics = list(compiled.diagnostics)
+    if output != STDOUT and result.root is not None:
+        protected = protected_files(result.root, result.sources)
+        diagnostics += output_problem(Path(output), result.root, protected)
+    blocked = result.io_failed or len(diagnostics) > len(compiled.diagnostics)
+    failed = blocked or not compiled.ok or (strict and bool(compiled.warnings))
+    digest = None
+    if not failed:
+        digest, problem = _write(compiled, output)
+        diagnostics += problem
+    stream = sys.stderr if output == STDOUT else None  # stdout is exactly the bundle
+    report(diagnostics, result, fmt, color, strict, quiet_ok=True, stream=stream)
+    if failed:
         click.echo("nothing written: fix the errors above", err=True)
-        sys.exit(EXIT_ERRORS)
-    assert compiled.data is not None and compiled.index is not None
-    try:
-        write_atomic(output, compiled.data)
-        written = Bundle.load(output)  # the self-check: what is on disk loads in the router
-    except OSError as exc:
-        click.echo(f"catalogc: cannot write {output}: {exc.strerror or exc}", err=True)
-        sys.exit(EXIT_USAGE)
-    except BundleError as exc:  # pragma: no cover - would be a compiler bug
-        click.echo(f"catalogc: the written bundle does not load: {exc}", err=True)
+        sys.exit(EXIT_USAGE if blocked else EXIT_ERRORS)
+    if digest is None:
         sys.exit(EXIT_USAGE)
     index = compiled.index
+    assert index is not None and compiled.data is not None
     counts = ", ".join(
         plural(len(table), word)
         for table, word in ((index.providers, "provider"), (index.workspaces, "workspace"),
                             (index.configs, "config"))
     )  # fmt: skip
+    where = "standard output" if output == STDOUT else output
     click.echo(
-        f"compiled {plural(result.document_count, 'document')}: {counts} -> {output} "
-        f"({len(compiled.data) / 1024:.1f} KiB, {written.digest})",
-        err=fmt != "text",
+        f"compiled {plural(result.document_count, 'document')}: {counts} -> {where} "
+        f"({len(compiled.data) / 1024:.1f} KiB, {digest})",
+        err=fmt != "text" or output == STDOUT,
     )
     sys.exit(EXIT_OK)
+
+
+def _write(compiled: Compiled, output: str) -> tuple[str | None, list[Diagnostic]]:
+    """The digest of the bundle as written and loaded back, or the diagnostic of a failure."""
+    data = compiled.data
+    assert data is not None
+    try:
+        if output == STDOUT:
+            digest = Bundle.load(data).digest
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
+            return digest, []
+        write_atomic(Path(output), data)
+        # the self-check: what is on disk loads in the router
+        return Bundle.load(Path(output)).digest, []
+    except OSError as exc:
+        return None, [unwritable(Path(output), exc)]
+    except BundleError as exc:  # pragma: no cover - would be a compiler bug
+        click.echo(f"catalogc: the written bundle does not load: {exc}", err=True)
+        sys.exit(EXIT_USAGE)

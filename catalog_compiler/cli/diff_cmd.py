@@ -3,8 +3,10 @@ git revisions, as text, JSON or a Markdown pull-request comment."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import os
 import subprocess
 import sys
 import tarfile
@@ -56,8 +58,32 @@ def checkout(repo: Path, rev: str, prefix: str, into: Path) -> Path:
         )
         sys.exit(EXIT_USAGE)
     with tarfile.open(fileobj=io.BytesIO(tar)) as archive:
-        archive.extractall(into, filter="data")
+        extract(archive, into)
     return into / prefix
+
+
+def extract(archive: tarfile.TarFile, into: Path) -> None:
+    """Everything the `data` filter allows; a symbolic link it refuses (absolute, or leading
+    out) is made afterwards as the link itself, never written through, so discovery reports
+    it (E0004) exactly as it would in a work tree."""
+    refused: list[tarfile.TarInfo] = []
+
+    def keep_links(member: tarfile.TarInfo, path: str) -> tarfile.TarInfo | None:
+        try:
+            return tarfile.data_filter(member, path)
+        except (tarfile.AbsoluteLinkError, tarfile.LinkOutsideDestinationError):
+            refused.append(member)
+            return None
+
+    archive.extractall(into, filter=keep_links)
+    root = os.path.realpath(into)
+    for member in refused:
+        link = into / member.name
+        parent = os.path.realpath(link.parent)
+        if not member.issym() or not (parent == root or parent.startswith(root + os.sep)):
+            continue
+        with contextlib.suppress(OSError):
+            os.symlink(member.linkname, link)
 
 
 def git_sides(spec: str, directory: str) -> tuple[str, str, tempfile.TemporaryDirectory[str]]:

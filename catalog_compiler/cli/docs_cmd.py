@@ -10,6 +10,7 @@ import click
 from catalog_compiler.cli.explain_cmd import load
 from catalog_compiler.cli.options import EXIT_ERRORS, EXIT_OK, EXIT_USAGE, F
 from catalog_compiler.explain import split_target
+from catalog_compiler.fsutil import check_output_dir, error_text
 from catalog_compiler.gallery.site import (
     build_site,
     config_views,
@@ -114,9 +115,10 @@ def docs(
     bundle = load(source)
     site = build_site(bundle, gateway)
     try:
-        written = write_site(site, output)
+        check_output_dir(output)
+        written = write_site(site, output)  # each page through the shared output guard
     except OSError as exc:
-        click.echo(f"catalogc: cannot write {output}: {exc.strerror or exc}", err=True)
+        click.echo(f"catalogc: {error_text(exc)}", err=True)
         sys.exit(EXIT_USAGE)
     click.echo(
         f"wrote {len(written)} pages ({len(site.providers)} providers, "

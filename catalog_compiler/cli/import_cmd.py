@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from catalog_compiler.cli.options import EXIT_USAGE
+from catalog_compiler.fsutil import FileId
 from catalog_compiler.importers import InputError, parse_selection
 from catalog_compiler.importers.emit import REPORT_FILE, OutputError, Report, finish, prepare_output
 
@@ -54,7 +55,7 @@ def litellm_prices(file: Path, out: Path, integrations: tuple[str, ...], force: 
     (other providers, images, per-second prices, …) are listed with the reason."""
     from catalog_compiler.importers import litellm_prices as importer
 
-    _run(lambda: importer.run(file, parse_selection(integrations)), out, force)
+    _run(lambda: importer.run(file, parse_selection(integrations)), out, force, file)
 
 
 @import_.command(name="portkey-prices")
@@ -68,7 +69,7 @@ def portkey_prices(directory: Path, out: Path, integrations: tuple[str, ...], fo
     US cents per token becomes USD per 1M tokens, exactly."""
     from catalog_compiler.importers import portkey_prices as importer
 
-    _run(lambda: importer.run(directory, parse_selection(integrations)), out, force)
+    _run(lambda: importer.run(directory, parse_selection(integrations)), out, force, directory)
 
 
 @import_.command(name="litellm-config")
@@ -82,17 +83,30 @@ def litellm_config(config: Path, out: Path, force: bool) -> None:
     holding secret references only; what has no place in the catalog is reported."""
     from catalog_compiler.importers import litellm_config as importer
 
-    _run(lambda: importer.run(config), out, force)
+    _run(lambda: importer.run(config), out, force, config)
 
 
-def _run(build: Build, out: Path, force: bool) -> None:
+def _run(build: Build, out: Path, force: bool, source: Path) -> None:
     try:
         files, report = build()
         prepare_output(out, force)
-        finish(out, files, report)
+        finish(out, files, report, input_files(source))  # --force never replaces the input
     except (InputError, OutputError) as exc:
         click.echo(f"catalogc import: {exc}", err=True)
         sys.exit(EXIT_USAGE)
     click.echo("\n".join(report.summary()))
     click.echo(f"wrote {len(files)} catalog files and {REPORT_FILE} to {out}")
     click.echo(f"next: catalogc validate {out}")
+
+
+def input_files(source: Path) -> frozenset[FileId]:
+    """The files an import read: `source`, or the files of a `source` directory."""
+    paths = [source, *source.iterdir()] if source.is_dir() else [source]
+    found = set()
+    for path in paths:
+        try:
+            st = path.stat()
+        except OSError:
+            continue
+        found.add((st.st_dev, st.st_ino))
+    return frozenset(found)

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from catalog_compiler.cli.options import EXIT_OK, EXIT_USAGE
+from catalog_compiler.fsutil import check_output_dir, error_text
 from catalog_compiler.scaffold import ScaffoldError, scaffold
 
 
@@ -18,9 +19,13 @@ from catalog_compiler.scaffold import ScaffoldError, scaffold
 def init(directory: Path, name: str, force: bool) -> None:
     """Create a commented starter catalog in DIRECTORY (validates and compiles clean)."""
     try:
-        written = scaffold(directory, name, force)
-    except (ScaffoldError, OSError) as exc:
+        check_output_dir(directory)
+        written = scaffold(directory, name, force)  # each file through the shared guard
+    except ScaffoldError as exc:
         click.echo(f"catalogc: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    except OSError as exc:
+        click.echo(f"catalogc: {error_text(exc)}", err=True)
         sys.exit(EXIT_USAGE)
     for path in written:
         click.echo(f"wrote {path}")

@@ -82,13 +82,20 @@ def report(
     color: str,
     strict: bool,
     quiet_ok: bool = False,
+    stream: TextIO | None = None,
 ) -> None:
-    """Print diagnostics in `fmt`; `quiet_ok` drops the text summary when there is nothing."""
-    stream = sys.stdout
+    """Print diagnostics in `fmt` (to stdout unless `stream`); `quiet_ok` drops the text
+    summary when there is nothing."""
+    stream = stream or sys.stdout
     if quiet_ok and fmt == "text" and not diagnostics:
         return
     reporter = REPORTER_BY_NAME[fmt](stream, color=use_color(color, stream))
     reporter.report(
         diagnostics,
-        Summary(files=len(result.sources), documents=result.document_count, strict=strict),
+        Summary(
+            files=len(result.sources),
+            documents=result.document_count,
+            strict=strict,
+            sources={s.display: s.raw for s in result.sources},
+        ),
     )

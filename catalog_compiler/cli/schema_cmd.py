@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from catalog_compiler.fsutil import write_atomic
+from catalog_compiler.cli.options import EXIT_USAGE
+from catalog_compiler.fsutil import check_output_dir, error_text, write_atomic
 
 # Names only: the generator imports every model, so it loads when the command runs.
 SCHEMA_NAMES = ("bundle.schema.json", "catalog.schema.json", "routing-config.schema.json")
@@ -26,10 +27,14 @@ def schema(name: str | None, out_dir: Path | None) -> None:
     from catalog_compiler.schemas import SCHEMAS, render
 
     if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        for each in sorted(SCHEMAS):
-            write_atomic(out_dir / each, render(each).encode())
-            click.echo(f"wrote {out_dir / each}")
+        try:
+            check_output_dir(out_dir)
+            for each in sorted(SCHEMAS):
+                write_atomic(out_dir / each, render(each).encode())
+                click.echo(f"wrote {out_dir / each}")
+        except OSError as exc:
+            click.echo(f"catalogc: {error_text(exc)}", err=True)
+            sys.exit(EXIT_USAGE)
         return
     if name is None:
         click.echo("\n".join(sorted(SCHEMAS)))

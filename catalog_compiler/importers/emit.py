@@ -11,13 +11,13 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from catalog_compiler.fsutil import write_atomic
+from catalog_compiler.fsutil import FileId, error_text, write_atomic
 from catalog_compiler.model.types import SLUG_RE
 
 PRICE_PLACES = 6  # a catalog price (USD per 1M tokens) has at most this many decimal places
@@ -338,24 +338,30 @@ def prepare_output(out: Path, force: bool) -> None:
         raise OutputError(f"cannot create {out}: {exc.strerror or exc}") from None
 
 
-def write_files(out: Path, files: Mapping[str, str]) -> list[str]:
-    """Write `files` (relative path -> text) below `out`, sorted; returns the paths."""
+def write_files(
+    out: Path, files: Mapping[str, str], protected: Collection[FileId] = ()
+) -> list[str]:
+    """Write `files` (relative path -> text) below `out`, sorted; returns the paths.
+    A file in `protected` (the import's input) is never replaced."""
     written = []
     for rel in sorted(files):
         path = out / rel
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(path, files[rel].encode("utf-8"))
+            write_atomic(path, files[rel].encode("utf-8"), protected=protected,
+                         what="the file being imported")  # fmt: skip
         except OSError as exc:
-            raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+            raise OutputError(error_text(exc)) from None
         written.append(rel)
     return written
 
 
-def finish(out: Path, files: dict[str, str], report: Report) -> None:
+def finish(
+    out: Path, files: dict[str, str], report: Report, protected: Collection[FileId] = ()
+) -> None:
     """Write the catalog files and the report (which lists them)."""
     report.files = sorted([*files, REPORT_FILE])
-    write_files(out, {**files, REPORT_FILE: report.markdown()})
+    write_files(out, {**files, REPORT_FILE: report.markdown()}, protected)
 
 
 def join_names(names: Iterable[str], limit: int = 8) -> str:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TextIO
 
 from catalog_compiler import __version__
@@ -21,6 +20,7 @@ class Summary:
     files: int
     documents: int
     strict: bool = False
+    sources: Mapping[str, bytes] = field(default_factory=dict)  # display path -> bytes read
 
 
 class Reporter:
@@ -42,23 +42,52 @@ def valid(diagnostics: Sequence[Diagnostic], strict: bool) -> bool:
     return errors == 0 and not (strict and warnings)
 
 
-class SourceLines:
-    """Lazily read lines of the files diagnostics point at (display paths)."""
+MAX_SHOWN = 160  # characters of a source line printed around the column; the rest is elided
+_UNPRINTABLE = dict.fromkeys(
+    [*range(0x20), 0x7F, *range(0x80, 0xA0), *range(0x202A, 0x202F), *range(0x2066, 0x206A)],
+    "\ufffd",
+)
+del _UNPRINTABLE[0x09]  # tabs are expanded by the reporter
 
-    def __init__(self) -> None:
-        self._files: dict[str, list[str] | None] = {}
+
+def printable(text: str) -> str:
+    """`text` with control and bidi-override characters replaced one for one (columns keep),
+    so a catalog cannot drive the terminal through what is echoed from it."""
+    return text.translate(_UNPRINTABLE)
+
+
+class SourceLines:
+    """Lines of the files diagnostics point at, from the bytes discovery read (by display
+    path). Nothing is re-read from disk: a path is never opened twice, and only catalog
+    files are ever shown."""
+
+    def __init__(self, sources: Mapping[str, bytes]) -> None:
+        self._raw = sources
+        self._files: dict[str, list[str]] = {}
 
     def line(self, file: str, number: int) -> str | None:
-        if file not in self._files:
-            try:
-                text = Path(file).read_bytes().decode("utf-8", errors="replace")
-                self._files[file] = text.removeprefix("\ufeff").splitlines()
-            except OSError:
-                self._files[file] = None
-        lines = self._files[file]
-        if lines is None or not 1 <= number <= len(lines):
+        lines = self._files.get(file)
+        if lines is None:
+            raw = self._raw.get(file)
+            if raw is None:
+                return None
+            text = raw.decode("utf-8", errors="replace")
+            lines = self._files[file] = text.removeprefix("\ufeff").splitlines()
+        if not 1 <= number <= len(lines):
             return None
         return lines[number - 1]
 
 
-__all__ = ["DOCS_URI", "TOOL", "Reporter", "SourceLines", "Summary", "__version__"]
+def window(length: int, column: int) -> tuple[int, int]:
+    """The 0-based [start, stop) of at most MAX_SHOWN characters of a line of `length`
+    around the 1-based `column`."""
+    if length <= MAX_SHOWN:
+        return 0, length
+    start = max(0, min(column - 1 - MAX_SHOWN // 4, length - MAX_SHOWN))
+    return start, start + MAX_SHOWN
+
+
+__all__ = [
+    "DOCS_URI", "MAX_SHOWN", "TOOL", "Reporter", "SourceLines", "Summary", "__version__",
+    "printable", "window",
+]  # fmt: skip

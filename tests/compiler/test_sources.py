@@ -14,7 +14,13 @@ import pytest
 
 from catalog_compiler.diagnostics import Sink
 from catalog_compiler.pipeline import validate
-from catalog_compiler.sources import MAX_FILE_BYTES, IgnoreRules, discover
+from catalog_compiler.sources import (
+    MAX_FILE_BYTES,
+    IgnoreRules,
+    discover,
+    protected_files,
+    would_be_catalog_file,
+)
 
 PROVIDER = "kind: Workspace\nslug: {slug}\n"
 
@@ -134,3 +140,28 @@ def test_empty_bom_crlf_files_are_fine(make_catalog: Callable[..., Path]) -> Non
     result = validate(root)
     assert result.ok and not result.diagnostics
     assert {c.model.slug for c in result.checked if c.kind == "Workspace"} == {"bom", "crlf"}  # type: ignore[attr-defined]
+
+
+def test_protected_files_name_every_catalog_file_however_reached(
+    make_catalog: Callable[..., Path], tmp_path: Path
+) -> None:
+    root = make_catalog({"w.yaml": PROVIDER.format(slug="w"), ".catalogignore": "x/\n"})
+    found = discover(root, ".", Sink())
+    protected = protected_files(root, found)
+    for path in (root / "catalog.yaml", root / "w.yaml", root / ".catalogignore"):
+        st = path.stat()
+        assert (st.st_dev, st.st_ino) in protected
+    os.link(root / "w.yaml", tmp_path / "hard.json")
+    st = (tmp_path / "hard.json").stat()
+    assert (st.st_dev, st.st_ino) in protected  # a hard link is the same file
+
+
+@pytest.mark.parametrize(
+    ("rel", "inside"),
+    [("new.yaml", True), ("sub/x.yml", True), (".hidden/x.yaml", False), ("x.json", False),
+     ("../out.yaml", False)],
+)  # fmt: skip
+def test_would_be_catalog_file(tmp_path: Path, rel: str, inside: bool) -> None:
+    root = tmp_path / "cat"
+    root.mkdir()
+    assert would_be_catalog_file(root, root / rel) is inside

@@ -7,10 +7,18 @@ import tracemalloc
 from decimal import Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from catalog_compiler.diagnostics import Sink
 from catalog_compiler.positions import key_pos, value_pos
-from catalog_compiler.yamlparse import MAX_DEPTH, decode, parse_text, resolve_plain
+from catalog_compiler.yamlparse import (
+    MAX_DEPTH,
+    MAX_DOCUMENTS,
+    decode,
+    parse_text,
+    resolve_plain,
+)
 
 
 def parse(text: str) -> tuple[list, Sink]:
@@ -132,6 +140,38 @@ def test_deep_nesting_is_bounded() -> None:
     depth = MAX_DEPTH + 10
     docs, sink = parse("[" * depth + "]" * depth)
     assert docs == [] and codes(sink) == ["E0108"]
+
+
+@given(
+    block=st.integers(min_value=0, max_value=100),
+    flow=st.lists(st.sampled_from(["[", "{", "[ ", "{? ", "[a, "]), max_size=100),
+    tail=st.sampled_from(["", "x", "]", " # [[[[[[", ' "[[[[[["']),
+)
+def test_nesting_is_refused_exactly_at_the_65th_collection(
+    block: int, flow: list[str], tail: str
+) -> None:
+    """Law: block (`- `) and flow (`[`, `{`) openers in any mix; E0108 appears iff more than
+    MAX_DEPTH collections are open, at the column of the first one too many, and nothing
+    after it is parsed (10,000 more `[` change nothing)."""
+    openers = ["- "] * block + flow
+    docs, sink = parse("".join(openers) + tail)
+    deep = [d for d in sink if d.code == "E0108"]
+    if len(openers) <= MAX_DEPTH:
+        assert not deep
+        return
+    column = len("".join(openers[:MAX_DEPTH])) + 1
+    assert [(d.span.line, d.span.column) for d in deep] == [(1, column)]
+    assert docs == []
+    _, longer = parse("".join(openers) + "[" * 10_000 + tail)
+    assert list(longer) == list(sink)
+
+
+def test_more_than_max_documents_refuses_the_file() -> None:
+    docs, sink = parse("a: 1\n" + "--- {b: 1}\n" * (MAX_DOCUMENTS - 1))
+    assert len(docs) == MAX_DOCUMENTS and not list(sink)
+    docs, sink = parse("a: 1\n" + "--- {b: 1}\n" * MAX_DOCUMENTS)
+    assert docs == [] and codes(sink) == ["E0109"]
+    assert next(iter(sink)).span.line == MAX_DOCUMENTS + 1
 
 
 def test_billion_laughs_rejected_fast_with_bounded_memory() -> None:

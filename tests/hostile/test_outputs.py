@@ -1,0 +1,232 @@
+"""Outputs never clobber (issue 9, item 8): `compile -o` refuses a device, FIFO, socket or
+directory (E0007) and any file of the catalog however it is named (E0006); `-o -` writes
+exactly the bundle to standard output; a missing parent directory is created. The other
+commands that write files (docs, schema, init, import) use the same guard.
+
+Probes: 10 catalog-file targets, 7 non-regular targets, 3 standard-output runs, 2 parent
+directory cases, 7 probes of the other commands (29)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from runtime.bundle import Bundle
+from tests.conftest import EXAMPLE, shared_data
+from tests.hostile.conftest import Run, assert_sound, catalogc
+
+Maker = Callable[[Path], Path]
+
+
+@pytest.fixture
+def acme(tmp_path: Path) -> Path:
+    root = tmp_path / "acme"
+    shutil.copytree(EXAMPLE, root)
+    return root
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and not p.is_symlink()}  # fmt: skip
+
+
+def assert_refused(run: Run, code: str) -> None:
+    assert_sound(run)
+    assert run.returncode == 2, run.output
+    assert f"error[{code}]" in run.output, run.output
+    assert "nothing written" in run.stderr
+
+
+def _hardlink(root: Path) -> Path:
+    link = root.parent / "hard.json"
+    os.link(root / "catalog.yaml", link)
+    return link
+
+
+def _symlink_to_catalog_yaml(root: Path) -> Path:
+    link = root.parent / "bundle.json"
+    link.symlink_to(root / "catalog.yaml")
+    return link
+
+
+def _ignore_file(root: Path) -> Path:
+    (root / ".catalogignore").write_text("drafts/\n")
+    return root / ".catalogignore"
+
+
+CATALOG_TARGETS: dict[str, Maker] = {
+    "absolute catalog.yaml": lambda root: root / "catalog.yaml",
+    "a provider file": lambda root: root / "providers" / "openai.yaml",
+    "through ..": lambda root: root / "providers" / ".." / "catalog.yaml",
+    "symlink outside the catalog to catalog.yaml": _symlink_to_catalog_yaml,
+    "hard link to catalog.yaml": _hardlink,
+    ".catalogignore": _ignore_file,
+    "new yaml inside the catalog": lambda root: root / "workspaces" / "bundle.yaml",
+}
+
+
+@pytest.mark.parametrize("make", CATALOG_TARGETS.values(), ids=list(CATALOG_TARGETS))
+def test_a_catalog_file_is_never_an_output(acme: Path, make: Maker) -> None:
+    target = make(acme)
+    existed, was_link = target.exists(), target.is_symlink()
+    content = target.read_bytes() if existed else None
+    before = snapshot(acme)
+    assert_refused(catalogc("compile", acme, "-o", target), "E0006")
+    run = catalogc("compile", acme, "-o", target, "--format", "json")
+    assert run.returncode == 2
+    assert [d["code"] for d in json.loads(run.stdout)["diagnostics"]] == ["E0006"]
+    assert snapshot(acme) == before
+    assert target.exists() == existed and target.is_symlink() == was_link  # links stay too
+    assert (target.read_bytes() if existed else None) == content
+
+
+def test_relative_paths_from_inside_the_catalog(acme: Path) -> None:
+    before = snapshot(acme)
+    for target in ("catalog.yaml", "./providers/../catalog.yaml"):
+        assert_refused(catalogc("compile", ".", "-o", target, cwd=acme), "E0006")
+    # the catalog given as its catalog.yaml, the output as the same file
+    assert_refused(catalogc("compile", "catalog.yaml", "-o", "catalog.yaml", cwd=acme), "E0006")
+    assert snapshot(acme) == before
+
+
+def _fifo(tmp: Path) -> Path:
+    os.mkfifo(tmp / "pipe.json")
+    return tmp / "pipe.json"
+
+
+def _socket(tmp: Path) -> Path:
+    os.mknod(tmp / "s.json", stat.S_IFSOCK | 0o600)  # a socket inode (no bind, no limit)
+    return tmp / "s.json"
+
+
+def _link_to_dev_null(tmp: Path) -> Path:
+    (tmp / "null.json").symlink_to("/dev/null")
+    return tmp / "null.json"
+
+
+def _directory(tmp: Path) -> Path:
+    (tmp / "out").mkdir()
+    return tmp / "out"
+
+
+NON_REGULAR: dict[str, Maker] = {
+    "/dev/null": lambda tmp: Path("/dev/null"),
+    "/dev/zero": lambda tmp: Path("/dev/zero"),
+    "FIFO": _fifo,
+    "socket": _socket,
+    "symlink to /dev/null": _link_to_dev_null,
+    "directory": _directory,
+}
+
+
+@pytest.mark.parametrize("make", NON_REGULAR.values(), ids=list(NON_REGULAR))
+def test_a_non_regular_target_is_refused_and_left_alone(tmp_path: Path, make: Maker) -> None:
+    target = make(tmp_path)
+    mode = os.stat(target).st_mode
+    run = catalogc("compile", EXAMPLE, "-o", target, timeout=30)  # a FIFO opened would hang
+    assert_refused(run, "E0007")
+    assert stat.S_IFMT(os.stat(target).st_mode) == stat.S_IFMT(mode)  # still what it was
+
+
+def test_dev_stdout_names_the_dash_instead(tmp_path: Path) -> None:
+    run = catalogc("compile", EXAMPLE, "-o", "/dev/stdout")  # a pipe under the test
+    assert_refused(run, "E0007")
+    assert "`-o -`" in run.output
+
+
+def test_dash_writes_exactly_the_bundle_to_stdout(tmp_path: Path) -> None:
+    out = tmp_path / "b.json"
+    assert catalogc("compile", EXAMPLE, "-o", out).returncode == 0
+    for fmt in ("text", "json"):
+        run = catalogc("compile", EXAMPLE, "-o", "-", "--format", fmt)
+        assert_sound(run)
+        assert run.returncode == 0, run.stderr
+        assert run.stdout.encode() == out.read_bytes()
+        assert Bundle.load(run.stdout.encode()).digest in run.stderr
+        assert "-> standard output" in run.stderr
+
+
+def test_dash_sends_diagnostics_to_stderr(tmp_path: Path, acme: Path) -> None:
+    (acme / "configs" / "stray.yaml").write_text(
+        "kind: Config\nslug: stray\nworkspaces: [platform]\n"
+        'config:\n  provider: "@openai-research"\n  override_params: {model: gpt-4.1}\n'
+    )
+    run = catalogc("compile", acme, "-o", "-", "--format", "json")
+    assert run.returncode == 1 and run.stdout == ""
+    assert "E0502" in json.loads(run.stderr.split("\nnothing written")[0])["diagnostics"][0]["code"]
+
+
+def test_missing_parent_directories_are_created(tmp_path: Path) -> None:
+    out = tmp_path / "a" / "b" / "c" / "bundle.json"
+    run = catalogc("compile", EXAMPLE, "-o", out)
+    assert run.returncode == 0, run.output
+    Bundle.load(out)
+
+
+def test_a_parent_that_is_a_file_is_an_io_error(tmp_path: Path) -> None:
+    (tmp_path / "f").write_text("x")
+    run = catalogc("compile", EXAMPLE, "-o", tmp_path / "f" / "bundle.json")
+    assert_sound(run)
+    assert run.returncode == 2 and "error[E0008]" in run.output
+
+
+# -- the other commands that write files ------------------------------------------------------
+
+
+def test_docs_refuses_a_non_directory_and_a_fifo_page(tmp_path: Path) -> None:
+    fifo = _fifo(tmp_path)
+    run = catalogc("docs", EXAMPLE, "-o", fifo, timeout=60)
+    assert_sound(run)
+    assert run.returncode == 2 and "E0007" in run.stderr
+    site = tmp_path / "site"
+    site.mkdir()
+    os.mkfifo(site / "index.html")
+    run = catalogc("docs", EXAMPLE, "-o", site, timeout=60)
+    assert_sound(run)
+    assert run.returncode == 2 and "E0007" in run.stderr
+    assert stat.S_ISFIFO(os.stat(site / "index.html").st_mode)
+
+
+def test_schema_write_refuses_a_fifo_and_a_file_dir(tmp_path: Path) -> None:
+    out = tmp_path / "schemas"
+    out.mkdir()
+    os.mkfifo(out / "bundle.schema.json")
+    run = catalogc("schema", "--write", out)
+    assert_sound(run)
+    assert run.returncode == 2 and "E0007" in run.stderr
+    (tmp_path / "plain").write_text("x")
+    run = catalogc("schema", "--write", tmp_path / "plain" / "sub")
+    assert_sound(run)
+    assert run.returncode == 2 and "E0008" in run.stderr
+
+
+def test_init_force_does_not_replace_a_fifo(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "catalog.yaml")
+    run = catalogc("init", tmp_path, "--force", timeout=30)
+    assert_sound(run)
+    assert run.returncode == 2 and "E0007" in run.stderr
+    assert stat.S_ISFIFO(os.stat(tmp_path / "catalog.yaml").st_mode)
+    os.mkfifo(tmp_path / "pipe")  # click refuses a regular file itself; a FIFO gets here
+    run = catalogc("init", tmp_path / "pipe", timeout=30)
+    assert_sound(run)
+    assert run.returncode == 2 and "E0007" in run.stderr
+
+
+def test_import_force_never_replaces_its_own_input(tmp_path: Path) -> None:
+    source = shared_data("litellm", "proxy-configs")
+    config = next(iter(sorted(source.glob("*.yaml"))))
+    out = tmp_path / "out"
+    out.mkdir()
+    mine = out / "catalog.yaml"  # the LiteLLM config, named like the file the import writes
+    shutil.copy(config, mine)
+    before = mine.read_bytes()
+    run = catalogc("import", "litellm-config", mine, "-o", out, "--force")
+    assert_sound(run)
+    assert run.returncode == 2 and "E0006" in run.stderr
+    assert mine.read_bytes() == before
