@@ -133,7 +133,7 @@ def _report(
         pos = value_pos(doc.pos, loc[:-1])
         message = f"missing required field `{loc[-1]}` in {_where(kind, loc[:-1])}"
     elif etype.startswith("E0"):
-        code, message = etype, err["msg"]
+        code, message = etype, _bounded(err["msg"], ctx)
         if etype == "E0207" and "fix" in ctx and mask(str(value)) == str(value):
             help_text = f"try `{ctx['fix']}`"  # never a fix made from secret-shaped text
         elif "choices" in ctx and isinstance(value, str):
@@ -167,6 +167,16 @@ def _report(
 _PLAIN_INTEGER = re.compile(r"-?[0-9]{1,20}\Z")
 _PLAIN_DECIMAL = re.compile(r"-?[0-9]{1,20}(\.[0-9]{1,20})?\Z")
 _NUMERIC_WORDS = ("an integer", "a whole number", "a number", "a weight", "an HTTP status")
+
+
+def _bounded(message: str, ctx: dict[str, Any]) -> str:
+    """A message whose echoed values are at most ~60 characters each (a value may be a
+    5,000-digit number or a pasted blob)."""
+    for value in ctx.values():
+        if isinstance(value, str) and len(value) > 60:
+            short = mask(value)[:40]  # masked first: a cut could hide a secret's shape
+            message = message.replace(value, f"{short}…({len(value):,} chars)")
+    return message
 
 
 def _type_hint(expected: str, value: Any) -> str | None:

@@ -4,7 +4,7 @@ The rules (docs/diagnostics.md, E0400 and E0402):
 1. a known key format (`sk-…`, `AKIA…`, private keys, …) in any value or key;
 2. credentials in a URL, in any value or key: `scheme://user:password@…` with a password,
    or `scheme://TOKEN@…` whose user part looks like a token (16+ characters, or 8+ with
-   letters and digits);
+   letters and digits); likewise a token-like `Bearer …`/`Basic …` value;
 3. any literal (text or number) under a credential name: a key or header whose last word
    is password, secret, token, api key, access key, private key, client secret,
    authorization, cookie, credential … in any case and separator style (`apiKey`,
@@ -29,7 +29,7 @@ from catalog_compiler.diagnostics import Sink, Span
 from catalog_compiler.model.common import SecretRef
 from catalog_compiler.model.documents import KINDS
 from catalog_compiler.positions import Pos, PosTree, own_pos
-from catalog_compiler.redact import ANY_KNOWN, KNOWN, URL_USERINFO, masked
+from catalog_compiler.redact import ANY_KNOWN, AUTH_VALUE, KNOWN, URL_USERINFO, masked
 
 if TYPE_CHECKING:
     from catalog_compiler.yamlparse import Document
@@ -107,6 +107,14 @@ def url_credentials(text: str) -> str | None:
     return None
 
 
+def auth_credential(text: str) -> str | None:
+    """The credential of the first token-like `Bearer …`/`Basic …` value in `text`."""
+    for m in AUTH_VALUE.finditer(text):
+        if _token_like(m.group("credential")):
+            return m.group("credential")
+    return None
+
+
 def classify(text: str, key: str | None) -> tuple[str, str] | None:
     """(what kind of secret, the secret itself) for `text`, or None.
 
@@ -115,6 +123,10 @@ def classify(text: str, key: str | None) -> tuple[str, str] | None:
         userinfo = url_credentials(text)
         if userinfo is not None:
             return "credentials in a URL", userinfo
+    if "Bearer" in text or "Basic" in text:
+        credential = auth_credential(text)
+        if credential is not None:
+            return "an Authorization value", credential
     if len(text) < MIN_SECRET_LEN:
         return None
     found = ANY_KNOWN.search(text)

@@ -36,8 +36,12 @@ def shown(value: Decimal | int) -> str:
         return ".nan"
     if d.is_infinite():
         return "-.inf" if d.is_signed() else ".inf"
-    if len(d.as_tuple().digits) <= 24 and -12 <= d.adjusted() <= 24:
+    digits = d.as_tuple().digits
+    if len(digits) <= 24 and -12 <= d.adjusted() <= 24:
         return format(d, "f")
+    if len(digits) > 24 and d.adjusted() > 24 and d == d.to_integral_value():
+        lead = "".join(map(str, digits[:5]))
+        return f"{'-' if d.is_signed() else ''}{lead}…({d.adjusted() + 1:,} digits)"
     return format(d, ".6g")
 
 
