@@ -61,8 +61,15 @@ class Checked:
 def format_loc(loc: Loc) -> str:
     out = ""
     for step in loc:
-        out += f"[{step}]" if isinstance(step, int) else (f".{step}" if out else str(step))
+        name = short(str(step))
+        out += f"[{step}]" if isinstance(step, int) else (f".{name}" if out else name)
     return out
+
+
+def short(text: str, limit: int = 60) -> str:
+    """User text as a message quotes it: secret shapes masked, at most ~`limit` characters."""
+    text = mask(text)
+    return text if len(text) <= limit else f"{text[: limit - 20]}…({len(text):,} chars)"
 
 
 def _unwrap(tp: Any) -> Any:
@@ -124,7 +131,7 @@ def _report(
         parent = model_at(cls, loc[:-1])
         fields = sorted(parent.model_fields) if parent else []
         code, pos = "E0202", key_pos(doc.pos, loc)
-        message = f"unknown field `{name}` in {_where(kind, loc[:-1])}"
+        message = f"unknown field `{short(name)}` in {_where(kind, loc[:-1])}"
         help_text = hint(name, fields) or (
             f"allowed here: {', '.join(fields)}" if 0 < len(fields) <= 12 else None
         )
@@ -174,8 +181,7 @@ def _bounded(message: str, ctx: dict[str, Any]) -> str:
     5,000-digit number or a pasted blob)."""
     for value in ctx.values():
         if isinstance(value, str) and len(value) > 60:
-            short = mask(value)[:40]  # masked first: a cut could hide a secret's shape
-            message = message.replace(value, f"{short}…({len(value):,} chars)")
+            message = message.replace(value, short(value))  # masked before it is cut
     return message
 
 
@@ -184,6 +190,8 @@ def _type_hint(expected: str, value: Any) -> str | None:
 
     Only text that *is* a plain number is offered back unquoted: `"sixty"` gets advice,
     never the suggestion to write `sixty`."""
+    if isinstance(value, str) and expected.startswith("a price"):
+        return 'write the price in digits, e.g. `2.50` or `"2.50"`'
     if isinstance(value, str) and expected.startswith(_NUMERIC_WORDS):
         text = value.strip()
         whole = not expected.startswith(("a number", "a weight"))

@@ -57,7 +57,7 @@ Weight = Annotated[
     Exact(
         Decimal(0),
         MAX_WEIGHT,
-        6,
+        20,
         "weights are relative",
         what="a weight (number)",
     ),

@@ -127,9 +127,13 @@ def test_credential_name_with_a_short_literal(field: Field, key: str, tmp_path: 
     assert_caught(compile_at(planted), planted, SHORT_SECRET)
 
 
-def test_a_number_under_a_credential_name_is_a_literal(tmp_path: Path) -> None:
-    field = next(f for f in KEYED if f.id == "Target.metadata")
-    planted = plant(tmp_path, field, "424242", extra=("password",))
+@pytest.mark.parametrize("field", KEYED, ids=lambda f: f.id)
+def test_a_number_under_a_credential_name_is_a_literal(field: Field, tmp_path: Path) -> None:
+    """Also where the field wants text: "quote it: `"424242"`" must not echo it."""
+    extra = ("metadata.password",) if field.model == "Condition" else ("password",)
+    if field.name == "credentials":
+        extra = ("api_key",)
+    planted = plant(tmp_path, field, "424242", extra=extra)
     assert_caught(compile_at(planted), planted, "424242")
 
 
