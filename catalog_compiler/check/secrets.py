@@ -19,12 +19,14 @@ description are none of these. A found value is never echoed (see `redact`).
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections import Counter
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from catalog_compiler.check.schema import type_at
 from catalog_compiler.diagnostics import Sink, Span
 from catalog_compiler.model.common import SecretRef
 from catalog_compiler.model.documents import KINDS
@@ -82,6 +84,7 @@ def looks_random(text: str) -> bool:
     return classes >= 2 and entropy(text) >= _MIN_ENTROPY_BITS
 
 
+@functools.lru_cache(maxsize=4096)  # catalogs repeat a few hundred keys
 def is_credential_name(key: str) -> bool:
     """`api_key`, `X-Api-Key`, `clientSecret`, `Authorization`: yes. `max_tokens`, `token_limit`,
     `key`: no. The *last* word decides, so a name that merely mentions a token is fine."""
@@ -153,8 +156,6 @@ class _Scanner:
         self.cls = KINDS.get(kind) if isinstance(kind, str) else None
 
     def takes_ref(self, loc: Loc) -> bool:
-        from catalog_compiler.check.schema import type_at
-
         return self.cls is not None and type_at(self.cls, loc) is SecretRef
 
     def report(self, pos: Pos, message: str, code: str = "E0400", help: str = REF_HELP) -> None:
@@ -190,17 +191,16 @@ class _Scanner:
         seen: set[int] = set()
         while stack:
             value, tree, key, loc = stack.pop()
-            pos = own_pos(tree)
             named = key is not None and is_credential_name(key)
             if isinstance(value, str):
                 found = classify(value, key)
                 if found:
-                    self.found(pos, found)
+                    self.found(own_pos(tree), found)
                 elif named and value.strip() and not self.takes_ref(loc):
-                    self.literal(pos, str(key))
+                    self.literal(own_pos(tree), str(key))
                 continue
             if named and not isinstance(value, list):
-                self.under_credential_name(value, str(key), loc, pos)
+                self.under_credential_name(value, str(key), loc, own_pos(tree))
             if not isinstance(value, (dict, list)) or id(value) in seen:
                 continue  # a scalar, or an alias already scanned where its anchor is
             seen.add(id(value))
@@ -210,7 +210,7 @@ class _Scanner:
                     child = children.get(k) if isinstance(children, dict) else None
                     found = classify(k, None)
                     if found:
-                        self.found(child[0] if child else pos, found)
+                        self.found(child[0] if child else own_pos(tree), found)
                     # a query operator (`$eq`, `$in`) compares the field it sits under
                     inherited = key if k.startswith("$") and key is not None else k
                     stack.append((v, child[1] if child else tree, inherited, (*loc, k)))

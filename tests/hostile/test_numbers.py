@@ -6,8 +6,9 @@ examples/acme, and asserts: exit 1, a located diagnostic at exactly that value, 
 error, nothing written. Free-form objects (params, metadata, queries, hook options) are swept
 with the numbers JSON cannot hold. The bulk runs in-process; a sample runs the real CLI.
 
-Probe counts (lead's tally): 37 numeric fields × 11 values = 407; 9 free-form objects × 16
-values = 144; depth/size 2; CLI sample 6 × 2 formats; property tests 2 × 300 examples.
+Probe counts (lead's tally): 37 numeric fields × 11 values = 407; 9 free-form objects × 18
+values (11 JSON cannot hold, 7 it can) = 162; depth/size 2; all-in-one-run 1; null/quoted
+text 3; CLI sample 6 (compile text + validate json each); property test 300 examples.
 """
 
 from __future__ import annotations

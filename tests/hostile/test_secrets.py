@@ -7,9 +7,11 @@ every place that takes arbitrary keys gets credential-named keys and auth header
 short, low-entropy values. Each is checked in-process in all four output formats; the
 real CLI runs each probe kind planted in every field at once, in every format.
 
-Probe counts (lead's tally): 104 string fields × 4 value probes = 416; 13 keyed places ×
-11 credential names = 143; 8 unresolved references; 6 false-positive probes; CLI: 8 probe
-kinds × 4 formats = 32 runs.
+Probe counts (lead's tally): 104 string fields × 4 value probes (a rotating FAKE_SECRETS
+key, URL password, URL token, Bearer) = 416; 13 keyed places × 11 credential names = 143;
+13 numbers under a credential name; 12 unresolved references; 1 query operator; 6
+false-positive probes; CLI: 8 probe kinds, each planted in every field at once, × 4
+formats = 32 runs. Every probe is checked in all 4 formats.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from tests.hostile.acme_fields import (
     Field,
     Planted,
     Probe,
+    branches,
     defs,
     free_form_fields,
     plant,
@@ -60,10 +63,16 @@ SHORT_SECRET = "FAKE-pw-7"
 
 
 def keyed_places() -> list[Field]:
-    """Fields taking arbitrary keys: free-form objects and string-valued mappings."""
-    maps = [f for f in STRINGS if f.step == ("probe",)]
-    parents = [Field(f.model, f.name, (), defs()[f.model]["properties"][f.name]) for f in maps]
-    return [*free_form_fields(), *parents]
+    """Fields taking arbitrary keys: free-form objects, and typed mappings (`headers`,
+    `settings`, `credentials`)."""
+    maps = [
+        Field(model, name, (), branch)
+        for model, body in sorted(defs().items())
+        for name, prop in sorted(body.get("properties", {}).items())
+        for branch in branches(prop)
+        if branch.get("type") == "object" and isinstance(branch.get("additionalProperties"), dict)
+    ]
+    return [*free_form_fields(), *maps]
 
 
 KEYED = keyed_places()
