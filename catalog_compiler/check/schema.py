@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import types
 import typing
 from collections.abc import Sequence
@@ -14,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 from catalog_compiler.diagnostics import Sink, Span
 from catalog_compiler.model.common import Strict
 from catalog_compiler.model.documents import KINDS
-from catalog_compiler.model.types import type_name
+from catalog_compiler.model.errors import type_name
 from catalog_compiler.positions import key_pos, value_pos
 from catalog_compiler.redact import mask
 from catalog_compiler.yamlparse import Document
@@ -35,6 +36,9 @@ _TYPE_WORDS = {
     "float_type": "a number",
 }
 
+
+# Codes whose message is prefixed with the field it is about.
+_PREFIXED = frozenset({"E0204", "E0205", "E0206", "E0214", "E0215", "E0216"})
 
 # Words people write for an enum value that are not typos of it.
 SYNONYMS = {
@@ -57,8 +61,15 @@ class Checked:
 def format_loc(loc: Loc) -> str:
     out = ""
     for step in loc:
-        out += f"[{step}]" if isinstance(step, int) else (f".{step}" if out else str(step))
+        name = short(str(step))
+        out += f"[{step}]" if isinstance(step, int) else (f".{name}" if out else name)
     return out
+
+
+def short(text: str, limit: int = 60) -> str:
+    """User text as a message quotes it: secret shapes masked, at most ~`limit` characters."""
+    text = mask(text)
+    return text if len(text) <= limit else f"{text[: limit - 20]}…({len(text):,} chars)"
 
 
 def _unwrap(tp: Any) -> Any:
@@ -74,8 +85,8 @@ def _unwrap(tp: Any) -> Any:
             return tp
 
 
-def model_at(root: type[BaseModel], loc: Loc) -> type[BaseModel] | None:
-    """The pydantic model describing the mapping at `loc`, if there is one."""
+def type_at(root: type[BaseModel], loc: Loc) -> Any:
+    """The type describing the value at `loc` (a model, a scalar type, `Any`), or None."""
     tp: Any = root
     for step in loc:
         tp = _unwrap(tp)
@@ -91,7 +102,12 @@ def model_at(root: type[BaseModel], loc: Loc) -> type[BaseModel] | None:
             tp = typing.get_args(tp)[1]
         else:
             return None
-    tp = _unwrap(tp)
+    return _unwrap(tp)
+
+
+def model_at(root: type[BaseModel], loc: Loc) -> type[BaseModel] | None:
+    """The pydantic model describing the mapping at `loc`, if there is one."""
+    tp = type_at(root, loc)
     return tp if isinstance(tp, type) and issubclass(tp, BaseModel) else None
 
 
@@ -115,7 +131,7 @@ def _report(
         parent = model_at(cls, loc[:-1])
         fields = sorted(parent.model_fields) if parent else []
         code, pos = "E0202", key_pos(doc.pos, loc)
-        message = f"unknown field `{name}` in {_where(kind, loc[:-1])}"
+        message = f"unknown field `{short(name)}` in {_where(kind, loc[:-1])}"
         help_text = hint(name, fields) or (
             f"allowed here: {', '.join(fields)}" if 0 < len(fields) <= 12 else None
         )
@@ -124,9 +140,9 @@ def _report(
         pos = value_pos(doc.pos, loc[:-1])
         message = f"missing required field `{loc[-1]}` in {_where(kind, loc[:-1])}"
     elif etype.startswith("E0"):
-        code, message = etype, err["msg"]
-        if etype == "E0207" and "fix" in ctx:
-            help_text = f"try `{ctx['fix']}`"
+        code, message = etype, _bounded(err["msg"], ctx)
+        if etype == "E0207" and "fix" in ctx and mask(str(value)) == str(value):
+            help_text = f"try `{ctx['fix']}`"  # never a fix made from secret-shaped text
         elif "choices" in ctx and isinstance(value, str):
             help_text = hint(value, ctx["choices"]) or help_text
         elif etype == "E0204":
@@ -146,7 +162,7 @@ def _report(
     else:
         code = "E0205"
         message = str(err["msg"])
-    if loc and code in ("E0204", "E0205", "E0206") and not message.startswith("invalid value"):
+    if loc and code in _PREFIXED and not message.startswith("invalid value"):
         message = f"{_where(kind, loc)}: {message}"
     # A value reached through several aliases fails once per path: report it once.
     key = (pos, code, str(loc[-1]) if loc else "")
@@ -155,12 +171,35 @@ def _report(
         sink.emit(code, message, Span.at(doc.file, pos), help=help_text)
 
 
+_PLAIN_INTEGER = re.compile(r"-?[0-9]{1,20}\Z")
+_PLAIN_DECIMAL = re.compile(r"-?[0-9]{1,20}(\.[0-9]{1,20})?\Z")
+_NUMERIC_WORDS = ("an integer", "a whole number", "a number", "a weight", "an HTTP status")
+
+
+def _bounded(message: str, ctx: dict[str, Any]) -> str:
+    """A message whose echoed values are at most ~60 characters each (a value may be a
+    5,000-digit number or a pasted blob)."""
+    for value in ctx.values():
+        if isinstance(value, str) and len(value) > 60:
+            message = message.replace(value, short(value))  # masked before it is cut
+    return message
+
+
 def _type_hint(expected: str, value: Any) -> str | None:
-    """How to write the value so YAML reads it as the type the field wants."""
-    if isinstance(value, str) and expected.startswith(("an integer", "a whole number", "a number")):
-        if "_" in value or "," in value:
+    """How to write the value so YAML reads it as the type the field wants.
+
+    Only text that *is* a plain number is offered back unquoted: `"sixty"` gets advice,
+    never the suggestion to write `sixty`."""
+    if isinstance(value, str) and expected.startswith("a price"):
+        return 'write the price in digits, e.g. `2.50` or `"2.50"`'
+    if isinstance(value, str) and expected.startswith(_NUMERIC_WORDS):
+        text = value.strip()
+        whole = not expected.startswith(("a number", "a weight"))
+        if (_PLAIN_INTEGER if whole else _PLAIN_DECIMAL).match(text):
+            return f"write a plain number, not text: e.g. `{text}` without quotes"
+        if re.fullmatch(r"-?[0-9][0-9_,]*(\.[0-9]+)?", text):
             return "write the number without `_` or `,` separators"
-        return f"write a plain number, not text: e.g. `{value.strip()}` without quotes"
+        return "write the number in digits, without quotes (e.g. `60`)"
     if isinstance(value, str) and expected == "true or false":
         return "write `true` or `false` (YAML 1.2 reads yes/no/on/off as text)"
     if expected == "a string" and isinstance(value, (int, Decimal)) and not isinstance(value, bool):

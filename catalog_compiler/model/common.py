@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import functools
+import types
+import typing
 from decimal import Decimal
 from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
+from catalog_compiler.model.errors import NULL, type_name
+from catalog_compiler.model.numbers import Numeric, bound_text, decimal_places, shown
 from catalog_compiler.model.types import (
+    COUNTERS_EXACT,
+    MAX_COUNT,
     Amount,
+    Concurrency,
     Count,
     EnvName,
     Flag,
@@ -20,16 +28,66 @@ from catalog_compiler.model.types import (
     PerRequestPrice,
     Positive,
     Price,
-    type_name,
+    Tokens,
 )
+
+
+def is_numeric(annotation: Any, metadata: list[Any] | tuple[Any, ...] = ()) -> bool:
+    """Whether a field is a number (possibly optional): its type carries `Numeric` metadata."""
+    if any(isinstance(m, Numeric) for m in metadata):
+        return True
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        args = typing.get_args(annotation)
+        return is_numeric(args[0], args[1:])
+    if origin in (typing.Union, types.UnionType):
+        return any(is_numeric(a) for a in typing.get_args(annotation) if a is not type(None))
+    return False
+
+
+@functools.cache
+def numeric_fields(cls: type[BaseModel]) -> frozenset[str]:
+    return frozenset(
+        name for name, f in cls.model_fields.items() if is_numeric(f.annotation, f.metadata)
+    )
+
+
+def _numbers_not_nullable(schema: dict[str, Any], cls: type[BaseModel]) -> None:
+    """In the JSON Schema too, an optional number is omitted, never `null`."""
+    props = schema.get("properties", {})
+    for name in numeric_fields(cls):
+        prop = props.get(name)
+        if not prop or "anyOf" not in prop:
+            continue
+        branches = [b for b in prop["anyOf"] if b != {"type": "null"}]
+        if len(branches) == 1:
+            rest = {k: v for k, v in prop.items() if k != "anyOf" and k != "default"}
+            props[name] = {**branches[0], **rest}
+        else:
+            prop["anyOf"] = branches
+            prop.pop("default", None)
 
 
 class Strict(BaseModel):
     """Unknown fields are errors; instances are immutable; inputs never echo into errors."""
 
     model_config = ConfigDict(
-        extra="forbid", frozen=True, hide_input_in_errors=True, defer_build=True
+        extra="forbid",
+        frozen=True,
+        hide_input_in_errors=True,
+        defer_build=True,
+        json_schema_extra=_numbers_not_nullable,
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_not_absent(cls, value: Any) -> Any:
+        """`weight: null` is a mistake to report, not an omitted field: pydantic would take
+        `None` as "absent" before the number's validator runs, so it becomes `NULL`."""
+        names = numeric_fields(cls)
+        if isinstance(value, dict) and any(value.get(n, 0) is None for n in names):
+            return {k: NULL if v is None and k in names else v for k, v in value.items()}
+        return value
 
 
 # -- secrets ------------------------------------------------------------------------------
@@ -85,16 +143,16 @@ class SecretRef(Strict):
 # in doubles, exact for integers below 2^53 (~9e15), so a USD budget in micro-USD, a count,
 # and a bucket's refill time in microseconds must each stay below that.
 MAX_BUDGET_USD = 10**9
-MAX_COUNT = 10**15
+USD_PLACES = 12  # pico-USD, as money is kept everywhere
 MAX_REFILL_YEARS = 100
 PER_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86_400}
 
 
-def _too_large(field: str, value: object, bound: str, why: str) -> PydanticCustomError:
+def _too_large(field: str, value: Decimal | int, bound: int, why: str) -> PydanticCustomError:
     return PydanticCustomError(
         "E0206",
         "{value} is too large: at most {bound} ({why})",
-        {"field": field, "value": str(value), "bound": bound, "why": why},
+        {"field": field, "value": shown(value), "bound": bound_text(bound), "why": why},
     )
 
 
@@ -108,15 +166,21 @@ class Budget(Strict):
 
     @model_validator(mode="after")
     def _whole_units(self) -> Self:
+        bound = MAX_BUDGET_USD if self.unit == "usd" else MAX_COUNT
+        if self.limit > bound:
+            raise _too_large("limit", self.limit, bound, COUNTERS_EXACT)
         if self.unit != "usd" and self.limit != self.limit.to_integral_value():
             raise PydanticCustomError(
                 "E0206",
                 "a {unit} budget is a whole number, found {limit}",
-                {"unit": self.unit, "limit": str(self.limit), "field": "limit"},
+                {"unit": self.unit, "limit": shown(self.limit), "field": "limit"},
             )
-        bound = MAX_BUDGET_USD if self.unit == "usd" else MAX_COUNT
-        if self.limit > bound:
-            raise _too_large("limit", self.limit, f"{bound:,}", "counters stay exact below that")
+        if self.unit == "usd" and decimal_places(self.limit) > USD_PLACES:
+            raise PydanticCustomError(
+                "E0205",
+                "a usd budget is exact to {places} decimal places (pico-USD), found {limit}",
+                {"places": USD_PLACES, "limit": shown(self.limit), "field": "limit"},
+            )
         return self
 
 
@@ -129,15 +193,12 @@ class RateLimit(Strict):
     burst: Positive | None = Field(None, description="bucket capacity; defaults to `limit`")
 
     @model_validator(mode="after")
-    def _exact(self) -> Self:
-        for field, value in (("limit", self.limit), ("burst", self.burst)):
-            if value is not None and value > MAX_COUNT:
-                raise _too_large(field, value, f"{MAX_COUNT:,}", "counters stay exact below that")
+    def _refills(self) -> Self:
         burst = self.burst if self.burst is not None else self.limit
         most = MAX_REFILL_YEARS * 365 * 86_400 * self.limit // PER_SECONDS[self.per]
         if self.limit and burst > most:
             why = f"a full bucket must refill within {MAX_REFILL_YEARS} years"
-            raise _too_large("burst", burst, f"{most:,}", why)
+            raise _too_large("burst", burst, most, why)
         return self
 
 
@@ -146,7 +207,7 @@ class Limits(Strict):
 
     budgets: tuple[Budget, ...] = ()
     rate_limits: tuple[RateLimit, ...] = ()
-    concurrency: Count | None = Field(None, description="max requests in flight")
+    concurrency: Concurrency | None = Field(None, description="max requests in flight")
 
 
 class ModelAccess(Strict):
@@ -196,5 +257,5 @@ class PriceOverride(Pricing):
 class ModelLimits(Strict):
     """Token limits of one model."""
 
-    context_window: Positive | None = None
-    max_output_tokens: Positive | None = None
+    context_window: Tokens | None = None
+    max_output_tokens: Tokens | None = None

@@ -15,42 +15,23 @@ from pydantic import Field, PlainValidator, WithJsonSchema, model_validator
 from pydantic_core import PydanticCustomError
 
 from catalog_compiler.model.common import SecretRef, Strict
-from catalog_compiler.model.types import (
-    Count,
-    Flag,
-    Positive,
-    Text,
-    Url,
-    to_count,
-    to_decimal,
-    type_name,
-    wrong_type,
-)
+from catalog_compiler.model.errors import type_name, wrong_type
+from catalog_compiler.model.freeform import check_free_object
+from catalog_compiler.model.numbers import Exact, Whole
+from catalog_compiler.model.types import Flag, Text, Url
 
-
-def _status_code(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise wrong_type("an HTTP status code", value)
-    if not 100 <= value <= 599:
-        raise PydanticCustomError(
-            "E0206", "{value} is not an HTTP status code (100-599)", {"value": value}
-        )
-    return value
-
-
-def _weight(value: Any) -> Decimal:
-    result = to_decimal(value, "a weight (number)")
-    if result < 0:
-        raise PydanticCustomError(
-            "E0206", "a weight is 0 or more, found {value}", {"value": str(result)}
-        )
-    return result
+# Bounds of the config's numbers (docs/diagnostics.md, E0206): generous for any real
+# setting, small enough that every value is exact in a double and means something.
+DAY_MS = 86_400_000
+YEAR_S = 31_536_000
+MAX_WEIGHT = Decimal(1_000_000)
+MAX_BREAKER_COUNT = 1_000_000
 
 
 def _free_object(value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise wrong_type("a mapping", value)
-    return value
+    return check_free_object(value)
 
 
 def _hook(value: Any) -> Any:
@@ -63,31 +44,36 @@ def _hook(value: Any) -> Any:
         raise PydanticCustomError(
             "E0204", "a hook `id` is a string, found {found}", {"found": type_name(value["id"])}
         )
-    return value
+    return check_free_object(value)
 
 
-def _attempts(value: Any) -> int:
-    count = to_count(value)
-    if count > 5:
-        raise PydanticCustomError(
-            "E0206", "retry `attempts` is 0-5 (as in Portkey), found {n}", {"n": count}
-        )
-    return count
-
-
-Attempts = Annotated[
-    int, PlainValidator(_attempts), WithJsonSchema({"type": "integer", "minimum": 0, "maximum": 5})
-]
+Attempts = Annotated[int, Whole(0, 5, "as in Portkey")]
+# Status codes and timeouts are copied into the bundle as written: YAML integers only.
 StatusCode = Annotated[
-    int,
-    PlainValidator(_status_code),
-    WithJsonSchema({"type": "integer", "minimum": 100, "maximum": 599}),
+    int, Whole(100, 599, "HTTP status codes", what="an HTTP status code", plain=True)
 ]
 Weight = Annotated[
-    Decimal, PlainValidator(_weight), WithJsonSchema({"type": "number", "minimum": 0})
+    Decimal,
+    Exact(
+        Decimal(0),
+        MAX_WEIGHT,
+        20,
+        "weights are relative",
+        what="a weight (number)",
+    ),
 ]
+Milliseconds = Annotated[
+    int, Whole(1, DAY_MS, "one day", what="a whole number of milliseconds", plain=True)
+]
+Seconds = Annotated[int, Whole(1, YEAR_S, "one year", what="a whole number of seconds")]
+MaxAge = Annotated[int, Whole(0, YEAR_S, "one year", what="a whole number of seconds")]
+BreakerCount = Annotated[int, Whole(0, MAX_BREAKER_COUNT, "a breaker counts less")]
+Percentage = Annotated[int, Whole(0, 100, "a percentage")]
+BreakerMs = Annotated[int, Whole(0, DAY_MS, "one day", what="a whole number of milliseconds")]
 FreeObject = Annotated[
-    dict[str, Any], PlainValidator(_free_object), WithJsonSchema({"type": "object"})
+    dict[str, Any],
+    PlainValidator(_free_object),
+    WithJsonSchema({"type": "object", "description": "JSON-safe: finite numbers, bounded"}),
 ]
 Hook = Annotated[
     Any,
@@ -108,16 +94,16 @@ class Sticky(Strict):
 
     enabled: Flag = True
     hash_fields: tuple[Text, ...] = ()
-    ttl: Positive | None = Field(None, description="seconds a stickiness lasts")
+    ttl: Seconds | None = Field(None, description="seconds a stickiness lasts")
 
 
 class CircuitBreaker(Strict):
     """Carried into the bundle; not enforced by the router."""
 
-    failure_threshold: Count | None = None
-    failure_threshold_percentage: Count | None = None
-    minimum_requests: Count | None = None
-    cooldown_interval: Count | None = None
+    failure_threshold: BreakerCount | None = None
+    failure_threshold_percentage: Percentage | None = None
+    minimum_requests: BreakerCount | None = None
+    cooldown_interval: BreakerMs | None = Field(None, description="milliseconds")
     failure_status_codes: tuple[StatusCode, ...] | None = None
 
 
@@ -162,7 +148,7 @@ class Cache(Strict):
     """Carried into the bundle; the router does not cache."""
 
     mode: Literal["simple", "semantic"]
-    max_age: Count | None = Field(None, description="seconds")
+    max_age: MaxAge | None = Field(None, description="seconds")
 
 
 class Deployment(Strict):
@@ -189,7 +175,7 @@ class Target(Strict):
     retry: Retry | None = None
     cache: Cache | None = None
     cb_config: CircuitBreaker | None = None
-    request_timeout: Positive | None = Field(None, description="milliseconds")
+    request_timeout: Milliseconds | None = Field(None, description="milliseconds")
     custom_host: Url | None = None
     forward_headers: tuple[Text, ...] | None = None
     passthrough: Flag | None = None

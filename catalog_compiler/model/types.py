@@ -1,52 +1,31 @@
 """Value types of the catalog language, each with one validator and its own JSON Schema.
 
 Every validator raises `PydanticCustomError` whose *type* is our diagnostic code, so
-`check/schema.py` maps it straight to a located diagnostic with our message.
-Plain validators do their own type checks: no silent coercion ("5" is not 5).
+`check/schema.py` maps it straight to a located diagnostic with our message (model/errors.py).
+Plain validators do their own type checks: no silent coercion ("5" is not 5). Numbers are
+declared with the metadata classes of model/numbers.py.
 """
 
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation
+from dataclasses import dataclass
+from decimal import Decimal
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, PlainValidator, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
+from catalog_compiler.model.errors import wrong_type
+from catalog_compiler.model.numbers import Exact, Whole, bound_text, shown
+from catalog_compiler.redact import URL_USERINFO
+
 SLUG_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,62}\Z")
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 ENV_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 PERIOD_RE = re.compile(r"([1-9][0-9]{0,3})d\Z")
-DECIMAL_STRING = r"^[0-9]+(\.[0-9]+)?$"
 MAX_PRICE_PER_M = Decimal(10_000)
 MAX_PER_REQUEST = Decimal(100)
-
-
-def type_name(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, Decimal):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return type(value).__name__
-
-
-def wrong_type(expected: str, value: Any) -> PydanticCustomError:
-    return PydanticCustomError(
-        "E0204",
-        "expected {expected}, found {found}",
-        {"expected": expected, "found": type_name(value)},
-    )
 
 
 def suggest_slug(text: str) -> str:
@@ -87,101 +66,6 @@ def _nonempty_text(value: Any) -> str:
     return text
 
 
-def to_decimal(value: Any, what: str = "a number") -> Decimal:
-    if isinstance(value, bool):
-        raise wrong_type(what, value)
-    if isinstance(value, int):
-        return Decimal(value)
-    if isinstance(value, Decimal):
-        result = value
-    elif isinstance(value, str):
-        try:
-            result = Decimal(value.strip())
-        except InvalidOperation:
-            raise wrong_type(what, value) from None
-    else:
-        raise wrong_type(what, value)
-    if not result.is_finite():
-        raise PydanticCustomError("E0206", "must be a finite number", {})
-    return result
-
-
-def _amount(value: Any) -> Decimal:
-    result = to_decimal(value)
-    if result < 0:
-        raise PydanticCustomError(
-            "E0206", "must be 0 or more, found {value}", {"value": str(result)}
-        )
-    return result
-
-
-def _exact_to(result: Decimal, places: int, what: str) -> Decimal:
-    """Money is kept in integer pico-USD: a price finer than that cannot be charged exactly."""
-    if result != result.quantize(Decimal(1).scaleb(-places)):
-        hint = "prices are kept exact to 1e-12 USD per token"
-        if what == "price" and result < Decimal("0.001"):
-            per_m = format((result * 1_000_000).normalize(), "f")
-            hint = f"prices are per 1M tokens: if {result:f} is per token, write {per_m}"
-        raise PydanticCustomError(
-            "E0205",
-            "{what} {value} has more than {places} decimal places",
-            {"what": what, "value": format(result, "f"), "places": places, "hint": hint},
-        )
-    return result
-
-
-def _price(value: Any) -> Decimal:
-    result = to_decimal(value, "a price in USD per 1M tokens")
-    if result < 0 or result > MAX_PRICE_PER_M:
-        raise PydanticCustomError(
-            "E0401",
-            "price {value} is outside 0..10000 USD per 1M tokens",
-            {
-                "value": str(result),
-                "hint": "prices are USD per 1M tokens: gpt-4o input is 2.5",
-            },
-        )
-    return _exact_to(result, 6, "price")
-
-
-def _per_request_price(value: Any) -> Decimal:
-    result = to_decimal(value, "a price in USD per request")
-    if result < 0 or result > MAX_PER_REQUEST:
-        raise PydanticCustomError(
-            "E0401", "per-request price {value} is outside 0..100 USD", {"value": str(result)}
-        )
-    return _exact_to(result, 12, "per-request price")
-
-
-def to_count(value: Any) -> int:
-    """A whole number >= 0. `2e6` or `1.0` are whole (as in JSON Schema); `"5"` is text."""
-    if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise wrong_type("a whole number", value)
-    if value < 0:
-        raise PydanticCustomError("E0206", "must be 0 or more, found {value}", {"value": value})
-    return value
-
-
-def _positive(value: Any) -> int:
-    result = to_count(value)
-    if result < 1:
-        raise PydanticCustomError("E0206", "must be 1 or more, found {value}", {"value": result})
-    return result
-
-
-def _fraction(value: Any) -> Decimal:
-    result = to_decimal(value)
-    if not Decimal(0) < result <= Decimal(1):
-        raise PydanticCustomError(
-            "E0206",
-            "must be a fraction in (0, 1], found {value}",
-            {"value": str(result), "hint": "write 0.8 for 80%"},
-        )
-    return result
-
-
 def _period(value: Any) -> str:
     if not isinstance(value, str):
         raise wrong_type("a period (daily, weekly, monthly, none or <N>d)", value)
@@ -207,6 +91,15 @@ def _url(value: Any) -> str:
     text = _text(value)
     if not re.match(r"https?://[^\s/?#]+[^\s]*\Z", text):
         raise PydanticCustomError("E0205", "`{value}` is not an http(s) URL", {"value": text[:80]})
+    if URL_USERINFO.search(text):  # the router would send it: a credential, never echoed
+        raise PydanticCustomError(
+            "E0400",
+            "literal secret: this URL carries credentials before `@`",
+            {
+                "hint": "remove `user:password@`; credentials go in the integration's "
+                "`credentials` as `{env: NAME}` or `{file: PATH}`"
+            },
+        )
     return text.rstrip("/")
 
 
@@ -259,45 +152,90 @@ Text = Annotated[str, PlainValidator(_text), WithJsonSchema({"type": "string"})]
 NonEmptyText = Annotated[
     str, PlainValidator(_nonempty_text), WithJsonSchema({"type": "string", "minLength": 1})
 ]
-_NUMBER_SCHEMA: dict[str, Any] = {
-    "anyOf": [{"type": "number", "minimum": 0}, {"type": "string", "pattern": DECIMAL_STRING}]
-}
-Amount = Annotated[Decimal, PlainValidator(_amount), WithJsonSchema(_NUMBER_SCHEMA)]
+# -- numbers: every bound is documented in docs/diagnostics.md (E0206) ---------------------
+
+MAX_COUNT = 10**15  # counters: the Redis store's Lua is exact for integers below 2^53
+MAX_CONCURRENCY = 1_000_000
+MAX_MODEL_TOKENS = 100_000_000  # context windows today are at most ~10M tokens
+COUNTERS_EXACT = "counters stay exact below that"
+
+
+@dataclass(frozen=True)
+class PriceNumber(Exact):
+    """A price: E0401 when out of range; finer than `places` gets the per-token hint."""
+
+    unit: str = "USD per 1M tokens"
+
+    def out_of_range(self, d: Decimal) -> PydanticCustomError:
+        return PydanticCustomError(
+            "E0401",
+            "{what} {value} is outside 0..{hi} {unit}",
+            {
+                "what": "per-request price" if self.places == 12 else "price",
+                "value": shown(d),
+                "hi": bound_text(self.hi or 0),
+                "unit": self.unit,
+                "hint": "prices are USD per 1M tokens: gpt-4o input is 2.5",
+            },
+        )
+
+    def too_fine(self, d: Decimal) -> PydanticCustomError:
+        what = "per-request price" if self.places == 12 else "price"
+        hint = "prices are kept exact to 1e-12 USD per token"
+        if self.places == 6 and d < Decimal("0.001"):
+            per_m = shown(d * 1_000_000)
+            hint = f"prices are per 1M tokens: if {shown(d)} is per token, write {per_m}"
+        return PydanticCustomError(
+            "E0205",
+            "{what} {value} has more than {places} decimal places",
+            {"what": what, "value": shown(d), "places": self.places, "hint": hint},
+        )
+
+
+@dataclass(frozen=True)
+class FractionNumber(Exact):
+    def out_of_range(self, d: Decimal) -> PydanticCustomError:
+        return PydanticCustomError(
+            "E0206",
+            "must be a fraction in (0, 1], found {value}",
+            {"value": shown(d), "hint": "write 0.8 for 80%"},
+        )
+
+
+Amount = Annotated[
+    Decimal,
+    Exact(Decimal(0), None, None, text=True, description="exact decimal (text keeps it exact)"),
+]
 Price = Annotated[
     Decimal,
-    PlainValidator(_price),
-    WithJsonSchema(
-        {
-            "anyOf": [
-                {"type": "number", "minimum": 0, "maximum": 10000},
-                {"type": "string", "pattern": DECIMAL_STRING},
-            ],
-            "description": "USD per 1M tokens, exact decimal",
-        }
+    PriceNumber(
+        Decimal(0),
+        MAX_PRICE_PER_M,
+        6,
+        what="a price in USD per 1M tokens",
+        text=True,
+        description="USD per 1M tokens, exact decimal",
     ),
 ]
 PerRequestPrice = Annotated[
     Decimal,
-    PlainValidator(_per_request_price),
-    WithJsonSchema(
-        {
-            "anyOf": [
-                {"type": "number", "minimum": 0, "maximum": 100},
-                {"type": "string", "pattern": DECIMAL_STRING},
-            ],
-            "description": "USD per request, exact decimal",
-        }
+    PriceNumber(
+        Decimal(0),
+        MAX_PER_REQUEST,
+        12,
+        what="a price in USD per request",
+        text=True,
+        description="USD per request, exact decimal",
+        unit="USD",
     ),
 ]
-Count = Annotated[int, PlainValidator(to_count), WithJsonSchema({"type": "integer", "minimum": 0})]
-Positive = Annotated[
-    int, PlainValidator(_positive), WithJsonSchema({"type": "integer", "minimum": 1})
+Count = Annotated[int, Whole(0, MAX_COUNT, COUNTERS_EXACT)]
+Positive = Annotated[int, Whole(1, MAX_COUNT, COUNTERS_EXACT)]
+Concurrency = Annotated[int, Whole(0, MAX_CONCURRENCY, "requests in flight at once")]
+Tokens = Annotated[
+    int, Whole(1, MAX_MODEL_TOKENS, "no model has more", what="a whole number of tokens")
 ]
-Fraction = Annotated[
-    Decimal,
-    PlainValidator(_fraction),
-    WithJsonSchema({"type": "number", "exclusiveMinimum": 0, "maximum": 1}),
-]
+Fraction = Annotated[Decimal, FractionNumber(Decimal(0), Decimal(1), 6, open_lo=True)]
 Period = Annotated[
     str,
     PlainValidator(_period),

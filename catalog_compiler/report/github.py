@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from catalog_compiler.diagnostics import Diagnostic
+from catalog_compiler.redact import mask
 from catalog_compiler.report.base import Reporter, Summary, counts
 
 
@@ -28,7 +29,8 @@ class GithubReporter(Reporter):
             message = d.message + (f"\nhelp: {d.help}" if d.help else "")
             for note in d.notes:
                 message += f"\nnote: {note.message}: {note.span}"
-            self.stream.write(f"::{d.severity.value} {','.join(props)}::{escape_data(message)}\n")
+            line = f"::{d.severity.value} {','.join(props)}::{escape_data(mask(message))}\n"
+            self.stream.write(line)
         errors, warnings = counts(diagnostics)
         self.stream.write(
             f"catalogc: {errors} error(s), {warnings} warning(s) in {summary.documents} documents\n"

@@ -8,6 +8,7 @@ from typing import Any
 
 from catalog_compiler import __version__
 from catalog_compiler.diagnostics import Diagnostic, Span
+from catalog_compiler.redact import mask
 from catalog_compiler.report.base import TOOL, Reporter, Summary, counts, valid
 
 FORMAT_VERSION = "1.0"
@@ -28,10 +29,10 @@ def diagnostic_json(d: Diagnostic) -> dict[str, Any]:
         "code": d.code,
         "name": d.name,
         "severity": d.severity.value,
-        "message": d.message,
+        "message": mask(d.message),
         **span_json(d.span),
-        "help": d.help,
-        "notes": [{"message": n.message, **span_json(n.span)} for n in d.notes],
+        "help": mask(d.help) if d.help else d.help,
+        "notes": [{"message": mask(n.message), **span_json(n.span)} for n in d.notes],
     }
 
 

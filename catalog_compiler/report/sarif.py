@@ -9,6 +9,7 @@ from typing import Any
 from catalog_compiler import __version__
 from catalog_compiler.codes import CODES
 from catalog_compiler.diagnostics import Diagnostic, Span
+from catalog_compiler.redact import mask
 from catalog_compiler.report.base import DOCS_URI, TOOL, Reporter, Summary
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -31,7 +32,7 @@ def _location(span: Span, message: str | None = None) -> dict[str, Any]:
         }
     loc: dict[str, Any] = {"physicalLocation": physical}
     if message:
-        loc["message"] = {"text": message}
+        loc["message"] = {"text": mask(message)}
     return loc
 
 
@@ -54,7 +55,7 @@ def result(d: Diagnostic) -> dict[str, Any]:
         "ruleId": d.code,
         "ruleIndex": _RULE_INDEX[d.code],
         "level": _level(d.severity.value),
-        "message": {"text": text},
+        "message": {"text": mask(text)},
         "locations": [_location(d.span)],
     }
     if d.notes:
