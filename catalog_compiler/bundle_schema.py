@@ -89,6 +89,13 @@ class ProviderOut(_Closed):
     custom: list[str] = Field(description="models declared on this provider only")
     chain: list[str] = Field(description="counter ids charged for its traffic, organization first")
     models: dict[str, ModelOut] = Field(description="models allowed down to this provider")
+    allowed_hosts: list[str] | None = Field(
+        None,
+        max_length=256,
+        description="hosts beyond its base_url's that a routing config may send this "
+        'provider\'s credentials to with `custom_host`: "api.example.com", "host:8443", '
+        '"*.example.com"',
+    )
 
 
 class PriceRuleOut(_Closed):
@@ -136,10 +143,10 @@ class ProvenanceOut(_Closed):
 
 
 class BundleOut(_Closed):
-    """catalog-bundle/1: canonical JSON (sorted keys, no whitespace, UTF-8);
-    digest = "sha256:" + hex(sha256(canonical body without `digest`))."""
+    """catalog-bundle/2: canonical JSON per RFC 8785 (JCS); digest = "sha256:" +
+    hex(sha256(JCS(bundle without `digest`))). Verification recipe: docs/bundle.md."""
 
-    format: Literal["catalog-bundle/1"]
+    format: Literal["catalog-bundle/2"]
     digest: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
     organization: OrganizationOut
     counters: dict[str, CounterOut]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime import BundleFormatError, BundleIntegrityError, Router
+from runtime import BundleContentError, BundleFormatError, BundleIntegrityError, Router
 from runtime.canonical import seal
 from tests.conftest import ROOT
 
@@ -47,8 +47,9 @@ def resealed(acme_bundle: bytes, **changes: object) -> bytes:
 
 
 def test_newer_format_is_refused_clearly(acme_bundle: bytes) -> None:
-    with pytest.raises(BundleFormatError, match="newer than this runtime"):
-        Router.load(resealed(acme_bundle, format="catalog-bundle/2"))
+    with pytest.raises(BundleFormatError, match="newer than this runtime") as info:
+        Router.load(resealed(acme_bundle, format="catalog-bundle/3"))
+    assert info.value.path == "format"
     with pytest.raises(BundleFormatError, match="unknown bundle format"):
         Router.load(resealed(acme_bundle, format="something-else"))
 
@@ -61,8 +62,9 @@ def test_missing_digest_is_refused(acme_bundle: bytes) -> None:
 
 
 def test_a_well_sealed_but_malformed_body_is_refused(acme_bundle: bytes) -> None:
-    with pytest.raises(BundleIntegrityError, match="does not match its format"):
+    with pytest.raises(BundleContentError, match="missing member `access`") as info:
         Router.load(resealed(acme_bundle, providers={"x": {"integration": "nope"}}))
+    assert info.value.path == "providers.x"
 
 
 def test_reload_swaps_and_a_bad_bundle_leaves_the_old_serving(
