@@ -263,9 +263,17 @@ class Bundle:
 
     # -- loading ------------------------------------------------------------------------
     @classmethod
-    def load(cls, source: str | Path | bytes, *, max_bytes: int = MAX_BUNDLE_BYTES) -> Bundle:
+    def load(
+        cls,
+        source: str | Path | bytes,
+        *,
+        max_bytes: int = MAX_BUNDLE_BYTES,
+        check_routing: bool = True,
+    ) -> Bundle:
         """Read, verify and check a bundle file (or its bytes) whole; BundleError if any
-        part of it could not serve."""
+        part of it could not serve. `check_routing=False` is for the compiler only: it skips
+        what routing configs mean (target names, weights, queries), which the compiler
+        reports with positions; their shape is still checked."""
         raw_bytes = source if isinstance(source, bytes) else read_bounded(source, max_bytes)
         if len(raw_bytes) > max_bytes:
             raise BundleReadError(f"the bundle is {len(raw_bytes):,} bytes (at most {max_bytes:,})")
@@ -274,17 +282,17 @@ class Bundle:
         collecting = gc.isenabled()
         gc.disable()
         try:
-            return cls._load(raw_bytes)
+            return cls._load(raw_bytes, check_routing)
         finally:
             if collecting:
                 gc.enable()
 
     @classmethod
-    def _load(cls, raw_bytes: bytes) -> Bundle:
+    def _load(cls, raw_bytes: bytes, check_routing: bool = True) -> Bundle:
         data = parse(raw_bytes)
         check_format(data.get("format"))
         digest = verify_digest(raw_bytes, data)
-        check(data)
+        check(data, check_routing)
         return cls.index(data, digest)
 
     @classmethod

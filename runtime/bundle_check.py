@@ -345,8 +345,9 @@ def section(name: str | int, check: Callable[..., Any], *args: Any) -> Any:
 class Checker:
     """One pass over a bundle; references are checked against its own members."""
 
-    def __init__(self, data: Any) -> None:
+    def __init__(self, data: Any, routing: bool = True) -> None:
         self.data = data
+        self.routing = routing  # check what routing configs mean, not only their shape
         self.counters: dict[str, Any] = {}
         self.integrations: dict[str, Any] = {}
         self.providers: dict[str, Any] = {}
@@ -429,7 +430,7 @@ class Checker:
         b = obj(value, BUDGET)
         unit, period, limit = b["unit"], b["period"], b["limit"]
         key = ("budget", unit, period)
-        if unit not in BUDGET_UNITS:
+        if type(unit) is not str or unit not in BUDGET_UNITS:
             raise Bad("a budget unit is usd, tokens or requests", "unit")
         if type(period) is not str or not _PERIOD.match(period):
             raise Bad("a period is daily, weekly, monthly, none or <N>d", "period")
@@ -446,9 +447,9 @@ class Checker:
         r = obj(value, RATE_LIMIT)
         unit, per, limit, burst = r["unit"], r["per"], r["limit"], r["burst"]
         key = ("rate", unit, per)
-        if unit not in RATE_UNITS:
+        if type(unit) is not str or unit not in RATE_UNITS:
             raise Bad("a rate limit unit is requests or tokens", "unit")
-        if per not in PER_SECONDS:
+        if type(per) is not str or per not in PER_SECONDS:
             raise Bad("a rate limit is per second, minute, hour or day", "per")
         integer(limit, 0, MAX_COUNT, "limit")
         if limit:
@@ -514,7 +515,7 @@ class Checker:
         self.prices(m["prices"], "prices")
         sources = mapping(m["price_sources"], "price_sources")
         for field, source in sources.items():
-            if field not in PRICE_FIELDS or source not in PRICE_SOURCES:
+            if field not in PRICE_FIELDS or type(source) is not str or source not in PRICE_SOURCES:
                 raise Bad("a price field, and where it came from", "price_sources", field)
 
     def prices(self, value: Any, *steps: str | int) -> None:
@@ -603,7 +604,11 @@ class Checker:
         names = {t.get("name") for t in targets}
         section("strategy", self.strategy, obj(node["strategy"], STRATEGY, "strategy"), mode,
                 names)  # fmt: skip
-        if mode == "loadbalance" and all(Decimal(t.get("weight", "1")) == 0 for t in targets):
+        if (
+            mode == "loadbalance"
+            and self.routing
+            and all(Decimal(t.get("weight", "1")) == 0 for t in targets)
+        ):
             raise Bad("every target has weight 0: no request could be routed", "targets")
 
     def strategy(self, s: dict[str, Any], mode: str, names: set[Any]) -> None:
@@ -614,14 +619,18 @@ class Checker:
             for i, cond in enumerate(array(conditions, "conditions")):
                 c = obj(cond, CONDITION, "conditions", i)
                 try:
-                    query(c["query"], 0)
+                    query(c["query"], 0) if self.routing else mapping(c["query"])
                 except Bad as bad:
                     raise bad.within("query").within(i).within("conditions") from None
                 then = text(c["then"], "conditions", i, "then")
-                if mode == "conditional" and then not in names:
+                if mode == "conditional" and self.routing and then not in names:
                     raise Bad(f"no target is named `{then}`", "conditions", i, "then")
         default = s.get("default")
-        if mode == "conditional" and (type(default) is not str or default not in names):
+        if (
+            mode == "conditional"
+            and self.routing
+            and (type(default) is not str or default not in names)
+        ):
             raise Bad("a conditional's `default` names one of its targets", "default")
         if default is not None:
             text(default, "default")
@@ -770,9 +779,13 @@ _LEAF_FIELDS: dict[str, Callable[[Checker, Any, str], None]] = {
 }  # fmt: skip
 
 
-def check(data: Any) -> None:
-    """Raise BundleContentError (with the JSON path) unless `data` is a well-formed bundle."""
+def check(data: Any, routing: bool = True) -> None:
+    """Raise BundleContentError (with the JSON path) unless `data` is a well-formed bundle.
+
+    `routing=False` checks routing configs' shape but not their meaning (target names,
+    weights, queries): for the compiler's own check of a body whose configs it reports on
+    itself, with source positions. Never for a bundle that will serve."""
     try:
-        Checker(data).run()
+        Checker(data, routing).run()
     except Bad as bad:
         raise BundleContentError(f"bundle content is invalid: {bad.message}", bad.path) from None
