@@ -83,19 +83,17 @@ class ModelOut(_Closed):
 class ProviderOut(_Closed):
     integration: str
     base_url: str | None
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="hosts besides `base_url`'s to which a routing config's `custom_host` may "
+        "send this provider's credentials: `host`, `host:port`, `*.suffix[:port]`; sorted",
+    )
     default_params: dict[str, Any]
     workspaces: list[str] | None = Field(description="null: as the integration provisions")
     access: Access
     custom: list[str] = Field(description="models declared on this provider only")
     chain: list[str] = Field(description="counter ids charged for its traffic, organization first")
     models: dict[str, ModelOut] = Field(description="models allowed down to this provider")
-    allowed_hosts: list[str] | None = Field(
-        None,
-        max_length=256,
-        description="hosts beyond its base_url's that a routing config may send this "
-        'provider\'s credentials to with `custom_host`: "api.example.com", "host:8443", '
-        '"*.example.com"',
-    )
 
 
 class PriceRuleOut(_Closed):

@@ -354,7 +354,8 @@ class Checker:
         self.configs: dict[str, Any] = {}
         self.exposed: dict[str, frozenset[str]] = {}
         self.key_hashes: dict[str, str] = {}
-        self.seen_prices: set[tuple[tuple[str, Any], ...]] = set()
+        self.seen_prices: set[tuple[tuple[str, Any], ...]] = set()  # checked price tables
+        self.seen_sources: set[tuple[tuple[str, Any], ...]] = set()
         self.limit_keys: dict[tuple[Any, ...], tuple[str, ...]] = {}
 
     def run(self) -> None:
@@ -414,7 +415,7 @@ class Checker:
         """A budget or rate limit; equal ones (values and their types) are checked once."""
         known: tuple[Any, ...] | None = None
         if type(value) is dict:
-            known = (tuple(value.items()), tuple(map(type, value.values())))
+            known = (check.__name__, tuple(value.items()), tuple(map(type, value.values())))
             try:
                 found = self.limit_keys.get(known)
             except TypeError:  # an unhashable value: not a limit, checked below
@@ -514,9 +515,13 @@ class Checker:
                 integer(m[field], 1, MAX_COUNT, field)
         self.prices(m["prices"], "prices")
         sources = mapping(m["price_sources"], "price_sources")
-        for field, source in sources.items():
+        known = tuple(sources.items())
+        if seen(self.seen_sources, known):
+            return
+        for field, source in known:
             if field not in PRICE_FIELDS or type(source) is not str or source not in PRICE_SOURCES:
                 raise Bad("a price field, and where it came from", "price_sources", field)
+        self.seen_sources.add(known)
 
     def prices(self, value: Any, *steps: str | int) -> None:
         table = mapping(value, *steps)
