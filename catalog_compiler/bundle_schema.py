@@ -83,6 +83,11 @@ class ModelOut(_Closed):
 class ProviderOut(_Closed):
     integration: str
     base_url: str | None
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="hosts besides `base_url`'s to which a routing config's `custom_host` may "
+        "send this provider's credentials: `host`, `host:port`, `*.suffix[:port]`; sorted",
+    )
     default_params: dict[str, Any]
     workspaces: list[str] | None = Field(description="null: as the integration provisions")
     access: Access
@@ -136,10 +141,10 @@ class ProvenanceOut(_Closed):
 
 
 class BundleOut(_Closed):
-    """catalog-bundle/1: canonical JSON (sorted keys, no whitespace, UTF-8);
-    digest = "sha256:" + hex(sha256(canonical body without `digest`))."""
+    """catalog-bundle/2: canonical JSON per RFC 8785 (JCS); digest = "sha256:" +
+    hex(sha256(JCS(bundle without `digest`))). Verification recipe: docs/bundle.md."""
 
-    format: Literal["catalog-bundle/1"]
+    format: Literal["catalog-bundle/2"]
     digest: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
     organization: OrganizationOut
     counters: dict[str, CounterOut]

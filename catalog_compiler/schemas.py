@@ -56,14 +56,15 @@ def routing_config_schema() -> dict[str, Any]:
 
 
 def bundle_schema() -> dict[str, Any]:
-    """The compiled bundle (catalog-bundle/1), for routers in any language."""
+    """The compiled bundle, for routers in any language."""
     from catalog_compiler.bundle_schema import BundleOut
+    from runtime.canonical import FORMAT
 
     schema = BundleOut.model_json_schema(ref_template="#/$defs/{model}")
     return {
         "$schema": DRAFT,
         "$id": BASE_ID + "bundle.schema.json",
-        "title": "catalog-bundle/1",
+        "title": FORMAT,
         **{k: v for k, v in schema.items() if k != "title"},
     }
 

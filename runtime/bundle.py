@@ -10,20 +10,33 @@ from __future__ import annotations
 import gc
 import hashlib
 import json
+import math
+import os
 import re
-from collections.abc import Iterator, Mapping
+import stat
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, cast
 
-from runtime.access import Pattern, Refusal, Rules, qualified
-from runtime.canonical import FORMAT, FORMAT_PREFIX, FORMAT_VERSION, body_digest
+from runtime.access import Pattern, Refusal, Rules, pattern, qualified
+from runtime.bundle_check import check, where
+from runtime.canonical import (
+    FORMAT,
+    FORMAT_PREFIX,
+    FORMAT_VERSION,
+    READABLE_VERSIONS,
+    CanonicalError,
+    body_digest,
+)
 from runtime.errors import (
     AccessDenied,
+    BundleContentError,
     BundleFormatError,
     BundleIntegrityError,
+    BundleReadError,
     UnknownModel,
     UnknownProvider,
     UnknownWorkspace,
@@ -31,6 +44,7 @@ from runtime.errors import (
 from runtime.suggest import closest, nearest
 
 PRICE_FIELDS = ("input", "output", "cache_read", "cache_write", "per_request")
+MAX_BUNDLE_BYTES = 64 * 2**20  # 13x the 5,000-document benchmark bundle
 _DIGEST_MEMBER = re.compile(rb'"digest":"sha256:[0-9a-f]{64}",?')
 
 
@@ -249,39 +263,48 @@ class Bundle:
 
     # -- loading ------------------------------------------------------------------------
     @classmethod
-    def load(cls, source: str | Path | bytes) -> Bundle:
-        raw_bytes = source if isinstance(source, bytes) else Path(source).read_bytes()
+    def load(
+        cls,
+        source: str | Path | bytes,
+        *,
+        max_bytes: int = MAX_BUNDLE_BYTES,
+        check_routing: bool = True,
+    ) -> Bundle:
+        """Read, verify and check a bundle file (or its bytes) whole; BundleError if any
+        part of it could not serve. `check_routing=False` is for the compiler only: it skips
+        what routing configs mean (target names, weights, queries), which the compiler
+        reports with positions; their shape is still checked."""
+        raw_bytes = source if isinstance(source, bytes) else read_bounded(source, max_bytes)
+        if len(raw_bytes) > max_bytes:
+            raise BundleReadError(f"the bundle is {len(raw_bytes):,} bytes (at most {max_bytes:,})")
         # Loading builds many objects and few cycles: pausing the cyclic collector saves a
         # third of the time on a large bundle. The previous state is restored.
         collecting = gc.isenabled()
         gc.disable()
         try:
-            return cls._load(raw_bytes)
+            return cls._load(raw_bytes, check_routing)
         finally:
             if collecting:
                 gc.enable()
 
     @classmethod
-    def _load(cls, raw_bytes: bytes) -> Bundle:
-        try:
-            data = json.loads(raw_bytes)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise BundleIntegrityError(
-                f"not a bundle: invalid JSON ({exc}); the file may be truncated"
-            ) from None
-        if not isinstance(data, dict):
-            raise BundleIntegrityError("not a bundle: the top level is not a JSON object")
+    def _load(cls, raw_bytes: bytes, check_routing: bool = True) -> Bundle:
+        data = parse(raw_bytes)
         check_format(data.get("format"))
         digest = verify_digest(raw_bytes, data)
+        check(data, check_routing)
         return cls.index(data, digest)
 
     @classmethod
     def index(cls, data: dict[str, Any], digest: str) -> Bundle:
+        """Build the indexes of a checked bundle. The net below only turns a gap of the
+        checker into a typed refusal; tests assert it is never reached."""
         try:
             return _build(data, digest)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise BundleIntegrityError(
-                f"bundle content does not match its format: {exc!r}"
+        except (KeyError, TypeError, ValueError, AttributeError, ArithmeticError,
+                RecursionError) as exc:  # fmt: skip
+            raise BundleContentError(
+                f"bundle content does not match its format (unchecked): {exc!r}"
             ) from None
 
     # -- lookups ------------------------------------------------------------------------
@@ -454,128 +477,294 @@ def effective(chain: tuple[Counter, ...]) -> Effective:
     )
 
 
+def read_bounded(source: str | Path, max_bytes: int) -> bytes:
+    """A regular file's bytes, at most `max_bytes`: a FIFO, a device or /dev/zero is refused
+    before it can block or fill memory."""
+    try:
+        fd = os.open(source, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise BundleReadError(f"cannot open the bundle {source}: {exc.strerror}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise BundleReadError(f"the bundle {source} is not a regular file")
+        if info.st_size > max_bytes:
+            raise BundleReadError(
+                f"the bundle {source} is {info.st_size:,} bytes (at most {max_bytes:,})"
+            )
+        chunks, size = [], 0
+        while size <= max_bytes:
+            chunk = os.read(fd, min(1 << 20, max_bytes + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks)  # a file that grew past the bound is refused by the caller
+    except OSError as exc:
+        raise BundleReadError(f"cannot read the bundle {source}: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"`{name}` is not JSON")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:40]} is too large for a double")
+    return value
+
+
+def parse(raw: bytes) -> dict[str, Any]:
+    """Strict JSON in UTF-8: no NaN/Infinity, no number beyond a double, a bounded depth."""
+    try:
+        data = json.loads(raw.decode("utf-8"), parse_constant=_no_constant, parse_float=_finite)
+    except UnicodeDecodeError as exc:
+        raise BundleIntegrityError(f"not a bundle: not UTF-8 (byte {exc.start})") from None
+    except RecursionError:
+        raise BundleIntegrityError("not a bundle: JSON nested too deeply") from None
+    except ValueError as exc:  # JSONDecodeError, a constant, a 5,000-digit integer
+        raise BundleIntegrityError(
+            f"not a bundle: invalid JSON ({str(exc)[:200]}); the file may be truncated"
+        ) from None
+    if not isinstance(data, dict):
+        raise BundleIntegrityError("not a bundle: the top level is not a JSON object")
+    return data
+
+
 def check_format(fmt: Any) -> None:
-    if fmt == FORMAT:
-        return
     if isinstance(fmt, str) and fmt.startswith(FORMAT_PREFIX):
         version = fmt[len(FORMAT_PREFIX) :]
-        if version.isdigit() and int(version) > FORMAT_VERSION:
-            raise BundleFormatError(
-                f"bundle format `{fmt}` is newer than this runtime reads ({FORMAT}): "
-                "upgrade the runtime before deploying this bundle"
-            )
-    raise BundleFormatError(f"unknown bundle format `{fmt}`: expected `{FORMAT}`")
+        if version.isdigit() and version == str(int(version)):
+            if int(version) in READABLE_VERSIONS:
+                return
+            if int(version) > FORMAT_VERSION:
+                raise BundleFormatError(
+                    f"bundle format `{fmt}` is newer than this runtime reads ({FORMAT}): "
+                    "upgrade the runtime before deploying this bundle",
+                    "format",
+                )
+    shown = fmt[:80] if isinstance(fmt, str) else fmt
+    raise BundleFormatError(f"unknown bundle format `{shown}`: expected `{FORMAT}`", "format")
 
 
 def verify_digest(raw: bytes, data: dict[str, Any]) -> str:
     claimed = data.get("digest")
     if not isinstance(claimed, str) or not claimed.startswith("sha256:"):
-        raise BundleIntegrityError("bundle has no `digest`: it was not written by catalogc")
-    # Fast path: a canonical file minus its digest member *is* the canonical body.
-    stripped, count = _DIGEST_MEMBER.subn(b"", raw.rstrip(b"\n"), count=1)
-    if count == 1:
-        fast = "sha256:" + hashlib.sha256(stripped).hexdigest()
-        if fast == claimed:
+        raise BundleIntegrityError(
+            "bundle has no `digest`: it was not written by catalogc", "digest"
+        )
+    # Fast path: a canonical file minus its digest member *is* the canonical body. Files
+    # with `\u` escapes take the slow path, which refuses lone surrogates.
+    found = _DIGEST_MEMBER.search(raw) if b"\\u" not in raw else None
+    if found is not None:
+        whole, end = memoryview(raw), len(raw)
+        while end > found.end() and raw[end - 1] == 0x0A:  # a trailing newline is not hashed
+            end -= 1
+        sha = hashlib.sha256(whole[: found.start()])
+        sha.update(whole[found.end() : end])
+        if "sha256:" + sha.hexdigest() == claimed:
             return claimed
     body = {k: v for k, v in data.items() if k != "digest"}
-    if body_digest(body) != claimed:
+    try:
+        actual = body_digest(body)
+    except CanonicalError as exc:
+        raise BundleIntegrityError(f"bundle has no canonical form: {exc}") from None
+    if actual != claimed:
         raise BundleIntegrityError(
             "bundle digest does not match its content: it was modified or damaged after "
-            "compilation; recompile it with `catalogc compile`"
+            "compilation; recompile it with `catalogc compile`",
+            "digest",
         )
     return claimed
 
 
-def _counter(cid: str, data: Mapping[str, Any]) -> Counter:
-    budgets = tuple(
-        BudgetLimit(
-            b["unit"],
-            b["period"],
-            Decimal(str(b["limit"])),
-            Decimal(b["alert_threshold"]) if b.get("alert_threshold") else None,
-        )
-        for b in data.get("budgets", ())
-    )
-    rates = tuple(
-        RateLimit(r["unit"], r["per"], int(r["limit"]), int(r["burst"]))
-        for r in data.get("rate_limits", ())
-    )
+class _Shared:
+    """Equal values built once per load: the same price tables, limits and access lists
+    recur across thousands of providers. Keys are checked JSON, so equality is exact."""
+
+    def __init__(self) -> None:
+        self.prices: dict[tuple[tuple[str, str], ...], Prices] = {}
+        self.sources: dict[tuple[tuple[str, str], ...], Mapping[str, str]] = {}
+        self.limits: dict[tuple[Any, ...], BudgetLimit | RateLimit] = {}
+        self.rules: dict[tuple[Any, ...], Rules] = {}
+        self.resolved: set[tuple[Any, ...]] = set()
+
+    def prices_of(self, data: Mapping[str, str] | None) -> Prices:
+        key = tuple(data.items()) if data else ()
+        found = self.prices.get(key)
+        if found is None:
+            found = self.prices[key] = Prices.from_json(data)
+        return found
+
+    def sources_of(self, data: Mapping[str, str]) -> Mapping[str, str]:
+        key = tuple(data.items())
+        found = self.sources.get(key)
+        if found is None:
+            found = self.sources[key] = MappingProxyType(dict(data))
+        return found
+
+    def budget(self, b: Mapping[str, Any]) -> BudgetLimit:
+        key = ("budget", b["unit"], b["period"], str(b["limit"]), b.get("alert_threshold"))
+        found = self.limits.get(key)
+        if found is None:
+            threshold = b.get("alert_threshold")
+            found = self.limits[key] = BudgetLimit(
+                b["unit"], b["period"], Decimal(key[3]), Decimal(threshold) if threshold else None
+            )
+        assert isinstance(found, BudgetLimit)
+        return found
+
+    def rate(self, r: Mapping[str, Any]) -> RateLimit:
+        key = ("rate", r["unit"], r["per"], r["limit"], r["burst"])
+        found = self.limits.get(key)
+        if found is None:
+            found = self.limits[key] = RateLimit(r["unit"], r["per"], r["limit"], r["burst"])
+        assert isinstance(found, RateLimit)
+        return found
+
+    def rules_of(self, level: str, key: str, data: Mapping[str, Any] | None) -> Rules:
+        """One level's rules; the compiled patterns are shared by equal lists."""
+        allow, deny = (data or {}).get("allow"), (data or {}).get("deny") or ()
+        content = (None if allow is None else tuple(allow), tuple(deny))
+        found = self.rules.get(content)
+        if found is None:
+            found = self.rules[content] = Rules.from_json(level, key, data)
+            return found
+        return Rules(level, key, found.allow, found.deny, found.allow_re, found.deny_re)
+
+
+def _counter(cid: str, data: Mapping[str, Any], shared: _Shared) -> Counter:
+    budgets = tuple(shared.budget(b) for b in data["budgets"])
+    rates = tuple(shared.rate(r) for r in data["rate_limits"])
     return Counter(cid, budgets, rates, data.get("concurrency"))
 
 
-def _model(name: str, data: Mapping[str, Any]) -> ModelInfo:
+def _model(name: str, data: Mapping[str, Any], shared: _Shared) -> ModelInfo:
     return ModelInfo(
         name,
-        data.get("mode", "chat"),
+        data["mode"],
         data.get("context_window"),
         data.get("max_output_tokens"),
-        Prices.from_json(data.get("prices")),
-        MappingProxyType(dict(data.get("price_sources", {}))),
+        shared.prices_of(data["prices"]),
+        shared.sources_of(data["price_sources"]),
     )
 
 
 def _build(data: dict[str, Any], digest: str) -> Bundle:
+    shared = _Shared()
     org = data["organization"]
-    counters = {cid: _counter(cid, c) for cid, c in data["counters"].items()}
+    counters = {cid: _counter(cid, c, shared) for cid, c in data["counters"].items()}
     integrations = {}
     for slug, d in data["integrations"].items():
         integrations[slug] = Integration(
-            slug, d["service"], d["api"], d["auth"], d.get("base_url"),
-            MappingProxyType(dict(d.get("credentials", {}))),
-            MappingProxyType(dict(d.get("settings", {}))),
-            _selection(d.get("workspaces")),
-            Rules.from_json(f"integration `{slug}`", f"integrations/{slug}/access", d["access"]),
+            slug, d["service"], d["api"], d["auth"], d["base_url"],
+            MappingProxyType(dict(d["credentials"])),
+            MappingProxyType(dict(d["settings"])),
+            _selection(d["workspaces"]),
+            shared.rules_of(f"integration `{slug}`", f"integrations/{slug}/access", d["access"]),
             frozenset(d["exposed"]),
         )  # fmt: skip
     providers = {}
     for slug, d in data["providers"].items():
+        integ = integrations[d["integration"]]
         providers[slug] = Provider(
-            slug, integrations[d["integration"]], d.get("base_url"),
-            _freeze(d.get("default_params") or {}), _selection(d.get("workspaces")),
-            Rules.from_json(f"provider `@{slug}`", f"providers/{slug}/access", d.get("access")),
+            slug, integ, d["base_url"], _freeze(d["default_params"]), _selection(d["workspaces"]),
+            shared.rules_of(f"provider `@{slug}`", f"providers/{slug}/access", d["access"]),
             tuple(d["chain"]),
-            MappingProxyType({m: _model(m, info) for m, info in d["models"].items()}),
-            integrations[d["integration"]].exposed | frozenset(d.get("custom", ())),
+            MappingProxyType({m: _model(m, info, shared) for m, info in d["models"].items()}),
+            integ.exposed | frozenset(d["custom"]) if d["custom"] else integ.exposed,
             tuple(d.get("allowed_hosts", ())),
         )  # fmt: skip
     workspaces = {}
     for slug, d in data["workspaces"].items():
         rules = [
             PriceRule(
-                Pattern(p["model"]),
-                Prices.from_json(p.get("prices")),
+                pattern(p["model"]),
+                shared.prices_of(p.get("prices")),
                 bool(p.get("free")),
                 f"workspaces/{slug}/pricing/{p['model']}",
             )
-            for p in d.get("pricing", ())
+            for p in d["pricing"]
         ]
         rules.sort(key=lambda r: r.pattern.specificity(), reverse=True)
         workspaces[slug] = Workspace(
-            slug, _selection(d.get("providers")),
-            Rules.from_json(f"workspace `{slug}`", f"workspaces/{slug}/access", d.get("access")),
-            tuple(rules), d["counter"], d.get("default_config"),
-            tuple(_freeze(k) for k in d.get("api_keys", ())),
+            slug, _selection(d["providers"]),
+            shared.rules_of(f"workspace `{slug}`", f"workspaces/{slug}/access", d["access"]),
+            tuple(rules), d["counter"], d["default_config"],
+            tuple(_freeze(k) for k in d["api_keys"]),
         )  # fmt: skip
     configs = {
-        slug: ConfigInfo(slug, _selection(d.get("workspaces")), d["tree"])
+        slug: ConfigInfo(slug, _selection(d["workspaces"]), d["tree"])
         for slug, d in data["configs"].items()
     }
     open_providers, provisioned_to = _provisioning_index(providers)
-    provenance = data.get("provenance", {})
-    return Bundle(
+    provenance = data["provenance"]
+    bundle = Bundle(
         digest=digest,
         provenance=MappingProxyType({k: v for k, v in provenance.items() if k != "origins"}),
         organization=_freeze(org),
-        org_rules=Rules.from_json("organization", "organization/access", org.get("access")),
+        org_rules=shared.rules_of("organization", "organization/access", org["access"]),
         counters=MappingProxyType(counters),
         integrations=MappingProxyType(integrations),
         providers=MappingProxyType(providers),
         workspaces=MappingProxyType(workspaces),
         configs=MappingProxyType(configs),
-        origins=MappingProxyType(dict(provenance.get("origins", {}))),
+        origins=MappingProxyType(dict(provenance["origins"])),
         open_providers=open_providers,
         provisioned_to=MappingProxyType(provisioned_to),
     )
+    _check_resolved(bundle, shared)
+    return bundle
+
+
+def _check_resolved(bundle: Bundle, shared: _Shared) -> None:
+    """A model a provider exposes has its resolved entry, unless a level above the
+    workspaces refuses it (a request for it would otherwise find no prices). Providers
+    with equal rules and no pattern that could match `@slug/…` share one verdict."""
+    for slug, p in bundle.providers.items():
+        missing = p.exposed.difference(p.models)
+        if not missing:
+            continue
+        levels = (bundle.org_rules, p.integration.rules, p.rules)
+        key: tuple[Any, ...] = (*((r.allow, r.deny) for r in levels), missing)
+        if any(q.text[:1] in ("@", "*") for r in levels for q in (*(r.allow or ()), *r.deny)):
+            key = (*key, slug)
+        if key in shared.resolved:
+            continue
+        names, prefix = set(missing), f"@{slug}/"
+        for rules in levels:
+            if names:
+                names = _passing(rules, names, prefix)
+        if names:
+            raise BundleContentError(
+                f"bundle content is invalid: `{min(names)}` is exposed and allowed, but has no "
+                "entry (prices, limits) under the provider's models",
+                where(("providers", slug, "models")),
+            )
+        shared.resolved.add(key)
+
+
+def _passing(rules: Rules, names: set[str], prefix: str) -> set[str]:
+    """The model names `rules` lets through (as `Rules.refuse` decides for a name and its
+    qualified form `prefix + name`), filtered in bulk."""
+    if rules.deny_re is not None:
+        match = cast(Callable[[str], Any], rules.deny_re.match)
+        denied: set[str] = set(filter(match, names))
+        names = names - denied
+        qualified_names = [prefix + n for n in names]
+        names.difference_update(q[len(prefix) :] for q in filter(match, qualified_names))
+    if rules.allow is not None:
+        if rules.allow_re is None:
+            return set()
+        match = cast(Callable[[str], Any], rules.allow_re.match)
+        allowed = set(filter(match, names))
+        rest = names.difference(allowed)
+        allowed.update(q[len(prefix) :] for q in filter(match, [prefix + n for n in rest]))
+        names = allowed
+    return names
 
 
 def _provisioning_index(

@@ -1,9 +1,13 @@
 """Every expected failure of the runtime is one of these; anything else escaping is a bug.
 
 CatalogRuntimeError
-├── BundleError                 the bundle cannot be used (router keeps the last good one)
+├── BundleError                 the bundle cannot be used (router keeps the last good one);
+│   │                           `.path` is the JSON path of the problem ("" for the file)
+│   ├── BundleReadError         missing, unreadable, not a regular file, or too large
 │   ├── BundleFormatError       unknown or newer format
-│   └── BundleIntegrityError    not JSON, truncated, or the digest does not match
+│   ├── BundleIntegrityError    not strict JSON, truncated, or the digest does not match
+│   └── BundleContentError      sealed, but breaks the format's rules (a type, a range, a
+│                               reference): it could not serve every request
 ├── RequestError                a request is refused; `.status` is the HTTP-style status
 │   ├── UnknownWorkspace        404
 │   ├── UnknownProvider         404
@@ -27,6 +31,13 @@ class CatalogRuntimeError(Exception):
 
 
 class BundleError(CatalogRuntimeError):
+    def __init__(self, message: str, path: str = "") -> None:
+        super().__init__(f"{message} (at `{path}`)" if path else message)
+        self.message = message
+        self.path = path  # e.g. "providers.openai-prod.chain[2]"; "" for the whole file
+
+
+class BundleReadError(BundleError):
     pass
 
 
@@ -35,6 +46,10 @@ class BundleFormatError(BundleError):
 
 
 class BundleIntegrityError(BundleError):
+    pass
+
+
+class BundleContentError(BundleError):
     pass
 
 

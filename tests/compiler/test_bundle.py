@@ -6,14 +6,18 @@ import hashlib
 import json
 import os
 import random
+import re
 import shutil
+import struct
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
+import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -23,7 +27,7 @@ from catalog_compiler.diagnostics import Sink
 from catalog_compiler.schemas import render
 from catalog_compiler.yamlparse import parse_text
 from runtime.bundle import Bundle
-from runtime.canonical import dumps
+from runtime.canonical import CanonicalError, jcs, js_number, seal
 from tests.conftest import EXAMPLE
 
 
@@ -55,13 +59,138 @@ def without_provenance(data: bytes) -> dict[str, Any]:
 def test_bundle_is_canonical_and_its_digest_is_verifiable_anywhere() -> None:
     data = compile_bytes(EXAMPLE)
     bundle = json.loads(data)
-    assert data == dumps(bundle).encode("utf-8")  # sorted keys, no whitespace
+    assert data == rfc8785.dumps(bundle)  # the file is its own JCS form
     body = {k: v for k, v in bundle.items() if k != "digest"}
-    expected = hashlib.sha256(
-        json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-    ).hexdigest()
-    assert bundle["digest"] == f"sha256:{expected}"
-    assert bundle["format"] == "catalog-bundle/1"
+    assert bundle["digest"] == f"sha256:{hashlib.sha256(rfc8785.dumps(body)).hexdigest()}"
+    assert bundle["format"] == "catalog-bundle/2"
+
+
+# -- RFC 8785 --------------------------------------------------------------------------
+
+# RFC 8785 Appendix B: IEEE-754 bits -> the JCS number.
+RFC_NUMBERS = [
+    ("0000000000000000", "0"), ("8000000000000000", "0"), ("0000000000000001", "5e-324"),
+    ("8000000000000001", "-5e-324"), ("7fefffffffffffff", "1.7976931348623157e+308"),
+    ("ffefffffffffffff", "-1.7976931348623157e+308"), ("4340000000000000", "9007199254740992"),
+    ("c340000000000000", "-9007199254740992"), ("4430000000000000", "295147905179352830000"),
+    ("44b52d02c7e14af5", "9.999999999999997e+22"), ("44b52d02c7e14af6", "1e+23"),
+    ("44b52d02c7e14af7", "1.0000000000000001e+23"), ("444b1ae4d6e2ef4e", "999999999999999700000"),
+    ("444b1ae4d6e2ef4f", "999999999999999900000"), ("444b1ae4d6e2ef50", "1e+21"),
+    ("3eb0c6f7a0b5ed8c", "9.999999999999997e-7"), ("3eb0c6f7a0b5ed8d", "0.000001"),
+    ("41b3de4355555553", "333333333.3333332"), ("41b3de4355555554", "333333333.33333325"),
+    ("41b3de4355555555", "333333333.3333333"), ("41b3de4355555556", "333333333.3333334"),
+    ("41b3de4355555557", "333333333.33333343"), ("becbf647612f3696", "-0.0000033333333333333333"),
+    ("43143ff3c1cb0959", "1424953923781206.2"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("bits", "text"), RFC_NUMBERS)
+def test_numbers_are_written_as_rfc_8785_appendix_b(bits: str, text: str) -> None:
+    value = struct.unpack(">d", bytes.fromhex(bits))[0]
+    assert js_number(value) == text
+    assert jcs([value]) == f"[{text}]".encode()
+
+
+def test_members_are_sorted_by_utf16_code_units_as_rfc_8785_3_2_3() -> None:
+    value = {"\u20ac": "Euro Sign", "\r": "Carriage Return", "\ufb33": "Hebrew Letter Dalet With Dagesh",
+             "1": "One", "\U0001f600": "Emoji: Grinning Face", "\u0080": "Control",
+             "\u00f6": "Latin Small Letter O With Diaeresis"}  # fmt: skip
+    order = [
+        json.loads(f"{{{m}}}").popitem()[1]
+        for m in re.findall(r'"[^"]*":"[^"]*"', jcs(value).decode())
+    ]
+    assert order == ["Carriage Return", "One", "Control", "Latin Small Letter O With Diaeresis",
+                     "Euro Sign", "Emoji: Grinning Face", "Hebrew Letter Dalet With Dagesh"]  # fmt: skip
+
+
+def test_rfc_8785_3_2_4_example_serializes_byte_for_byte() -> None:
+    text = r"""{
+      "numbers": [333333333.33333329, 1E30, 4.50, 2e-3, 0.000000000000000000000000001],
+      "string": "\u20ac$\u000F\u000aA'\u0042\u0022\u005c\\\"\/",
+      "literals": [null, true, false]
+    }"""
+    expected = r"""{"literals":[null,true,false],"numbers":[333333333.3333333,1e+30,4.5,0.002,1e-27],"string":"€$\u000f\nA'B\"\\\\\"/"}"""
+    assert jcs(json.loads(text)) == expected.encode()
+
+
+@pytest.mark.parametrize(
+    "value",
+    [float("nan"), float("inf"), -float("inf"), 2**53 + 1, -(2**53 + 1), 10**21, {1: "x"}, {"a": {2}},
+     "\ud800", {"\udfff": 1}, Decimal("1.5"), b"bytes"],
+    ids=repr,
+)  # fmt: skip
+def test_values_without_a_canonical_form_are_refused(value: Any) -> None:
+    with pytest.raises(CanonicalError):
+        jcs([value])
+    with pytest.raises(CanonicalError):
+        seal({"format": "catalog-bundle/2", "x": value})
+
+
+def test_a_whole_double_written_in_full_reads_back_and_reseals_the_same() -> None:
+    """JCS writes 1e20 as 100000000000000000000, which Python reads as an integer."""
+    data = jcs({"big": 1e20, "odd": 1.2345678901234568e20})
+    assert data == b'{"big":100000000000000000000,"odd":123456789012345680000}'
+    assert jcs(json.loads(data)) == data
+    with pytest.raises(CanonicalError):
+        jcs(2**53 + 1)  # no double is written so: it would lose precision
+
+
+def test_nesting_beyond_the_bound_is_refused_not_recursed() -> None:
+    deep: Any = []
+    for _ in range(100_000):
+        deep = [deep]
+    with pytest.raises(CanonicalError, match="nested deeper"):
+        jcs(deep)
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.text() | st.floats(allow_nan=False, allow_infinity=False)
+    | st.integers(-(2**53) + 1, 2**53 - 1),
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(), inner, max_size=5),
+    max_leaves=30,
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(JSON_VALUES)
+def test_our_jcs_is_the_rfc8785_packages(value: Any) -> None:
+    try:
+        theirs = rfc8785.dumps(value)
+    except rfc8785.CanonicalizationError:  # lone surrogates
+        with pytest.raises(CanonicalError):
+            jcs(value)
+        return
+    assert jcs(value) == theirs
+    if not any(isinstance(v, float) for v in _leaves(value)):
+        assert json.loads(theirs) == value
+
+
+def _leaves(value: Any) -> list[Any]:
+    if isinstance(value, dict):
+        return [x for v in value.values() for x in _leaves(v)]
+    if isinstance(value, list):
+        return [x for v in value for x in _leaves(v)]
+    return [value]
+
+
+def test_legacy_bundles_keep_their_recipe(tmp_path: Path) -> None:
+    """A `/1` body is sealed, and verified, as Python's json.dumps wrote it."""
+    body = {k: v for k, v in json.loads(compile_bytes(EXAMPLE)).items() if k != "digest"}
+    body["format"] = "catalog-bundle/1"
+    body["providers"]["openai-prod"]["default_params"] = {
+        "tiny": 1e-7,
+        "\U0001f600": 1,
+        "\ufb33": 2,
+    }
+    data = seal(body)
+    assert b'"tiny":1e-07' in data  # Python's float form, not JavaScript's
+    legacy_text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert (
+        json.loads(data)["digest"] == "sha256:" + hashlib.sha256(legacy_text.encode()).hexdigest()
+    )
+    assert Bundle.load(data).digest == json.loads(data)["digest"]
+    pretty = json.dumps(json.loads(data), indent=1).encode()
+    assert Bundle.load(pretty).digest == json.loads(data)["digest"]  # the slow path agrees
 
 
 def test_shuffled_copies_give_byte_identical_bundles(tmp_path: Path) -> None:
@@ -153,3 +282,22 @@ def test_bundle_size_grows_with_documents_not_workspaces_times_models(tmp_path: 
     # per-document size stays flat (a cross product would grow it with n)
     per_doc = [sizes[n] / n for n in sizes]
     assert max(per_doc) / min(per_doc) < 1.25, sizes
+
+
+def test_the_runtime_gate_uses_the_compilers_bounds() -> None:
+    """Whatever the compiler accepts loads: the gate's bounds are the compiler's own."""
+    from catalog_compiler.model import common, types
+    from catalog_compiler.model.routing import _attempts
+    from catalog_compiler.services import SERVICES
+    from runtime import bundle_check as gate
+
+    assert gate.MAX_BUDGET_USD == common.MAX_BUDGET_USD
+    assert gate.MAX_COUNT == common.MAX_COUNT
+    assert gate.MAX_REFILL_YEARS == common.MAX_REFILL_YEARS
+    assert gate.PER_SECONDS == common.PER_SECONDS
+    assert gate.MAX_PRICE_PER_M == types.MAX_PRICE_PER_M
+    assert gate.MAX_PER_REQUEST == types.MAX_PER_REQUEST
+    assert gate.PRICE_FIELDS == common.PRICE_FIELDS
+    assert {s.api for s in SERVICES.values()} <= set(gate.APIS)
+    assert {s.auth for s in SERVICES.values()} <= set(gate.AUTHS)
+    assert _attempts(gate.MAX_RETRY_ATTEMPTS) == gate.MAX_RETRY_ATTEMPTS

@@ -4,13 +4,21 @@ and the runtime never imports the compiler."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from runtime import BundleFormatError, BundleIntegrityError, Router
+from runtime import (
+    Bundle,
+    BundleContentError,
+    BundleFormatError,
+    BundleIntegrityError,
+    BundleReadError,
+    Router,
+)
 from runtime.canonical import seal
 from tests.conftest import ROOT
 
@@ -47,8 +55,9 @@ def resealed(acme_bundle: bytes, **changes: object) -> bytes:
 
 
 def test_newer_format_is_refused_clearly(acme_bundle: bytes) -> None:
-    with pytest.raises(BundleFormatError, match="newer than this runtime"):
-        Router.load(resealed(acme_bundle, format="catalog-bundle/2"))
+    with pytest.raises(BundleFormatError, match="newer than this runtime") as info:
+        Router.load(resealed(acme_bundle, format="catalog-bundle/3"))
+    assert info.value.path == "format"
     with pytest.raises(BundleFormatError, match="unknown bundle format"):
         Router.load(resealed(acme_bundle, format="something-else"))
 
@@ -61,8 +70,9 @@ def test_missing_digest_is_refused(acme_bundle: bytes) -> None:
 
 
 def test_a_well_sealed_but_malformed_body_is_refused(acme_bundle: bytes) -> None:
-    with pytest.raises(BundleIntegrityError, match="does not match its format"):
+    with pytest.raises(BundleContentError, match="missing member `access`") as info:
         Router.load(resealed(acme_bundle, providers={"x": {"integration": "nope"}}))
+    assert info.value.path == "providers.x"
 
 
 def test_reload_swaps_and_a_bad_bundle_leaves_the_old_serving(
@@ -100,3 +110,99 @@ def test_exported_members_are_sorted_and_real() -> None:
     assert sorted(runtime._WHERE) == runtime.__all__  # the lazy table names exactly these
     for name in runtime.__all__:
         assert getattr(runtime, name) is not None
+
+
+# -- reading: only a regular file, with a bound --------------------------------------------
+
+
+SECRET = "sk-proj-FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE0123"
+
+
+def load_in_a_process(path: Path | str, max_bytes: int | None = None) -> str:
+    """Bundle.load in a fresh process with a timeout: a FIFO or /dev/zero must not hang."""
+    bound = f", max_bytes={max_bytes}" if max_bytes is not None else ""
+    code = (
+        "import sys\nfrom runtime import Bundle, BundleError\n"
+        f"try:\n    Bundle.load(sys.argv[1]{bound})\nexcept BundleError as exc:\n"
+        "    print(type(exc).__name__, exc)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "FAKE_TOKEN": SECRET}
+    run = subprocess.run(
+        [sys.executable, "-c", code, str(path)],
+        capture_output=True, text=True, timeout=60, cwd=ROOT, check=False, env=env,
+    )  # fmt: skip
+    assert run.returncode == 0 and "Traceback" not in run.stderr, run.stderr
+    assert SECRET not in run.stdout + run.stderr
+    return run.stdout.strip()
+
+
+def test_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "bundle.json"
+    os.mkfifo(fifo)
+    assert load_in_a_process(fifo).startswith("BundleReadError")
+    assert "not a regular file" in load_in_a_process(fifo)
+
+
+@pytest.mark.parametrize("path", ["/dev/zero", "/dev/null", "/proc/self/environ"])
+def test_special_files_are_refused_without_reading_them_whole(path: str) -> None:
+    out = load_in_a_process(path)  # the process environment holds a fake secret: not echoed
+    assert out.startswith(("BundleReadError", "BundleIntegrityError")), out
+
+
+def test_a_directory_and_a_missing_file_are_read_errors(tmp_path: Path) -> None:
+    assert load_in_a_process(tmp_path).startswith("BundleReadError")
+    assert load_in_a_process(tmp_path / "missing.json").startswith("BundleReadError")
+
+
+def test_a_file_above_the_bound_is_refused_before_parsing(
+    tmp_path: Path, acme_bundle: bytes
+) -> None:
+    path = tmp_path / "bundle.json"
+    path.write_bytes(acme_bundle)
+    assert "at most 1,000" in load_in_a_process(path, max_bytes=1000)
+    with pytest.raises(BundleReadError, match="at most"):
+        Bundle.load(acme_bundle, max_bytes=1000)
+    assert Bundle.load(path).digest == json.loads(acme_bundle)["digest"]
+
+
+# -- parsing: strict JSON, no NaN, bounded numbers and depth -------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "words"),
+    [
+        (b'{"format": NaN}', "invalid JSON"),
+        (b'{"format": Infinity}', "invalid JSON"),
+        (b'{"format": 1e400}', "too large for a double"),
+        (b'{"format": ' + b"9" * 5000 + b"}", "invalid JSON"),
+        (b"[" * 200_000 + b"]" * 200_000, "nested too deeply"),
+        (b'{"format": "\xff"}', "not UTF-8"),
+        (b'\xef\xbb\xbf{"format": 1}', "invalid JSON"),
+        (b'"just a string"', "not a JSON object"),
+    ],
+    ids=["NaN", "Infinity", "1e400", "5000 digits", "deep", "not UTF-8", "BOM", "string"],
+)
+def test_only_strict_json_is_read(raw: bytes, words: str) -> None:
+    with pytest.raises(BundleIntegrityError, match=words):
+        Bundle.load(raw)
+
+
+def test_a_lone_surrogate_has_no_canonical_form(acme_bundle: bytes) -> None:
+    body = {k: v for k, v in json.loads(acme_bundle).items() if k != "digest"}
+    body["organization"]["name"] = "Acme \udc00"
+    data = json.dumps({**body, "digest": "sha256:" + "0" * 64}).encode()  # \\udc00 escaped
+    with pytest.raises(BundleIntegrityError, match="lone surrogate"):
+        Bundle.load(data)
+
+
+def test_a_legacy_bundle_is_still_read(acme_bundle: bytes) -> None:
+    data = resealed(acme_bundle, format="catalog-bundle/1")
+    assert Bundle.load(data).digest == json.loads(data)["digest"]
+
+
+def test_every_bundle_error_names_its_path(acme_bundle: bytes) -> None:
+    data = resealed(acme_bundle, counters={"organization": {"budgets": "none"}})
+    with pytest.raises(BundleContentError) as info:
+        Bundle.load(data)
+    assert info.value.path == "counters.organization"
+    assert "(at `counters.organization`)" in str(info.value)
