@@ -1,0 +1,114 @@
+"""Bounds on what a client sends: JSON values of limited depth, size and magnitude.
+
+Everything the router receives from a request (an inline config, `metadata`, `params`) is
+copied through `plain_json` first: the copy holds only dicts with string keys, lists,
+strings, finite numbers, booleans and None, within the limits below, so nothing later (deep
+merges, deep copies, comparisons, hashing, JSON encoding) can recurse without end, overflow
+or meet a type it does not expect. The walk is iterative and stops at the first problem.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from runtime.errors import InvalidConfig
+
+MAX_INT = 2**63 - 1  # what every JSON consumer can hold; beyond is an error, not a rounding
+
+
+@dataclass(frozen=True, slots=True)
+class Bounds:
+    depth: int  # nesting of objects and lists
+    nodes: int  # values in total
+    string: int  # characters in one string
+    key: int  # characters in one object key
+    items: int  # members of one object or list
+
+
+CONFIG_BOUNDS = Bounds(depth=24, nodes=5_000, string=8_192, key=256, items=512)
+METADATA_BOUNDS = Bounds(depth=8, nodes=1_024, string=4_096, key=256, items=256)
+PARAMS_BOUNDS = Bounds(depth=64, nodes=200_000, string=32 * 1024 * 1024, key=4_096, items=100_000)
+
+
+def where(path: tuple[str | int, ...], root: str = "") -> str:
+    """("targets", 0, "weight") -> "targets[0].weight", under `root` if given."""
+    out = root
+    for step in path:
+        out += f"[{step}]" if isinstance(step, int) else (f".{step}" if out else str(step))
+    return out or "config"
+
+
+def problem(value: Any, bounds: Bounds) -> str | None:
+    """What is wrong with one scalar, or None; containers are checked by the walk."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        if len(value) > bounds.string:
+            return f"a string longer than {bounds.string} characters"
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return "a string that is not valid Unicode (a lone surrogate)"
+        return None
+    if isinstance(value, int):
+        return None if -MAX_INT <= value <= MAX_INT else "an integer beyond ±(2^63-1)"
+    if isinstance(value, float):
+        return None if math.isfinite(value) else "a number that is not finite (NaN, Infinity)"
+    if isinstance(value, Decimal):
+        if not value.is_finite() or not math.isfinite(float(value)):
+            return "a number that is not finite or beyond the float range"
+        return None
+    return f"a {type(value).__name__}, which is not a JSON value"
+
+
+def plain_json(value: Any, bounds: Bounds, root: str = "") -> Any:
+    """A validated plain copy of `value`; InvalidConfig naming the path on the first problem."""
+    nodes = 0
+    holder: list[Any] = [None]
+    # (container to fill, key or index in it, value to copy, path, depth)
+    stack: list[tuple[Any, Any, Any, tuple[str | int, ...], int]] = [(holder, 0, value, (), 0)]
+    while stack:
+        target, slot, item, path, depth = stack.pop()
+        nodes += 1
+        if nodes > bounds.nodes:
+            _fail(root, path, f"more than {bounds.nodes} values in total")
+        if isinstance(item, Mapping):
+            if depth >= bounds.depth:
+                _fail(root, path, f"nesting deeper than {bounds.depth} levels")
+            if len(item) > bounds.items:
+                _fail(root, path, f"an object with more than {bounds.items} members")
+            copy: dict[str, Any] = {}
+            target[slot] = copy
+            for key, child in item.items():
+                if not isinstance(key, str):
+                    _fail(root, path, f"an object key of type {type(key).__name__}")
+                if len(key) > bounds.key:
+                    _fail(root, path, f"an object key longer than {bounds.key} characters")
+                if problem(key, bounds) is not None:
+                    _fail(root, path, "an object key that is not valid Unicode")
+                copy[key] = None
+                stack.append((copy, key, child, (*path, key), depth + 1))
+        elif isinstance(item, (list, tuple)):
+            if depth >= bounds.depth:
+                _fail(root, path, f"nesting deeper than {bounds.depth} levels")
+            if len(item) > bounds.items:
+                _fail(root, path, f"a list longer than {bounds.items} items")
+            items: list[Any] = [None] * len(item)
+            target[slot] = items
+            for i, child in enumerate(item):
+                stack.append((items, i, child, (*path, i), depth + 1))
+        else:
+            found = problem(item, bounds)
+            if found is not None:
+                _fail(root, path, found)
+            target[slot] = item
+    return holder[0]
+
+
+def _fail(root: str, path: tuple[str | int, ...], message: str) -> None:
+    raise InvalidConfig([f"{where(path, root)}: {message}"])
