@@ -83,6 +83,11 @@ class ModelOut(_Closed):
 class ProviderOut(_Closed):
     integration: str
     base_url: str | None
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="hosts besides `base_url`'s to which a routing config's `custom_host` may "
+        "send this provider's credentials: `host`, `host:port`, `*.suffix[:port]`; sorted",
+    )
     default_params: dict[str, Any]
     workspaces: list[str] | None = Field(description="null: as the integration provisions")
     access: Access
