@@ -4,7 +4,8 @@ Everything the router receives from a request (an inline config, `metadata`, `pa
 copied through `plain_json` first: the copy holds only dicts with string keys, lists,
 strings, finite numbers, booleans and None, within the limits below, so nothing later (deep
 merges, deep copies, comparisons, hashing, JSON encoding) can recurse without end, overflow
-or meet a type it does not expect. The walk is iterative and stops at the first problem.
+or meet a type it does not expect. The walk is iterative and stops at the first problem;
+a Decimal becomes the int or float it will be sent as.
 """
 
 from __future__ import annotations
@@ -106,8 +107,15 @@ def plain_json(value: Any, bounds: Bounds, root: str = "") -> Any:
             found = problem(item, bounds)
             if found is not None:
                 _fail(root, path, found)
-            target[slot] = item
+            target[slot] = _json_number(item) if isinstance(item, Decimal) else item
     return holder[0]
+
+
+def _json_number(value: Decimal) -> int | float:
+    """A caller's Decimal as the JSON number it will be sent as."""
+    if value == value.to_integral_value() and abs(value) <= MAX_INT:
+        return int(value)
+    return float(value)
 
 
 def _fail(root: str, path: tuple[str | int, ...], message: str) -> None:

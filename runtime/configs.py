@@ -72,6 +72,11 @@ def secret_ref(value: Any) -> str | None:
     return None
 
 
+def _strings(value: Any) -> tuple[str, ...]:
+    """The strings of a list (others are reported by the checks, never used)."""
+    return tuple(v for v in value if isinstance(v, str)) if isinstance(value, (list, tuple)) else ()
+
+
 def split_model(text: str) -> tuple[str | None, str]:
     if text.startswith("@") and "/" in text:
         provider, _, model = text[1:].partition("/")
@@ -140,7 +145,7 @@ class Inherited:
             new,
             override=deep_merge(new.override, override),
             default=deep_merge(new.default, number(t.get("default_params") or {})),
-            drop=tuple(dict.fromkeys((*new.drop, *(t.get("drop_params") or ())))),
+            drop=tuple(dict.fromkeys((*new.drop, *_strings(t.get("drop_params"))))),
             retry=number(t["retry"]) if t.get("retry") else new.retry,
             cache=number(t["cache"]) if t.get("cache") else new.cache,
             request_timeout=t.get("request_timeout") or new.request_timeout,

@@ -410,7 +410,10 @@ def _codes(value: Any, path: tuple[str | int, ...], c: Checker) -> None:
 
 
 def _drops(value: Any, path: tuple[str | int, ...], c: Checker) -> None:
-    c.sized_list(value, path, 64)  # each path is the normalizer's (shared) check
+    if c.sized_list(value, path, 64):  # each string's syntax is the normalizer's (shared) check
+        for i, item in enumerate(value):
+            if not isinstance(item, str):
+                c.add((*path, i), "a `drop_params` path is a string")
 
 
 def _custom_host(value: Any, path: tuple[str | int, ...], c: Checker) -> None:

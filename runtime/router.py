@@ -19,7 +19,7 @@ from pathlib import Path
 from types import MappingProxyType, TracebackType
 from typing import Any
 
-from runtime.bounds import METADATA_BOUNDS, PARAMS_BOUNDS, plain_json
+from runtime.bounds import METADATA_BOUNDS, PARAMS_BOUNDS, Bounds, plain_json
 from runtime.bundle import Bundle, Counter
 from runtime.errors import AccessDenied, InvalidConfig, UnknownConfig
 from runtime.inline import check_destination, compile_inline
@@ -105,9 +105,9 @@ class Router:
         state = self._state  # one snapshot, even if a reload happens meanwhile
         _check_names(workspace, model, provider, config, seed)
         if metadata is not None:
-            metadata = plain_json(metadata, METADATA_BOUNDS, "metadata")
+            metadata = _object(metadata, METADATA_BOUNDS, "metadata")
         if params is not None:
-            params = plain_json(params, PARAMS_BOUNDS, "params")
+            params = _object(params, PARAMS_BOUNDS, "params")
         if config is not None:
             return self._resolve_config(state, workspace, config, metadata, params, seed, model)
         if model is None:
@@ -383,6 +383,13 @@ def _split(model: str, provider: str | None) -> tuple[str, str]:
         raise InvalidConfig([f"`{model}` names no provider: write `@provider/{model}` or send "
                              "a provider"])  # fmt: skip
     return provider.removeprefix("@"), model
+
+
+def _object(value: Any, bounds: Bounds, what: str) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise InvalidConfig([f"{what}: expected an object"])
+    copy: dict[str, Any] = plain_json(value, bounds, what)
+    return copy
 
 
 def _check_names(workspace: Any, model: Any, provider: Any, config: Any, seed: Any) -> None:
