@@ -4,8 +4,8 @@ Everything the router receives from a request (an inline config, `metadata`, `pa
 copied through `plain_json` first: the copy holds only dicts with string keys, lists,
 strings, finite numbers, booleans and None, within the limits below, so nothing later (deep
 merges, deep copies, comparisons, hashing, JSON encoding) can recurse without end, overflow
-or meet a type it does not expect. The walk is iterative and stops at the first problem;
-a Decimal becomes the int or float it will be sent as.
+or meet a type it does not expect. The walk stops at the first problem; a Decimal becomes the
+int or float it will be sent as.
 """
 
 from __future__ import annotations
@@ -67,48 +67,94 @@ def problem(value: Any, bounds: Bounds) -> str | None:
     return f"a {type(value).__name__}, which is not a JSON value"
 
 
+class _Refused(Exception):
+    """Raised at the first problem; the path is collected while it unwinds (cheap when,
+    as almost always, nothing is wrong)."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+        self.steps: list[str | int] = []
+
+
 def plain_json(value: Any, bounds: Bounds, root: str = "") -> Any:
     """A validated plain copy of `value`; InvalidConfig naming the path on the first problem."""
-    nodes = 0
-    holder: list[Any] = [None]
-    # (container to fill, key or index in it, value to copy, path, depth)
-    stack: list[tuple[Any, Any, Any, tuple[str | int, ...], int]] = [(holder, 0, value, (), 0)]
-    while stack:
-        target, slot, item, path, depth = stack.pop()
-        nodes += 1
-        if nodes > bounds.nodes:
-            _fail(root, path, f"more than {bounds.nodes} values in total")
+    walk = _Walk(bounds)
+    try:
+        return walk.copy(value, 0)
+    except _Refused as refused:
+        path = tuple(reversed(refused.steps))
+        raise InvalidConfig([f"{where(path, root)}: {refused.message}"]) from None
+
+
+class _Walk:
+    """Recursive, but never deeper than `bounds.depth` (far below Python's limit)."""
+
+    __slots__ = ("bounds", "nodes")
+
+    def __init__(self, bounds: Bounds) -> None:
+        self.bounds = bounds
+        self.nodes = 0
+
+    def copy(self, item: Any, depth: int) -> Any:
+        bounds = self.bounds
+        self.nodes += 1
+        if self.nodes > bounds.nodes:
+            raise _Refused(f"more than {bounds.nodes} values in total")
+        kind = type(item)
+        if kind is str:
+            if len(item) > bounds.string or not item.isascii():
+                self.scalar(item)
+            return item
+        if kind is int or kind is float or kind is bool or item is None:
+            self.scalar(item)
+            return item
         if isinstance(item, Mapping):
-            if depth >= bounds.depth:
-                _fail(root, path, f"nesting deeper than {bounds.depth} levels")
-            if len(item) > bounds.items:
-                _fail(root, path, f"an object with more than {bounds.items} members")
-            copy: dict[str, Any] = {}
-            target[slot] = copy
-            for key, child in item.items():
-                if not isinstance(key, str):
-                    _fail(root, path, f"an object key of type {type(key).__name__}")
-                if len(key) > bounds.key:
-                    _fail(root, path, f"an object key longer than {bounds.key} characters")
-                if problem(key, bounds) is not None:
-                    _fail(root, path, "an object key that is not valid Unicode")
-                copy[key] = None
-                stack.append((copy, key, child, (*path, key), depth + 1))
-        elif isinstance(item, (list, tuple)):
-            if depth >= bounds.depth:
-                _fail(root, path, f"nesting deeper than {bounds.depth} levels")
-            if len(item) > bounds.items:
-                _fail(root, path, f"a list longer than {bounds.items} items")
-            items: list[Any] = [None] * len(item)
-            target[slot] = items
-            for i, child in enumerate(item):
-                stack.append((items, i, child, (*path, i), depth + 1))
-        else:
-            found = problem(item, bounds)
-            if found is not None:
-                _fail(root, path, found)
-            target[slot] = _json_number(item) if isinstance(item, Decimal) else item
-    return holder[0]
+            return self.mapping(item, depth)
+        if isinstance(item, (list, tuple)):
+            return self.sequence(item, depth)
+        self.scalar(item)
+        return _json_number(item) if isinstance(item, Decimal) else item
+
+    def scalar(self, item: Any) -> None:
+        found = problem(item, self.bounds)
+        if found is not None:
+            raise _Refused(found)
+
+    def mapping(self, item: Mapping[Any, Any], depth: int) -> dict[str, Any]:
+        bounds = self.bounds
+        if depth >= bounds.depth:
+            raise _Refused(f"nesting deeper than {bounds.depth} levels")
+        if len(item) > bounds.items:
+            raise _Refused(f"an object with more than {bounds.items} members")
+        out: dict[str, Any] = {}
+        for key, child in item.items():
+            if type(key) is not str:
+                raise _Refused(f"an object key of type {type(key).__name__}")
+            if len(key) > bounds.key:
+                raise _Refused(f"an object key longer than {bounds.key} characters")
+            if not key.isascii() and problem(key, bounds) is not None:
+                raise _Refused("an object key that is not valid Unicode")
+            try:
+                out[key] = self.copy(child, depth + 1)
+            except _Refused as refused:
+                refused.steps.append(key)
+                raise
+        return out
+
+    def sequence(self, item: list[Any] | tuple[Any, ...], depth: int) -> list[Any]:
+        bounds = self.bounds
+        if depth >= bounds.depth:
+            raise _Refused(f"nesting deeper than {bounds.depth} levels")
+        if len(item) > bounds.items:
+            raise _Refused(f"a list longer than {bounds.items} items")
+        out: list[Any] = []
+        for i, child in enumerate(item):
+            try:
+                out.append(self.copy(child, depth + 1))
+            except _Refused as refused:
+                refused.steps.append(i)
+                raise
+        return out
 
 
 def _json_number(value: Decimal) -> int | float:
@@ -116,7 +162,3 @@ def _json_number(value: Decimal) -> int | float:
     if value == value.to_integral_value() and abs(value) <= MAX_INT:
         return int(value)
     return float(value)
-
-
-def _fail(root: str, path: tuple[str | int, ...], message: str) -> None:
-    raise InvalidConfig([f"{where(path, root)}: {message}"])

@@ -74,6 +74,8 @@ Check = Callable[[Any, tuple[str | int, ...], "Checker"], None]
 def parse_config(data: bytes | str, limit: int = MAX_CONFIG_BYTES) -> dict[str, Any]:
     """A config object from JSON text (UTF-8 bytes or str), strictly; InvalidConfig if not."""
     if isinstance(data, str):
+        if len(data) > limit:  # each character is at least one byte
+            raise InvalidConfig([f"config: larger than {limit} bytes"])
         try:
             raw = data.encode("utf-8")
         except UnicodeEncodeError:
