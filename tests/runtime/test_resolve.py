@@ -405,3 +405,18 @@ def test_regex_conditions_accept_javascript_named_groups(router: Router) -> None
     assert (
         router.resolve("support", "gpt-4o", config=config, metadata={"app": "X-app"}).branch == "b"
     )
+
+
+def test_inline_checks_know_every_field_the_compiler_accepts() -> None:
+    """A config pasted inline is not refused for a field a compiled config may have."""
+    from catalog_compiler.model import routing as model
+    from runtime import inline
+
+    pairs = [
+        (model.Target, inline.TARGET_FIELDS), (model.Strategy, inline.STRATEGY_CHECKS),
+        (model.Retry, inline.RETRY_CHECKS), (model.Cache, inline.CACHE_CHECKS),
+        (model.Sticky, inline.STICKY_CHECKS), (model.CircuitBreaker, inline.CB_CHECKS),
+        (model.Deployment, inline.DEPLOYMENT_CHECKS), (model.Condition, inline.CONDITION_CHECKS),
+    ]  # fmt: skip
+    for typed, checks in pairs:
+        assert set(typed.model_fields) == set(checks), typed.__name__
