@@ -277,10 +277,6 @@ class Checker:
         if nodes > MAX_QUERY_NODES:
             self.add(path, f"a query of more than {MAX_QUERY_NODES} values")
 
-    def sticky(self, value: Any, path: tuple[str | int, ...]) -> None:
-        if not self.keys(value, STICKY_CHECKS, path):
-            return
-
     def hash_fields(self, value: Any, path: tuple[str | int, ...]) -> None:
         if self.sized_list(value, path, 16):
             for i, name in enumerate(value):
@@ -481,20 +477,20 @@ CB_CHECKS: dict[str, Check] = {
     "failure_threshold": _COUNT, "failure_threshold_percentage": _integer(0, 100, "a percentage"),
     "minimum_requests": _COUNT, "cooldown_interval": _COUNT, "failure_status_codes": _codes,
 }  # fmt: skip
-STRATEGY_CHECKS: dict[str, Check] = {
-    "mode": lambda v, p, c: None,  # checked with its synonyms in Checker.strategy
-    "on_status_codes": _codes,
-    "conditions": lambda v, p, c: c.conditions(v, p),
-    "default": _TEXT,
-    "sticky": lambda v, p, c: c.sticky(v, p),
-    "cb_config": _shape(CB_CHECKS),
-}
-CONDITION_CHECKS: dict[str, Check] = {"query": lambda v, p, c: c.query(v, p), "then": _TEXT}
 STICKY_CHECKS: dict[str, Check] = {
     "enabled": _flag,
     "hash_fields": lambda v, p, c: c.hash_fields(v, p),
     "ttl": _integer(1, MAX_COUNT, "seconds"),
 }
+STRATEGY_CHECKS: dict[str, Check] = {
+    "mode": lambda v, p, c: None,  # checked with its synonyms in Checker.strategy
+    "on_status_codes": _codes,
+    "conditions": lambda v, p, c: c.conditions(v, p),
+    "default": _TEXT,
+    "sticky": _shape(STICKY_CHECKS),
+    "cb_config": _shape(CB_CHECKS),
+}
+CONDITION_CHECKS: dict[str, Check] = {"query": lambda v, p, c: c.query(v, p), "then": _TEXT}
 RETRY_CHECKS: dict[str, Check] = {
     "attempts": _integer(0, 5, "retry attempts"), "on_status_codes": _codes,
     "use_retry_after_headers": _flag, "use_retry_after_header": _flag,
