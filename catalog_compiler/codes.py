@@ -85,9 +85,13 @@ _ALL = [
     Code("E0504", "all-zero-weights", "a loadbalance whose every weight is 0"),
     Code("E0505", "invalid-query", "an unknown query field or operator in a condition"),
     Code("E0506", "invalid-regex", "a `$regex` that is not a valid regular expression"),
+    Code("E0507", "custom-host-not-allowed", "a config sends a provider's credentials elsewhere"),
+    Code("E0508", "invalid-allowed-host", "an `allowed_hosts` entry that is not a host pattern"),
+    Code("E0509", "allowed-host-widens", "a provider allows a host its integration does not"),
     Code("W0300", "unused-integration", "an integration no provider is made from", WARN),
     Code("W0400", "price-looks-per-token", "a price so small it was typed per token", WARN),
     Code("W0500", "unreachable-limit", "a limit an ancestor's tighter limit makes dead", WARN),
+    Code("W0501", "forwards-credential-header", "a config forwards a credential header", WARN),
 ]
 
 CODES: dict[str, Code] = {c.id: c for c in _ALL}

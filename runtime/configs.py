@@ -3,7 +3,7 @@ that arrive inline with a request.
 
 One implementation serves both sides: the compiler validates a config's structure with its
 typed models (for positions), then calls `normalize` here for the tree and the semantic
-checks; the router validates inline configs with `check_structure` and the same `normalize`.
+checks; the router validates inline configs with `runtime.inline` and the same `normalize`.
 
 A normalized node carries its effective settings after inheritance, so the router never
 walks up: `override_params` deep-merge down the tree (child wins), `default_params` likewise,
@@ -14,12 +14,15 @@ walks up: `override_params` deep-merge down the tree (child wins), `default_para
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from decimal import Decimal
-from typing import Any, TypeGuard
+from decimal import Decimal, InvalidOperation
+from functools import lru_cache
+from typing import Any
 
+import re2
+
+from runtime.params import deep_merge, drop_path_problem
 from runtime.suggest import did_you_mean
 
 Path = tuple[str | int, ...]
@@ -40,27 +43,6 @@ CARRIED = (
     "openai_project", "vertex_project_id", "vertex_region", "vertex_service_account_json",
     "Authorization", "cb_config",
 )  # fmt: skip
-# field -> expected kind, for configs arriving inline (the compiler uses its typed models)
-TARGET_FIELDS: dict[str, str] = {
-    "strategy": "strategy", "targets": "targets", "name": "str", "provider": "str",
-    "virtual_key": "str", "api_key": "secret", "weight": "weight", "on_status_codes": "codes",
-    "override_params": "object", "default_params": "object", "drop_params": "strs",
-    "retry": "retry", "cache": "cache", "cb_config": "object", "request_timeout": "positive",
-    "custom_host": "str", "forward_headers": "strs", "passthrough": "bool",
-    "strict_open_ai_compliance": "bool", "input_guardrails": "list", "output_guardrails": "list",
-    "before_request_hooks": "list", "after_request_hooks": "list", "metadata": "object",
-    "prompt_id": "str", "resource_name": "str", "deployment_id": "str", "api_version": "str",
-    "deployments": "list", "azure_resource_name": "str", "azure_deployment_id": "str",
-    "azure_api_version": "str", "azure_model_name": "str", "azure_region": "str",
-    "azure_deployment_name": "str", "azure_deployment_type": "str", "azure_endpoint_name": "str",
-    "aws_access_key_id": "secret", "aws_secret_access_key": "secret",
-    "aws_session_token": "secret", "aws_region": "str", "openai_organization": "str",
-    "openai_project": "str", "vertex_project_id": "str", "vertex_region": "str",
-    "vertex_service_account_json": "secret", "Authorization": "secret",
-}  # fmt: skip
-STRATEGY_FIELDS = ("mode", "on_status_codes", "conditions", "default", "sticky", "cb_config")
-RETRY_FIELDS = ("attempts", "on_status_codes", "use_retry_after_headers", "use_retry_after_header")
-CACHE_FIELDS = ("mode", "max_age")
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,18 +63,6 @@ class Normalized:
     leaves: list[tuple[dict[str, Any], Path]] = field(default_factory=list)  # node, where
 
 
-def deep_merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
-    """`top` over `base`: scalars and lists replaced, mappings merged key by key."""
-    out = dict(base)
-    for key, value in top.items():
-        old = out.get(key)
-        if isinstance(value, Mapping) and isinstance(old, Mapping):
-            out[key] = deep_merge(old, value)
-        else:
-            out[key] = value
-    return out
-
-
 def secret_ref(value: Any) -> str | None:
     """`{env: NAME}` -> "env:NAME"; anything else (a literal) -> None."""
     if isinstance(value, Mapping) and len(value) == 1:
@@ -100,6 +70,11 @@ def secret_ref(value: Any) -> str | None:
         if kind in ("env", "file") and isinstance(name, str) and name:
             return f"{kind}:{name}"
     return None
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    """The strings of a list (others are reported by the checks, never used)."""
+    return tuple(v for v in value if isinstance(v, str)) if isinstance(value, (list, tuple)) else ()
 
 
 def split_model(text: str) -> tuple[str | None, str]:
@@ -170,7 +145,7 @@ class Inherited:
             new,
             override=deep_merge(new.override, override),
             default=deep_merge(new.default, number(t.get("default_params") or {})),
-            drop=tuple(dict.fromkeys((*new.drop, *(t.get("drop_params") or ())))),
+            drop=tuple(dict.fromkeys((*new.drop, *_strings(t.get("drop_params"))))),
             retry=number(t["retry"]) if t.get("retry") else new.retry,
             cache=number(t["cache"]) if t.get("cache") else new.cache,
             request_timeout=t.get("request_timeout") or new.request_timeout,
@@ -205,6 +180,7 @@ class _Normalizer:
         self.result.problems.append(Problem(code, message, path, help, at_key))
 
     def node(self, t: Mapping[str, Any], path: Path, parent: Inherited) -> dict[str, Any]:
+        self.check_drops(t.get("drop_params"), (*path, "drop_params"))
         here = parent.child(t)
         strategy = t.get("strategy")
         if not isinstance(strategy, Mapping):
@@ -244,6 +220,17 @@ class _Normalizer:
                 out[name] = number(s[name])
         return out
 
+    def check_drops(self, paths: Any, path: Path) -> None:
+        for i, text in enumerate(paths if isinstance(paths, (list, tuple)) else ()):
+            found = drop_path_problem(text)
+            if found is not None:
+                self.problem(
+                    "E0205",
+                    f"`drop_params` entry: {found}",
+                    (*path, i),
+                    "write a path like `logprobs`, `a.b` or `tools[*].function.strict`",
+                )
+
     def check_branches(self, s: Mapping[str, Any], children: Any, path: Path) -> None:
         names = [c["name"] for c in children if isinstance(c, Mapping) and c.get("name")]
         if s.get("mode") == "conditional":
@@ -254,7 +241,7 @@ class _Normalizer:
             if s.get("default") is not None:
                 self.check_name(s["default"], names, (*path, "strategy", "default"))
         if s.get("mode") == "loadbalance" and children:
-            weights = [Decimal(str(c.get("weight", 1))) for c in children if isinstance(c, Mapping)]
+            weights = [weight_of(c) for c in children if isinstance(c, Mapping)]
             if weights and all(w == 0 for w in weights):
                 self.problem(
                     "E0504",
@@ -339,10 +326,8 @@ class _Normalizer:
             return
         try:
             compile_regex(pattern)
-        except re.error as exc:
-            where = f" at position {exc.pos}" if exc.pos is not None else ""
-            self.problem("E0506", f"invalid regular expression: {exc.msg}{where}", path,
-                         "escape special characters with a backslash, e.g. `\\(`")  # fmt: skip
+        except RegexError as exc:
+            self.problem("E0506", f"invalid regular expression: {exc}", path, exc.help)
 
 
 MODE_SYNONYMS = {"roundrobin": "loadbalance", "round-robin": "loadbalance",
@@ -351,12 +336,68 @@ MODE_SYNONYMS = {"roundrobin": "loadbalance", "round-robin": "loadbalance",
 OPERATOR_SYNONYMS = {"$equals": "$eq", "$equal": "$eq", "$neq": "$ne", "$not": "$ne",
                      "$notin": "$nin", "$not_in": "$nin", "$match": "$regex",
                      "$regexp": "$regex", "$all": "$and", "$any": "$or"}  # fmt: skip
-_JS_NAMED_GROUP = re.compile(r"\(\?<(?![=!])")
+# `$regex` has RE2 semantics: matching is linear in the text, whatever the pattern, so a
+# client's pattern cannot stall the process (a backtracking engine takes seconds on
+# `^(a+)+$` against 28 characters). RE2 has no backreferences or look-around; it accepts
+# JavaScript's named groups `(?<name>…)` as Portkey writes them. Linear is not free: the
+# cost is about text length x program size, so both are bounded.
+MAX_REGEX_CHARS = 1_000
+MAX_REGEX_PROGRAM = 2_000  # RE2 instructions; `\pL+` is 1,201, `.{300}x` 2,405
+MAX_REGEX_TEXT = 4_096  # longer text never matches a `$regex` (documented)
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False  # errors are ours to report, not RE2's to print on stderr
+_RE2_OPTIONS.max_mem = 1 << 20  # program + DFA cache per pattern; the cache holds 256
+_UNSUPPORTED = re2.compile(r"\(\?<?[=!]|\\[1-9]|\\k<", _RE2_OPTIONS)  # look-around, backrefs
 
 
-def compile_regex(pattern: str) -> re.Pattern[str]:
-    """Portkey runs queries as JavaScript regexes: accept its named groups `(?<name>…)`."""
-    return re.compile(_JS_NAMED_GROUP.sub("(?P<", pattern))
+class RegexError(ValueError):
+    """A `$regex` pattern RE2 does not accept, or one too large to run in bounded time."""
+
+    def __init__(self, message: str, help: str | None = None) -> None:
+        super().__init__(message)
+        self.help = help
+
+
+def compile_regex(pattern: str) -> Any:
+    """The compiled RE2 program for `pattern`, cached (bounded); RegexError if unusable."""
+    if len(pattern) > MAX_REGEX_CHARS:
+        raise RegexError(f"longer than {MAX_REGEX_CHARS} characters", "match a shorter pattern")
+    return _compile(pattern)
+
+
+@lru_cache(maxsize=256)
+def _compile(pattern: str) -> Any:
+    try:
+        program = re2.compile(pattern, _RE2_OPTIONS)
+    except re2.error as exc:
+        raw = exc.args[0] if exc.args else ""
+        message = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+        if _UNSUPPORTED.search(pattern) is not None:
+            help = (
+                "RE2 syntax (linear time) has no look-around or backreferences: "
+                "match the text directly, or split the condition with `$and`/`$or`"
+            )
+        else:
+            help = "escape special characters with a backslash, e.g. `\\(`"
+        raise RegexError(message, help) from None
+    except (TypeError, ValueError) as exc:  # e.g. a NUL or a lone surrogate in the pattern
+        raise RegexError(f"unusable pattern ({type(exc).__name__})") from None
+    if program.programsize > MAX_REGEX_PROGRAM:
+        raise RegexError(
+            f"too complex: {program.programsize} RE2 instructions (at most {MAX_REGEX_PROGRAM})",
+            "use fewer or smaller counted repetitions (`{n}`) and Unicode classes",
+        )
+    return program
+
+
+def regex_search(pattern: str, text: str) -> bool:
+    """Does `pattern` match somewhere in `text`? Never raises for a checked pattern."""
+    if len(text) > MAX_REGEX_TEXT:
+        return False
+    try:
+        return compile_regex(pattern).search(text) is not None
+    except (RegexError, TypeError, ValueError):
+        return False
 
 
 def query_field(key: str) -> bool:
@@ -364,6 +405,19 @@ def query_field(key: str) -> bool:
         return True
     head, _, rest = key.partition(".")
     return head in ("metadata", "params") and bool(rest)
+
+
+def weight_of(target: Mapping[str, Any]) -> Decimal:
+    """A target's weight; absent or null means the default 1 (an unreadable one counts 0,
+    and its own check reports it)."""
+    value = target.get("weight")
+    if value is None:
+        return Decimal(1)
+    try:
+        found = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return Decimal(0)
+    return found if found.is_finite() else Decimal(0)
 
 
 def decimal_text(value: Any) -> str:
@@ -377,115 +431,3 @@ def normalize(config: Mapping[str, Any]) -> Normalized:
     normalizer = _Normalizer()
     normalizer.result.tree = normalizer.node(config, (), Inherited())
     return normalizer.result
-
-
-# -- inline configs: structure, without the compiler's typed models ---------------------
-
-
-def check_structure(config: Any) -> list[Problem]:
-    """Unknown keys, wrong types and literal secrets of a config arriving with a request."""
-    problems: list[Problem] = []
-    _check_target(config, (), problems)
-    return problems
-
-
-def _check_target(t: Any, path: Path, out: list[Problem]) -> None:
-    if not isinstance(t, Mapping):
-        out.append(Problem("E0204", "a config (and each target) is a JSON object", path))
-        return
-    for key, value in t.items():
-        kind = TARGET_FIELDS.get(key)
-        where = (*path, key)
-        if kind is None:
-            guess = did_you_mean(str(key), TARGET_FIELDS)
-            out.append(Problem("E0202", f"unknown field `{key}`", where,
-                               f"did you mean `{guess}`?" if guess else None))  # fmt: skip
-        elif value is not None:
-            _check_value(kind, value, where, out)
-    if "strategy" in t and not t.get("targets"):
-        out.append(Problem("E0203", "a `strategy` needs a non-empty `targets` list", path))
-    if t.get("targets") and "strategy" not in t:
-        out.append(Problem("E0203", "`targets` need a `strategy` with a `mode`", path))
-
-
-def _check_value(kind: str, value: Any, path: Path, out: list[Problem]) -> None:
-    def wrong(expected: str) -> None:
-        out.append(Problem("E0204", f"expected {expected}", path))
-
-    if kind == "secret":
-        if secret_ref(value) is None:
-            out.append(Problem("E0400", "a literal secret in a config; send a reference", path))
-    elif kind == "str":
-        if not isinstance(value, str):
-            wrong("a string")
-    elif kind == "bool":
-        if not isinstance(value, bool):
-            wrong("true or false")
-    elif kind in ("object",):
-        if not isinstance(value, Mapping):
-            wrong("an object")
-    elif kind in ("list", "strs", "codes"):
-        if not isinstance(value, list):
-            wrong("a list")
-        elif kind == "strs" and not all(isinstance(v, str) for v in value):
-            wrong("a list of strings")
-        elif kind == "codes" and not all(_is_int(v) and 100 <= v <= 599 for v in value):
-            wrong("a list of HTTP status codes")
-    elif kind == "positive":
-        if not _is_int(value) or value < 1:
-            wrong("a positive whole number")
-    elif kind == "weight":
-        if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)) or value < 0:
-            wrong("a weight of 0 or more")
-    elif kind == "strategy":
-        _check_strategy(value, path, out)
-    elif kind == "targets":
-        if not isinstance(value, list):
-            wrong("a list of targets")
-        else:
-            for i, child in enumerate(value):
-                _check_target(child, (*path, i), out)
-    elif kind == "retry":
-        _check_keys(value, RETRY_FIELDS, path, out)
-        if isinstance(value, Mapping):
-            attempts = value.get("attempts")
-            if (
-                not isinstance(attempts, int)
-                or isinstance(attempts, bool)
-                or not 0 <= attempts <= 5
-            ):
-                out.append(Problem("E0206", "retry `attempts` is 0-5", (*path, "attempts")))
-    elif kind == "cache":
-        _check_keys(value, CACHE_FIELDS, path, out)
-        if isinstance(value, Mapping) and value.get("mode") not in ("simple", "semantic"):
-            out.append(Problem("E0205", "cache `mode` is simple or semantic", (*path, "mode")))
-
-
-def _check_strategy(value: Any, path: Path, out: list[Problem]) -> None:
-    _check_keys(value, STRATEGY_FIELDS, path, out)
-    if not isinstance(value, Mapping):
-        return
-    mode = value.get("mode")
-    if mode not in MODES:
-        guess = MODE_SYNONYMS.get(str(mode).lower()) or did_you_mean(str(mode), MODES)
-        out.append(Problem("E0205", f"unknown strategy mode `{mode}`", (*path, "mode"),
-                           f"did you mean `{guess}`?" if guess else None))  # fmt: skip
-    if mode == "conditional":
-        for name in ("conditions", "default"):
-            if value.get(name) is None:
-                out.append(Problem("E0203", f"a conditional strategy needs `{name}`", path))
-
-
-def _check_keys(value: Any, allowed: tuple[str, ...], path: Path, out: list[Problem]) -> None:
-    if not isinstance(value, Mapping):
-        out.append(Problem("E0204", "expected an object", path))
-        return
-    for key in value:
-        if key not in allowed:
-            guess = did_you_mean(str(key), allowed)
-            out.append(Problem("E0202", f"unknown field `{key}`", (*path, key),
-                               f"did you mean `{guess}`?" if guess else None))  # fmt: skip
-
-
-def _is_int(value: Any) -> TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool)

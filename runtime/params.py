@@ -3,14 +3,27 @@ config's `default_params`, overridden by `override_params`, minus `drop_params`.
 
 from __future__ import annotations
 
-import copy
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from runtime.configs import deep_merge
+_STEP = re.compile(r"([^.\[\]]+)|\[(\*|[0-9]+)\]")
+_ALL = object()  # the `[*]` step
+# a key, then `.key`, `[n]` or `[*]` steps; each alternative starts with its own character,
+# so matching is linear
+_DROP_PATH = re.compile(r"[^.\[\]]+(?:\.[^.\[\]]+|\[(?:\*|[0-9]{1,6})\])*\Z")
+MAX_DROP_PATH = 256
 
-_STEP = re.compile(r"([^.\[\]]+)|\[(\*|\d+)\]")
+
+def drop_path_problem(path: object) -> str | None:
+    """Why `path` is not a `drop_params` path (`a.b`, `tools[*].function.strict`), or None."""
+    if not isinstance(path, str):
+        return "a path is a string"
+    if len(path) > MAX_DROP_PATH:
+        return f"a path longer than {MAX_DROP_PATH} characters"
+    if not _DROP_PATH.match(path):
+        return f"`{path}` is not a path like `a.b`, `tools[0]` or `tools[*].function.strict`"
+    return None
 
 
 def fill(body: dict[str, Any], defaults: Mapping[str, Any]) -> None:
@@ -22,27 +35,46 @@ def fill(body: dict[str, Any], defaults: Mapping[str, Any]) -> None:
             fill(body[key], value)
 
 
+def deep_merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    """`top` over `base`: scalars and lists replaced, mappings merged key by key."""
+    out = dict(base)
+    for key, value in top.items():
+        old = out.get(key)
+        if isinstance(value, Mapping) and isinstance(old, Mapping):
+            out[key] = deep_merge(old, value)
+        else:
+            out[key] = value
+    return out
+
+
 def drop(body: Any, path: str) -> None:
     """Remove `a.b`, `tools[*].function.strict` or `tools[0].x` wherever present."""
-    steps = [m.group(1) if m.group(1) is not None else m.group(2) for m in _STEP.finditer(path)]
+    if drop_path_problem(path) is not None:
+        return  # configs are checked before they get here; never guess at a bad path
+    steps: list[Any] = []
+    for m in _STEP.finditer(path):
+        key, index = m.group(1), m.group(2)
+        steps.append(key if key is not None else (_ALL if index == "*" else int(index)))
     _drop(body, steps)
 
 
-def _drop(node: Any, steps: Sequence[str]) -> None:
+def _drop(node: Any, steps: Sequence[Any]) -> None:
+    if not steps:  # only a checked path reaches here; an empty one removes nothing
+        return
     head, rest = steps[0], steps[1:]
-    if head == "*" and isinstance(node, list):
-        for item in node:
-            if rest:
+    if head is _ALL:
+        if isinstance(node, list):
+            for item in node:
                 _drop(item, rest)
-        if not rest:
-            node.clear()
-    elif head.isdigit() and isinstance(node, list):
-        i = int(head)
-        if i < len(node):
+            if not rest:
+                node.clear()
+    elif isinstance(head, int) or (isinstance(node, list) and head.isascii() and head.isdigit()):
+        head = int(head)  # `tools.0` means `tools[0]` too
+        if isinstance(node, list) and head < len(node):
             if rest:
-                _drop(node[i], rest)
+                _drop(node[head], rest)
             else:
-                del node[i]
+                del node[head]
     elif isinstance(node, dict) and head in node:
         if rest:
             _drop(node[head], rest)
@@ -64,7 +96,7 @@ def request_body(
     leaf_params: Mapping[str, Any] | None,
     model: str,
 ) -> dict[str, Any]:
-    body: dict[str, Any] = copy.deepcopy(dict(request)) if request else {}
+    body: dict[str, Any] = _plain(request) if request else {}  # the caller's stay untouched
     params = leaf_params or {}
     fill(body, params.get("default") or {})
     fill(body, provider_defaults)

@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import hashlib
 import random
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from functools import lru_cache
 from typing import Any
 
 from runtime.bundle import Counter, Prices
-from runtime.configs import compile_regex
+from runtime.configs import regex_search, weight_of
 from runtime.errors import InvalidConfig
 from runtime.limits.spec import ChainSpec
 from runtime.money import Rates
@@ -108,7 +106,7 @@ def pick_weighted(
     targets: Sequence[Mapping[str, Any]], strategy: Mapping[str, Any], ctx: Context
 ) -> Mapping[str, Any]:
     """A weighted pick, exact in decimals; deterministic given a seed or a sticky key."""
-    weights = [Decimal(str(t.get("weight", "1"))) for t in targets]
+    weights = [weight_of(t) for t in targets]
     exponents = [w.as_tuple().exponent for w in weights]
     scale = max([-e for e in exponents if isinstance(e, int) and e < 0], default=0)
     ints = [int(w.scaleb(scale)) for w in weights]
@@ -118,7 +116,8 @@ def pick_weighted(
     sticky = strategy.get("sticky") or {}
     if sticky.get("enabled", True) and sticky.get("hash_fields"):
         key = "|".join(str(lookup(f, ctx)) for f in sticky["hash_fields"])
-        point = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") % total
+        digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
+        point = int.from_bytes(digest[:8], "big") % total
     elif ctx.seed is not None:
         point = random.Random(ctx.seed).randrange(total)
     else:
@@ -181,11 +180,11 @@ def _test(op: str, value: Any, arg: Any) -> bool:
     if op == "$ne":
         return value is _MISSING or value != arg
     if op == "$in":
-        return value is not _MISSING and value in arg
+        return value is not _MISSING and isinstance(arg, (list, tuple)) and value in arg
     if op == "$nin":
-        return value is _MISSING or value not in arg
+        return value is _MISSING or not isinstance(arg, (list, tuple)) or value not in arg
     if op == "$regex":
-        return isinstance(value, str) and _regex(arg).search(value) is not None
+        return isinstance(value, str) and isinstance(arg, str) and regex_search(arg, value)
     if value is _MISSING or not _comparable(value, arg):
         return False
     if op == "$gt":
@@ -206,8 +205,3 @@ def _comparable(a: Any, b: Any) -> bool:
     return (isinstance(a, numbers) and isinstance(b, numbers)) or (
         isinstance(a, str) and isinstance(b, str)
     )
-
-
-@lru_cache(maxsize=1024)
-def _regex(pattern: str) -> re.Pattern[str]:
-    return compile_regex(pattern)

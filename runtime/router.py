@@ -19,9 +19,10 @@ from pathlib import Path
 from types import MappingProxyType, TracebackType
 from typing import Any
 
+from runtime.bounds import METADATA_BOUNDS, PARAMS_BOUNDS, Bounds, plain_json
 from runtime.bundle import Bundle, Counter
-from runtime.configs import Problem, check_structure, normalize
 from runtime.errors import AccessDenied, InvalidConfig, UnknownConfig
+from runtime.inline import check_destination, compile_inline
 from runtime.limits.base import Reservation, Store
 from runtime.limits.memory import MemoryStore
 from runtime.limits.spec import BudgetSpec, ChainSpec, compile_chain
@@ -31,6 +32,7 @@ from runtime.plan import Attempt, Context, Plan, expand
 from runtime.suggest import nearest
 
 PLAN_CACHE_LIMIT = 100_000
+MAX_NAME = 1_024  # a workspace, model, provider or config slug in a request
 _NOTHING = Estimate(0)
 AlertHook = Callable[[BudgetSpec, "Ticket"], None]
 
@@ -95,8 +97,17 @@ class Router:
         seed: int | None = None,
     ) -> Plan:
         """A plan for one request: `model="@provider/model"`, `model` plus `provider="@p"`,
-        or `config` (a slug or an inline config) with request `metadata` and `params`."""
+        or `config` (a slug or an inline config) with request `metadata` and `params`.
+
+        Everything here may come from a client: names are checked, `metadata` and `params`
+        are copied within bounds (runtime/bounds.py), an inline config is held to the rules
+        of runtime/inline.py. Every refusal is a RequestError."""
         state = self._state  # one snapshot, even if a reload happens meanwhile
+        _check_names(workspace, model, provider, config, seed)
+        if metadata is not None:
+            metadata = _object(metadata, METADATA_BOUNDS, "metadata")
+        if params is not None:
+            params = _object(params, PARAMS_BOUNDS, "params")
         if config is not None:
             return self._resolve_config(state, workspace, config, metadata, params, seed, model)
         if model is None:
@@ -128,6 +139,7 @@ class Router:
         bundle = state.bundle
         bundle.workspace(workspace)  # raises UnknownWorkspace
         slug: str | None = None
+        leaves: list[tuple[dict[str, Any], tuple[str | int, ...]]] = []
         if isinstance(config, str):
             slug = config
             info = bundle.configs.get(slug)
@@ -139,14 +151,17 @@ class Router:
                                    bundle.origin(f"configs/{slug}"))  # fmt: skip
             tree = info.tree
         else:
-            tree = inline_tree(config)
+            inline = compile_inline(config)
+            tree, leaves = inline.tree, inline.leaves
         ctx = Context(metadata or {}, params or {}, seed=seed)
         requested = model or (params or {}).get("model")
+        for node, path in leaves:  # a client's config: each redirected leaf, taken or not
+            self._check_destination(state, workspace, node, path, requested)
         attempts = []
         for choice in expand(tree, ctx, None):
             leaf = choice.leaf
             name = leaf.get("model") or requested
-            if not isinstance(name, str):
+            if not isinstance(name, str) or not 0 < len(name) <= MAX_NAME:
                 raise InvalidConfig([f"target `{leaf.get('name', '?')}` sets no model and the "
                                      "request names none"])  # fmt: skip
             provider_slug, model_name = (leaf.get("provider"), name)
@@ -156,6 +171,27 @@ class Router:
                                           params, choice.fallback_on))  # fmt: skip
         mode = "single" if tree["mode"] == "target" else tree["mode"]
         return Plan(workspace, mode, tuple(attempts), config=slug, branch=ctx.branch)
+
+    def _check_destination(
+        self,
+        state: _State,
+        workspace: str,
+        leaf: Mapping[str, Any],
+        path: tuple[str | int, ...],
+        requested: Any,
+    ) -> None:
+        """An inline `custom_host` may carry a catalog provider's credentials only where the
+        catalog allows (AccessDenied, 403, otherwise)."""
+        host = leaf.get("custom_host")
+        if host is None:
+            return
+        slug = leaf.get("provider")
+        if slug is None and isinstance(requested, str) and requested.startswith("@"):
+            slug = requested[1:].partition("/")[0]  # the provider comes from the request
+        if slug is None:
+            return  # no provider at all: refused when the attempt is made
+        provider = state.bundle.provider(slug)
+        check_destination(workspace, provider, host, path, state.bundle.origin)
 
     def _attempt(
         self,
@@ -349,19 +385,24 @@ def _split(model: str, provider: str | None) -> tuple[str, str]:
     return provider.removeprefix("@"), model
 
 
-def inline_tree(config: Mapping[str, Any]) -> Mapping[str, Any]:
-    """An inline config checked by the same rules as compiled ones, then normalized."""
-    problems = check_structure(config)
-    if not problems:
-        normalized = normalize(config)
-        problems = normalized.problems
-        if not problems:
-            return normalized.tree
-    raise InvalidConfig([_describe(p) for p in problems])
+def _object(value: Any, bounds: Bounds, what: str) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise InvalidConfig([f"{what}: expected an object"])
+    copy: dict[str, Any] = plain_json(value, bounds, what)
+    return copy
 
 
-def _describe(problem: Problem) -> str:
-    steps = problem.path
-    where = "".join(f"[{s}]" if isinstance(s, int) else f".{s}" for s in steps).lstrip(".")
-    hint = f" ({problem.help})" if problem.help else ""
-    return f"{where or 'config'}: {problem.message}{hint}"
+def _check_names(workspace: Any, model: Any, provider: Any, config: Any, seed: Any) -> None:
+    """The request's names are short strings (a Python caller may pass anything)."""
+    named = {"workspace": workspace, "model": model, "provider": provider}
+    if isinstance(config, str):
+        named["config"] = config
+    elif config is not None and not isinstance(config, Mapping):
+        raise InvalidConfig(["config: a config slug or a config object"])
+    for what, value in named.items():
+        if value is None and what != "workspace":
+            continue
+        if not isinstance(value, str) or not 0 < len(value) <= MAX_NAME:
+            raise InvalidConfig([f"{what}: expected a name of 1-{MAX_NAME} characters"])
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise InvalidConfig(["seed: expected an integer"])

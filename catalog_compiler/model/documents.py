@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, PlainValidator, WithJsonSchema, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from catalog_compiler.model.common import (
@@ -28,9 +28,42 @@ from catalog_compiler.model.types import (
     Text,
     Url,
     WorkspaceSelector,
+    wrong_type,
 )
+from runtime.hosts import HostError, parse_host_pattern
 
 LANGUAGE_VERSIONS = (1,)
+
+
+def _host_pattern(value: Any) -> str:
+    if not isinstance(value, str):
+        raise wrong_type("a host (`api.example.com`, `host:8443` or `*.example.com`)", value)
+    try:
+        return str(parse_host_pattern(value))
+    except HostError as exc:
+        raise PydanticCustomError(
+            "E0508",
+            "invalid `allowed_hosts` entry: {reason}",
+            {"reason": str(exc), "hint": "write `api.example.com`, `host:8443` or `*.example.com`"},
+        ) from None
+
+
+HostPattern = Annotated[
+    str,
+    PlainValidator(_host_pattern),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^(\*\.)?([a-z0-9.-]+|\[[0-9a-f:.]+\])(:[0-9]{1,5})?$",
+            "description": "`host`, `host:port`, `*.suffix` or `*.suffix:port`, lower case",
+        }
+    ),
+]
+AllowedHosts = Field(
+    None,
+    description="hosts besides the base URL's to which a routing config's `custom_host` may send "
+    "these credentials; absent = none (a provider's list narrows its integration's)",
+)
 
 
 class CustomModel(ModelLimits):
@@ -115,6 +148,7 @@ class Integration(Limits):
         default_factory=dict, description="non-secret service settings (region, resource_name …)"
     )
     base_url: Url | None = None
+    allowed_hosts: tuple[HostPattern, ...] | None = AllowedHosts
     provider_defaults: Limits | None = Field(
         None, description="limits each provider gets as its own pool unless it declares them"
     )
@@ -134,6 +168,7 @@ class Provider(Limits):
     workspaces: WorkspaceSelector | None = None
     models: ModelAccess | None = None
     base_url: Url | None = None
+    allowed_hosts: tuple[HostPattern, ...] | None = AllowedHosts
     default_params: FreeObject | None = Field(None, description="request params filled when absent")
     pricing: tuple[PriceOverride, ...] = ()
 

@@ -16,11 +16,12 @@ from catalog_compiler.model.common import PRICE_FIELDS, Limits, ModelAccess, Pri
 from catalog_compiler.model.documents import CustomModel, Integration, Provider
 from catalog_compiler.registry import KnownModel
 from catalog_compiler.resolve.context import Context, Located, Path
-from catalog_compiler.resolve.routing import ConfigCompiler, Leaf
+from catalog_compiler.resolve.routing import ConfigCompiler, Destination, Leaf
 from catalog_compiler.resolve.values import dec, plain
 from catalog_compiler.services import SERVICES, base_url_for
 from runtime.access import Rules, pattern
 from runtime.canonical import FORMAT
+from runtime.hosts import HostPattern, parse_host_pattern
 
 ORG_COUNTER = "organization"
 
@@ -81,6 +82,7 @@ class BundleBuilder:
         self.leaves: list[Leaf] = []
         self._exposed: dict[str, set[str]] = {}
         self._rules: dict[int, Rules] = {}  # by id of a `models:` block, alive as long as ctx
+        self.destinations: dict[str, Destination] = {}  # provider slug -> where creds may go
 
     # -- shared pieces ------------------------------------------------------------------
     def access(self, models: ModelAccess | None, located: Located, path: Path, key: str) -> Any:
@@ -260,9 +262,16 @@ class BundleBuilder:
                 spot = (*path, "pricing") if custom.pricing is not None else (path or ("name",))
                 self.ctx.remember(f"models/{slug}/{name}", at, spot)
         service = SERVICES[integ.service]
+        base_url = prov.base_url or base_url_for(service, integ.settings, integ.base_url)
+        hosts = self.allowed_hosts(slug)
+        self.destinations[slug] = Destination(
+            base_url, tuple(hosts), prov.integration, tuple(integ.allowed_hosts or ()),
+            prov.allowed_hosts is not None,
+        )  # fmt: skip
         return {
             "integration": prov.integration,
-            "base_url": prov.base_url or base_url_for(service, integ.settings, integ.base_url),
+            "base_url": base_url,
+            "allowed_hosts": hosts,
             "default_params": plain(prov.default_params or {}),
             "workspaces": selection(prov.workspaces),
             "access": access,
@@ -274,6 +283,41 @@ class BundleBuilder:
             ],
             "models": models,
         }
+
+    def allowed_hosts(self, slug: str) -> list[str]:
+        """The integration's `allowed_hosts`, narrowed by the provider's (never widened)."""
+        located = self.ctx.providers[slug]
+        prov: Provider = located.model
+        integ_at = self.ctx.integrations[prov.integration]
+        outer = [parse_host_pattern(h) for h in integ_at.model.allowed_hosts or ()]
+        if prov.allowed_hosts is None:
+            if integ_at.model.allowed_hosts is not None:
+                element = f"providers/{slug}/allowed_hosts"
+                self.ctx.remember(element, integ_at, ("allowed_hosts",))
+            return sorted({str(p) for p in outer})
+        self.ctx.remember(f"providers/{slug}/allowed_hosts", located, ("allowed_hosts",))
+        chosen: set[str] = set()
+        for i, text in enumerate(prov.allowed_hosts):
+            inner = parse_host_pattern(text)
+            if any(o.covers(inner) for o in outer):
+                chosen.add(str(inner))
+            else:
+                self.widens(located, i, inner, prov.integration, outer)
+        return sorted(chosen)
+
+    def widens(
+        self, located: Located, i: int, entry: HostPattern, integration: str,
+        outer: list[HostPattern],
+    ) -> None:  # fmt: skip
+        allows = ", ".join(f"`{o}`" for o in outer) if outer else "no hosts"
+        self.ctx.sink.emit(
+            "E0509",
+            f"`{entry}` is not allowed by integration `{integration}` (it allows {allows}): "
+            "a provider's `allowed_hosts` can only narrow its integration's",
+            self.ctx.span(located, ("allowed_hosts", i)),
+            help=f"add `{entry}` to `allowed_hosts` of integration `{integration}`, "
+            "or remove it here",
+        )
 
     def provider_customs(self, slug: str) -> set[str]:
         return set(self.ctx.models_on("provider", slug))
@@ -326,7 +370,7 @@ class BundleBuilder:
         cfg = located.model
         self.ctx.remember(f"configs/{slug}", located, ("slug",))
         compiler = ConfigCompiler(self.ctx, slug, located)
-        tree = compiler.compile()
+        tree = compiler.compile(self.destinations)
         self.leaves.extend(compiler.leaves)
         return {"workspaces": selection(cfg.workspaces), "tree": tree}
 

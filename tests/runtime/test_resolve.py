@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from typing import Any
 
@@ -18,7 +19,10 @@ from runtime import (
     UnknownWorkspace,
 )
 from runtime.bundle import thaw
+from runtime.hosts import host_allowed, parse_host_pattern, parse_origin
+from runtime.inline import parse_config
 from runtime.params import drop, request_body
+from tests.conftest import MINIMAL_ORG, shared_data
 
 
 @pytest.fixture
@@ -194,7 +198,10 @@ def test_inline_config_follows_the_same_rules(router: Router) -> None:
     ("config", "words"),
     [
         ({"provider": "@openai-prod", "retyr": {"attempts": 1}}, "unknown field `retyr`"),
-        ({"provider": "openai", "api_key": "sk-proj-FAKEFAKEFAKEFAKEFAKE0000"}, "literal secret"),
+        (
+            {"provider": "openai", "api_key": "sk-proj-FAKEFAKEFAKEFAKEFAKE0000"},
+            "may not carry credentials",
+        ),
         (
             {
                 "strategy": {"mode": "loadbalance"},
@@ -293,3 +300,123 @@ def test_drop_paths(path: str, expected: dict[str, Any]) -> None:
     }
     drop(body, path)
     assert body == expected
+
+
+# -- where credentials may go (allowed_hosts) -------------------------------------------------
+@pytest.mark.parametrize(
+    ("pattern", "url", "allowed"),
+    [
+        ("api.example.com", "https://api.example.com/v1", True),
+        ("api.example.com", "http://api.example.com/v1", True),  # default port of the scheme
+        ("api.example.com", "https://api.example.com:8443/v1", False),
+        ("api.example.com:8443", "https://api.example.com:8443", True),
+        ("api.example.com:8443", "https://api.example.com", False),
+        ("*.example.com", "https://a.b.example.com/", True),
+        ("*.example.com", "https://example.com/", False),  # the apex is not below itself
+        ("*.example.com", "https://badexample.com/", False),
+        ("*.example.com", "https://example.com.evil.test/", False),
+        ("*.example.com:8443", "https://a.example.com:8443/", True),
+        ("10.0.0.5:8000", "http://10.0.0.5:8000/v1", True),
+        ("[::1]:8080", "http://[0:0::1]:8080/", True),  # IPv6 compared in compressed form
+    ],
+)
+def test_host_patterns_match_origins(pattern: str, url: str, allowed: bool) -> None:
+    assert host_allowed(parse_origin(url), None, (pattern,)) is allowed
+
+
+@pytest.mark.parametrize(
+    ("outer", "inner", "covered"),
+    [
+        ("*.example.com", "a.example.com", True),
+        ("*.example.com", "*.eu.example.com", True),
+        ("*.example.com", "*.example.com", True),
+        ("*.example.com", "example.com", False),
+        ("*.example.com", "a.example.com:8443", False),
+        ("a.example.com", "a.example.com", True),
+        ("a.example.com", "*.a.example.com", False),
+    ],
+)
+def test_a_provider_list_can_only_narrow(outer: str, inner: str, covered: bool) -> None:
+    assert parse_host_pattern(outer).covers(parse_host_pattern(inner)) is covered
+
+
+def test_effective_allowed_hosts_reach_the_bundle(make_router: Any) -> None:
+    router = make_router(
+        {
+            "catalog.yaml": MINIMAL_ORG,
+            "p.yaml": """\
+                kind: Integration
+                slug: gw
+                service: openai
+                credentials: {api_key: {env: KEY}}
+                allowed_hosts: ["b.example.com:8443", "*.a.example.com"]
+                ---
+                kind: Provider
+                slug: inherits
+                integration: gw
+                ---
+                kind: Provider
+                slug: narrows
+                integration: gw
+                allowed_hosts: [x.a.example.com]
+                ---
+                kind: Provider
+                slug: none
+                integration: gw
+                allowed_hosts: []
+                ---
+                kind: Workspace
+                slug: default
+                """,
+        }
+    )
+    hosts = {s: p.allowed_hosts for s, p in router.bundle.providers.items()}
+    assert hosts == {
+        "inherits": ("*.a.example.com", "b.example.com:8443"),  # sorted
+        "narrows": ("x.a.example.com",),
+        "none": (),
+    }
+    config = {"provider": "@narrows", "custom_host": "https://x.a.example.com/v1"}
+    assert (
+        router.resolve("default", "gpt-4o", config=config).attempts[0].url.startswith("https://x.")
+    )
+    with pytest.raises(AccessDenied, match="narrows"):
+        router.resolve(
+            "default", "gpt-4o", config={**config, "custom_host": "https://y.a.example.com"}
+        )
+
+
+def test_parse_config_reads_what_json_reads() -> None:
+    for path in sorted(shared_data("portkey-configs").glob("*.json")):
+        text = path.read_bytes()
+        assert parse_config(text) == json.loads(text)
+
+
+def test_regex_conditions_accept_javascript_named_groups(router: Router) -> None:
+    config = {
+        "strategy": {"mode": "conditional", "default": "b", "conditions": [
+            {"query": {"metadata.app": {"$regex": "^(?<team>[a-z]+)-app$"}}, "then": "a"}]},
+        "targets": [{"name": "a", "provider": "@openai-prod"},
+                    {"name": "b", "provider": "@azure-eu"}],
+    }  # fmt: skip
+    assert (
+        router.resolve("support", "gpt-4o", config=config, metadata={"app": "x-app"}).branch == "a"
+    )
+    assert (
+        router.resolve("support", "gpt-4o", config=config, metadata={"app": "X-app"}).branch == "b"
+    )
+
+
+def test_inline_checks_know_every_field_the_compiler_accepts() -> None:
+    """A config pasted inline is not refused for a field a compiled config may have."""
+    from catalog_compiler.model import routing as model
+    from runtime import inline
+
+    pairs = [
+        (model.Target, inline.TARGET_FIELDS), (model.Strategy, inline.STRATEGY_CHECKS),
+        (model.Retry, inline.RETRY_CHECKS), (model.Cache, inline.CACHE_CHECKS),
+        (model.Sticky, inline.STICKY_CHECKS), (model.CircuitBreaker, inline.CB_CHECKS),
+        (model.Deployment, inline.DEPLOYMENT_CHECKS), (model.Condition, inline.CONDITION_CHECKS),
+    ]  # fmt: skip
+    for typed, checks in pairs:
+        assert set(typed.model_fields) == set(checks), typed.__name__
