@@ -16,6 +16,7 @@ from catalog_compiler.model.common import (
     SecretRef,
     Strict,
 )
+from catalog_compiler.model.errors import wrong_type
 from catalog_compiler.model.routing import FreeObject, RoutingConfig
 from catalog_compiler.model.types import (
     Flag,
@@ -28,7 +29,6 @@ from catalog_compiler.model.types import (
     Text,
     Url,
     WorkspaceSelector,
-    wrong_type,
 )
 from runtime.hosts import HostError, parse_host_pattern
 

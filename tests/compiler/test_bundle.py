@@ -287,12 +287,12 @@ def test_bundle_size_grows_with_documents_not_workspaces_times_models(tmp_path: 
 def test_the_runtime_gate_uses_the_compilers_bounds() -> None:
     """Whatever the compiler accepts loads: the gate's bounds are the compiler's own."""
     from catalog_compiler.model import common, types
-    from catalog_compiler.model.routing import _attempts
+    from catalog_compiler.model.routing import Attempts
     from catalog_compiler.services import SERVICES
     from runtime import bundle_check as gate
 
     assert gate.MAX_BUDGET_USD == common.MAX_BUDGET_USD
-    assert gate.MAX_COUNT == common.MAX_COUNT
+    assert gate.MAX_COUNT == types.MAX_COUNT
     assert gate.MAX_REFILL_YEARS == common.MAX_REFILL_YEARS
     assert gate.PER_SECONDS == common.PER_SECONDS
     assert gate.MAX_PRICE_PER_M == types.MAX_PRICE_PER_M
@@ -300,4 +300,5 @@ def test_the_runtime_gate_uses_the_compilers_bounds() -> None:
     assert gate.PRICE_FIELDS == common.PRICE_FIELDS
     assert {s.api for s in SERVICES.values()} <= set(gate.APIS)
     assert {s.auth for s in SERVICES.values()} <= set(gate.AUTHS)
-    assert _attempts(gate.MAX_RETRY_ATTEMPTS) == gate.MAX_RETRY_ATTEMPTS
+    (attempts,) = Attempts.__metadata__
+    assert attempts.hi == gate.MAX_RETRY_ATTEMPTS
