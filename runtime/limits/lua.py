@@ -9,9 +9,9 @@ Redis Lua numbers are doubles, exact only below 2^53, so nothing large is multip
 A pair is stored as 16 bytes, two little-endian doubles (struct '<dd'): exact for integers
 below 2^53, and packing it is several times cheaper in Redis's Lua than formatting or
 parsing text (which was the larger part of the script's time). State is read
-with one MGET and written with one MSET (a budget window's expiry is set once, when its key
-is created; bucket keys are one per limit and need none), to keep the script short: it runs
-on every request.
+with one MGET; buckets are written with one MSET (they never expire) and budgets with one
+SET KEEPTTL each (a window's expiry is set once, when its key is created, and a plain SET or
+MSET would drop it), to keep the script short: it runs on every request.
 
 All numbers travel as ONE argument of packed little-endian doubles (ARGV[1], unpacked by
 Redis's `struct` library in one C call) and the request id as ARGV[2]: parsing numbers from
@@ -149,7 +149,7 @@ for i = 1, nb do
   writes[#writes + 1] = KEYS[i]
   writes[#writes + 1] = fmt(q2, r2)
 end
-local crossed, corrected = {}, {}
+local crossed, corrected, spends = {}, {}, {}
 for j = 1, ng do
   local lh, ll = V[a], V[a + 1]
   local ah, al = V[a + 2], V[a + 3]
@@ -182,8 +182,7 @@ for j = 1, ng do
   if xh >= 0 and (h < xh or (h == xh and l < xl)) and (xh < sh or (xh == sh and xl <= sl)) then
     crossed[#crossed + 1] = j  -- an alert threshold crossed: spent < alert <= spent + amount
   end
-  writes[#writes + 1] = key
-  writes[#writes + 1] = fmt(sh, sl)
+  spends[#spends + 1] = {key, fmt(sh, sl), not s}
 end
 for k = 1, nl do
   local key = KEYS[nk + k]
@@ -193,6 +192,10 @@ for k = 1, nl do
 end
 -- every check passed: charge all
 if #writes > 0 then redis.call('MSET', unpack(writes)) end
+for _, w in ipairs(spends) do
+  -- SET would drop a window's expiry: keep it, or set it on a new window's key
+  if w[3] then redis.call('SET', w[1], w[2]) else redis.call('SET', w[1], w[2], 'KEEPTTL') end
+end
 if #fresh > 0 then
   -- new keys: a budget window expires a day after its end; all are registered
   local scores = {}
