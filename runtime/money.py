@@ -37,10 +37,16 @@ class Usage:
     cache_write_tokens: int = 0
 
     def __post_init__(self) -> None:
-        _check_tokens("Usage.input_tokens", self.input_tokens)
-        _check_tokens("Usage.output_tokens", self.output_tokens)
-        _check_tokens("Usage.cache_read_tokens", self.cache_read_tokens)
-        _check_tokens("Usage.cache_write_tokens", self.cache_write_tokens)
+        i, o = self.input_tokens, self.output_tokens
+        r, w = self.cache_read_tokens, self.cache_write_tokens
+        # one expression on the hot path; `type(...) is int` refuses bool, float, Decimal, str
+        if not (
+            type(i) is int and type(o) is int and type(r) is int and type(w) is int
+            and 0 <= i <= MAX_TOKENS and 0 <= o <= MAX_TOKENS
+            and 0 <= r <= MAX_TOKENS and 0 <= w <= MAX_TOKENS
+        ):  # fmt: skip
+            _refuse(self, ("input_tokens", "output_tokens", "cache_read_tokens",
+                           "cache_write_tokens"))  # fmt: skip
 
     @property
     def tokens(self) -> int:
@@ -61,9 +67,12 @@ class Estimate:
     max_tokens: int | None = None
 
     def __post_init__(self) -> None:
-        _check_tokens("Estimate.input_tokens", self.input_tokens)
-        if self.max_tokens is not None:
-            _check_tokens("Estimate.max_tokens", self.max_tokens)
+        i, m = self.input_tokens, self.max_tokens
+        if not (
+            type(i) is int and 0 <= i <= MAX_TOKENS
+            and (m is None or (type(m) is int and 0 <= m <= MAX_TOKENS))
+        ):  # fmt: skip
+            _refuse(self, ("input_tokens", "max_tokens"))
 
     def usage(self, max_output_tokens: int | None) -> Usage:
         """What to reserve: without `max_tokens`, the most the model may write (clamped to
@@ -72,25 +81,29 @@ class Estimate:
             out = self.max_tokens
         else:
             out = min(max(max_output_tokens or 0, 0), MAX_TOKENS)
-        return Usage(input_tokens=self.input_tokens, output_tokens=out)
+        return _checked_usage(self.input_tokens, out)
 
 
 def reserved_usage(estimate: object, max_output_tokens: int | None) -> Usage:
     """The usage an admission reserves for `estimate` (None: nothing but the model's most)."""
+    if type(estimate) is Estimate:
+        return estimate.usage(max_output_tokens)
     if estimate is None:
-        estimate = _NOTHING
-    elif type(estimate) is not Estimate:
-        raise InvalidRequest("estimate", f"must be an Estimate, found {_shown(estimate)}")
-    return estimate.usage(max_output_tokens)
+        return _NOTHING.usage(max_output_tokens)
+    raise InvalidRequest("estimate", f"must be an Estimate, found {_shown(estimate)}")
 
 
-def _check_tokens(field: str, value: object) -> None:
-    # `type(...) is int` refuses bool (an int subclass) as well as float, Decimal and str
-    if type(value) is not int or not 0 <= value <= MAX_TOKENS:
-        raise InvalidRequest(
-            field,
-            f"must be a whole number of tokens from 0 to {MAX_TOKENS:,}, found {_shown(value)}",
-        )
+def _refuse(owner: Estimate | Usage, fields: tuple[str, ...]) -> None:
+    """Raise for the first field of `owner` out of bounds (None is a missing max_tokens)."""
+    for name in fields:
+        value = getattr(owner, name)
+        if name == "max_tokens" and value is None:
+            continue
+        if type(value) is not int or not 0 <= value <= MAX_TOKENS:
+            raise InvalidRequest(
+                f"{type(owner).__name__}.{name}",
+                f"must be a whole number of tokens from 0 to {MAX_TOKENS:,}, found {_shown(value)}",
+            )
 
 
 def _shown(value: object) -> str:
@@ -98,12 +111,22 @@ def _shown(value: object) -> str:
     if isinstance(value, bool) or value is None:
         return {True: "true", False: "false", None: "null"}[value]
     if isinstance(value, int):
-        return (
-            str(value) if value.bit_length() <= 64 else f"an integer of {value.bit_length()} bits"
-        )
+        bits = value.bit_length()
+        return str(value) if bits <= 64 else f"an integer of {bits} bits"
     if isinstance(value, float):
         return repr(value)
     return f"a value of type {type(value).__name__}"
+
+
+def _checked_usage(input_tokens: int, output_tokens: int) -> Usage:
+    """A Usage of values already checked, without checking them again (the hot path)."""
+    usage = object.__new__(Usage)
+    setattr_ = object.__setattr__
+    setattr_(usage, "input_tokens", input_tokens)
+    setattr_(usage, "output_tokens", output_tokens)
+    setattr_(usage, "cache_read_tokens", 0)
+    setattr_(usage, "cache_write_tokens", 0)
+    return usage
 
 
 _NOTHING = Estimate(0)

@@ -31,7 +31,7 @@ _KIND = {"usd": _USD, "tokens": _TOKENS, "requests": _REQUESTS}
 class Prepared:
     """One chain's rows for one UTC day (budget windows never change within a day)."""
 
-    __slots__ = ("buckets", "budgets", "day", "ends", "leases", "windows")
+    __slots__ = ("buckets", "budgets", "day", "empty", "ends", "leases", "windows")
 
     def __init__(self, spec: ChainSpec, day: int) -> None:
         self.day = day
@@ -49,6 +49,7 @@ class Prepared:
         self.leases: tuple[tuple[str, int, LeaseSpec], ...] = tuple(
             (lease.key, lease.limit, lease) for lease in spec.leases
         )
+        self.empty = spec.empty  # nothing to charge: the request id is not tracked either
 
 
 class MemoryStore(Store):
@@ -70,10 +71,10 @@ class MemoryStore(Store):
         return found[1]
 
     def admit(self, request_id: str, spec: ChainSpec, tokens: int, cost: int) -> Reservation:
-        if spec.empty:
-            return Reservation(request_id, spec, tokens, cost, (), ())
         now = self.clock()
         prep = self.prepare(spec, now // NS_PER_DAY)
+        if prep.empty:
+            return Reservation(request_id, spec, tokens, cost, (), (), (), prep)
         amounts = (cost, tokens, 1)
         tat_of = self._tat
         spent_of = self._spent
@@ -117,8 +118,6 @@ class MemoryStore(Store):
         )
 
     def settle(self, reservation: Reservation, tokens: int, cost: int) -> bool:
-        if reservation.spec.empty:
-            return False
         prep = reservation.prepared
         if not isinstance(prep, Prepared):  # a reservation made elsewhere: rebuild its rows
             prep = Prepared(reservation.spec, 0)
@@ -126,6 +125,8 @@ class MemoryStore(Store):
                 (f"{g.key}|{w}", _KIND[g.unit], g.limit, g.alert_at, g)
                 for g, w in zip(reservation.spec.budgets, reservation.windows, strict=True)
             )
+        if prep.empty:
+            return False
         deltas = (cost - reservation.cost, tokens - reservation.tokens, 0)
         with self._lock:
             if reservation.request_id in self._settled:
