@@ -9,9 +9,11 @@ Redis Lua numbers are doubles, exact only below 2^53, so nothing large is multip
 A pair is stored as 16 bytes, two little-endian doubles (struct '<dd'): exact for integers
 below 2^53, and packing it is several times cheaper in Redis's Lua than formatting or
 parsing text (which was the larger part of the script's time). State is read
-with one MGET; buckets are written with one MSET (they never expire) and budgets with one
-SET KEEPTTL each (a window's expiry is set once, when its key is created, and a plain SET or
-MSET would drop it), to keep the script short: it runs on every request.
+and written with one MGET and one MSET, to keep the script short: it runs on every request.
+Counter keys carry no TTL (a SET or MSET would drop it on every write): the registry below
+says when a budget window's key may go, a day after the window ends, and the admission that
+opens a new window deletes up to 64 keys whose time has come. No reset job, and keys without
+a TTL are never evicted by a volatile-* policy.
 
 All numbers travel as ONE argument of packed little-endian doubles (ARGV[1], unpacked by
 Redis's `struct` library in one C call) and the request id as ARGV[2]: parsing numbers from
@@ -27,8 +29,8 @@ midnight. Corrected windows go back in the reply, so settlement charges the same
 Lost counters are detected, not reset: every admission compares the namespace's
 generation marker with the store's (a FLUSHALL, a failover to an empty replica or an
 eviction removes it), and every counter key is recorded, when created, in a registry
-sorted set scored by the second it may expire; a key missing while its registry entry says
-it should exist has vanished. The scripts report it; the store applies its fail policy.
+sorted set scored by the second it may be deleted; a key missing while its registry entry
+says it should exist has vanished. The scripts report it; the store applies its fail policy.
 
 Admission numbers: nb, ng, nl, accept_loss, lease_ttl_us; per bucket: limit, iq, ir, cq,
 cr; per budget: limit h, limit l, amount h, amount l, window start and end (unix s; end -1
@@ -149,7 +151,7 @@ for i = 1, nb do
   writes[#writes + 1] = KEYS[i]
   writes[#writes + 1] = fmt(q2, r2)
 end
-local crossed, corrected, spends = {}, {}, {}
+local crossed, corrected = {}, {}
 for j = 1, ng do
   local lh, ll = V[a], V[a + 1]
   local ah, al = V[a + 2], V[a + 3]
@@ -159,6 +161,7 @@ for j = 1, ng do
   if secs < first or (last >= 0 and secs >= last) then
     -- the client guessed another window than the server's clock says
     local label
+    __CALENDAR__
     key, label, last = span(V[a + 8], V[a + 9], V[a + 10], key, secs)
     s = redis.call('GET', key)
     corrected[#corrected + 1] = j
@@ -182,7 +185,8 @@ for j = 1, ng do
   if xh >= 0 and (h < xh or (h == xh and l < xl)) and (xh < sh or (xh == sh and xl <= sl)) then
     crossed[#crossed + 1] = j  -- an alert threshold crossed: spent < alert <= spent + amount
   end
-  spends[#spends + 1] = {key, fmt(sh, sl), not s}
+  writes[#writes + 1] = key
+  writes[#writes + 1] = fmt(sh, sl)
 end
 for k = 1, nl do
   local key = KEYS[nk + k]
@@ -192,19 +196,19 @@ for k = 1, nl do
 end
 -- every check passed: charge all
 if #writes > 0 then redis.call('MSET', unpack(writes)) end
-for _, w in ipairs(spends) do
-  -- SET would drop a window's expiry: keep it, or set it on a new window's key
-  if w[3] then redis.call('SET', w[1], w[2]) else redis.call('SET', w[1], w[2], 'KEEPTTL') end
-end
 if #fresh > 0 then
-  -- new keys: a budget window expires a day after its end; all are registered
+  -- new keys are registered with the second they may be deleted (a budget window: a day
+  -- after its end); opening them also deletes a few keys whose time has come
+  local old = redis.call('ZRANGEBYSCORE', registry, '-inf', secs, 'LIMIT', 0, 64)
+  if #old > 0 then
+    redis.call('DEL', unpack(old))
+    redis.call('ZREM', registry, unpack(old))
+  end
   local scores = {}
   for _, f in ipairs(fresh) do
-    if f[2] < __FOREVER__ then redis.call('EXPIREAT', f[1], string.format('%.0f', f[2])) end
     scores[#scores + 1] = string.format('%.0f', f[2])
     scores[#scores + 1] = f[1]
   end
-  redis.call('ZREMRANGEBYSCORE', registry, '-inf', secs)
   redis.call('ZADD', registry, unpack(scores))
 end
 redis.call('SET', KEYS[base + 1], 'a', 'EX', ARGV[4])
@@ -215,7 +219,8 @@ for k = 1, nl do
 end
 return {0, crossed, corrected, lost, t[1]}
 """
-ADMIT = _ARGS + CALENDAR + _ADMIT_BODY.replace("__FOREVER__", str(FOREVER))
+# the calendar is defined inside the branch that needs it: no closures on the common path
+ADMIT = _ARGS + _ADMIT_BODY.replace("__FOREVER__", str(FOREVER)).replace("__CALENDAR__", CALENDAR)
 
 # Settlement numbers: nb, ng, nl, 0, 0; per token bucket: sign, dq, dr, limit, cap (the
 # most microseconds ahead of now a bucket may be left); per budget: delta h, delta l (same

@@ -25,7 +25,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from runtime import BudgetExceeded, Estimate, Router, StoreUnavailable, Usage
-from runtime.limits.lua import SPAN
+from runtime.limits.lua import FOREVER, SPAN
 from runtime.limits.redis_store import RedisStore
 from runtime.periods import NS_PER_DAY, epoch_day, kind, span
 from tests.redis_server import RedisServer
@@ -142,13 +142,27 @@ def test_a_skewed_client_neither_over_admits_nor_writes_short_lived_keys(
         assert admitted == limit, (period, skew)
         keys = [k.decode() for k in client.keys(f"{{{ns}}}:b:*")]
         assert keys == [f"{{{ns}}}:b:workspace/team|budget|requests/{period}|{truth}"]
-        ttl = client.ttl(keys[0])
-        if truth_last is None:
-            assert ttl == -1  # `none` never expires
-        else:  # expires a day after the server's window ends, not the client's
-            expected = truth_last * DAY_S + DAY_S - server_now(client)
-            assert expected - 5 <= ttl <= expected, (period, skew, ttl)
+        # deleted a day after the server's window ends, not the client's; never by a TTL
+        deleted_at = client.zscore(f"{{{ns}}}:w", keys[0])
+        assert deleted_at == (FOREVER if truth_last is None else truth_last * DAY_S + DAY_S)
+        assert client.ttl(keys[0]) == -1
         assert store.spent(f"workspace/team|budget|requests/{period}", truth) == limit
+
+
+def test_opening_a_window_deletes_windows_whose_time_has_come(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    data = bundle(tmp_path, "budgets: [{limit: 5, unit: requests, period: daily}]\n")
+    ns = namespace()
+    client = redis_server.client()
+    old = [f"{{{ns}}}:b:workspace/team|budget|requests/daily|2020-01-0{d}" for d in (1, 2)]
+    for key in old:
+        client.set(key, b"x")
+    client.zadd(f"{{{ns}}}:w", {old[0]: 1_577_923_200, old[1]: server_now(client) + 60})
+    router = Router.load(data, RedisStore(redis_server.url, namespace=ns))
+    router.admit(team(router), Estimate(1, 1)).settle(Usage(1, 1))
+    assert client.exists(old[0]) == 0 and client.zscore(f"{{{ns}}}:w", old[0]) is None
+    assert client.exists(old[1]) == 1  # its time has not come
 
 
 def test_a_skewed_client_learns_the_server_clock(tmp_path: Path, redis_server: RedisServer) -> None:

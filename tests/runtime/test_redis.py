@@ -76,7 +76,9 @@ def test_keys_share_one_hash_tag_and_budgets_carry_their_period(
     month = window_at("monthly", time.time_ns(), None)[0]
     usd_key = f"{{{ns}}}:b:workspace/team|budget|usd/monthly|{month}"
     assert usd_key in keys
-    assert client.ttl(usd_key) > 0  # expires after its month: no reset job
+    # deleted a day after its month ends, by the admission opening a new window: no reset job
+    end = window_at("monthly", time.time_ns(), None)[1]
+    assert end is not None and client.zscore(f"{{{ns}}}:w", usd_key) == end // 10**9 + 86_400
     ticket.settle(Usage(10, 5))
     assert client.exists(f"{{{ns}}}:s:{ticket.request_id}")
 
