@@ -26,8 +26,9 @@ and charges every counter of the chain atomically (see lua.py for the arithmetic
   `settled_ttl` seconds ago, raises InvalidRequest (409) and charges nothing. Settlement is
   idempotent per request id. A settlement that cannot reach Redis is queued and replayed
   once Redis answers again; nothing is lost.
-- When Redis is unreachable: fail-closed (default) raises StoreUnavailable (503); fail-open
-  admits, counts the bypass and reports it to `on_bypass`.
+- When Redis is unreachable or refuses (out of memory under noeviction, a read-only replica
+  after a failover): fail-closed (default) raises StoreUnavailable (503); fail-open admits,
+  counts the bypass and reports it to `on_bypass`.
 """
 
 from __future__ import annotations
@@ -55,7 +56,8 @@ from runtime.periods import NS_PER_DAY, epoch_day, kind, span
 
 EPOCH_S = 1_577_836_800  # 2020-01-01: keeps microsecond times well below 2^53 in Lua
 MICRO = 10**6
-UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, OSError)
+# unreachable, or refusing: OOM under noeviction, READONLY after a failover, BUSY script
+UNREACHABLE = (redis.RedisError, OSError)
 BYPASS = "bypass"
 PAIR = struct.Struct("<dd")  # how the scripts store a counter's state
 EVICTION_POLICIES = ("refuse", "warn")
@@ -342,7 +344,7 @@ class RedisStore(Store):
     def _unreachable(self, reservation: Reservation, exc: BaseException) -> Reservation:
         if not self.fail_open:
             raise StoreUnavailable(
-                f"the limits store at {safe_url(self.url)} is unreachable: {exc}"
+                f"the limits store at {safe_url(self.url)} is unavailable: {exc}"
             ) from None
         self.bypassed += 1
         if self.on_bypass is not None:

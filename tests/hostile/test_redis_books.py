@@ -2,10 +2,13 @@
 clocks are off by days or months, counters flushed or deleted between admission and
 settlement, servers that may evict, and several skewed processes racing for one budget.
 
-Probes (see the report): the scripts' calendar against periods.py (hypothesis, 400 days x
-5 periods, plus 24 boundary seconds x 5 periods); 4 periods x 6 client clock skews at a
-boundary; 2 flush commands x 2 policies (+ async); 2 deleted keys x 2 policies; 8
-eviction/CONFIG set-ups; 1 two-process race with opposite skews."""
+Probes (see the report): the scripts' calendar against periods.py (hypothesis, 400 seconds
+x 4 periods, plus 24 boundary seconds x 4 periods); 29 skewed clients (4 periods x 6 skews
+around a boundary, `none` x 5), 15 admissions each; 4 flushes (FLUSHALL and FLUSHDB
+fail-closed, FLUSHALL fail-open, FLUSHALL on the async path); 4 deleted or shrunk counters
+(a budget key under each policy, a bucket key, a refund past zero); 6 eviction/CONFIG
+set-ups, each refused one probed sync and async twice and then with "warn"; 1 race of two
+processes with opposite skews (200 attempts at a budget of 60)."""
 
 from __future__ import annotations
 
@@ -28,7 +31,7 @@ from runtime import BudgetExceeded, Estimate, Router, StoreUnavailable, Usage
 from runtime.limits.lua import FOREVER, SPAN
 from runtime.limits.redis_store import RedisStore
 from runtime.periods import NS_PER_DAY, epoch_day, kind, span
-from tests.redis_server import RedisServer
+from tests.redis_server import RedisServer, free_port
 from tests.runtime.conftest import OPENAI_PROVIDER, compile_files
 
 EPOCH = "2026-01-07"
@@ -388,6 +391,24 @@ def test_the_eviction_policy_is_checked_at_start(
         with caplog.at_level(logging.WARNING, logger="runtime.limits.redis"):
             warned.admit(team(warned), Estimate(1, 1)).settle(Usage(1, 1))
         assert refused in caplog.text
+
+
+@pytest.mark.parametrize("fail_open", [False, True])
+def test_a_demoted_server_follows_the_fail_policy(
+    tmp_path: Path, own_redis: RedisServer, fail_open: bool
+) -> None:
+    """After a failover the old primary is a read-only replica: a script's first write is
+    refused (READONLY). That is the store being unavailable, never a raw redis error."""
+    router, store, _ = books(tmp_path, own_redis.url, fail_open=fail_open)
+    router.admit(team(router), Estimate(1, 1)).settle(Usage(1, 1))
+    own_redis.client().replicaof("127.0.0.1", str(free_port()))  # a primary that is gone
+    if fail_open:
+        router.admit(team(router), Estimate(1, 1)).settle(Usage(1, 1))
+        assert store.bypassed == 1
+    else:
+        with pytest.raises(StoreUnavailable, match=r"READONLY|read only"):
+            router.admit(team(router), Estimate(1, 1))
+    assert tokens_spent(store) == 2  # nothing written by the refused script
 
 
 def test_eviction_policy_option_is_checked() -> None:
