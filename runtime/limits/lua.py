@@ -37,8 +37,8 @@ cr; per budget: limit h, limit l, amount h, amount l, window start and end (unix
 when none), alert h, alert l (-1 when none), period kind, N of <N>d, epoch day; per lease:
 limit. KEYS: buckets, budgets, leases, the request's state, the generation, the registry.
 ARGV: numbers, request id, generation, settled TTL (s).
-Replies: {0, crossed alerts, corrected windows (j, key label, end s), vanished keys
-accepted (fail-open), server seconds}; {1, bucket, q, r, now}; {2, budget, h, l};
+Replies: 0 (admitted), or {0, crossed alerts, corrected windows (j, key label, end s),
+vanished keys accepted (fail-open), server seconds}; {1, bucket, q, r, now}; {2, budget, h, l};
 {3, lease}; {4, 'generation', marker} or {4, 'key', key}: counters lost;
 {5, state}: the request id is live ('a') or settled ('s').
 """
@@ -217,6 +217,7 @@ for k = 1, nl do
   redis.call('ZADD', key, now + lease_ttl, rid)
   redis.call('PEXPIRE', key, math.floor(lease_ttl / 1000) + 60000)
 end
+if #crossed + #corrected + #lost == 0 then return 0 end  -- the common reply: nothing to add
 return {0, crossed, corrected, lost, t[1]}
 """
 # the calendar is defined inside the branch that needs it: no closures on the common path
@@ -226,17 +227,17 @@ ADMIT = _ARGS + _ADMIT_BODY.replace("__FOREVER__", str(FOREVER)).replace("__CALE
 # most microseconds ahead of now a bucket may be left); per budget: delta h, delta l (same
 # sign). KEYS: the request's state, the generation, the registry, token buckets, budgets,
 # leases. ARGV: numbers, request id, the generation it was admitted in, settled TTL (s).
-# Replies: {0} already settled; {1, vanished keys}; {2} the generation changed (the
+# Replies: 0 already settled; 1 done, or {1, vanished keys}; 2 the generation changed (the
 # counters it charged were lost: leases released, nothing corrected).
 _SETTLE_BODY = r"""
 local st = redis.call('MGET', KEYS[1], KEYS[2])
-if st[1] == 's' then return {0} end
+if st[1] == 's' then return 0 end
 redis.call('SET', KEYS[1], 's', 'EX', ARGV[4])
 local nb, ng, nl = V[1], V[2], V[3]
 for k = 1, nl do
   redis.call('ZREM', KEYS[3 + nb + ng + k], rid)
 end
-if st[2] ~= ARGV[3] then return {2} end
+if st[2] ~= ARGV[3] then return 2 end
 local secs, now
 local function clock()
   if not secs then
@@ -289,6 +290,7 @@ for j = 1, ng do
   end
   a = a + 2
 end
+if #lost == 0 then return 1 end
 return {1, lost}
 """
 SETTLE = _ARGS + _SETTLE_BODY

@@ -304,10 +304,13 @@ class RedisStore(Store):
         return self._bypass(request_id, spec, tokens, cost)
 
     def _outcome(
-        self, plan: _Plan, request_id: str, tokens: int, cost: int, result: list[Any]
+        self, plan: _Plan, request_id: str, tokens: int, cost: int, result: Any
     ) -> Reservation | None:
         """The reservation an admission's reply grants, or the refusal it raises; None when
         a fail-open store must join a new generation and try again."""
+        if result == 0:  # admitted, nothing to report: the common reply
+            return Reservation(request_id, plan.spec, tokens, cost, plan.windows, plan.ends,
+                               (), self.generation)  # fmt: skip
         code = int(result[0])
         if code == 0:
             return self._granted(plan, request_id, tokens, cost, result)
@@ -387,12 +390,12 @@ class RedisStore(Store):
                      *keys.leases]  # fmt: skip
         return keys_list, args
 
-    def _settled(self, result: list[Any]) -> bool:
-        code = int(result[0])
+    def _settled(self, result: Any) -> bool:
+        code = result if isinstance(result, int) else int(result[0])
         if code == 2:
             self._lost("a settlement found the generation it was admitted in gone (its "
                        "counters were lost; nothing corrected)")  # fmt: skip
-        elif code == 1:
+        elif not isinstance(result, int):
             for key in result[1]:
                 self._lost(f"settlement found the counter `{_text(key)}` missing")
         return code != 0
