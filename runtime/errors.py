@@ -14,6 +14,7 @@ CatalogRuntimeError
 │   ├── UnknownModel            404, with suggestions
 │   ├── UnknownConfig           404
 │   ├── InvalidConfig           400, an inline config breaks the routing rules
+│   ├── InvalidRequest          400 a malformed estimate, usage or request id; 409 an id reused
 │   ├── AccessDenied            403, names the level and the rule
 │   ├── BudgetExceeded          412, names the counter, the limit and what remains
 │   ├── RateLimited             429, with `retry_after` seconds
@@ -177,3 +178,16 @@ class ConcurrencyExceeded(RequestError):
 
 class StoreUnavailable(CatalogRuntimeError):
     status = 503
+
+
+class InvalidRequest(RequestError):
+    """A field of the request itself is malformed (an estimate, a usage, a request id): 400.
+    A request id reused while it is live or remembered as settled: 409."""
+
+    status = 400
+
+    def __init__(self, field: str, problem: str, status: int = 400) -> None:
+        super().__init__(f"`{field}` {problem}")
+        self.field = field
+        self.problem = problem
+        self.status = status

@@ -2,6 +2,13 @@
 
 Prices are USD per 1M tokens with at most 6 decimal places (the compiler enforces it), so
 one token costs `price * 10**6` pico-USD exactly; per-request fees at most 12 places.
+
+`Estimate` and `Usage` come from clients and upstreams: every token count is a plain `int`
+(never bool, float, Decimal or str) from 0 to MAX_TOKENS, else InvalidRequest (400) names
+the field. The bound is far above any real request (the largest context windows hold ~10^7
+tokens) and keeps every derived counter exact where it is kept: a request costs at most
+4 * 10^9 tokens * 10^10 pico-USD (the compiler's 10,000 USD per 1M tokens) + 10^14 pico-USD,
+about 4 * 10^13 micro-USD, far below the 2^53 up to which the Redis store's doubles count.
 """
 
 from __future__ import annotations
@@ -10,8 +17,10 @@ from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal
 
 from runtime.bundle import Prices
+from runtime.errors import InvalidRequest
 
 PICO_PER_USD = 10**12
+MAX_TOKENS = 10**9  # per field of an Estimate or a Usage
 _PER_TOKEN = Decimal(10**6)  # pico-USD per token for a price of 1 USD per 1M tokens
 
 
@@ -26,6 +35,18 @@ class Usage:
     output_tokens: int = 0
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
+
+    def __post_init__(self) -> None:
+        i, o = self.input_tokens, self.output_tokens
+        r, w = self.cache_read_tokens, self.cache_write_tokens
+        # one expression on the hot path; `type(...) is int` refuses bool, float, Decimal, str
+        if not (
+            type(i) is int and type(o) is int and type(r) is int and type(w) is int
+            and 0 <= i <= MAX_TOKENS and 0 <= o <= MAX_TOKENS
+            and 0 <= r <= MAX_TOKENS and 0 <= w <= MAX_TOKENS
+        ):  # fmt: skip
+            _refuse(self, ("input_tokens", "output_tokens", "cache_read_tokens",
+                           "cache_write_tokens"))  # fmt: skip
 
     @property
     def tokens(self) -> int:
@@ -45,9 +66,70 @@ class Estimate:
     input_tokens: int
     max_tokens: int | None = None
 
+    def __post_init__(self) -> None:
+        i, m = self.input_tokens, self.max_tokens
+        if not (
+            type(i) is int and 0 <= i <= MAX_TOKENS
+            and (m is None or (type(m) is int and 0 <= m <= MAX_TOKENS))
+        ):  # fmt: skip
+            _refuse(self, ("input_tokens", "max_tokens"))
+
     def usage(self, max_output_tokens: int | None) -> Usage:
-        out = self.max_tokens if self.max_tokens is not None else (max_output_tokens or 0)
-        return Usage(input_tokens=self.input_tokens, output_tokens=out)
+        """What to reserve: without `max_tokens`, the most the model may write (clamped to
+        the bounds, whatever the bundle says)."""
+        if self.max_tokens is not None:
+            out = self.max_tokens
+        else:
+            out = min(max(max_output_tokens or 0, 0), MAX_TOKENS)
+        return _checked_usage(self.input_tokens, out)
+
+
+def reserved_usage(estimate: object, max_output_tokens: int | None) -> Usage:
+    """The usage an admission reserves for `estimate` (None: nothing but the model's most)."""
+    if type(estimate) is Estimate:
+        return estimate.usage(max_output_tokens)
+    if estimate is None:
+        return _NOTHING.usage(max_output_tokens)
+    raise InvalidRequest("estimate", f"must be an Estimate, found {_shown(estimate)}")
+
+
+def _refuse(owner: Estimate | Usage, fields: tuple[str, ...]) -> None:
+    """Raise for the first field of `owner` out of bounds (None is a missing max_tokens)."""
+    for name in fields:
+        value = getattr(owner, name)
+        if name == "max_tokens" and value is None:
+            continue
+        if type(value) is not int or not 0 <= value <= MAX_TOKENS:
+            raise InvalidRequest(
+                f"{type(owner).__name__}.{name}",
+                f"must be a whole number of tokens from 0 to {MAX_TOKENS:,}, found {_shown(value)}",
+            )
+
+
+def _shown(value: object) -> str:
+    """A short, safe description of a rejected value (never a 5,000-digit repr)."""
+    if isinstance(value, bool) or value is None:
+        return {True: "true", False: "false", None: "null"}[value]
+    if isinstance(value, int):
+        bits = value.bit_length()
+        return str(value) if bits <= 64 else f"an integer of {bits} bits"
+    if isinstance(value, float):
+        return repr(value)
+    return f"a value of type {type(value).__name__}"
+
+
+def _checked_usage(input_tokens: int, output_tokens: int) -> Usage:
+    """A Usage of values already checked, without checking them again (the hot path)."""
+    usage = object.__new__(Usage)
+    setattr_ = object.__setattr__
+    setattr_(usage, "input_tokens", input_tokens)
+    setattr_(usage, "output_tokens", output_tokens)
+    setattr_(usage, "cache_read_tokens", 0)
+    setattr_(usage, "cache_write_tokens", 0)
+    return usage
+
+
+_NOTHING = Estimate(0)
 
 
 def _per_token(price: Decimal | None) -> int:
@@ -85,6 +167,8 @@ class Rates:
 
     def cost(self, usage: Usage) -> int:
         """The exact cost in pico-USD."""
+        if type(usage) is not Usage:
+            raise InvalidRequest("usage", f"must be a Usage, found {_shown(usage)}")
         return (
             usage.input_tokens * self.input
             + usage.output_tokens * self.output

@@ -23,17 +23,16 @@ from runtime.bounds import METADATA_BOUNDS, PARAMS_BOUNDS, Bounds, plain_json
 from runtime.bundle import Bundle, Counter
 from runtime.errors import AccessDenied, InvalidConfig, UnknownConfig
 from runtime.inline import check_destination, compile_inline
-from runtime.limits.base import Reservation, Store
+from runtime.limits.base import Reservation, Store, checked_request_id
 from runtime.limits.memory import MemoryStore
 from runtime.limits.spec import BudgetSpec, ChainSpec, compile_chain
-from runtime.money import Estimate, Rates, Usage, usd
+from runtime.money import Estimate, Rates, Usage, reserved_usage, usd
 from runtime.params import request_body
 from runtime.plan import Attempt, Context, Plan, expand
 from runtime.suggest import nearest
 
 PLAN_CACHE_LIMIT = 100_000
 MAX_NAME = 1_024  # a workspace, model, provider or config slug in a request
-_NOTHING = Estimate(0)
 AlertHook = Callable[[BudgetSpec, "Ticket"], None]
 
 
@@ -266,8 +265,12 @@ class Router:
         self, attempt: Attempt, estimate: Estimate | None, request_id: str | None
     ) -> tuple[str, ChainSpec, Usage, int]:
         spec = attempt.limits or self._state.spec(attempt.chain)
-        usage = (estimate or _NOTHING).usage(attempt.max_output_tokens)
-        rid = request_id or f"{self._id_prefix}{next(self._ids)}"
+        usage = reserved_usage(estimate, attempt.max_output_tokens)
+        rid = (
+            checked_request_id(request_id)
+            if request_id is not None
+            else f"{self._id_prefix}{next(self._ids)}"
+        )
         return rid, spec, usage, attempt.rates.cost(usage)
 
     def admit(

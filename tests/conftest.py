@@ -103,4 +103,4 @@ def shared_data(*parts: str) -> Path:
     return path
 
 
-from tests.redis_server import own_redis, redis_server  # noqa: E402, F401  (fixtures)
+from tests.redis_server import make_redis, own_redis, redis_server  # noqa: E402, F401  (fixtures)

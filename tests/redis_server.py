@@ -1,5 +1,7 @@
 """A real redis-server for tests: started on a free loopback port with persistence off,
-stopped afterwards. Missing binary: skip locally, fail when CATALOG_REQUIRE_REDIS=1 (CI)."""
+stopped afterwards. Missing binary: skip locally, fail when CATALOG_REQUIRE_REDIS=1 (CI).
+`make_redis(*args)` starts one with extra server arguments (an eviction policy, renamed
+commands, an append-only file that survives a kill)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -26,9 +28,10 @@ def free_port() -> int:
 class RedisServer:
     """One redis-server process that a test may kill and start again on the same port."""
 
-    def __init__(self, binary: str, workdir: Path) -> None:
+    def __init__(self, binary: str, workdir: Path, args: tuple[str, ...] = ()) -> None:
         self.binary = binary
         self.workdir = workdir
+        self.args = args
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -36,7 +39,8 @@ class RedisServer:
     def start(self) -> None:
         self.proc = subprocess.Popen(
             [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.workdir), "--loglevel", "warning"],
+             "--appendonly", "no", "--dir", str(self.workdir), "--loglevel", "warning",
+             *self.args],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )  # fmt: skip
@@ -90,3 +94,27 @@ def own_redis() -> Iterator[RedisServer]:
         server.start()
         yield server
         server.kill()
+
+
+# An append-only file synced on every write: a killed server comes back with its data.
+PERSISTENT = ("--appendonly", "yes", "--appendfsync", "always")
+
+
+@pytest.fixture
+def make_redis() -> Iterator[Callable[..., RedisServer]]:
+    """Start servers with extra arguments; all are stopped after the test."""
+    binary = redis_binary()
+    servers: list[RedisServer] = []
+    with tempfile.TemporaryDirectory() as tmp:
+
+        def make(*args: str) -> RedisServer:
+            workdir = Path(tmp) / str(len(servers))
+            workdir.mkdir()
+            server = RedisServer(binary, workdir, args)
+            servers.append(server)
+            server.start()
+            return server
+
+        yield make
+        for server in servers:
+            server.kill()

@@ -1,15 +1,26 @@
 """The store interface every limits backend implements, sync and async, and the refusals
-it raises. A store admits a whole chain atomically and settles a reservation once."""
+it raises. A store admits a whole chain atomically and settles a reservation once.
+
+Request ids are single-use. A store refuses (InvalidRequest, 409) to admit an id that is
+live (admitted, not settled) or that it remembers as settled: settlement is idempotent per
+id, so a second admission under a settled id would have its settlement dropped as a retry,
+and a live one would hold a second lease that nothing releases. How long a settled id is
+remembered is each store's window (MemoryStore: the last SETTLED_MEMORY ids; RedisStore:
+`settled_ttl`). Chains without any limit are not tracked: nothing is charged or leased.
+Ids a caller chooses become Redis keys: 1 to 128 characters of `A-Z a-z 0-9 _ . : -`."""
 
 from __future__ import annotations
 
 import abc
+import re
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-from runtime.errors import BudgetExceeded, ConcurrencyExceeded, RateLimited
+from runtime.errors import BudgetExceeded, ConcurrencyExceeded, InvalidRequest, RateLimited
 from runtime.limits.spec import Bucket, BudgetSpec, ChainSpec, LeaseSpec
 from runtime.money import usd
+
+REQUEST_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 
 
 class Reservation(NamedTuple):
@@ -65,3 +76,26 @@ def budget_refusal(g: BudgetSpec, spent: int) -> BudgetExceeded:
 
 def lease_refusal(lease: LeaseSpec) -> ConcurrencyExceeded:
     return ConcurrencyExceeded(lease.counter, lease.limit)
+
+
+def checked_request_id(request_id: object) -> str:
+    """A caller's request id, if it is a short string of safe characters."""
+    if type(request_id) is str and REQUEST_ID.fullmatch(request_id):
+        return request_id
+    found = (
+        f"{len(request_id)} characters"
+        if isinstance(request_id, str)
+        else "a " + type(request_id).__name__
+    )
+    raise InvalidRequest(
+        "request_id", f"must be 1 to 128 characters of A-Z a-z 0-9 _ . : -, found {found}"
+    )
+
+
+def reused_id(request_id: str, settled: bool) -> InvalidRequest:
+    """The refusal for an id the store still knows: 409, whatever the limits say."""
+    if settled:
+        problem = f"`{request_id}` was already admitted and settled: request ids are single-use"
+    else:
+        problem = f"`{request_id}` is already admitted and not settled yet"
+    return InvalidRequest("request_id", problem, status=409)

@@ -17,11 +17,13 @@ from runtime.limits.base import (
     budget_refusal,
     lease_refusal,
     rate_refusal,
+    reused_id,
 )
 from runtime.limits.spec import Bucket, BudgetSpec, ChainSpec, LeaseSpec
 from runtime.periods import NS_PER_DAY, window
 
 SETTLED_MEMORY = 100_000  # request ids remembered for idempotent settlement
+LIVE_MEMORY = 1_000_000  # admitted, unsettled ids; beyond it the oldest (abandoned) are forgotten
 _USD, _TOKENS, _REQUESTS = 0, 1, 2
 _KIND = {"usd": _USD, "tokens": _TOKENS, "requests": _REQUESTS}
 
@@ -29,7 +31,7 @@ _KIND = {"usd": _USD, "tokens": _TOKENS, "requests": _REQUESTS}
 class Prepared:
     """One chain's rows for one UTC day (budget windows never change within a day)."""
 
-    __slots__ = ("buckets", "budgets", "day", "ends", "leases", "windows")
+    __slots__ = ("buckets", "budgets", "day", "empty", "ends", "leases", "windows")
 
     def __init__(self, spec: ChainSpec, day: int) -> None:
         self.day = day
@@ -47,6 +49,7 @@ class Prepared:
         self.leases: tuple[tuple[str, int, LeaseSpec], ...] = tuple(
             (lease.key, lease.limit, lease) for lease in spec.leases
         )
+        self.empty = spec.empty  # nothing to charge: the request id is not tracked either
 
 
 class MemoryStore(Store):
@@ -57,6 +60,7 @@ class MemoryStore(Store):
         self._spent: dict[str, int] = {}  # "budget|window" -> amount
         self._inflight: dict[str, int] = {}
         self._settled: OrderedDict[str, None] = OrderedDict()
+        self._live: dict[str, None] = {}  # admitted, not settled (insertion ordered)
         self._prepared: dict[int, tuple[ChainSpec, Prepared]] = {}
 
     def prepare(self, spec: ChainSpec, day: int) -> Prepared:
@@ -69,10 +73,15 @@ class MemoryStore(Store):
     def admit(self, request_id: str, spec: ChainSpec, tokens: int, cost: int) -> Reservation:
         now = self.clock()
         prep = self.prepare(spec, now // NS_PER_DAY)
+        if prep.empty:
+            return Reservation(request_id, spec, tokens, cost, (), (), (), prep)
         amounts = (cost, tokens, 1)
         tat_of = self._tat
         spent_of = self._spent
+        live = self._live
         with self._lock:
+            if request_id in live or request_id in self._settled:
+                raise reused_id(request_id, request_id not in live)
             news = []
             for key, limit, per_ns, capacity, by_tokens, b in prep.buckets:
                 units = tokens if by_tokens else 1
@@ -101,6 +110,9 @@ class MemoryStore(Store):
                 spent_of[key] = spent_of.get(key, 0) + amounts[kind]
             for key, _, _ in prep.leases:
                 inflight[key] = inflight.get(key, 0) + 1
+            live[request_id] = None
+            if len(live) > LIVE_MEMORY:
+                del live[next(iter(live))]
         return Reservation(
             request_id, spec, tokens, cost, prep.windows, prep.ends, tuple(alerts), prep
         )
@@ -113,24 +125,34 @@ class MemoryStore(Store):
                 (f"{g.key}|{w}", _KIND[g.unit], g.limit, g.alert_at, g)
                 for g, w in zip(reservation.spec.budgets, reservation.windows, strict=True)
             )
+        if prep.empty:
+            return False
         deltas = (cost - reservation.cost, tokens - reservation.tokens, 0)
         with self._lock:
             if reservation.request_id in self._settled:
                 return False
             self._settled[reservation.request_id] = None
+            self._live.pop(reservation.request_id, None)
             if len(self._settled) > SETTLED_MEMORY:
                 self._settled.popitem(last=False)
             extra_tokens = deltas[_TOKENS]
             if extra_tokens:
-                for key, _, per_ns, _, by_tokens, _ in prep.buckets:
-                    if by_tokens and key in self._tat:
-                        self._tat[key] += extra_tokens * per_ns
+                self._correct_buckets(prep, extra_tokens)
             for key, kind, _, _, _ in prep.budgets:
                 if deltas[kind]:
                     self._spent[key] = self._spent.get(key, 0) + deltas[kind]
             for key, _, _ in prep.leases:
                 self._inflight[key] = max(self._inflight.get(key, 0) - 1, 0)
         return True
+
+    def _correct_buckets(self, prep: Prepared, extra_tokens: int) -> None:
+        """Charge (or refund) the tokens the estimate missed, leaving a bucket at most one
+        full bucket in debt (see spec.py): a wild usage cannot lock a limit for years."""
+        now = self.clock() if extra_tokens > 0 else 0
+        for key, limit, per_ns, capacity, by_tokens, _ in prep.buckets:
+            if by_tokens and key in self._tat:
+                tat = self._tat[key] + extra_tokens * per_ns
+                self._tat[key] = min(tat, now * limit + 2 * capacity) if extra_tokens > 0 else tat
 
     # -- inspection ---------------------------------------------------------------------
     def spent(self, budget_key: str, window_key: str) -> int:

@@ -3,13 +3,32 @@ and charges every counter of the chain atomically (see lua.py for the arithmetic
 
 - All keys of a store share one hash tag, `{<namespace>}`, so every chain's keys are in one
   slot and the scripts run on Redis Cluster. (Chains share counters, so one slot it is.)
-- GCRA runs on the server's clock; budget windows are computed here from the client clock
-  and their keys carry the window (`…|2026-11`, `…|2026-W48`) and expire after it.
+- Time is the server's: GCRA buckets, lease expiry and budget windows come from `TIME`
+  inside the scripts. The client's clock is only a guess at each budget's window (`…|2026-11`,
+  `…|2026-W48`); the script corrects a wrong guess, and the store learns the offset, so a
+  client whose clock is off by days or months neither writes keys of the wrong window (that
+  would expire at once and reset the budget) nor admits past a budget. Budget keys expire a
+  day after their window ends: no reset job. Settlement charges the windows admission used.
+- Lost counters are never silently reset. At first use the store joins the namespace's
+  generation (a marker key, created when there is none) and every admission checks it; a
+  registry of counter keys tells a key that vanished from one never created. FLUSHALL or
+  FLUSHDB, a failover to an empty replica, an eviction or a DEL is detected, reported to
+  `on_loss` (and counted in `losses`, and logged), and then: fail-closed raises
+  StoreUnavailable until `recover()` accepts the loss (or the process restarts); fail-open
+  admits and counts afresh. A settlement whose counters were lost corrects nothing, never
+  drives a budget below zero, and still releases its leases.
+- At first use the store also reads the server's `maxmemory-policy` (CONFIG GET, or INFO
+  where CONFIG is disabled, as on managed services) and refuses anything but `noeviction`,
+  since budget keys carry TTLs and volatile-* policies evict them too. With
+  `eviction_policy="warn"` it logs a warning instead; an unreadable policy counts as unsafe.
 - Concurrency is a sorted set of leases with a TTL; long (streaming) requests `renew` theirs.
-- Settlement is idempotent per request id. A settlement that cannot reach Redis is queued
-  and replayed once Redis answers again; nothing is lost.
-- When Redis is unreachable: fail-closed (default) raises StoreUnavailable (503); fail-open
-  admits, counts the bypass and reports it to `on_bypass`.
+- Request ids are single-use (see base.py): admitting a live id, or one settled less than
+  `settled_ttl` seconds ago, raises InvalidRequest (409) and charges nothing. Settlement is
+  idempotent per request id. A settlement that cannot reach Redis is queued and replayed
+  once Redis answers again; nothing is lost.
+- When Redis is unreachable or refuses (out of memory under noeviction, a read-only replica
+  after a failover): fail-closed (default) raises StoreUnavailable (503); fail-open admits,
+  counts the bypass and reports it to `on_bypass`.
 """
 
 from __future__ import annotations
@@ -17,6 +36,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import functools
+import logging
+import secrets
 import struct
 import threading
 import time
@@ -28,16 +49,21 @@ import redis
 import redis.asyncio as aioredis
 
 from runtime.errors import RateLimited, StoreUnavailable
-from runtime.limits.base import Reservation, Store, budget_refusal, lease_refusal
-from runtime.limits.lua import ADMIT, RENEW, SETTLE
+from runtime.limits.base import Reservation, Store, budget_refusal, lease_refusal, reused_id
+from runtime.limits.lua import ADMIT, RECOVER, RENEW, SETTLE, START
 from runtime.limits.spec import Bucket, ChainSpec
-from runtime.periods import NS_PER_DAY, window
+from runtime.periods import NS_PER_DAY, epoch_day, kind, span
 
 EPOCH_S = 1_577_836_800  # 2020-01-01: keeps microsecond times well below 2^53 in Lua
 MICRO = 10**6
-UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, OSError)
+# unreachable, or refusing: OOM under noeviction, READONLY after a failover, BUSY script
+UNREACHABLE = (redis.RedisError, OSError)
 BYPASS = "bypass"
 PAIR = struct.Struct("<dd")  # how the scripts store a counter's state
+EVICTION_POLICIES = ("refuse", "warn")
+log = logging.getLogger("runtime.limits.redis")
+GENERATION_LOST = ("its generation marker is gone or replaced (FLUSHALL, FLUSHDB, eviction, "
+                   "or a failover to an empty replica)")  # fmt: skip
 
 
 def split_units(units: int, per_us: int, limit: int) -> tuple[int, int]:
@@ -76,14 +102,28 @@ class RedisStore(Store):
         settled_ttl: int = 2 * 86_400,
         max_connections: int = 64,
         on_bypass: Callable[[str, BaseException], None] | None = None,
+        on_loss: Callable[[StoreUnavailable], None] | None = None,
+        eviction_policy: str = "refuse",
     ) -> None:
+        if eviction_policy not in EVICTION_POLICIES:
+            raise ValueError(f"eviction_policy is one of {EVICTION_POLICIES}")
         self.url = url
+        self.namespace = namespace
         self.tag = "{" + namespace + "}"
         self.fail_open = fail_open
         self.lease_ttl_us = int(lease_ttl * MICRO)
         self.settled_ttl = settled_ttl
         self.on_bypass = on_bypass
+        self.on_loss = on_loss
+        self.eviction_policy = eviction_policy
         self.bypassed = 0
+        self.losses = 0  # distinct losses of counters detected (each reported once)
+        self.generation: str | None = None  # joined at first use
+        self.clock: Callable[[], int] = time.time_ns  # a hint for windows; Redis decides
+        self._skew_ns = 0  # server clock minus ours, learned when a window guess was wrong
+        self._reported: set[str] = set()
+        self._marker = f"{self.tag}:g"
+        self._registry = f"{self.tag}:w"
         self._timeout = timeout
         self._max_connections = max_connections
         # A blocking pool: callers beyond `max_connections` wait (up to `timeout`) for a
@@ -100,19 +140,96 @@ class RedisStore(Store):
         self._admit = self.client.register_script(ADMIT)
         self._settle = self.client.register_script(SETTLE)
         self._renew = self.client.register_script(RENEW)
+        self._start = self.client.register_script(START)
+        self._recover = self.client.register_script(RECOVER)
         self._aclients: dict[int, aioredis.Redis] = {}  # one per event loop
         self._pending: collections.deque[tuple[Reservation, int, int]] = collections.deque()
         self._pending_lock = threading.Lock()
         self._plans: dict[int, _Plan] = {}
+
+    # -- start: the server's eviction policy, the namespace's generation ------------------
+    def start(self) -> str:
+        """Check the server and join the generation of counters; runs at first use."""
+        self._judge_policy(_read_policy(self.client))
+        return self._joined(self._start(keys=[self._marker], args=[_new_generation()]))
+
+    async def astart(self) -> str:
+        client = self.async_client()
+        self._judge_policy(await _aread_policy(client))
+        reply = await client.evalsha_or_eval(START, [self._marker], [_new_generation()])  # type: ignore[attr-defined]
+        return self._joined(reply)
+
+    def _judge_policy(self, policy: str | None) -> None:
+        if policy == "noeviction":
+            return
+        if policy is None:
+            problem = ("cannot tell whether it may evict counters: CONFIG GET and INFO are "
+                       "refused; make sure its maxmemory-policy is noeviction")  # fmt: skip
+        else:
+            problem = (f"may evict counters: its maxmemory-policy is {policy} (budget keys "
+                       "carry TTLs, so volatile-* policies evict them too); set it to "
+                       "noeviction")  # fmt: skip
+        message = f"the limits store at {safe_url(self.url)} {problem}"
+        if self.eviction_policy == "refuse":
+            raise StoreUnavailable(f"{message}, or pass eviction_policy='warn'")
+        log.warning("%s (eviction_policy='warn')", message)
+
+    def _joined(self, reply: list[Any]) -> str:
+        created, generation = int(reply[0]), _text(reply[1])
+        if created:
+            log.warning("limits store namespace %r: started a new generation of counters "
+                        "(a new namespace, or its counters were lost)", self.namespace)  # fmt: skip
+        self.generation = generation
+        return generation
+
+    def recover(self) -> str:
+        """Accept lost counters: adopt the namespace's current generation (or start one)
+        and let vanished keys count afresh. Fail-closed stores refuse admissions until then."""
+        reply = self._recover(keys=[self._marker, self._registry], args=[_new_generation()])
+        return self._recovered(reply)
+
+    async def arecover(self) -> str:
+        reply = await self.async_client().evalsha_or_eval(  # type: ignore[attr-defined]
+            RECOVER, [self._marker, self._registry], [_new_generation()]
+        )
+        return self._recovered(reply)
+
+    def _recovered(self, reply: list[Any]) -> str:
+        self.generation = _text(reply[0])
+        self._reported.clear()
+        log.warning("limits store namespace %r: lost counters accepted; %d vanished keys "
+                    "count afresh", self.namespace, int(reply[1]))  # fmt: skip
+        return self.generation
+
+    def _lost(self, what: str) -> StoreUnavailable:
+        """Report a loss once (on_loss, log, `losses`) and return the error that says it."""
+        policy = ("admitting and counting afresh (fail-open)" if self.fail_open else
+                  "refusing admissions that need them until store.recover() accepts the "
+                  "loss")  # fmt: skip
+        error = StoreUnavailable(
+            f"the limits store at {safe_url(self.url)} lost counters of namespace "
+            f"{self.namespace!r}: {what}; {policy}"
+        )
+        if what not in self._reported:
+            if len(self._reported) < 10_000:
+                self._reported.add(what)
+            self.losses += 1
+            log.error("%s", error)
+            if self.on_loss is not None:
+                self.on_loss(error)
+        return error
 
     # -- keys and arguments ---------------------------------------------------------------
     def plan(self, spec: ChainSpec, day: int) -> _Plan:
         """Keys and the constant part of the arguments, per chain and UTC day (cached)."""
         found = self._plans.get(id(spec))
         if found is None or found.spec is not spec or found.day != day:
-            found = _Plan(spec, day, self.tag, self.lease_ttl_us)
+            found = _Plan(spec, day, self.tag, self.lease_ttl_us, self.fail_open)
             self._plans[id(spec)] = found
         return found
+
+    def _day(self) -> int:
+        return (self.clock() + self._skew_ns) // NS_PER_DAY
 
     def keys(self, spec: ChainSpec, windows: tuple[str, ...]) -> _Keys:
         """Keys for a reservation's own windows (settlement may cross midnight)."""
@@ -123,6 +240,13 @@ class RedisStore(Store):
             tuple(f"{tag}:c:{lease.key}" for lease in spec.leases),
             tuple(i for i, b in enumerate(spec.buckets) if b.unit == "tokens"),
         )
+
+    def _call(
+        self, plan: _Plan, request_id: str, tokens: int, cost: int
+    ) -> tuple[list[str], list[Any]]:
+        tag = self.tag
+        keys = [*plan.key_list, f"{tag}:s:{request_id}", self._marker, self._registry]
+        return keys, [plan.pack(tokens, cost), request_id, self.generation, self.settled_ttl]
 
     def _refusal(self, spec: ChainSpec, tokens: int, result: list[Any]) -> Exception:
         kind, index = int(result[0]), int(result[1]) - 1
@@ -136,47 +260,104 @@ class RedisStore(Store):
 
     # -- admission ------------------------------------------------------------------------
     def admit(self, request_id: str, spec: ChainSpec, tokens: int, cost: int) -> Reservation:
-        plan = self.plan(spec, time.time_ns() // NS_PER_DAY)
-        reservation = Reservation(request_id, spec, tokens, cost, plan.windows, plan.ends)
         if spec.empty:
-            return reservation
+            return Reservation(request_id, spec, tokens, cost, (), ())
+        plan = self.plan(spec, self._day())
         try:
+            if self.generation is None:
+                self.start()
             if self._pending:
                 self.flush()
-            result = self._admit(keys=plan.key_list, args=plan.args(request_id, tokens, cost))
+            for attempt in range(2):
+                keys, args = self._call(plan, request_id, tokens, cost)
+                reservation = self._outcome(
+                    plan, request_id, tokens, cost, self._admit(keys=keys, args=args)
+                )
+                if reservation is not None:
+                    return reservation
+                if attempt == 0:
+                    self.recover()  # fail-open after a loss: count afresh
         except UNREACHABLE as exc:
-            return self._unreachable(reservation, exc)
-        if int(result[0]) != 0:
-            raise self._refusal(spec, tokens, result)
-        return _with_alerts(reservation, result)
+            return self._unreachable(Reservation(request_id, spec, tokens, cost, (), ()), exc)
+        return self._bypass(request_id, spec, tokens, cost)
 
     async def aadmit(self, request_id: str, spec: ChainSpec, tokens: int, cost: int) -> Reservation:
-        plan = self.plan(spec, time.time_ns() // NS_PER_DAY)
-        reservation = Reservation(request_id, spec, tokens, cost, plan.windows, plan.ends)
         if spec.empty:
-            return reservation
+            return Reservation(request_id, spec, tokens, cost, (), ())
+        plan = self.plan(spec, self._day())
         client = self.async_client()
         try:
+            if self.generation is None:
+                await self.astart()
             if self._pending:
                 await self.aflush()
-            result = await client.evalsha_or_eval(  # type: ignore[attr-defined]
-                ADMIT, plan.key_list, plan.args(request_id, tokens, cost)
-            )
+            for attempt in range(2):
+                keys, args = self._call(plan, request_id, tokens, cost)
+                result = await client.evalsha_or_eval(ADMIT, keys, args)  # type: ignore[attr-defined]
+                reservation = self._outcome(plan, request_id, tokens, cost, result)
+                if reservation is not None:
+                    return reservation
+                if attempt == 0:
+                    await self.arecover()
         except UNREACHABLE as exc:
-            return self._unreachable(reservation, exc)
-        if int(result[0]) != 0:
-            raise self._refusal(spec, tokens, result)
-        return _with_alerts(reservation, result)
+            return self._unreachable(Reservation(request_id, spec, tokens, cost, (), ()), exc)
+        return self._bypass(request_id, spec, tokens, cost)
+
+    def _outcome(
+        self, plan: _Plan, request_id: str, tokens: int, cost: int, result: Any
+    ) -> Reservation | None:
+        """The reservation an admission's reply grants, or the refusal it raises; None when
+        a fail-open store must join a new generation and try again."""
+        if result == 0:  # admitted, nothing to report: the common reply
+            return Reservation(request_id, plan.spec, tokens, cost, plan.windows, plan.ends,
+                               (), self.generation)  # fmt: skip
+        code = int(result[0])
+        if code == 0:
+            return self._granted(plan, request_id, tokens, cost, result)
+        if code == 4:
+            if result[1] == b"generation":
+                error = self._lost(GENERATION_LOST)
+                if self.fail_open:
+                    return None
+                raise error
+            raise self._lost(f"the counter `{_text(result[2])}` vanished before its window ended")
+        if code == 5:
+            raise reused_id(request_id, result[1] == b"s")
+        raise self._refusal(plan.spec, tokens, result)
+
+    def _granted(
+        self, plan: _Plan, request_id: str, tokens: int, cost: int, result: list[Any]
+    ) -> Reservation:
+        windows, ends = plan.windows, plan.ends
+        corrected = result[2]
+        if corrected:  # the server's clock put some budget in another window than ours
+            fixed_windows, fixed_ends = list(windows), list(ends)
+            for at in range(0, len(corrected), 3):
+                j = int(corrected[at]) - 1
+                fixed_windows[j] = _text(corrected[at + 1])
+                fixed_ends[j] = int(corrected[at + 2]) * 10**9
+            windows, ends = tuple(fixed_windows), tuple(fixed_ends)
+            self._skew_ns = int(result[4]) * 10**9 - self.clock()
+        for key in result[3]:  # fail-open: vanished keys were created afresh
+            self._lost(f"the counter `{_text(key)}` vanished before its window ended")
+        crossed = tuple(plan.spec.budgets[int(j) - 1] for j in result[1])
+        return Reservation(request_id, plan.spec, tokens, cost, windows, ends, crossed,
+                           self.generation)  # fmt: skip
 
     def _unreachable(self, reservation: Reservation, exc: BaseException) -> Reservation:
         if not self.fail_open:
             raise StoreUnavailable(
-                f"the limits store at {safe_url(self.url)} is unreachable: {exc}"
+                f"the limits store at {safe_url(self.url)} is unavailable: {exc}"
             ) from None
         self.bypassed += 1
         if self.on_bypass is not None:
             self.on_bypass(reservation.request_id, exc)
         return reservation._replace(prepared=BYPASS)
+
+    def _bypass(self, request_id: str, spec: ChainSpec, tokens: int, cost: int) -> Reservation:
+        """Fail-open, the generation changed twice in a row: admit uncounted, reported."""
+        error = StoreUnavailable("the limits store's generation keeps changing")
+        return self._unreachable(Reservation(request_id, spec, tokens, cost, (), ()), error)
 
     # -- settlement -----------------------------------------------------------------------
     def _settle_call(
@@ -186,20 +367,38 @@ class RedisStore(Store):
         keys = self.keys(spec, reservation.windows)
         extra = tokens - reservation.tokens
         bucket_keys, bucket_args = [], []
-        for i in keys.token_buckets:
-            b = spec.buckets[i]
-            dq, dr = split_units(abs(extra), b.per_ns // 1000, b.limit)
-            bucket_keys.append(keys.buckets[i])
-            bucket_args += [1 if extra >= 0 else -1, dq, dr, b.limit]
+        if extra:
+            for i in keys.token_buckets:
+                b = spec.buckets[i]
+                per_us = b.per_ns // 1000
+                # a charge past one more full bucket is capped in the script: keep it exact
+                units = min(abs(extra), 2 * b.burst + 1)
+                dq, dr = split_units(units, per_us, b.limit)
+                bucket_keys.append(keys.buckets[i])
+                bucket_args += [1 if extra > 0 else -1, dq, dr, b.limit,
+                                2 * split_units(b.burst, per_us, b.limit)[0]]  # fmt: skip
         budget_args: list[Any] = []
         for g in spec.budgets:
             delta = g.amount(tokens, cost) - g.amount(reservation.tokens, reservation.cost)
             budget_args += list(split_money(delta, g.unit == "usd"))
-        marker = f"{self.tag}:s:{reservation.request_id}"
-        numbers = [len(bucket_keys), len(keys.budgets), len(keys.leases), 0, self.settled_ttl,
+        state = f"{self.tag}:s:{reservation.request_id}"
+        numbers = [len(bucket_keys), len(keys.budgets), len(keys.leases), 0, 0,
                    *bucket_args, *budget_args]  # fmt: skip
-        args = [pack_numbers(numbers), reservation.request_id]
-        return [marker, *bucket_keys, *keys.budgets, *keys.leases], args
+        generation = reservation.prepared if isinstance(reservation.prepared, str) else ""
+        args = [pack_numbers(numbers), reservation.request_id, generation, self.settled_ttl]
+        keys_list = [state, self._marker, self._registry, *bucket_keys, *keys.budgets,
+                     *keys.leases]  # fmt: skip
+        return keys_list, args
+
+    def _settled(self, result: Any) -> bool:
+        code = result if isinstance(result, int) else int(result[0])
+        if code == 2:
+            self._lost("a settlement found the generation it was admitted in gone (its "
+                       "counters were lost; nothing corrected)")  # fmt: skip
+        elif not isinstance(result, int):
+            for key in result[1]:
+                self._lost(f"settlement found the counter `{_text(key)}` missing")
+        return code != 0
 
     def settle(self, reservation: Reservation, tokens: int, cost: int) -> bool:
         if reservation.prepared == BYPASS or reservation.spec.empty:
@@ -208,7 +407,7 @@ class RedisStore(Store):
         try:
             if self._pending:
                 self.flush()
-            return bool(self._settle(keys=keys, args=args))
+            return self._settled(self._settle(keys=keys, args=args))
         except UNREACHABLE:
             with self._pending_lock:
                 self._pending.append((reservation, tokens, cost))
@@ -221,7 +420,8 @@ class RedisStore(Store):
         try:
             if self._pending:
                 await self.aflush()
-            return bool(await self.async_client().evalsha_or_eval(SETTLE, keys, args))  # type: ignore[attr-defined]
+            result = await self.async_client().evalsha_or_eval(SETTLE, keys, args)  # type: ignore[attr-defined]
+            return self._settled(result)
         except UNREACHABLE:
             with self._pending_lock:
                 self._pending.append((reservation, tokens, cost))
@@ -236,7 +436,7 @@ class RedisStore(Store):
                     return done
                 item = self._pending[0]
             keys, args = self._settle_call(*item)
-            self._settle(keys=keys, args=args)  # raises while Redis is still away
+            self._settled(self._settle(keys=keys, args=args))  # raises while Redis is away
             with self._pending_lock:
                 if self._pending and self._pending[0] is item:
                     self._pending.popleft()
@@ -250,7 +450,7 @@ class RedisStore(Store):
                     return done
                 item = self._pending[0]
             keys, args = self._settle_call(*item)
-            await self.async_client().evalsha_or_eval(SETTLE, keys, args)  # type: ignore[attr-defined]
+            self._settled(await self.async_client().evalsha_or_eval(SETTLE, keys, args))  # type: ignore[attr-defined]
             with self._pending_lock:
                 if self._pending and self._pending[0] is item:
                     self._pending.popleft()
@@ -313,6 +513,45 @@ class RedisStore(Store):
         self.client.close()
 
 
+def _read_policy(client: redis.Redis) -> str | None:
+    """The server's maxmemory-policy: CONFIG GET, else INFO memory (managed services often
+    disable CONFIG), else None."""
+    try:
+        return _policy_of(client.config_get("maxmemory-policy"), "maxmemory-policy")
+    except redis.ResponseError:
+        pass
+    try:
+        return _policy_of(client.info("memory"), "maxmemory_policy")
+    except redis.ResponseError:
+        return None
+
+
+async def _aread_policy(client: aioredis.Redis) -> str | None:
+    try:
+        return _policy_of(await client.config_get("maxmemory-policy"), "maxmemory-policy")
+    except redis.ResponseError:
+        pass
+    try:
+        return _policy_of(await client.info("memory"), "maxmemory_policy")
+    except redis.ResponseError:
+        return None
+
+
+def _policy_of(reply: Any, name: str) -> str | None:
+    if not isinstance(reply, dict):
+        return None
+    value = reply.get(name, reply.get(name.encode()))
+    return _text(value) if isinstance(value, str | bytes) else None
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _new_generation() -> str:
+    return f"{int(time.time())}-{secrets.token_hex(8)}"
+
+
 def _evalsha_or_eval(client: aioredis.Redis) -> Callable[..., Any]:
     """EVALSHA, loading the script again after a SCRIPT FLUSH (NOSCRIPT)."""
     shas: dict[str, str] = {}
@@ -332,45 +571,52 @@ def _evalsha_or_eval(client: aioredis.Redis) -> Callable[..., Any]:
 
 
 class _Plan:
-    """One chain's admission for one UTC day: keys, and the argument numbers with holes for
-    the token-dependent and cost-dependent pairs, filled per request."""
+    """One chain's admission for one UTC day of the client's clock: keys, and the argument
+    numbers with holes for the token-dependent and cost-dependent pairs, filled per request.
+    Budget windows are the client's guess; the script corrects a wrong one."""
 
     __slots__ = ("day", "ends", "holes", "key_list", "numbers", "spec", "windows")
 
-    def __init__(self, spec: ChainSpec, day: int, tag: str, lease_ttl_us: int) -> None:
+    def __init__(
+        self, spec: ChainSpec, day: int, tag: str, lease_ttl_us: int, accept_loss: bool
+    ) -> None:
         self.spec, self.day = spec, day
-        wins = [window(g.period, day, spec.epoch) for g in spec.budgets]
-        self.windows = tuple(w[0] for w in wins)
-        self.ends = tuple(w[1] for w in wins)
+        spans = [span(g.period, day, spec.epoch) for g in spec.budgets]
+        self.windows = tuple(s[0] for s in spans)
+        self.ends = tuple(None if s[2] is None else s[2] * NS_PER_DAY for s in spans)
         self.key_list = [
             *(f"{tag}:r:{b.key}" for b in spec.buckets),
             *(f"{tag}:b:{g.key}|{w}" for g, w in zip(spec.budgets, self.windows, strict=True)),
             *(f"{tag}:c:{lease.key}" for lease in spec.leases),
         ]
-        numbers = [len(spec.buckets), len(spec.budgets), len(spec.leases), 0, lease_ttl_us]
+        numbers = [len(spec.buckets), len(spec.budgets), len(spec.leases), int(accept_loss),
+                   lease_ttl_us]  # fmt: skip
         # holes: (index of a pair in `numbers`, function of (tokens, cost) giving the pair)
         holes: list[tuple[int, Callable[[int, int], tuple[int, int]]]] = []
         for b in spec.buckets:
             per_us = b.per_ns // 1000
             cq, cr = split_units(b.burst, per_us, b.limit)
             if b.unit == "tokens":
-                holes.append((len(numbers) + 1, _bucket_units(per_us, b.limit)))
+                holes.append((len(numbers) + 1, _bucket_units(per_us, b.limit, b.burst)))
             numbers += [b.limit, *split_units(1, per_us, b.limit), cq, cr]
-        for g, end in zip(spec.budgets, self.ends, strict=True):
+        epoch = epoch_day(spec.epoch)
+        for g, (_, first, last) in zip(spec.budgets, spans, strict=True):
             usd = g.unit == "usd"
-            expire = end // 10**9 + 86_400 if end is not None else 0
             xh, xl = split_money(g.alert_at, usd) if g.alert_at is not None else (-1, -1)
             if g.unit != "requests":
                 holes.append((len(numbers) + 2, _budget_amount(usd)))
-            numbers += [*split_money(g.limit, usd), 1, 0, expire, xh, xl]
+            code, n = kind(g.period)
+            end_s = last * 86_400 if last is not None else -1
+            numbers += [*split_money(g.limit, usd), 1, 0, first * 86_400, end_s, xh, xl,
+                        code, n, epoch]  # fmt: skip
         numbers += [lease.limit for lease in spec.leases]
         self.numbers, self.holes = numbers, holes
 
-    def args(self, request_id: str, tokens: int, cost: int) -> list[Any]:
+    def pack(self, tokens: int, cost: int) -> bytes:
         numbers = self.numbers.copy()
         for at, pair in self.holes:
             numbers[at], numbers[at + 1] = pair(tokens, cost)
-        return [pack_numbers(numbers), request_id]
+        return pack_numbers(numbers)
 
 
 def pack_numbers(numbers: list[int]) -> bytes:
@@ -383,9 +629,10 @@ def _packer(count: int) -> struct.Struct:
     return struct.Struct(f"<{count}d")
 
 
-def _bucket_units(per_us: int, limit: int) -> Callable[[int, int], tuple[int, int]]:
+def _bucket_units(per_us: int, limit: int, burst: int) -> Callable[[int, int], tuple[int, int]]:
     def units(tokens: int, cost: int) -> tuple[int, int]:
-        return split_units(tokens, per_us, limit)
+        # more than the bucket holds is refused whatever the excess: keep the number small
+        return split_units(min(tokens, burst + 1), per_us, limit)
 
     return units
 
@@ -395,13 +642,6 @@ def _budget_amount(usd: bool) -> Callable[[int, int], tuple[int, int]]:
         return split_money(cost if usd else tokens, usd)
 
     return amount
-
-
-def _with_alerts(reservation: Reservation, result: list[Any]) -> Reservation:
-    if len(result) <= 2:
-        return reservation
-    crossed = tuple(reservation.spec.budgets[int(j) - 1] for j in result[2:])
-    return reservation._replace(alerts=crossed)
 
 
 def safe_url(url: str) -> str:

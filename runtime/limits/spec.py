@@ -8,6 +8,13 @@ Rate limits are GCRA buckets in integer arithmetic: a bucket refills `limit` uni
 `per_ns / limit` never needs a fraction: a request of n units is admitted iff
     max(tat, now * limit) + n * per_ns - now * limit <= burst * per_ns
 which admits at most `burst + limit * t / per` units over any interval t.
+
+Settlement charges a token bucket the tokens the estimate missed (or refunds those it
+overestimated). The charge leaves the bucket at most one full bucket in debt (its arrival
+time at most `now + 2 * burst * per / limit`): admitted units still never exceed the bound
+by more than what the estimates missed, a wildly wrong usage cannot lock a limit for years,
+and the Redis store's microsecond times stay exact (below 2^53; the compiler bounds a full
+bucket's refill to 100 years).
 """
 
 from __future__ import annotations

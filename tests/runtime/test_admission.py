@@ -109,10 +109,10 @@ def test_gcra_never_admits_more_than_burst_plus_rate(
         ("c",), (Bucket("c|rate", "c", "tokens", per, limit, burst, per_ns),), (), (), None
     )
     admitted: list[tuple[int, int]] = []
-    for gap, units in events:
+    for n, (gap, units) in enumerate(events):
         clock.now += gap
         try:
-            store.admit("r", spec, units, 0)
+            store.admit(f"r{n}", spec, units, 0)  # ids are single-use
         except RateLimited:
             continue
         admitted.append((clock.now, units))

@@ -7,6 +7,7 @@ import asyncio
 import multiprocessing
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from runtime import (
 )
 from runtime.limits.redis_store import RedisStore
 from runtime.periods import window_at
-from tests.redis_server import RedisServer
+from tests.redis_server import PERSISTENT, RedisServer
 from tests.runtime.conftest import compile_files
 from tests.runtime.hammer import hammer
 
@@ -75,7 +76,9 @@ def test_keys_share_one_hash_tag_and_budgets_carry_their_period(
     month = window_at("monthly", time.time_ns(), None)[0]
     usd_key = f"{{{ns}}}:b:workspace/team|budget|usd/monthly|{month}"
     assert usd_key in keys
-    assert client.ttl(usd_key) > 0  # expires after its month: no reset job
+    # deleted a day after its month ends, by the admission opening a new window: no reset job
+    end = window_at("monthly", time.time_ns(), None)[1]
+    assert end is not None and client.zscore(f"{{{ns}}}:w", usd_key) == end // 10**9 + 86_400
     ticket.settle(Usage(10, 5))
     assert client.exists(f"{{{ns}}}:s:{ticket.request_id}")
 
@@ -114,24 +117,28 @@ def test_leases_expire_and_renew(bundle: bytes, redis_server: RedisServer) -> No
 
 
 def test_outage_fail_closed_then_recovers_without_losing_settlements(
-    tmp_path: Path, own_redis: RedisServer
+    tmp_path: Path, make_redis: Callable[..., RedisServer]
 ) -> None:
+    server = make_redis(*PERSISTENT)  # comes back with its counters, as a real one would
     bundle = compile_files(tmp_path / "c", CATALOG)
     ns = namespace()
-    store = RedisStore(own_redis.url, namespace=ns, timeout=0.2)
+    store = RedisStore(server.url, namespace=ns, timeout=0.2)
     router = Router.load(bundle, store)
     ticket = router.admit(team(router), Estimate(100, 100))
-    own_redis.kill()
+    server.kill()
     ticket.settle(Usage(100, 20))  # Redis is away: queued, not lost, not raised
     assert store.pending == 1
     with pytest.raises(StoreUnavailable) as caught:
         router.admit(team(router), Estimate(1, 1))
     assert caught.value.status == 503
-    own_redis.start()  # empty again (persistence off): but the replay must happen once
+    server.start()
     time.sleep(0.05)
     router.admit(team(router), Estimate(1, 1)).settle(Usage(1, 1))
     assert store.pending == 0
     assert store.flush() == 0
+    day = window_at("daily", time.time_ns(), None)[0]
+    assert store.spent("workspace/team|budget|tokens/daily", day) == 120 + 2  # replayed once
+    assert store.losses == 0
 
 
 def test_outage_fail_open_counts_bypasses(tmp_path: Path, own_redis: RedisServer) -> None:
@@ -145,10 +152,11 @@ def test_outage_fail_open_counts_bypasses(tmp_path: Path, own_redis: RedisServer
     for _ in range(3):
         router.admit(team(router), Estimate(1, 1)).settle(Usage(1, 1))  # admitted, bypassed
     assert store.bypassed == 3 and len(seen) == 3
-    own_redis.start()
+    own_redis.start()  # empty (persistence off): the counters are gone, and it says so
     time.sleep(0.05)
     router.admit(team(router), Estimate(1, 1)).settle(Usage(1, 1))
     assert store.bypassed == 3
+    assert store.losses == 1
 
 
 def test_replayed_settlement_is_charged_exactly_once(
