@@ -75,9 +75,25 @@ _ALL = [
     Code("E0504", "all-zero-weights", "a loadbalance whose every weight is 0"),
     Code("E0505", "invalid-query", "an unknown query field or operator in a condition"),
     Code("E0506", "invalid-regex", "a `$regex` that is not a valid regular expression"),
+    Code(
+        "E0510",
+        "defined-only-in-broken-file",
+        "names used elsewhere that only a broken file or a slugless document may define",
+    ),
+    Code(
+        "E0511",
+        "provider-not-provisioned",
+        "a workspace lists a provider that is not provisioned to it",
+    ),
+    Code(
+        "E0512",
+        "price-far-from-registry",
+        "a price more than 100x away from the registry's price for the model",
+    ),
     Code("W0300", "unused-integration", "an integration no provider is made from", WARN),
     Code("W0400", "price-looks-per-token", "a price so small it was typed per token", WARN),
     Code("W0500", "unreachable-limit", "a limit an ancestor's tighter limit makes dead", WARN),
+    Code("W0502", "workspace-reaches-nothing", "a workspace that can reach no model", WARN),
 ]
 
 CODES: dict[str, Code] = {c.id: c for c in _ALL}

@@ -1,0 +1,184 @@
+"""E0512: prices more than 100x away from the registry's price for the same model.
+
+Prices are USD per 1M tokens; one typed per token is 10^6 too small, one typed per 1K tokens
+10^3 too small, and a per-1K price typed as per-1M is 10^3 too large. Every price block that
+names models the registry knows is compared with the registry: overrides at an integration,
+a provider or a workspace, a Model document or an inline custom model (against its
+`base_model`, or the built-in model it overrides). A block that means it says
+`unusual_price: true`; a price of 0 is free on purpose and never compared.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import cast
+
+from catalog_compiler.model.common import PriceOverride, Pricing
+from catalog_compiler.model.documents import CustomModel, Integration, Model, Provider
+from catalog_compiler.resolve.context import Context, Located, Path
+from runtime.access import pattern, qualified
+
+FACTOR = 100  # "more than 100x away"
+
+
+@dataclass(frozen=True, slots=True)
+class Known:
+    """A model a price block may apply to, and the registry's prices for it."""
+
+    names: tuple[str, ...]  # bare, and `@provider/model` when on a provider
+    model: str
+    prices: dict[str, Decimal]
+
+
+class PriceCheck:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self._known: dict[str, list[Known]] = {}  # provider slug -> its models with prices
+
+    def run(self) -> None:
+        ctx = self.ctx
+        for slug, located in sorted(ctx.integrations.items()):
+            integ = cast(Integration, located.model)
+            for i, custom in enumerate(integ.models.custom if integ.models else ()):
+                self.own_price(located, ("models", "custom", i, "pricing"), custom, integ.service)
+            if integ.pricing:
+                mine = [p for p, loc in ctx.providers.items() if loc.model.integration == slug]
+                self.overrides(located, integ.pricing, self.on_integration(slug, mine))
+        for located in ctx.models:
+            model = cast(Model, located.model)
+            service = self.service_of(model)
+            if service is not None:
+                self.own_price(located, ("pricing",), model, service)
+        for slug, located in sorted(ctx.providers.items()):
+            prov = cast(Provider, located.model)
+            if prov.pricing:
+                self.overrides(located, prov.pricing, self.known(slug))
+        everything: list[Known] | None = None
+        for _, located in sorted(ctx.workspaces.items()):
+            if located.model.pricing:
+                everything = everything or [k for p in sorted(ctx.providers)
+                                            for k in self.known(p)]  # fmt: skip
+                self.overrides(located, located.model.pricing, everything)
+
+    # -- what the registry knows ---------------------------------------------------------
+    def service_of(self, model: Model) -> str | None:
+        if model.integration is not None:
+            home = self.ctx.integrations.get(model.integration)
+        else:
+            prov = self.ctx.providers.get(model.provider or "")
+            home = self.ctx.integrations.get(prov.model.integration) if prov else None
+        return cast(Integration, home.model).service if home else None
+
+    def reference(self, service: str, name: str, base: str | None) -> dict[str, Decimal]:
+        known = self.ctx.registry.lookup(service, base or name)
+        return dict(known.prices) if known is not None else {}
+
+    def known(self, provider: str) -> list[Known]:
+        """The provider's models the registry prices (a custom one through its base)."""
+        found = self._known.get(provider)
+        if found is None:
+            found = []
+            prov = self.ctx.provider(provider)
+            integ = self.ctx.integration(prov.integration)
+            bases = self.bases(prov.integration, provider)
+            names = set(self.ctx.registry.models(integ.service)) | set(bases)
+            for name in sorted(names):
+                prices = self.reference(integ.service, name, bases.get(name))
+                if prices:
+                    found.append(Known((name, qualified(provider, name)), name, prices))
+            self._known[provider] = found
+        return found
+
+    def bases(self, integration: str, provider: str) -> dict[str, str]:
+        """Custom model -> the built-in model it extends, on this provider."""
+        integ = self.ctx.integration(integration)
+        out = {c.name: c.base_model for c in (integ.models.custom if integ.models else ())
+               if c.base_model}  # fmt: skip
+        for home, slug in (("integration", integration), ("provider", provider)):
+            for name, defs in self.ctx.models_on(home, slug).items():
+                base = cast(Model, defs[-1].model).base_model
+                if base:
+                    out[name] = base
+        return out
+
+    def on_integration(self, slug: str, providers: list[str]) -> list[Known]:
+        if providers:
+            return [k for p in sorted(providers) for k in self.known(p)]
+        integ = self.ctx.integration(slug)
+        bases = {c.name: c.base_model for c in (integ.models.custom if integ.models else ())
+                 if c.base_model}  # fmt: skip
+        names = set(self.ctx.registry.models(integ.service)) | set(bases)
+        found = ((n, self.reference(integ.service, n, bases.get(n))) for n in sorted(names))
+        return [Known((n,), n, prices) for n, prices in found if prices]
+
+    # -- the checks -----------------------------------------------------------------------
+    def own_price(self, located: Located, path: Path, model: CustomModel, service: str) -> None:
+        """A Model's or an inline custom model's own prices, against the model it extends
+        (`base_model`) or the built-in model of the same name it overrides."""
+        if model.pricing is None or model.pricing.unusual_price:
+            return
+        reference = self.reference(service, model.name, model.base_model)
+        known = Known((model.name,), model.base_model or model.name, reference)
+        self.compare(located, path, model.pricing, [known] if reference else [])
+
+    def overrides(
+        self, located: Located, overrides: tuple[PriceOverride, ...], universe: list[Known]
+    ) -> None:
+        for i, override in enumerate(overrides):
+            if override.free or override.unusual_price:
+                continue
+            matcher = pattern(override.model)
+            matched = [k for k in universe if any(matcher.matches(n) for n in k.names)]
+            self.compare(located, ("pricing", i), override, matched)
+
+    def compare(self, located: Located, path: Path, pricing: Pricing, matched: list[Known]) -> None:
+        """Report each price that is more than 100x away from the registry's price of every
+        model it applies to (a glob may span cheap and dear models: one plausible match
+        is enough to believe it)."""
+        for name, given in pricing.fields().items():
+            ratios = list(self.ratios(name, given, matched))
+            if ratios and all(r > FACTOR or r < Decimal(1) / FACTOR for r, _ in ratios):
+                ratio, known = min(ratios, key=lambda rk: max(rk[0], 1 / rk[0]))
+                self.report(located, (*path, name), name, given, ratio, known)
+
+    @staticmethod
+    def ratios(name: str, given: Decimal, matched: list[Known]) -> Iterator[tuple[Decimal, Known]]:
+        if given == 0:
+            return  # free, on purpose
+        for known in matched:
+            price = known.prices.get(name)
+            if price:  # the registry's 0 is free: nothing to compare with
+                yield given / price, known
+
+    def report(
+        self, located: Located, path: Path, name: str, given: Decimal, ratio: Decimal, known: Known
+    ) -> None:
+        price = known.prices[name]
+        unit = "USD per request" if name == "per_request" else "USD per 1M tokens"
+        if ratio > 1:
+            how = f"{_times(ratio)} above the registry's {price:f}"
+            hint = (
+                f"prices are {unit}: a price per 1K tokens typed here is 1,000x too large; "
+                f"if {given:f} is right, add `unusual_price: true` to this price block"
+            )
+        else:
+            how = f"{_times(1 / ratio)} below the registry's {price:f}"
+            fixes = ", ".join(
+                f"{(given * f).normalize():f} if it was per {what}"
+                for f, what in ((10**6, "token"), (10**3, "1K tokens"))
+            )
+            hint = (f"prices are {unit}: write {fixes}; if {given:f} is right, add "
+                    "`unusual_price: true` to this price block")  # fmt: skip
+        self.ctx.sink.emit(
+            "E0512",
+            f"`{name}` price {given:f} {unit} is {how} for `{known.model}`",
+            self.ctx.span(located, path),
+            help=hint if name != "per_request" else hint.split(": ", 1)[1],
+        )
+
+
+def _times(ratio: Decimal) -> str:
+    """1234.5 -> "1,235x"; 250 -> "250x"."""
+    return f"{ratio.to_integral_value():,f}x" if ratio >= 10 else f"{ratio:.2g}x"
