@@ -99,7 +99,7 @@ def resolve(result: Result, registry: Registry, sink: Sink) -> tuple[bytes, dict
     data = seal(body)
     index = Bundle.load(data)  # without errors, a failure here is a compiler bug
     Semantics(ctx, index, result.gaps).run(builder.leaves)
-    PriceCheck(ctx).run()
+    PriceCheck(ctx, result.gaps).run()
     return data, body, index
 
 

@@ -78,6 +78,7 @@ class Gaps:
     model_names: dict[Home | None, set[str]] = field(default_factory=dict)  # None: any home
     unnamed_models: set[Home | None] = field(default_factory=set)  # broken Models, no name
     broken_provider_integrations: set[str | None] = field(default_factory=set)
+    undefined: set[tuple[str, str]] = field(default_factory=set)  # (kind, name) referenced
     # Filled by the resolve stage: valid documents left out because what they need is broken.
     blocked: dict[str, set[str]] = field(default_factory=lambda: {k: set() for k in SLUGGED})
 

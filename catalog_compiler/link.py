@@ -51,6 +51,7 @@ class Linker:
         self.dangling_integrations = False  # then "unused integration" may be a typo's echo
         self._exposed: dict[str, set[str]] = {}
         self._custom: dict[tuple[str, str], set[str]] = {}
+        self.orphans: set[str] = set()
 
     # -- index ------------------------------------------------------------------------
     def build_index(self, facts: Sequence[Facts]) -> None:
@@ -86,6 +87,10 @@ class Linker:
                         self.index.provider_integration.setdefault(f.slug, ref.name)
             if "Model" in f.kinds and f.model_home and f.model_name:
                 self._custom.setdefault(f.model_home, set()).add(f.model_name)
+        # Models whose home is not a valid document: declared, somewhere we cannot tell.
+        for (kind, slug), names in self._custom.items():
+            if slug not in self.index.valid.get(kind, {}):
+                self.orphans.update(names)
 
     def organization(self, f: Facts) -> None:
         span = f.span or Span(f.file)
@@ -119,6 +124,7 @@ class Linker:
 
     # -- references -------------------------------------------------------------------
     def dangling(self, ref: Ref) -> None:
+        self.gaps.undefined.add((ref.kind, ref.name))
         holder = self.may_hold(ref.kind, ref.name)
         if holder is not None:  # reported once, at the broken file or document
             self.waiting.setdefault(id(holder), []).append(ref)
@@ -234,8 +240,10 @@ class Linker:
         _, model = split_model_string(t.text)
         integ = self.index.provider_integration.get(provider, "")
         homes = [("Integration", integ), ("Provider", provider)]
-        if model in self.gaps.extra_models(homes) or self.gaps.models_unknown(homes):
-            return  # a broken Model document declares it, or may
+        if model in self.orphans or model in self.gaps.extra_models(homes):
+            return  # a Model document with an error declares it
+        if self.gaps.models_unknown(homes):
+            return  # a broken Model document whose name is unreadable may declare it
         holder = self.may_hold("Model", model)
         if holder is not None and exposed and model not in exposed:
             self.waiting.setdefault(id(holder), []).append(

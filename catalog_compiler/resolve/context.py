@@ -60,7 +60,9 @@ class Context:
     origins: dict[str, Span] = field(default_factory=dict)  # provenance element -> source
     defaulted: set[str] = field(default_factory=set)  # limits filled in from *_defaults
     org_known: bool = True  # False: the Organization is broken; a stand-in without limits
-    incomplete: set[str] = field(default_factory=set)  # elements that lost broken references
+    # Selections (`workspaces:`, `providers:`) naming something undefined, broken or left out:
+    # who is *not* in them is uncertain (a misspelt entry may have meant anyone).
+    incomplete: set[str] = field(default_factory=set)
     _models_by_home: dict[tuple[str, str], dict[str, list[Located]]] | None = None
 
     @classmethod
@@ -104,7 +106,16 @@ class Context:
             if located.model.integration not in self.integrations:
                 del self.providers[slug]
                 gaps.blocked["Provider"].add(slug)
+        for located in self.models:
+            if self.home_of(located.model) is None:  # its home is broken or misspelt
+                gaps.model_names.setdefault(None, set()).add(located.model.name)
         self.models = [m for m in self.models if self.home_of(m.model) is not None]
+        for table, prefix in ((self.integrations, "integrations"), (self.providers, "providers"),
+                              (self.configs, "configs")):  # fmt: skip
+            for slug, located in table.items():
+                listed = located.model.workspaces or ()
+                if any(("Workspace", w) in gaps.undefined for w in listed):
+                    self.incomplete.add(f"{prefix}/{slug}/workspaces")  # may miss a misspelt one
         for slug, located in self.workspaces.items():
             ws: Workspace = located.model
             update: dict[str, Any] = {}
@@ -112,7 +123,7 @@ class Context:
                 kept = tuple(p for p in ws.providers if p in self.providers)
                 if kept != ws.providers:
                     update["providers"] = kept
-                    self.incomplete.add(f"workspaces/{slug}")
+                    self.incomplete.add(f"workspaces/{slug}/providers")
             if ws.default_config is not None and ws.default_config not in self.configs:
                 update["default_config"] = None
             if update:

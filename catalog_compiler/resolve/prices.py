@@ -15,10 +15,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import cast
 
+from catalog_compiler.gaps import Gaps
 from catalog_compiler.model.common import PriceOverride, Pricing
 from catalog_compiler.model.documents import CustomModel, Integration, Model, Provider
 from catalog_compiler.resolve.context import Context, Located, Path
 from runtime.access import pattern, qualified
+from runtime.suggest import did_you_mean
 
 FACTOR = 100  # "more than 100x away"
 
@@ -33,9 +35,10 @@ class Known:
 
 
 class PriceCheck:
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, gaps: Gaps | None = None) -> None:
         self.ctx = ctx
-        self._known: dict[str, list[Known]] = {}  # provider slug -> its models with prices
+        self.gaps = gaps if gaps is not None else Gaps()
+        self._known: dict[str, list[Known]] = {}  # provider slug -> its models
 
     def run(self) -> None:
         ctx = self.ctx
@@ -44,8 +47,13 @@ class PriceCheck:
             for i, custom in enumerate(integ.models.custom if integ.models else ()):
                 self.own_price(located, ("models", "custom", i, "pricing"), custom, integ.service)
             if integ.pricing:
-                mine = [p for p, loc in ctx.providers.items() if loc.model.integration == slug]
-                self.overrides(located, integ.pricing, self.on_integration(slug, mine))
+                mine = sorted(p for p, loc in ctx.providers.items()
+                              if loc.model.integration == slug)  # fmt: skip
+                universe = self.on_integration(slug, mine)
+                certain = not self.gaps.providers_unknown(slug) and self.known_models(
+                    [("Integration", slug)] + [("Provider", p) for p in mine]
+                )
+                self.overrides(located, integ.pricing, universe, certain)
         for located in ctx.models:
             model = cast(Model, located.model)
             service = self.service_of(model)
@@ -54,15 +62,26 @@ class PriceCheck:
         for slug, located in sorted(ctx.providers.items()):
             prov = cast(Provider, located.model)
             if prov.pricing:
-                self.overrides(located, prov.pricing, self.known(slug))
+                homes = [("Integration", prov.integration), ("Provider", slug)]
+                self.overrides(located, prov.pricing, self.known(slug), self.known_models(homes))
         everything: list[Known] | None = None
         for _, located in sorted(ctx.workspaces.items()):
             if located.model.pricing:
-                everything = everything or [k for p in sorted(ctx.providers)
-                                            for k in self.known(p)]  # fmt: skip
-                self.overrides(located, located.model.pricing, everything)
+                if everything is None:
+                    everything = [k for p in sorted(ctx.providers) for k in self.known(p)]
+                    homes = [h for p in ctx.providers for h in self.homes(p)]
+                    certain = not self.gaps.providers_unknown(None) and self.known_models(homes)
+                self.overrides(located, located.model.pricing, everything, certain)
 
-    # -- what the registry knows ---------------------------------------------------------
+    # -- the models a block may apply to ---------------------------------------------------
+    def homes(self, provider: str) -> list[tuple[str, str]]:
+        return [("Integration", self.ctx.provider(provider).integration), ("Provider", provider)]
+
+    def known_models(self, homes: list[tuple[str, str]]) -> bool:
+        """Are all models of these homes known (no broken Model document may add one)?"""
+        gaps = self.gaps
+        return not gaps.any or not (gaps.models_unknown(homes) or gaps.extra_models(homes))
+
     def service_of(self, model: Model) -> str | None:
         if model.integration is not None:
             home = self.ctx.integrations.get(model.integration)
@@ -76,42 +95,36 @@ class PriceCheck:
         return dict(known.prices) if known is not None else {}
 
     def known(self, provider: str) -> list[Known]:
-        """The provider's models the registry prices (a custom one through its base)."""
+        """Every model of the provider, with the registry's prices when it knows them (a
+        custom model through its base)."""
         found = self._known.get(provider)
         if found is None:
-            found = []
             prov = self.ctx.provider(provider)
             integ = self.ctx.integration(prov.integration)
-            bases = self.bases(prov.integration, provider)
+            bases = self.customs(prov.integration, provider)
             names = set(self.ctx.registry.models(integ.service)) | set(bases)
-            for name in sorted(names):
-                prices = self.reference(integ.service, name, bases.get(name))
-                if prices:
-                    found.append(Known((name, qualified(provider, name)), name, prices))
+            found = [Known((n, qualified(provider, n)), n,
+                           self.reference(integ.service, n, bases.get(n)))
+                     for n in sorted(names)]  # fmt: skip
             self._known[provider] = found
         return found
 
-    def bases(self, integration: str, provider: str) -> dict[str, str]:
-        """Custom model -> the built-in model it extends, on this provider."""
+    def customs(self, integration: str, provider: str | None) -> dict[str, str | None]:
+        """Custom models -> the built-in model each extends (None: wholly custom)."""
         integ = self.ctx.integration(integration)
-        out = {c.name: c.base_model for c in (integ.models.custom if integ.models else ())
-               if c.base_model}  # fmt: skip
-        for home, slug in (("integration", integration), ("provider", provider)):
+        out = {c.name: c.base_model for c in (integ.models.custom if integ.models else ())}
+        homes = [("integration", integration)] + ([("provider", provider)] if provider else [])
+        for home, slug in homes:
             for name, defs in self.ctx.models_on(home, slug).items():
-                base = cast(Model, defs[-1].model).base_model
-                if base:
-                    out[name] = base
+                out[name] = cast(Model, defs[-1].model).base_model or out.get(name)
         return out
 
     def on_integration(self, slug: str, providers: list[str]) -> list[Known]:
-        if providers:
-            return [k for p in sorted(providers) for k in self.known(p)]
         integ = self.ctx.integration(slug)
-        bases = {c.name: c.base_model for c in (integ.models.custom if integ.models else ())
-                 if c.base_model}  # fmt: skip
-        names = set(self.ctx.registry.models(integ.service)) | set(bases)
-        found = ((n, self.reference(integ.service, n, bases.get(n))) for n in sorted(names))
-        return [Known((n,), n, prices) for n, prices in found if prices]
+        bases = self.customs(slug, None)
+        names = sorted(set(self.ctx.registry.models(integ.service)) | set(bases))
+        own = [Known((n,), n, self.reference(integ.service, n, bases.get(n))) for n in names]
+        return own + [k for p in providers for k in self.known(p)]
 
     # -- the checks -----------------------------------------------------------------------
     def own_price(self, located: Located, path: Path, model: CustomModel, service: str) -> None:
@@ -124,14 +137,35 @@ class PriceCheck:
         self.compare(located, path, model.pricing, [known] if reference else [])
 
     def overrides(
-        self, located: Located, overrides: tuple[PriceOverride, ...], universe: list[Known]
+        self,
+        located: Located,
+        overrides: tuple[PriceOverride, ...],
+        universe: list[Known],
+        certain: bool,
     ) -> None:
+        """Each override against the models it applies to; one that applies to none is dead
+        (E0513), unless a broken document may declare what it names."""
         for i, override in enumerate(overrides):
-            if override.free or override.unusual_price:
-                continue
             matcher = pattern(override.model)
             matched = [k for k in universe if any(matcher.matches(n) for n in k.names)]
-            self.compare(located, ("pricing", i), override, matched)
+            if not matched and certain:
+                self.dead(located, i, override.model, universe)
+            elif not (override.free or override.unusual_price):
+                self.compare(located, ("pricing", i), override, matched)
+
+    def dead(self, located: Located, i: int, text: str, universe: list[Known]) -> None:
+        names = {n for k in universe for n in k.names}
+        names.update(f"{n.split('/', 1)[0]}/*" for n in list(names) if n.startswith("@"))
+        guess = did_you_mean(text, names)
+        self.ctx.sink.emit(
+            "E0513",
+            f"price override `{text}` applies to no model here: its price is never charged",
+            self.ctx.span(located, ("pricing", i, "model")),
+            help=f"did you mean `{guess}`?"
+            if guess
+            else "name a model this level offers "
+            "(`model`, `@provider/model` or a glob), or remove the override",
+        )
 
     def compare(self, located: Located, path: Path, pricing: Pricing, matched: list[Known]) -> None:
         """Report each price that is more than 100x away from the registry's price of every

@@ -72,15 +72,29 @@ class Semantics:
     def models_known(self, p: Provider) -> bool:
         return not self.gaps.any or not self.gaps.models_unknown(self.homes(p))
 
+    def uncertain(self, refusal: Refusal | None) -> bool:
+        """Is the rule that refuses uncertain: a selection naming something undefined or
+        broken, or an allow list with a dead entry (which may have meant the model)?"""
+        return refusal is not None and refusal.element in self.ctx.incomplete
+
+    def takes_unknown_providers(self, ws: Workspace) -> bool:
+        """May the workspace take a provider that is not resolved (broken, or unseen)?"""
+        if ws.providers is None:
+            return self.gaps.providers_unknown(None)
+        return f"workspaces/{ws.slug}/providers" in self.ctx.incomplete
+
     def workspace_known(self, ws: Workspace) -> bool:
         """Are all providers the workspace may take, and all their models, known?"""
         if not self.gaps.any and not self.ctx.incomplete:
             return True
-        if f"workspaces/{ws.slug}" in self.ctx.incomplete:
+        b = self.bundle
+        if self.takes_unknown_providers(ws):
             return False
-        if ws.providers is None and self.gaps.providers_unknown(None):
+        if f"workspaces/{ws.slug}/access/allow" in self.ctx.incomplete:
             return False
-        return all(self.models_known(p) for p in self.bundle.usable_providers(ws.slug))
+        if any(self.uncertain(b.provisioning(ws, p)) for p in b.providers.values()):
+            return False
+        return all(self.models_known(p) for p in b.usable_providers(ws.slug))
 
     # -- E0500: allow entries that match nothing ---------------------------------------
     def allow_lists(self) -> None:
@@ -117,11 +131,11 @@ class Semantics:
                 for m in p.exposed:
                     why = blocked or (None if m in p.models else b.model_refusal(p, m, None))
                     for name in _pair(p, m):
-                        if why is None:
+                        if why is None or self.uncertain(why):
                             passing.add(name)
                         else:
                             refused.setdefault(name, why)
-                if blocked is None:
+                if blocked is None or self.uncertain(blocked):
                     passing.update(_names(p, self.extras(p)))
             self.allow_matches(ws.rules, passing, refused)
 
@@ -136,17 +150,17 @@ class Semantics:
             return False
         return all(self.models_known(p) for p in mine)
 
-    @staticmethod
     def split(
-        pairs: Sequence[tuple[str, ...]], rules: list[Rules]
+        self, pairs: Sequence[tuple[str, ...]], rules: list[Rules]
     ) -> tuple[set[str], dict[str, Refusal]]:
-        """Names that pass every rule, and the refusal of each name that does not."""
+        """Names that pass every rule (or may: refused by an uncertain rule), and the
+        refusal of each name that does not."""
         passing: set[str] = set()
         refused: dict[str, Refusal] = {}
         for pair in pairs:
             why = next((r for r in (rule.refuse(pair) for rule in rules) if r), None)
             for name in pair:
-                if why is None:
+                if why is None or self.uncertain(why):
                     passing.add(name)
                 else:
                     refused.setdefault(name, why)
@@ -156,6 +170,8 @@ class Semantics:
         for pattern in rules.allow or ():
             if any(pattern.matches(n) for n in names):
                 continue
+            # The entry may have meant a model the list now refuses: its refusals are uncertain.
+            self.ctx.incomplete.add(f"{rules.key}/allow")
             blocked = next((refused[n] for n in sorted(refused) if pattern.matches(n)), None)
             element = f"{rules.key}/allow/{pattern.text}"
             message = f"allow entry `{pattern.text}` matches no model that {rules.level} can use"
@@ -275,7 +291,7 @@ class Semantics:
             )
             for ws in members:
                 why = self.unreachable(ws, provider, model)
-                if why is not None:
+                if why is not None and why[1] not in self.ctx.incomplete:
                     self.leaf_error(leaf, ws, provider, model, why)
 
     def unreachable(self, ws: str, provider: str, model: str | None) -> tuple[str, str] | None:
@@ -319,6 +335,8 @@ class Semantics:
         b = self.bundle
         for ws in b.workspaces.values():
             cfg = b.configs.get(ws.default_config or "")
+            if f"configs/{ws.default_config}/workspaces" in self.ctx.incomplete:
+                continue  # the config's list names a workspace that does not exist
             if cfg is not None and cfg.workspaces is not None and ws.slug not in cfg.workspaces:
                 span = self.ctx.span(self.ctx.workspaces[ws.slug], ("default_config",))
                 self.ctx.sink.emit(
@@ -341,7 +359,7 @@ class Semantics:
             for i, item in enumerate(listed):
                 p = b.providers.get(item.removeprefix("@") if isinstance(item, str) else "")
                 refusal = b.provisioning(ws, p) if p is not None else None
-                if p is None or refusal is None:
+                if p is None or refusal is None or self.uncertain(refusal):
                     continue
                 owner = refusal.element.rsplit("/", 1)[0]  # integrations/x or providers/x
                 self.ctx.sink.emit(
@@ -358,11 +376,11 @@ class Semantics:
     def reachless_workspaces(self) -> None:
         b = self.bundle
         for slug, ws in sorted(b.workspaces.items()):
-            if next(b.routes(slug), None) is not None or not self.workspace_known(ws):
+            if next(b.routes(slug), None) is not None or self.may_reach(ws):
                 continue
+            if self.has_errors(slug):
+                continue  # its own error likely explains it
             usable = b.usable_providers(slug)
-            if any(self.extras(p) for p in usable) or self.has_errors(slug):
-                continue  # a broken Model may be reachable; or its own error explains it
             self.emit(
                 "W0502",
                 f"workspace `{slug}` can reach no model: {self.why_reachless(ws, usable)}",
@@ -370,6 +388,24 @@ class Semantics:
                 help="give it a provider (its `providers:`, or the `workspaces:` of a provider "
                 "and its integration) and allow it a model, or remove the workspace",
             )
+
+    def may_reach(self, ws: Workspace) -> bool:
+        """Could the workspace reach a model we cannot see: through a provider or a model
+        only a broken document defines, or past a rule that is uncertain?"""
+        b = self.bundle
+        if self.takes_unknown_providers(ws):
+            return True
+        for p in b.providers.values():
+            blocked = b.provisioning(ws, p)
+            if blocked is not None:
+                if self.uncertain(blocked):
+                    return True
+                continue
+            if self.extras(p) or not self.models_known(p):
+                return True
+            if any(self.uncertain(b.model_refusal(p, m, ws)) for m in p.exposed):
+                return True
+        return False
 
     def why_reachless(self, ws: Workspace, usable: list[Provider]) -> str:
         b = self.bundle
