@@ -165,11 +165,12 @@ class Linker:
         shown = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
         used = f"({len(refs)} use{'s' if len(refs) != 1 else ''}) "
         used += "is" if len(names) == 1 else "are"
-        notes = [Note(r.span, f"`{r.prefix}{r.name}` is used here") for r in first.values()]
+        uses = sorted(refs, key=lambda r: r.span)
+        notes = [Note(r.span, f"`{r.prefix}{r.name}` is used here") for r in uses]
         if isinstance(holder, BrokenFile):
-            found = (holder.position(name) for _, name in first)
-            line, column = next((p for p in found if p[0]), (0, 0))
-            span = Span(holder.display, line, column, line, column)
+            found = ((holder.position(name), name) for _, name in first)
+            (line, column), name = next((p for p in found if p[0][0]), ((0, 0), ""))
+            span = Span(holder.display, line, column, line, column + len(name))
             message = f"{shown} {used} defined nowhere else: only this broken file may define it"
             help_text = "fix this file first: what it defines cannot be known until it parses"
         else:

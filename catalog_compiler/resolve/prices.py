@@ -159,7 +159,7 @@ class PriceCheck:
         guess = did_you_mean(text, names)
         self.ctx.sink.emit(
             "E0513",
-            f"price override `{text}` applies to no model here: its price is never charged",
+            f"price override `{text}` applies to no model here: it never takes effect",
             self.ctx.span(located, ("pricing", i, "model")),
             help=f"did you mean `{guess}`?"
             if guess
@@ -191,26 +191,31 @@ class PriceCheck:
     ) -> None:
         price = known.prices[name]
         unit = "USD per request" if name == "per_request" else "USD per 1M tokens"
-        if ratio > 1:
-            how = f"{_times(ratio)} above the registry's {price:f}"
-            hint = (
-                f"prices are {unit}: a price per 1K tokens typed here is 1,000x too large; "
-                f"if {given:f} is right, add `unusual_price: true` to this price block"
-            )
-        else:
-            how = f"{_times(1 / ratio)} below the registry's {price:f}"
-            fixes = ", ".join(
-                f"{(given * f).normalize():f} if it was per {what}"
-                for f, what in ((10**6, "token"), (10**3, "1K tokens"))
-            )
-            hint = (f"prices are {unit}: write {fixes}; if {given:f} is right, add "
-                    "`unusual_price: true` to this price block")  # fmt: skip
+        direction = "above" if ratio > 1 else "below"
+        how = _times(ratio if ratio > 1 else 1 / ratio)
+        scale = f"prices are {unit} ({_rescaled(given, price)}); " if name != "per_request" else ""
         self.ctx.sink.emit(
             "E0512",
-            f"`{name}` price {given:f} {unit} is {how} for `{known.model}`",
+            f"`{name}` price {given:f} {unit} is {how} {direction} the registry's {price:f} "
+            f"for `{known.model}`",
             self.ctx.span(located, path),
-            help=hint if name != "per_request" else hint.split(": ", 1)[1],
+            help=f"{scale}if {given:f} is right, add `unusual_price: true` to this price block",
         )
+
+
+SCALES = ((10**3, "1K tokens", "1,000"), (10**6, "token", "1,000,000"))
+
+
+def _rescaled(given: Decimal, price: Decimal) -> str:
+    """The per-1M value it would be if it was typed per 1K tokens or per token (or scaled
+    the wrong way), whichever lands nearest the registry's price."""
+    up = given > price
+    options = [((given / f if up else given * f).normalize(), what, times)
+               for f, what, times in SCALES]  # fmt: skip
+    value, what, times = min(options, key=lambda o: abs(o[0].ln() - price.ln()))
+    if up:
+        return f"divided by {times}, it is {value:f}"
+    return f"{given:f} per {what} is {value:f} per 1M tokens"
 
 
 def _times(ratio: Decimal) -> str:

@@ -368,7 +368,7 @@ class Semantics:
                     self.ctx.span(located, ("providers", i)),
                     help=f"add `{slug}` to the `workspaces:` of {refusal.level}, or remove "
                     f"`@{p.slug}` from this list",
-                    notes=self.note(refusal.element, "who it is provisioned to")
+                    notes=self.note(refusal.element, "its `workspaces:` list")
                     or self.note(owner, "defined here"),
                 )
 
@@ -414,8 +414,9 @@ class Semantics:
         if ws.providers is not None and not ws.providers:
             return "its `providers:` list is empty"
         if not usable:
-            taken = "the providers it lists are" if ws.providers is not None else "no provider is"
-            return f"{taken} not provisioned to it"
+            if ws.providers is not None:
+                return "the providers it lists are not provisioned to it"
+            return "no provider is provisioned to it"
         for p in usable:
             for m in sorted(p.exposed):
                 refusal = b.model_refusal(p, m, ws)
