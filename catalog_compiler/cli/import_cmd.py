@@ -86,13 +86,21 @@ def litellm_config(config: Path, out: Path, force: bool) -> None:
 
 
 def _run(build: Build, out: Path, force: bool) -> None:
+    from catalog_compiler.importers.reach import reach_warnings
+
     try:
         files, report = build()
         prepare_output(out, force)
         finish(out, files, report)
+        warnings = reach_warnings(out)
+        if warnings:  # the report lists them too
+            report.notes.extend(f"**warning**: {w}" for w in warnings)
+            finish(out, files, report)
     except (InputError, OutputError) as exc:
         click.echo(f"catalogc import: {exc}", err=True)
         sys.exit(EXIT_USAGE)
+    for warning in warnings:
+        click.echo(f"catalogc import: warning: {warning}", err=True)
     click.echo("\n".join(report.summary()))
     click.echo(f"wrote {len(files)} catalog files and {REPORT_FILE} to {out}")
     click.echo(f"next: catalogc validate {out}")
