@@ -59,7 +59,6 @@ class Context:
     configs: dict[str, Located] = field(default_factory=dict)
     origins: dict[str, Span] = field(default_factory=dict)  # provenance element -> source
     defaulted: set[str] = field(default_factory=set)  # limits filled in from *_defaults
-    org_known: bool = True  # False: the Organization is broken; a stand-in without limits
     # Selections (`workspaces:`, `providers:`) naming something undefined, broken or left out:
     # who is *not* in them is uncertain (a misspelt entry may have meant anyone).
     incomplete: set[str] = field(default_factory=set)
@@ -81,7 +80,6 @@ class Context:
         gaps = gaps if gaps is not None else Gaps()
         org = next((c for c in checked if c.kind == "Organization"), None)
         ctx = cls(registry, sink, rel_of, organization_or_stand_in(org, root_file))
-        ctx.org_known = org is not None
         tables: dict[str, dict[str, Located]] = {
             "Integration": ctx.integrations,
             "Provider": ctx.providers,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from fractions import Fraction
+from functools import cached_property
 from typing import Any
 
 from catalog_compiler.diagnostics import Note, Severity, Span
@@ -92,9 +93,17 @@ class Semantics:
             return False
         if f"workspaces/{ws.slug}/access/allow" in self.ctx.incomplete:
             return False
-        if any(self.uncertain(b.provisioning(ws, p)) for p in b.providers.values()):
+        if any(self.uncertain(b.provisioning(ws, p)) for p in self.uncertain_provisioning):
             return False
         return all(self.models_known(p) for p in b.usable_providers(ws.slug))
+
+    @cached_property
+    def uncertain_provisioning(self) -> list[Provider]:
+        """Providers whose (or whose integration's) `workspaces:` names an unknown one."""
+        incomplete = self.ctx.incomplete
+        return [p for p in self.bundle.providers.values()
+                if f"integrations/{p.integration.slug}/workspaces" in incomplete
+                or f"providers/{p.slug}/workspaces" in incomplete]  # fmt: skip
 
     # -- E0500: allow entries that match nothing ---------------------------------------
     def allow_lists(self) -> None:
