@@ -161,17 +161,17 @@ class Linker:
         first: dict[tuple[str, str], Ref] = {}
         for ref in sorted(refs, key=lambda r: r.span):
             first.setdefault((ref.kind, ref.name), ref)
-        names = [f"{r.kind.lower()} `{r.prefix}{r.name}`" for r in first.values()]
-        shown = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
-        used = f"({len(refs)} use{'s' if len(refs) != 1 else ''}) "
-        used += "is" if len(names) == 1 else "are"
+        shown = _named(list(first.values()))
+        one = len(first) == 1
+        used = f"({len(refs)} use{'s' if len(refs) != 1 else ''}) " + ("is" if one else "are")
         uses = sorted(refs, key=lambda r: r.span)
         notes = [Note(r.span, f"`{r.prefix}{r.name}` is used here") for r in uses]
         if isinstance(holder, BrokenFile):
             found = ((holder.position(name), name) for _, name in first)
             (line, column), name = next((p for p in found if p[0][0]), ((0, 0), ""))
             span = Span(holder.display, line, column, line, column + len(name))
-            message = f"{shown} {used} defined nowhere else: only this broken file may define it"
+            message = (f"{shown} {used} defined nowhere else: only this file, which could not "
+                       f"be read, may define {'it' if one else 'them'}")  # fmt: skip
             help_text = "fix this file first: what it defines cannot be known until it parses"
         else:
             kind = next(k for k in holder.kinds if k in SLUGGED).lower()
@@ -317,6 +317,20 @@ class Linker:
                     f.span or Span(f.file),
                     help=f"add a Provider with `integration: {slug}`, or remove the integration",
                 )
+
+
+def _named(refs: list[Ref], most: int = 6) -> str:
+    """ "providers `@a`, `@b` and config `c`": the names, by kind, in order of first use."""
+    by_kind: dict[str, list[str]] = {}
+    for r in refs[:most]:
+        by_kind.setdefault(r.kind.lower(), []).append(f"`{r.prefix}{r.name}`")
+    parts = [f"{kind}{'s' if len(names) > 1 else ''} {_and(names)}"
+             for kind, names in by_kind.items()]  # fmt: skip
+    return _and(parts + ([f"{len(refs) - most} more"] if len(refs) > most else []))
+
+
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def check_base_model(registry: Registry, service: str, name: str, span: Span, sink: Sink) -> None:

@@ -294,6 +294,25 @@ def test_unparsable_file_through_the_cli(rel: str, tmp_path: Path) -> None:
     assert "unknown " not in run.stdout, run.stdout
 
 
+@pytest.mark.parametrize(("how", "code"), [("too-large", "E0104"), ("not-utf8", "E0102")])
+def test_a_file_that_cannot_be_read_holds_its_names(how: str, code: str, tmp_path: Path) -> None:
+    """A file too large to read (nothing of it is known) or not UTF-8 (its text is scanned
+    as far as it decodes): the providers it defines are reported once, at it."""
+    root = write(tmp_path / "c", ())
+    path = root / "providers" / "openai.yaml"
+    text = path.read_text(encoding="utf-8")
+    if how == "too-large":
+        path.write_text(text + ("#" * 1023 + "\n") * 8 * 1024, encoding="utf-8")
+    else:
+        path.write_bytes(text.encode() + b"# \xff\n")
+    compiled = compile_catalog(root)
+    assert sorted(d.code for d in compiled.diagnostics) == [code, "E0510"]
+    (waiting,) = (d for d in compiled.diagnostics if d.code == "E0510")
+    assert waiting.span.file == str(path)
+    assert "`@openai-prod`" in waiting.message and "`@openai-research`" in waiting.message
+    assert (waiting.span.line >= 1) == (how == "not-utf8")  # the slug's line, when readable
+
+
 # -- ten realistic mistakes, one run -------------------------------------------------------
 
 # (file, text before, text after): each a mistake a hurried engineer makes.
