@@ -246,6 +246,8 @@ def test_single_mistakes(kind: str, tmp_path: Path) -> None:
         root = tmp_path / "c"
         compiled = compile_mutated(root, m)
         assert_located(compiled, root)
+        if not compiled.errors and compiled.data is None:
+            problems.append(f"{m.id}: no error, but no bundle either")
         if m.kind in CONTAINED:
             if not compiled.errors:
                 problems.append(f"{m.id}: no error reported")
@@ -367,6 +369,20 @@ def reported(root: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 def test_ten_mistakes_in_one_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert reported(apply(tmp_path / "c", TEN), monkeypatch) == TEN_REPORTED
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "github", "sarif"])
+def test_ten_mistakes_through_the_cli(fmt: str, tmp_path: Path) -> None:
+    root = apply(tmp_path / "c", TEN)
+    run = catalogc("validate", ".", "--format", fmt, cwd=root)
+    assert_sound(run)
+    assert run.returncode == 1
+    for line in TEN_REPORTED:
+        where, code = line.split(": error[")
+        file = where.rsplit(":", 2)[0]
+        assert code.rstrip("]") in run.stdout and file in run.stdout, (fmt, line)
+    compiled = catalogc("compile", ".", "-o", "bundle.json", cwd=root)
+    assert compiled.returncode == 1 and not (root / "bundle.json").exists()
 
 
 def test_fixing_the_ten_one_by_one_reveals_nothing_new(
