@@ -39,8 +39,7 @@ class BrokenFile:
         if text is None:
             return cls(display)
         kinds: set[str] = set()
-        for match in _KIND_WORD.finditer(text):
-            word = match.group(1)
+        for word in {m.group(1) for m in _KIND_WORD.finditer(text)}:
             known = next((k for k in ALL_KINDS if k.lower() == word.lower()), None)
             known = known or did_you_mean(word, ALL_KINDS)
             kinds.update((known,) if known else ALL_KINDS)
