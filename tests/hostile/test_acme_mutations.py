@@ -17,14 +17,18 @@ from __future__ import annotations
 import itertools
 import re
 import shutil
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from catalog_compiler.compiler import Compiled, compile_catalog
 from tests.conftest import ROOT
+from tests.fuzz import test_fuzz as fuzz
 from tests.hostile.conftest import assert_sound, catalogc
 
 ACME = ROOT / "examples" / "acme"
@@ -313,6 +317,22 @@ def test_a_file_that_cannot_be_read_holds_its_names(how: str, code: str, tmp_pat
     assert waiting.span.file == str(path)
     assert "`@openai-prod`" in waiting.message and "`@openai-research`" in waiting.message
     assert (waiting.span.line >= 1) == (how == "not-utf8")  # the slug's line, when readable
+
+
+@settings(max_examples=200)
+@given(st.lists(fuzz.mutation, min_size=1, max_size=4))
+def test_random_edits_resolve_around_the_errors(edits: list[tuple[str, str, int, str]]) -> None:
+    """Character-level edits (the fuzz suite's): resolving around whatever they break never
+    fails (CATALOGC_DEBUG is set: a failure would raise), and every diagnostic is located."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "c"
+        shutil.copytree(ACME, root)
+        for rel, how, at, piece in edits:
+            path = root / rel
+            path.write_text(fuzz.mutate(path.read_text("utf-8"), how, at, piece), "utf-8")
+        compiled = compile_catalog(root)
+        assert_located(compiled, root)
+        assert (compiled.data is None) == bool(compiled.errors)
 
 
 # -- ten realistic mistakes, one run -------------------------------------------------------
