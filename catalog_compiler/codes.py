@@ -88,10 +88,27 @@ _ALL = [
     Code("E0507", "custom-host-not-allowed", "a config sends a provider's credentials elsewhere"),
     Code("E0508", "invalid-allowed-host", "an `allowed_hosts` entry that is not a host pattern"),
     Code("E0509", "allowed-host-widens", "a provider allows a host its integration does not"),
+    Code(
+        "E0510",
+        "defined-only-in-broken-file",
+        "names used elsewhere that only a broken file or a slugless document may define",
+    ),
+    Code(
+        "E0511",
+        "provider-not-provisioned",
+        "a workspace lists a provider that is not provisioned to it",
+    ),
+    Code(
+        "E0512",
+        "price-far-from-registry",
+        "a price more than 100x away from the registry's price for the model",
+    ),
+    Code("E0513", "price-override-matches-nothing", "a price override that applies to no model"),
     Code("W0300", "unused-integration", "an integration no provider is made from", WARN),
     Code("W0400", "price-looks-per-token", "a price so small it was typed per token", WARN),
     Code("W0500", "unreachable-limit", "a limit an ancestor's tighter limit makes dead", WARN),
     Code("W0501", "forwards-credential-header", "a config forwards a credential header", WARN),
+    Code("W0502", "workspace-reaches-nothing", "a workspace that can reach no model", WARN),
 ]
 
 CODES: dict[str, Code] = {c.id: c for c in _ALL}

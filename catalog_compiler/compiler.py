@@ -6,6 +6,7 @@ answers the semantic checks, so compiler and router cannot disagree about access
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,8 +16,10 @@ from catalog_compiler.diagnostics import Diagnostic, Severity, Sink
 from catalog_compiler.pipeline import Result, validate
 from catalog_compiler.progress import Progress
 from catalog_compiler.registry import Registry, builtin
+from catalog_compiler.sources import CATALOG_FILE
 from runtime.bundle import Bundle
 from runtime.canonical import seal
+from runtime.errors import BundleError
 
 
 @dataclass
@@ -24,6 +27,8 @@ class Compiled:
     validation: Result
     diagnostics: list[Diagnostic] = field(default_factory=list)
     data: bytes | None = None  # the sealed bundle file, when there are no errors
+    # The resolved catalog, when every document passed validation (the semantic checks may
+    # still have found errors); never a catalog resolved around broken documents.
     body: dict[str, Any] | None = None
     index: Bundle | None = None
 
@@ -48,26 +53,58 @@ def compile_catalog(
     progress: Progress | None = None,
     jobs: int = 1,
 ) -> Compiled:
-    from catalog_compiler.resolve.build import BundleBuilder
-    from catalog_compiler.resolve.context import Context
-    from catalog_compiler.resolve.semantics import Semantics
+    """Every check of the catalog at `path`, and its bundle when there is no error.
 
+    Errors in some documents do not stop the later stages: the catalog is resolved from the
+    documents that passed (see Context.build), and each check skips exactly what depends on
+    a broken document (see gaps.py), so one run reports every mistake and invents none."""
     registry = registry or builtin()
     result = validate(path, cache=cache, registry=registry, progress=progress, jobs=jobs)
     compiled = Compiled(result, diagnostics=list(result.diagnostics))
-    if result.errors:
+    if result.root is None or result.io_failed:
         return compiled
     sink = Sink()
     sink.extend(result.diagnostics)
+    resolved: tuple[bytes, dict[str, Any], Bundle] | None = None
+    try:
+        resolved = resolve(result, registry, sink)
+    except PARTIAL_FAILURES:
+        # Only reachable from a catalog that already has errors (without, it is a bug):
+        # a part that cannot be resolved is explained by them.
+        if not result.errors or os.environ.get("CATALOGC_DEBUG"):
+            raise
+    compiled.diagnostics = one_report_per_price(sink.sorted())
+    if resolved is not None and not result.errors:  # complete, not resolved around errors
+        data, compiled.body, compiled.index = resolved
+        compiled.data = None if compiled.errors else data
+    return compiled
+
+
+PARTIAL_FAILURES = (BundleError, KeyError, TypeError, ValueError, AttributeError)
+
+
+def resolve(result: Result, registry: Registry, sink: Sink) -> tuple[bytes, dict[str, Any], Bundle]:
+    """Resolve the documents that passed their checks, emit and load the bundle, and run
+    the checks on the resolved catalog."""
+    from catalog_compiler.resolve.build import BundleBuilder
+    from catalog_compiler.resolve.context import Context
+    from catalog_compiler.resolve.prices import PriceCheck
+    from catalog_compiler.resolve.semantics import Semantics
+
     rel_of = {s.display: s.rel for s in result.sources}
-    ctx = Context.build(result.checked, registry, sink, rel_of)
+    root_file = next((s.display for s in result.sources if s.rel == CATALOG_FILE), CATALOG_FILE)
+    ctx = Context.build(result.checked, registry, sink, rel_of, result.gaps, root_file)
     builder = BundleBuilder(ctx)
     body = builder.build([{"path": s.rel, "sha256": s.sha256} for s in result.sources])
     data = seal(body)
-    index = Bundle.load(data)  # a failure here is a compiler bug, not a catalog error
-    Semantics(ctx, index).run(builder.leaves)
-    compiled.diagnostics = sink.sorted()
-    compiled.body, compiled.index = body, index
-    if not compiled.errors:
-        compiled.data = data
-    return compiled
+    index = Bundle.load(data)  # without errors, a failure here is a compiler bug
+    Semantics(ctx, index, result.gaps).run(builder.leaves)
+    PriceCheck(ctx, result.gaps).run()
+    return data, body, index
+
+
+def one_report_per_price(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+    """A price far from the registry's (E0512) is also the tiny price W0400 warns about:
+    the error, which names the registry's price, is the one report."""
+    far = {d.span for d in diagnostics if d.code == "E0512"}
+    return [d for d in diagnostics if not (d.code == "W0400" and d.span in far)]

@@ -3,6 +3,11 @@ which models, which limits and prices change, which configs change, and what bre
 clients outside the catalog (a provider or config slug removed or renamed, a model removed
 that a config used).
 
+Some changes are *notable* for a reviewer although they break no client: a price that moves
+by 2x or more (or to or from free: a billing-scale mistake looks like this), and the host an
+integration's or provider's credentials go to (`base_url`, and the `allowed_hosts` a routing
+config may send them to).
+
 Provenance is ignored: reordering documents or keys is no change at all.
 """
 
@@ -10,23 +15,27 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from typing import Any
+from urllib.parse import urlsplit
 
 from runtime.bundle import Bundle, Counter, budget_words, counter_label, rate_words
 
 
 @dataclass
 class Change:
-    kind: str  # provider | config | workspace | access | limit | price | model
+    kind: str  # provider | config | workspace | access | limit | price | model | endpoint
     subject: str
     old: str | None
     new: str | None
     breaking: bool = False
     note: str = ""
+    notable: bool = False  # worth a reviewer's eye: a price moved 2x+, credentials' host
 
     def json(self) -> dict[str, Any]:
         return {"kind": self.kind, "subject": self.subject, "old": self.old, "new": self.new,
-                "breaking": self.breaking, "note": self.note}  # fmt: skip
+                "breaking": self.breaking, "notable": self.notable,
+                "note": self.note}  # fmt: skip
 
 
 @dataclass
@@ -42,16 +51,21 @@ class Diff:
         return [c for c in self.changes if c.breaking]
 
     @property
+    def notable(self) -> list[Change]:
+        return [c for c in self.changes if c.notable and not c.breaking]
+
+    @property
     def empty(self) -> bool:
         return not (self.changes or self.gained or self.lost)
 
     def json(self) -> dict[str, Any]:
         return {
-            "format_version": "1.0",
+            "format_version": "1.1",
             "old": self.old_digest,
             "new": self.new_digest,
             "changed": not self.empty,
             "breaking": [c.json() for c in self.breaking],
+            "notable": [c.json() for c in self.notable],
             "changes": [c.json() for c in self.changes],
             "access": {"gained": self.gained, "lost": self.lost},
         }
@@ -73,9 +87,12 @@ def semantic_diff(
     _access(diff, old, new)
     _limits(diff, old, new)
     _prices(diff, old, new)
+    integrations = (old_raw["integrations"], new_raw["integrations"])
+    _endpoints(diff, "integration", *integrations)
+    _endpoints(diff, "provider", old_raw["providers"], new_raw["providers"], integrations)
     _configs(diff, old_raw["configs"], new_raw["configs"])
     _models_used(diff, old, new)
-    diff.changes.sort(key=lambda c: (not c.breaking, c.kind, c.subject))
+    diff.changes.sort(key=lambda c: (not c.breaking, not c.notable, c.kind, c.subject))
     return diff
 
 
@@ -161,6 +178,44 @@ def _price_change(a: Mapping[str, str], b: Mapping[str, str]) -> tuple[str, str]
             ", ".join(f"{k} {b.get(k, 'none')}" for k in fields))  # fmt: skip
 
 
+NOTABLE_FACTOR = 2
+
+
+def _price_jumps(a: Mapping[str, str], b: Mapping[str, str]) -> str:
+    """The fields that moved by 2x or more, or to or from free: "input 1,000x lower"."""
+    jumps = []
+    for name in sorted(set(a) & set(b)):
+        before, after = _decimal(a[name]), _decimal(b[name])
+        if before is None or after is None or before == after:
+            continue
+        if before == 0 or after == 0:
+            jumps.append(f"{name} {'now free' if after == 0 else 'no longer free'}")
+            continue
+        ratio = max(before, after) / min(before, after)
+        if ratio >= NOTABLE_FACTOR:
+            jumps.append(f"{name} {_times(ratio)} {'higher' if after > before else 'lower'}")
+    return ", ".join(jumps)
+
+
+def _decimal(text: str) -> Decimal | None:
+    try:
+        value = Decimal(text)
+    except (InvalidOperation, TypeError):
+        return None
+    return value if value.is_finite() else None
+
+
+def _times(ratio: Decimal) -> str:
+    return f"{ratio.to_integral_value():,f}x" if ratio >= 10 else f"{ratio:.2g}x"
+
+
+def _price(diff: Diff, subject: str, a: Mapping[str, str], b: Mapping[str, str]) -> None:
+    before, after = _price_change(a, b)
+    jumps = _price_jumps(a, b)
+    note = f"{jumps}: check the unit (USD per 1M tokens)" if jumps else ""
+    diff.changes.append(Change("price", subject, before, after, note=note, notable=bool(jumps)))
+
+
 Override = tuple[bool, dict[str, str]]
 
 
@@ -170,8 +225,7 @@ def _prices(diff: Diff, old: Bundle, new: Bundle) -> None:
         for model in sorted(set(po.models) & set(pn.models)):
             a, b = po.models[model].prices.as_json(), pn.models[model].prices.as_json()
             if a != b:
-                before, after = _price_change(a, b)
-                diff.changes.append(Change("price", f"@{slug}/{model}", before, after))
+                _price(diff, f"@{slug}/{model}", a, b)
     for ws in sorted(set(old.workspaces) & set(new.workspaces)):
         olds: dict[str, Override] = {
             r.pattern.text: (r.free, r.prices.as_json()) for r in old.workspaces[ws].pricing
@@ -182,9 +236,79 @@ def _prices(diff: Diff, old: Bundle, new: Bundle) -> None:
         for pattern in sorted(set(olds) | set(news)):
             if olds.get(pattern) != news.get(pattern):
                 subject = f"workspace `{ws}` override `{pattern}`"
-                change = Change("price", subject, _override(olds.get(pattern)),
-                                _override(news.get(pattern)))  # fmt: skip
+                before, after = olds.get(pattern), news.get(pattern)
+                jumps = ""
+                if before is not None and after is not None:
+                    jumps = _price_jumps(_as_prices(before), _as_prices(after))
+                note = f"{jumps}: check the unit (USD per 1M tokens)" if jumps else ""
+                change = Change("price", subject, _override(before), _override(after),
+                                note=note, notable=bool(jumps))  # fmt: skip
                 diff.changes.append(change)
+
+
+def _as_prices(value: Override) -> dict[str, str]:
+    """An override's prices, `free` as zeros (so going free is a notable change)."""
+    free, prices = value
+    return dict.fromkeys(("input", "output", "cache_read", "cache_write"), "0") if free else prices
+
+
+def _host(url: Any) -> str | None:
+    if not isinstance(url, str):
+        return None
+    try:
+        parts = urlsplit(url)
+        return parts.hostname and (
+            f"{parts.hostname}:{parts.port}" if parts.port else parts.hostname
+        )
+    except ValueError:
+        return url
+
+
+def _endpoints(
+    diff: Diff,
+    level: str,
+    old: Mapping[str, Any],
+    new: Mapping[str, Any],
+    parents: tuple[Mapping[str, Any], Mapping[str, Any]] | None = None,
+) -> None:
+    """Where each integration's or provider's credentials go: `base_url` (a new host is
+    notable; a provider's that only follows its integration's is reported there) and
+    `allowed_hosts` (hosts added are notable: they widen where an inline config may send the
+    catalog's credentials; absent in old bundles = none)."""
+    for slug in sorted(set(old) & set(new)):
+        shown = f"@{slug}" if level == "provider" else f"`{slug}`"
+        a, b = old[slug].get("base_url"), new[slug].get("base_url")
+        if a != b and not _inherited(old[slug], new[slug], parents):
+            moved = _host(a) != _host(b)
+            note = f"credentials now go to `{_host(b) or 'no host'}`" if moved else "same host"
+            diff.changes.append(Change("endpoint", f"{level} {shown} base_url", a or None,
+                                       b or None, note=note, notable=moved))  # fmt: skip
+        hosts_a = set(old[slug].get("allowed_hosts") or ())
+        hosts_b = set(new[slug].get("allowed_hosts") or ())
+        if hosts_a != hosts_b:
+            added, removed = sorted(hosts_b - hosts_a), sorted(hosts_a - hosts_b)
+            parts = [f"added {', '.join(added)}: configs may send its credentials there"] * bool(
+                added
+            ) + [f"removed {', '.join(removed)}"] * bool(removed)
+            diff.changes.append(Change(
+                "endpoint", f"{level} {shown} allowed_hosts", ", ".join(sorted(hosts_a)) or None,
+                ", ".join(sorted(hosts_b)) or None, note="; ".join(parts), notable=bool(added),
+            ))  # fmt: skip
+
+
+def _inherited(
+    a: Mapping[str, Any],
+    b: Mapping[str, Any],
+    parents: tuple[Mapping[str, Any], Mapping[str, Any]] | None,
+) -> bool:
+    """Did a provider's base_url only follow its integration's (reported there)?"""
+    if parents is None:
+        return False
+    pa = parents[0].get(str(a.get("integration")))
+    pb = parents[1].get(str(b.get("integration")))
+    if not isinstance(pa, Mapping) or not isinstance(pb, Mapping):
+        return False
+    return a.get("base_url") == pa.get("base_url") and b.get("base_url") == pb.get("base_url")
 
 
 def _override(value: Override | None) -> str | None:

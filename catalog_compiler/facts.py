@@ -41,12 +41,22 @@ class Facts:
     refs: tuple[Ref, ...] = ()
     service: str | None = None  # Integration with a known service
     custom_models: tuple[str, ...] = ()  # Integration: inline custom model names
-    model_home: tuple[str, str] | None = None  # Model: ("Integration"|"Provider", slug)
+    # Model: ("Integration"|"Provider", slug) and name; read from the raw data when the
+    # document is invalid, so its name still counts as declared (not as an unknown model)
+    model_home: tuple[str, str] | None = None
     model_name: str | None = None
     base_model: tuple[str, Span] | None = None  # Model: built-in it extends
     targets: tuple[TargetRef, ...] = ()  # Config
     has_epoch: bool = False  # Organization
     day_periods: tuple[Span, ...] = ()  # budgets counted in `<N>d`: need the epoch
+    # A document whose `kind` is missing or unknown: the kinds its fields fit (all kinds when
+    # none fits). Later checks treat it as a broken document of each, never as absent.
+    could_be: tuple[str, ...] = ()
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """The kinds this document is, or could be when its `kind` is broken."""
+        return self.could_be or ((self.kind,) if self.kind else ())
 
 
 def split_model_string(text: str) -> tuple[str | None, str]:

@@ -2,7 +2,9 @@
 
 It reads only `Facts` (see facts.py), never YAML or typed models. Slugs of documents that
 failed the structure check still count as defined, so one typo does not cascade into
-dangling-reference noise; their references are still checked.
+dangling-reference noise; their references are still checked. A name that only a broken
+file (or a document without a slug) could define is reported once, there (E0510), not at
+every reference; see gaps.py for what else broken documents leave unknown.
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ from dataclasses import dataclass, field
 
 from catalog_compiler.diagnostics import Note, Sink, Span
 from catalog_compiler.facts import Facts, Ref, TargetRef, split_model_string
+from catalog_compiler.gaps import BrokenFile, Gaps
 from catalog_compiler.registry import Registry
 from runtime.suggest import did_you_mean
 
 SLUGGED = ("Integration", "Provider", "Workspace", "Config")
+Holder = BrokenFile | Facts  # a broken file, or a document without a slug
 CODE_FOR = {"Integration": "E0301", "Provider": "E0302", "Workspace": "E0303", "Config": "E0305"}
 
 
@@ -31,16 +35,23 @@ class Index:
 
 class Linker:
     def __init__(
-        self, registry: Registry, root_file: str, sink: Sink, unparsed: Sequence[str] = ()
+        self, registry: Registry, root_file: str, sink: Sink, gaps: Gaps | None = None
     ) -> None:
         self.registry = registry
         self.root_file = root_file
         self.sink = sink
-        self.unparsed = list(unparsed)
+        self.gaps = gaps or Gaps()
+        self.unparsed = [f.display for f in self.gaps.files]
         self.index = Index()
+        self.waiting: dict[int, list[Ref]] = {}  # id of a holder -> the references it may hold
+        # Broken files, then documents without a slug: where an undefined name may live.
+        anonymous = {id(f): f for docs in self.gaps.anonymous.values() for f in docs}
+        slugless = sorted(anonymous.values(), key=lambda f: f.span or Span(f.file))
+        self.holders: list[Holder] = [*self.gaps.files, *slugless]
         self.dangling_integrations = False  # then "unused integration" may be a typo's echo
         self._exposed: dict[str, set[str]] = {}
         self._custom: dict[tuple[str, str], set[str]] = {}
+        self.orphans: set[str] = set()
 
     # -- index ------------------------------------------------------------------------
     def build_index(self, facts: Sequence[Facts]) -> None:
@@ -48,7 +59,12 @@ class Linker:
         for f in facts:
             if f.kind == "Organization":
                 self.organization(f)
-            if f.kind not in SLUGGED or f.slug is None:
+            if f.slug is None:
+                continue
+            for kind in f.kinds if not f.valid else ():  # a broken document still defines
+                if kind in SLUGGED:
+                    self.index.defined[kind].update((f.slug, f.slug.strip().lower()))
+            if f.kind not in SLUGGED:
                 continue
             self.index.defined[f.kind].add(f.slug)
             if not f.valid:
@@ -69,8 +85,12 @@ class Linker:
                 for ref in f.refs:
                     if ref.kind == "Integration":
                         self.index.provider_integration.setdefault(f.slug, ref.name)
-            if f.kind == "Model" and f.valid and f.model_home and f.model_name:
+            if "Model" in f.kinds and f.model_home and f.model_name:
                 self._custom.setdefault(f.model_home, set()).add(f.model_name)
+        # Models whose home is not a valid document: declared, somewhere we cannot tell.
+        for (kind, slug), names in self._custom.items():
+            if slug not in self.index.valid.get(kind, {}):
+                self.orphans.update(names)
 
     def organization(self, f: Facts) -> None:
         span = f.span or Span(f.file)
@@ -92,8 +112,9 @@ class Linker:
             return
         self.index.organization = f
 
-    def require_organization(self) -> None:
-        if self.index.organization is None and self.root_file not in self.unparsed:
+    def require_organization(self, facts: Iterable[Facts]) -> None:
+        maybe = any(f.file == self.root_file and "Organization" in f.could_be for f in facts)
+        if self.index.organization is None and self.root_file not in self.unparsed and not maybe:
             self.sink.emit(
                 "E0209",
                 "catalog.yaml has no Organization document",
@@ -103,26 +124,70 @@ class Linker:
 
     # -- references -------------------------------------------------------------------
     def dangling(self, ref: Ref) -> None:
+        self.gaps.undefined.add((ref.kind, ref.name))
+        holder = self.may_hold(ref.kind, ref.name)
+        if holder is not None:  # reported once, at the broken file or document
+            self.waiting.setdefault(id(holder), []).append(ref)
+            return
         known = self.index.defined.get(ref.kind, set())
         guess = did_you_mean(ref.name, known)
-        notes = [
-            Note(Span(f), "this file could not be parsed; it may define the name")
-            for f in self.unparsed
-        ]
         what = ref.kind.lower()
         self.sink.emit(
             CODE_FOR[ref.kind],
             f"unknown {what} `{ref.prefix}{ref.name}`",
             ref.span,
             help=f"did you mean `{ref.prefix}{guess}`?" if guess else f"no {what} is named so",
-            notes=notes,
         )
+
+    def may_hold(self, kind: str, name: str) -> Holder | None:
+        """The first broken file whose text defines `name`, or document of `kind` without a
+        readable slug: where an undefined name may really be defined."""
+        for holder in self.holders:
+            if isinstance(holder, BrokenFile):
+                if holder.may_define(kind, name):
+                    return holder
+            elif kind in holder.kinds and kind in SLUGGED:
+                return holder
+        return None
+
+    def report_waiting(self) -> None:
+        """One E0510 per broken file or document: the names it may define, and where used."""
+        for holder in self.holders:
+            refs = self.waiting.get(id(holder))
+            if refs:
+                self.waiting_on(holder, refs)
+
+    def waiting_on(self, holder: Holder, refs: list[Ref]) -> None:
+        first: dict[tuple[str, str], Ref] = {}
+        for ref in sorted(refs, key=lambda r: r.span):
+            first.setdefault((ref.kind, ref.name), ref)
+        shown = _named(list(first.values()))
+        one = len(first) == 1
+        used = f"({len(refs)} use{'s' if len(refs) != 1 else ''}) " + ("is" if one else "are")
+        uses = sorted(refs, key=lambda r: r.span)
+        notes = [Note(r.span, f"`{r.prefix}{r.name}` is used here") for r in uses]
+        if isinstance(holder, BrokenFile):
+            found = ((holder.position(name), name) for _, name in first)
+            (line, column), name = next((p for p in found if p[0][0]), ((0, 0), ""))
+            span = Span(holder.display, line, column, line, column + len(name))
+            message = (f"{shown} {used} defined nowhere else: only this file, which could not "
+                       f"be read, may define {'it' if one else 'them'}")  # fmt: skip
+            help_text = "fix this file first: what it defines cannot be known until it parses"
+        else:
+            kind = next(k for k in holder.kinds if k in SLUGGED).lower()
+            span = holder.span or Span(holder.file)
+            message = f"this {kind} has no valid slug, and {shown} {used} defined nowhere else"
+            help_text = "give it the slug the references use, or correct the references"
+        self.sink.emit("E0510", message, span if span.line else Span(span.file), help=help_text,
+                       notes=notes[:6])  # fmt: skip
 
     def exists(self, kind: str, name: str) -> bool:
         return name in self.index.defined.get(kind, ())
 
     def refs(self, facts: Iterable[Facts]) -> None:
         for f in facts:
+            if f.could_be:
+                continue  # a document of unknown kind: what its fields mean is a guess
             for ref in f.refs:
                 if not self.exists(ref.kind, ref.name):
                     self.dangling(ref)
@@ -174,6 +239,18 @@ class Linker:
             return  # unknown providers are reported as references
         exposed = self.exposed_models(provider)
         _, model = split_model_string(t.text)
+        integ = self.index.provider_integration.get(provider, "")
+        homes = [("Integration", integ), ("Provider", provider)]
+        if model in self.orphans or model in self.gaps.extra_models(homes):
+            return  # a Model document with an error declares it
+        if self.gaps.models_unknown(homes):
+            return  # a broken Model document whose name is unreadable may declare it
+        holder = self.may_hold("Model", model)
+        if holder is not None and exposed and model not in exposed:
+            self.waiting.setdefault(id(holder), []).append(
+                Ref("Model", model, t.span, f"@{provider}/")
+            )
+            return
         if exposed and model not in exposed:
             guess = did_you_mean(model, exposed)
             self.sink.emit(
@@ -228,7 +305,9 @@ class Linker:
     def unused_integrations(self, facts: Iterable[Facts]) -> None:
         if self.unparsed or self.dangling_integrations:
             return
-        used = {r.name for f in facts if f.kind == "Provider" for r in f.refs
+        if None in self.gaps.broken_provider_integrations or "Provider" in self.gaps.unknown_kinds:
+            return  # a provider we cannot read may use any of them
+        used = {r.name for f in facts if "Provider" in f.kinds for r in f.refs
                 if r.kind == "Integration"}  # fmt: skip
         for slug, f in sorted(self.index.valid["Integration"].items()):
             if slug not in used:
@@ -238,6 +317,20 @@ class Linker:
                     f.span or Span(f.file),
                     help=f"add a Provider with `integration: {slug}`, or remove the integration",
                 )
+
+
+def _named(refs: list[Ref], most: int = 6) -> str:
+    """ "providers `@a`, `@b` and config `c`": the names, by kind, in order of first use."""
+    by_kind: dict[str, list[str]] = {}
+    for r in refs[:most]:
+        by_kind.setdefault(r.kind.lower(), []).append(f"`{r.prefix}{r.name}`")
+    parts = [f"{kind}{'s' if len(names) > 1 else ''} {_and(names)}"
+             for kind, names in by_kind.items()]  # fmt: skip
+    return _and(parts + ([f"{len(refs) - most} more"] if len(refs) > most else []))
+
+
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def check_base_model(registry: Registry, service: str, name: str, span: Span, sink: Sink) -> None:
@@ -259,14 +352,16 @@ def link(
     registry: Registry,
     root_file: str,
     sink: Sink,
-    unparsed: Sequence[str] = (),
+    gaps: Gaps | None = None,
 ) -> Index:
-    """Check every cross-document rule; `root_file` is how catalog.yaml is displayed."""
-    linker = Linker(registry, root_file, sink, unparsed)
+    """Check every cross-document rule; `root_file` is how catalog.yaml is displayed, `gaps`
+    what broken files and documents leave unknown."""
+    linker = Linker(registry, root_file, sink, gaps)
     linker.build_index(facts)
-    linker.require_organization()
+    linker.require_organization(facts)
     linker.refs(facts)
     linker.targets(facts)
+    linker.report_waiting()
     linker.models(facts)
     linker.epoch(facts)
     linker.unused_integrations(facts)

@@ -15,7 +15,8 @@ from catalog_compiler.cache import ParseCache
 from catalog_compiler.codes import CODES
 from catalog_compiler.diagnostics import Diagnostic, Severity, Sink
 from catalog_compiler.facts import Facts
-from catalog_compiler.filecheck import FileResult
+from catalog_compiler.filecheck import FATAL_PARSE, FileResult
+from catalog_compiler.gaps import BrokenFile, Gaps
 from catalog_compiler.link import Index, link
 from catalog_compiler.progress import NullProgress, Progress
 from catalog_compiler.registry import Registry, builtin
@@ -33,6 +34,7 @@ class Result:
     sources: list[Source] = field(default_factory=list)
     files: list[FileResult] = field(default_factory=list)
     index: Index | None = None
+    gaps: Gaps = field(default_factory=Gaps)  # what broken files and documents leave unknown
     diagnostics: list[Diagnostic] = field(default_factory=list)
 
     @property
@@ -121,10 +123,26 @@ def validate(
     result.files = check_files(
         result.sources, registry, cache, progress or NullProgress(), jobs=jobs, warm=warm
     )
+    unread = unread_paths(sink, result.sources)
     for fr in result.files:
         sink.extend(fr.diagnostics)
-    unparsed = [fr.display for fr in result.files if fr.unparsed]
+    broken = [BrokenFile(p) for p in unread]
+    broken += [BrokenFile.scan(s.display, text_of(s)) for s, fr in
+               zip(result.sources, result.files, strict=True) if fr.unparsed]  # fmt: skip
+    result.gaps = Gaps.of(result.facts, broken)
     root_file = next((s.display for s in result.sources if s.rel == CATALOG_FILE), CATALOG_FILE)
-    result.index = link(result.facts, registry, root_file, sink, unparsed)
+    result.index = link(result.facts, registry, root_file, sink, result.gaps)
     result.diagnostics = sink.sorted()
     return result
+
+
+def unread_paths(sink: Sink, sources: list[Source]) -> list[str]:
+    """Files or directories discovery could not read: they may define anything."""
+    read = {s.display for s in sources}
+    found = {d.span.file for d in sink if d.code in FATAL_PARSE or CODES[d.code].is_io}
+    return sorted(found - read)
+
+
+def text_of(source: Source) -> str:
+    """What a file that failed to parse says, for a scan of the names it would define."""
+    return source.raw.decode("utf-8", errors="replace").removeprefix("\ufeff")

@@ -15,7 +15,14 @@ from catalog_compiler.diagnostics import Note, Sink, Span
 from catalog_compiler.facts import Facts, Ref, TargetRef, split_model_string
 from catalog_compiler.link import check_base_model
 from catalog_compiler.model.common import PRICE_FIELDS, Limits, Pricing
-from catalog_compiler.model.documents import Config, CustomModel, Integration, Model, Organization
+from catalog_compiler.model.documents import (
+    KINDS,
+    Config,
+    CustomModel,
+    Integration,
+    Model,
+    Organization,
+)
 from catalog_compiler.model.routing import Target
 from catalog_compiler.model.types import PERIOD_RE, SLUG_RE
 from catalog_compiler.positions import key_pos, value_pos
@@ -52,10 +59,14 @@ class LocalChecker:
 
     # -- facts ------------------------------------------------------------------------
     def refs(self) -> Iterator[Ref]:
-        """Top-level references, from the raw data so invalid documents are linked too."""
+        """Top-level references, from the raw data so invalid documents are linked too (for
+        a document of unknown kind, those of every kind it could be: the link stage does
+        not check them, but knows what a broken document would have used)."""
         data = self.doc.data if isinstance(self.doc.data, dict) else {}
         kind = data.get("kind")
-        for field_name, target, prefix in REF_FIELDS.get(kind, ()) if isinstance(kind, str) else ():
+        kinds = [kind] if isinstance(kind, str) and kind in KINDS else could_be(data)
+        fields = dict.fromkeys(f for k in kinds for f in REF_FIELDS.get(k, ()))
+        for field_name, target, prefix in fields:
             value = data.get(field_name)
             items = enumerate(value) if isinstance(value, list) else [(None, value)]
             for i, item in items:
@@ -70,12 +81,18 @@ class LocalChecker:
         data = self.doc.data if isinstance(self.doc.data, dict) else {}
         kind = data.get("kind") if isinstance(data.get("kind"), str) else None
         facts = Facts(self.doc.file, kind, valid=checked is not None, refs=tuple(self.refs()))
+        if kind not in KINDS:
+            facts.could_be = could_be(self.doc.data)
         slug = data.get("slug")
         if isinstance(slug, str):
             facts.slug, facts.span = slug, self.at(("slug",))
+        elif facts.kinds:
+            facts.span = self.at(("kind",) if "kind" in data else ())
         if kind == "Organization":
             facts.span = self.at(("kind",))
         if checked is None:
+            if "Model" in facts.kinds:
+                self.raw_model(data, facts)
             return facts
         model = checked.model
         if isinstance(model, Organization):
@@ -98,6 +115,17 @@ class LocalChecker:
         if isinstance(model, Limits):
             facts.day_periods = tuple(self.day_periods(model))
         return facts
+
+    @staticmethod
+    def raw_model(data: dict[str, Any], facts: Facts) -> None:
+        """An invalid Model's name and home, where readable: the name is still declared."""
+        name, integ, prov = data.get("name"), data.get("integration"), data.get("provider")
+        if isinstance(name, str):
+            facts.model_name = name
+        if isinstance(integ, str) and not isinstance(prov, str):
+            facts.model_home = ("Integration", integ)
+        elif isinstance(prov, str) and not isinstance(integ, str):
+            facts.model_home = ("Provider", prov.removeprefix("@"))
 
     def targets(
         self,
@@ -170,7 +198,10 @@ class LocalChecker:
                     yield ("models", "custom", i, "pricing"), custom.pricing
 
     def tiny_prices(self, pricing: Pricing, path: Path) -> None:
-        """Warn on prices below 0.001 USD per 1M tokens: those were typed per token."""
+        """Warn on prices below 0.001 USD per 1M tokens: those were typed per token (unless
+        the block says `unusual_price: true`)."""
+        if pricing.unusual_price:
+            return
         for name in PRICE_FIELDS[:4]:
             price = getattr(pricing, name)
             if price is not None and Decimal(0) < price < TINY_PRICE:
@@ -282,3 +313,15 @@ class LocalChecker:
                     anchor,
                     help=f"add `{name}: {example}` under `{block}`",
                 )
+
+
+def could_be(data: Any) -> tuple[str, ...]:
+    """The kinds a document with a missing or unknown `kind` could be: those whose fields
+    hold all of its keys; every kind when none does, or when it is a list of documents."""
+    if isinstance(data, list):
+        return tuple(KINDS)
+    if not isinstance(data, dict):
+        return ()
+    keys = {k for k in data if isinstance(k, str)} - {"kind"}
+    fitting = tuple(k for k, cls in KINDS.items() if keys <= cls.model_fields.keys())
+    return fitting or tuple(KINDS)

@@ -22,8 +22,9 @@ from catalog_compiler.diff import Change, Diff, semantic_diff
 from runtime.bundle import Bundle
 from runtime.errors import BundleError
 
-KIND_TITLES = [("limit", "Limits"), ("price", "Prices"), ("config", "Configs"),
-               ("provider", "Providers"), ("workspace", "Workspaces")]  # fmt: skip
+KIND_TITLES = [("limit", "Limits"), ("price", "Prices"), ("endpoint", "Endpoints"),
+               ("config", "Configs"), ("provider", "Providers"),
+               ("workspace", "Workspaces")]  # fmt: skip
 
 
 def load_side(target: str, label: str) -> tuple[Bundle, dict[str, Any]]:
@@ -114,6 +115,9 @@ def render_text(diff: Diff) -> str:
     if diff.breaking:
         out.append(f"BREAKING ({len(diff.breaking)}):")
         out += [f"  ! {c.kind} {c.subject}: {c.note}" for c in diff.breaking]
+    if diff.notable:
+        out.append(f"NOTABLE ({len(diff.notable)}):")
+        out += [f"  * {c.kind} {_change_line(c)}" for c in diff.notable]
     if diff.gained or diff.lost:
         out.append("access:")
         for ws in sorted(set(diff.gained) | set(diff.lost)):
@@ -122,7 +126,7 @@ def render_text(diff: Diff) -> str:
             out += [f"    + {m}" for m in plus[:SHOWN]] + _more(plus)
             out += [f"    - {m}" for m in minus[:SHOWN]] + _more(minus)
     for kind, title in KIND_TITLES:
-        items = [c for c in diff.changes if c.kind == kind and not c.breaking]
+        items = [c for c in diff.changes if c.kind == kind and not (c.breaking or c.notable)]
         if items:
             out.append(f"{title.lower()}:")
             out += [f"  {_change_line(c)}" for c in items]
@@ -157,6 +161,11 @@ def render_markdown(diff: Diff) -> str:
     if diff.breaking:
         out += [f"#### Breaking changes ({len(diff.breaking)})", ""]
         out += [f"- **{c.kind} `{c.subject}`**: {c.note}" for c in diff.breaking] + [""]
+    if diff.notable:
+        out += [f"#### Notable ({len(diff.notable)})", "", "| what | before | after | why |",
+                "|---|---|---|---|"]  # fmt: skip
+        out += [f"| {c.kind} {_md(c.subject)} | {_md(c.old or '—')} | {_md(c.new or '—')} | "
+                f"{_md(c.note)} |" for c in diff.notable] + [""]  # fmt: skip
     if diff.gained or diff.lost:
         out += ["#### Access", "", "| workspace | gained | lost |", "|---|---|---|"]
         for ws in sorted(set(diff.gained) | set(diff.lost)):
@@ -165,13 +174,18 @@ def render_markdown(diff: Diff) -> str:
             out.append(f"| `{ws}` | {plus} | {minus} |")
         out.append("")
     for kind, title in KIND_TITLES:
-        items = [c for c in diff.changes if c.kind == kind and not c.breaking]
+        items = [c for c in diff.changes if c.kind == kind and not (c.breaking or c.notable)]
         if items:
             out += [f"#### {title}", "", "| what | before | after |", "|---|---|---|"]
             out += [f"| {c.subject} | {c.old or '—'} | {c.new or '—'} {c.note}".rstrip() + " |"
                     for c in items]  # fmt: skip
             out.append("")
     return "\n".join(out)
+
+
+def _md(text: str) -> str:
+    """A table cell: no pipes or line breaks from catalog text."""
+    return text.replace("|", "\\|").replace("\n", " ")
 
 
 @click.command()

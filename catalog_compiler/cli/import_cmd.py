@@ -87,13 +87,22 @@ def litellm_config(config: Path, out: Path, force: bool) -> None:
 
 
 def _run(build: Build, out: Path, force: bool, source: Path) -> None:
+    from catalog_compiler.importers.reach import reach_warnings
+
     try:
         files, report = build()
         prepare_output(out, force)
-        finish(out, files, report, input_files(source))  # --force never replaces the input
+        protected = input_files(source)  # --force never replaces the input
+        finish(out, files, report, protected)
+        warnings = reach_warnings(out)
+        if warnings:  # the report lists them too
+            report.notes.extend(f"**warning**: {w}" for w in warnings)
+            finish(out, files, report, protected)
     except (InputError, OutputError) as exc:
         click.echo(f"catalogc import: {exc}", err=True)
         sys.exit(EXIT_USAGE)
+    for warning in warnings:
+        click.echo(f"catalogc import: warning: {warning}", err=True)
     click.echo("\n".join(report.summary()))
     click.echo(f"wrote {len(files)} catalog files and {REPORT_FILE} to {out}")
     click.echo(f"next: catalogc validate {out}")

@@ -230,6 +230,12 @@ class Pricing(Strict):
     cache_read: Price | None = None
     cache_write: Price | None = None
     per_request: PerRequestPrice | None = None
+    unusual_price: Flag = Field(
+        False,
+        description="these prices are meant to be more than 100x away from the registry's "
+        "price for the model (they are checked otherwise: a per-token or per-1K price typed "
+        "as per-1M is the classic mistake); applies to this block only",
+    )
 
     def fields(self) -> dict[str, Decimal]:
         return {k: v for k in PRICE_FIELDS if (v := getattr(self, k)) is not None}

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 from catalog_compiler.check.schema import Checked
 from catalog_compiler.diagnostics import Sink, Span
+from catalog_compiler.gaps import Gaps
 from catalog_compiler.model.documents import (
     Config,
     Integration,
@@ -16,11 +17,25 @@ from catalog_compiler.model.documents import (
     Provider,
     Workspace,
 )
+from catalog_compiler.model.types import PERIOD_RE
 from catalog_compiler.positions import key_pos, value_pos
 from catalog_compiler.registry import Registry
+from catalog_compiler.services import SERVICES
 from catalog_compiler.yamlparse import Document
 
 Path = tuple[str | int, ...]
+# Only in a catalog that already has errors (no bundle is written): lets `<N>d` budgets
+# resolve when the Organization's `epoch` is missing or the Organization is broken.
+STAND_IN_EPOCH = "2000-01-01"
+
+
+def organization_or_stand_in(org: Checked | None, root_file: str) -> Located:
+    """The Organization, or, when it is broken or missing, one without limits or rules:
+    what it would have declared is unknown, so no check may conclude from its absence."""
+    if org is not None:
+        return Located(org.model, org.doc)
+    stand_in = Organization(kind="Organization", version=1, name="?")
+    return Located(stand_in, Document(root_file, 0, {}, None))
 
 
 @dataclass
@@ -44,14 +59,27 @@ class Context:
     configs: dict[str, Located] = field(default_factory=dict)
     origins: dict[str, Span] = field(default_factory=dict)  # provenance element -> source
     defaulted: set[str] = field(default_factory=set)  # limits filled in from *_defaults
+    # Selections (`workspaces:`, `providers:`) naming something undefined, broken or left out:
+    # who is *not* in them is uncertain (a misspelt entry may have meant anyone).
+    incomplete: set[str] = field(default_factory=set)
     _models_by_home: dict[tuple[str, str], dict[str, list[Located]]] | None = None
 
     @classmethod
     def build(
-        cls, checked: Sequence[Checked], registry: Registry, sink: Sink, rel_of: dict[str, str]
+        cls,
+        checked: Sequence[Checked],
+        registry: Registry,
+        sink: Sink,
+        rel_of: dict[str, str],
+        gaps: Gaps | None = None,
+        root_file: str = "catalog.yaml",
     ) -> Context:
-        org = next(c for c in checked if c.kind == "Organization")
-        ctx = cls(registry, sink, rel_of, Located(org.model, org.doc))
+        """The documents to resolve: those that passed their checks and whose own
+        dependencies did (a provider needs its integration, a Model its home). What is left
+        out is recorded in `gaps.blocked`; the checks that depend on it are skipped."""
+        gaps = gaps if gaps is not None else Gaps()
+        org = next((c for c in checked if c.kind == "Organization"), None)
+        ctx = cls(registry, sink, rel_of, organization_or_stand_in(org, root_file))
         tables: dict[str, dict[str, Located]] = {
             "Integration": ctx.integrations,
             "Provider": ctx.providers,
@@ -63,7 +91,59 @@ class Context:
                 ctx.models.append(Located(c.model, c.doc))
             elif c.kind in tables:
                 tables[c.kind].setdefault(cast(Any, c.model).slug, Located(c.model, c.doc))
+        ctx.drop_unresolvable(gaps)
         return ctx
+
+    def drop_unresolvable(self, gaps: Gaps) -> None:
+        """Leave out what cannot be resolved, and references to what was left out."""
+        for slug, located in list(self.integrations.items()):
+            if located.model.service not in SERVICES:  # E0306 said so
+                del self.integrations[slug]
+                gaps.blocked["Integration"].add(slug)
+        for slug, located in list(self.providers.items()):
+            if located.model.integration not in self.integrations:
+                del self.providers[slug]
+                gaps.blocked["Provider"].add(slug)
+        for located in self.models:
+            if self.home_of(located.model) is None:  # its home is broken or misspelt
+                gaps.model_names.setdefault(None, set()).add(located.model.name)
+        self.models = [m for m in self.models if self.home_of(m.model) is not None]
+        for table, prefix in ((self.integrations, "integrations"), (self.providers, "providers"),
+                              (self.configs, "configs")):  # fmt: skip
+            for slug, located in table.items():
+                listed = located.model.workspaces or ()
+                if any(("Workspace", w) in gaps.undefined for w in listed):
+                    self.incomplete.add(f"{prefix}/{slug}/workspaces")  # may miss a misspelt one
+        for slug, located in self.workspaces.items():
+            ws: Workspace = located.model
+            update: dict[str, Any] = {}
+            if ws.providers is not None:
+                kept = tuple(p for p in ws.providers if p in self.providers)
+                if kept != ws.providers:
+                    update["providers"] = kept
+                    self.incomplete.add(f"workspaces/{slug}/providers")
+            if ws.default_config is not None and ws.default_config not in self.configs:
+                update["default_config"] = None
+            if update:
+                located.model = ws.model_copy(update=update)
+        if self.org.epoch is None and any(self.day_periods()):
+            self.organization.model = self.org.model_copy(update={"epoch": STAND_IN_EPOCH})
+
+    def home_of(self, model: Model) -> Located | None:
+        if model.integration is not None:
+            return self.integrations.get(model.integration)
+        return self.providers.get(model.provider or "")
+
+    def day_periods(self) -> Iterator[str]:
+        """Budget periods counted from the epoch, anywhere in the catalog."""
+        located = [self.organization, *self.integrations.values(), *self.providers.values(),
+                   *self.workspaces.values()]  # fmt: skip
+        for loc in located:
+            for name in ("", "provider_defaults", "workspace_defaults"):
+                limits = getattr(loc.model, name, None) if name else loc.model
+                for budget in getattr(limits, "budgets", ()):
+                    if PERIOD_RE.match(budget.period):
+                        yield budget.period
 
     @property
     def org(self) -> Organization:

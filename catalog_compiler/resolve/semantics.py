@@ -5,13 +5,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from fractions import Fraction
+from functools import cached_property
 from typing import Any
 
-from catalog_compiler.diagnostics import Note, Span
+from catalog_compiler.diagnostics import Note, Severity, Span
+from catalog_compiler.gaps import Gaps
 from catalog_compiler.model.common import PER_SECONDS
 from catalog_compiler.model.types import PERIOD_RE
+from catalog_compiler.positions import own_pos
 from catalog_compiler.resolve.context import Context
 from catalog_compiler.resolve.routing import Leaf
+from catalog_compiler.yamlparse import Document
 from runtime.access import Refusal, Rules, qualified
 from runtime.bundle import (
     BudgetLimit,
@@ -20,6 +24,7 @@ from runtime.bundle import (
     Prices,
     Provider,
     RateLimit,
+    Workspace,
     budget_words,
     counter_label,
     rate_words,
@@ -31,9 +36,10 @@ DEAD_ALLOW = "a typo or dead config: remove it, or allow the model at the level 
 
 
 class Semantics:
-    def __init__(self, ctx: Context, bundle: Bundle) -> None:
+    def __init__(self, ctx: Context, bundle: Bundle, gaps: Gaps | None = None) -> None:
         self.ctx = ctx
         self.bundle = bundle
+        self.gaps = gaps if gaps is not None else Gaps()
 
     def span(self, element: str) -> Span | None:
         return self.ctx.origins.get(element)
@@ -53,6 +59,51 @@ class Semantics:
         self.unpriced()
         self.config_targets(leaves)
         self.default_configs()
+        self.provisioned_providers()
+        self.reachless_workspaces()
+
+    # -- what broken documents leave unknown (see gaps.py) -------------------------------
+    def homes(self, p: Provider) -> list[tuple[str, str]]:
+        return [("Integration", p.integration.slug), ("Provider", p.slug)]
+
+    def extras(self, p: Provider) -> set[str]:
+        """Models broken Model documents declare for `p`: they may pass, as far as we know."""
+        return self.gaps.extra_models(self.homes(p)) if self.gaps.any else set()
+
+    def models_known(self, p: Provider) -> bool:
+        return not self.gaps.any or not self.gaps.models_unknown(self.homes(p))
+
+    def uncertain(self, refusal: Refusal | None) -> bool:
+        """Is the rule that refuses uncertain: a selection naming something undefined or
+        broken, or an allow list with a dead entry (which may have meant the model)?"""
+        return refusal is not None and refusal.element in self.ctx.incomplete
+
+    def takes_unknown_providers(self, ws: Workspace) -> bool:
+        """May the workspace take a provider that is not resolved (broken, or unseen)?"""
+        if ws.providers is None:
+            return self.gaps.providers_unknown(None)
+        return f"workspaces/{ws.slug}/providers" in self.ctx.incomplete
+
+    def workspace_known(self, ws: Workspace) -> bool:
+        """Are all providers the workspace may take, and all their models, known?"""
+        if not self.gaps.any and not self.ctx.incomplete:
+            return True
+        b = self.bundle
+        if self.takes_unknown_providers(ws):
+            return False
+        if f"workspaces/{ws.slug}/access/allow" in self.ctx.incomplete:
+            return False
+        if any(self.uncertain(b.provisioning(ws, p)) for p in self.uncertain_provisioning):
+            return False
+        return all(self.models_known(p) for p in b.usable_providers(ws.slug))
+
+    @cached_property
+    def uncertain_provisioning(self) -> list[Provider]:
+        """Providers whose (or whose integration's) `workspaces:` names an unknown one."""
+        incomplete = self.ctx.incomplete
+        return [p for p in self.bundle.providers.values()
+                if f"integrations/{p.integration.slug}/workspaces" in incomplete
+                or f"providers/{p.slug}/workspaces" in incomplete]  # fmt: skip
 
     # -- E0500: allow entries that match nothing ---------------------------------------
     def allow_lists(self) -> None:
@@ -60,47 +111,65 @@ class Semantics:
         the levels that have an allow list). A dead entry that names a real model gets the
         rule above that refuses it, rather than a "did you mean"."""
         b = self.bundle
-        if b.org_rules.allow is not None:
+        if b.org_rules.allow is not None and self.org_universe_known():
             everything = {n for p in b.providers.values() for n in _names(p, p.exposed)}
+            everything.update(n for p in b.providers.values() for n in _names(p, self.extras(p)))
             self.allow_matches(b.org_rules, everything, {})
         for integ in b.integrations.values():
-            if integ.rules.allow is None:
-                continue
             mine = [p for p in b.providers.values() if p.integration is integ]
+            if integ.rules.allow is None or not self.integration_universe_known(integ.slug, mine):
+                continue
             pairs = [(m,) for m in integ.exposed] + [_pair(p, m) for p in mine for m in p.exposed]
-            self.allow_matches(integ.rules, *self.split(pairs, [b.org_rules]))
+            passing, refused = self.split(pairs, [b.org_rules])
+            passing.update(n for p in mine for n in _names(p, self.extras(p)))
+            self.allow_matches(integ.rules, passing, refused)
         for p in b.providers.values():
-            if p.rules.allow is not None:
+            if p.rules.allow is not None and self.models_known(p):
                 pairs = [_pair(p, m) for m in p.exposed]
                 rules = [b.org_rules, p.integration.rules]
-                self.allow_matches(p.rules, *self.split(pairs, rules))
+                passing, refused = self.split(pairs, rules)
+                passing.update(_names(p, self.extras(p)))
+                self.allow_matches(p.rules, passing, refused)
         for ws in b.workspaces.values():
-            if ws.rules.allow is None:
+            if ws.rules.allow is None or not self.workspace_known(ws):
                 continue
-            passing: set[str] = set()
-            refused: dict[str, Refusal] = {}
+            passing = set()
+            refused = {}
             for p in b.providers.values():
                 blocked = b.provisioning(ws, p)
                 for m in p.exposed:
                     why = blocked or (None if m in p.models else b.model_refusal(p, m, None))
                     for name in _pair(p, m):
-                        if why is None:
+                        if why is None or self.uncertain(why):
                             passing.add(name)
                         else:
                             refused.setdefault(name, why)
+                if blocked is None or self.uncertain(blocked):
+                    passing.update(_names(p, self.extras(p)))
             self.allow_matches(ws.rules, passing, refused)
 
-    @staticmethod
+    def org_universe_known(self) -> bool:
+        b = self.bundle
+        if self.gaps.providers_unknown(None):
+            return False
+        return all(self.models_known(p) for p in b.providers.values())
+
+    def integration_universe_known(self, slug: str, mine: list[Provider]) -> bool:
+        if self.gaps.providers_unknown(slug):
+            return False
+        return all(self.models_known(p) for p in mine)
+
     def split(
-        pairs: Sequence[tuple[str, ...]], rules: list[Rules]
+        self, pairs: Sequence[tuple[str, ...]], rules: list[Rules]
     ) -> tuple[set[str], dict[str, Refusal]]:
-        """Names that pass every rule, and the refusal of each name that does not."""
+        """Names that pass every rule (or may: refused by an uncertain rule), and the
+        refusal of each name that does not."""
         passing: set[str] = set()
         refused: dict[str, Refusal] = {}
         for pair in pairs:
             why = next((r for r in (rule.refuse(pair) for rule in rules) if r), None)
             for name in pair:
-                if why is None:
+                if why is None or self.uncertain(why):
                     passing.add(name)
                 else:
                     refused.setdefault(name, why)
@@ -110,6 +179,8 @@ class Semantics:
         for pattern in rules.allow or ():
             if any(pattern.matches(n) for n in names):
                 continue
+            # The entry may have meant a model the list now refuses: its refusals are uncertain.
+            self.ctx.incomplete.add(f"{rules.key}/allow")
             blocked = next((refused[n] for n in sorted(refused) if pattern.matches(n)), None)
             element = f"{rules.key}/allow/{pattern.text}"
             message = f"allow entry `{pattern.text}` matches no model that {rules.level} can use"
@@ -136,6 +207,8 @@ class Semantics:
             ancestors = [b.counters[c] for c in p.chain[:-1]]
             self.dominated(b.counters[p.chain[-1]], [ancestors])
         for ws in b.workspaces.values():
+            if not self.workspace_known(ws):
+                continue  # a chain through a broken document is unknown: it may not bind
             chains = [
                 [b.counters[c] for c in p.chain]
                 for p in b.usable_providers(ws.slug)
@@ -179,6 +252,8 @@ class Semantics:
         for p in b.providers.values():
             for name, info in sorted(p.models.items()):
                 if _missing_prices(info.mode, info.prices):
+                    if name in self.extras(p) or not self.models_known(p):
+                        continue  # a broken Model document may price it
                     self.unpriced_model(p, name, info.mode)
 
     def unpriced_model(self, p: Provider, model: str, mode: str) -> None:
@@ -225,7 +300,7 @@ class Semantics:
             )
             for ws in members:
                 why = self.unreachable(ws, provider, model)
-                if why is not None:
+                if why is not None and why[1] not in self.ctx.incomplete:
                     self.leaf_error(leaf, ws, provider, model, why)
 
     def unreachable(self, ws: str, provider: str, model: str | None) -> tuple[str, str] | None:
@@ -269,6 +344,8 @@ class Semantics:
         b = self.bundle
         for ws in b.workspaces.values():
             cfg = b.configs.get(ws.default_config or "")
+            if f"configs/{ws.default_config}/workspaces" in self.ctx.incomplete:
+                continue  # the config's list names a workspace that does not exist
             if cfg is not None and cfg.workspaces is not None and ws.slug not in cfg.workspaces:
                 span = self.ctx.span(self.ctx.workspaces[ws.slug], ("default_config",))
                 self.ctx.sink.emit(
@@ -279,6 +356,99 @@ class Semantics:
                     help=f"add `{ws.slug}` to the workspaces of config `{cfg.slug}`",
                     notes=self.note(f"configs/{cfg.slug}", "the config"),
                 )
+
+    # -- E0511: a workspace listing a provider not provisioned to it --------------------
+    def provisioned_providers(self) -> None:
+        b = self.bundle
+        for slug, ws in sorted(b.workspaces.items()):
+            located = self.ctx.workspaces[slug]
+            listed = located.doc.data.get("providers")
+            if ws.providers is None or not isinstance(listed, list):
+                continue
+            for i, item in enumerate(listed):
+                p = b.providers.get(item.removeprefix("@") if isinstance(item, str) else "")
+                refusal = b.provisioning(ws, p) if p is not None else None
+                if p is None or refusal is None or self.uncertain(refusal):
+                    continue
+                owner = refusal.element.rsplit("/", 1)[0]  # integrations/x or providers/x
+                self.ctx.sink.emit(
+                    "E0511",
+                    f"workspace `{slug}` lists `@{p.slug}`, but {refusal.level} {refusal.rule}",
+                    self.ctx.span(located, ("providers", i)),
+                    help=f"add `{slug}` to the `workspaces:` of {refusal.level}, or remove "
+                    f"`@{p.slug}` from this list",
+                    notes=self.note(refusal.element, "its `workspaces:` list")
+                    or self.note(owner, "defined here"),
+                )
+
+    # -- W0502: a workspace that can reach no model --------------------------------------
+    def reachless_workspaces(self) -> None:
+        b = self.bundle
+        for slug, ws in sorted(b.workspaces.items()):
+            if next(b.routes(slug), None) is not None or self.may_reach(ws):
+                continue
+            if self.has_errors(slug):
+                continue  # its own error likely explains it
+            usable = b.usable_providers(slug)
+            self.emit(
+                "W0502",
+                f"workspace `{slug}` can reach no model: {self.why_reachless(ws, usable)}",
+                f"workspaces/{slug}",
+                help="give it a provider (its `providers:`, or the `workspaces:` of a provider "
+                "and its integration) and allow it a model, or remove the workspace",
+            )
+
+    def may_reach(self, ws: Workspace) -> bool:
+        """Could the workspace reach a model we cannot see: through a provider or a model
+        only a broken document defines, or past a rule that is uncertain?"""
+        b = self.bundle
+        if self.takes_unknown_providers(ws):
+            return True
+        for p in b.providers.values():
+            blocked = b.provisioning(ws, p)
+            if blocked is not None:
+                if self.uncertain(blocked):
+                    return True
+                continue
+            if self.extras(p) or not self.models_known(p):
+                return True
+            if any(self.uncertain(b.model_refusal(p, m, ws)) for m in p.exposed):
+                return True
+        return False
+
+    def why_reachless(self, ws: Workspace, usable: list[Provider]) -> str:
+        b = self.bundle
+        if not b.providers:
+            return "the catalog has no provider"
+        if ws.providers is not None and not ws.providers:
+            return "its `providers:` list is empty"
+        if not usable:
+            if ws.providers is not None:
+                return "the providers it lists are not provisioned to it"
+            return "no provider is provisioned to it"
+        for p in usable:
+            for m in sorted(p.exposed):
+                refusal = b.model_refusal(p, m, ws)
+                if refusal is not None:
+                    return (f"every model of its providers is refused (e.g. `@{p.slug}/{m}`: "
+                            f"{refusal.level} {refusal.rule})")  # fmt: skip
+        return "its providers offer no model"
+
+    def has_errors(self, workspace: str) -> bool:
+        """Does the workspace's document already have an error (which likely explains it)?"""
+        located = self.ctx.workspaces[workspace]
+        start, end = _lines(located.doc)
+        return any(
+            d.severity is Severity.ERROR and d.span.file == located.doc.file
+            and start <= d.span.line <= end
+            for d in self.ctx.sink
+        )  # fmt: skip
+
+
+def _lines(doc: Document) -> tuple[int, int]:
+    """The first and last line of a document."""
+    pos = own_pos(doc.pos)
+    return pos[0], pos[2]
 
 
 def _pair(p: Provider, model: str) -> tuple[str, str]:

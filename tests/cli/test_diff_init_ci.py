@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
+from catalog_compiler.compiler import compile_catalog
+from runtime.canonical import seal
 from tests.conftest import EXAMPLE, ROOT
 
 
@@ -77,9 +79,73 @@ def test_access_limits_prices_and_configs(tmp_path: Path, run_cli: Callable[...,
     assert (limit["old"], limit["new"]) == ("300 requests a minute", "450 requests a minute")
     price = changes[("price", "@anthropic-prod/claude-sonnet-4-5-20250929")]
     assert (price["old"], price["new"]) == ("input 2.7", "input 2.6")
+    assert price["notable"] is False and not data["notable"]  # 4% is routine
     assert ("config", "support-bot") in changes
     markdown = run_cli("diff", str(EXAMPLE), str(root), "--format", "markdown").output
     assert "#### Access" in markdown and "| `data-science` |" in markdown
+
+
+def test_price_changes_of_2x_or_more_are_notable(
+    tmp_path: Path, run_cli: Callable[..., Any]
+) -> None:
+    root = edited(tmp_path, "prices", [
+        ("providers/anthropic.yaml", 'input: "2.70"', 'input: "6.00"'),  # 2.2x
+        ("integrations/local-vllm.yaml", 'pricing: {input: "0.20", output: "0.20"}',
+         'pricing: {input: "200", output: "0.30", unusual_price: true}'),  # 1,000x; 1.5x
+        ("workspaces/teams.yaml", '  - model: "@llama-local/*"\n    free: true',
+         '  - model: "@llama-local/*"\n    input: "0.10"\n    output: "0.10"'),  # no longer free
+    ])  # fmt: skip
+    data = diff_json(run_cli, str(EXAMPLE), str(root))
+    notable = {c["subject"]: c for c in data["notable"]}
+    assert set(notable) == {
+        "@anthropic-prod/claude-sonnet-4-5-20250929",
+        "@llama-local/llama-3.3-70b-instruct",
+        "workspace `research` override `@llama-local/*`",
+    }
+    assert notable["@anthropic-prod/claude-sonnet-4-5-20250929"]["note"].startswith(
+        "input 2.2x higher"
+    )
+    llama = notable["@llama-local/llama-3.3-70b-instruct"]
+    assert (llama["old"], llama["new"]) == ("input 0.2, output 0.2", "input 200, output 0.3")
+    assert llama["note"].startswith("input 1,000x higher:")  # output's 1.5x is not named
+    assert (
+        "input no longer free" in notable["workspace `research` override `@llama-local/*`"]["note"]
+    )
+    text = run_cli("diff", str(EXAMPLE), str(root)).output
+    assert "NOTABLE (3):" in text and "  * price @llama-local/llama-3.3-70b-instruct:" in text
+    markdown = run_cli("diff", str(EXAMPLE), str(root), "--format", "markdown").output
+    assert "#### Notable (3)" in markdown and "input 1,000x higher" in markdown
+
+
+def test_credential_hosts_are_reported(tmp_path: Path, run_cli: Callable[..., Any]) -> None:
+    """base_url changes of integrations and providers (a new host is notable; a provider
+    that follows its integration is not repeated) and allowed_hosts, absent in old bundles."""
+    root = edited(tmp_path, "hosts", [
+        ("integrations/local-vllm.yaml", "base_url: https://llm.internal.acme.example/v1",
+         "base_url: https://llm.attacker.example/v1"),
+        ("providers/azure.yaml", "description: EU data residency.",
+         "description: EU data residency.\nbase_url: https://acme-weu.openai.azure.com/v2"),
+    ])  # fmt: skip
+    data = diff_json(run_cli, str(EXAMPLE), str(root))
+    endpoints = {c["subject"]: c for c in data["changes"] if c["kind"] == "endpoint"}
+    assert set(endpoints) == {"integration `gpu-cluster` base_url", "provider @azure-eu base_url"}
+    moved = endpoints["integration `gpu-cluster` base_url"]
+    assert moved["notable"] and moved["new"] == "https://llm.attacker.example/v1"
+    assert "llm.attacker.example" in moved["note"]
+    assert not endpoints["provider @azure-eu base_url"]["notable"]  # same host, other path
+    body = compile_catalog(EXAMPLE).body
+    assert body is not None
+    body["providers"]["openai-prod"].pop("allowed_hosts", None)  # an old bundle: no such key
+    (tmp_path / "old.json").write_bytes(seal(body))
+    body["providers"]["openai-prod"]["allowed_hosts"] = ["*.proxy.example", "api.example.com"]
+    (tmp_path / "new.json").write_bytes(seal(body))
+    data = diff_json(run_cli, str(tmp_path / "old.json"), str(tmp_path / "new.json"))
+    (change,) = data["notable"]
+    assert change["subject"] == "provider @openai-prod allowed_hosts"
+    assert change["new"] == "*.proxy.example, api.example.com" and change["old"] is None
+    assert "configs may send its credentials there" in change["note"]
+    back = diff_json(run_cli, str(tmp_path / "new.json"), str(tmp_path / "old.json"))
+    assert not back["notable"] and back["changes"][0]["note"].startswith("removed")
 
 
 def test_removing_a_model_a_config_used_is_breaking(
