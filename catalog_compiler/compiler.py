@@ -71,7 +71,7 @@ def compile_catalog(
     except PARTIAL_FAILURES:
         # Only reachable from a catalog that already has errors (without, it is a bug):
         # a part that cannot be resolved is explained by them.
-        if not result.errors or os.environ.get("CATALOGC_DEBUG"):
+        if not has_errors(sink) or os.environ.get("CATALOGC_DEBUG"):
             raise
     compiled.diagnostics = one_report_per_price(sink.sorted())
     if resolved is not None and not result.errors:  # complete, not resolved around errors
@@ -97,10 +97,17 @@ def resolve(result: Result, registry: Registry, sink: Sink) -> tuple[bytes, dict
     builder = BundleBuilder(ctx)
     body = builder.build([{"path": s.rel, "sha256": s.sha256} for s in result.sources])
     data = seal(body)
-    index = Bundle.load(data)  # without errors, a failure here is a compiler bug
+    # The router's full gate, also on the meaning of routing configs, unless the config
+    # compiler already reported problems there (with positions): then only their shape.
+    # Without errors, a failure here is a compiler bug.
+    index = Bundle.load(data, check_routing=not has_errors(sink))
     Semantics(ctx, index, result.gaps).run(builder.leaves)
     PriceCheck(ctx, result.gaps).run()
     return data, body, index
+
+
+def has_errors(sink: Sink) -> bool:
+    return any(d.severity is Severity.ERROR for d in sink)
 
 
 def one_report_per_price(diagnostics: list[Diagnostic]) -> list[Diagnostic]:

@@ -663,7 +663,9 @@ class Checker:
                 check(self, value, name)
 
     def leaf_provider(self, value: Any, name: str) -> None:
-        if type(value) is not str or value not in self.providers:
+        if type(value) is not str:
+            raise Bad("expected a provider slug", name)
+        if self.routing and value not in self.providers:  # else the compiler reports it
             raise Bad(f"names provider `@{value}`, which does not exist", name)
 
     def provenance(self, value: Any) -> None:

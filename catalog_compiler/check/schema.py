@@ -105,6 +105,27 @@ def type_at(root: type[BaseModel], loc: Loc) -> Any:
     return _unwrap(tp)
 
 
+def names_unknown_field(root: type[BaseModel], loc: Loc) -> bool:
+    """Does `loc` pass through a field its model does not have (a typo, reported as E0202)?
+    False where it enters a free-form value (params, metadata), which takes any key."""
+    tp: Any = root
+    for step in loc:
+        tp = _unwrap(tp)
+        origin = typing.get_origin(tp)
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            field = tp.model_fields.get(str(step))
+            if field is None:
+                return True
+            tp = field.annotation
+        elif origin in (tuple, list):
+            tp = typing.get_args(tp)[0]
+        elif origin is dict:
+            tp = typing.get_args(tp)[1]
+        else:
+            return False
+    return False
+
+
 def model_at(root: type[BaseModel], loc: Loc) -> type[BaseModel] | None:
     """The pydantic model describing the mapping at `loc`, if there is one."""
     tp = type_at(root, loc)

@@ -26,7 +26,7 @@ from collections import Counter
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from catalog_compiler.check.schema import type_at
+from catalog_compiler.check.schema import names_unknown_field, type_at
 from catalog_compiler.diagnostics import Sink, Span
 from catalog_compiler.model.common import SecretRef
 from catalog_compiler.model.documents import KINDS
@@ -158,6 +158,10 @@ class _Scanner:
     def takes_ref(self, loc: Loc) -> bool:
         return self.cls is not None and type_at(self.cls, loc) is SecretRef
 
+    def misplaced(self, loc: Loc) -> bool:
+        """Under a misspelt field (`credential:`): the typo is the one report (E0202)."""
+        return self.cls is not None and names_unknown_field(self.cls, loc)
+
     def report(self, pos: Pos, message: str, code: str = "E0400", help: str = REF_HELP) -> None:
         self.sink.emit(code, message, Span.at(self.doc.file, pos), help=help)
 
@@ -173,7 +177,7 @@ class _Scanner:
         if isinstance(value, (int, Decimal)) and not isinstance(value, bool):
             if not self.takes_ref(loc):
                 self.literal(pos, key)
-        elif is_secret_ref(value) and not self.takes_ref(loc):
+        elif is_secret_ref(value) and not self.takes_ref(loc) and not self.misplaced(loc):
             self.report(
                 pos,
                 f"`{key}` holds a secret reference, but nothing resolves one here: "

@@ -279,13 +279,25 @@ def test_pairs_report_nothing_new(tmp_path: Path) -> None:
         compiled = compile_mutated(root, a, b)
         assert_located(compiled, root)
         got = keys(compiled, root)
-        invented = got - single[a.id] - single[b.id]
+        invented = {k for k in got - single[a.id] - single[b.id] if not moved(k, a, b, single)}
         if invented:
             problems.append(f"{a.id} + {b.id}: invented {sorted(invented)}")
         for m in (a, b):
             if m.kind != "reference-misspelt" and not got & single[m.id]:
                 problems.append(f"{a.id} + {b.id}: the mistake in {m.file} is not reported")
     assert not problems, "\n".join(problems[:40])
+
+
+def moved(key: Key, a: Mutation, b: Mutation, single: dict[str, set[Key]]) -> bool:
+    """An unknown name of one mistake that a document the other mistake left without a slug
+    might define is reported once at that document (E0510) instead of at its use: moved,
+    not invented."""
+    if key[3] != "E0510":
+        return False
+    for here, there in ((a, b), (b, a)):
+        if key[0] == here.file and any(k[3] in DANGLING for k in single[there.id]):
+            return True
+    return False
 
 
 @pytest.mark.parametrize("rel", FILES)
