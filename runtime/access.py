@@ -10,7 +10,15 @@ from typing import Any
 
 
 def glob_regex(text: str) -> str:
-    return ".*".join(re.escape(part) for part in text.split("*"))
+    """A full-match regex for a glob, in linear time whatever the pattern (`*a*a*a*b` would
+    backtrack polynomially as plain `.*a.*a.*a.*b`): each middle literal is matched at its
+    first occurrence and never revisited (an atomic group). For `*`-only globs the leftmost
+    placement of every middle part is always a match if any placement is."""
+    if "*" not in text:
+        return re.escape(text) + r"\Z"
+    first, *middle, last = text.split("*")
+    inner = "".join(f"(?>.*?{re.escape(part)})" for part in middle)
+    return f"{re.escape(first)}{inner}.*{re.escape(last)}\\Z"
 
 
 class Pattern:
@@ -21,7 +29,7 @@ class Pattern:
     def __init__(self, text: str) -> None:
         self.text = text
         self.literal = "*" not in text
-        self.regex = None if self.literal else re.compile(glob_regex(text) + r"\Z", re.S)
+        self.regex = None if self.literal else re.compile(glob_regex(text), re.S)
 
     def matches(self, name: str) -> bool:
         if self.regex is None:
@@ -57,7 +65,7 @@ def any_of(patterns: tuple[Pattern, ...]) -> re.Pattern[str] | None:
     """One regex for a whole list: a single match call decides membership."""
     if not patterns:
         return None
-    return re.compile("(?:" + "|".join(glob_regex(p.text) for p in patterns) + r")\Z", re.S)
+    return re.compile("|".join(f"(?:{glob_regex(p.text)})" for p in patterns), re.S)
 
 
 @dataclass(frozen=True, slots=True)

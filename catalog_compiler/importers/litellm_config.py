@@ -55,7 +55,7 @@ from catalog_compiler.importers.emit import (
     valid_model_name,
     whole,
 )
-from catalog_compiler.model.types import ENV_RE
+from catalog_compiler.model.types import ENV_RE, HTTP_URL
 from catalog_compiler.registry import Registry, builtin
 from catalog_compiler.services import SERVICES, Service
 
@@ -425,7 +425,7 @@ class ConfigImport:
             if found:
                 settings["resource_name"] = found[1]
                 return None
-        if not re.match(r"https?://[^\s/?#]+[^\s]*\Z", base):
+        if not HTTP_URL.match(base):
             self.note(f"{where}: `api_base` is not an http(s) URL: dropped")
             return None
         parts = urlsplit(base)
