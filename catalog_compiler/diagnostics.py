@@ -22,10 +22,26 @@ MAX_MESSAGE = 1_000
 _QUOTED = re.compile(r"`([^`]{" + str(MAX_QUOTED + 1) + r",})`")
 
 
+# Control and bidi-override characters, each replaced by one U+FFFD (columns keep): a
+# catalog must not drive a terminal, forge a line of output or reorder what is shown.
+UNPRINTABLE = dict.fromkeys(
+    [*range(0x20), 0x7F, *range(0x80, 0xA0), *range(0x202A, 0x202F), *range(0x2066, 0x206A)],
+    "\ufffd",
+)
+
+
+def printable(text: str, keep_tabs: bool = False) -> str:
+    return text.translate(_KEEP_TABS if keep_tabs else UNPRINTABLE)
+
+
+_KEEP_TABS = {k: v for k, v in UNPRINTABLE.items() if k != 0x09}
+
+
 @lru_cache(maxsize=4096)  # floods repeat their message and help: mask each text once
 def clean(text: str) -> str:
-    """What a message or help line may show: secrets masked, quoted user text bounded."""
-    return bounded(mask(text))
+    """What a message or help line may show: secrets masked, quoted user text bounded,
+    nothing unprintable (messages never need a newline or an escape)."""
+    return printable(bounded(mask(text)))
 
 
 def bounded(text: str) -> str:
@@ -97,9 +113,10 @@ class Sink:
         notes: Iterable[Note] = (),
     ) -> Diagnostic:
         # Messages may quote user text: secret-shaped parts are masked before they can leak.
+        notes = tuple(Note(n.span, clean(n.message)) for n in notes)
         diag = Diagnostic(
-            code, clean(message), span, clean(help) if help else help,
-            tuple(notes), CODES[code].severity,
+            code, clean(message), span._replace(file=printable(span.file)),
+            clean(help) if help else help, notes, CODES[code].severity,
         )  # fmt: skip
         self._items.append(diag)
         return diag

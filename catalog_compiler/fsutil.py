@@ -1,6 +1,7 @@
 """File output: atomic (a reader sees the old file or the new one, never half of either) and
 guarded (an output never replaces a device, FIFO, socket or directory, nor a file the run
-read as input)."""
+read as input). File input named on the command line (import sources, bundles to diff):
+regular files only, read with a bound, so `/dev/zero` or a FIFO never hangs or fills memory."""
 
 from __future__ import annotations
 
@@ -27,6 +28,38 @@ class OutputRefused(OSError):
 
     def __str__(self) -> str:
         return self.reason
+
+
+MAX_INPUT_BYTES = 64 * 2**20
+
+
+class InputRefused(OSError):
+    """An input file that is not read: not a regular file, or larger than the bound."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(reason)
+        self.filename = str(path)
+        self.strerror = reason
+
+
+def read_input(path: Path, limit: int = MAX_INPUT_BYTES) -> bytes:
+    """A regular file's bytes, at most `limit` (whatever stat says: /proc files claim 0)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise InputRefused(path, f"{describe(info.st_mode)}, not a regular file")
+        chunks: list[bytes] = []
+        size = 0
+        while size <= limit:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+            size += len(chunk)
+        raise InputRefused(path, f"larger than {limit // 2**20} MiB")
+    finally:
+        os.close(fd)
 
 
 def describe(mode: int) -> str:

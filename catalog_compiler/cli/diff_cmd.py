@@ -19,7 +19,7 @@ import click
 from catalog_compiler.cli.options import EXIT_ERRORS, EXIT_OK, EXIT_USAGE, report
 from catalog_compiler.compiler import compile_catalog
 from catalog_compiler.diff import Change, Diff, semantic_diff
-from runtime.bundle import Bundle
+from runtime.bundle import MAX_BUNDLE_BYTES, Bundle, read_bounded
 from runtime.errors import BundleError
 
 KIND_TITLES = [("limit", "Limits"), ("price", "Prices"), ("endpoint", "Endpoints"),
@@ -32,7 +32,7 @@ def load_side(target: str, label: str) -> tuple[Bundle, dict[str, Any]]:
     path = Path(target)
     if path.is_file():
         try:
-            data = path.read_bytes()
+            data = read_bounded(path, MAX_BUNDLE_BYTES)
             return Bundle.load(data), json.loads(data)
         except (OSError, BundleError, ValueError) as exc:
             click.echo(f"catalogc: cannot load the {label} bundle {target}: {exc}", err=True)

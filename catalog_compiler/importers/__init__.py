@@ -16,6 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from catalog_compiler.fsutil import read_input
 from catalog_compiler.importers.emit import Quoted, Report, dump, env_name, plain_decimal
 from catalog_compiler.model.types import SLUG_RE
 from catalog_compiler.registry import Registry, builtin
@@ -29,7 +30,7 @@ class InputError(Exception):
 def read_json_object(path: Path, expected: str) -> dict[str, Any]:
     """The JSON object in `path`; `expected` says what it should be, for the error."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_input(path).decode("utf-8"))
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

@@ -35,6 +35,8 @@ from urllib.parse import urlsplit
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
+from catalog_compiler.diagnostics import Sink
+from catalog_compiler.fsutil import read_input
 from catalog_compiler.importers import (
     PLACEHOLDER_SETTINGS,
     InputError,
@@ -58,6 +60,7 @@ from catalog_compiler.importers.emit import (
 from catalog_compiler.model.types import ENV_RE, HTTP_URL
 from catalog_compiler.registry import Registry, builtin
 from catalog_compiler.services import SERVICES, Service
+from catalog_compiler.yamlparse import parse_text
 
 ENV_PREFIX = "os.environ/"
 EPOCH = "2026-01-01"  # day 0 of `<N>d` budget periods, when the import needs one
@@ -190,14 +193,28 @@ class Deployment:
     integration: str = ""
 
 
+BOUNDS = {"E0103", "E0108", "E0109"}  # alias expansion, nesting depth, document count
+
+
+def within_bounds(text: str, path: Path) -> None:
+    """The catalog loader's guards first (alias bombs, nesting, document floods): the YAML
+    1.1 loader below has none, and the import walks what it returns."""
+    sink = Sink()
+    parse_text(text, str(path), sink)
+    for diag in sink:
+        if diag.code in BOUNDS:
+            raise InputError(f"{diag.span}: {diag.message}")
+
+
 def load(path: Path) -> dict[str, Any]:
     """The config as LiteLLM reads it (YAML 1.1: `20_000` is a number, `True` a boolean)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_input(path).decode("utf-8")
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
         raise InputError(f"{path} is not UTF-8 text") from None
+    within_bounds(text, path)
     yaml = YAML(typ="safe", pure=True)
     yaml.version = (1, 1)
     yaml.allow_duplicate_keys = True  # LiteLLM (PyYAML) keeps the last one

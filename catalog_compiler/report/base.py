@@ -8,6 +8,7 @@ from typing import TextIO
 
 from catalog_compiler import __version__
 from catalog_compiler.diagnostics import Diagnostic, Severity
+from catalog_compiler.diagnostics import printable as _printable
 
 TOOL = "catalogc"
 DOCS_URI = "https://github.com/catalog-compiler/catalog-compiler/blob/main/docs/diagnostics.md"
@@ -43,17 +44,12 @@ def valid(diagnostics: Sequence[Diagnostic], strict: bool) -> bool:
 
 
 MAX_SHOWN = 160  # characters of a source line printed around the column; the rest is elided
-_UNPRINTABLE = dict.fromkeys(
-    [*range(0x20), 0x7F, *range(0x80, 0xA0), *range(0x202A, 0x202F), *range(0x2066, 0x206A)],
-    "\ufffd",
-)
-del _UNPRINTABLE[0x09]  # tabs are expanded by the reporter
 
 
 def printable(text: str) -> str:
-    """`text` with control and bidi-override characters replaced one for one (columns keep),
-    so a catalog cannot drive the terminal through what is echoed from it."""
-    return text.translate(_UNPRINTABLE)
+    """A source line with control and bidi-override characters replaced one for one
+    (columns keep; tabs are expanded by the reporter)."""
+    return _printable(text, keep_tabs=True)
 
 
 class SourceLines:

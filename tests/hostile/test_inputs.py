@@ -1,0 +1,61 @@
+"""Files named on the command line are untrusted too: an import source or a bundle to diff
+that is a FIFO, a device, oversized or an alias bomb is refused with exit 2, never a hang."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.hostile.conftest import assert_sound, catalogc
+
+BOMB = "\n".join(
+    [f"{n}: &{n} [{', '.join(['x'] * 10) if n == 'a' else ', '.join([f'*{p}'] * 10)}]"
+     for n, p in zip("abcdefg", "aabcdef", strict=True)] + ["model_list: [*g]", ""]
+)  # fmt: skip
+
+
+@pytest.fixture
+def fifo(tmp_path: Path) -> Path:
+    path = tmp_path / "input.fifo"
+    os.mkfifo(path)
+    return path
+
+
+@pytest.mark.parametrize("command", ["litellm-prices", "litellm-config"])
+@pytest.mark.parametrize("special", ["fifo", "/dev/zero", "/dev/null", "/proc/self/environ"])
+def test_import_refuses_special_inputs(
+    command: str, special: str, fifo: Path, tmp_path: Path
+) -> None:
+    source = fifo if special == "fifo" else Path(special)
+    run = catalogc("import", command, source, "-o", tmp_path / "out", timeout=30)
+    assert_sound(run)
+    assert run.returncode == 2, run.output
+    assert "PATH=" not in run.output  # /proc/self/environ is never echoed
+    if special in ("fifo", "/dev/zero"):
+        assert "not a regular file" in run.stderr, run.stderr
+
+
+def test_portkey_import_refuses_a_fifo_in_its_directory(fifo: Path, tmp_path: Path) -> None:
+    (fifo.parent / "openai.json").unlink(missing_ok=True)
+    fifo.rename(fifo.parent / "openai.json")
+    run = catalogc("import", "portkey-prices", fifo.parent, "-o", tmp_path / "out", timeout=30)
+    assert_sound(run)
+    assert run.returncode == 2 and "not a regular file" in run.stderr, run.output
+
+
+def test_import_refuses_an_alias_bomb(tmp_path: Path) -> None:
+    source = tmp_path / "config.yaml"
+    source.write_text(BOMB)
+    run = catalogc("import", "litellm-config", source, "-o", tmp_path / "out", timeout=60)
+    assert_sound(run)
+    assert run.returncode == 2 and "aliases" in run.stderr, run.output
+
+
+@pytest.mark.parametrize("special", ["fifo", "/dev/zero"])
+def test_diff_refuses_special_bundles(special: str, fifo: Path, tmp_path: Path) -> None:
+    source = str(fifo) if special == "fifo" else special
+    run = catalogc("diff", source, source, timeout=30)
+    assert_sound(run)
+    assert run.returncode == 2, run.output
