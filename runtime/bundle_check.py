@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import marshal
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -357,6 +358,20 @@ class Checker:
         self.seen_prices: set[tuple[tuple[str, Any], ...]] = set()  # checked price tables
         self.seen_sources: set[tuple[tuple[str, Any], ...]] = set()
         self.limit_keys: dict[tuple[Any, ...], tuple[str, ...]] = {}
+        self.passed: set[tuple[str, bytes]] = set()  # (kind, exact value) checked clean
+
+    def once(self, kind: str, value: Any, check: Callable[[], None]) -> None:
+        """Run `check` unless an identical value of this kind passed it before. Bundles
+        repeat themselves (leaves of one shape, models priced alike, default limits), and
+        `marshal` gives an exact key at C speed: it tells 1 from True and 1.0, "1" from 1."""
+        try:
+            key = (kind, marshal.dumps(value))
+        except ValueError:  # too deep to marshal: checked (and refused) the long way
+            check()
+            return
+        if key not in self.passed:
+            check()
+            self.passed.add(key)
 
     def run(self) -> None:
         data = obj(self.data, TOP)
@@ -397,6 +412,9 @@ class Checker:
         level, _, slug = cid.partition("/")
         if cid != ORG_COUNTER and (level not in COUNTER_LEVELS or not slug):
             raise Bad("a counter is `organization` or `<integration|provider|workspace>/slug`")
+        self.once("counter", value, lambda: self.counter_limits(value))
+
+    def counter_limits(self, value: Any) -> None:
         counter = obj(value, COUNTER)
         seen: set[tuple[str, ...]] = set()
         for name, check in (("budgets", self.budget), ("rate_limits", self.rate_limit)):
@@ -508,6 +526,9 @@ class Checker:
                     raise Bad("expected a host pattern, not a URL", "allowed_hosts", i)
 
     def model(self, name: str, value: Any) -> None:
+        self.once("model", value, lambda: self.model_entry(value))
+
+    def model_entry(self, value: Any) -> None:
         m = obj(value, MODEL)
         text(m["mode"], "mode")
         for field in ("context_window", "max_output_tokens"):
@@ -651,6 +672,15 @@ class Checker:
             json_object(s["cb_config"], "cb_config")
 
     def leaf(self, node: dict[str, Any]) -> None:
+        """Leaves differ mostly in their provider and model: those are checked each time
+        (the provider must exist), the rest once per shape."""
+        for name in ("provider", "model"):
+            if node.get(name) is not None:
+                _LEAF_FIELDS[name](self, node[name], name)
+        rest = {k: v for k, v in node.items() if k != "provider" and k != "model"}
+        self.once("leaf", rest, lambda: self.leaf_rest(rest))
+
+    def leaf_rest(self, node: dict[str, Any]) -> None:
         params = obj(node["params"], PARAMS, "params")
         json_object(params["override"], "params", "override")
         json_object(params["default"], "params", "default")

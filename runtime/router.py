@@ -102,6 +102,13 @@ class Router:
         are copied within bounds (runtime/bounds.py), an inline config is held to the rules
         of runtime/inline.py. Every refusal is a RequestError."""
         state = self._state  # one snapshot, even if a reload happens meanwhile
+        if config is None and params is None and metadata is None:
+            try:  # the hot path: names seen before were checked before
+                cached = state.plans.get((workspace, model, provider))
+            except TypeError:  # an unhashable "name": refused below
+                cached = None
+            if cached is not None:
+                return cached
         _check_names(workspace, model, provider, config, seed)
         if metadata is not None:
             metadata = _object(metadata, METADATA_BOUNDS, "metadata")
@@ -112,10 +119,6 @@ class Router:
         if model is None:
             raise InvalidConfig(["a request names a model (`@provider/model`) or a config"])
         key = (workspace, model, provider)
-        if params is None:
-            cached = state.plans.get(key)
-            if cached is not None:
-                return cached
         provider_slug, model_name = _split(model, provider)
         attempt = self._attempt(state, workspace, provider_slug, model_name, None, params, None)
         plan = Plan(workspace, "single", (attempt,))
