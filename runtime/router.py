@@ -41,7 +41,7 @@ class _State:
     """One bundle and everything derived from it; replaced whole on reload."""
 
     bundle: Bundle
-    plans: dict[tuple[str, str, str | None], Plan] = field(default_factory=dict)
+    plans: dict[tuple[str, str | None, str | None], Plan] = field(default_factory=dict)
     specs: dict[tuple[str, ...], ChainSpec] = field(default_factory=dict)
 
     def spec(self, chain: tuple[Counter, ...]) -> ChainSpec:
