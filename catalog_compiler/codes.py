@@ -50,6 +50,7 @@ _ALL = [
     Code("E0107", "invalid-merge", "a `<<` merge whose value is not a mapping"),
     Code("E0108", "too-deep", "nesting deeper than the limit"),
     Code("E0109", "too-many-documents", "more YAML documents in one file than the limit"),
+    Code("E0110", "invalid-ignore-pattern", "a `.catalogignore` line that is not a pattern"),
     Code("E0200", "missing-kind", "a document without `kind:`"),
     Code("E0201", "unknown-kind", "a `kind:` that is not a catalog kind"),
     Code("E0202", "unknown-field", "a field the kind does not have"),

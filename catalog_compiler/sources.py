@@ -16,13 +16,14 @@ Directory links are followed once; a loop is an I/O diagnostic (exit 2), never a
 from __future__ import annotations
 
 import errno
-import fnmatch
 import hashlib
 import os
 import stat
 from collections.abc import Iterable
 from pathlib import Path
 from typing import NamedTuple
+
+import pathspec
 
 from catalog_compiler.diagnostics import Sink, Span
 from catalog_compiler.fsutil import FileId
@@ -48,28 +49,55 @@ class Source(NamedTuple):
 
 
 class IgnoreRules:
-    """A small subset of gitignore: globs, `dir/` for directories, leading `/` anchors."""
+    """`.catalogignore` means what `.gitignore` means (pathspec's gitwildmatch, as git
+    applies it): `*` and `?` do not cross `/`, `**` does, a leading or inner `/` anchors a
+    pattern to the catalog root, a trailing `/` matches directories only, `!` re-includes
+    what an earlier line excluded (not below an excluded directory: as in git, it is never
+    entered), `#` starts a comment, `\\` escapes. The last matching line decides."""
 
-    def __init__(self, lines: list[str]) -> None:
-        self.rules: list[tuple[str, bool, bool]] = []  # (pattern, anchored, dir_only)
-        for raw in lines:
-            line = raw.strip()
-            if not line or line.startswith("#"):
-                continue
-            dir_only = line.endswith("/")
-            line = line.rstrip("/")
-            anchored = line.startswith("/") or "/" in line
-            self.rules.append((line.lstrip("/"), anchored, dir_only))
+    def __init__(self, lines: list[str], display: str = IGNORE_FILE, sink: Sink | None = None):
+        valid: list[str] = []
+        for number, line in enumerate(lines[:MAX_IGNORE_LINES], 1):
+            problem = _ignore_problem(line)
+            if problem is None:
+                valid.append(line)
+            elif sink is not None:
+                width = min(len(line), MAX_IGNORE_PATTERN) + 1
+                sink.emit(
+                    "E0110",
+                    f"`{line}` is not an ignore pattern: {problem}",
+                    Span(display, number, 1, number, width),
+                    help="write it as in .gitignore; `\\` escapes a special character",
+                )
+        if len(lines) > MAX_IGNORE_LINES and sink is not None:
+            last = MAX_IGNORE_LINES + 1
+            sink.emit(
+                "E0110",
+                f"more than {MAX_IGNORE_LINES:,} lines: the rest are not read",
+                Span(display, last, 1, last, 1),
+            )
+        self.spec = pathspec.GitIgnoreSpec.from_lines(valid)
 
     def ignored(self, rel: str, is_dir: bool) -> bool:
-        name = rel.rsplit("/", 1)[-1]
-        for pattern, anchored, dir_only in self.rules:
-            if dir_only and not is_dir:
-                continue
-            target = rel if anchored else name
-            if fnmatch.fnmatchcase(target, pattern):
-                return True
-        return False
+        return bool(self.spec.match_file(f"{rel}/" if is_dir else rel))
+
+
+MAX_IGNORE_LINES = 10_000
+MAX_IGNORE_PATTERN = 1_024
+
+
+def _ignore_problem(line: str) -> str | None:
+    if len(line) > MAX_IGNORE_PATTERN:
+        return f"longer than {MAX_IGNORE_PATTERN:,} characters"
+    try:
+        pathspec.GitIgnoreSpec.from_lines([line])
+    except ValueError:  # pathspec's pattern errors are ValueErrors
+        if line.strip() == "!":
+            return "a `!` needs the pattern it re-includes after it"
+        if line.rstrip().endswith("\\"):
+            return "it ends in an unfinished `\\` escape"
+        return "it is not gitignore syntax"
+    return None
 
 
 def _display(root_display: str, rel: str) -> str:
@@ -240,7 +268,11 @@ def find_root(start: Path, sink: Sink) -> Path | None:
 def discover(root: Path, root_display: str, sink: Sink) -> list[Source]:
     """Every catalog file below `root`, read, in a stable order."""
     confinement = Confinement(root)
-    rules = IgnoreRules(_read_ignore(root, root_display, confinement, sink))
+    rules = IgnoreRules(
+        _read_ignore(root, root_display, confinement, sink),
+        _display(root_display, IGNORE_FILE),
+        sink,
+    )
     files: list[tuple[str, str]] = []
     walker = _Walker(rules, confinement, root_display, sink, files)
     walker.walk_all(root)
