@@ -10,6 +10,7 @@ import sys
 import click
 
 from catalog_compiler import __version__
+from catalog_compiler.cli import examples as ex
 from catalog_compiler.redact import mask
 
 EXIT_INTERNAL = 3
@@ -48,11 +49,27 @@ class LazyGroup(click.Group):
 
 @click.group(
     cls=LazyGroup,
+    epilog=ex.TOP,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
-@click.version_option(__version__, prog_name="catalogc")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=lambda ctx, _param, value: _print_version(ctx) if value else None,
+    help="Show the version and the bundle format, and exit.",
+)
 def cli() -> None:
     """Validate a model catalog written as YAML, and compile its routing bundle."""
+
+
+def _print_version(ctx: click.Context) -> None:
+    from runtime.canonical import FORMAT, FORMAT_PREFIX, READABLE_VERSIONS
+
+    reads = ", ".join(f"{FORMAT_PREFIX}{v}" for v in READABLE_VERSIONS)
+    click.echo(f"catalogc {__version__} (writes {FORMAT}; the runtime reads {reads})")
+    ctx.exit()
 
 
 def main() -> None:

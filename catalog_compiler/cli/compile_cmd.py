@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from catalog_compiler.cli import examples as ex
 from catalog_compiler.cli.options import (
     EXIT_ERRORS,
     EXIT_OK,
@@ -28,7 +29,7 @@ from runtime.bundle import Bundle
 from runtime.errors import BundleError
 
 
-@click.command(name="compile")
+@click.command(name="compile", epilog=ex.COMPILE)
 @click.argument("directory", default=".", type=click.Path(path_type=str))
 @click.option(
     "-o",

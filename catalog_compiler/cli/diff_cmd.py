@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 
+from catalog_compiler.cli import examples as ex
 from catalog_compiler.cli.options import EXIT_ERRORS, EXIT_OK, EXIT_USAGE, report
 from catalog_compiler.compiler import compile_catalog
 from catalog_compiler.diff import Change, Diff, semantic_diff
@@ -188,7 +189,7 @@ def _md(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-@click.command()
+@click.command(epilog=ex.DIFF)
 @click.argument("old", required=False)
 @click.argument("new", required=False)
 @click.option(

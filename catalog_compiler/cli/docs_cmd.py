@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from catalog_compiler.cli import examples as ex
 from catalog_compiler.cli.explain_cmd import load
 from catalog_compiler.cli.options import EXIT_ERRORS, EXIT_OK, EXIT_USAGE, F
 from catalog_compiler.explain import split_target
@@ -81,7 +82,7 @@ def make_gateway(
         raise click.BadParameter(str(exc)) from None
 
 
-@click.command()
+@click.command(epilog=ex.DOCS)
 @click.argument("source", default=".", type=click.Path(path_type=str))
 @click.option(
     "-o",
@@ -127,7 +128,7 @@ def docs(
     sys.exit(EXIT_OK)
 
 
-@click.command(name="snippets")
+@click.command(name="snippets", epilog=ex.SNIPPETS)
 @click.argument("target", metavar="@PROVIDER/MODEL")
 @click.argument("source", default=".", type=click.Path(path_type=str))
 @click.option("--lang", type=click.Choice(LANGS), default="python", show_default=True,
@@ -185,7 +186,7 @@ def snippets_cmd(
         if config is None:
             click.echo(f"catalogc: no routing config workspace `{workspace}` may use reaches "
                        f"`{target}`", err=True)  # fmt: skip
-    elif workspace is None:
+    elif "config" in wanted:  # every form asked for, and no workspace: say how to get it
         click.echo("catalogc: pass --workspace for the config form", err=True)
     requests = [r for r in requests_for(provider_slug, model, mode, workspace, config)
                 if r.form in wanted]  # fmt: skip

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from catalog_compiler.cli import examples as ex
 from catalog_compiler.cli.options import EXIT_ERRORS, EXIT_OK, EXIT_USAGE, report
 from catalog_compiler.compiler import compile_catalog
 from catalog_compiler.explain import explain_route, explain_workspace
@@ -93,7 +94,7 @@ def render_workspace(data: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-@click.command()
+@click.command(epilog=ex.EXPLAIN)
 @click.argument("target", default=".", type=click.Path(path_type=str))
 @click.option("--workspace", "-w", required=True, help="The workspace asking.")
 @click.option("--model", "-m", help="A model string `@provider/model`; omit to list all.")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from catalog_compiler.cli import examples as ex
 from catalog_compiler.cli.options import EXIT_USAGE
 from catalog_compiler.fsutil import FileId
 from catalog_compiler.importers import InputError, parse_selection
@@ -38,12 +39,12 @@ _integration_option = click.option(
 )
 
 
-@click.group(name="import")
+@click.group(name="import", epilog=ex.IMPORT)
 def import_() -> None:
     """Start a catalog from another gateway's prices or configuration."""
 
 
-@import_.command(name="litellm-prices")
+@import_.command(name="litellm-prices", epilog=ex.IMPORT_LITELLM_PRICES)
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @_out_option
 @_integration_option
@@ -58,7 +59,7 @@ def litellm_prices(file: Path, out: Path, integrations: tuple[str, ...], force: 
     _run(lambda: importer.run(file, parse_selection(integrations)), out, force, file)
 
 
-@import_.command(name="portkey-prices")
+@import_.command(name="portkey-prices", epilog=ex.IMPORT_PORTKEY_PRICES)
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 @_out_option
 @_integration_option
@@ -72,7 +73,7 @@ def portkey_prices(directory: Path, out: Path, integrations: tuple[str, ...], fo
     _run(lambda: importer.run(directory, parse_selection(integrations)), out, force, directory)
 
 
-@import_.command(name="litellm-config")
+@import_.command(name="litellm-config", epilog=ex.IMPORT_LITELLM_CONFIG)
 @click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
 @_out_option
 @_force_option

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import click
 
+from catalog_compiler.cli import examples as ex
 from catalog_compiler.cli.options import EXIT_OK, EXIT_USAGE
 from catalog_compiler.fsutil import check_output_dir, error_text
 from catalog_compiler.scaffold import ScaffoldError, scaffold
 
 
-@click.command()
+@click.command(epilog=ex.INIT)
 @click.argument("directory", default=".", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--name", default="My Organization", show_default=True, help="Organization name.")
 @click.option("--force", is_flag=True, help="Overwrite existing files.")

@@ -22,10 +22,16 @@ EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
 F = Callable[..., Any]
 
 
+def plain_terminal() -> bool:
+    """No escape sequences: NO_COLOR is set (no-color.org), or the terminal says it cannot
+    show them (TERM=dumb, as in Emacs shells and some CI logs)."""
+    return bool(os.environ.get("NO_COLOR")) or os.environ.get("TERM") == "dumb"
+
+
 def use_color(choice: str, stream: TextIO) -> bool:
     if choice == "always":
         return True
-    if choice == "never" or os.environ.get("NO_COLOR"):
+    if choice == "never" or plain_terminal():
         return False
     return stream.isatty()
 
@@ -36,7 +42,7 @@ def color_option(f: F) -> F:
         type=click.Choice(["auto", "always", "never"]),
         default="auto",
         show_default=True,
-        help="Colour text output (auto: only on a terminal and without NO_COLOR).",
+        help="Colour text output (auto: only on a terminal, without NO_COLOR or TERM=dumb).",
     )(f)
 
 
@@ -61,7 +67,8 @@ def make_cache(root: str, no_cache: bool, cache_dir: Path | None) -> ParseCache 
 
 
 def progress_for(stream: TextIO = sys.stderr) -> Progress:
-    return TerminalProgress(stream) if stream.isatty() else NullProgress()
+    """A progress bar redraws its line with escapes: only on a terminal that shows them."""
+    return TerminalProgress(stream) if stream.isatty() and not plain_terminal() else NullProgress()
 
 
 def format_option(f: F) -> F:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from catalog_compiler.cli import examples as ex
 from catalog_compiler.cli.options import EXIT_USAGE
 from catalog_compiler.fsutil import check_output_dir, error_text, write_atomic
 
@@ -14,7 +15,7 @@ from catalog_compiler.fsutil import check_output_dir, error_text, write_atomic
 SCHEMA_NAMES = ("bundle.schema.json", "catalog.schema.json", "routing-config.schema.json")
 
 
-@click.command()
+@click.command(epilog=ex.SCHEMA)
 @click.argument("name", required=False, type=click.Choice(SCHEMA_NAMES))
 @click.option(
     "--write",

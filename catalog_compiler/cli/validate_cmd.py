@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from catalog_compiler.cli import examples as ex
 from catalog_compiler.cli.options import (
     EXIT_ERRORS,
     EXIT_OK,
@@ -56,7 +57,7 @@ def check(directory: str, fast: bool, cache_dir: Path | None, no_cache: bool) ->
     return result, diagnostics
 
 
-@click.command()
+@click.command(epilog=ex.VALIDATE)
 @click.argument("directory", default=".", type=click.Path(path_type=str))
 @format_option
 @click.option("--strict", is_flag=True, help="Warnings fail the run too.")

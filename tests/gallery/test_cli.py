@@ -116,6 +116,14 @@ def test_snippets_without_a_workspace_leave_out_the_config_form() -> None:
     assert "x-portkey-provider: @openai-prod" in result.stdout
 
 
+def test_snippets_of_one_form_need_no_workspace() -> None:
+    """`--form model` asks for nothing the config form needs: no note about --workspace."""
+    result = run(snippets_cmd, "@openai-prod/gpt-4o", str(EXAMPLE), "--form", "model")
+    assert result.exit_code == 0, result.output
+    assert "--workspace" not in result.stderr
+    assert len(blocks(result.stdout)) == 2  # the model form, in both Python SDKs
+
+
 def test_snippets_narrow_by_form_and_sdk() -> None:
     result = run(snippets_cmd, "@openai-prod/gpt-4o", str(EXAMPLE), "--lang", "js",
                  "--form", "provider", "--sdk", "openai")  # fmt: skip
