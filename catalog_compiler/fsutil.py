@@ -49,17 +49,25 @@ def read_input(path: Path, limit: int = MAX_INPUT_BYTES) -> bytes:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise InputRefused(path, f"{describe(info.st_mode)}, not a regular file")
-        chunks: list[bytes] = []
-        size = 0
-        while size <= limit:
-            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
-            if not chunk:
-                return b"".join(chunks)
-            chunks.append(chunk)
-            size += len(chunk)
-        raise InputRefused(path, f"larger than {limit // 2**20} MiB")
+        data = read_fd(fd, limit)
+        if data is None:
+            raise InputRefused(path, f"larger than {limit // 2**20} MiB")
+        return data
     finally:
         os.close(fd)
+
+
+def read_fd(fd: int, limit: int) -> bytes | None:
+    """At most `limit` bytes of `fd`, or None when it holds more (whatever stat said)."""
+    chunks: list[bytes] = []
+    total = 0
+    while total <= limit:
+        chunk = os.read(fd, min(1 << 20, limit + 1 - total))
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        total += len(chunk)
+    return None
 
 
 def describe(mode: int) -> str:

@@ -26,13 +26,12 @@ from typing import NamedTuple
 import pathspec
 
 from catalog_compiler.diagnostics import Sink, Span
-from catalog_compiler.fsutil import FileId
+from catalog_compiler.fsutil import FileId, read_fd
 
 CATALOG_FILE = "catalog.yaml"
 IGNORE_FILE = ".catalogignore"
 EXTENSIONS = (".yaml", ".yml")
 MAX_FILE_BYTES = 8 * 1024 * 1024
-_CHUNK = 1024 * 1024
 _PSEUDO_FS = ("/proc", "/sys")  # files there are not data: reading them may leak or block
 _OPEN_FLAGS = (
     os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
@@ -188,19 +187,6 @@ def _too_large(sink: Sink, display: str, size: int | None) -> None:
     )
 
 
-def read_bounded(fd: int, limit: int) -> bytes | None:
-    """At most `limit` bytes of `fd`, or None when it holds more (whatever stat said)."""
-    chunks: list[bytes] = []
-    total = 0
-    while total <= limit:
-        chunk = os.read(fd, min(_CHUNK, limit + 1 - total))
-        if not chunk:
-            return b"".join(chunks)
-        chunks.append(chunk)
-        total += len(chunk)
-    return None
-
-
 def read_catalog_file(
     path: str, display: str, confinement: Confinement, sink: Sink
 ) -> tuple[bytes, FileId] | None:
@@ -234,7 +220,7 @@ def read_catalog_file(
         ):
             _special(sink, display, "a file that was replaced while being read")
             return None
-        raw = read_bounded(fd, MAX_FILE_BYTES)
+        raw = read_fd(fd, MAX_FILE_BYTES)
     except OSError as exc:
         _io_error(sink, display, exc)
         return None

@@ -85,8 +85,8 @@ def _unwrap(tp: Any) -> Any:
             return tp
 
 
-def type_at(root: type[BaseModel], loc: Loc) -> Any:
-    """The type describing the value at `loc` (a model, a scalar type, `Any`), or None."""
+def _descend(root: type[BaseModel], loc: Loc) -> tuple[Any, bool]:
+    """(the type at `loc` or None, whether `loc` passed through a field its model lacks)."""
     tp: Any = root
     for step in loc:
         tp = _unwrap(tp)
@@ -94,36 +94,26 @@ def type_at(root: type[BaseModel], loc: Loc) -> Any:
         if isinstance(tp, type) and issubclass(tp, BaseModel):
             field = tp.model_fields.get(str(step))
             if field is None:
-                return None
+                return None, True
             tp = field.annotation
         elif origin in (tuple, list):
             tp = typing.get_args(tp)[0]
         elif origin is dict:
             tp = typing.get_args(tp)[1]
         else:
-            return None
-    return _unwrap(tp)
+            return None, False  # inside a free-form value: any key goes
+    return _unwrap(tp), False
+
+
+def type_at(root: type[BaseModel], loc: Loc) -> Any:
+    """The type describing the value at `loc` (a model, a scalar type, `Any`), or None."""
+    return _descend(root, loc)[0]
 
 
 def names_unknown_field(root: type[BaseModel], loc: Loc) -> bool:
     """Does `loc` pass through a field its model does not have (a typo, reported as E0202)?
     False where it enters a free-form value (params, metadata), which takes any key."""
-    tp: Any = root
-    for step in loc:
-        tp = _unwrap(tp)
-        origin = typing.get_origin(tp)
-        if isinstance(tp, type) and issubclass(tp, BaseModel):
-            field = tp.model_fields.get(str(step))
-            if field is None:
-                return True
-            tp = field.annotation
-        elif origin in (tuple, list):
-            tp = typing.get_args(tp)[0]
-        elif origin is dict:
-            tp = typing.get_args(tp)[1]
-        else:
-            return False
-    return False
+    return _descend(root, loc)[1]
 
 
 def model_at(root: type[BaseModel], loc: Loc) -> type[BaseModel] | None:
