@@ -188,13 +188,16 @@ def _too_large(sink: Sink, display: str, size: int | None) -> None:
 
 
 def read_catalog_file(
-    path: str, display: str, confinement: Confinement, sink: Sink
+    path: str, display: str, confinement: Confinement, sink: Sink, real: str | None = None
 ) -> tuple[bytes, FileId] | None:
     """The bytes of one catalog file, or a diagnostic (never a hang, never a foreign file).
 
-    The type is checked before opening (a device's open may have side effects) and again on
-    the open descriptor (the file may be swapped in between)."""
-    real = confinement.resolve(path, display, sink)
+    `real` is the file's real path when the walk knows it (a plain entry of a directory it
+    resolved): then no path is resolved again. The type is checked before opening (a
+    device's open may have side effects) and again on the open descriptor (the file may be
+    swapped in between; it is opened without following a link)."""
+    if real is None or not confinement.contains(real):
+        real = confinement.resolve(path, display, sink)
     if real is None:
         return None
     try:
@@ -259,12 +262,13 @@ def discover(root: Path, root_display: str, sink: Sink) -> list[Source]:
         _display(root_display, IGNORE_FILE),
         sink,
     )
-    files: list[tuple[str, str]] = []
+    files: list[tuple[str, str, str | None]] = []
     walker = _Walker(rules, confinement, root_display, sink, files)
     walker.walk_all(root)
     sources = []
-    for rel, path in sorted(files):
-        source = read_source(path, rel, _display(root_display, rel), sink, confinement)
+    for rel, path, real in sorted(files, key=lambda f: f[0]):
+        display = _display(root_display, rel)
+        source = read_source(path, rel, display, sink, confinement, real)
         if source is not None:
             sources.append(source)
     return sources
@@ -287,7 +291,7 @@ class _Walker:
         confinement: Confinement,
         root_display: str,
         sink: Sink,
-        out: list[tuple[str, str]],
+        out: list[tuple[str, str, str | None]],  # (rel, path, real path if known)
     ) -> None:
         self.rules = rules
         self.confinement = confinement
@@ -326,9 +330,10 @@ class _Walker:
             return
         for entry in entries:
             if not entry.name.startswith("."):
-                self.entry(entry, f"{rel_dir}/{entry.name}" if rel_dir else entry.name)
+                rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+                self.entry(entry, rel, real)
 
-    def entry(self, entry: os.DirEntry[str], rel: str) -> None:
+    def entry(self, entry: os.DirEntry[str], rel: str, real_dir: str) -> None:
         try:
             is_dir = entry.is_dir()  # follows symlinks; only stat, nothing is opened
         except OSError as exc:
@@ -341,13 +346,20 @@ class _Walker:
         elif is_dir:
             self.walk(Path(entry.path), rel)
         elif entry.name.endswith(EXTENSIONS):
-            self.out.append((rel, entry.path))
+            # a plain entry of a resolved directory: its real path needs no resolving
+            real = None if entry.is_symlink() else os.path.join(real_dir, entry.name)
+            self.out.append((rel, entry.path, real))
 
 
 def read_source(
-    path: str, rel: str, display: str, sink: Sink, confinement: Confinement
+    path: str,
+    rel: str,
+    display: str,
+    sink: Sink,
+    confinement: Confinement,
+    real: str | None = None,
 ) -> Source | None:
-    read = read_catalog_file(path, display, confinement, sink)
+    read = read_catalog_file(path, display, confinement, sink, real)
     if read is None:
         return None
     raw, ident = read
