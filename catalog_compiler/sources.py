@@ -26,7 +26,7 @@ from typing import NamedTuple
 import pathspec
 
 from catalog_compiler.diagnostics import Sink, Span
-from catalog_compiler.fsutil import FileId, read_fd
+from catalog_compiler.fsutil import FileId, describe, read_fd
 
 CATALOG_FILE = "catalog.yaml"
 IGNORE_FILE = ".catalogignore"
@@ -114,15 +114,6 @@ def _io_error(sink: Sink, display: str, exc: OSError) -> None:
         sink.emit("E0001", f"cannot read `{display}`: {reason}", Span(display))
 
 
-def _kind(mode: int) -> str:
-    for test, name in ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"),
-                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-                       (stat.S_ISDIR, "a directory")):  # fmt: skip
-        if test(mode):
-            return name
-    return "not a regular file"
-
-
 class Confinement:
     """The catalog directory, resolved: what may be read is below it."""
 
@@ -203,7 +194,7 @@ def read_catalog_file(
     try:
         before = os.stat(real)
         if not stat.S_ISREG(before.st_mode):
-            _special(sink, display, _kind(before.st_mode))
+            _special(sink, display, describe(before.st_mode))
             return None
         if before.st_size > MAX_FILE_BYTES:
             _too_large(sink, display, before.st_size)
