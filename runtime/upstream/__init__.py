@@ -1,0 +1,1 @@
+"""Upstream adapters, one module per API family; SERVICES maps a catalog service to one."""
