@@ -187,7 +187,8 @@ def _retry_policy(retry: Mapping[str, Any] | None) -> tuple[int, frozenset[int],
 def _backoff(retries: int, retry_after: float | None) -> float:
     if retry_after is not None and retry_after >= 0:
         return min(retry_after, MAX_RETRY_WAIT)
-    return BACKOFF_BASE * (2**retries) * (1 + random.random() / 2)
+    jitter: float = 1 + random.random() / 2
+    return BACKOFF_BASE * float(2**retries) * jitter
 
 
 def estimate(raw_size: int, max_output: int | None) -> Estimate:

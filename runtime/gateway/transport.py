@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Mapping
 import aiohttp
 
 from runtime.upstream.base import Outbound, Response
+from runtime.upstream.mock import MockUpstream
 
 CONNECTIONS = 1_024  # open upstream connections kept per gateway process
 READ_CHUNK = 64 * 1024
@@ -53,7 +54,7 @@ class Transport:
 
     def __init__(self) -> None:
         self._session: aiohttp.ClientSession | None = None
-        self._mock: object | None = None
+        self._mock: MockUpstream | None = None
 
     async def open(self) -> None:
         connector = aiohttp.TCPConnector(limit=CONNECTIONS, ttl_dns_cache=300)
@@ -80,9 +81,7 @@ class Transport:
             raise UpstreamUnreachable(type(exc).__name__) from None
         return HttpResponse(resp)
 
-    def _mock_upstream(self):  # type: ignore[no-untyped-def]
+    def _mock_upstream(self) -> MockUpstream:
         if self._mock is None:
-            from runtime.upstream.mock import MockUpstream
-
             self._mock = MockUpstream()
         return self._mock

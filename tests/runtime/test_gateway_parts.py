@@ -55,8 +55,11 @@ def bundle(tmp_path: Path) -> Bundle:
 
 def test_a_listed_key_names_its_workspace_in_either_header(bundle: Bundle) -> None:
     keys = KeyIndex(bundle)
-    for headers in ({"authorization": f"Bearer {KEY}"}, {"x-portkey-api-key": KEY},
-                    {"authorization": f"bearer   {KEY} "}):
+    for headers in (
+        {"authorization": f"Bearer {KEY}"},
+        {"x-portkey-api-key": KEY},
+        {"authorization": f"bearer   {KEY} "},
+    ):
         caller = keys.caller(headers)
         assert caller is not None and (caller.workspace, caller.key_name) == ("support", "bot")
 
@@ -79,8 +82,13 @@ def test_no_other_key_is_accepted(index: KeyIndex, key: str) -> None:
 
 def test_missing_or_malformed_credentials_are_no_caller(bundle: Bundle) -> None:
     keys = KeyIndex(bundle)
-    for headers in ({}, {"authorization": KEY}, {"authorization": f"Basic {KEY}"},
-                    {"authorization": "Bearer "}, {"x-portkey-api-key": "x" * 10_000}):
+    for headers in (
+        {},
+        {"authorization": KEY},
+        {"authorization": f"Basic {KEY}"},
+        {"authorization": "Bearer "},
+        {"x-portkey-api-key": "x" * 10_000},
+    ):
         assert keys.caller(headers) is None
     assert presented_key({"x-portkey-api-key": f" {KEY} "}) == KEY
 
@@ -108,8 +116,12 @@ def test_secret_files_are_bounded_and_must_be_text(tmp_path: Path) -> None:
     big.write_bytes(b"a" * 100_000)
     binary.write_bytes(b"\xff\xfe")
     empty.write_text("\n")
-    for path, why in ((big, "larger"), (binary, "UTF-8"), (empty, "empty"),
-                      (tmp_path / "nope", "No such file")):
+    for path, why in (
+        (big, "larger"),
+        (binary, "UTF-8"),
+        (empty, "empty"),
+        (tmp_path / "nope", "No such file"),
+    ):
         with pytest.raises(LookupError, match=why):
             read_reference(f"file:{path}")
     with pytest.raises(LookupError, match="not an env"):
@@ -117,10 +129,15 @@ def test_secret_files_are_bounded_and_must_be_text(tmp_path: Path) -> None:
 
 
 def test_request_forms_read_from_headers() -> None:
-    form = read_form({"x-portkey-provider": "@openai-prod", "x-portkey-trace-id": "t-1"},
-                     {"model": "gpt-4o"})
+    form = read_form(
+        {"x-portkey-provider": "@openai-prod", "x-portkey-trace-id": "t-1"}, {"model": "gpt-4o"}
+    )
     assert (form.model, form.provider, form.config, form.trace_id) == (
-        "gpt-4o", "@openai-prod", None, "t-1")
+        "gpt-4o",
+        "@openai-prod",
+        None,
+        "t-1",
+    )
     assert read_form({"x-portkey-virtual-key": "openai-prod"}, {}).provider == "openai-prod"
     assert read_form({"x-portkey-config": "support-bot"}, {}).config == "support-bot"
     inline = read_form({"x-portkey-config": '{"provider": "@openai-prod"}'}, {}).config
@@ -139,8 +156,9 @@ def test_request_forms_read_from_headers() -> None:
     ({"x-portkey-trace-id": "a b"}, {}, "trace-id"),
     ({}, {"model": 3}, "must be a string"),
 ])  # fmt: skip
-def test_malformed_request_forms_are_400(headers: dict[str, str], body: dict[str, object],
-                                         match: str) -> None:
+def test_malformed_request_forms_are_400(
+    headers: dict[str, str], body: dict[str, object], match: str
+) -> None:
     with pytest.raises(Failure, match=match) as caught:
         read_form(headers, body)
     assert caught.value.status == 400
