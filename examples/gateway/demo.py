@@ -59,10 +59,8 @@ def main() -> int:
             )
         except openai.RateLimitError as exc:
             retry = exc.response.headers.get("retry-after")
-            print(
-                f"request {n + 5}: 429 {exc.body['message'] if isinstance(exc.body, dict) else exc}"  # type: ignore[index]
-                f" (Retry-After: {retry} s)"
-            )
+            message = exc.response.json()["error"]["message"]
+            print(f"call {n + 5}: 429 {message} (Retry-After: {retry} s)")
             return 0
     print("no 429 was seen", file=sys.stderr)
     return 1
