@@ -60,7 +60,7 @@ def main() -> int:
         except openai.RateLimitError as exc:
             retry = exc.response.headers.get("retry-after")
             message = exc.response.json()["error"]["message"]
-            print(f"call {n + 5}: 429 {message} (Retry-After: {retry} s)")
+            print(f"{n} more calls later: 429 {message} (Retry-After: {retry} s)")
             return 0
     print("no 429 was seen", file=sys.stderr)
     return 1

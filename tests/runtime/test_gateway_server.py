@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
+from tests.redis_server import RedisServer
 from tests.runtime.conftest import compile_files
 from tests.runtime.gateway_proc import Gateway
 
@@ -248,3 +249,31 @@ def _wait(found: object, timeout: float = 15) -> None:
             return
         time.sleep(0.05)
     raise AssertionError("timed out waiting")
+
+
+def test_workers_share_one_redis_store_and_admit_exactly_the_limit(
+    tmp_path: Path, own_redis: RedisServer
+) -> None:
+    path = tmp_path / "limited.json"
+    path.write_bytes(compile_files(tmp_path / "cat", catalog(limit=7)))
+    gw = Gateway(path, "--workers", "2", "--redis", f"redis://127.0.0.1:{own_redis.port}/0",
+                 "--namespace", "workers-test", env={"GW_OPS_FAKE_KEY": CREDENTIAL})  # fmt: skip
+    try:
+        _wait(lambda: len(gw.events("listening")) == 2)
+        assert len({e["pid"] for e in gw.events("listening")}) == 2
+        statuses: list[int] = []
+        lock = threading.Lock()
+
+        def call() -> None:
+            status = gw.request("POST", "/v1/chat/completions", chat(), AUTH)[0]
+            with lock:
+                statuses.append(status)
+
+        threads = [threading.Thread(target=call) for _ in range(20)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert sorted(statuses) == [200] * 7 + [429] * 13
+    finally:
+        assert gw.stop() == 0
