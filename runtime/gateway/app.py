@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from runtime.errors import RequestError, StoreUnavailable
-from runtime.gateway.execute import Engine, Job, Outcome, estimate
+from runtime.gateway.execute import DEFAULT_TIMEOUT, Engine, Job, Outcome, estimate
 from runtime.gateway.forms import Form, any_trace_id, max_output, read_form
 from runtime.gateway.live import Live
 from runtime.gateway.log import log
@@ -45,7 +45,6 @@ class Gateway:
     live: Live
     engine: Engine
     store_kind: str
-    idle_timeout: float = 600.0
     reload_error: str | None = None
     draining: bool = False
     inflight: int = 0
@@ -270,7 +269,9 @@ async def _stream(
     complete = False
     try:
         await client.prepare(request)
-        ended = await relay(resp, translator, client.write, gw.idle_timeout)
+        # a stream's request_timeout bounds each silence between chunks
+        idle = ticket.attempt.timeout_ms / 1000 if ticket.attempt.timeout_ms else DEFAULT_TIMEOUT
+        ended = await relay(resp, translator, client.write, idle)
         complete = ended == "ok"
         record.fields["stream"] = ended
     finally:
