@@ -179,7 +179,10 @@ def _usage(usage: Mapping[str, Any], prompt_name: str, output_name: str, detail:
         raise UpstreamProtocolError(
             f"upstream usage reports {cached} cached tokens in a prompt of {prompt}"
         )
-    return Usage(prompt - cached, output, cached, 0)
+    # Cache writes are part of the prompt too. OpenAI documents the count as "unadjusted",
+    # so one above what remains of the prompt is capped there, not refused.
+    written = min(count(inner, "cache_write_tokens", f"usage.{detail}"), prompt - cached)
+    return Usage(prompt - cached - written, output, cached, written)
 
 
 def relay_error(call: Call, status: int, body: bytes) -> bytes:
