@@ -193,8 +193,10 @@ def relay_error(call: Call, status: int, body: bytes) -> bytes:
         parsed = load_json(body, "error")
     except UpstreamProtocolError:
         parsed = None
-    if isinstance(parsed, dict) and "error" in parsed:
+    if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict):
         return body
+    if isinstance(parsed, dict) and isinstance(parsed.get("error"), str):
+        parsed = {"message": parsed["error"]}  # Ollama's `{"error": "..."}`
     message = f"upstream `{call.service}` answered HTTP {status}"
     said = parsed.get("message") if isinstance(parsed, dict) else None
     if isinstance(said, str) and said:

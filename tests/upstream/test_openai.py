@@ -250,6 +250,13 @@ def test_other_errors_are_wrapped_in_openai_shape() -> None:
     assert mistral["error"]["type"] == "invalid_request_error"
 
 
+def test_a_bare_string_error_gets_the_full_shape() -> None:
+    reply = OPENAI.reply(call(service="ollama"), 404, b'{"error":"model \'llama9\' not found"}', {})
+    error = json.loads(reply.body)["error"]
+    assert error["message"] == "upstream `ollama` answered HTTP 404: model 'llama9' not found"
+    assert (error["type"], error["param"]) == ("not_found_error", None)
+
+
 def test_error_body_shape() -> None:
     assert json.loads(error_body(404, "no such model", code="model_not_found")) == {
         "error": {"message": "no such model", "type": "not_found_error",
