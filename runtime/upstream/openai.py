@@ -248,8 +248,9 @@ class OpenAIStream:
         if data.strip() == "[DONE]":
             self.done = True
             return True
-        if '"usage"' not in data:
-            return True
+        at = data.find('"usage"')
+        if at < 0 or (data.startswith('"usage":null', at) and data.find('"usage"', at + 7) < 0):
+            return True  # (with include_usage, every chunk but the last has `"usage":null`)
         chunk = load_object(data, "stream chunk")
         usage = chunk.get("usage")
         extra = chunk.get("x_groq")

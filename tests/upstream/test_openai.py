@@ -302,6 +302,18 @@ def test_usage_beside_choices_is_kept_and_counted() -> None:
     assert translator.usage == Usage(10, 2)
 
 
+def test_groq_usage_beside_a_null_usage_is_counted() -> None:
+    translator = OPENAI.stream(call(stream=True, service="groq"))
+    chunk = (
+        b'data: {"id":"chatcmpl-1","object":"chat.completion.chunk","choices":[{"index":0,'
+        b'"delta":{},"finish_reason":"stop"}],"usage":null,"x_groq":{"id":"req_01","usage":'
+        b'{"queue_time":0.02,"prompt_tokens":24,"prompt_time":0.001,"completion_tokens":7,'
+        b'"completion_time":0.01,"total_tokens":31,"total_time":0.011}}}\n\n'
+    )
+    assert translator.feed(chunk) == chunk
+    assert translator.usage == Usage(24, 7)
+
+
 def test_nothing_after_done_and_no_done_without_the_terminal_event() -> None:
     translator = OPENAI.stream(call(stream=True, include_usage=True))
     assert translator.feed(fx.OPENAI_STREAM[: -len(fx.OPENAI_DONE)]) and not translator.done
