@@ -13,6 +13,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import cast
@@ -95,9 +96,10 @@ def write_bundle(compiled: Compiled, source: str, out_dir: Path) -> Path:
     except OSError as exc:
         click.echo(f"catalogc: cannot write the bundle to {path}: {exc}", err=True)
         sys.exit(EXIT_USAGE)
-    # one JSON line, like every line the gateway logs after it
-    line = {"event": "compiled", "source": source, "documents": compiled.validation.document_count,
-            "bundle": str(path), "digest": compiled.index.digest}  # fmt: skip
+    # one JSON line, like every line the gateway logs after it (runtime/gateway/log.py)
+    line = {"ts": round(time.time(), 3), "event": "compiled", "source": source,
+            "documents": compiled.validation.document_count, "bundle": str(path),
+            "digest": compiled.index.digest}  # fmt: skip
     click.echo(json.dumps(line), err=True)
     return path
 
