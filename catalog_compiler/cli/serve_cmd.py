@@ -16,7 +16,6 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import cast
 
 import click
 
@@ -26,7 +25,7 @@ from catalog_compiler.compiler import Compiled, compile_catalog
 from catalog_compiler.fsutil import write_atomic
 from catalog_compiler.sources import CATALOG_FILE
 
-GatewayMain = Callable[[list[str]], int]
+GatewayMain = Callable[[list[str]], int]  # runtime.gateway.cli.main
 BUNDLE_NAME = "catalog.bundle.json"
 # What `pip install 'catalog-compiler[gateway]'` brings that the gateway cannot run without
 # (uvloop is optional: the gateway uses it where available).
@@ -61,11 +60,12 @@ def is_catalog(source: Path) -> bool:
 
 
 def load_gateway() -> GatewayMain:
-    """`runtime.gateway.cli.main`, or exit 2 when the gateway extra is not installed."""
+    """`runtime.gateway.cli.main`, or exit 2 when the gateway extra is not installed.
+    Imported only here: no other command pays for aiohttp."""
     try:
         for name in EXTRA_MODULES:
             importlib.import_module(name)
-        module = importlib.import_module("runtime.gateway.cli")
+        from runtime.gateway.cli import main
     except ImportError as exc:
         missing = (exc.name or "").partition(".")[0]
         if missing in EXTRA_MODULES:
@@ -73,8 +73,7 @@ def load_gateway() -> GatewayMain:
         else:
             click.echo(f"catalogc: this installation has no gateway ({exc})", err=True)
         sys.exit(EXIT_USAGE)
-    # imported by name, so the compiler never imports the gateway (or aiohttp) unless serving
-    return cast(GatewayMain, module.main)
+    return main
 
 
 def compile_or_exit(directory: str) -> Compiled:
