@@ -228,12 +228,12 @@ def test_analytics_has_the_narrower_allow_list(gateway: Bundle) -> None:
         router.resolve("analytics", config="by-tier")
 
 
-def test_the_sixth_demo_request_within_a_minute_is_rate_limited(gateway: Bundle) -> None:
+def test_the_eleventh_demo_request_within_a_minute_is_rate_limited(gateway: Bundle) -> None:
     router = Router(gateway, MemoryStore(clock=lambda: NOW_NS))
     (attempt,) = router.resolve("demo", "@mock-fast/echo").attempts
-    for _ in range(5):
+    for _ in range(10):
         router.admit(attempt, Estimate(3, 16)).settle(Usage(3, 5))
     with pytest.raises(RateLimited) as refused:
         router.admit(attempt, Estimate(3, 16))
     assert refused.value.status == 429
-    assert refused.value.retry_after == pytest.approx(12)  # 5 per minute: one every 12 s
+    assert refused.value.retry_after == pytest.approx(6)  # 10 a minute: one every 6 s
