@@ -166,6 +166,7 @@ async def _serve(
     record.fields["workspace"] = caller.workspace
     raw, body = await _body(request)
     form = read_form(request.headers, body)
+    record.fields["trace_id"] = form.trace_id  # the id the answer's header carries
     stream = _flag(body, "stream")
     options = body.get("stream_options")
     include_usage = isinstance(options, Mapping) and options.get("include_usage") is True
