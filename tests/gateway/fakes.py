@@ -46,6 +46,10 @@ class Tokens:
     cache_read: int = 0
     cache_write: int = 0
 
+    @property
+    def total(self) -> int:
+        return self.input + self.output + self.cache_read + self.cache_write
+
     def openai(self) -> dict[str, Any]:
         prompt = self.input + self.cache_read
         return {

@@ -434,3 +434,25 @@ def parse_sse(data: bytes) -> list[tuple[str | None, str]]:
         if lines:
             events.append((event, "\n".join(lines)))
     return events
+
+
+def check_logged(line: dict[str, Any], *, workspace: str, provider: str, model: str,
+                 status: int, cost: Decimal, used: Tokens | None = None) -> None:  # fmt: skip
+    """The access-log line says who, where, what it cost (exact) and what was used."""
+    assert line["workspace"] == workspace, line
+    assert str(line["provider"]).lstrip("@") == provider, line
+    assert line["model"] == model, line
+    assert line["status"] == status, line
+    assert Decimal(line["cost_usd"]) == cost, (line, cost)
+    if used is not None:
+        got = logged_tokens(line["tokens"])
+        assert got == (used.total if isinstance(got, int) else used), line
+
+
+def logged_tokens(tokens: Any) -> Tokens | int:
+    """The log's `tokens`: a total, or the four counts by name."""
+    if isinstance(tokens, int):
+        return tokens
+    assert isinstance(tokens, dict), tokens
+    return Tokens(tokens.get("input", 0), tokens.get("output", 0), tokens.get("cache_read", 0),
+                  tokens.get("cache_write", 0))  # fmt: skip
