@@ -47,9 +47,9 @@ def send(client: openai.OpenAI, model: str, headers: dict[str, str] | None = Non
 
 # -- who is calling --------------------------------------------------------------------------
 def test_unknown_key_is_401(gateway: GatewayProcess, fakes: Fakes) -> None:
-    with openai_client(gateway, key="sk-test-FAKE-unknown-9999") as c:
-        with pytest.raises(openai.AuthenticationError) as err:
-            send(c, "@backup/backup-chat")
+    c = openai_client(gateway, key="sk-test-FAKE-unknown-9999")
+    with c, pytest.raises(openai.AuthenticationError) as err:
+        send(c, "@backup/backup-chat")
     error_of(err.value)
     assert fakes.backup.requests == []
 
@@ -200,13 +200,10 @@ def test_upstream_error_reaches_the_client_in_openai_shape(fakes: Fakes,
 def test_no_secret_in_any_error(gateway: GatewayProcess, fakes: Fakes) -> None:
     """Error answers (auth, not found, upstream failure) hold no key of any kind."""
     fakes.openai.script(Answer.error(401, message="bad upstream key"))
+    body = {"model": "@openai-main/gpt-4o-mini", "messages": user()}
+    url = gateway.v1 + "/chat/completions"
     answers = [
-        http(
-            "POST",
-            gateway.v1 + "/chat/completions",
-            {"model": "@openai-main/gpt-4o-mini", "messages": user()},
-            {"authorization": f"Bearer {key}"},
-        )  # fmt: skip
+        http("POST", url, body, {"authorization": f"Bearer {key}"})
         for key in (TEAM_KEY, "sk-test-FAKE-team-0001")
     ]
     for _, headers, body in answers:
