@@ -138,14 +138,26 @@ def _collect(done: subprocess.CompletedProcess[str], count: int) -> list[Ran]:
     return results
 
 
-def run_python(codes: Sequence[str], env: Mapping[str, str], workdir: Path) -> list[Ran]:
-    """Each code as a Python program (its own file, `__main__`), in one interpreter."""
+def run_python(
+    codes: Sequence[str], env: Mapping[str, str], workdir: Path, processes: int = 2
+) -> list[Ran]:
+    """Each code as a Python program (its own file, `__main__`), in `processes` interpreters
+    running side by side (the SDK imports dominate: one per interpreter)."""
     paths = _write(workdir, codes, ".py")
-    done = subprocess.run(
-        [sys.executable, "-c", _PY_RUNNER], input=json.dumps(paths), env={**os.environ, **env},
-        capture_output=True, text=True, timeout=RUN_TIMEOUT, check=False,
-    )  # fmt: skip
-    return _collect(done, len(codes))
+    shares = [paths[i::processes] for i in range(processes)]
+    command = [sys.executable, "-c", _PY_RUNNER]
+    full_env = {**os.environ, **env}
+    pipes = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+    procs = [subprocess.Popen(command, text=True, env=full_env, **pipes) for _ in shares]
+    results: list[list[Ran]] = []
+    for proc, share in zip(procs, shares, strict=True):
+        out, err = proc.communicate(json.dumps(share), timeout=RUN_TIMEOUT)
+        done = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+        results.append(_collect(done, len(share)))
+    merged: list[Ran] = [None] * len(codes)  # type: ignore[list-item]
+    for i, share_results in enumerate(results):
+        merged[i::processes] = share_results
+    return merged
 
 
 def run_node(codes: Sequence[str], env: Mapping[str, str], workdir: Path, sdks: Path) -> list[Ran]:
@@ -169,21 +181,38 @@ def run_alone(code: str, lang: str, env: Mapping[str, str], workdir: Path,
               sdks: Path | None = None) -> Ran:  # fmt: skip
     """One snippet in its own process, exactly as a developer runs it: `python file.py`,
     `node file.mjs`, or the curl command in bash (silenced progress, errors shown)."""
+    return run_each([code], lang, env, workdir, sdks)[0]
+
+
+def run_each(codes: Sequence[str], lang: str, env: Mapping[str, str], workdir: Path,
+             sdks: Path | None = None) -> list[Ran]:  # fmt: skip
+    """Each snippet in its own process (see run_alone), all started at once."""
+    procs = []
+    for i, code in enumerate(codes):
+        directory = workdir / f"alone_{lang}_{i}"
+        directory.mkdir(parents=True, exist_ok=True)
+        procs.append(subprocess.Popen(
+            _command(code, lang, directory, sdks), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, cwd=directory, env={**os.environ, **env},
+        ))  # fmt: skip
+    results = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=RUN_TIMEOUT)
+        results.append(Ran(proc.returncode == 0, out, err[-4000:]))
+    return results
+
+
+def _command(code: str, lang: str, directory: Path, sdks: Path | None) -> list[str]:
     if lang == "python":
-        path = _write(workdir, [code], ".py")[0]
-        cmd = [sys.executable, path]
-    elif lang == "js":
+        return [sys.executable, _write(directory, [code], ".py")[0]]
+    if lang == "js":
         assert sdks is not None
-        modules = workdir / "node_modules"
-        if not modules.exists():
-            modules.symlink_to(sdks / "node_modules", target_is_directory=True)
-        cmd = [node_binary(), _write(workdir, [code], ".mjs")[0]]
-    else:
-        bash = shutil.which("bash")
-        if bash is None or shutil.which("curl") is None:
-            pytest.skip("bash and curl are needed to run the curl snippets")
-        assert bash is not None
-        cmd = [bash, "-c", code.rstrip() + " -sS"]
-    done = subprocess.run(cmd, env={**os.environ, **env}, capture_output=True, text=True,
-                          timeout=RUN_TIMEOUT, check=False, cwd=workdir)  # fmt: skip
-    return Ran(done.returncode == 0, done.stdout, done.stderr[-4000:])
+        link = directory / "node_modules"
+        if not link.exists():
+            link.symlink_to(sdks / "node_modules", target_is_directory=True)
+        return [node_binary(), _write(directory, [code], ".mjs")[0]]
+    bash = shutil.which("bash")
+    if bash is None or shutil.which("curl") is None:
+        pytest.skip("bash and curl are needed to run the curl snippets")
+    assert bash is not None
+    return [bash, "-c", code.rstrip() + " -sS"]

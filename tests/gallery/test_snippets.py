@@ -387,7 +387,7 @@ def test_sdk_snippets_run_and_reach_their_model(
     env = {"CATALOG_API_KEY": "test-only-gateway-key"}
     codes = [s.code for _, _, s in jobs]
     if lang == "python":
-        results = run_python(codes, env, tmp_path)
+        results = run_python(codes, env, tmp_path, processes=1)  # `seen` is in job order
     else:
         results = run_node(codes, env, tmp_path, request.getfixturevalue("node_sdks"))
     assert len(seen) == len(jobs), [r.error for r in results if not r.ok]
