@@ -17,8 +17,8 @@ from typing import Any
 from aiohttp import web
 
 from runtime.errors import RequestError, StoreUnavailable
-from runtime.gateway.execute import Engine, Job, Outcome, estimate
-from runtime.gateway.forms import Form, max_output, read_form
+from runtime.gateway.execute import DEFAULT_TIMEOUT, Engine, Job, Outcome, estimate
+from runtime.gateway.forms import Form, any_trace_id, max_output, read_form
 from runtime.gateway.live import Live
 from runtime.gateway.log import log
 from runtime.gateway.relay import relay, settle_stream
@@ -45,7 +45,6 @@ class Gateway:
     live: Live
     engine: Engine
     store_kind: str
-    idle_timeout: float = 600.0
     reload_error: str | None = None
     draining: bool = False
     inflight: int = 0
@@ -135,6 +134,7 @@ async def serve(request: web.Request, endpoint: str) -> web.StreamResponse:
     gw: Gateway = request.app["gateway"]
     anthropic = endpoint == "messages"
     record = Record(endpoint)
+    record.fields["trace_id"] = any_trace_id(request.headers)
     gw.inflight += 1
     try:
         return await _serve(request, gw, endpoint, record)
@@ -146,9 +146,11 @@ async def serve(request: web.Request, endpoint: str) -> web.StreamResponse:
         record.write(failure.status)
         return _error(failure, anthropic, record.fields.get("trace_id"))
     except Exception as exc:  # a bug: answered, logged by type only
-        log("internal_error", endpoint=endpoint, error=type(exc).__name__)
+        log("internal_error", endpoint=endpoint, error=type(exc).__name__,
+            where=_where(exc))  # fmt: skip
         record.write(500)
-        return _error(Failure(500, "internal error", "internal_error"), anthropic)
+        return _error(Failure(500, "internal error", "internal_error"), anthropic,
+                      record.fields.get("trace_id"))  # fmt: skip
     finally:
         gw.inflight -= 1
 
@@ -164,7 +166,6 @@ async def _serve(
     record.fields["workspace"] = caller.workspace
     raw, body = await _body(request)
     form = read_form(request.headers, body)
-    record.fields["trace_id"] = form.trace_id
     stream = _flag(body, "stream")
     options = body.get("stream_options")
     include_usage = isinstance(options, Mapping) and options.get("include_usage") is True
@@ -226,8 +227,14 @@ def _describe(record: Record, outcome: Outcome) -> None:
     _usage(record, outcome.usage, outcome.cost)
 
 
+def dollars(cost: Decimal) -> str:
+    """Exact, in plain notation, without trailing zeros: "0.000011", "0"."""
+    text = f"{cost:f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
 def _usage(record: Record, usage: Usage | None, cost: Decimal) -> None:
-    record.fields["cost_usd"] = str(cost)
+    record.fields["cost_usd"] = dollars(cost)
     if usage is not None:
         record.fields["tokens"] = {
             "input": usage.input_tokens, "output": usage.output_tokens,
@@ -245,7 +252,7 @@ def _headers(outcome: Outcome, form: Form) -> dict[str, str]:
         if attempt.option is not None:
             headers["x-portkey-last-used-option-index"] = attempt.option
     if outcome.stream is None:
-        headers["x-catalog-cost-usd"] = str(outcome.cost)
+        headers["x-catalog-cost-usd"] = dollars(outcome.cost)
     return headers
 
 
@@ -262,7 +269,9 @@ async def _stream(
     complete = False
     try:
         await client.prepare(request)
-        ended = await relay(resp, translator, client.write, gw.idle_timeout)
+        # a stream's request_timeout bounds each silence between chunks
+        idle = ticket.attempt.timeout_ms / 1000 if ticket.attempt.timeout_ms else DEFAULT_TIMEOUT
+        ended = await relay(resp, translator, client.write, idle)
         complete = ended == "ok"
         record.fields["stream"] = ended
     finally:
@@ -273,6 +282,14 @@ async def _stream(
     with contextlib.suppress(ConnectionError, RuntimeError):
         await client.write_eof()
     return client
+
+
+def _where(exc: BaseException) -> str:
+    """file:line of the innermost frame: enough to find a bug, without the message."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb is not None else "?"
 
 
 def _error(failure: Failure, anthropic: bool, trace_id: str | None = None) -> web.Response:

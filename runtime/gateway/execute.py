@@ -154,7 +154,9 @@ class Engine:
             )
         forwarded = {k: v for k in FORWARDED if (v := job.headers.get(k)) is not None}
         if attempt.service == "mock":
-            forwarded.update({k: v for k, v in job.headers.items() if k.startswith("x-mock-")})
+            forwarded.update(
+                {k.lower(): v for k, v in job.headers.items() if k.lower().startswith("x-mock-")}
+            )
         return Call(
             endpoint=job.endpoint, body=attempt.params, stream=job.stream,
             base_url=live.base_url(attempt), secrets=live.secrets.of(integ) if integ else {},

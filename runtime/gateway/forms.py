@@ -78,6 +78,12 @@ def _metadata(headers: Mapping[str, str]) -> dict[str, Any] | None:
     return found
 
 
+def any_trace_id(headers: Mapping[str, str]) -> str:
+    """The client's trace id when it is well formed, else a new one (for error answers)."""
+    given = headers.get("x-portkey-trace-id")
+    return given if given is not None and _TRACE_ID.match(given) else uuid.uuid4().hex
+
+
 def _trace_id(headers: Mapping[str, str]) -> str:
     given = headers.get("x-portkey-trace-id")
     if given is None:
