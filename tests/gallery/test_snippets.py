@@ -365,7 +365,7 @@ def sample_requests(site: Site) -> list[tuple[str, Request]]:
     return list(found.values())
 
 
-@pytest.mark.parametrize("lang", ["python", "js"])
+@pytest.mark.parametrize("lang", [pytest.param("python", marks=pytest.mark.slow), "js"])
 def test_sdk_snippets_run_and_reach_their_model(
     acme: Bundle,
     lang: str,

@@ -208,3 +208,16 @@ def test_no_secret_in_any_error(gateway: GatewayProcess, fakes: Fakes) -> None:
     ]
     for _, headers, body in answers:
         assert not secrets_in(body.decode() + json.dumps(headers), SECRETS)
+
+
+@pytest.mark.parametrize(("key", "model", "error"), [
+    ("sk-test-FAKE-unknown-9999", "@backup/backup-chat", portkey_ai.openai.AuthenticationError),
+    (TEAM_KEY, "@openai-main/gpt-4.1-mini", portkey_ai.openai.PermissionDeniedError),
+    (TEAM_KEY, "@openai-main/gpt-4o-mni", portkey_ai.openai.NotFoundError),
+])  # fmt: skip
+def test_portkey_sdk_raises_typed_errors(gateway: GatewayProcess, fakes: Fakes, key: str,
+                                         model: str, error: type[Exception]) -> None:  # fmt: skip
+    with pytest.raises(error):
+        Portkey(base_url=gateway.v1, api_key=key).chat.completions.create(model=model,
+                                                                          messages=user())  # fmt: skip
+    assert not any(f.requests for f in fakes.all())

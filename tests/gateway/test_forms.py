@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import openai
@@ -44,7 +45,7 @@ def only(fake_requests: list[Recorded]) -> Recorded:
 
 
 def test_model_string(gateway: GatewayProcess, fakes: Fakes, client: openai.OpenAI,
-                      bundle: Any) -> None:  # fmt: skip
+                      bundle: Path) -> None:  # fmt: skip
     """`model: "@provider/model"` with the key as the bearer token: the upstream gets the bare
     model and the catalog's credential (from the gateway's environment), nothing of the
     caller's; the answer carries Portkey's headers and the exact cost."""
@@ -74,7 +75,7 @@ def test_model_string(gateway: GatewayProcess, fakes: Fakes, client: openai.Open
 
 
 @pytest.mark.parametrize("provider", ["@backup", "backup"])
-def test_provider_header_and_bare_model(fakes: Fakes, client: openai.OpenAI, bundle: Any,
+def test_provider_header_and_bare_model(fakes: Fakes, client: openai.OpenAI, bundle: Path,
                                         provider: str) -> None:  # fmt: skip
     headers, reply = chat(client, "backup-chat", headers={"x-portkey-provider": provider})
     assert reply.choices[0].message.content == "fake backup-chat says hello"
@@ -167,7 +168,7 @@ PORTKEY_FORMS: dict[str, tuple[dict[str, Any], str]] = {
 
 
 @pytest.mark.parametrize("form", list(PORTKEY_FORMS))
-def test_portkey_sdk_forms(gateway: GatewayProcess, fakes: Fakes, bundle: Any, form: str) -> None:
+def test_portkey_sdk_forms(gateway: GatewayProcess, fakes: Fakes, bundle: Path, form: str) -> None:
     options, model = PORTKEY_FORMS[form]
     trace = trace_id()
     client = Portkey(base_url=gateway.v1, api_key=TEAM_KEY, trace_id=trace, **options)

@@ -65,6 +65,7 @@ def check(jobs: list[tuple[Request, Snippet]], results: list[Ran]) -> None:
     assert not failures, json.dumps(failures, indent=1)
 
 
+@pytest.mark.slow  # two interpreters importing both SDKs (portkey_ai alone takes seconds)
 def test_python_snippets_run(team_requests: list[Request], gateway: GatewayProcess,
                              fakes: Fakes, tmp_path: Path) -> None:  # fmt: skip
     jobs = jobs_for(team_requests, gateway, "python")
@@ -113,7 +114,7 @@ def cli_blocks(bundle: Path, gateway: GatewayProcess, lang: str) -> list[str]:
     return [b for b in blocks if b.strip()]
 
 
-@pytest.mark.parametrize("lang", ["python", "js", "curl"])
+@pytest.mark.parametrize("lang", [pytest.param("python", marks=pytest.mark.slow), "js", "curl"])
 def test_cli_snippets_run_alone(bundle: Path, gateway: GatewayProcess, fakes: Fakes,
                                 tmp_path: Path, lang: str,
                                 request: pytest.FixtureRequest) -> None:  # fmt: skip
