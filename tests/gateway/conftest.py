@@ -1,6 +1,6 @@
 """Fixtures of the gateway tests: the fake upstreams (one set per session, reset before each
-test), the example catalog compiled against them, and one gateway process serving it for the
-whole session (its log checked for secrets when it stops)."""
+test), a small catalog pointing at them (harness.main_catalog) compiled with catalogc, and one
+gateway process serving it for the whole session (its log checked for secrets when it stops)."""
 
 from __future__ import annotations
 

@@ -33,7 +33,6 @@ from tests.gateway.fakes import Fakes, Tokens
 TEAM_KEY = "sk-test-FAKE-team-0000"
 OTHER_KEY = "sk-test-FAKE-other-0000"
 LIMITED_KEY = "sk-test-FAKE-limited-0000"
-SHARED_KEY = "sk-test-FAKE-shared-0000"
 UPSTREAM_ENV = {
     "TEST_FAKE_OPENAI_KEY": "sk-test-FAKE-upstream-openai-0001",
     "TEST_FAKE_BACKUP_KEY": "sk-test-FAKE-upstream-backup-0002",
@@ -42,7 +41,7 @@ UPSTREAM_ENV = {
 OPENAI_UPSTREAM_KEY = UPSTREAM_ENV["TEST_FAKE_OPENAI_KEY"]
 BACKUP_UPSTREAM_KEY = UPSTREAM_ENV["TEST_FAKE_BACKUP_KEY"]
 ANTHROPIC_UPSTREAM_KEY = UPSTREAM_ENV["TEST_FAKE_ANTHROPIC_KEY"]
-SECRETS = (TEAM_KEY, OTHER_KEY, LIMITED_KEY, SHARED_KEY, *UPSTREAM_ENV.values())
+SECRETS = (TEAM_KEY, OTHER_KEY, LIMITED_KEY, *UPSTREAM_ENV.values())
 
 # Prompt text the gateway must never log.
 PROMPT = "Tell the quokka a short joke"

@@ -6,6 +6,7 @@ a test dependency)."""
 
 from __future__ import annotations
 
+import http.client as http_client
 import json
 from decimal import Decimal
 from pathlib import Path
@@ -181,6 +182,21 @@ def test_native_messages_stream(gateway: GatewayProcess, fakes: Fakes) -> None:
     partial = "".join(json.loads(d)["delta"].get("partial_json", "")
                       for name, d in events if name == "content_block_delta")  # fmt: skip
     assert json.loads(partial) == {"city": "Oslo"}
+
+
+def test_native_messages_stream_cut_ends_in_an_error(gateway: GatewayProcess, fakes: Fakes) -> None:
+    """A cut upstream: the Anthropic client gets an `error` event (or a broken body), never
+    message_stop."""
+    fakes.anthropic.script(Answer(cut_after=4))
+    body = {"model": f"@claude/{SONNET}", "max_tokens": 64, "stream": True,
+            "messages": [{"role": "user", "content": PROMPT}]}  # fmt: skip
+    try:
+        status, _, data = messages_call(gateway, body)
+    except (OSError, http_client.HTTPException):  # the body broke off: an error too
+        return
+    assert status == 200
+    names = [name for name, _ in parse_sse(data)]
+    assert "message_stop" not in names and names[-1] == "error", names
 
 
 def test_native_messages_errors_in_anthropic_shape(gateway: GatewayProcess, fakes: Fakes) -> None:
