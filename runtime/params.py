@@ -98,8 +98,13 @@ def request_body(
     provider_defaults: Mapping[str, Any],
     leaf_params: Mapping[str, Any] | None,
     model: str,
+    owned: bool = False,
 ) -> dict[str, Any]:
-    body: dict[str, Any] = _plain(request) if request else {}  # the caller's stay untouched
+    """`owned`: `request` is a private copy this body may become (no second copy)."""
+    if owned and type(request) is dict:
+        body: dict[str, Any] = request
+    else:
+        body = _plain(request) if request else {}  # the caller's stay untouched
     params = leaf_params or {}
     fill(body, params.get("default") or {})
     fill(body, provider_defaults)

@@ -134,7 +134,8 @@ class Router:
             raise InvalidConfig(["a request names a model (`@provider/model`) or a config"])
         key = (workspace, model, provider)
         provider_slug, model_name = _split(model, provider)
-        attempt = self._attempt(state, workspace, provider_slug, model_name, None, params, None)
+        attempt = self._attempt(state, workspace, provider_slug, model_name, None, params, None,
+                                owned=True)  # params: the bounded copy made above  # fmt: skip
         plan = Plan(workspace, "single", (attempt,))
         if params is None:
             if len(state.plans) >= PLAN_CACHE_LIMIT:
@@ -223,6 +224,7 @@ class Router:
         params: Mapping[str, Any] | None,
         fallback_on: frozenset[int] | None,
         cacheable: bool = True,
+        owned: bool = False,
     ) -> Attempt:
         """The attempt for one leaf, with the request's `params` merged into its body.
         `cacheable`: the leaf is the bundle's (a client's inline leaf is new every time)."""
@@ -239,7 +241,7 @@ class Router:
         if params is None:
             return base
         defaults = state.bundle.providers[provider_slug].default_params
-        body = request_body(params, defaults, (leaf or {}).get("params"), model)
+        body = request_body(params, defaults, (leaf or {}).get("params"), model, owned)
         return with_params(base, body)
 
     def _base_attempt(

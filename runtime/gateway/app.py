@@ -165,7 +165,7 @@ async def _serve(
                       "`x-portkey-api-key`)", "invalid_api_key")  # fmt: skip
     record.fields["workspace"] = caller.workspace
     raw, body = await _body(request)
-    form = read_form(request.headers, body)
+    form = read_form(request.headers, body, record.fields["trace_id"])
     record.fields["trace_id"] = form.trace_id  # the id the answer's header carries
     stream = _flag(body, "stream")
     options = body.get("stream_options")

@@ -5,6 +5,7 @@ Everything here comes from the client and is checked before the router sees it."
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import uuid
@@ -30,12 +31,15 @@ class Form:
     trace_id: str
 
 
-def read_form(headers: Mapping[str, str], body: Mapping[str, Any]) -> Form:
+def read_form(
+    headers: Mapping[str, str], body: Mapping[str, Any], trace_id: str | None = None
+) -> Form:
+    """`trace_id`: the id to use when the client sends none (else a new one)."""
     model = body.get("model")
     if model is not None and not isinstance(model, str):
         raise Failure(400, "`model` must be a string", "invalid_request")
     return Form(model, _provider(headers), _config(headers), _metadata(headers),
-                _trace_id(headers))  # fmt: skip
+                _trace_id(headers, trace_id))  # fmt: skip
 
 
 def _provider(headers: Mapping[str, str]) -> str | None:
@@ -81,13 +85,23 @@ def _metadata(headers: Mapping[str, str]) -> dict[str, Any] | None:
 def any_trace_id(headers: Mapping[str, str]) -> str:
     """The client's trace id when it is well formed, else a new one (for error answers)."""
     given = headers.get("x-portkey-trace-id")
-    return given if given is not None and _TRACE_ID.match(given) else uuid.uuid4().hex
+    return given if given is not None and _TRACE_ID.match(given) else new_trace_id()
 
 
-def _trace_id(headers: Mapping[str, str]) -> str:
+# A random prefix per process and a counter: unique across replicas without a system call
+# for randomness on every request.
+_PREFIX = uuid.uuid4().hex[:20]
+_COUNTER = itertools.count()
+
+
+def new_trace_id() -> str:
+    return f"{_PREFIX}{next(_COUNTER):012x}"
+
+
+def _trace_id(headers: Mapping[str, str], fallback: str | None) -> str:
     given = headers.get("x-portkey-trace-id")
     if given is None:
-        return uuid.uuid4().hex
+        return fallback or new_trace_id()
     if not _TRACE_ID.match(given):
         raise Failure(400, "`x-portkey-trace-id` is 1-128 characters of A-Z a-z 0-9 _ . : -",
                       "invalid_request")  # fmt: skip

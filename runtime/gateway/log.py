@@ -3,17 +3,41 @@ catalog slugs, statuses, counts, costs and timings: never a key, a credential or
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sys
 import time
 from typing import Any
 
+_pending: list[str] = []  # lines of this event-loop turn, written together at its end
+
 
 def log(event: str, **fields: Any) -> None:
+    """Write one line. Inside a running loop, the lines of one turn go out in one write
+    after it (a write and a flush per request cost as much as the rest of the log line)."""
     line = {"ts": round(time.time(), 3), "event": event, **fields}
+    text = json.dumps(line, ensure_ascii=False, default=str) + "\n"
     try:
-        sys.stderr.write(json.dumps(line, ensure_ascii=False, default=str) + "\n")
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        _write(text)
+        return
+    if not _pending:
+        loop.call_soon(flush)
+    _pending.append(text)
+
+
+def flush() -> None:
+    if _pending:
+        text = "".join(_pending)
+        _pending.clear()
+        _write(text)
+
+
+def _write(text: str) -> None:
+    try:
+        sys.stderr.write(text)
         sys.stderr.flush()
     except (OSError, ValueError):  # a closed or full stderr must not fail a request
         pass

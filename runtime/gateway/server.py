@@ -23,7 +23,7 @@ from runtime.errors import BundleError
 from runtime.gateway.app import Gateway, build_app
 from runtime.gateway.execute import Engine
 from runtime.gateway.live import Live
-from runtime.gateway.log import log
+from runtime.gateway.log import flush, log
 from runtime.gateway.secrets import MissingSecrets
 from runtime.gateway.transport import Transport
 from runtime.limits.base import Store
@@ -103,6 +103,7 @@ async def run(options: Options, sock: socket.socket, first: Live) -> None:
     if close is not None:
         await close()
     log("stopped", pid=os.getpid())
+    flush()
 
 
 async def reload(gw: Gateway, options: Options) -> None:
