@@ -2,11 +2,23 @@
 
 `base_url` may hold `{setting}` placeholders filled from the integration's `settings`.
 A service without a default `base_url` is self-hosted: the integration must give one.
+Settings are text; `whole_settings` are those whose text must be a whole number in a range.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class WholeSetting:
+    """A setting written as the text of a whole number in `lo..hi` (settings are text)."""
+
+    name: str
+    lo: int
+    hi: int
+    unit: str
+    example: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,9 +34,22 @@ class Service:
     settings: tuple[str, ...] = ()  # required
     optional_settings: tuple[str, ...] = ()
     aliases: tuple[str, ...] = ()  # other spellings users bring from Portkey or LiteLLM
+    whole_settings: tuple[WholeSetting, ...] = ()  # settings whose text is a whole number
 
 
 _OPENAI_LIKE = "openai"
+MOCK_BASE_URL = "http://mock.invalid/v1"
+ONE_DAY_MS = 86_400_000  # the longest `request_timeout` a config may set
+# The mock's controls: the delay before answering and between stream chunks, the error
+# status to answer (with an OpenAI error body), the `Retry-After` sent with it, and the
+# number of stream chunks after which the stream is cut.
+MOCK_SETTINGS = (
+    WholeSetting("latency_ms", 0, ONE_DAY_MS, "milliseconds", "250"),
+    WholeSetting("chunk_ms", 0, ONE_DAY_MS, "milliseconds", "20"),
+    WholeSetting("status", 400, 599, "an HTTP error status", "503"),
+    WholeSetting("retry_after", 0, 86_400, "seconds", "2"),
+    WholeSetting("cut_after", 0, 1_000_000, "stream chunks", "3"),
+)
 
 SERVICES: dict[str, Service] = {
     s.id: s
@@ -69,6 +94,12 @@ SERVICES: dict[str, Service] = {
         Service("openai-compatible", "Any OpenAI-compatible server", _OPENAI_LIKE, "bearer", None,
                 credentials=(), optional_credentials=("api_key",),
                 aliases=("openai_compatible", "custom", "openai-like")),
+        # Answered in-process by the gateway (runtime/upstream): `.invalid` never resolves
+        # (RFC 6761), so a request that reached the network by mistake fails, never leaks.
+        Service("mock", "Mock (in-process, deterministic; for demos, tests, benchmarks)",
+                _OPENAI_LIKE, "none", MOCK_BASE_URL, credentials=(),
+                optional_settings=tuple(w.name for w in MOCK_SETTINGS),
+                whole_settings=MOCK_SETTINGS),
     ]
 }  # fmt: skip
 

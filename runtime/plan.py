@@ -40,6 +40,7 @@ class Attempt:
     max_output_tokens: int | None
     carried: Mapping[str, Any] = field(default_factory=dict)
     limits: ChainSpec | None = None  # the chain compiled for admission
+    option: str | None = None  # where in the config it came from: "config.targets[1]"
 
     @property
     def target(self) -> str:
@@ -67,6 +68,7 @@ class Choice:
 
     leaf: Mapping[str, Any]
     fallback_on: frozenset[int] | None
+    option: str = "config"  # the JSON path of the leaf, as Portkey reports it
 
 
 @dataclass
@@ -80,12 +82,15 @@ class Context:
     branch: str | None = None
 
 
-def expand(node: Mapping[str, Any], ctx: Context, outer: frozenset[int] | None) -> list[Choice]:
-    """The leaves to try in order; the last one moves on under `outer` (the parent's rule)."""
+def expand(
+    node: Mapping[str, Any], ctx: Context, outer: frozenset[int] | None, at: str = "config"
+) -> list[Choice]:
+    """The leaves to try in order; the last one moves on under `outer` (the parent's rule).
+    `at` is the node's JSON path (`config.targets[1]`), reported to clients."""
     mode = node["mode"]
     if mode == "target":
         own = node.get("on_status_codes")
-        return [Choice(node, frozenset(own) if own is not None else outer)]
+        return [Choice(node, frozenset(own) if own is not None else outer, at)]
     targets: Sequence[Mapping[str, Any]] = node["targets"]
     strategy = node.get("strategy") or {}
     if mode == "fallback":
@@ -93,13 +98,17 @@ def expand(node: Mapping[str, Any], ctx: Context, outer: frozenset[int] | None) 
         inner = frozenset(codes) if codes is not None else None
         out: list[Choice] = []
         for i, child in enumerate(targets):
-            out.extend(expand(child, ctx, inner if i < len(targets) - 1 else outer))
+            last = i == len(targets) - 1
+            out.extend(expand(child, ctx, outer if last else inner, f"{at}.targets[{i}]"))
         return out
     if mode == "loadbalance":
-        return expand(pick_weighted(targets, strategy, ctx), ctx, outer)
-    if mode == "conditional":
-        return expand(pick_branch(targets, strategy, ctx), ctx, outer)
-    return expand(targets[0], ctx, outer)  # single
+        picked = pick_weighted(targets, strategy, ctx)
+    elif mode == "conditional":
+        picked = pick_branch(targets, strategy, ctx)
+    else:  # single
+        picked = targets[0]
+    index = next(i for i, t in enumerate(targets) if t is picked)
+    return expand(picked, ctx, outer, f"{at}.targets[{index}]")
 
 
 def pick_weighted(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from types import MappingProxyType, TracebackType
@@ -79,9 +79,12 @@ class Router:
 
     def reload(self, source: str | Path | bytes) -> str:
         """Swap to a new bundle atomically; on any error the old one keeps serving."""
-        new = _State(Bundle.load(source))
-        self._state = new
-        return new.bundle.digest
+        return self.swap(Bundle.load(source))
+
+    def swap(self, bundle: Bundle) -> str:
+        """Serve an already loaded bundle from now on (atomic: one assignment)."""
+        self._state = _State(bundle)
+        return bundle.digest
 
     # -- resolution ---------------------------------------------------------------------
     def resolve(
@@ -94,15 +97,18 @@ class Router:
         metadata: Mapping[str, Any] | None = None,
         params: Mapping[str, Any] | None = None,
         seed: int | None = None,
+        path: str | None = None,
     ) -> Plan:
         """A plan for one request: `model="@provider/model"`, `model` plus `provider="@p"`,
-        or `config` (a slug or an inline config) with request `metadata` and `params`.
+        or `config` (a slug or an inline config) with request `metadata` and `params`; a
+        request naming neither a provider nor a config takes its workspace's
+        `default_config`. `path` is the request's URL path (`url.pathname` in conditions).
 
         Everything here may come from a client: names are checked, `metadata` and `params`
         are copied within bounds (runtime/bounds.py), an inline config is held to the rules
         of runtime/inline.py. Every refusal is a RequestError."""
         state = self._state  # one snapshot, even if a reload happens meanwhile
-        if config is None and params is None and metadata is None:
+        if config is None and params is None and metadata is None and path is None:
             try:  # the hot path: names seen before were checked before
                 cached = state.plans.get((workspace, model, provider))
             except TypeError:  # an unhashable "name": refused below
@@ -110,12 +116,18 @@ class Router:
             if cached is not None:
                 return cached
         _check_names(workspace, model, provider, config, seed)
+        if not isinstance(path, str | None) or (path is not None and len(path) > MAX_NAME):
+            raise InvalidConfig([f"path: expected a URL path of at most {MAX_NAME} characters"])
+        if config is None and provider is None and not (model or "").startswith("@"):
+            config = state.bundle.workspace(workspace).default_config
         if metadata is not None:
             metadata = _object(metadata, METADATA_BOUNDS, "metadata")
         if params is not None:
             params = _object(params, PARAMS_BOUNDS, "params")
         if config is not None:
-            return self._resolve_config(state, workspace, config, metadata, params, seed, model)
+            return self._resolve_config(
+                state, workspace, config, metadata, params, seed, model, path
+            )
         if model is None:
             raise InvalidConfig(["a request names a model (`@provider/model`) or a config"])
         key = (workspace, model, provider)
@@ -137,6 +149,7 @@ class Router:
         params: Mapping[str, Any] | None,
         seed: int | None,
         model: str | None,
+        path: str | None = None,
     ) -> Plan:
         bundle = state.bundle
         bundle.workspace(workspace)  # raises UnknownWorkspace
@@ -156,9 +169,11 @@ class Router:
             inline = compile_inline(config)
             tree, leaves = inline.tree, inline.leaves
         ctx = Context(metadata or {}, params or {}, seed=seed)
+        if path is not None:
+            ctx.path = path
         requested = model or (params or {}).get("model")
-        for node, path in leaves:  # a client's config: each redirected leaf, taken or not
-            self._check_destination(state, workspace, node, path, requested)
+        for node, at in leaves:  # a client's config: each redirected leaf, taken or not
+            self._check_destination(state, workspace, node, at, requested)
         attempts = []
         for choice in expand(tree, ctx, None):
             leaf = choice.leaf
@@ -169,8 +184,9 @@ class Router:
             provider_slug, model_name = (leaf.get("provider"), name)
             if provider_slug is None and leaf.get("service") is None:
                 provider_slug, model_name = _split(name, None)
-            attempts.append(self._attempt(state, workspace, provider_slug, model_name, leaf,
-                                          params, choice.fallback_on))  # fmt: skip
+            attempt = self._attempt(state, workspace, provider_slug, model_name, leaf, params,
+                                    choice.fallback_on)  # fmt: skip
+            attempts.append(replace(attempt, option=choice.option))
         mode = "single" if tree["mode"] == "target" else tree["mode"]
         return Plan(workspace, mode, tuple(attempts), config=slug, branch=ctx.branch)
 

@@ -27,7 +27,7 @@ from catalog_compiler.model.routing import Target
 from catalog_compiler.model.types import PERIOD_RE, SLUG_RE
 from catalog_compiler.positions import key_pos, value_pos
 from catalog_compiler.registry import Registry
-from catalog_compiler.services import ALIASES, SERVICES
+from catalog_compiler.services import ALIASES, SERVICES, WholeSetting
 from catalog_compiler.yamlparse import Document
 from runtime.suggest import did_you_mean
 
@@ -254,6 +254,9 @@ class LocalChecker:
                     service.optional_credentials, "credentials", integ, ())  # fmt: skip
         self.fields("setting", integ.settings, service.settings, service.optional_settings,
                     "settings", integ, URL_ONLY_SETTINGS if integ.base_url else ())  # fmt: skip
+        for rule in service.whole_settings:
+            if rule.name in integ.settings:
+                self.whole_setting(rule, integ.settings[rule.name])
         if service.base_url is None and integ.base_url is None:
             self.emit(
                 "E0203",
@@ -276,6 +279,26 @@ class LocalChecker:
             if custom.base_model:
                 where = self.at(("models", "custom", i, "base_model"))
                 check_base_model(self.registry, service.id, custom.base_model, where, self.sink)
+
+    def whole_setting(self, rule: WholeSetting, text: str) -> None:
+        """A setting that is a number written as text: digits only, within its range."""
+        shown = text if len(text) <= 20 else text[:20] + "…"
+        digits = text.removeprefix("-")
+        if not (digits.isascii() and digits.isdigit()):
+            self.emit(
+                "E0205",
+                f"`settings.{rule.name}` must be a whole number ({rule.unit}), found `{shown}`",
+                ("settings", rule.name),
+                help=f'digits only, quoted (settings are text): `{rule.name}: "{rule.example}"`',
+            )
+        # a length check first: int() of thousands of digits is slow, and refused past 4300
+        elif len(digits.lstrip("0")) > 12 or not rule.lo <= int(text) <= rule.hi:
+            self.emit(
+                "E0206",
+                f"`settings.{rule.name}` must be {rule.lo:,} to {rule.hi:,} ({rule.unit}), "
+                f"found {shown}",
+                ("settings", rule.name),
+            )
 
     def fields(
         self,

@@ -28,6 +28,7 @@ COMMANDS = {
     "snippets": "docs_cmd:snippets_cmd",
     "import": "import_cmd:import_",
     "schema": "schema_cmd:schema",
+    "serve": "serve_cmd:serve",
 }
 
 

@@ -33,6 +33,10 @@ SNIPPETS = examples(
     "catalogc snippets @openai-prod/gpt-4o catalog --lang js",
     "catalogc snippets @openai-prod/gpt-4o acme.bundle.json -w support --form config",
 )
+SERVE = examples(
+    "catalogc serve examples/gateway --port 8787",
+    "catalogc serve catalog.bundle.json --host 0.0.0.0 --workers 4 --redis redis://localhost:6379/0",
+)
 SCHEMA = examples("catalogc schema catalog.schema.json", "catalogc schema --write schema/")
 IMPORT = examples(
     "catalogc import litellm-config config.yaml -o catalog",

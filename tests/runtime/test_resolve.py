@@ -50,9 +50,49 @@ def test_provider_header_form_is_the_same_decision(router: Router) -> None:
     b = router.resolve("support", "@openai-prod/gpt-4o").attempts[0]
     assert (a.provider, a.model, a.chain, a.prices) == (b.provider, b.model, b.chain, b.prices)
     with pytest.raises(InvalidConfig, match="names no provider"):
-        router.resolve("support", "gpt-4o")
+        router.resolve("research", "gpt-4o")  # a workspace without a default_config
     with pytest.raises(InvalidConfig, match="provider header"):
         router.resolve("support", "@openai-prod/gpt-4o", provider="@azure-eu")
+
+
+def test_a_request_naming_no_provider_or_config_takes_the_default_config(
+    router: Router,
+) -> None:
+    default = router.bundle.workspace("support").default_config
+    assert default == "support-bot"
+    plan = router.resolve("support", "gpt-4o")
+    assert plan.config == default
+    assert plan == router.resolve("support", "gpt-4o", config=default)
+    assert [a.option for a in plan.attempts] == [
+        a.option for a in router.resolve("support", config=default).attempts
+    ]
+    assert all(a.option and a.option.startswith("config.targets[") for a in plan.attempts)
+    # a provider or a config named by the request wins over the default
+    assert router.resolve("support", "gpt-4o", provider="@openai-prod").config is None
+    assert router.resolve("support", "@openai-prod/gpt-4o").config is None
+
+
+def test_url_pathname_conditions_see_the_request_path(router: Router) -> None:
+    config = {
+        "strategy": {
+            "mode": "conditional",
+            "default": "chat",
+            "conditions": [{"query": {"url.pathname": {"$eq": "/v1/embeddings"}}, "then": "embed"}],
+        },
+        "targets": [
+            {"name": "chat", "provider": "@openai-prod", "override_params": {"model": "gpt-4o"}},
+            {
+                "name": "embed",
+                "provider": "@openai-prod",
+                "override_params": {"model": "gpt-4o-mini"},
+            },
+        ],
+    }
+    assert router.resolve("support", config=config, path="/v1/embeddings").branch == "embed"
+    assert router.resolve("support", config=config, path="/v1/chat/completions").branch == "chat"
+    assert router.resolve("support", config=config).branch == "chat"
+    with pytest.raises(InvalidConfig, match="path"):
+        router.resolve("support", config=config, path="/" * 5000)
 
 
 def test_repeated_resolution_is_cached(router: Router) -> None:

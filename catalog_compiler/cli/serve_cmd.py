@@ -1,0 +1,169 @@
+"""`catalogc serve [BUNDLE|DIR]`: the gateway (runtime/gateway) on a bundle or a catalog.
+
+The compiler only starts the gateway: a directory is compiled first (every check of
+`compile`), its bundle written atomically into a private temporary directory, and the rest
+is `runtime.gateway.cli.main(argv)` — the same server as `python -m runtime.gateway`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import cast
+
+import click
+
+from catalog_compiler.cli import examples as ex
+from catalog_compiler.cli.options import EXIT_ERRORS, EXIT_USAGE, make_cache, report
+from catalog_compiler.compiler import Compiled, compile_catalog
+from catalog_compiler.fsutil import write_atomic
+from catalog_compiler.sources import CATALOG_FILE
+
+GatewayMain = Callable[[list[str]], int]
+BUNDLE_NAME = "catalog.bundle.json"
+# What `pip install 'catalog-compiler[gateway]'` brings that the gateway cannot run without
+# (uvloop is optional: the gateway uses it where available).
+EXTRA_MODULES = ("aiohttp",)
+INSTALL_HINT = "install catalog-compiler[gateway]: pip install 'catalog-compiler[gateway]'"
+
+
+def gateway_argv(
+    bundle_path: str | Path,
+    host: str,
+    port: int,
+    workers: int,
+    redis: str | None,
+    allow_missing_secrets: bool,
+) -> list[str]:
+    """The arguments of `python -m runtime.gateway` for these options. The bundle path is
+    made absolute: the gateway does not depend on the working directory, and a file named
+    `-x.json` cannot be read as an option."""
+    argv = [os.path.abspath(bundle_path), "--host", host, "--port", str(port)]
+    argv += ["--workers", str(workers)]
+    if redis is not None:
+        argv += ["--redis", redis]
+    if allow_missing_secrets:
+        argv.append("--allow-missing-secrets")
+    return argv
+
+
+def is_catalog(source: Path) -> bool:
+    """A catalog directory (or its catalog.yaml) is compiled; any other file is a bundle.
+    A path that does not exist goes to the compiler, which reports it (E0001, exit 2)."""
+    return not source.is_file() or source.name == CATALOG_FILE
+
+
+def load_gateway() -> GatewayMain:
+    """`runtime.gateway.cli.main`, or exit 2 when the gateway extra is not installed."""
+    try:
+        for name in EXTRA_MODULES:
+            importlib.import_module(name)
+        module = importlib.import_module("runtime.gateway.cli")
+    except ImportError as exc:
+        missing = (exc.name or "").partition(".")[0]
+        if missing in EXTRA_MODULES:
+            click.echo(f"catalogc: the gateway needs `{missing}`: {INSTALL_HINT}", err=True)
+        else:
+            click.echo(f"catalogc: this installation has no gateway ({exc})", err=True)
+        sys.exit(EXIT_USAGE)
+    # imported by name, so the compiler never imports the gateway (or aiohttp) unless serving
+    return cast(GatewayMain, module.main)
+
+
+def compile_or_exit(directory: str) -> Compiled:
+    """Every check of `compile`; on errors print them and exit (1, or 2 for I/O)."""
+    compiled = compile_catalog(directory, cache=make_cache(directory, False, None))
+    result = compiled.validation
+    report(compiled.diagnostics, result, "text", "auto", False, quiet_ok=True, stream=sys.stderr)
+    if not compiled.ok:
+        click.echo("nothing served: fix the errors above", err=True)
+        sys.exit(EXIT_USAGE if result.io_failed else EXIT_ERRORS)
+    return compiled
+
+
+def write_bundle(compiled: Compiled, source: str, out_dir: Path) -> Path:
+    assert compiled.data is not None and compiled.index is not None
+    path = out_dir / BUNDLE_NAME
+    try:
+        write_atomic(path, compiled.data)
+    except OSError as exc:
+        click.echo(f"catalogc: cannot write the bundle to {path}: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    # one JSON line, like every line the gateway logs after it
+    line = {"event": "compiled", "source": source, "documents": compiled.validation.document_count,
+            "bundle": str(path), "digest": compiled.index.digest}  # fmt: skip
+    click.echo(json.dumps(line), err=True)
+    return path
+
+
+@click.command(epilog=ex.SERVE)
+@click.argument("source", default=".", type=click.Path(path_type=str))
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8787,
+    show_default=True,
+    help="Port to listen on; 0 picks a free one (the `listening` log line names it).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Server processes. More than one needs --redis: the memory store counts per process.",
+)
+@click.option(
+    "--redis",
+    metavar="URL",
+    default=None,
+    help="Keep budgets and rate limits in Redis (redis://host:6379/0), shared by all "
+    "workers and replicas; default: in memory, this process only.",
+)
+@click.option(
+    "--allow-missing-secrets",
+    is_flag=True,
+    help="Start even when a credential reference does not resolve: only the providers that "
+    "need it answer 503 (default: refuse to start, naming the reference).",
+)
+def serve(
+    source: str,
+    host: str,
+    port: int,
+    workers: int,
+    redis: str | None,
+    allow_missing_secrets: bool,
+) -> None:
+    """Serve the OpenAI-compatible gateway on a bundle, or on a catalog DIR (default `.`),
+    compiled first.
+
+    Exit status: 1 catalog errors (nothing served), 2 usage errors or the gateway extra not
+    installed; otherwise the gateway's own.
+    """
+    if workers > 1 and redis is None:  # before a compile that may take a while
+        raise click.UsageError(
+            f"--workers {workers} needs --redis URL: the memory store counts per process, "
+            "so each worker would admit the whole limit"
+        )
+    if not is_catalog(Path(source)):
+        main = load_gateway()
+        sys.exit(main(gateway_argv(source, host, port, workers, redis, allow_missing_secrets)))
+    compiled = compile_or_exit(source)
+    main = load_gateway()
+    try:
+        out_dir = Path(tempfile.mkdtemp(prefix="catalogc-serve-"))
+    except OSError as exc:
+        click.echo(f"catalogc: cannot create a directory for the bundle: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    try:
+        bundle = write_bundle(compiled, source, out_dir)
+        code = main(gateway_argv(bundle, host, port, workers, redis, allow_missing_secrets))
+    finally:  # also on Ctrl-C: the compiled bundle does not outlive the server
+        shutil.rmtree(out_dir, ignore_errors=True)
+    sys.exit(code)

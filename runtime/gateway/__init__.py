@@ -1,0 +1,10 @@
+"""The gateway: an OpenAI-compatible HTTP server that executes the router's plans against the
+upstream providers with every catalog rule enforced (`python -m runtime.gateway BUNDLE`, or
+`catalogc serve`). Its server dependencies are the `gateway` extra (aiohttp, uvloop).
+
+Modules, in the order a request meets them: `auth` (who is calling), `forms` (which of the
+request forms it uses), `execute` (admit → call → settle, per attempt, with fallback and
+retry), `transport` (the upstream HTTP client, and the in-process mock), `replies` (errors
+and headers in the shape clients expect), `app` (the routes), `live` (the bundle being
+served, swapped whole on reload), `server` and `cli` (processes, signals, reload, drain).
+"""

@@ -1,0 +1,304 @@
+"""The routes: the OpenAI-compatible endpoints, `/v1/messages`, `/v1/models`, health.
+
+A request is answered in its endpoint's own error shape whatever goes wrong; an unexpected
+exception is logged by type (never its text, which may quote the request) and answered 500."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from aiohttp import web
+
+from runtime.errors import RequestError, StoreUnavailable
+from runtime.gateway.execute import DEFAULT_TIMEOUT, Engine, Job, Outcome, estimate
+from runtime.gateway.forms import Form, any_trace_id, max_output, read_form
+from runtime.gateway.live import Live
+from runtime.gateway.log import log
+from runtime.gateway.relay import relay, settle_stream
+from runtime.gateway.replies import Failure, error_body, failure_of, retry_after_header
+from runtime.money import Usage
+from runtime.router import Router
+
+ENDPOINTS = {
+    "/v1/chat/completions": "chat",
+    "/v1/completions": "completions",
+    "/v1/embeddings": "embeddings",
+    "/v1/responses": "responses",
+    "/v1/messages": "messages",
+}
+JSON = "application/json"
+MAX_BODY_BYTES = 16 * 1024 * 1024
+
+
+@dataclass(eq=False)
+class Gateway:
+    """What the routes share in one process."""
+
+    router: Router
+    live: Live
+    engine: Engine
+    store_kind: str
+    reload_error: str | None = None
+    draining: bool = False
+    inflight: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def swap(self, live: Live) -> None:
+        """Serve a new bundle from the next request on (both assignments, no await between)."""
+        self.router.swap(live.bundle)
+        self.live = live
+        self.reload_error = None
+
+
+def build_app(gw: Gateway, max_body: int = MAX_BODY_BYTES) -> web.Application:
+    app = web.Application(client_max_size=max_body)
+    app["gateway"] = gw
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/v1/models", models)
+    for path, endpoint in ENDPOINTS.items():
+        app.router.add_post(path, _handler(endpoint))
+    return app
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    gw: Gateway = request.app["gateway"]
+    body: dict[str, Any] = {"digest": gw.live.bundle.digest, "store": gw.store_kind}
+    if gw.reload_error:
+        body["reload_error"] = gw.reload_error
+    problem = "draining" if gw.draining else await _store_problem(gw)
+    body["status"] = problem or "ready"
+    return web.json_response(body, status=503 if problem else 200)
+
+
+async def _store_problem(gw: Gateway) -> str | None:
+    client = getattr(gw.router.store, "async_client", None)
+    if client is None:  # the memory store is always there
+        return None
+    try:
+        async with asyncio.timeout(1.0):
+            await client().ping()
+    except Exception:  # any failure to answer a PING means "not ready"
+        return "store_unreachable"
+    return None
+
+
+async def models(request: web.Request) -> web.Response:
+    gw: Gateway = request.app["gateway"]
+    live = gw.live
+    caller = live.keys.caller(request.headers)
+    if caller is None:
+        return _error(Failure(401, "a workspace API key is required", "invalid_api_key"), False)
+    body = live._models.get(caller.workspace)
+    if body is None:
+        data = [{"id": m, "object": "model", "created": 0, "owned_by": m[1:].split("/")[0]}
+                for m in live.models(caller.workspace)]  # fmt: skip
+        body = json.dumps({"object": "list", "data": data}).encode()
+        live._models[caller.workspace] = body
+    return web.Response(body=body, content_type=JSON)
+
+
+def _handler(endpoint: str):  # type: ignore[no-untyped-def]
+    async def handle(request: web.Request) -> web.StreamResponse:
+        return await serve(request, endpoint)
+
+    return handle
+
+
+@dataclass
+class Record:
+    """The access-log line of one request, filled as it goes."""
+
+    endpoint: str
+    started: float = field(default_factory=time.perf_counter)
+    fields: dict[str, Any] = field(default_factory=dict)
+
+    def write(self, status: int) -> None:
+        ms = (time.perf_counter() - self.started) * 1000
+        log("request", endpoint=self.endpoint, status=status, latency_ms=round(ms, 3),
+            **self.fields)  # fmt: skip
+
+
+async def serve(request: web.Request, endpoint: str) -> web.StreamResponse:
+    gw: Gateway = request.app["gateway"]
+    anthropic = endpoint == "messages"
+    record = Record(endpoint)
+    record.fields["trace_id"] = any_trace_id(request.headers)
+    gw.inflight += 1
+    try:
+        return await _serve(request, gw, endpoint, record)
+    except Failure as exc:
+        record.write(exc.status)
+        return _error(exc, anthropic, record.fields.get("trace_id"))
+    except (RequestError, StoreUnavailable) as exc:
+        failure = failure_of(exc)
+        record.write(failure.status)
+        return _error(failure, anthropic, record.fields.get("trace_id"))
+    except Exception as exc:  # a bug: answered, logged by type only
+        log("internal_error", endpoint=endpoint, error=type(exc).__name__,
+            where=_where(exc))  # fmt: skip
+        record.write(500)
+        return _error(Failure(500, "internal error", "internal_error"), anthropic,
+                      record.fields.get("trace_id"))  # fmt: skip
+    finally:
+        gw.inflight -= 1
+
+
+async def _serve(
+    request: web.Request, gw: Gateway, endpoint: str, record: Record
+) -> web.StreamResponse:
+    live = gw.live  # one bundle for the whole request, even across a reload
+    caller = live.keys.caller(request.headers)
+    if caller is None:
+        raise Failure(401, "a workspace API key is required (`Authorization: Bearer <key>` or "
+                      "`x-portkey-api-key`)", "invalid_api_key")  # fmt: skip
+    record.fields["workspace"] = caller.workspace
+    raw, body = await _body(request)
+    form = read_form(request.headers, body)
+    stream = _flag(body, "stream")
+    options = body.get("stream_options")
+    include_usage = isinstance(options, Mapping) and options.get("include_usage") is True
+    plan = gw.router.resolve(
+        caller.workspace, form.model, provider=form.provider, config=form.config,
+        metadata=form.metadata, params=body, path=request.path,
+    )  # fmt: skip
+    job = Job(caller.workspace, endpoint, body, request.headers, stream, include_usage,
+              estimate(len(raw), max_output(body, endpoint)))  # fmt: skip
+    outcome = await gw.engine.run(job, plan, live)
+    _describe(record, outcome)
+    headers = _headers(outcome, form)
+    if outcome.stream is not None:
+        return await _stream(request, gw, outcome, headers, record)
+    if outcome.failure is not None:
+        record.write(outcome.failure.status)
+        headers.update(retry_after_header(outcome.failure.retry_after))
+        failure = outcome.failure
+        return web.Response(status=failure.status, headers=headers, content_type=JSON,
+                            body=error_body(failure.status, failure.message, failure.code,
+                                            endpoint == "messages"))  # fmt: skip
+    if outcome.status == 429 or outcome.status >= 500:
+        headers.update(retry_after_header(outcome.retry_after))
+    record.write(outcome.status)
+    return web.Response(status=outcome.status, body=outcome.body, headers=headers,
+                        content_type=JSON)  # fmt: skip
+
+
+async def _body(request: web.Request) -> tuple[bytes, dict[str, Any]]:
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise Failure(413, f"the request body is larger than {request.app._client_max_size} "
+                      "bytes", "request_too_large") from None  # fmt: skip
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise Failure(400, "the request body is not JSON", "invalid_json") from None
+    if not isinstance(body, dict):
+        raise Failure(400, "the request body is not a JSON object", "invalid_json")
+    return raw, body
+
+
+def _flag(body: Mapping[str, Any], name: str) -> bool:
+    value = body.get(name, False)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise Failure(400, f"`{name}` must be true or false", "invalid_request")
+    return value
+
+
+def _describe(record: Record, outcome: Outcome) -> None:
+    attempt = outcome.attempt
+    if attempt is not None:
+        record.fields.update(provider=attempt.provider or attempt.service, model=attempt.model,
+                             option=attempt.option)  # fmt: skip
+    record.fields.update(attempts=outcome.attempts, retries=outcome.retries)
+    _usage(record, outcome.usage, outcome.cost)
+
+
+def dollars(cost: Decimal) -> str:
+    """Exact, in plain notation, without trailing zeros: "0.000011", "0"."""
+    text = f"{cost:f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _usage(record: Record, usage: Usage | None, cost: Decimal) -> None:
+    record.fields["cost_usd"] = dollars(cost)
+    if usage is not None:
+        record.fields["tokens"] = {
+            "input": usage.input_tokens, "output": usage.output_tokens,
+            "cache_read": usage.cache_read_tokens, "cache_write": usage.cache_write_tokens,
+        }  # fmt: skip
+
+
+def _headers(outcome: Outcome, form: Form) -> dict[str, str]:
+    headers = {"x-portkey-trace-id": form.trace_id,
+               "x-portkey-retry-attempt-count": str(outcome.retries)}  # fmt: skip
+    attempt = outcome.attempt
+    if attempt is not None:
+        headers["x-portkey-provider"] = f"@{attempt.provider}" if attempt.provider else (
+            attempt.service)  # fmt: skip
+        if attempt.option is not None:
+            headers["x-portkey-last-used-option-index"] = attempt.option
+    if outcome.stream is None:
+        headers["x-catalog-cost-usd"] = dollars(outcome.cost)
+    return headers
+
+
+async def _stream(
+    request: web.Request, gw: Gateway, outcome: Outcome, headers: dict[str, str], record: Record
+) -> web.StreamResponse:
+    assert outcome.stream is not None
+    resp, adapter, call, ticket = outcome.stream
+    translator = adapter.stream(call)
+    client = web.StreamResponse(
+        status=resp.status,
+        headers={**headers, "content-type": "text/event-stream", "cache-control": "no-cache"},
+    )
+    complete = False
+    try:
+        await client.prepare(request)
+        # a stream's request_timeout bounds each silence between chunks
+        idle = ticket.attempt.timeout_ms / 1000 if ticket.attempt.timeout_ms else DEFAULT_TIMEOUT
+        ended = await relay(resp, translator, client.write, idle)
+        complete = ended == "ok"
+        record.fields["stream"] = ended
+    finally:
+        cost, usage = await settle_stream(ticket, translator, complete)
+        _usage(record, usage, outcome.cost + cost)
+        record.write(resp.status if complete else 499 if record.fields.get("stream") ==
+                     "client_gone" else 502)  # fmt: skip
+    with contextlib.suppress(ConnectionError, RuntimeError):
+        await client.write_eof()
+    return client
+
+
+def _where(exc: BaseException) -> str:
+    """file:line of the innermost frame: enough to find a bug, without the message."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb is not None else "?"
+
+
+def _error(failure: Failure, anthropic: bool, trace_id: str | None = None) -> web.Response:
+    headers = {**failure.headers, **retry_after_header(failure.retry_after)}
+    if trace_id:
+        headers["x-portkey-trace-id"] = trace_id
+    return web.Response(
+        status=failure.status,
+        headers=headers,
+        content_type=JSON,
+        body=error_body(failure.status, failure.message, failure.code, anthropic),
+    )

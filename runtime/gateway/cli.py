@@ -1,0 +1,136 @@
+"""`python -m runtime.gateway BUNDLE [options]` (and what `catalogc serve` calls)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from runtime.bundle import Bundle
+from runtime.errors import BundleError
+from runtime.gateway.live import Live
+from runtime.gateway.log import log
+from runtime.gateway.secrets import MissingSecrets
+from runtime.gateway.server import Options, listen, run
+
+MAX_WORKERS = 256
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m runtime.gateway",
+        description="Serve a compiled catalog bundle as an OpenAI-compatible gateway.",
+        epilog="example: python -m runtime.gateway catalog.bundle.json --port 8787",
+    )
+    p.add_argument("bundle", type=Path, help="the compiled bundle (catalogc compile -o …)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8787, help="0 picks a free port")
+    p.add_argument("--workers", type=int, default=1, help="processes (N > 1 needs --redis)")
+    p.add_argument("--redis", default=None, help="the shared limits store, redis://host:port/db")
+    p.add_argument("--namespace", default="catalog", help="the Redis key namespace")
+    p.add_argument(
+        "--allow-missing-secrets",
+        action="store_true",
+        help="start even if a credential cannot be read; its providers answer 503",
+    )
+    p.add_argument("--max-body-bytes", type=int, default=16 * 1024 * 1024)
+    p.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=30.0,
+        help="seconds in-flight requests get to finish on SIGTERM",
+    )
+    p.add_argument("--no-watch", action="store_true", help="reload on SIGHUP only")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    problem = _check(args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    options = Options(args.bundle, args.host, args.port, args.workers, args.redis,
+                      args.namespace, args.allow_missing_secrets, args.max_body_bytes,
+                      args.drain_timeout, not args.no_watch)  # fmt: skip
+    try:
+        live = Live.of(Bundle.load(options.bundle), options.allow_missing_secrets)
+    except (BundleError, MissingSecrets) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for slug, ref in sorted(live.secrets.missing.items()):
+        log("credentials_missing", integration=slug, reference=ref)
+    try:
+        sock = listen(options)
+    except OSError as exc:
+        print(f"error: cannot listen on {options.host}:{options.port}: {exc.strerror}",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    if options.workers == 1:
+        return _serve(options, sock, live)
+    return _supervise(options, sock, live)
+
+
+def _check(args: argparse.Namespace) -> str | None:
+    if not 1 <= args.workers <= MAX_WORKERS:
+        return f"--workers is 1 to {MAX_WORKERS}"
+    if args.workers > 1 and args.redis is None:
+        return ("--workers > 1 needs --redis: the memory store is per process, so each "
+                "worker would admit the whole of every limit")  # fmt: skip
+    if not 0 <= args.port <= 65535:
+        return "--port is 0 to 65535"
+    if args.max_body_bytes < 1024:
+        return "--max-body-bytes is at least 1024"
+    return None
+
+
+def _serve(options: Options, sock: object, live: Live) -> int:
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:  # the default loop works, a little slower
+        pass
+    try:
+        asyncio.run(run(options, sock, live))  # type: ignore[arg-type]
+    except Exception as exc:  # start-up failures (e.g. Redis unreachable), by type and text
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _supervise(options: Options, sock: object, live: Live) -> int:
+    """Fork the workers on the shared socket; pass signals on; wait for all of them."""
+    children = []
+    for _ in range(options.workers):
+        pid = os.fork()
+        if pid == 0:  # a worker
+            code = 1
+            try:
+                code = _serve(options, sock, live)
+            finally:
+                os._exit(code)
+        children.append(pid)
+
+    def forward(signum: int, frame: object) -> None:
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signum)
+
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, forward)
+    status = 0
+    for child in children:
+        while True:
+            try:
+                _, code = os.waitpid(child, 0)
+                break
+            except InterruptedError:
+                continue
+        status = status or os.waitstatus_to_exitcode(code)
+    return status

@@ -1,0 +1,199 @@
+"""Executing a plan: for each attempt, admit on its chain → call the upstream → settle from
+the usage it reports; retry with backoff (honouring Retry-After, capped) and move on to the
+next attempt on the statuses the plan names. A streamed answer is handed back unread, with
+its admission still open, for the app to relay and settle (runtime/gateway/relay.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from runtime.errors import RequestError, StoreUnavailable
+from runtime.gateway.live import Live
+from runtime.gateway.replies import Failure, failure_of
+from runtime.gateway.transport import BROKEN, Transport, UpstreamUnreachable
+from runtime.money import MAX_TOKENS, Estimate, Usage, reserved_usage
+from runtime.plan import Attempt, Plan
+from runtime.router import Router, Ticket
+from runtime.upstream import adapter_for
+from runtime.upstream.base import Adapter, Call, Response, Unsupported, UpstreamProtocolError
+
+DEFAULT_RETRY_ON = frozenset({429, 500, 502, 503, 504})
+MAX_RETRIES = 5  # Portkey's cap on `retry.attempts`
+MAX_RETRY_WAIT = 60.0  # seconds of Retry-After honoured per request, in total
+BACKOFF_BASE = 0.1  # seconds; doubled per retry, with jitter
+DEFAULT_TIMEOUT = 600.0  # seconds, when the plan sets no request_timeout
+MAX_ANSWER_BYTES = 64 * 1024 * 1024  # a whole (non-streamed) upstream answer
+FORWARDED = ("anthropic-version", "anthropic-beta", "openai-organization", "openai-project")
+
+
+@dataclass
+class Job:
+    """One client request, parsed and authenticated."""
+
+    workspace: str
+    endpoint: str
+    body: dict[str, Any]
+    headers: Mapping[str, str]  # lower-case
+    stream: bool
+    include_usage: bool
+    estimate: Estimate
+
+
+@dataclass
+class Outcome:
+    """What happened, for the client's answer and the access log."""
+
+    status: int = 502
+    body: bytes = b""
+    attempt: Attempt | None = None
+    retries: int = 0
+    attempts: int = 0
+    cost: Decimal = Decimal(0)
+    usage: Usage | None = None
+    failure: Failure | None = None
+    retry_after: float | None = None
+    # a stream ready to relay: the upstream response, its adapter call and admission
+    stream: tuple[Response, Adapter, Call, Ticket] | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+class Engine:
+    def __init__(self, router: Router, transport: Transport) -> None:
+        self.router = router
+        self.transport = transport
+
+    async def run(self, job: Job, plan: Plan, live: Live) -> Outcome:
+        out = Outcome()
+        waited = 0.0
+        for index, attempt in enumerate(plan.attempts):
+            out.attempt, out.retries = attempt, 0
+            policy = _retry_policy(attempt.retry)
+            while True:
+                out.attempts += 1
+                status = await self._try(job, attempt, live, out)
+                if out.stream is not None or 200 <= status < 300:
+                    return out
+                if out.retries < policy[0] and status in policy[1]:
+                    delay = _backoff(out.retries, out.retry_after if policy[2] else None)
+                    if waited + delay <= MAX_RETRY_WAIT:
+                        waited += delay
+                        out.retries += 1
+                        await asyncio.sleep(delay)
+                        continue
+                break
+            if index == len(plan.attempts) - 1 or not attempt.moves_on(status):
+                return out
+        return out
+
+    async def _try(self, job: Job, attempt: Attempt, live: Live, out: Outcome) -> int:
+        """One upstream call; its status (the gateway's own for refusals) is recorded."""
+        out.failure, out.retry_after, out.body = None, None, b""
+        try:
+            adapter = adapter_for(attempt.service)
+            call = self._call(job, attempt, live)
+            outbound = adapter.prepare(call)
+        except Unsupported as exc:
+            return _refused(out, Failure(exc.status, exc.message, "unsupported"))
+        except Failure as exc:
+            return _refused(out, exc)
+        try:
+            ticket = await self.router.aadmit(attempt, job.estimate)
+        except (RequestError, StoreUnavailable) as exc:
+            return _refused(out, failure_of(exc))
+        timeout = attempt.timeout_ms / 1000 if attempt.timeout_ms else DEFAULT_TIMEOUT
+        settle: Usage | None = None  # None: cancelled (input only)
+        try:
+            async with asyncio.timeout(timeout):
+                resp = await self.transport.send(outbound, attempt.service, call.settings)
+                if job.stream and 200 <= resp.status < 300:
+                    out.status, out.stream = resp.status, (resp, adapter, call, ticket)
+                    ticket = None  # type: ignore[assignment]  # the relay settles it now
+                    return resp.status
+                body = await resp.read(MAX_ANSWER_BYTES)
+            reply = adapter.reply(call, resp.status, body, resp.headers)
+            out.status, out.body, out.retry_after = reply.status, reply.body, reply.retry_after
+            if reply.usage is not None:
+                settle = reply.usage
+            elif 200 <= reply.status < 300:  # no usage reported: charge what was reserved
+                settle = reserved_usage(job.estimate, attempt.max_output_tokens)
+            else:  # an upstream error with no usage is not billed
+                settle = Usage()
+            out.usage = settle
+            return reply.status
+        except TimeoutError:
+            return _refused(out, Failure(408, f"the upstream did not answer within {timeout:g} s "
+                                         "(request_timeout)", "request_timeout"))  # fmt: skip
+        except UpstreamUnreachable as exc:
+            settle = Usage()
+            return _refused(out, Failure(502, f"the upstream of `{attempt.target}` cannot be "
+                                         f"reached ({exc})", "upstream_unreachable"))  # fmt: skip
+        except (UpstreamProtocolError, ValueError) as exc:
+            return _refused(out, Failure(502, f"the upstream answered badly: {exc}",
+                                         "upstream_protocol_error"))  # fmt: skip
+        except BROKEN as exc:  # a reset or closed connection mid-answer
+            return _refused(out, Failure(502, f"the upstream connection failed "
+                                         f"({type(exc).__name__})", "upstream_error"))  # fmt: skip
+        finally:
+            if ticket is not None:
+                out.cost += await _settle(ticket, settle)
+
+    def _call(self, job: Job, attempt: Attempt, live: Live) -> Call:
+        integ = live.integration_of(attempt)
+        if integ is not None and integ in live.secrets.missing:
+            ref = live.secrets.missing[integ]
+            raise Failure(
+                503,
+                f"`{attempt.target}` is unavailable: its credential reference "
+                f"`{ref}` could not be read at start",
+                "credentials_unavailable",
+            )
+        forwarded = {k: v for k in FORWARDED if (v := job.headers.get(k)) is not None}
+        if attempt.service == "mock":
+            forwarded.update(
+                {k.lower(): v for k, v in job.headers.items() if k.lower().startswith("x-mock-")}
+            )
+        return Call(
+            endpoint=job.endpoint, body=attempt.params, stream=job.stream,
+            base_url=live.base_url(attempt), secrets=live.secrets.of(integ) if integ else {},
+            settings=live.settings(attempt), headers=forwarded,
+            include_usage=job.include_usage, service=attempt.service, auth=attempt.auth,
+        )  # fmt: skip
+
+
+def _refused(out: Outcome, failure: Failure) -> int:
+    out.status, out.failure, out.retry_after = failure.status, failure, failure.retry_after
+    return failure.status
+
+
+async def _settle(ticket: Ticket, usage: Usage | None) -> Decimal:
+    """Settle even when the request's task is being cancelled (a client went away)."""
+    work = ticket.acancel() if usage is None else ticket.asettle(usage)
+    return await asyncio.shield(work)
+
+
+def _retry_policy(retry: Mapping[str, Any] | None) -> tuple[int, frozenset[int], bool]:
+    """(retries allowed, statuses that retry, honour Retry-After)."""
+    if not retry:
+        return 0, frozenset(), False
+    count = min(int(retry.get("attempts") or 0), MAX_RETRIES)
+    codes = retry.get("on_status_codes")
+    honour = bool(retry.get("use_retry_after_header") or retry.get("use_retry_after_headers"))
+    return count, frozenset(codes) if codes else DEFAULT_RETRY_ON, honour
+
+
+def _backoff(retries: int, retry_after: float | None) -> float:
+    if retry_after is not None and retry_after >= 0:
+        return min(retry_after, MAX_RETRY_WAIT)
+    jitter: float = 1 + random.random() / 2
+    return BACKOFF_BASE * float(2**retries) * jitter
+
+
+def estimate(raw_size: int, max_output: int | None) -> Estimate:
+    """What admission reserves. Input: the request's size in bytes, an upper bound on its
+    tokens for byte-level tokenizers (we do not tokenize); output: the client's max."""
+    return Estimate(min(raw_size, MAX_TOKENS), max_output)

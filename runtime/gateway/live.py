@@ -1,0 +1,58 @@
+"""The bundle being served and everything derived from it (keys, secrets, model lists),
+swapped whole on reload so a request never sees half of two bundles."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from runtime.bundle import Bundle
+from runtime.gateway.auth import KeyIndex
+from runtime.gateway.replies import Failure
+from runtime.gateway.secrets import Secrets, load_secrets
+from runtime.plan import Attempt
+
+_NONE: Mapping[str, str] = MappingProxyType({})
+
+
+@dataclass(eq=False)
+class Live:
+    bundle: Bundle
+    keys: KeyIndex
+    secrets: Secrets
+    _models: dict[str, bytes] = field(default_factory=dict)  # workspace -> /v1/models body
+
+    @classmethod
+    def of(cls, bundle: Bundle, allow_missing_secrets: bool) -> Live:
+        """Raises MissingSecrets when a credential cannot be read (and it is not allowed)."""
+        return cls(bundle, KeyIndex(bundle), load_secrets(bundle, allow_missing_secrets))
+
+    def integration_of(self, attempt: Attempt) -> str | None:
+        if attempt.provider is None:
+            return None
+        provider = self.bundle.providers.get(attempt.provider)
+        return provider.integration.slug if provider is not None else None
+
+    def base_url(self, attempt: Attempt) -> str:
+        url = attempt.url
+        if url is None and attempt.provider is not None:
+            url = self.bundle.providers[attempt.provider].integration.base_url
+        if not url:
+            raise Failure(502, f"`{attempt.target}` has no base_url to call", "no_base_url")
+        return url
+
+    def settings(self, attempt: Attempt) -> Mapping[str, str]:
+        if attempt.provider is None:
+            return _NONE
+        return self.bundle.providers[attempt.provider].integration.settings
+
+    def models(self, workspace: str) -> list[str]:
+        """`@provider/model` ids the workspace may use, sorted."""
+        bundle = self.bundle
+        found = []
+        for slug, provider in sorted(bundle.providers.items()):
+            for model in sorted(provider.models):
+                if bundle.decide(workspace, slug, model).allowed:
+                    found.append(f"@{slug}/{model}")
+        return found

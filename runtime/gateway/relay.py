@@ -1,0 +1,89 @@
+"""Relaying a streamed answer chunk by chunk, never buffered, then settling what it used.
+
+However the stream ends, the client never mistakes a cut for a finished answer: an upstream
+that stops before its terminal event, breaks or goes silent past the deadline gets an error
+event in the client's format. A client that goes away closes the upstream call. Either way
+the admission is settled: from the usage the upstream reported, else at its reservation
+(the most the request could have cost; an upstream that never reported usage cannot be
+charged less without guessing)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+
+from runtime.gateway.transport import BROKEN
+from runtime.money import Usage, reserved_usage
+from runtime.router import Ticket
+from runtime.upstream.base import Response, StreamTranslator, UpstreamProtocolError
+
+Write = Callable[[bytes], Awaitable[None]]
+
+
+class ClientGone(Exception):
+    """The client closed its connection mid-stream."""
+
+
+async def relay(
+    resp: Response, translator: StreamTranslator, write: Write, idle_timeout: float
+) -> str:
+    """Copy the stream to the client; returns how it ended: "ok", "upstream_cut",
+    "upstream_timeout", "upstream_error" or "client_gone"."""
+    chunks = resp.chunks().__aiter__()
+    ended = "ok"
+    try:
+        while True:
+            try:
+                async with asyncio.timeout(idle_timeout):
+                    data = await anext(chunks)
+            except StopAsyncIteration:
+                break
+            out = translator.feed(data)
+            if out:
+                await _send(write, out)
+        if translator.done:
+            await _send(write, translator.finish())
+            return ended
+        ended = "upstream_cut"
+        message = "the upstream closed the stream before it finished"
+    except TimeoutError:
+        ended, message = "upstream_timeout", f"the upstream was silent for {idle_timeout:g} s"
+    except UpstreamProtocolError as exc:
+        ended, message = "upstream_error", f"the upstream stream is malformed: {exc}"
+    except ClientGone:
+        resp.close()
+        return "client_gone"
+    except BROKEN as exc:
+        ended, message = "upstream_error", f"the upstream connection failed ({type(exc).__name__})"
+    resp.close()
+    try:
+        await _send(write, translator.error_event(502, message))
+    except ClientGone:
+        return "client_gone"
+    return ended
+
+
+async def _send(write: Write, data: bytes) -> None:
+    try:
+        await write(data)
+    except (ConnectionError, RuntimeError) as exc:  # aiohttp: reset, or closing transport
+        raise ClientGone from exc
+
+
+async def settle_stream(
+    ticket: Ticket, translator: StreamTranslator, complete: bool
+) -> tuple[Decimal, Usage]:
+    """A complete stream is charged what the upstream reported. A cut one may have reported
+    only its input so far (Anthropic does, first): its output is charged at the reservation."""
+    reported = translator.usage
+    bound = reserved_usage(ticket.estimate, ticket.attempt.max_output_tokens)
+    if reported is None:
+        usage = bound
+    elif complete:
+        usage = reported
+    else:
+        usage = Usage(reported.input_tokens, max(reported.output_tokens, bound.output_tokens),
+                      reported.cache_read_tokens, reported.cache_write_tokens)  # fmt: skip
+    cost = await asyncio.shield(ticket.asettle(usage))
+    return cost, usage

@@ -1,0 +1,100 @@
+"""Errors and headers in the shapes clients expect: OpenAI's error body on the OpenAI
+endpoints, Anthropic's on `/v1/messages`, Portkey's statuses and `x-portkey-*` headers."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from runtime.errors import (
+    AccessDenied,
+    BudgetExceeded,
+    ConcurrencyExceeded,
+    RateLimited,
+    RequestError,
+    StoreUnavailable,
+    UnknownConfig,
+    UnknownModel,
+    UnknownProvider,
+    UnknownWorkspace,
+)
+
+# status -> (OpenAI error type, Anthropic error type)
+_TYPES: Mapping[int, tuple[str, str]] = {
+    400: ("invalid_request_error", "invalid_request_error"),
+    401: ("authentication_error", "authentication_error"),
+    403: ("permission_error", "permission_error"),
+    404: ("invalid_request_error", "not_found_error"),
+    405: ("invalid_request_error", "invalid_request_error"),
+    408: ("timeout_error", "timeout_error"),
+    409: ("invalid_request_error", "invalid_request_error"),
+    412: ("budget_exceeded", "budget_exceeded"),
+    413: ("invalid_request_error", "request_too_large"),
+    415: ("invalid_request_error", "invalid_request_error"),
+    429: ("rate_limit_error", "rate_limit_error"),
+    501: ("not_implemented", "api_error"),
+    503: ("service_unavailable", "overloaded_error"),
+}
+
+
+@dataclass
+class Failure(Exception):
+    """A refusal the gateway answers itself, before or instead of an upstream."""
+
+    status: int
+    message: str
+    code: str
+    retry_after: float | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def failure_of(exc: RequestError | StoreUnavailable) -> Failure:
+    """A runtime refusal as the client sees it (status, code, Retry-After)."""
+    if isinstance(exc, StoreUnavailable):
+        return Failure(503, "the limits store is unreachable; try again later",
+                       "store_unavailable", retry_after=1.0)  # fmt: skip
+    retry = getattr(exc, "retry_after", None)
+    return Failure(exc.status, exc.message, _code(exc),
+                   retry_after=float(retry) if retry is not None else None)  # fmt: skip
+
+
+def _code(exc: RequestError) -> str:
+    kinds: tuple[tuple[type[RequestError], str], ...] = (
+        (UnknownModel, "model_not_found"),
+        (UnknownProvider, "provider_not_found"),
+        (UnknownConfig, "config_not_found"),
+        (UnknownWorkspace, "workspace_not_found"),
+        (AccessDenied, "access_denied"),
+        (BudgetExceeded, "budget_exhausted"),
+        (RateLimited, "rate_limit_exceeded"),
+        (ConcurrencyExceeded, "concurrency_limit_exceeded"),
+    )
+    for kind, code in kinds:
+        if isinstance(exc, kind):
+            return code
+    return "invalid_request"
+
+
+def error_body(status: int, message: str, code: str, anthropic: bool = False) -> bytes:
+    openai_type, anthropic_type = _TYPES.get(
+        status, ("api_error", "api_error") if status >= 500 else ("invalid_request_error",) * 2
+    )
+    if anthropic:
+        body: dict[str, object] = {
+            "type": "error", "error": {"type": anthropic_type, "message": message},
+        }  # fmt: skip
+    else:
+        body = {"error": {"message": message, "type": openai_type, "param": None, "code": code}}
+    return json.dumps(body, ensure_ascii=False).encode()
+
+
+def retry_after_header(seconds: float | None) -> dict[str, str]:
+    """`Retry-After` in whole seconds, rounded up (clients sleep at least that long)."""
+    if seconds is None or not math.isfinite(seconds):
+        return {}
+    return {"retry-after": str(max(1, math.ceil(seconds)))}

@@ -1,0 +1,140 @@
+"""Processes, signals and reloads. One process serves with the memory store; `--workers N`
+forks N processes sharing one listening socket, which needs the Redis store (the memory
+store is per process: N of them would admit N times the limits).
+
+SIGHUP, or a change of the bundle file, reloads: the new bundle is loaded and checked whole,
+its secrets read, and only then swapped in; a bad one keeps the old one serving (logged, and
+shown by /readyz). SIGTERM/SIGINT drain: stop accepting, let in-flight requests finish and
+settle (up to the drain timeout), then exit."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+
+from runtime.bundle import Bundle
+from runtime.errors import BundleError
+from runtime.gateway.app import Gateway, build_app
+from runtime.gateway.execute import Engine
+from runtime.gateway.live import Live
+from runtime.gateway.log import log
+from runtime.gateway.secrets import MissingSecrets
+from runtime.gateway.transport import Transport
+from runtime.limits.base import Store
+from runtime.router import Router
+
+WATCH_EVERY = 1.0  # seconds between looks at the bundle file
+
+
+@dataclass(frozen=True)
+class Options:
+    bundle: Path
+    host: str = "127.0.0.1"
+    port: int = 8787
+    workers: int = 1
+    redis: str | None = None
+    namespace: str = "catalog"
+    allow_missing_secrets: bool = False
+    max_body: int = 16 * 1024 * 1024
+    drain_timeout: float = 30.0
+    watch: bool = True
+
+
+def listen(options: Options) -> socket.socket:
+    family = socket.AF_INET6 if ":" in options.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((options.host, options.port))
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+def make_store(options: Options) -> Store:
+    if options.redis is None:
+        from runtime.limits.memory import MemoryStore
+
+        return MemoryStore()
+    from runtime.limits.redis_store import RedisStore
+
+    return RedisStore(options.redis, namespace=options.namespace)
+
+
+async def run(options: Options, sock: socket.socket, first: Live) -> None:
+    """Serve on `sock` until SIGTERM/SIGINT, then drain."""
+    store = make_store(options)
+    if options.redis is not None:
+        await store.astart()  # type: ignore[attr-defined]
+    transport = Transport()
+    await transport.open()
+    router = Router(first.bundle, store)
+    gw = Gateway(router, first, Engine(router, transport),
+                 "redis" if options.redis else "memory")  # fmt: skip
+    runner = web.AppRunner(
+        build_app(gw, options.max_body), access_log=None, handle_signals=False,
+        shutdown_timeout=options.drain_timeout,
+        max_field_size=40 * 1024, max_line_size=16 * 1024,  # a header; an inline config fits
+    )  # fmt: skip
+    await runner.setup()
+    await web.SockSite(runner, sock).start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(reload(gw, options)))
+    watcher = asyncio.ensure_future(watch(gw, options)) if options.watch else None
+    host, port = sock.getsockname()[:2]
+    log("listening", host=host, port=port, digest=first.bundle.digest, pid=os.getpid(),
+        store=gw.store_kind)  # fmt: skip
+    await stop.wait()
+    gw.draining = True
+    log("draining", pid=os.getpid(), inflight=gw.inflight)
+    if watcher is not None:
+        watcher.cancel()
+    await runner.cleanup()  # stops accepting, waits for in-flight handlers
+    await transport.close()
+    close = getattr(store, "aclose", None)
+    if close is not None:
+        await close()
+    log("stopped", pid=os.getpid())
+
+
+async def reload(gw: Gateway, options: Options) -> None:
+    try:
+        bundle = await asyncio.to_thread(Bundle.load, options.bundle)
+        live = Live.of(bundle, options.allow_missing_secrets)
+    except (BundleError, MissingSecrets) as exc:
+        gw.reload_error = str(exc)
+        log("reload_failed", error=str(exc), serving=gw.live.bundle.digest)
+        return
+    if bundle.digest == gw.live.bundle.digest:
+        gw.reload_error = None
+        return
+    old = gw.live.bundle.digest
+    gw.swap(live)
+    log("reloaded", digest=bundle.digest, previous=old)
+
+
+async def watch(gw: Gateway, options: Options) -> None:
+    """Reload when the bundle file is replaced or rewritten (polling: works everywhere)."""
+    seen = _stamp(options.bundle)
+    while True:
+        await asyncio.sleep(WATCH_EVERY)
+        now = _stamp(options.bundle)
+        if now != seen and now is not None:
+            seen = now
+            await reload(gw, options)
+
+
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size

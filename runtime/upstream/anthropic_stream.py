@@ -1,0 +1,201 @@
+"""Anthropic Messages streams: relayed to an Anthropic client (NativeStream), or translated
+to Chat Completions chunks for an OpenAI client (ChatStream).
+
+A Messages stream is `message_start` (id, model, input and cache usage), then per content
+block `content_block_start` / `content_block_delta`* / `content_block_stop`, `ping`s, then
+`message_delta` (stop reason, output usage) and `message_stop`; `error` may come instead.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from runtime.money import Usage
+from runtime.upstream import anthropic_wire as wire
+from runtime.upstream import openai
+from runtime.upstream.base import Call, UpstreamProtocolError
+from runtime.upstream.common import dumps, load_object
+from runtime.upstream.sse import SSEParser
+
+MAX_TOOL_CALLS = 4096  # per answer: the index map must not grow without bound
+_USAGE_EVENTS = frozenset({"message_start", "message_delta", "message_stop", "error"})
+
+
+class NativeStream:
+    """Relays the upstream's events unchanged, metering usage; done on `message_stop`."""
+
+    __slots__ = ("_meter", "_parser", "done", "usage")
+
+    def __init__(self) -> None:
+        self.usage: Usage | None = None
+        self.done = False
+        self._meter = wire.Meter()
+        self._parser = SSEParser()
+
+    def feed(self, data: bytes) -> bytes:
+        events = [] if self.done else self._parser.feed(data)
+        out: list[bytes] = []
+        for event in events:
+            if self.done:
+                break
+            out.append(event.raw)
+            if event.data is not None and (event.event is None or event.event in _USAGE_EVENTS):
+                self._watch(load_object(event.data, "stream event"))
+        return b"".join(out)
+
+    def _watch(self, payload: dict[str, Any]) -> None:
+        kind = payload.get("type")
+        if kind == "message_start":
+            message = payload.get("message")
+            if isinstance(message, dict):
+                self.usage = self._meter.add(message.get("usage"), "message.usage")
+        elif kind == "message_delta":
+            self.usage = self._meter.add(payload.get("usage"), "usage")
+        elif kind == "message_stop":
+            self.done = True
+
+    def finish(self) -> bytes:
+        return b""
+
+    def error_event(self, status: int, message: str) -> bytes:
+        return b"event: error\ndata: " + wire.error_body(status, message) + b"\n\n"
+
+
+class ChatStream:
+    """Translates Messages events into Chat Completions chunks as they arrive: a role chunk,
+    text deltas, tool calls (one index per tool_use block, arguments streamed as the
+    upstream's partial JSON), a last chunk with the finish reason, the usage chunk if the
+    client asked for it (`stream_options.include_usage`), then `data: [DONE]`."""
+
+    __slots__ = (
+        "_created", "_finish", "_id", "_meter", "_model", "_parser", "_tools", "_with_usage",
+        "done", "usage",
+    )  # fmt: skip
+
+    def __init__(self, call: Call) -> None:
+        self.usage: Usage | None = None
+        self.done = False
+        self._meter = wire.Meter()
+        self._parser = SSEParser()
+        self._with_usage = call.include_usage
+        self._created = int(time.time())
+        self._id = "chatcmpl-anthropic"
+        self._model = str(call.body.get("model") or "")
+        self._finish = "stop"
+        self._tools: dict[int, int] = {}  # content block index -> tool call index
+
+    def feed(self, data: bytes) -> bytes:
+        events = [] if self.done else self._parser.feed(data)
+        out: list[bytes] = []
+        for event in events:
+            if self.done:
+                break
+            if event.data is not None and event.event not in ("ping", "content_block_stop"):
+                self._translate(event.data, out)
+        return b"".join(out)
+
+    def _translate(self, data: str, out: list[bytes]) -> None:
+        payload = load_object(data, "stream event")
+        kind = payload.get("type")
+        if kind == "content_block_delta":
+            self._delta(payload, out)
+        elif kind == "content_block_start":
+            self._block_start(payload, out)
+        elif kind == "message_start":
+            self._start(payload, out)
+        elif kind == "message_delta":
+            delta = payload.get("delta")
+            if isinstance(delta, dict) and delta.get("stop_reason") is not None:
+                self._finish = wire.finish_reason(delta["stop_reason"])
+            self.usage = self._meter.add(payload.get("usage"), "usage")
+        elif kind == "message_stop":
+            self._stop(out)
+        elif kind == "error":
+            error = payload.get("error")
+            error = error if isinstance(error, dict) else {}
+            message = error.get("message") if isinstance(error.get("message"), str) else None
+            kind = error.get("type") if isinstance(error.get("type"), str) else "api_error"
+            body = openai.error_body(502, message or "upstream stream error", kind)
+            out.append(b"data: " + body + b"\n\n")
+
+    def _start(self, payload: dict[str, Any], out: list[bytes]) -> None:
+        message = payload.get("message")
+        if not isinstance(message, dict):
+            raise UpstreamProtocolError("upstream `message_start` has no message")
+        if isinstance(message.get("id"), str):
+            self._id = message["id"]
+        if isinstance(message.get("model"), str):
+            self._model = message["model"]
+        self.usage = self._meter.add(message.get("usage"), "message.usage")
+        out.append(self._chunk({"role": "assistant", "content": ""}))
+
+    def _block_start(self, payload: dict[str, Any], out: list[bytes]) -> None:
+        block = payload.get("content_block")
+        if not isinstance(block, dict):
+            return
+        if block.get("type") == "tool_use":
+            index = len(self._tools)
+            if index >= MAX_TOOL_CALLS:
+                raise UpstreamProtocolError(f"upstream began over {MAX_TOOL_CALLS} tool calls")
+            self._tools[_index(payload)] = index
+            call = {
+                "index": index,
+                "id": block.get("id"),
+                "type": "function",
+                "function": {"name": block.get("name"), "arguments": ""},
+            }
+            out.append(self._chunk({"tool_calls": [call]}))
+        elif block.get("type") == "text" and isinstance(block.get("text"), str) and block["text"]:
+            out.append(self._chunk({"content": block["text"]}))
+
+    def _delta(self, payload: dict[str, Any], out: list[bytes]) -> None:
+        delta = payload.get("delta")
+        if not isinstance(delta, dict):
+            return
+        kind = delta.get("type")
+        if kind == "text_delta" and isinstance(delta.get("text"), str):
+            out.append(self._chunk({"content": delta["text"]}))
+        elif kind == "input_json_delta" and isinstance(delta.get("partial_json"), str):
+            index = self._tools.get(_index(payload))
+            if index is None:
+                raise UpstreamProtocolError("upstream sent tool input for a block it never started")
+            arguments = {"index": index, "function": {"arguments": delta["partial_json"]}}
+            out.append(self._chunk({"tool_calls": [arguments]}))
+        # thinking and signature deltas have no Chat Completions form
+
+    def _stop(self, out: list[bytes]) -> None:
+        out.append(self._chunk({}, self._finish))
+        if self._with_usage and self.usage is not None:
+            chunk = self._envelope()
+            chunk["choices"] = []
+            chunk["usage"] = wire.chat_usage(self.usage)
+            out.append(b"data: " + dumps(chunk) + b"\n\n")
+        out.append(b"data: [DONE]\n\n")
+        self.done = True
+
+    def _envelope(self) -> dict[str, Any]:
+        return {
+            "id": self._id,
+            "object": "chat.completion.chunk",
+            "created": self._created,
+            "model": self._model,
+        }
+
+    def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
+        chunk = self._envelope()
+        chunk["choices"] = [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]
+        return b"data: " + dumps(chunk) + b"\n\n"
+
+    def finish(self) -> bytes:
+        return b""
+
+    def error_event(self, status: int, message: str) -> bytes:
+        return b"data: " + openai.error_body(status, message) + b"\n\n"
+
+
+def _index(payload: dict[str, Any]) -> int:
+    index = payload.get("index")
+    if type(index) is not int:
+        raise UpstreamProtocolError("upstream content block event has no integer `index`")
+    return index

@@ -1,0 +1,107 @@
+"""Shapes of Anthropic's Messages API that the adapter, its stream translators and the
+gateway share: error bodies, usage (with cache reads and writes), stop reasons."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from runtime.money import Usage
+from runtime.upstream.base import UpstreamProtocolError
+from runtime.upstream.common import count, dumps
+
+DEFAULT_VERSION = "2023-06-01"  # `anthropic-version` when neither client nor settings say
+
+ERROR_TYPES: Mapping[int, str] = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "billing_error",
+    403: "permission_error",
+    404: "not_found_error",
+    408: "timeout_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    504: "timeout_error",
+    529: "overloaded_error",
+}
+
+# Messages `stop_reason` -> Chat Completions `finish_reason`
+FINISH_REASONS: Mapping[str, str] = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "pause_turn": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+}
+
+_COUNTS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_input_tokens",
+    "cache_creation_input_tokens",
+)
+
+
+def error_type(status: int) -> str:
+    return ERROR_TYPES.get(status) or ("api_error" if status >= 500 else "invalid_request_error")
+
+
+def error_body(status: int, message: str, type: str | None = None) -> bytes:
+    """Anthropic's error shape, `{"type": "error", "error": {"type", "message"}}`."""
+    error = {"type": type or error_type(status), "message": message}
+    return dumps({"type": "error", "error": error})
+
+
+def finish_reason(stop_reason: Any) -> str:
+    return FINISH_REASONS.get(stop_reason, "stop") if isinstance(stop_reason, str) else "stop"
+
+
+class Meter:
+    """Usage as a Messages answer reports it: whole in a reply; in a stream, `message_start`
+    carries input and cache counts and `message_delta` the (cumulative) output, and newer
+    API versions repeat the others there. The latest value of each count wins."""
+
+    __slots__ = ("_counts",)
+
+    def __init__(self) -> None:
+        self._counts: dict[str, int] = {}
+
+    def add(self, usage: Any, where: str) -> Usage | None:
+        """Take in a `usage` object (None: nothing reported); the usage so far."""
+        if usage is None:
+            return self.usage()
+        if not isinstance(usage, Mapping):
+            raise UpstreamProtocolError(f"upstream `{where}` is not an object")
+        for name in _COUNTS:
+            if usage.get(name) is not None:
+                self._counts[name] = count(usage, name, where)
+        return self.usage()
+
+    def usage(self) -> Usage | None:
+        if not self._counts:
+            return None
+        c = self._counts.get
+        return Usage(
+            c("input_tokens", 0),
+            c("output_tokens", 0),
+            c("cache_read_input_tokens", 0),
+            c("cache_creation_input_tokens", 0),
+        )
+
+
+def usage_of(usage: Any, where: str = "usage") -> Usage | None:
+    return Meter().add(usage, where)
+
+
+def chat_usage(usage: Usage) -> dict[str, Any]:
+    """Chat Completions' usage for an Anthropic answer: the prompt counts everything read,
+    cached or not; cache reads are `cached_tokens`. (Usage keeps them apart, exactly.)"""
+    prompt = usage.input_tokens + usage.cache_read_tokens + usage.cache_write_tokens
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": usage.output_tokens,
+        "total_tokens": prompt + usage.output_tokens,
+        "prompt_tokens_details": {"cached_tokens": usage.cache_read_tokens},
+    }

@@ -1,0 +1,180 @@
+"""What every API family needs: JSON in and out with bounds, URLs, credentials in headers,
+Retry-After, and token counts checked before they become money.
+
+Token counts an upstream reports are untrusted. A count that is missing or null is 0; one
+that is not a plain integer from 0 to runtime.money.MAX_TOKENS (a bool, a float, a string,
+a negative or absurd number), or cached tokens above the prompt's, is an
+UpstreamProtocolError (502): we never guess what to charge, and never let an upstream
+refund a budget with a negative count.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Mapping, MutableMapping
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+from runtime.money import MAX_TOKENS
+from runtime.upstream.base import Call, Unsupported, UpstreamProtocolError
+
+MAX_BODY = 64 * 1024 * 1024  # an upstream answer we agree to parse (the gateway reads less)
+MAX_RETRY_AFTER = 86_400.0  # seconds; the gateway caps what it honours far lower
+_MIN_SECRET = 8  # shorter credential values are not scrubbed from error bodies (too common)
+
+
+def load_json(data: bytes | str, what: str) -> Any:
+    """Parse an upstream's JSON; anything else (or too big, too deep) is a protocol error."""
+    if len(data) > MAX_BODY:
+        raise UpstreamProtocolError(f"upstream {what} is larger than {MAX_BODY:,} bytes")
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError, UnicodeDecodeError):
+        raise UpstreamProtocolError(f"upstream {what} is not valid JSON") from None
+
+
+def load_object(data: bytes | str, what: str) -> dict[str, Any]:
+    value = load_json(data, what)
+    if not isinstance(value, dict):
+        raise UpstreamProtocolError(f"upstream {what} is not a JSON object")
+    return value
+
+
+def dumps(value: Any) -> bytes:
+    """Compact JSON; ASCII escapes keep lone surrogates a client sent encodable."""
+    try:
+        return json.dumps(value, ensure_ascii=True, separators=(",", ":"), allow_nan=False).encode()
+    except (ValueError, TypeError, RecursionError):
+        raise Unsupported("the request body cannot be encoded as JSON") from None
+
+
+def join_url(base: str, path: str) -> str:
+    return base.rstrip("/") + "/" + path.lstrip("/")
+
+
+def credential(call: Call, name: str) -> str | None:
+    """A secret usable in a header: surrounding whitespace (a file's newline) dropped; a
+    value with control characters inside is unusable, so it is treated as absent."""
+    value = call.secrets.get(name)
+    if not value:
+        return None
+    value = value.strip()
+    if not value or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        return None
+    return value
+
+
+def add_auth(call: Call, headers: MutableMapping[str, str]) -> None:
+    """The credential header `call.auth` names. A missing secret is no header: the gateway
+    checks secrets at start, and the upstream's 401 says the rest."""
+    if call.auth == "none":
+        return
+    if call.auth not in ("bearer", "api-key", "x-api-key"):
+        raise Unsupported(
+            f"service `{call.service}` uses `{call.auth}` authentication, which this gateway "
+            "does not implement",
+            status=501,
+        )
+    key = credential(call, "api_key")
+    if key is None:
+        return
+    if call.auth == "bearer":
+        headers["authorization"] = f"Bearer {key}"
+    else:
+        headers[call.auth] = key
+
+
+def count(usage: Mapping[str, Any], name: str, where: str) -> int:
+    """One token count of a usage object (missing or null: 0)."""
+    value = usage.get(name)
+    if value is None:
+        return 0
+    if type(value) is not int or not 0 <= value <= MAX_TOKENS:
+        raise UpstreamProtocolError(
+            f"upstream usage `{where}.{name}` must be a whole number of tokens from 0 to "
+            f"{MAX_TOKENS:,}, found {_shown(value)}"
+        )
+    return value
+
+
+def details(usage: Mapping[str, Any], name: str, where: str) -> Mapping[str, Any]:
+    """A nested details object (`prompt_tokens_details`); missing or null: empty."""
+    value = usage.get(name)
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise UpstreamProtocolError(f"upstream usage `{where}.{name}` is not an object")
+    return value
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        bits = value.bit_length()
+        return str(value) if bits <= 64 else f"an integer of {bits} bits"
+    if isinstance(value, float):
+        return repr(value)
+    return f"a value of type {type(value).__name__}"
+
+
+def retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """Seconds to wait, from `retry-after-ms` or `retry-after` (seconds or an HTTP date),
+    clamped to 0..MAX_RETRY_AFTER; None when absent or unreadable."""
+    millis = _number(headers.get("retry-after-ms"))
+    if millis is not None:
+        return _clamp(millis / 1000)
+    raw = headers.get("retry-after")
+    if raw is None:
+        return None
+    seconds = _number(raw)
+    if seconds is not None:
+        return _clamp(seconds)
+    if len(raw) > 64:
+        return None
+    try:
+        when = parsedate_to_datetime(raw).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return _clamp(when - (time.time() if now is None else now))
+
+
+def _number(raw: str | None) -> float | None:
+    if raw is None or len(raw) > 32:
+        return None
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _clamp(seconds: float) -> float:
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+def redact(body: bytes, call: Call) -> bytes:
+    """An upstream's error may echo the credential it was sent: never pass that on."""
+    for value in call.secrets.values():
+        secret = value.strip().encode("utf-8", "replace")
+        if len(secret) >= _MIN_SECRET and secret in body:
+            body = body.replace(secret, b"[redacted]")
+    return body
+
+
+def excerpt(body: bytes, limit: int = 200) -> str:
+    """A short printable view of a non-JSON upstream error body, for its error message."""
+    text = body[: limit * 4].decode("utf-8", "replace")
+    text = "".join(c if c.isprintable() else " " for c in text)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def forward(call: Call, headers: MutableMapping[str, str], names: tuple[str, ...]) -> None:
+    """Copy the client headers the family understands (the gateway chose which to pass)."""
+    for name in names:
+        value = call.headers.get(name)
+        if value is not None:
+            headers[name] = value

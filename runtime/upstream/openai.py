@@ -1,0 +1,281 @@
+"""The OpenAI-compatible family: OpenAI, Azure OpenAI, Groq, Together, Fireworks, DeepSeek,
+Mistral, OpenRouter, xAI, Perplexity, Cerebras, Ollama, vLLM, any OpenAI-compatible server,
+and the in-process mock. The client speaks this API too, so bodies pass through: the
+request gets its credentials (and, for a stream, `stream_options.include_usage` so the
+exact cost can be settled), the answer is relayed as the upstream sent it, less the usage
+chunk a client that did not ask for it would not expect.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote
+
+from runtime.money import Usage
+from runtime.upstream.base import Call, Outbound, Reply, Unsupported, UpstreamProtocolError
+from runtime.upstream.common import (
+    add_auth,
+    count,
+    credential,
+    details,
+    dumps,
+    excerpt,
+    join_url,
+    load_json,
+    load_object,
+    redact,
+    retry_after,
+)
+from runtime.upstream.sse import Event, SSEParser
+
+PATHS: Mapping[str, str] = {
+    "chat": "chat/completions",
+    "completions": "completions",
+    "embeddings": "embeddings",
+    "responses": "responses",
+}
+STREAMED_USAGE = frozenset({"chat", "completions"})  # endpoints with stream_options
+# Azure's data-plane API version when the integration sets no `api_version`: the GA version
+# that has `stream_options`; the Responses API exists only in preview versions.
+AZURE_API_VERSION = "2024-10-21"
+AZURE_RESPONSES_API_VERSION = "2025-04-01-preview"
+
+ERROR_TYPES: Mapping[int, str] = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    408: "timeout",
+    409: "conflict_error",
+    412: "budget_exceeded",
+    413: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+}
+
+
+def error_type(status: int) -> str:
+    return ERROR_TYPES.get(status) or ("api_error" if status >= 500 else "invalid_request_error")
+
+
+def error_object(
+    status: int, message: str, type: str | None = None, code: str | None = None
+) -> dict[str, Any]:
+    return {
+        "error": {
+            "message": message,
+            "type": type or error_type(status),
+            "code": code,
+            "param": None,
+        }
+    }
+
+
+def error_body(
+    status: int, message: str, type: str | None = None, code: str | None = None
+) -> bytes:
+    """OpenAI's error shape, `{"error": {"message", "type", "code", "param": null}}`."""
+    return dumps(error_object(status, message, type, code))
+
+
+class OpenAIAdapter:
+    """One row of the service table: the family, with what a service needs different."""
+
+    __slots__ = ("azure", "family", "stream_options")
+
+    def __init__(self, *, stream_options: bool = True, azure: bool = False) -> None:
+        self.family = "openai"
+        # False for services that refuse `stream_options` (Mistral: 422 "extra inputs are not
+        # permitted") and report streamed usage in their last chunk anyway.
+        self.stream_options = stream_options
+        self.azure = azure  # deployments in the URL, `api-version` query, `api-key` header
+
+    def prepare(self, call: Call) -> Outbound:
+        path = PATHS.get(call.endpoint)
+        if path is None:
+            raise Unsupported(
+                f"service `{call.service}` speaks the OpenAI API: it does not serve "
+                f"/v1/{call.endpoint} (use /v1/chat/completions)"
+            )
+        if call.stream and call.endpoint == "embeddings":
+            raise Unsupported("embeddings cannot be streamed")
+        headers = {"content-type": "application/json"}
+        add_auth(call, headers)
+        for secret, header in (("organization", "openai-organization"),
+                               ("project", "openai-project")):  # fmt: skip
+            value = credential(call, secret)
+            if value is not None:
+                headers[header] = value
+        if call.service == "mock":
+            for name, value in call.headers.items():
+                if name.startswith("x-mock-"):
+                    headers[name] = value
+        return Outbound("POST", self._url(call, path), headers, dumps(self._body(call)))
+
+    def _body(self, call: Call) -> Mapping[str, Any]:
+        if not call.stream:
+            return call.body if isinstance(call.body, dict) else dict(call.body)
+        body = dict(call.body)
+        body["stream"] = True
+        if call.endpoint in STREAMED_USAGE:
+            if self.stream_options:
+                asked = body.get("stream_options")
+                options = dict(asked) if isinstance(asked, Mapping) else {}
+                options["include_usage"] = True
+                body["stream_options"] = options
+            else:
+                body.pop("stream_options", None)
+        return body
+
+    def _url(self, call: Call, path: str) -> str:
+        if not self.azure:
+            return join_url(call.base_url, path)
+        if call.endpoint == "responses":  # not per deployment: `model` names the deployment
+            version = call.settings.get("api_version") or AZURE_RESPONSES_API_VERSION
+            return f"{join_url(call.base_url, path)}?api-version={quote(version, safe='')}"
+        deployment = call.settings.get("deployment") or str(call.body.get("model") or "")
+        if not deployment:
+            raise Unsupported(
+                "Azure OpenAI needs a deployment: a `model` or the `deployment` setting"
+            )
+        version = call.settings.get("api_version") or AZURE_API_VERSION
+        where = join_url(call.base_url, f"deployments/{quote(deployment, safe='')}/{path}")
+        return f"{where}?api-version={quote(version, safe='')}"
+
+    def reply(self, call: Call, status: int, body: bytes, headers: Mapping[str, str]) -> Reply:
+        if 200 <= status < 300:
+            answer = load_object(body, "answer")
+            return Reply(status, body, usage_of(call.endpoint, answer.get("usage")))
+        return Reply(status, relay_error(call, status, body), None, retry_after(headers))
+
+    def stream(self, call: Call) -> OpenAIStream:
+        return OpenAIStream(call)
+
+
+def usage_of(endpoint: str, usage: Any) -> Usage | None:
+    """The Usage an OpenAI-family answer reports (None: it reported none)."""
+    if usage is None:
+        return None
+    if not isinstance(usage, Mapping):
+        raise UpstreamProtocolError("upstream `usage` is not an object")
+    if endpoint == "responses":
+        return _usage(usage, "input_tokens", "output_tokens", "input_tokens_details")
+    return _usage(usage, "prompt_tokens", "completion_tokens", "prompt_tokens_details")
+
+
+def _usage(usage: Mapping[str, Any], prompt_name: str, output_name: str, detail: str) -> Usage:
+    if prompt_name not in usage:
+        raise UpstreamProtocolError(f"upstream `usage` has no `{prompt_name}`")
+    prompt = count(usage, prompt_name, "usage")
+    output = count(usage, output_name, "usage")
+    inner = details(usage, detail, "usage")
+    if "cached_tokens" in inner:
+        cached = count(inner, "cached_tokens", f"usage.{detail}")
+    else:  # DeepSeek reports its cache hits beside the prompt
+        cached = count(usage, "prompt_cache_hit_tokens", "usage")
+    if cached > prompt:
+        raise UpstreamProtocolError(
+            f"upstream usage reports {cached} cached tokens in a prompt of {prompt}"
+        )
+    return Usage(prompt - cached, output, cached, 0)
+
+
+def relay_error(call: Call, status: int, body: bytes) -> bytes:
+    """An upstream error for the client: its own body when it is OpenAI-shaped (the
+    credential scrubbed), else the same status explained in OpenAI's shape."""
+    body = redact(body, call)
+    try:
+        parsed = load_json(body, "error")
+    except UpstreamProtocolError:
+        parsed = None
+    if isinstance(parsed, dict) and "error" in parsed:
+        return body
+    message = f"upstream `{call.service}` answered HTTP {status}"
+    said = parsed.get("message") if isinstance(parsed, dict) else None
+    if isinstance(said, str) and said:
+        message += ": " + said[:1000]
+    elif isinstance(parsed, dict) and said is not None:
+        message += ": " + excerpt(json.dumps(said).encode(), 1000)
+    elif parsed is None and body.strip():
+        message += ": " + excerpt(body)
+    return error_body(status, message, error_type(status), "upstream_error")
+
+
+_TERMINAL = ("response.completed", "response.incomplete", "response.failed")
+
+
+class OpenAIStream:
+    """Relays an OpenAI-family stream event by event, byte for byte, watching for usage.
+
+    Only events that can carry usage (or end a Responses stream) are parsed. The usage
+    chunk (`choices: []`) goes to the client only if it asked for it: we may have added
+    `include_usage` ourselves. `done` comes with `data: [DONE]` or, for /v1/responses, the
+    terminal `response.completed` / `response.incomplete` / `response.failed` event."""
+
+    __slots__ = ("_drop", "_endpoint", "_parser", "_responses", "done", "usage")
+
+    def __init__(self, call: Call) -> None:
+        self.usage: Usage | None = None
+        self.done = False
+        self._drop = not call.include_usage
+        self._responses = call.endpoint == "responses"
+        self._parser = SSEParser()
+        self._endpoint = call.endpoint
+
+    def feed(self, data: bytes) -> bytes:
+        # nothing after the terminal event is part of the answer
+        events = [] if self.done else self._parser.feed(data)
+        out: list[bytes] = []
+        keep = self._keep_event if self._responses else self._keep_chunk
+        for event in events:
+            if self.done:
+                break
+            if keep(event):
+                out.append(event.raw)
+        return b"".join(out)
+
+    def _keep_chunk(self, event: Event) -> bool:
+        data = event.data
+        if data is None:
+            return True  # a comment: a keep-alive the client may want too
+        if data.strip() == "[DONE]":
+            self.done = True
+            return True
+        if '"usage"' not in data:
+            return True
+        chunk = load_object(data, "stream chunk")
+        usage = chunk.get("usage")
+        extra = chunk.get("x_groq")
+        if usage is None and isinstance(extra, dict):
+            usage = extra.get("usage")  # Groq's place for it
+        if usage is None:
+            return True
+        self.usage = usage_of(self._endpoint, usage)
+        return not (self._drop and chunk.get("choices") == [])
+
+    def _keep_event(self, event: Event) -> bool:
+        data = event.data
+        if data is None:
+            return True
+        if event.event is not None and event.event not in _TERMINAL:
+            return True
+        if event.event is None and not any(name in data for name in _TERMINAL):
+            return True
+        payload = load_object(data, "stream event")
+        if payload.get("type") not in _TERMINAL:
+            return True
+        response = payload.get("response")
+        if isinstance(response, dict):
+            usage = usage_of("responses", response.get("usage"))
+            if usage is not None:
+                self.usage = usage
+        self.done = True
+        return True
+
+    def finish(self) -> bytes:
+        return b""  # `[DONE]` and terminal events are relayed as they arrive
+
+    def error_event(self, status: int, message: str) -> bytes:
+        return b"data: " + error_body(status, message) + b"\n\n"

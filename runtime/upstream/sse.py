@@ -1,0 +1,142 @@
+"""An incremental server-sent-events parser (the WHATWG `text/event-stream` rules) that keeps
+each event's raw bytes, so a pass-through relays exactly what the upstream sent.
+
+Bytes arrive in any split: mid-line, mid-`\\r\\n`, mid-UTF-8 sequence. Lines end with `\\n`,
+`\\r\\n` or a lone `\\r`; a blank line ends an event; `:` lines are comments; several `data:`
+lines join with `\\n`. Memory is bounded: an event (or a line that never ends) larger than
+`max_event` bytes is an UpstreamProtocolError, never an ever-growing buffer. Bytes that are
+not UTF-8 are decoded with replacement characters: the parser never raises on content.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from runtime.upstream.base import UpstreamProtocolError
+
+# One event must fit here. Chat chunks are a few hundred bytes, but the Responses API's
+# `response.completed` repeats the whole answer, so the bound is generous (still bounded).
+MAX_EVENT = 4 * 1024 * 1024
+
+_CR, _LF = 0x0D, 0x0A
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One dispatched block: `data` is None for a block of comments only (a keep-alive)."""
+
+    event: str | None  # the `event:` field (last one wins); None when absent
+    data: str | None  # `data:` lines joined with "\n"
+    raw: bytes  # the block exactly as received, terminating blank line included
+
+
+class SSEParser:
+    """Feed bytes, get the events they complete; `pending` says whether a block is open."""
+
+    __slots__ = ("_cr", "_data", "_event", "_line", "_max", "_open", "_raw")
+
+    def __init__(self, max_event: int = MAX_EVENT) -> None:
+        self._max = max_event
+        self._line = bytearray()  # the current line, not yet terminated
+        self._raw = bytearray()  # the current block's complete lines, terminators included
+        self._cr = False  # the last line ended with `\r`: a `\n` first in the next feed joins it
+        self._data: list[bytes] = []
+        self._event: bytes | None = None
+        self._open = False  # the current block has a non-blank line
+
+    @property
+    def pending(self) -> bool:
+        """Bytes of an unfinished block are buffered (the stream ended mid-event?)."""
+        return bool(self._raw or self._line)
+
+    def feed(self, chunk: bytes) -> list[Event]:
+        events: list[Event] = []
+        start, size = 0, len(chunk)
+        if self._cr and size and chunk[0] == _LF:
+            self._raw.append(_LF)  # the second half of a `\r\n` split across feeds
+            start = 1
+        self._cr = False
+        # next `\r` / `\n` positions, recomputed only once passed: linear in the chunk
+        next_cr = chunk.find(b"\r", start)
+        next_lf = chunk.find(b"\n", start)
+        while start < size:
+            if next_cr != -1 and next_cr < start:
+                next_cr = chunk.find(b"\r", start)
+            if next_lf != -1 and next_lf < start:
+                next_lf = chunk.find(b"\n", start)
+            end = _first(next_cr, next_lf)
+            if end == -1:
+                self._line += chunk[start:]
+                self._check()
+                break
+            if chunk[end] == _CR:
+                if end + 1 < size:
+                    stop = end + 2 if chunk[end + 1] == _LF else end + 1
+                else:
+                    stop = end + 1
+                    self._cr = True
+            else:
+                stop = end + 1
+            self._line_done(chunk, start, end, stop, events)
+            start = stop
+        return events
+
+    def _line_done(
+        self, chunk: bytes, start: int, end: int, stop: int, events: list[Event]
+    ) -> None:
+        if self._line:
+            self._line += chunk[start:end]
+            line = bytes(self._line)
+            self._line.clear()
+        else:
+            line = chunk[start:end]
+        self._raw += line
+        self._raw += chunk[end:stop]
+        self._check()
+        if line:
+            self._open = True
+            self._field(line)
+        elif self._open:
+            events.append(self._dispatch())
+        else:
+            self._raw.clear()  # blank lines between blocks: nothing to dispatch or relay
+
+    def _field(self, line: bytes) -> None:
+        if line[0] == 0x3A:  # ":" a comment
+            return
+        name, colon, value = line.partition(b":")
+        if colon and value[:1] == b" ":
+            value = value[1:]
+        if name == b"data":
+            self._data.append(value)
+        elif name == b"event":
+            self._event = value
+        # `id`, `retry` and unknown fields stay in the raw bytes only
+
+    def _dispatch(self) -> Event:
+        data = b"\n".join(self._data).decode("utf-8", "replace") if self._data else None
+        name = self._event.decode("utf-8", "replace") if self._event is not None else None
+        event = Event(name, data, bytes(self._raw))
+        self._raw.clear()
+        self._data = []
+        self._event = None
+        self._open = False
+        return event
+
+    def _check(self) -> None:
+        if len(self._raw) + len(self._line) > self._max:
+            size = len(self._raw) + len(self._line)
+            self._raw.clear()
+            self._line.clear()
+            raise UpstreamProtocolError(
+                f"upstream sent a stream event larger than {self._max:,} bytes ({size:,} so far)"
+            )
+
+
+def _first(a: int, b: int) -> int:
+    """The smaller of two `find` results, -1 meaning absent."""
+    if a == -1:
+        return b
+    if b == -1:
+        return a
+    return a if a < b else b

@@ -1,0 +1,279 @@
+"""The gateway as operators run it: start-up checks, hostile requests, hot reload, drain,
+workers. Real processes on loopback sockets; upstreams are the in-process mock."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.redis_server import RedisServer
+from tests.runtime.conftest import compile_files
+from tests.runtime.gateway_proc import Gateway
+
+KEY = "gw-ops-key-FAKE-0001"
+CREDENTIAL = "sk-test-FAKE-credential-0000"
+AUTH = {"authorization": f"Bearer {KEY}"}
+
+
+def catalog(limit: int = 1000, extra_model: str = "") -> dict[str, str]:
+    return {
+        "catalog.yaml": "kind: Organization\nversion: 1\nname: Ops\n",
+        "i.yaml": f"""\
+kind: Integration
+slug: mock-local
+service: mock
+---
+kind: Provider
+slug: mock
+integration: mock-local
+models: {{allow: [echo{extra_model}]}}
+---
+kind: Integration
+slug: openai-main
+service: openai-compatible
+base_url: http://127.0.0.1:9/v1
+credentials: {{api_key: {{env: GW_OPS_FAKE_KEY}}}}
+models: {{custom: [{{name: local-model, pricing: {{input: 1, output: 1}}}}]}}
+---
+kind: Provider
+slug: openai-prod
+integration: openai-main
+""",
+        "w.yaml": f"""\
+kind: Workspace
+slug: ops
+rate_limits: [{{limit: {limit}, unit: requests, per: minute}}]
+api_keys: [{{name: ops, sha256: {hashlib.sha256(KEY.encode()).hexdigest()}}}]
+""",
+    }
+
+
+def chat(model: str = "@mock/echo", **extra: object) -> dict[str, object]:
+    return {"model": model, "messages": [{"role": "user", "content": "one two three"}], **extra}
+
+
+@pytest.fixture
+def bundle(tmp_path: Path) -> Path:
+    path = tmp_path / "b.json"
+    path.write_bytes(compile_files(tmp_path / "cat", catalog()))
+    return path
+
+
+@pytest.fixture
+def gateway(bundle: Path) -> Iterator[Gateway]:
+    gw = Gateway(bundle, env={"GW_OPS_FAKE_KEY": CREDENTIAL})
+    yield gw
+    gw.stop()
+    assert KEY not in gw.text() and CREDENTIAL not in gw.text()
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "runtime.gateway", *args], cwd=ROOT, text=True,
+                          capture_output=True, timeout=60, env=env)  # fmt: skip
+
+
+def test_a_missing_secret_fails_start_naming_the_reference(bundle: Path) -> None:
+    env = {k: v for k, v in __import__("os").environ.items() if k != "GW_OPS_FAKE_KEY"}
+    done = run_cli(str(bundle), "--port", "0", env=env)
+    assert done.returncode == 2
+    assert "env:GW_OPS_FAKE_KEY (not set)" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_allow_missing_secrets_makes_only_those_providers_503(bundle: Path) -> None:
+    gw = Gateway(bundle, "--allow-missing-secrets")
+    try:
+        assert gw.events("credentials_missing")[0]["reference"] == "env:GW_OPS_FAKE_KEY"
+        status, _, body = gw.request("POST", "/v1/chat/completions",
+                                     chat("@openai-prod/local-model"), AUTH)  # fmt: skip
+        assert status == 503 and b"env:GW_OPS_FAKE_KEY" in body
+        assert gw.request("POST", "/v1/chat/completions", chat(), AUTH)[0] == 200
+    finally:
+        gw.stop()
+
+
+def test_workers_need_the_redis_store(bundle: Path) -> None:
+    done = run_cli(str(bundle), "--workers", "2")
+    assert done.returncode == 2 and "--workers > 1 needs --redis" in done.stderr
+
+
+def test_an_unusable_bundle_fails_start_clearly(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"format": "catalog-bundle/2"}')
+    done = run_cli(str(bad))
+    assert done.returncode == 2 and done.stderr.startswith("error: ")
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("raw, headers, status, code", [
+    (b"{", {}, 400, "invalid_json"),
+    (b"[1]", {}, 400, "invalid_json"),
+    (b"[" * 100_000, {}, 400, "invalid_json"),
+    (b'{"model": "@mock/echo", "n": 1' + b"0" * 5000 + b"}", {}, 400, "invalid_json"),
+    (json.dumps(chat(stream="yes")).encode(), {}, 400, "invalid_request"),
+    (json.dumps(chat(max_tokens=-1)).encode(), {}, 400, "invalid_request"),
+    (json.dumps(chat("@mock/ecko")).encode(), {}, 404, "model_not_found"),
+    (json.dumps(chat("@nope/echo")).encode(), {}, 404, "provider_not_found"),
+    (json.dumps(chat("@mock/echo-large")).encode(), {}, 403, "access_denied"),
+    (json.dumps(chat("echo")).encode(), {}, 400, "invalid_request"),
+    (json.dumps(chat()).encode(), {"x-portkey-config": "nope"}, 404, "config_not_found"),
+    (json.dumps(chat()).encode(), {"x-portkey-config": '{"provider": "@mock", '
+                                   '"custom_host": "https://evil.example"}'}, 403, "access_denied"),
+    (json.dumps(chat()).encode(), {"x-portkey-metadata": "nope"}, 400, "invalid_request"),
+    (json.dumps({"model": "@mock/echo", "messages": [{"role": "user", "content": "x" * 20}] * 2,
+                 "deep": json.loads("[" * 100 + "]" * 100)}).encode(), {}, 400, "invalid_request"),
+])  # fmt: skip
+def test_hostile_requests_get_typed_errors(
+    gateway: Gateway, raw: bytes, headers: dict[str, str], status: int, code: str
+) -> None:
+    got, head, body = gateway.request("POST", "/v1/chat/completions", raw=raw,
+                                      headers={**AUTH, **headers})  # fmt: skip
+    error = json.loads(body)["error"]
+    assert (got, error["code"]) == (status, code), error
+    assert head["x-portkey-trace-id"]
+
+
+def test_unknown_callers_get_401_in_each_endpoints_shape(gateway: Gateway) -> None:
+    for headers in ({}, {"authorization": "Bearer wrong"}, {"x-portkey-api-key": KEY + "x"}):
+        status, _, body = gateway.request("POST", "/v1/chat/completions", chat(), headers)
+        assert status == 401 and json.loads(body)["error"]["type"] == "authentication_error"
+        status, _, body = gateway.request("POST", "/v1/messages", chat(), headers)
+        assert status == 401 and json.loads(body)["type"] == "error"
+        assert gateway.request("GET", "/v1/models", None, headers)[0] == 401
+
+
+def test_body_and_header_sizes_are_bounded(bundle: Path) -> None:
+    gw = Gateway(bundle, "--max-body-bytes", "4096", env={"GW_OPS_FAKE_KEY": CREDENTIAL})
+    try:
+        big = chat(padding="x" * 10_000)
+        status, _, body = gw.request("POST", "/v1/chat/completions", big, AUTH)
+        assert status == 413 and json.loads(body)["error"]["code"] == "request_too_large"
+        status, _, _ = gw.request(
+            "POST",
+            "/v1/chat/completions",
+            chat(),
+            {**AUTH, "x-portkey-metadata": "{" + " " * 100_000 + "}"},
+        )
+        assert status in (400, 431)
+        assert gw.request("POST", "/v1/chat/completions", chat(), AUTH)[0] == 200
+    finally:
+        gw.stop()
+
+
+def test_answers_carry_portkeys_headers_and_the_exact_cost(gateway: Gateway) -> None:
+    status, head, body = gateway.request(
+        "POST", "/v1/chat/completions", chat(), {**AUTH, "x-portkey-trace-id": "trace-1"}
+    )
+    assert status == 200
+    usage = json.loads(body)["usage"]
+    # echo: 1 USD per 1M input tokens, 2 USD per 1M output
+    expected = (usage["prompt_tokens"] * 1 + usage["completion_tokens"] * 2) / 10**6
+    assert head["x-catalog-cost-usd"] == f"{expected:.6f}".rstrip("0")
+    assert (head["x-portkey-trace-id"], head["x-portkey-provider"]) == ("trace-1", "@mock")
+    assert head["x-portkey-retry-attempt-count"] == "0"
+    line = gateway.events("request")[-1]
+    assert (line["workspace"], line["provider"], line["model"], line["status"]) == (
+        "ops",
+        "mock",
+        "echo",
+        200,
+    )
+    assert line["cost_usd"] == head["x-catalog-cost-usd"] and line["trace_id"] == "trace-1"
+
+
+def test_models_lists_what_the_workspace_may_use(gateway: Gateway) -> None:
+    status, _, body = gateway.request("GET", "/v1/models", None, AUTH)
+    ids = [m["id"] for m in json.loads(body)["data"]]
+    assert status == 200 and ids == ["@mock/echo", "@openai-prod/local-model"]
+
+
+def test_reload_swaps_whole_bundles_and_keeps_serving_on_a_bad_one(
+    gateway: Gateway, bundle: Path, tmp_path: Path
+) -> None:
+    first = json.loads(gateway.request("GET", "/readyz")[2])["digest"]
+    assert gateway.request("POST", "/v1/chat/completions", chat("@mock/echo-large"), AUTH)[0] == 403
+    new = compile_files(tmp_path / "cat2", catalog(extra_model=", echo-large"))
+    staged = tmp_path / "staged.json"
+    staged.write_bytes(new)
+    staged.replace(bundle)  # an atomic replace, as `catalogc compile -o` does: noticed by stat
+    _wait(lambda: gateway.events("reloaded"))
+    status, _, body = gateway.request("GET", "/readyz")
+    assert status == 200 and json.loads(body)["digest"] != first
+    assert gateway.request("POST", "/v1/chat/completions", chat("@mock/echo-large"), AUTH)[0] == 200
+    bundle.write_bytes(new[:-40] + b"tampered" + new[-32:])  # broken: the old one keeps serving
+    gateway.signal(signal.SIGHUP)
+    _wait(lambda: gateway.events("reload_failed"))
+    status, _, body = gateway.request("GET", "/readyz")
+    assert status == 200 and json.loads(body)["reload_error"]
+    assert gateway.request("POST", "/v1/chat/completions", chat("@mock/echo-large"), AUTH)[0] == 200
+
+
+def test_sigterm_drains_in_flight_requests_and_settles_them(gateway: Gateway) -> None:
+    answers: list[int] = []
+    slow = threading.Thread(
+        target=lambda: answers.append(
+            gateway.request(
+                "POST", "/v1/chat/completions", chat(), {**AUTH, "x-mock-latency-ms": "1500"}
+            )[0]
+        )
+    )
+    slow.start()
+    _wait(lambda: _inflight(gateway))
+    gateway.signal(signal.SIGTERM)
+    slow.join(30)
+    assert answers == [200]
+    assert gateway.proc.wait(30) == 0
+    events = [e["event"] for e in gateway.events()]
+    assert events.index("draining") < events.index("request") < events.index("stopped")
+    assert gateway.events("request")[-1]["cost_usd"] != "0"
+
+
+def _inflight(gw: Gateway) -> bool:
+    time.sleep(0.3)  # the request is under way: the mock sleeps 1.5 s before answering
+    return True
+
+
+def _wait(found: object, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if found():  # type: ignore[operator]
+            return
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting")
+
+
+def test_workers_share_one_redis_store_and_admit_exactly_the_limit(
+    tmp_path: Path, own_redis: RedisServer
+) -> None:
+    path = tmp_path / "limited.json"
+    path.write_bytes(compile_files(tmp_path / "cat", catalog(limit=7)))
+    gw = Gateway(path, "--workers", "2", "--redis", f"redis://127.0.0.1:{own_redis.port}/0",
+                 "--namespace", "workers-test", env={"GW_OPS_FAKE_KEY": CREDENTIAL})  # fmt: skip
+    try:
+        _wait(lambda: len(gw.events("listening")) == 2)
+        assert len({e["pid"] for e in gw.events("listening")}) == 2
+        statuses: list[int] = []
+        lock = threading.Lock()
+
+        def call() -> None:
+            status = gw.request("POST", "/v1/chat/completions", chat(), AUTH)[0]
+            with lock:
+                statuses.append(status)
+
+        threads = [threading.Thread(target=call) for _ in range(20)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert sorted(statuses) == [200] * 7 + [429] * 13
+    finally:
+        assert gw.stop() == 0
