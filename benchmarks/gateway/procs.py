@@ -131,3 +131,29 @@ def wait_quiet(limit: float = 0.15, timeout: float = 60.0) -> float:
     while busy > limit and time.monotonic() < deadline:
         busy = busy_fraction(1.0)
     return busy
+
+
+class ForeignLoad:
+    """CPU used by processes that are not ours while a point runs, in cores (0..ncpu):
+    all busy time from /proc/stat minus our process groups (this one, which holds
+    redis-server, and each server's) and our reaped children (wrk)."""
+
+    def __init__(self, groups: Sequence[int]) -> None:
+        self.groups = [os.getpgid(0), *groups]
+
+    def _snapshot(self) -> tuple[float, float, float]:
+        values = [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+        busy = (sum(values[:8]) - values[3] - values[4]) / TICK  # all but idle and iowait
+        ours = sum(group_cpu_seconds(g) for g in self.groups)
+        times = os.times()
+        return busy, ours + times.children_user + times.children_system, time.monotonic()
+
+    def __enter__(self) -> ForeignLoad:
+        self.start = self._snapshot()
+        self.cores = 0.0
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        end = self._snapshot()
+        elapsed = max(1e-9, end[2] - self.start[2])
+        self.cores = max(0.0, (end[0] - self.start[0]) - (end[1] - self.start[1])) / elapsed
