@@ -8,6 +8,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -93,9 +94,8 @@ class Server:
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-def group_cpu_seconds(group: int) -> float:
-    """User + system CPU time of the live processes of one process group (all threads)."""
-    total = 0
+def _group_pids(group: int) -> list[Path]:
+    found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -103,10 +103,34 @@ def group_cpu_seconds(group: int) -> float:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        # after "pid (comm)": state ppid pgrp ... utime is field 14, stime 15 (1-based)
-        if int(fields[2]) == group:
-            total += int(fields[11]) + int(fields[12])
+        if int(fields[2]) == group:  # after "pid (comm)": state ppid pgrp ...
+            found.append(entry)
+    return found
+
+
+def group_cpu_seconds(group: int) -> float:
+    """User + system CPU time of the live processes of one process group (all threads)."""
+    total = 0
+    for entry in _group_pids(group):
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
     return total / TICK
+
+
+def group_run_delay(group: int) -> float:
+    """Seconds the threads of one process group spent runnable but waiting for a CPU
+    (/proc/PID/task/TID/schedstat): the time other work took from them."""
+    total = 0
+    for entry in _group_pids(group):
+        for task in (entry / "task").glob("*/schedstat"):
+            try:
+                total += int(task.read_text().split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    return total / 1e9
 
 
 def busy_fraction(seconds: float = 0.5) -> float:
@@ -157,3 +181,17 @@ class ForeignLoad:
         end = self._snapshot()
         elapsed = max(1e-9, end[2] - self.start[2])
         self.cores = max(0.0, (end[0] - self.start[0]) - (end[1] - self.start[1])) / elapsed
+
+
+CALIBRATE = (
+    "import time\nt = time.perf_counter()\nsum(range(10**7))\nprint(time.perf_counter() - t)"
+)
+
+
+def calibrate(cpus: str | None) -> float:
+    """Milliseconds of a fixed pure-Python loop on `cpus`: how fast the machine was then (a
+    shared VM's speed drifts through the day; compare runs by this)."""
+    prefix = ["taskset", "-c", cpus] if cpus and shutil.which("taskset") else []
+    out = subprocess.run([*prefix, sys.executable, "-c", CALIBRATE], capture_output=True,
+                         text=True, check=True).stdout  # fmt: skip
+    return float(out) * 1000
