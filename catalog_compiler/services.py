@@ -39,13 +39,15 @@ class Service:
 
 _OPENAI_LIKE = "openai"
 MOCK_BASE_URL = "http://mock.invalid/v1"
-ONE_DAY_MS = 86_400_000  # the longest `request_timeout` a config may set
+MOCK_MAX_DELAY_MS = 60_000  # the mock's own bound (runtime/upstream/mock.py): a minute
 # The mock's controls: the delay before answering and between stream chunks, the error
 # status to answer (with an OpenAI error body), the `Retry-After` sent with it, and the
-# number of stream chunks after which the stream is cut.
+# number of stream chunks after which the stream is cut. Each range lies within what the
+# mock accepts at run time (a test holds them together), so a bundle that compiles never
+# has the mock refuse its own settings; `status` is narrower: only an error makes sense.
 MOCK_SETTINGS = (
-    WholeSetting("latency_ms", 0, ONE_DAY_MS, "milliseconds", "250"),
-    WholeSetting("chunk_ms", 0, ONE_DAY_MS, "milliseconds", "20"),
+    WholeSetting("latency_ms", 0, MOCK_MAX_DELAY_MS, "milliseconds", "250"),
+    WholeSetting("chunk_ms", 0, MOCK_MAX_DELAY_MS, "milliseconds", "20"),
     WholeSetting("status", 400, 599, "an HTTP error status", "503"),
     WholeSetting("retry_after", 0, 86_400, "seconds", "2"),
     WholeSetting("cut_after", 0, 1_000_000, "stream chunks", "3"),

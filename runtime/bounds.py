@@ -108,6 +108,10 @@ class _Walk:
         if kind is int or kind is float or kind is bool or item is None:
             self.scalar(item)
             return item
+        if kind is dict:  # what json.loads gives: skip the slower ABC checks below
+            return self.mapping(item, depth)
+        if kind is list:
+            return self.sequence(item, depth)
         if isinstance(item, Mapping):
             return self.mapping(item, depth)
         if isinstance(item, (list, tuple)):

@@ -131,8 +131,10 @@ class BudgetExceeded(RequestError):
     ) -> None:
         from runtime.bundle import amount_words, counter_label, period_words
 
+        # with something left, the request's reservation (its input + most output) is larger
+        state = "exhausted" if not remaining else "cannot cover this request's reservation"
         super().__init__(
-            f"budget of {counter_label(counter)} exhausted: {amount_words(limit, unit)} "
+            f"budget of {counter_label(counter)} {state}: {amount_words(limit, unit)} "
             f"{period_words(period)}, {amount_words(remaining, unit)} left"
         )
         self.counter = counter

@@ -43,6 +43,8 @@ class _State:
     bundle: Bundle
     plans: dict[tuple[str, str | None, str | None], Plan] = field(default_factory=dict)
     specs: dict[tuple[str, ...], ChainSpec] = field(default_factory=dict)
+    # attempts as a bundle decides them, before the request's own params are merged in
+    bases: dict[tuple[Any, ...], Attempt] = field(default_factory=dict)
 
     def spec(self, chain: tuple[Counter, ...]) -> ChainSpec:
         key = tuple(c.id for c in chain)
@@ -185,7 +187,7 @@ class Router:
             if provider_slug is None and leaf.get("service") is None:
                 provider_slug, model_name = _split(name, None)
             attempt = self._attempt(state, workspace, provider_slug, model_name, leaf, params,
-                                    choice.fallback_on)  # fmt: skip
+                                    choice.fallback_on, cacheable=slug is not None)  # fmt: skip
             attempts.append(replace(attempt, option=choice.option))
         mode = "single" if tree["mode"] == "target" else tree["mode"]
         return Plan(workspace, mode, tuple(attempts), config=slug, branch=ctx.branch)
@@ -220,11 +222,37 @@ class Router:
         leaf: Mapping[str, Any] | None,
         params: Mapping[str, Any] | None,
         fallback_on: frozenset[int] | None,
+        cacheable: bool = True,
+    ) -> Attempt:
+        """The attempt for one leaf, with the request's `params` merged into its body.
+        `cacheable`: the leaf is the bundle's (a client's inline leaf is new every time)."""
+        if provider_slug is None:  # an ungoverned raw service from an inline/pasted config
+            return self._raw_attempt(state, workspace, model, leaf or {}, params, fallback_on)
+        key = (workspace, provider_slug, model, id(leaf), fallback_on)
+        base = state.bases.get(key) if cacheable else None
+        if base is None:
+            base = self._base_attempt(state, workspace, provider_slug, model, leaf, fallback_on)
+            if cacheable:
+                if len(state.bases) >= PLAN_CACHE_LIMIT:
+                    state.bases.clear()
+                state.bases[key] = base
+        if params is None:
+            return base
+        defaults = state.bundle.providers[provider_slug].default_params
+        body = request_body(params, defaults, (leaf or {}).get("params"), model)
+        return with_params(base, body)
+
+    def _base_attempt(
+        self,
+        state: _State,
+        workspace: str,
+        provider_slug: str,
+        model: str,
+        leaf: Mapping[str, Any] | None,
+        fallback_on: frozenset[int] | None,
     ) -> Attempt:
         bundle = state.bundle
         leaf = leaf or {}
-        if provider_slug is None:  # an ungoverned raw service from an inline/pasted config
-            return self._raw_attempt(state, workspace, model, leaf, params, fallback_on)
         decision = bundle.decide(workspace, provider_slug, model)
         if not decision.allowed:
             raise decision.error()
@@ -242,7 +270,7 @@ class Router:
             url=leaf.get("custom_host") or provider.base_url,
             credentials=integ.credentials,
             params=MappingProxyType(
-                request_body(params, provider.default_params, leaf.get("params"), model)
+                request_body(None, provider.default_params, leaf.get("params"), model)
             ),
             retry=leaf.get("retry"),
             timeout_ms=leaf.get("request_timeout"),
@@ -388,6 +416,16 @@ class Ticket:
     ) -> None:
         if self.cost is None:
             await self.acancel()
+
+
+def with_params(base: Attempt, body: dict[str, Any]) -> Attempt:
+    """`base` sending `body` (dataclasses.replace, without its generic slowness)."""
+    return Attempt(
+        base.workspace, base.provider, base.model, base.service, base.api, base.auth, base.url,
+        base.credentials, MappingProxyType(body), base.retry, base.timeout_ms, base.fallback_on,
+        base.prices, base.rates, base.chain, base.max_output_tokens, base.carried, base.limits,
+        base.option,
+    )  # fmt: skip
 
 
 def _split(model: str, provider: str | None) -> tuple[str, str]:

@@ -13,9 +13,9 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import cast
 
 import click
 
@@ -25,7 +25,7 @@ from catalog_compiler.compiler import Compiled, compile_catalog
 from catalog_compiler.fsutil import write_atomic
 from catalog_compiler.sources import CATALOG_FILE
 
-GatewayMain = Callable[[list[str]], int]
+GatewayMain = Callable[[list[str]], int]  # runtime.gateway.cli.main
 BUNDLE_NAME = "catalog.bundle.json"
 # What `pip install 'catalog-compiler[gateway]'` brings that the gateway cannot run without
 # (uvloop is optional: the gateway uses it where available).
@@ -60,11 +60,12 @@ def is_catalog(source: Path) -> bool:
 
 
 def load_gateway() -> GatewayMain:
-    """`runtime.gateway.cli.main`, or exit 2 when the gateway extra is not installed."""
+    """`runtime.gateway.cli.main`, or exit 2 when the gateway extra is not installed.
+    Imported only here: no other command pays for aiohttp."""
     try:
         for name in EXTRA_MODULES:
             importlib.import_module(name)
-        module = importlib.import_module("runtime.gateway.cli")
+        from runtime.gateway.cli import main
     except ImportError as exc:
         missing = (exc.name or "").partition(".")[0]
         if missing in EXTRA_MODULES:
@@ -72,8 +73,7 @@ def load_gateway() -> GatewayMain:
         else:
             click.echo(f"catalogc: this installation has no gateway ({exc})", err=True)
         sys.exit(EXIT_USAGE)
-    # imported by name, so the compiler never imports the gateway (or aiohttp) unless serving
-    return cast(GatewayMain, module.main)
+    return main
 
 
 def compile_or_exit(directory: str) -> Compiled:
@@ -95,9 +95,10 @@ def write_bundle(compiled: Compiled, source: str, out_dir: Path) -> Path:
     except OSError as exc:
         click.echo(f"catalogc: cannot write the bundle to {path}: {exc}", err=True)
         sys.exit(EXIT_USAGE)
-    # one JSON line, like every line the gateway logs after it
-    line = {"event": "compiled", "source": source, "documents": compiled.validation.document_count,
-            "bundle": str(path), "digest": compiled.index.digest}  # fmt: skip
+    # one JSON line, like every line the gateway logs after it (runtime/gateway/log.py)
+    line = {"ts": round(time.time(), 3), "event": "compiled", "source": source,
+            "documents": compiled.validation.document_count, "bundle": str(path),
+            "digest": compiled.index.digest}  # fmt: skip
     click.echo(json.dumps(line), err=True)
     return path
 

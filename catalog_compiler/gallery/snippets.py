@@ -209,7 +209,7 @@ def python_portkey(req: Request, gw: Gateway) -> str:
     lines.append("client = Portkey(")
     lines += [f"    {a}," for a in args]
     lines.append(")")
-    lines += _python_call(req)
+    lines += _python_call(req, portkey=True)
     return "\n".join(lines) + "\n"
 
 
@@ -229,13 +229,17 @@ def python_openai(req: Request, gw: Gateway) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _python_call(req: Request) -> list[str]:
+def _python_call(req: Request, portkey: bool = False) -> list[str]:
     extra = [f"    {k}={_py_value(v)}," for k, v in req.params]
     if req.embedding:
+        # The Python Portkey SDK asks for base64 by default but does not decode it: without
+        # `float` each embedding would be a string.
+        fmt = ['    encoding_format="float",'] if portkey else []
         return [
             "response = client.embeddings.create(",
             f"    model={_lit(req.body_model)},",
             f"    input={_lit(EMBEDDING_INPUT)},",
+            *fmt,
             *extra,
             ")",
             "print(len(response.data[0].embedding))",
@@ -255,7 +259,9 @@ def js_portkey(req: Request, gw: Gateway) -> str:
     opts = [f"baseURL: {_lit(gw.base)}", f"apiKey: process.env.{gw.api_key_env}"]
     opts += _portkey_routing(req, ": ")
     lines = [f"// {line}" for line in describe(req)]
-    lines += ["// npm install portkey-ai", 'import Portkey from "portkey-ai";', ""]
+    # The package is CommonJS: under Node's ESM its default import is the whole exports
+    # object ("Portkey is not a constructor"); the named export is the class everywhere.
+    lines += ["// npm install portkey-ai", 'import { Portkey } from "portkey-ai";', ""]
     lines.append("const client = new Portkey({")
     lines += [f"  {o}," for o in opts]
     lines += ["});", ""]

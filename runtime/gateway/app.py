@@ -21,7 +21,7 @@ from runtime.gateway.execute import DEFAULT_TIMEOUT, Engine, Job, Outcome, estim
 from runtime.gateway.forms import Form, any_trace_id, max_output, read_form
 from runtime.gateway.live import Live
 from runtime.gateway.log import log
-from runtime.gateway.relay import relay, settle_stream
+from runtime.gateway.relay import Counted, relay, settle_stream
 from runtime.gateway.replies import Failure, error_body, failure_of, retry_after_header
 from runtime.money import Usage
 from runtime.router import Router
@@ -166,6 +166,7 @@ async def _serve(
     record.fields["workspace"] = caller.workspace
     raw, body = await _body(request)
     form = read_form(request.headers, body)
+    record.fields["trace_id"] = form.trace_id  # the id the answer's header carries
     stream = _flag(body, "stream")
     options = body.get("stream_options")
     include_usage = isinstance(options, Mapping) and options.get("include_usage") is True
@@ -267,15 +268,16 @@ async def _stream(
         headers={**headers, "content-type": "text/event-stream", "cache-control": "no-cache"},
     )
     complete = False
+    writer = Counted(client.write)
     try:
         await client.prepare(request)
         # a stream's request_timeout bounds each silence between chunks
         idle = ticket.attempt.timeout_ms / 1000 if ticket.attempt.timeout_ms else DEFAULT_TIMEOUT
-        ended = await relay(resp, translator, client.write, idle)
+        ended = await relay(resp, translator, writer, idle)
         complete = ended == "ok"
         record.fields["stream"] = ended
     finally:
-        cost, usage = await settle_stream(ticket, translator, complete)
+        cost, usage = await settle_stream(ticket, translator, complete, writer.events)
         _usage(record, usage, outcome.cost + cost)
         record.write(resp.status if complete else 499 if record.fields.get("stream") ==
                      "client_gone" else 502)  # fmt: skip

@@ -14,7 +14,7 @@ from pathlib import Path
 from runtime.bundle import Bundle
 from runtime.errors import BundleError
 from runtime.gateway.live import Live
-from runtime.gateway.log import log
+from runtime.gateway.log import log, route_library_logs
 from runtime.gateway.secrets import MissingSecrets
 from runtime.gateway.server import Options, listen, run
 
@@ -51,6 +51,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    route_library_logs()
     problem = _check(args)
     if problem:
         print(f"error: {problem}", file=sys.stderr)

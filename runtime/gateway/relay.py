@@ -3,9 +3,10 @@
 However the stream ends, the client never mistakes a cut for a finished answer: an upstream
 that stops before its terminal event, breaks or goes silent past the deadline gets an error
 event in the client's format. A client that goes away closes the upstream call. Either way
-the admission is settled: from the usage the upstream reported, else at its reservation
-(the most the request could have cost; an upstream that never reported usage cannot be
-charged less without guessing)."""
+the admission is settled from the usage the upstream reported. Where it reported none
+(a cut before its usage chunk, a client gone), what was consumed is estimated: the input
+at its reservation (the request's bytes, an upper bound), the output at one token per event
+relayed (streams send a token or a few per event), never more than the reservation."""
 
 from __future__ import annotations
 
@@ -19,6 +20,18 @@ from runtime.router import Ticket
 from runtime.upstream.base import Response, StreamTranslator, UpstreamProtocolError
 
 Write = Callable[[bytes], Awaitable[None]]
+
+
+class Counted:
+    """The client's writer, counting the events it sent."""
+
+    def __init__(self, write: Write) -> None:
+        self.write = write
+        self.events = 0
+
+    async def __call__(self, data: bytes) -> None:
+        await self.write(data)
+        self.events += data.count(b"\n\n")
 
 
 class ClientGone(Exception):
@@ -72,18 +85,19 @@ async def _send(write: Write, data: bytes) -> None:
 
 
 async def settle_stream(
-    ticket: Ticket, translator: StreamTranslator, complete: bool
+    ticket: Ticket, translator: StreamTranslator, complete: bool, events: int
 ) -> tuple[Decimal, Usage]:
     """A complete stream is charged what the upstream reported. A cut one may have reported
-    only its input so far (Anthropic does, first): its output is charged at the reservation."""
+    only its input so far (Anthropic does, first), or nothing: see the module's note."""
     reported = translator.usage
     bound = reserved_usage(ticket.estimate, ticket.attempt.max_output_tokens)
+    seen = min(events, bound.output_tokens)
     if reported is None:
-        usage = bound
+        usage = Usage(input_tokens=bound.input_tokens, output_tokens=seen)
     elif complete:
         usage = reported
     else:
-        usage = Usage(reported.input_tokens, max(reported.output_tokens, bound.output_tokens),
+        usage = Usage(reported.input_tokens, max(reported.output_tokens, seen),
                       reported.cache_read_tokens, reported.cache_write_tokens)  # fmt: skip
     cost = await asyncio.shield(ticket.asettle(usage))
     return cost, usage

@@ -113,11 +113,8 @@ async def reload(gw: Gateway, options: Options) -> None:
         gw.reload_error = str(exc)
         log("reload_failed", error=str(exc), serving=gw.live.bundle.digest)
         return
-    if bundle.digest == gw.live.bundle.digest:
-        gw.reload_error = None
-        return
     old = gw.live.bundle.digest
-    gw.swap(live)
+    gw.swap(live)  # even the same bundle: its credentials were read again (rotated secrets)
     log("reloaded", digest=bundle.digest, previous=old)
 
 

@@ -17,6 +17,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from runtime.money import Usage
 from runtime.upstream import openai
 from runtime.upstream.anthropic_request import to_messages
 from runtime.upstream.anthropic_stream import ChatStream, NativeStream
@@ -95,7 +96,7 @@ class AnthropicAdapter:
         return NativeStream() if call.endpoint == "messages" else ChatStream(call)
 
 
-def to_chat(message: Mapping[str, Any], usage: Any) -> dict[str, Any]:
+def to_chat(message: Mapping[str, Any], usage: Usage | None) -> dict[str, Any]:
     """A Messages answer as a chat completion: text blocks joined, tool_use blocks as
     tool_calls (input as a JSON string); thinking blocks have no Chat form and are left out."""
     content = message.get("content")

@@ -93,7 +93,7 @@ class Echo:
     def usage(self) -> dict[str, Any]:
         p, c = self.prompt_tokens, len(self.pieces)
         return {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c,
-                "prompt_tokens_details": {"cached_tokens": 0}}  # fmt: skip
+                "prompt_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0}}  # fmt: skip
 
 
 def chat_echo(body: Mapping[str, Any], raw: bytes) -> Echo:
@@ -272,7 +272,8 @@ def _response(echo: Echo, body: Mapping[str, Any], done: bool) -> dict[str, Any]
         "output": [_message(echo, f"msg_mock_{echo.ident}", "completed")] if done else [],
         "parallel_tool_calls": True, "temperature": 1.0, "top_p": 1.0,
         "tool_choice": "auto", "tools": [], "text": {"format": {"type": "text"}},
-        "usage": {"input_tokens": p, "input_tokens_details": {"cached_tokens": 0},
+        "usage": {"input_tokens": p,
+                  "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
                   "output_tokens": c, "output_tokens_details": {"reasoning_tokens": 0},
                   "total_tokens": p + c} if done else None,
     }  # fmt: skip

@@ -179,7 +179,10 @@ def _usage(usage: Mapping[str, Any], prompt_name: str, output_name: str, detail:
         raise UpstreamProtocolError(
             f"upstream usage reports {cached} cached tokens in a prompt of {prompt}"
         )
-    return Usage(prompt - cached, output, cached, 0)
+    # Cache writes are part of the prompt too. OpenAI documents the count as "unadjusted",
+    # so one above what remains of the prompt is capped there, not refused.
+    written = min(count(inner, "cache_write_tokens", f"usage.{detail}"), prompt - cached)
+    return Usage(prompt - cached - written, output, cached, written)
 
 
 def relay_error(call: Call, status: int, body: bytes) -> bytes:
@@ -190,8 +193,10 @@ def relay_error(call: Call, status: int, body: bytes) -> bytes:
         parsed = load_json(body, "error")
     except UpstreamProtocolError:
         parsed = None
-    if isinstance(parsed, dict) and "error" in parsed:
+    if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict):
         return body
+    if isinstance(parsed, dict) and isinstance(parsed.get("error"), str):
+        parsed = {"message": parsed["error"]}  # Ollama's `{"error": "..."}`
     message = f"upstream `{call.service}` answered HTTP {status}"
     said = parsed.get("message") if isinstance(parsed, dict) else None
     if isinstance(said, str) and said:
@@ -243,8 +248,9 @@ class OpenAIStream:
         if data.strip() == "[DONE]":
             self.done = True
             return True
-        if '"usage"' not in data:
-            return True
+        at = data.find('"usage"')
+        if at < 0 or (data.startswith('"usage":null', at) and data.find('"usage"', at + 7) < 0):
+            return True  # (with include_usage, every chunk but the last has `"usage":null`)
         chunk = load_object(data, "stream chunk")
         usage = chunk.get("usage")
         extra = chunk.get("x_groq")

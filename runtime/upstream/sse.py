@@ -1,7 +1,8 @@
 """An incremental server-sent-events parser (the WHATWG `text/event-stream` rules) that keeps
 each event's raw bytes, so a pass-through relays exactly what the upstream sent.
 
-Bytes arrive in any split: mid-line, mid-`\\r\\n`, mid-UTF-8 sequence. Lines end with `\\n`,
+Bytes arrive in any split: mid-line, mid-`\\r\\n`, mid-UTF-8 sequence. An event is dispatched
+as soon as its blank line ends (no waiting for more bytes). Lines end with `\\n`,
 `\\r\\n` or a lone `\\r`; a blank line ends an event; `:` lines are comments; several `data:`
 lines join with `\\n`. Memory is bounded: an event (or a line that never ends) larger than
 `max_event` bytes is an UpstreamProtocolError, never an ever-growing buffer. Bytes that are
@@ -53,9 +54,14 @@ class SSEParser:
         events: list[Event] = []
         start, size = 0, len(chunk)
         if self._cr and size and chunk[0] == _LF:
-            self._raw.append(_LF)  # the second half of a `\r\n` split across feeds
+            # the second half of a `\r\n` split across feeds; after a blank line the event
+            # has gone already, so it is dropped (the one split that changes the raw bytes,
+            # not what any reader sees)
+            if self._open:
+                self._raw.append(_LF)
             start = 1
-        self._cr = False
+        if size:
+            self._cr = False  # (an empty feed keeps it: the `\n` may still come)
         # next `\r` / `\n` positions, recomputed only once passed: linear in the chunk
         next_cr = chunk.find(b"\r", start)
         next_lf = chunk.find(b"\n", start)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import selectors
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,8 @@ from runtime.bundle import Bundle
 from tests.conftest import ROOT
 
 GATEWAY_EXAMPLE = ROOT / "examples" / "gateway"
+DEMO_KEY = "demo-key-not-secret"
+ASK = [{"role": "user", "content": "hello there"}]
 BROKEN = {"catalog.yaml": "kind: Organization\nversion: 1\nname: X\nbudgets: 5\n"}
 # The gateway extra is missing: Python refuses an import whose sys.modules entry is None.
 WITHOUT_AIOHTTP = (
@@ -119,28 +124,90 @@ def read_events(proc: subprocess.Popen[str], until: str, timeout: float = 60) ->
     raise AssertionError(f"no `{until}` event; got {events}")
 
 
-def test_serve_compiles_the_directory_and_the_gateway_serves_that_bundle(tmp_path: Path) -> None:
+@dataclass
+class Served:
+    proc: subprocess.Popen[str]
+    events: list[Any]
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.events[-1]['port']}/v1"
+
+
+@contextlib.contextmanager
+def serving(tmp: Path, *args: str) -> Iterator[Served]:
+    """`catalogc serve ARGS --port 0` in its own process, until its `listening` line;
+    stopped with SIGINT (Ctrl-C) afterwards."""
     pytest.importorskip("runtime.gateway.cli", reason="the gateway (runtime/gateway) is not here")
-    tmp = tmp_path / "tmp"
-    tmp.mkdir()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp), "CATALOGC_NO_CACHE": "1"}
-    command = [sys.executable, "-m", "catalog_compiler", "serve", str(GATEWAY_EXAMPLE),
-               "--port", "0"]  # fmt: skip
+    command = [sys.executable, "-m", "catalog_compiler", "serve", *args, "--port", "0"]
     proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env)
     try:
-        events = read_events(proc, "listening")
-        compiled = next(e for e in events if e["event"] == "compiled")
-        listening = events[-1]
-        bundle = Bundle.load(Path(compiled["bundle"]))
-        assert compiled["digest"] == bundle.digest == listening["digest"]
-        assert Path(compiled["bundle"]).parent.parent == tmp
-        url = f"http://127.0.0.1:{listening['port']}/readyz"
-        with urllib.request.urlopen(url, timeout=10) as answer:
-            ready = json.loads(answer.read())
-        assert ready["status"] == "ready" and ready["digest"] == bundle.digest
+        yield Served(proc, read_events(proc, "listening"))
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=60)
         assert proc.stderr is not None
         proc.stderr.close()
+
+
+def test_serve_compiles_the_directory_and_the_gateway_serves_that_bundle(tmp_path: Path) -> None:
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    with serving(tmp, str(GATEWAY_EXAMPLE)) as served:
+        compiled = next(e for e in served.events if e["event"] == "compiled")
+        bundle = Bundle.load(Path(compiled["bundle"]))
+        assert compiled["digest"] == bundle.digest == served.events[-1]["digest"]
+        assert Path(compiled["bundle"]).parent.parent == tmp
+        url = served.base_url.removesuffix("/v1") + "/readyz"
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            ready = json.loads(answer.read())
+        assert ready["status"] == "ready" and ready["digest"] == bundle.digest
     assert list(tmp.iterdir()) == []  # the compiled bundle does not outlive the server
+
+
+def quick_start() -> str:
+    """The ```python block of docs/gateway.md's quick start, as written."""
+    text = (ROOT / "docs" / "gateway.md").read_text(encoding="utf-8")
+    found = re.search(r"```python\n(.*?)```", text, re.S)
+    assert found is not None, "docs/gateway.md lost its quick-start block"
+    return found.group(1)
+
+
+def test_the_documented_quick_start_runs_and_the_next_call_is_rate_limited(
+    tmp_path: Path,
+) -> None:
+    openai = pytest.importorskip("openai")
+    with serving(tmp_path, str(GATEWAY_EXAMPLE)) as served:
+        code = quick_start().replace("http://127.0.0.1:8787/v1", served.base_url)
+        assert code != quick_start()
+        exec(compile(code, "docs/gateway.md", "exec"), {})  # our own docs, as a reader runs them
+        client = openai.OpenAI(base_url=served.base_url, api_key=DEMO_KEY, max_retries=0)
+        # 1 + 1 + 1 + 2 (the fallback is admitted twice) of the 10 a minute are spent
+        for _ in range(5):
+            client.chat.completions.create(model="@mock-fast/echo", messages=ASK)
+        with pytest.raises(openai.RateLimitError) as refused:
+            client.chat.completions.create(model="@mock-fast/echo", messages=ASK)
+        assert refused.value.response.headers["retry-after"] == "6"
+
+
+def test_the_quick_start_answers_as_documented(tmp_path: Path) -> None:
+    openai = pytest.importorskip("openai")
+    with serving(tmp_path, str(GATEWAY_EXAMPLE)) as served:
+        demo = openai.OpenAI(base_url=served.base_url, api_key=DEMO_KEY, max_retries=0)
+        raw = demo.chat.completions.with_raw_response.create(model="@mock-fast/echo", messages=ASK)
+        answer = raw.parse()
+        assert answer.choices[0].message.content == "echo: hello there"
+        assert answer.usage is not None
+        assert (answer.usage.prompt_tokens, answer.usage.completion_tokens) == (2, 3)
+        assert raw.headers["x-catalog-cost-usd"] == "0.000008"
+        raw = demo.chat.completions.with_raw_response.create(model="echo", messages=ASK)
+        assert raw.headers["x-portkey-provider"] == "@mock-fast"
+        assert raw.headers["x-portkey-last-used-option-index"] == "config.targets[1]"
+        analytics = openai.OpenAI(base_url=served.base_url, api_key="analytics-key-not-secret",
+                                  max_retries=0)  # fmt: skip
+        assert [m.id for m in analytics.models.list()] == [
+            "@mock-down/echo", "@mock-down/embed", "@mock-fast/echo", "@mock-fast/embed",
+        ]  # fmt: skip
+        with pytest.raises(openai.PermissionDeniedError, match="allows only `echo`, `embed`"):
+            analytics.chat.completions.create(model="@mock-fast/echo-large", messages=ASK)

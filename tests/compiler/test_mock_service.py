@@ -4,6 +4,7 @@ the router loads and resolves the bundle."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 from catalog_compiler.compiler import Compiled, compile_catalog
 from catalog_compiler.registry import builtin
 from catalog_compiler.services import MOCK_BASE_URL, SERVICES
-from runtime import Bundle, Router
+from runtime import AccessDenied, Bundle, Estimate, MemoryStore, RateLimited, Router, Usage
 from runtime.hosts import parse_origin
 
 MakeCatalog = Callable[..., Path]
@@ -107,11 +108,11 @@ def positions(result: Compiled) -> list[tuple[str, str]]:
                           "found ` 5`"),
         ('"٣"', "E0205", "`settings.latency_ms` must be a whole number (milliseconds), "
                          "found `٣`"),
-        ('"-1"', "E0206", "`settings.latency_ms` must be 0 to 86,400,000 (milliseconds), "
+        ('"-1"', "E0206", "`settings.latency_ms` must be 0 to 60,000 (milliseconds), "
                           "found -1"),
-        ('"86400001"', "E0206", "`settings.latency_ms` must be 0 to 86,400,000 "
-                                "(milliseconds), found 86400001"),
-        ('"' + "9" * 5000 + '"', "E0206", "`settings.latency_ms` must be 0 to 86,400,000 "
+        ('"60001"', "E0206", "`settings.latency_ms` must be 0 to 60,000 "
+                             "(milliseconds), found 60001"),
+        ('"' + "9" * 5000 + '"', "E0206", "`settings.latency_ms` must be 0 to 60,000 "
                                           "(milliseconds), found 99999999999999999999…"),
         ("250", "E0204", "`settings.latency_ms`: expected a string, found an integer"),
     ],
@@ -143,10 +144,23 @@ def test_each_control_has_its_own_range(make_catalog: MakeCatalog) -> None:
 def test_every_control_at_its_bounds_compiles(make_catalog: MakeCatalog) -> None:
     low = 'settings: {latency_ms: "0", chunk_ms: "0", status: "400", retry_after: "0", ' \
           'cut_after: "0"}'  # fmt: skip
-    high = 'settings: {latency_ms: "86400000", chunk_ms: "86400000", status: "599", ' \
+    high = 'settings: {latency_ms: "60000", chunk_ms: "60000", status: "599", ' \
            'retry_after: "86400", cut_after: "1000000"}'  # fmt: skip
     for settings in (low, high):
         assert compiled(make_catalog, settings).diagnostics == []
+
+
+def test_what_compiles_the_mock_accepts_at_run_time() -> None:
+    """The compiler's ranges lie within the mock's own (runtime/upstream/mock.py): a bundle
+    that compiles never has the mock answer 400 to its own settings."""
+    from runtime.upstream.mock import CONTROLS
+
+    rules = SERVICES["mock"].whole_settings
+    assert [r.name for r in rules] == list(CONTROLS)
+    assert set(SERVICES["mock"].optional_settings) == set(CONTROLS)
+    for rule in rules:
+        _, low, high = CONTROLS[rule.name]
+        assert low <= rule.lo <= rule.hi <= high, rule
 
 
 def test_an_unknown_control_or_a_credential_is_refused(make_catalog: MakeCatalog) -> None:
@@ -160,3 +174,66 @@ def test_an_unknown_control_or_a_credential_is_refused(make_catalog: MakeCatalog
         "mock takes: latency_ms, chunk_ms, status, retry_after, cut_after",
         "mock takes: no credentials",
     ]
+
+
+# -- examples/gateway: the README's offline gateway quick start ------------------------------
+
+GATEWAY = Path(__file__).resolve().parents[2] / "examples" / "gateway"
+DEMO_KEYS = {"demo": "demo-key-not-secret", "analytics": "analytics-key-not-secret"}
+NOW_NS = 1_800_000_000 * 10**9  # a fixed clock: admission never depends on the test's speed
+
+
+@pytest.fixture(scope="module")
+def gateway() -> Bundle:
+    result = compile_catalog(GATEWAY)
+    assert result.diagnostics == []  # not even a warning: the quick start compiles cleanly
+    assert result.data is not None
+    return Bundle.load(result.data)
+
+
+def test_the_gateway_example_holds_the_documented_demo_keys(gateway: Bundle) -> None:
+    docs = (GATEWAY.parents[1] / "docs" / "gateway.md").read_text(encoding="utf-8")
+    comment = (GATEWAY / "workspaces.yaml").read_text(encoding="utf-8")
+    for workspace, key in DEMO_KEYS.items():
+        assert key in docs and key in comment
+        (entry,) = gateway.workspaces[workspace].api_keys
+        assert entry["sha256"] == hashlib.sha256(key.encode()).hexdigest()
+        assert entry["name"] == workspace
+
+
+def test_the_demo_falls_back_from_the_outage_to_the_healthy_mock(gateway: Bundle) -> None:
+    assert gateway.workspaces["demo"].default_config == "demo-fallback"
+    plan = Router(gateway).resolve("demo", config="demo-fallback")
+    down, fast = plan.attempts
+    assert (plan.mode, down.target, fast.target) == ("fallback", "@mock-down/echo",
+                                                      "@mock-fast/echo")  # fmt: skip
+    assert down.fallback_on == frozenset({503})
+    assert dict(gateway.providers["mock-down"].integration.settings) == {"status": "503"}
+    assert dict(gateway.providers["mock-fast"].integration.settings) == {}
+
+
+def test_the_tier_config_routes_on_metadata(gateway: Bundle) -> None:
+    router = Router(gateway)
+    (pro,) = router.resolve("demo", config="by-tier", metadata={"tier": "pro"}).attempts
+    (free,) = router.resolve("demo", config="by-tier", metadata={"tier": "free"}).attempts
+    assert (pro.target, free.target) == ("@mock-fast/echo-large", "@mock-fast/echo")
+
+
+def test_analytics_has_the_narrower_allow_list(gateway: Bundle) -> None:
+    router = Router(gateway)
+    assert router.resolve("analytics", "@mock-fast/embed").attempts[0].model == "embed"
+    with pytest.raises(AccessDenied, match="echo-large"):
+        router.resolve("analytics", "@mock-fast/echo-large")
+    with pytest.raises(AccessDenied, match="by-tier"):
+        router.resolve("analytics", config="by-tier")
+
+
+def test_the_eleventh_demo_request_within_a_minute_is_rate_limited(gateway: Bundle) -> None:
+    router = Router(gateway, MemoryStore(clock=lambda: NOW_NS))
+    (attempt,) = router.resolve("demo", "@mock-fast/echo").attempts
+    for _ in range(10):
+        router.admit(attempt, Estimate(3, 16)).settle(Usage(3, 5))
+    with pytest.raises(RateLimited) as refused:
+        router.admit(attempt, Estimate(3, 16))
+    assert refused.value.status == 429
+    assert refused.value.retry_after == pytest.approx(6)  # 10 a minute: one every 6 s

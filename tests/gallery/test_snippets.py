@@ -3,10 +3,12 @@ to a gateway — resolves in the router to that very model."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shlex
 import shutil
+import struct
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -20,6 +22,7 @@ from catalog_compiler.gallery import Gateway, Request, Site, build_site, snippet
 from catalog_compiler.gallery.site import config_routes, shape_for
 from runtime.bundle import Bundle
 from runtime.router import Router
+from tests.gallery.snippet_runner import node_sdks, run_node, run_python  # noqa: F401
 
 
 def all_requests(site: Site) -> list[Request]:
@@ -231,13 +234,33 @@ def test_every_request_resolves_to_its_model(acme: Bundle, acme_site: Site) -> N
     assert checked > 150
 
 
+STUB_REPLY = "stub gateway reply"
+
+
+def stub_answer(path: str, body: bytes) -> dict[str, Any]:
+    """The smallest answer the SDKs parse: a chat completion or an embedding list."""
+    sent = json.loads(body)
+    model = sent.get("model", "")
+    usage = {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}
+    if path.endswith("/embeddings"):
+        vector: Any = [0.5, 0.25]
+        if sent.get("encoding_format") == "base64":  # the SDKs' default: little-endian float32
+            vector = base64.b64encode(struct.pack("<2f", *vector)).decode()
+        return {"object": "list", "model": model, "usage": usage,
+                "data": [{"object": "embedding", "index": 0, "embedding": vector}]}  # fmt: skip
+    return {"id": "chatcmpl-stub", "object": "chat.completion", "created": 0, "model": model,
+            "usage": usage,
+            "choices": [{"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": STUB_REPLY}}]}  # fmt: skip
+
+
 class _Recorder(BaseHTTPRequestHandler):
     seen: ClassVar[list[tuple[str, dict[str, str], bytes]]] = []
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
         self.seen.append((self.path, {k.lower(): v for k, v in self.headers.items()}, body))
-        reply = b'{"choices": []}'
+        reply = json.dumps(stub_answer(self.path, body)).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(reply)))
@@ -322,3 +345,56 @@ def test_pick_config_prefers_ready_routes_then_the_default_config() -> None:
     best, _ = pick_config(views, "q", "m", None)
     assert best is not None and best.config == "gated" and best.ready
     assert pick_config(views, "r", "m", None) == (None, ())
+
+
+def sample_requests(site: Site) -> list[tuple[str, Request]]:
+    """One request of each form in `support` (its config form carries metadata), and an
+    embedding model of `data-science`: (workspace, request)."""
+    found: dict[tuple[str, bool], tuple[str, Request]] = {}
+    for w in site.workspaces:
+        for g in w.groups:
+            for r in g.routes:
+                for f in r.forms:
+                    req = f.request
+                    if req is None:
+                        continue
+                    if w.slug == "support" and not req.embedding:
+                        found.setdefault((req.form, bool(req.metadata)), (w.slug, req))
+                    if w.slug == "data-science" and req.embedding:
+                        found.setdefault(("embedding", False), (w.slug, req))
+    return list(found.values())
+
+
+@pytest.mark.parametrize("lang", [pytest.param("python", marks=pytest.mark.slow), "js"])
+def test_sdk_snippets_run_and_reach_their_model(
+    acme: Bundle,
+    lang: str,
+    tmp_path: Path,
+    stub_gateway: tuple[str, list[tuple[str, dict[str, str], bytes]]],
+    request: pytest.FixtureRequest,
+) -> None:
+    """Every SDK snippet of a sample runs as written (Python: `openai` and `portkey-ai`;
+    JavaScript: the npm packages under node) against a recording gateway: it prints the
+    answer, sends the key from $CATALOG_API_KEY, and what arrives resolves to its model."""
+    url, seen = stub_gateway
+    site = build_site(acme, Gateway(url))
+    router = Router(acme)
+    picked = sample_requests(site)
+    assert {req.form for _, req in picked} == {"model", "provider", "config"}
+    assert any(req.metadata for _, req in picked) and any(req.embedding for _, req in picked)
+    jobs = [(ws, req, s) for ws, req in picked for s in snippets(req, site.gateway, (lang,))]
+    assert {s.sdk for _, _, s in jobs} == {"openai", "portkey-ai"}
+    env = {"CATALOG_API_KEY": "test-only-gateway-key"}
+    codes = [s.code for _, _, s in jobs]
+    if lang == "python":
+        results = run_python(codes, env, tmp_path, processes=1)  # `seen` is in job order
+    else:
+        results = run_node(codes, env, tmp_path, request.getfixturevalue("node_sdks"))
+    assert len(seen) == len(jobs), [r.error for r in results if not r.ok]
+    for (ws, req, s), ran, (path, headers, body) in zip(jobs, results, seen, strict=True):
+        assert ran.ok, (s.code, ran.error)
+        assert ran.out.strip() == ("2" if req.embedding else STUB_REPLY), (s.code, ran.out)
+        assert path == "/v1" + req.endpoint
+        assert headers["x-portkey-api-key"] == "test-only-gateway-key", s.code
+        sent = json.loads(body)
+        assert req.target in plan_targets(router, ws, sent, headers), (s.code, headers)

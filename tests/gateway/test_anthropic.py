@@ -1,0 +1,222 @@
+"""Chat Completions to an Anthropic provider, through the `openai` SDK: the gateway speaks
+Messages upstream (system prompt, tools, tool results, max_tokens, the credential in
+x-api-key) and answers in OpenAI's shape, whole or streamed, with cache tokens priced
+exactly. And /v1/messages for Anthropic-native clients (raw HTTP: the anthropic SDK is not
+a test dependency)."""
+
+from __future__ import annotations
+
+import http.client as http_client
+import json
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import openai
+
+from tests.gateway.fakes import Answer, Fakes, Tokens
+from tests.gateway.harness import (
+    ANTHROPIC_UPSTREAM_KEY,
+    PROMPT,
+    TEAM_KEY,
+    GatewayProcess,
+    check_logged,
+    expected_cost,
+    http,
+    parse_sse,
+    trace_id,
+)
+
+SONNET = "claude-sonnet-4-5-20250929"
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "The weather in a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
+                       "required": ["city"]},
+    },
+}  # fmt: skip
+CONVERSATION = [
+    {"role": "system", "content": "You are terse."},
+    {"role": "user", "content": PROMPT},
+]
+
+
+def test_chat_to_anthropic_whole(gateway: GatewayProcess, fakes: Fakes, client: openai.OpenAI,
+                                 bundle: Path) -> None:  # fmt: skip
+    used = Tokens(input=100, output=20, cache_read=1000, cache_write=50)
+    fakes.anthropic.script(Answer(usage=used))
+    trace = trace_id()
+    raw = client.chat.completions.with_raw_response.create(
+        model=f"@claude/{SONNET}", messages=CONVERSATION, max_tokens=300, temperature=0.2,
+        extra_headers={"x-portkey-trace-id": trace},
+    )  # fmt: skip
+    reply = raw.parse()
+    assert reply.choices[0].message.content == f"fake {SONNET} says hello"
+    assert reply.choices[0].finish_reason == "stop"
+    assert reply.usage.completion_tokens == 20
+    assert reply.usage.prompt_tokens >= 100
+    (rec,) = fakes.anthropic.requests
+    assert rec.path == "/v1/messages"
+    assert rec.headers["x-api-key"] == ANTHROPIC_UPSTREAM_KEY
+    assert rec.headers.get("anthropic-version")
+    assert TEAM_KEY not in json.dumps(rec.headers)
+    sent = rec.json
+    assert sent["model"] == SONNET and sent["max_tokens"] == 300 and sent["temperature"] == 0.2
+    assert "You are terse." in json.dumps(sent["system"])
+    assert [m["role"] for m in sent["messages"]] == ["user"]
+    assert PROMPT in json.dumps(sent["messages"])
+    cost = expected_cost(bundle, "claude", SONNET, used)
+    assert cost == Decimal("0.0010875")  # 100*3 + 20*15 + 1000*0.3 + 50*3.75 per 1M
+    assert Decimal(raw.headers["x-catalog-cost-usd"]) == cost
+    check_logged(gateway.request_line(trace), workspace="team", provider="claude", model=SONNET,
+                 status=200, cost=cost, used=used)  # fmt: skip
+
+
+def test_max_tokens_is_always_sent(fakes: Fakes, client: openai.OpenAI) -> None:
+    """Anthropic requires max_tokens; a client that sends none still gets an answer."""
+    client.chat.completions.create(model=f"@claude/{SONNET}", messages=CONVERSATION)
+    max_tokens = fakes.anthropic.requests[0].json["max_tokens"]
+    assert isinstance(max_tokens, int) and 0 < max_tokens <= 64000
+
+
+def test_tool_call_whole(fakes: Fakes, client: openai.OpenAI) -> None:
+    fakes.anthropic.script(Answer(tool_call=("get_weather", {"city": "Paris"})))
+    reply = client.chat.completions.create(model=f"@claude/{SONNET}", messages=CONVERSATION,
+                                           tools=[WEATHER_TOOL], max_tokens=100)  # fmt: skip
+    choice = reply.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    (call,) = choice.message.tool_calls or []
+    assert call.function.name == "get_weather" and call.id
+    assert json.loads(call.function.arguments) == {"city": "Paris"}
+    (tool,) = fakes.anthropic.requests[0].json["tools"]
+    assert tool["name"] == "get_weather"
+    assert tool["input_schema"] == WEATHER_TOOL["function"]["parameters"]  # type: ignore[index]
+
+
+def test_tool_result_round_trip(fakes: Fakes, client: openai.OpenAI) -> None:
+    """The assistant's tool call and the tool's answer become tool_use and tool_result."""
+    messages: list[Any] = [
+        *CONVERSATION,
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "toolu_abc", "type": "function",
+             "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}]},
+        {"role": "tool", "tool_call_id": "toolu_abc", "content": "sunny, 21 C"},
+    ]  # fmt: skip
+    client.chat.completions.create(model=f"@claude/{SONNET}", messages=messages,
+                                   tools=[WEATHER_TOOL], max_tokens=100)  # fmt: skip
+    sent = fakes.anthropic.requests[0].json["messages"]
+    assert [m["role"] for m in sent] == ["user", "assistant", "user"]
+    (use,) = [b for b in sent[1]["content"] if b["type"] == "tool_use"]
+    assert use["id"] == "toolu_abc" and use["input"] == {"city": "Paris"}
+    (result,) = [b for b in sent[2]["content"] if b["type"] == "tool_result"]
+    assert result["tool_use_id"] == "toolu_abc" and "sunny" in json.dumps(result["content"])
+
+
+def test_stream_to_anthropic(gateway: GatewayProcess, fakes: Fakes, client: openai.OpenAI,
+                             bundle: Path) -> None:  # fmt: skip
+    used = Tokens(input=60, output=9, cache_read=300, cache_write=0)
+    fakes.anthropic.script(Answer(usage=used))
+    trace = trace_id()
+    chunks = list(client.chat.completions.create(
+        model=f"@claude/{SONNET}", messages=CONVERSATION, max_tokens=100, stream=True,
+        stream_options={"include_usage": True}, extra_headers={"x-portkey-trace-id": trace},
+    ))  # fmt: skip
+    assert fakes.anthropic.requests[0].json["stream"] is True
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == f"fake {SONNET} says hello"
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
+    usages = [c.usage for c in chunks if c.usage is not None]
+    assert usages and usages[-1].completion_tokens == 9
+    check_logged(gateway.request_line(trace), workspace="team", provider="claude", model=SONNET,
+                 status=200, cost=expected_cost(bundle, "claude", SONNET, used), used=used)  # fmt: skip
+
+
+def test_streamed_tool_call(fakes: Fakes, client: openai.OpenAI) -> None:
+    fakes.anthropic.script(Answer(tool_call=("get_weather", {"city": "Paris", "unit": "C"})))
+    chunks = list(client.chat.completions.create(
+        model=f"@claude/{SONNET}", messages=CONVERSATION, tools=[WEATHER_TOOL], max_tokens=100,
+        stream=True,
+    ))  # fmt: skip
+    calls = [tc for c in chunks if c.choices for tc in (c.choices[0].delta.tool_calls or [])]
+    assert calls and calls[0].function is not None and calls[0].function.name == "get_weather"
+    assert {tc.index for tc in calls} == {calls[0].index}
+    args = "".join(tc.function.arguments or "" for tc in calls if tc.function)
+    assert json.loads(args) == {"city": "Paris", "unit": "C"}
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "tool_calls"
+
+
+# -- /v1/messages -------------------------------------------------------------------------------
+def messages_call(gateway: GatewayProcess, body: dict[str, Any],
+                  key: str = TEAM_KEY) -> tuple[int, dict[str, str], bytes]:  # fmt: skip
+    headers = {"x-portkey-api-key": key, "anthropic-version": "2023-06-01"}
+    return http("POST", gateway.v1 + "/messages", body, headers)
+
+
+def test_native_messages_whole(gateway: GatewayProcess, fakes: Fakes, bundle: Path) -> None:
+    used = Tokens(input=11, output=4, cache_read=0, cache_write=20)
+    fakes.anthropic.script(Answer(usage=used))
+    body = {"model": f"@claude/{SONNET}", "max_tokens": 64, "system": "Be brief.",
+            "messages": [{"role": "user", "content": PROMPT}]}  # fmt: skip
+    status, headers, data = messages_call(gateway, body)
+    assert status == 200, data
+    reply = json.loads(data)
+    assert reply["type"] == "message" and reply["content"][0]["text"] == f"fake {SONNET} says hello"
+    assert reply["usage"]["cache_creation_input_tokens"] == 20
+    sent = fakes.anthropic.requests[0]
+    assert sent.json["model"] == SONNET and sent.json["system"] == "Be brief."
+    assert sent.headers["x-api-key"] == ANTHROPIC_UPSTREAM_KEY
+    assert Decimal(headers["x-catalog-cost-usd"]) == expected_cost(bundle, "claude", SONNET, used)
+
+
+def test_native_messages_stream(gateway: GatewayProcess, fakes: Fakes) -> None:
+    fakes.anthropic.script(Answer(tool_call=("get_weather", {"city": "Oslo"})))
+    body = {"model": f"@claude/{SONNET}", "max_tokens": 64, "stream": True,
+            "messages": [{"role": "user", "content": PROMPT}]}  # fmt: skip
+    status, headers, data = messages_call(gateway, body)
+    assert status == 200 and headers["content-type"].startswith("text/event-stream")
+    events = parse_sse(data)
+    names = [name for name, _ in events]
+    assert names[0] == "message_start" and names[-1] == "message_stop"
+    partial = "".join(json.loads(d)["delta"].get("partial_json", "")
+                      for name, d in events if name == "content_block_delta")  # fmt: skip
+    assert json.loads(partial) == {"city": "Oslo"}
+
+
+def test_native_messages_stream_cut_ends_in_an_error(gateway: GatewayProcess, fakes: Fakes) -> None:
+    """A cut upstream: the Anthropic client gets an `error` event (or a broken body), never
+    message_stop."""
+    fakes.anthropic.script(Answer(cut_after=4))
+    body = {"model": f"@claude/{SONNET}", "max_tokens": 64, "stream": True,
+            "messages": [{"role": "user", "content": PROMPT}]}  # fmt: skip
+    try:
+        status, _, data = messages_call(gateway, body)
+    except (OSError, http_client.HTTPException):  # the body broke off: an error too
+        return
+    assert status == 200
+    names = [name for name, _ in parse_sse(data)]
+    assert "message_stop" not in names and names[-1] == "error", names
+
+
+def test_native_messages_errors_in_anthropic_shape(gateway: GatewayProcess, fakes: Fakes) -> None:
+    body = {"model": f"@claude/{SONNET}x", "max_tokens": 64,
+            "messages": [{"role": "user", "content": PROMPT}]}  # fmt: skip
+    status, _, data = messages_call(gateway, body)
+    assert status == 404
+    error = json.loads(data)
+    assert error["type"] == "error" and error["error"]["type"] and error["error"]["message"]
+    status, _, data = messages_call(gateway, {**body, "model": f"@claude/{SONNET}"},
+                                    key="sk-test-FAKE-nobody")  # fmt: skip
+    assert status == 401 and json.loads(data)["type"] == "error"
+    assert fakes.anthropic.requests == []
+
+
+def test_native_messages_to_an_openai_provider_is_refused(gateway: GatewayProcess,
+                                                          fakes: Fakes) -> None:  # fmt: skip
+    body = {"model": "@openai-main/gpt-4o-mini", "max_tokens": 64,
+            "messages": [{"role": "user", "content": PROMPT}]}  # fmt: skip
+    status, _, data = messages_call(gateway, body)
+    assert 400 <= status < 500 or status == 501, (status, data)
+    assert json.loads(data)["type"] == "error"
+    assert fakes.openai.requests == []

@@ -1,0 +1,308 @@
+"""Chat Completions clients on an Anthropic upstream: requests, answers, streams, errors."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
+
+from runtime.money import Usage
+from runtime.upstream import SERVICES
+from runtime.upstream.anthropic_request import DEFAULT_MAX_TOKENS
+from runtime.upstream.base import Unsupported
+from tests.upstream import fixtures as fx
+from tests.upstream.helpers import call, data_lines, feed_in_pieces
+
+ANTHROPIC = SERVICES["anthropic"]
+MODEL = "claude-sonnet-4-20250514"
+WEATHER_TOOL = {"type": "function", "function": {
+    "name": "get_weather", "description": "Weather at a place",
+    "parameters": {"type": "object", "properties": {"location": {"type": "string"}},
+                   "required": ["location"]}}}  # fmt: skip
+
+
+def chat(body: dict[str, Any], **fields: Any) -> Any:
+    fields.setdefault("service", "anthropic")
+    fields.setdefault("auth", "x-api-key")
+    return call("chat", {"model": MODEL, **body}, **fields)
+
+
+def sent(body: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    out = ANTHROPIC.prepare(chat(body, **fields))
+    assert out.url == "https://api.example.com/v1/messages"
+    result: dict[str, Any] = json.loads(out.body)
+    return result
+
+
+# ---- requests -----------------------------------------------------------------------------
+
+
+def test_system_and_simple_turns() -> None:
+    got = sent({"messages": [{"role": "system", "content": "Be brief."},
+                             {"role": "user", "content": "Hi"}], "max_tokens": 50})  # fmt: skip
+    assert got == {"model": MODEL, "max_tokens": 50, "system": "Be brief.",
+                   "messages": [{"role": "user", "content": [{"type": "text", "text": "Hi"}]}]}  # fmt: skip
+
+
+def test_several_system_messages_keep_cache_control() -> None:
+    got = sent({"messages": [
+        {"role": "system", "content": "A"},
+        {"role": "developer", "content": [{"type": "text", "text": "B", "cache_control": {"type": "ephemeral"}}]},
+        {"role": "user", "content": "Hi"}]})  # fmt: skip
+    assert got["system"] == [{"type": "text", "text": "A"},
+                             {"type": "text", "text": "B", "cache_control": {"type": "ephemeral"}}]  # fmt: skip
+
+
+def test_max_tokens_sources() -> None:
+    messages = [{"role": "user", "content": "Hi"}]
+    assert sent({"messages": messages})["max_tokens"] == DEFAULT_MAX_TOKENS == 4096
+    assert sent({"messages": messages}, settings={"default_max_tokens": "777"})["max_tokens"] == 777
+    assert (
+        sent({"messages": messages, "max_tokens": 9, "max_completion_tokens": 12})["max_tokens"]
+        == 12
+    )
+    for bad in (0, -1, True, 2.5, "10"):
+        with pytest.raises(Unsupported):
+            sent({"messages": messages, "max_tokens": bad})
+
+
+def test_sampling_stop_user_and_stream() -> None:
+    got = sent({"messages": [{"role": "user", "content": "Hi"}], "temperature": 0.2, "top_p": 0.9,
+                "stop": "END", "user": "u-42", "stream": True, "frequency_penalty": 1,
+                "stream_options": {"include_usage": True}}, stream=True)  # fmt: skip
+    assert got["temperature"] == 0.2 and got["top_p"] == 0.9
+    assert got["stop_sequences"] == ["END"]
+    assert got["metadata"] == {"user_id": "u-42"}
+    assert got["stream"] is True
+    assert not {"frequency_penalty", "stream_options", "stop", "user"} & set(got)
+    assert sent({"messages": [{"role": "user", "content": "x"}], "stop": ["a", "b"]})[
+        "stop_sequences"
+    ] == ["a", "b"]
+
+
+def test_images() -> None:
+    got = sent({"messages": [{"role": "user", "content": [
+        {"type": "text", "text": "What is this?"},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo=", "detail": "low"}},
+        {"type": "image_url", "image_url": {"url": "https://example.com/cat.jpg"}},
+        {"type": "image_url", "image_url": {"url": "data:application/pdf;base64,JVBERi0="}}]}]})  # fmt: skip
+    assert got["messages"][0]["content"][1:] == [
+        {
+            "type": "image",
+            "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="},
+        },
+        {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.jpg"}},
+        {
+            "type": "document",
+            "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0="},
+        },
+    ]
+
+
+@pytest.mark.parametrize(
+    "part",
+    [{"type": "image_url", "image_url": {"url": "file:///etc/passwd"}},
+     {"type": "image_url", "image_url": {"url": "data:image/png,rawbytes"}},
+     {"type": "image_url", "image_url": {}},
+     {"type": "input_audio", "input_audio": {"data": "AAA", "format": "wav"}}],
+)  # fmt: skip
+def test_parts_anthropic_cannot_take_are_400(part: dict[str, Any]) -> None:
+    with pytest.raises(Unsupported) as caught:
+        sent({"messages": [{"role": "user", "content": [part]}]})
+    assert caught.value.status == 400 and "messages[0].content[0]" in caught.value.message
+
+
+def conversation() -> list[dict[str, Any]]:
+    return [
+        {"role": "user", "content": "Weather in SF and the time?"},
+        {"role": "assistant", "content": "Checking.", "tool_calls": [
+            {"id": "toolu_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"location": "SF"}'}},
+            {"id": "toolu_2", "type": "function", "function": {"name": "get_time", "arguments": ""}}]},
+        {"role": "tool", "tool_call_id": "toolu_1", "content": "18C, fog"},
+        {"role": "tool", "tool_call_id": "toolu_2", "content": [{"type": "text", "text": "09:00"}]},
+        {"role": "user", "content": "Thanks, and tomorrow?"},
+    ]  # fmt: skip
+
+
+def test_tool_calls_and_results() -> None:
+    got = sent({"messages": conversation(), "tools": [WEATHER_TOOL], "tool_choice": "required",
+                "parallel_tool_calls": False})  # fmt: skip
+    assert got["messages"] == [
+        {"role": "user", "content": [{"type": "text", "text": "Weather in SF and the time?"}]},
+        {"role": "assistant", "content": [
+            {"type": "text", "text": "Checking."},
+            {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"location": "SF"}},
+            {"type": "tool_use", "id": "toolu_2", "name": "get_time", "input": {}}]},
+        {"role": "user", "content": [  # both results together, first, then the new question
+            {"type": "tool_result", "tool_use_id": "toolu_1", "content": "18C, fog"},
+            {"type": "tool_result", "tool_use_id": "toolu_2", "content": [{"type": "text", "text": "09:00"}]},
+            {"type": "text", "text": "Thanks, and tomorrow?"}]},
+    ]  # fmt: skip
+    assert got["tools"] == [{"name": "get_weather", "description": "Weather at a place",
+                             "input_schema": WEATHER_TOOL["function"]["parameters"]}]  # fmt: skip
+    assert got["tool_choice"] == {"type": "any", "disable_parallel_tool_use": True}
+
+
+@pytest.mark.parametrize(
+    ("choice", "want"),
+    [("auto", {"type": "auto"}), ("none", {"type": "none"}), ("required", {"type": "any"}),
+     ({"type": "function", "function": {"name": "get_weather"}}, {"type": "tool", "name": "get_weather"})],
+)  # fmt: skip
+def test_tool_choice(choice: Any, want: dict[str, Any]) -> None:
+    got = sent(
+        {
+            "messages": [{"role": "user", "content": "x"}],
+            "tools": [WEATHER_TOOL],
+            "tool_choice": choice,
+        }
+    )
+    assert got["tool_choice"] == want
+
+
+@pytest.mark.parametrize("arguments", ["{not json", "[1, 2]", '"text"', "{" * 50_000, 42])
+def test_tool_call_arguments_must_be_a_json_object(arguments: Any) -> None:
+    messages = conversation()
+    messages[1]["tool_calls"][0]["function"]["arguments"] = arguments
+    with pytest.raises(Unsupported) as caught:
+        sent({"messages": messages})
+    assert caught.value.status == 400
+    assert "messages[1].tool_calls[0].function.arguments" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"messages": []}, {"messages": "hi"}, {"messages": [{"role": "function", "content": "x"}]},
+     {"messages": [{"role": "user", "content": "x"}], "n": 2},
+     {"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_object"}},
+     {"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "code_interpreter"}]},
+     {"messages": [{"role": "user", "content": "x"}], "stop": 5},
+     {"messages": [{"role": "user", "content": "x"}], "tool_choice": "sometimes"}],
+)  # fmt: skip
+def test_what_messages_cannot_express_is_a_400(body: dict[str, Any]) -> None:
+    with pytest.raises(Unsupported) as caught:
+        sent(body)
+    assert caught.value.status == 400
+
+
+# ---- answers ------------------------------------------------------------------------------
+
+
+def test_answer_as_a_chat_completion_with_exact_usage() -> None:
+    reply = ANTHROPIC.reply(chat({"messages": []}), 200, fx.ANTHROPIC_MESSAGE, {})
+    completion = ChatCompletion.model_validate_json(reply.body)
+    choice = completion.choices[0]
+    assert completion.id == "msg_01Aq9w938a90dw8q" and completion.model == MODEL
+    assert choice.finish_reason == "tool_calls"
+    assert choice.message.content == "I'll check the weather."  # the thinking block left out
+    (tool,) = choice.message.tool_calls or []
+    assert tool.id == "toolu_01A09q90qw90lq917835lq9" and tool.function.name == "get_weather"
+    assert json.loads(tool.function.arguments) == {
+        "location": "San Francisco, CA",
+        "unit": "celsius",
+    }
+    assert reply.usage == Usage(472, 89, cache_read_tokens=2048, cache_write_tokens=1024)
+    usage = completion.usage
+    assert usage is not None and usage.prompt_tokens == 472 + 2048 + 1024
+    assert usage.completion_tokens == 89 and usage.total_tokens == 472 + 2048 + 1024 + 89
+    assert (
+        usage.prompt_tokens_details is not None
+        and usage.prompt_tokens_details.cached_tokens == 2048
+    )
+
+
+@pytest.mark.parametrize(
+    ("stop", "finish"),
+    [("end_turn", "stop"), ("stop_sequence", "stop"), ("max_tokens", "length"),
+     ("tool_use", "tool_calls"), ("refusal", "content_filter"), (None, "stop")],
+)  # fmt: skip
+def test_stop_reasons(stop: str | None, finish: str) -> None:
+    body = json.dumps({"id": "msg_1", "model": MODEL, "content": [{"type": "text", "text": "ok"}],
+                       "stop_reason": stop, "usage": {"input_tokens": 1, "output_tokens": 1}}).encode()  # fmt: skip
+    completion = ChatCompletion.model_validate_json(ANTHROPIC.reply(chat({}), 200, body, {}).body)
+    assert completion.choices[0].finish_reason == finish
+
+
+def test_tool_calls_round_trip() -> None:
+    """Anthropic's tool_use -> the client's tool_calls -> sent back: the same blocks."""
+    reply = ANTHROPIC.reply(chat({}), 200, fx.ANTHROPIC_MESSAGE, {})
+    assistant = json.loads(reply.body)["choices"][0]["message"]
+    result = {"role": "tool", "tool_call_id": assistant["tool_calls"][0]["id"], "content": "18C"}
+    again = sent({"messages": [{"role": "user", "content": "Weather?"}, assistant, result]})
+    original = [b for b in json.loads(fx.ANTHROPIC_MESSAGE)["content"] if b["type"] != "thinking"]
+    assert again["messages"][1] == {"role": "assistant", "content": original}
+    assert again["messages"][2]["content"][0]["tool_use_id"] == "toolu_01A09q90qw90lq917835lq9"
+
+
+def test_errors_in_openai_shape_with_the_same_status() -> None:
+    reply = ANTHROPIC.reply(chat({}), 529, fx.ANTHROPIC_OVERLOADED, {"retry-after": "3"})
+    assert reply.status == 529 and reply.retry_after == 3.0 and reply.usage is None
+    assert json.loads(reply.body) == {"error": {"message": "Overloaded", "type": "overloaded_error",
+                                                "code": None, "param": None}}  # fmt: skip
+    plain = json.loads(ANTHROPIC.reply(chat({}), 503, b"no healthy upstream", {}).body)
+    assert (
+        plain["error"]["message"] == "upstream `anthropic` answered HTTP 503: no healthy upstream"
+    )
+
+
+# ---- streams ------------------------------------------------------------------------------
+
+
+def translate(stream: bytes, size: int, include_usage: bool) -> tuple[Any, list[Any]]:
+    translator = ANTHROPIC.stream(chat({}, stream=True, include_usage=include_usage))
+    out = feed_in_pieces(translator, stream, size)
+    return translator, data_lines(out)
+
+
+@pytest.mark.parametrize("size", [1, 11, 100_000])
+def test_stream_translation(size: int) -> None:
+    translator, chunks = translate(fx.ANTHROPIC_STREAM, size, include_usage=False)
+    assert translator.done and chunks[-1] == "[DONE]"
+    parsed = [ChatCompletionChunk.model_validate(c) for c in chunks[:-1]]
+    assert all(c.id == "msg_014p7gG3wDgGV9EUtLvnow3U" and c.model == MODEL for c in parsed)
+    assert parsed[0].choices[0].delta.role == "assistant"
+    text = "".join(c.choices[0].delta.content or "" for c in parsed)
+    assert text == "Okay, let's check é."
+    calls: dict[int, dict[str, str]] = {}
+    for c in parsed:
+        for tool in c.choices[0].delta.tool_calls or []:
+            entry = calls.setdefault(tool.index, {"id": "", "name": "", "arguments": ""})
+            entry["id"] += tool.id or ""
+            entry["name"] += (tool.function and tool.function.name) or ""
+            entry["arguments"] += (tool.function and tool.function.arguments) or ""
+    assert calls == {
+        0: {"id": "toolu_01T1x1fJ34qAmk2tNTrN7Up6", "name": "get_weather",
+            "arguments": '{"location": "San Francisco, CA"}'},
+        1: {"id": "toolu_02second", "name": "get_time", "arguments": '{"tz": "PST"}'},
+    }  # fmt: skip
+    assert [c.choices[0].finish_reason for c in parsed][-1] == "tool_calls"
+    assert all(c.usage is None for c in parsed)  # the client did not ask
+    assert translator.usage == Usage(472, 89, cache_read_tokens=2000, cache_write_tokens=100)
+
+
+def test_stream_usage_chunk_only_when_asked() -> None:
+    _, chunks = translate(fx.ANTHROPIC_STREAM, 4096, include_usage=True)
+    usage_chunk = ChatCompletionChunk.model_validate(chunks[-2])
+    assert usage_chunk.choices == [] and usage_chunk.usage is not None
+    assert usage_chunk.usage.prompt_tokens == 472 + 2000 + 100
+    assert usage_chunk.usage.completion_tokens == 89
+    assert usage_chunk.usage.prompt_tokens_details is not None
+    assert usage_chunk.usage.prompt_tokens_details.cached_tokens == 2000
+
+
+def test_a_cut_stream_is_not_done_but_metered() -> None:
+    cut = fx.ANTHROPIC_STREAM.index(b"event: message_delta")
+    translator, chunks = translate(fx.ANTHROPIC_STREAM[:cut], 64, include_usage=True)
+    assert not translator.done and "[DONE]" not in chunks
+    assert translator.usage == Usage(472, 2, 2000, 100)  # input known; output as of message_start
+    error = data_lines(translator.error_event(502, "upstream cut the stream"))
+    assert error == [{"error": {"message": "upstream cut the stream", "type": "api_error",
+                                "code": None, "param": None}}]  # fmt: skip
+
+
+def test_upstream_error_event_becomes_an_openai_error_chunk() -> None:
+    translator, chunks = translate(fx.ANTHROPIC_STREAM_ERROR, 10, include_usage=False)
+    assert chunks == [{"error": {"message": "Overloaded", "type": "overloaded_error",
+                                 "code": None, "param": None}}]  # fmt: skip
+    assert not translator.done
