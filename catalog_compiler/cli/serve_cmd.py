@@ -14,7 +14,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import click
@@ -40,6 +40,7 @@ def gateway_argv(
     workers: int,
     redis: str | None,
     allow_missing_secrets: bool,
+    tuning: Sequence[str] = (),
 ) -> list[str]:
     """The arguments of `python -m runtime.gateway` for these options. The bundle path is
     made absolute: the gateway does not depend on the working directory, and a file named
@@ -50,6 +51,22 @@ def gateway_argv(
         argv += ["--redis", redis]
     if allow_missing_secrets:
         argv.append("--allow-missing-secrets")
+    return argv + list(tuning)
+
+
+def tuning_argv(
+    namespace: str | None, max_body_bytes: int | None, drain_timeout: float | None, watch: bool
+) -> list[str]:
+    """The gateway's own options, forwarded only when given (its defaults stay its own)."""
+    argv: list[str] = []
+    if namespace is not None:
+        argv += ["--namespace", namespace]
+    if max_body_bytes is not None:
+        argv += ["--max-body-bytes", str(max_body_bytes)]
+    if drain_timeout is not None:
+        argv += ["--drain-timeout", repr(drain_timeout)]
+    if not watch:
+        argv.append("--no-watch")
     return argv
 
 
@@ -133,6 +150,25 @@ def write_bundle(compiled: Compiled, source: str, out_dir: Path) -> Path:
     help="Start even when a credential reference does not resolve: only the providers that "
     "need it answer 503 (default: refuse to start, naming the reference).",
 )
+@click.option("--namespace", default=None, help="The Redis key namespace (default: catalog).")
+@click.option(
+    "--max-body-bytes",
+    type=click.IntRange(min=1024),
+    default=None,
+    help="Largest request body accepted (default: 16 MiB); larger ones get 413.",
+)
+@click.option(
+    "--drain-timeout",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Seconds in-flight requests get to finish on SIGTERM (default: 30).",
+)
+@click.option(
+    "--watch/--no-watch",
+    default=True,
+    show_default=True,
+    help="Reload when the bundle file changes (SIGHUP always reloads).",
+)
 def serve(
     source: str,
     host: str,
@@ -140,6 +176,10 @@ def serve(
     workers: int,
     redis: str | None,
     allow_missing_secrets: bool,
+    namespace: str | None,
+    max_body_bytes: int | None,
+    drain_timeout: float | None,
+    watch: bool,
 ) -> None:
     """Serve the OpenAI-compatible gateway on a bundle, or on a catalog DIR (default `.`),
     compiled first.
@@ -152,9 +192,11 @@ def serve(
             f"--workers {workers} needs --redis URL: the memory store counts per process, "
             "so each worker would admit the whole limit"
         )
+    tuning = tuning_argv(namespace, max_body_bytes, drain_timeout, watch)
     if not is_catalog(Path(source)):
         main = load_gateway()
-        sys.exit(main(gateway_argv(source, host, port, workers, redis, allow_missing_secrets)))
+        sys.exit(main(gateway_argv(source, host, port, workers, redis, allow_missing_secrets,
+                                   tuning)))  # fmt: skip
     compiled = compile_or_exit(source)
     main = load_gateway()
     try:
@@ -164,7 +206,8 @@ def serve(
         sys.exit(EXIT_USAGE)
     try:
         bundle = write_bundle(compiled, source, out_dir)
-        code = main(gateway_argv(bundle, host, port, workers, redis, allow_missing_secrets))
+        code = main(gateway_argv(bundle, host, port, workers, redis, allow_missing_secrets,
+                                 tuning))  # fmt: skip
     finally:  # also on Ctrl-C: the compiled bundle does not outlive the server
         shutil.rmtree(out_dir, ignore_errors=True)
     sys.exit(code)

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from catalog_compiler.cli.serve_cmd import gateway_argv
+from catalog_compiler.cli.serve_cmd import gateway_argv, tuning_argv
 from runtime.bundle import Bundle
 from tests.conftest import ROOT
 
@@ -211,3 +211,22 @@ def test_the_quick_start_answers_as_documented(tmp_path: Path) -> None:
         ]  # fmt: skip
         with pytest.raises(openai.PermissionDeniedError, match="allows only `echo`, `embed`"):
             analytics.chat.completions.create(model="@mock-fast/echo-large", messages=ASK)
+
+
+def test_the_gateways_own_options_are_forwarded_only_when_given() -> None:
+    assert tuning_argv(None, None, None, True) == []
+    assert tuning_argv("team-a", 4096, 2.5, False) == [
+        "--namespace", "team-a", "--max-body-bytes", "4096", "--drain-timeout", "2.5",
+        "--no-watch",
+    ]  # fmt: skip
+    from runtime.gateway.cli import parser
+
+    argv = gateway_argv("/b.json", "127.0.0.1", 0, 1, None, False,
+                        tuning_argv("team-a", 4096, 2.5, False))  # fmt: skip
+    parsed = parser().parse_args(argv)  # the gateway accepts exactly what serve forwards
+    assert (parsed.namespace, parsed.max_body_bytes, parsed.drain_timeout, parsed.no_watch) == (
+        "team-a",
+        4096,
+        2.5,
+        True,
+    )
