@@ -158,13 +158,15 @@ async def serve(request: web.Request, endpoint: str) -> web.StreamResponse:
 async def _serve(
     request: web.Request, gw: Gateway, endpoint: str, record: Record
 ) -> web.StreamResponse:
-    live = gw.live  # one bundle for the whole request, even across a reload
-    caller = live.keys.caller(request.headers)
+    caller = gw.live.keys.caller(request.headers)
     if caller is None:
         raise Failure(401, "a workspace API key is required (`Authorization: Bearer <key>` or "
                       "`x-portkey-api-key`)", "invalid_api_key")  # fmt: skip
     record.fields["workspace"] = caller.workspace
     raw, body = await _body(request)
+    # From here on one bundle serves the whole request, even across a reload: the plan
+    # (resolved synchronously below) and `live` (secrets, URLs) come from the same swap.
+    live = gw.live
     form = read_form(request.headers, body, record.fields["trace_id"])
     record.fields["trace_id"] = form.trace_id  # the id the answer's header carries
     stream = _flag(body, "stream")
