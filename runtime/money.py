@@ -90,7 +90,7 @@ def reserved_usage(estimate: object, max_output_tokens: int | None) -> Usage:
         return estimate.usage(max_output_tokens)
     if estimate is None:
         return _NOTHING.usage(max_output_tokens)
-    raise InvalidRequest("estimate", f"must be an Estimate, found {_shown(estimate)}")
+    raise InvalidRequest("estimate", f"must be an Estimate, found {shown(estimate)}")
 
 
 def _refuse(owner: Estimate | Usage, fields: tuple[str, ...]) -> None:
@@ -102,11 +102,11 @@ def _refuse(owner: Estimate | Usage, fields: tuple[str, ...]) -> None:
         if type(value) is not int or not 0 <= value <= MAX_TOKENS:
             raise InvalidRequest(
                 f"{type(owner).__name__}.{name}",
-                f"must be a whole number of tokens from 0 to {MAX_TOKENS:,}, found {_shown(value)}",
+                f"must be a whole number of tokens from 0 to {MAX_TOKENS:,}, found {shown(value)}",
             )
 
 
-def _shown(value: object) -> str:
+def shown(value: object) -> str:
     """A short, safe description of a rejected value (never a 5,000-digit repr)."""
     if isinstance(value, bool) or value is None:
         return {True: "true", False: "false", None: "null"}[value]
@@ -168,7 +168,7 @@ class Rates:
     def cost(self, usage: Usage) -> int:
         """The exact cost in pico-USD."""
         if type(usage) is not Usage:
-            raise InvalidRequest("usage", f"must be a Usage, found {_shown(usage)}")
+            raise InvalidRequest("usage", f"must be a Usage, found {shown(usage)}")
         return (
             usage.input_tokens * self.input
             + usage.output_tokens * self.output

@@ -3,7 +3,6 @@ endpoints, Anthropic's on `/v1/messages`, Portkey's statuses and `x-portkey-*` h
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from runtime.errors import (
     UnknownProvider,
     UnknownWorkspace,
 )
+from runtime.upstream import anthropic_wire, openai
 
 # status -> (OpenAI error type, Anthropic error type)
 _TYPES: Mapping[int, tuple[str, str]] = {
@@ -81,16 +81,14 @@ def _code(exc: RequestError) -> str:
 
 
 def error_body(status: int, message: str, code: str, anthropic: bool = False) -> bytes:
+    """The gateway's own refusal in the client's shape (the adapters' shape builders), with
+    the error types of the table above."""
     openai_type, anthropic_type = _TYPES.get(
         status, ("api_error", "api_error") if status >= 500 else ("invalid_request_error",) * 2
     )
     if anthropic:
-        body: dict[str, object] = {
-            "type": "error", "error": {"type": anthropic_type, "message": message},
-        }  # fmt: skip
-    else:
-        body = {"error": {"message": message, "type": openai_type, "param": None, "code": code}}
-    return json.dumps(body, ensure_ascii=False).encode()
+        return anthropic_wire.error_body(status, message, anthropic_type)
+    return openai.error_body(status, message, openai_type, code)
 
 
 def retry_after_header(seconds: float | None) -> dict[str, str]:

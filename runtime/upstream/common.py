@@ -17,7 +17,7 @@ from collections.abc import Mapping, MutableMapping
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from runtime.money import MAX_TOKENS
+from runtime.money import MAX_TOKENS, shown
 from runtime.upstream.base import Call, Unsupported, UpstreamProtocolError
 
 MAX_BODY = 64 * 1024 * 1024  # an upstream answer we agree to parse (the gateway reads less)
@@ -92,7 +92,7 @@ def count(usage: Mapping[str, Any], name: str, where: str) -> int:
     if type(value) is not int or not 0 <= value <= MAX_TOKENS:
         raise UpstreamProtocolError(
             f"upstream usage `{where}.{name}` must be a whole number of tokens from 0 to "
-            f"{MAX_TOKENS:,}, found {_shown(value)}"
+            f"{MAX_TOKENS:,}, found {shown(value)}"
         )
     return value
 
@@ -105,17 +105,6 @@ def details(usage: Mapping[str, Any], name: str, where: str) -> Mapping[str, Any
     if not isinstance(value, Mapping):
         raise UpstreamProtocolError(f"upstream usage `{where}.{name}` is not an object")
     return value
-
-
-def _shown(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        bits = value.bit_length()
-        return str(value) if bits <= 64 else f"an integer of {bits} bits"
-    if isinstance(value, float):
-        return repr(value)
-    return f"a value of type {type(value).__name__}"
 
 
 def retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
