@@ -6,7 +6,8 @@ typed models (for positions), then calls `normalize` here for the tree and the s
 checks; the router validates inline configs with `runtime.inline` and the same `normalize`.
 
 A normalized node carries its effective settings after inheritance, so the router never
-walks up: `override_params` deep-merge down the tree (child wins), `default_params` likewise,
+walks up: `override_params` merge down the tree key by key (a child's key replaces the
+parent's whole value, as Portkey's request handler does), `default_params` deep-merge,
 `drop_params` accumulate, a child's `retry`/`cache` replace the parent's, the nearest
 `request_timeout`/`custom_host` win, and `override_params.model` becomes the leaf's `model`
 (and its provider, when written `@provider/model`).
@@ -119,7 +120,12 @@ class Inherited:
         provider = t.get("provider")
         if isinstance(provider, str):
             if provider.startswith("@"):
-                new = replace(new, provider=provider[1:], service=None, api_key=None)
+                # `@slug/model` names the model too (an override_params.model still wins)
+                named, bare = split_model(provider)
+                if named is not None:
+                    new = replace(new, provider=named, model=bare, service=None, api_key=None)
+                else:
+                    new = replace(new, provider=provider[1:], service=None, api_key=None)
             else:
                 new = replace(
                     new, provider=None, service=provider, api_key=secret_ref(t.get("api_key"))
@@ -143,7 +149,7 @@ class Inherited:
                 carried[name] = shown
         return replace(
             new,
-            override=deep_merge(new.override, override),
+            override={**new.override, **override},  # shallow: a child's key replaces
             default=deep_merge(new.default, number(t.get("default_params") or {})),
             drop=tuple(dict.fromkeys((*new.drop, *_strings(t.get("drop_params"))))),
             retry=number(t["retry"]) if t.get("retry") else new.retry,

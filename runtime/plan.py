@@ -33,7 +33,9 @@ class Attempt:
     params: Mapping[str, Any]  # the request body to send (model included)
     retry: Mapping[str, Any] | None
     timeout_ms: int | None
-    fallback_on: frozenset[int] | None  # statuses that move on; None: any non-2xx
+    # Where to go after an answer, innermost fallback group first: (statuses that move on
+    # at that level, None meaning any non-2xx; the index of the attempt to move to).
+    fallback: tuple[Rule, ...]
     prices: Prices | None
     rates: Rates
     chain: tuple[Counter, ...]
@@ -46,11 +48,25 @@ class Attempt:
     def target(self) -> str:
         return f"@{self.provider}/{self.model}" if self.provider else f"{self.service}/{self.model}"
 
+    @property
+    def fallback_on(self) -> frozenset[int] | None:
+        """The statuses that move on from this attempt's own fallback group."""
+        return self.fallback[0][0] if self.fallback else frozenset()
+
+    def next_after(self, status: int) -> int | None:
+        """The attempt to try after this answer, or None: the answer is final.
+
+        As Portkey's request handler does it: the answer goes up the tree, and the first
+        fallback group (innermost first) that lists its status, and has a target after
+        this one, moves on to it. A listed status moves on whatever its range (a
+        guardrail's 246 is a 2xx); a group with no list moves on from any non-2xx."""
+        for codes, then in self.fallback:
+            if (status in codes) if codes is not None else not 200 <= status < 300:
+                return then
+        return None
+
     def moves_on(self, status: int) -> bool:
-        """Should the plan try the next attempt after this status?"""
-        if 200 <= status < 300:
-            return False
-        return self.fallback_on is None or status in self.fallback_on
+        return self.next_after(status) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,12 +78,15 @@ class Plan:
     branch: str | None = None  # the target a conditional strategy selected
 
 
+Rule = tuple[frozenset[int] | None, int]
+
+
 @dataclass(frozen=True, slots=True)
 class Choice:
-    """A leaf of the tree to try, and when to move on from it."""
+    """A leaf of the tree to try, and where to go after its answer."""
 
     leaf: Mapping[str, Any]
-    fallback_on: frozenset[int] | None
+    fallback: tuple[Rule, ...] = ()  # innermost group first (Attempt.fallback)
     option: str = "config"  # the JSON path of the leaf, as Portkey reports it
 
 
@@ -83,32 +102,45 @@ class Context:
 
 
 def expand(
-    node: Mapping[str, Any], ctx: Context, outer: frozenset[int] | None, at: str = "config"
+    node: Mapping[str, Any], ctx: Context, at: str = "config", first: int = 0
 ) -> list[Choice]:
-    """The leaves to try in order; the last one moves on under `outer` (the parent's rule).
-    `at` is the node's JSON path (`config.targets[1]`), reported to clients."""
+    """The leaves to try, in order, each with its fallback rules; `first` is the index the
+    first of them will have in the plan. `at` is the node's JSON path
+    (`config.targets[1]`), reported to clients."""
     mode = node["mode"]
     if mode == "target":
-        own = node.get("on_status_codes")
-        return [Choice(node, frozenset(own) if own is not None else outer, at)]
+        return [Choice(node, (), at)]
     targets: Sequence[Mapping[str, Any]] = node["targets"]
     strategy = node.get("strategy") or {}
-    if mode == "fallback":
-        codes = strategy.get("on_status_codes")
-        inner = frozenset(codes) if codes is not None else None
-        out: list[Choice] = []
-        for i, child in enumerate(targets):
-            last = i == len(targets) - 1
-            out.extend(expand(child, ctx, outer if last else inner, f"{at}.targets[{i}]"))
-        return out
-    if mode == "loadbalance":
-        picked = pick_weighted(targets, strategy, ctx)
-    elif mode == "conditional":
-        picked = pick_branch(targets, strategy, ctx)
-    else:  # single
-        picked = targets[0]
-    index = next(i for i, t in enumerate(targets) if t is picked)
-    return expand(picked, ctx, outer, f"{at}.targets[{index}]")
+    if mode != "fallback":
+        if mode == "loadbalance":
+            picked = pick_weighted(targets, strategy, ctx)
+        elif mode == "conditional":
+            picked = pick_branch(targets, strategy, ctx)
+        else:  # single
+            picked = targets[0]
+        index = next(i for i, t in enumerate(targets) if t is picked)
+        return expand(picked, ctx, f"{at}.targets[{index}]", first)
+    codes = strategy.get("on_status_codes")
+    group: frozenset[int] | None = frozenset(codes) if codes is not None else None
+    out: list[Choice] = []
+    for i, child in enumerate(targets):
+        choices = expand(child, ctx, f"{at}.targets[{i}]", first + len(out))
+        if i < len(targets) - 1:
+            then = first + len(out) + len(choices)  # the next target's first leaf
+            choices = [_then(c, child, group, then) for c in choices]
+        out.extend(choices)
+    return out
+
+
+def _then(
+    choice: Choice, child: Mapping[str, Any], group: frozenset[int] | None, then: int
+) -> Choice:
+    """`choice` (a leaf under `child`) moves on to attempt `then` on this group's statuses;
+    a target's own `on_status_codes` replace its group's."""
+    own = child.get("on_status_codes") if child.get("mode") == "target" else None
+    codes = frozenset(own) if own is not None else group
+    return Choice(choice.leaf, (*choice.fallback, (codes, then)), choice.option)
 
 
 def pick_weighted(

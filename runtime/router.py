@@ -28,7 +28,7 @@ from runtime.limits.memory import MemoryStore
 from runtime.limits.spec import BudgetSpec, ChainSpec, compile_chain
 from runtime.money import Estimate, Rates, Usage, reserved_usage, usd
 from runtime.params import request_body
-from runtime.plan import Attempt, Context, Plan, expand
+from runtime.plan import Attempt, Context, Plan, Rule, expand
 from runtime.suggest import nearest
 
 PLAN_CACHE_LIMIT = 100_000
@@ -128,13 +128,13 @@ class Router:
             params = _object(params, PARAMS_BOUNDS, "params")
         if config is not None:
             return self._resolve_config(
-                state, workspace, config, metadata, params, seed, model, path
+                state, workspace, config, metadata, params, seed, model, path, provider
             )
         if model is None:
             raise InvalidConfig(["a request names a model (`@provider/model`) or a config"])
         key = (workspace, model, provider)
         provider_slug, model_name = _split(model, provider)
-        attempt = self._attempt(state, workspace, provider_slug, model_name, None, params, None,
+        attempt = self._attempt(state, workspace, provider_slug, model_name, None, params, (),
                                 owned=True)  # params: the bounded copy made above  # fmt: skip
         plan = Plan(workspace, "single", (attempt,))
         if params is None:
@@ -153,7 +153,10 @@ class Router:
         seed: int | None,
         model: str | None,
         path: str | None = None,
+        provider: str | None = None,
     ) -> Plan:
+        """`model`/`provider`: the request's own, for the targets that take them from the
+        request (no provider of their own, or `passthrough: true`)."""
         bundle = state.bundle
         bundle.workspace(workspace)  # raises UnknownWorkspace
         slug: str | None = None
@@ -176,19 +179,17 @@ class Router:
             ctx.path = path
         requested = model or (params or {}).get("model")
         for node, at in leaves:  # a client's config: each redirected leaf, taken or not
-            self._check_destination(state, workspace, node, at, requested)
+            self._check_destination(state, workspace, node, at, requested, provider)
         attempts = []
-        for choice in expand(tree, ctx, None):
+        for choice in expand(tree, ctx):
             leaf = choice.leaf
             name = leaf.get("model") or requested
             if not isinstance(name, str) or not 0 < len(name) <= MAX_NAME:
                 raise InvalidConfig([f"target `{leaf.get('name', '?')}` sets no model and the "
                                      "request names none"])  # fmt: skip
-            provider_slug, model_name = (leaf.get("provider"), name)
-            if provider_slug is None and leaf.get("service") is None:
-                provider_slug, model_name = _split(name, None)
+            provider_slug, model_name = _leaf_target(leaf, name, provider)
             attempt = self._attempt(state, workspace, provider_slug, model_name, leaf, params,
-                                    choice.fallback_on, cacheable=slug is not None)  # fmt: skip
+                                    choice.fallback, cacheable=slug is not None)  # fmt: skip
             attempts.append(replace(attempt, option=choice.option))
         mode = "single" if tree["mode"] == "target" else tree["mode"]
         return Plan(workspace, mode, tuple(attempts), config=slug, branch=ctx.branch)
@@ -200,6 +201,7 @@ class Router:
         leaf: Mapping[str, Any],
         path: tuple[str | int, ...],
         requested: Any,
+        from_request: str | None,
     ) -> None:
         """An inline `custom_host` may carry a catalog provider's credentials only where the
         catalog allows (AccessDenied, 403, otherwise)."""
@@ -207,8 +209,11 @@ class Router:
         if host is None:
             return
         slug = leaf.get("provider")
-        if slug is None and isinstance(requested, str) and requested.startswith("@"):
-            slug = requested[1:].partition("/")[0]  # the provider comes from the request
+        if _takes_request_provider(leaf):  # the provider may come from the request
+            if isinstance(requested, str) and requested.startswith("@"):
+                slug = requested[1:].partition("/")[0]
+            elif from_request is not None:
+                slug = from_request.removeprefix("@")
         if slug is None:
             return  # no provider at all: refused when the attempt is made
         provider = state.bundle.provider(slug)
@@ -222,18 +227,18 @@ class Router:
         model: str,
         leaf: Mapping[str, Any] | None,
         params: Mapping[str, Any] | None,
-        fallback_on: frozenset[int] | None,
+        fallback: tuple[Rule, ...],
         cacheable: bool = True,
         owned: bool = False,
     ) -> Attempt:
         """The attempt for one leaf, with the request's `params` merged into its body.
         `cacheable`: the leaf is the bundle's (a client's inline leaf is new every time)."""
         if provider_slug is None:  # an ungoverned raw service from an inline/pasted config
-            return self._raw_attempt(state, workspace, model, leaf or {}, params, fallback_on)
-        key = (workspace, provider_slug, model, id(leaf), fallback_on)
+            return self._raw_attempt(state, workspace, model, leaf or {}, params, fallback)
+        key = (workspace, provider_slug, model, id(leaf), fallback)
         base = state.bases.get(key) if cacheable else None
         if base is None:
-            base = self._base_attempt(state, workspace, provider_slug, model, leaf, fallback_on)
+            base = self._base_attempt(state, workspace, provider_slug, model, leaf, fallback)
             if cacheable:
                 if len(state.bases) >= PLAN_CACHE_LIMIT:
                     state.bases.clear()
@@ -251,7 +256,7 @@ class Router:
         provider_slug: str,
         model: str,
         leaf: Mapping[str, Any] | None,
-        fallback_on: frozenset[int] | None,
+        fallback: tuple[Rule, ...],
     ) -> Attempt:
         bundle = state.bundle
         leaf = leaf or {}
@@ -276,7 +281,7 @@ class Router:
             ),
             retry=leaf.get("retry"),
             timeout_ms=leaf.get("request_timeout"),
-            fallback_on=fallback_on,
+            fallback=fallback,
             prices=quote.prices,
             rates=Rates.of(quote.prices),
             chain=(chain := bundle.chain(workspace, provider_slug)),
@@ -292,7 +297,7 @@ class Router:
         model: str,
         leaf: Mapping[str, Any],
         params: Mapping[str, Any] | None,
-        fallback_on: frozenset[int] | None,
+        fallback: tuple[Rule, ...],
     ) -> Attempt:
         bundle = state.bundle
         ws = bundle.workspace(workspace)
@@ -304,7 +309,7 @@ class Router:
             credentials=MappingProxyType({"api_key": key} if key else {}),
             params=MappingProxyType(request_body(params, {}, leaf.get("params"), model)),
             retry=leaf.get("retry"), timeout_ms=leaf.get("request_timeout"),
-            fallback_on=fallback_on, prices=None, rates=Rates.of(None),
+            fallback=fallback, prices=None, rates=Rates.of(None),
             chain=(chain := (bundle.counters["organization"], bundle.counters[ws.counter])),
             max_output_tokens=None, carried=leaf.get("carried") or {}, limits=state.spec(chain),
         )  # fmt: skip
@@ -424,10 +429,31 @@ def with_params(base: Attempt, body: dict[str, Any]) -> Attempt:
     """`base` sending `body` (dataclasses.replace, without its generic slowness)."""
     return Attempt(
         base.workspace, base.provider, base.model, base.service, base.api, base.auth, base.url,
-        base.credentials, MappingProxyType(body), base.retry, base.timeout_ms, base.fallback_on,
+        base.credentials, MappingProxyType(body), base.retry, base.timeout_ms, base.fallback,
         base.prices, base.rates, base.chain, base.max_output_tokens, base.carried, base.limits,
         base.option,
     )  # fmt: skip
+
+
+def _takes_request_provider(leaf: Mapping[str, Any]) -> bool:
+    """A target with no provider of its own, or with `passthrough: true`, routes to the
+    provider the request names (`x-portkey-provider`, or `@provider/model`)."""
+    if leaf.get("service") is not None:
+        return False
+    return leaf.get("provider") is None or (leaf.get("carried") or {}).get("passthrough") is True
+
+
+def _leaf_target(
+    leaf: Mapping[str, Any], name: str, provider: str | None
+) -> tuple[str | None, str]:
+    """(provider slug, model) of one leaf; the slug is None for a raw service."""
+    own = leaf.get("provider")
+    if not _takes_request_provider(leaf):
+        # the target's provider wins; a request's `@provider/model` still names the model
+        return own, (name[1:].partition("/")[2] or name) if own and name[:1] == "@" else name
+    if name.startswith("@") or provider is not None or own is None:
+        return _split(name, provider)
+    return own, name  # passthrough, but the request names no provider: the target's
 
 
 def _split(model: str, provider: str | None) -> tuple[str, str]:

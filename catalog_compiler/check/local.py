@@ -139,8 +139,12 @@ class LocalChecker:
         if t.provider is not None:
             where = (*path, "provider")
             if t.provider.startswith("@"):
-                provider = t.provider[1:]
+                # `@slug/model` (Portkey's conditional-routing docs) names the model too
+                named, _ = split_model_string(t.provider)
+                provider = named if named is not None else t.provider[1:]
                 refs.append(Ref("Provider", provider, self.at(where), "@"))
+                if named is not None:
+                    out.append(TargetRef("model", t.provider, named, self.at(where)))
             elif t.provider in SERVICES or t.provider in ALIASES:
                 provider = None  # a raw service with referenced credentials: not governed
             else:

@@ -245,9 +245,15 @@ def _usage(record: Record, usage: Usage | None, cost: Decimal) -> None:
         }  # fmt: skip
 
 
+def retry_count(outcome: Outcome) -> str:
+    """Portkey's convention: the retries made, or -1 when they ran out on a status that
+    retries (or a Retry-After passed the cap)."""
+    return "-1" if outcome.exhausted else str(outcome.retries)
+
+
 def _headers(outcome: Outcome, form: Form) -> dict[str, str]:
     headers = {"x-portkey-trace-id": form.trace_id,
-               "x-portkey-retry-attempt-count": str(outcome.retries)}  # fmt: skip
+               "x-portkey-retry-attempt-count": retry_count(outcome)}  # fmt: skip
     attempt = outcome.attempt
     if attempt is not None:
         headers["x-portkey-provider"] = f"@{attempt.provider}" if attempt.provider else (

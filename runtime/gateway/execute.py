@@ -24,7 +24,7 @@ from runtime.upstream.base import Adapter, Call, Response, Unsupported, Upstream
 
 DEFAULT_RETRY_ON = frozenset({429, 500, 502, 503, 504})
 MAX_RETRIES = 5  # Portkey's cap on `retry.attempts`
-MAX_RETRY_WAIT = 60.0  # seconds of Retry-After honoured per request, in total
+MAX_RETRY_WAIT = 60.0  # seconds of waiting per request, in total (Portkey's cap)
 BACKOFF_BASE = 0.1  # seconds; doubled per retry, with jitter
 DEFAULT_TIMEOUT = 600.0  # seconds, when the plan sets no request_timeout
 MAX_ANSWER_BYTES = 64 * 1024 * 1024  # a whole (non-streamed) upstream answer
@@ -51,7 +51,8 @@ class Outcome:
     status: int = 502
     body: bytes = b""
     attempt: Attempt | None = None
-    retries: int = 0
+    retries: int = 0  # of the last attempt
+    exhausted: bool = False  # its retries ran out (or hit the wait cap) on a retried status
     attempts: int = 0
     cost: Decimal = Decimal(0)
     usage: Usage | None = None
@@ -70,24 +71,29 @@ class Engine:
     async def run(self, job: Job, plan: Plan, live: Live) -> Outcome:
         out = Outcome()
         waited = 0.0
-        for index, attempt in enumerate(plan.attempts):
-            out.attempt, out.retries = attempt, 0
-            policy = _retry_policy(attempt.retry)
+        index: int | None = 0
+        while index is not None and index < len(plan.attempts):
+            attempt = plan.attempts[index]
+            out.attempt, out.retries, out.exhausted = attempt, 0, False
+            count, retry_on, honour = _retry_policy(attempt.retry)
             while True:
                 out.attempts += 1
                 status = await self._try(job, attempt, live, out)
-                if out.stream is not None or 200 <= status < 300:
-                    return out
-                if out.retries < policy[0] and status in policy[1]:
-                    delay = _backoff(out.retries, out.retry_after if policy[2] else None)
-                    if waited + delay <= MAX_RETRY_WAIT:
-                        waited += delay
-                        out.retries += 1
-                        await asyncio.sleep(delay)
-                        continue
-                break
-            if index == len(plan.attempts) - 1 or not attempt.moves_on(status):
+                if out.stream is not None or status not in retry_on:
+                    break
+                if out.retries >= count:
+                    out.exhausted = True  # every retry used, and still a status that retries
+                    break
+                delay = _backoff(out.retries, out.retry_after if honour else None)
+                if delay >= MAX_RETRY_WAIT or waited + delay > MAX_RETRY_WAIT:
+                    out.exhausted = True  # a Retry-After past the cap: no more retries
+                    break
+                waited += delay
+                out.retries += 1
+                await asyncio.sleep(delay)
+            if out.stream is not None:
                 return out
+            index = attempt.next_after(status)
         return out
 
     async def _try(self, job: Job, attempt: Attempt, live: Live, out: Outcome) -> int:
@@ -177,10 +183,10 @@ async def _settle(ticket: Ticket, usage: Usage | None) -> Decimal:
 
 
 def _retry_policy(retry: Mapping[str, Any] | None) -> tuple[int, frozenset[int], bool]:
-    """(retries allowed, statuses that retry, honour Retry-After)."""
-    if not retry:
+    """(retries allowed, statuses that retry whatever their range, honour Retry-After)."""
+    count = min(int((retry or {}).get("attempts") or 0), MAX_RETRIES)
+    if not retry or count == 0:
         return 0, frozenset(), False
-    count = min(int(retry.get("attempts") or 0), MAX_RETRIES)
     codes = retry.get("on_status_codes")
     honour = bool(retry.get("use_retry_after_header") or retry.get("use_retry_after_headers"))
     return count, frozenset(codes) if codes else DEFAULT_RETRY_ON, honour
@@ -188,7 +194,7 @@ def _retry_policy(retry: Mapping[str, Any] | None) -> tuple[int, frozenset[int],
 
 def _backoff(retries: int, retry_after: float | None) -> float:
     if retry_after is not None and retry_after >= 0:
-        return min(retry_after, MAX_RETRY_WAIT)
+        return retry_after  # past the cap, it ends the retries (Engine.run)
     jitter: float = 1 + random.random() / 2
     return BACKOFF_BASE * float(2**retries) * jitter
 

@@ -1,0 +1,260 @@
+"""Portkey's routing rules that a pasted config relies on (issue 12, point 1), at the router:
+`@slug/model` targets, passthrough, fallback rules up a nested tree, listed 2xx statuses,
+inheritance of `override_params`, and sticky picks that every replica makes alike.
+The gateway's half (retries, response headers) is in tests/gateway/test_portkey_rules.py;
+docs/portkey-compat.md lists every rule with its test."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from runtime import AccessDenied, InvalidConfig, Router, UnknownModel
+from runtime.plan import Attempt
+from tests.conftest import ROOT
+
+
+@pytest.fixture
+def router(acme_bundle: bytes) -> Router:
+    return Router.load(acme_bundle)
+
+
+def targets(plan: Any) -> list[tuple[str | None, str]]:
+    return [(a.provider, a.model) for a in plan.attempts]
+
+
+def walk(attempts: tuple[Attempt, ...], statuses: list[int]) -> list[int]:
+    """The attempts a plan makes when they answer `statuses` in turn (as the gateway's
+    engine walks them, retries aside)."""
+    seen: list[int] = []
+    index: int | None = 0
+    answers = iter(statuses)
+    while index is not None:
+        seen.append(index)
+        index = attempts[index].next_after(next(answers))
+    return seen
+
+
+# -- `provider: "@slug/model"` --------------------------------------------------------------
+def test_a_provider_string_may_name_the_model_too(router: Router) -> None:
+    config = {
+        "strategy": {"mode": "fallback"},
+        "targets": [
+            {"provider": "@openai-prod/gpt-4o-mini"},
+            {"provider": "@anthropic-prod/claude-3-5-sonnet-20241022"},
+            # an override_params.model still wins over the provider string's model
+            {"provider": "@openai-prod/gpt-4o-mini", "override_params": {"model": "gpt-4o"}},
+        ],
+    }
+    plan = router.resolve("support", config=config)
+    assert targets(plan) == [
+        ("openai-prod", "gpt-4o-mini"),
+        ("anthropic-prod", "claude-3-5-sonnet-20241022"),
+        ("openai-prod", "gpt-4o"),
+    ]
+    # and it is held to the catalog like any other target
+    with pytest.raises(UnknownModel):
+        router.resolve("support", config={"provider": "@openai-prod/gpt-4o-minii"})
+    with pytest.raises(AccessDenied):
+        router.resolve("support", config={"provider": "@openai-research/gpt-4.1"})
+
+
+# -- passthrough and the request's provider -------------------------------------------------
+def test_a_target_without_provider_takes_the_requests(router: Router) -> None:
+    config = {"retry": {"attempts": 2}, "override_params": {"temperature": 0.2}}
+    by_header = router.resolve("support", "gpt-4o", provider="@openai-prod", config=config)
+    by_model = router.resolve("support", "@openai-prod/gpt-4o", config=config)
+    assert targets(by_header) == targets(by_model) == [("openai-prod", "gpt-4o")]
+    assert by_header.attempts[0].retry == {"attempts": 2}
+    with pytest.raises(InvalidConfig, match="names no provider"):
+        router.resolve("support", "gpt-4o", config=config)
+
+
+def test_passthrough_routes_to_the_provider_the_request_names(router: Router) -> None:
+    config = {
+        "strategy": {"mode": "fallback"},
+        "targets": [
+            {"provider": "@azure-eu", "passthrough": True},
+            {"provider": "@openai-prod/gpt-4o-mini"},
+        ],
+    }
+    plan = router.resolve("support", "gpt-4o", provider="@openai-prod", config=config)
+    assert targets(plan) == [("openai-prod", "gpt-4o"), ("openai-prod", "gpt-4o-mini")]
+    plan = router.resolve("support", "@anthropic-prod/claude-3-5-sonnet-20241022", config=config)
+    assert plan.attempts[0].provider == "anthropic-prod"
+    # naming no provider, the passthrough target keeps its own
+    assert router.resolve("support", "gpt-4o", config=config).attempts[0].provider == "azure-eu"
+
+
+def test_passthrough_never_widens_access(router: Router) -> None:
+    """The request's provider is checked like any other: `research` may not use @openai-prod."""
+    config = {"provider": "@openai-research", "passthrough": True}
+    with pytest.raises(AccessDenied):
+        router.resolve("research", "gpt-4o", provider="@openai-prod", config=config)
+    with pytest.raises(AccessDenied):
+        router.resolve("research", "@openai-prod/gpt-4o", config={"retry": {"attempts": 1}})
+
+
+# -- url.pathname ---------------------------------------------------------------------------
+def test_url_pathname_is_the_path_the_gateway_passes(router: Router) -> None:
+    config = {
+        "strategy": {
+            "mode": "conditional",
+            "conditions": [{"query": {"url.pathname": {"$regex": "/responses$"}}, "then": "r"}],
+            "default": "c",
+        },
+        "targets": [
+            {"name": "r", "provider": "@openai-prod/gpt-4o"},
+            {"name": "c", "provider": "@openai-prod/gpt-4o-mini"},
+        ],
+    }
+    chosen = {
+        path: router.resolve("support", config=config, path=path).attempts[0].model
+        for path in ("/v1/responses", "/v1/chat/completions")
+    }
+    assert chosen == {"/v1/responses": "gpt-4o", "/v1/chat/completions": "gpt-4o-mini"}
+
+
+# -- fallback rules -------------------------------------------------------------------------
+def leaves(n: int) -> list[dict[str, Any]]:
+    return [{"provider": "@openai-prod/gpt-4o"} for _ in range(n)]
+
+
+def test_a_listed_2xx_status_moves_on(router: Router) -> None:
+    """A guardrail's 246 is a 2xx: listed, it moves on; not listed, it is the answer."""
+    listed = {"strategy": {"mode": "fallback", "on_status_codes": [246, 429]}, "targets": leaves(2)}
+    plan = router.resolve("support", config=listed)
+    assert walk(plan.attempts, [246, 200]) == [0, 1]
+    assert walk(plan.attempts, [200]) == [0]
+    assert walk(plan.attempts, [500]) == [0]  # not listed
+    default = {"strategy": {"mode": "fallback"}, "targets": leaves(2)}
+    plan = router.resolve("support", config=default)
+    assert walk(plan.attempts, [246]) == [0]
+    assert walk(plan.attempts, [201]) == [0]
+    assert walk(plan.attempts, [400, 200]) == [0, 1]  # any non-2xx
+
+
+def test_an_answer_goes_up_the_tree_to_the_first_group_that_moves_on(router: Router) -> None:
+    """Portkey's handler: a nested fallback group that stops hands its answer to its parent,
+    whose own rule may move on to the parent's next target."""
+    config = {
+        "strategy": {"mode": "fallback"},  # any non-2xx
+        "targets": [
+            {"strategy": {"mode": "fallback", "on_status_codes": [429]}, "targets": leaves(2)},
+            {"provider": "@anthropic-prod/claude-3-5-sonnet-20241022"},
+        ],
+    }
+    plan = router.resolve("support", config=config)
+    assert [a.option for a in plan.attempts] == [
+        "config.targets[0].targets[0]", "config.targets[0].targets[1]", "config.targets[1]",
+    ]  # fmt: skip
+    assert walk(plan.attempts, [429, 200]) == [0, 1]  # the inner group moves on
+    assert walk(plan.attempts, [500, 200]) == [0, 2]  # the inner stops, the outer moves on
+    assert walk(plan.attempts, [429, 503, 200]) == [0, 1, 2]
+    assert walk(plan.attempts, [200]) == [0]
+    assert walk(plan.attempts, [429, 429, 500]) == [0, 1, 2]
+    # inner "any non-2xx", outer only 503: a 500 inside moves on inside, not outside
+    config["strategy"] = {"mode": "fallback", "on_status_codes": [503]}
+    config["targets"][0]["strategy"] = {"mode": "fallback"}
+    plan = router.resolve("support", config=config)
+    assert walk(plan.attempts, [500, 500]) == [0, 1]
+    assert walk(plan.attempts, [500, 503, 200]) == [0, 1, 2]
+
+
+def test_a_loadbalance_pick_inside_a_fallback_falls_back_as_a_whole(router: Router) -> None:
+    config = {
+        "strategy": {"mode": "fallback", "on_status_codes": [500]},
+        "targets": [
+            {"strategy": {"mode": "loadbalance"}, "targets": leaves(3)},
+            {"provider": "@anthropic-prod/claude-3-5-sonnet-20241022"},
+        ],
+    }
+    for seed in range(20):
+        plan = router.resolve("support", config=config, seed=seed)
+        assert len(plan.attempts) == 2
+        assert walk(plan.attempts, [500, 200]) == [0, 1]
+        assert walk(plan.attempts, [429]) == [0]
+
+
+# -- inheritance ----------------------------------------------------------------------------
+def test_children_inherit_as_portkeys_handler_does(router: Router) -> None:
+    config = {
+        "retry": {"attempts": 3, "on_status_codes": [429]},
+        "request_timeout": 5000,
+        "override_params": {"temperature": 0.5, "top_p": 0.3, "metadata": {"a": "1", "b": "2"}},
+        "strategy": {"mode": "fallback"},
+        "targets": [
+            # override_params merge key by key: the child's `metadata` replaces the parent's
+            {"provider": "@openai-prod/gpt-4o", "override_params": {"metadata": {"a": "3"}}},
+            # a child's retry replaces the parent's whole (no per-field merge)
+            {
+                "provider": "@openai-prod/gpt-4o",
+                "retry": {"attempts": 1},
+                "request_timeout": 700,
+            },
+        ],
+    }
+    first, second = router.resolve("support", config=config, params={"model": "x"}).attempts
+    assert first.params["metadata"] == {"a": "3"}
+    assert (first.params["temperature"], first.params["top_p"]) == (0.5, 0.3)
+    assert (first.retry, first.timeout_ms) == ({"attempts": 3, "on_status_codes": [429]}, 5000)
+    assert (second.retry, second.timeout_ms) == ({"attempts": 1}, 700)
+    assert second.params["metadata"] == {"a": "1", "b": "2"}
+
+
+# -- sticky load balancing ------------------------------------------------------------------
+STICKY = {
+    "strategy": {
+        "mode": "loadbalance",
+        "sticky": {"enabled": True, "hash_fields": ["metadata.user"], "ttl": 60},
+    },
+    "targets": [
+        {"provider": "@openai-prod/gpt-4o", "weight": 1},
+        {"provider": "@openai-prod/gpt-4o-mini", "weight": 3},
+    ],
+}
+
+
+def sticky_picks(router: Router, users: range) -> list[str]:
+    return [
+        router.resolve("support", config=STICKY, metadata={"user": f"u{u}"}).attempts[0].model
+        for u in users
+    ]
+
+
+def test_sticky_picks_are_a_function_of_the_hash_fields(router: Router) -> None:
+    picks = sticky_picks(router, range(2000))
+    assert picks == sticky_picks(router, range(2000))  # the same user, the same target
+    share = Counter(picks)["gpt-4o-mini"] / len(picks)
+    assert 0.72 < share < 0.78  # and the weights still hold across users (expected 0.75)
+
+
+def test_sticky_picks_agree_across_replicas(acme_bundle: bytes, tmp_path: Any) -> None:
+    """Another process (another hash seed, no shared memory) picks the same targets."""
+    bundle = tmp_path / "b.json"
+    bundle.write_bytes(acme_bundle)
+    script = (
+        "import json, sys; from runtime import Router; r = Router.load(sys.argv[1]); "
+        f"c = json.loads({json.dumps(json.dumps(STICKY))}); "
+        "print(json.dumps([r.resolve('support', config=c, metadata={'user': f'u{u}'})"
+        ".attempts[0].model for u in range(300)]))"
+    )
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", script, str(bundle)],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONHASHSEED": str(seed)},
+        ).stdout
+        for seed in (1, 2)
+    ]
+    assert json.loads(runs[0]) == json.loads(runs[1]) == sticky_picks(Router.load(acme_bundle),
+                                                                    range(300))  # fmt: skip
