@@ -9,7 +9,9 @@ differences of DELIBERATE_HEADERS (each with its reason)."""
 
 from __future__ import annotations
 
+import copy
 import json
+import re
 import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -17,7 +19,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tests.gateway.harness import http
-from tests.parity.corpus import REQUEST_MODEL, WORKSPACE_KEY, Case, our_form, portkey_form
+from tests.parity.corpus import (
+    REQUEST_MODEL,
+    WORKSPACE_KEY,
+    Case,
+    leaves,
+    our_form,
+    portkey_form,
+    target_id,
+)
 from tests.parity.recorder import Call, Recorder
 
 CHAT = "/v1/chat/completions"
@@ -34,6 +44,15 @@ DELIBERATE_HEADERS: dict[str, str] = {
 ALWAYS_COMPARED = ("x-portkey-last-used-option-index", "x-portkey-retry-attempt-count")
 # Body keys of an upstream call that are not the routing's business.
 CALL_IGNORED = ("messages",)
+# Config fields whose effect on the upstream call differs on purpose: Portkey's open-source
+# gateway 1.15.2 ignores `default_params` and `drop_params` (hosted-Portkey features: it
+# forwards the request's parameters untouched), ours applies them as SPEC §5's merge rule
+# says. For a leaf that has them, ours must send exactly SPEC's transform of what Portkey
+# sent (`spec_params`), so the difference is checked, not skipped.
+DELIBERATE_PARAMS = {
+    "default_params": "fills what the request lacks (SPEC §5); Portkey 1.15.2 ignores it",
+    "drop_params": "removes paths (SPEC §5); Portkey 1.15.2 ignores it",
+}
 
 
 @dataclass
@@ -77,6 +96,47 @@ def call_params(call: Call) -> dict[str, Any]:
     return {k: v for k, v in sorted(call.body.items()) if k not in CALL_IGNORED}
 
 
+def drop_path(value: Any, path: str) -> None:
+    """Remove `path` (`a.b`, `tools[0].function.strict`, `tools[*].function.name`) in place."""
+    steps = re.findall(r"\[(\*|\d+)\]|\.?([^.\[\]]+)", path)
+    keys: list[str | int] = []
+    for index, key in steps:
+        keys.append(key if key else ("*" if index == "*" else int(index)))
+
+    def walk(node: Any, rest: list[str | int]) -> None:
+        head, tail = rest[0], rest[1:]
+        if head == "*" and isinstance(node, list):
+            children: list[Any] = list(range(len(node)))
+        elif isinstance(head, int) and isinstance(node, list) and head < len(node):
+            children = [head]
+        elif isinstance(head, str) and isinstance(node, dict) and head in node:
+            children = [head]
+        else:
+            return
+        for child in children:
+            if tail:
+                walk(node[child], tail)
+            elif isinstance(node, dict):
+                del node[child]
+        if not tail and isinstance(node, list):
+            for child in sorted(children, reverse=True):
+                del node[child]
+
+    if keys:
+        walk(value, keys)
+
+
+def spec_params(params: Mapping[str, Any], leaf: Mapping[str, Any]) -> dict[str, Any]:
+    """What SPEC §5 sends for `leaf` given the request parameters `params` (as Portkey
+    forwarded them): default_params fill what is missing, then drop_params remove paths."""
+    out = copy.deepcopy(dict(params))
+    for key, value in (leaf.get("default_params") or {}).items():
+        out.setdefault(key, copy.deepcopy(value))
+    for path in leaf.get("drop_params") or ():
+        drop_path(out, path)
+    return dict(sorted(out.items()))
+
+
 def comparable(obs: Observation) -> dict[str, Any]:
     headers = {k: v for k, v in obs.headers.items() if k not in DELIBERATE_HEADERS}
     return {
@@ -87,8 +147,12 @@ def comparable(obs: Observation) -> dict[str, Any]:
     }
 
 
-def differences(portkey: Observation, ours: Observation) -> list[str]:
-    """Every way `ours` differs from `portkey` (empty: the same)."""
+def differences(portkey: Observation, ours: Observation,
+                config: Mapping[str, Any] | None = None) -> list[str]:  # fmt: skip
+    """Every way `ours` differs from `portkey` (empty: the same). With the case's `config`,
+    the parameters of a call to a leaf with DELIBERATE_PARAMS fields are expected to be
+    `spec_params` of Portkey's."""
+    by_target = {target_id(i): leaf for i, leaf in enumerate(leaves(config or {}))}
     found = []
     if portkey.status != ours.status:
         found.append(f"status: Portkey {portkey.status}, ours {ours.status}")
@@ -100,6 +164,9 @@ def differences(portkey: Observation, ours: Observation) -> list[str]:
     else:
         for i, (a, b) in enumerate(zip(portkey.calls, ours.calls, strict=True)):
             pa, pb = call_params(a), call_params(b)
+            leaf = by_target.get(a.target, {})
+            if any(key in leaf for key in DELIBERATE_PARAMS):
+                pa = spec_params(pa, leaf)
             if pa != pb:
                 found.append(f"upstream call {i} ({a.target}) parameters: Portkey {pa}, ours {pb}")
     if shape(portkey.body) != shape(ours.body):

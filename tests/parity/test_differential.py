@@ -21,6 +21,7 @@ from tests.parity.compare import (
     Observation,
     differences,
     explain,
+    spec_params,
 )
 from tests.parity.corpus import Case, data_cases, data_configs, data_dir, generated_cases
 from tests.parity.recorder import Call
@@ -60,13 +61,14 @@ def compare_case(gateways: Gateways, case: Case) -> None:
         portkey.append(pk)
         ours.append(our)
     if case.runs == 1:
-        found = differences(portkey[0], ours[0])
+        found = differences(portkey[0], ours[0], case.config)
     else:
-        found = outcome_differences(portkey, ours)
+        found = outcome_differences(portkey, ours, case.config)
     assert not found, explain(case, portkey, ours, found)
 
 
-def outcome_differences(portkey: list[Observation], ours: list[Observation]) -> list[str]:
+def outcome_differences(portkey: list[Observation], ours: list[Observation],
+                        config: dict[str, object]) -> list[str]:  # fmt: skip
     """A loadbalanced case: each gateway's set of distinct outcomes must be the other's.
     An outcome seen on one side only is compared with the other side's outcome that began
     at the same target (if any), to say what differs."""
@@ -83,7 +85,7 @@ def outcome_differences(portkey: list[Observation], ours: list[Observation]) -> 
             found.append(f"only {side} had an outcome starting at {first}: {obs.report()}")
         else:
             pair = (obs, twin) if side == "Portkey" else (twin, obs)
-            found.extend(f"[first call {first}] {d}" for d in differences(*pair))
+            found.extend(f"[first call {first}] {d}" for d in differences(*pair, config))
     return found
 
 
@@ -143,6 +145,23 @@ def test_differences_catch_each_kind_of_wrong_expectation() -> None:
             continue
         assert differences(same, obs), what
         assert differences(obs, same), what
+
+
+def test_deliberate_params_are_checked_not_skipped() -> None:
+    """A leaf with default_params/drop_params: ours must send SPEC's transform of what
+    Portkey forwarded, no more and no less."""
+    leaf = {"provider": "@a", "default_params": {"temperature": 0.7, "max_tokens": 9},
+            "drop_params": ["logprobs", "tools[0].function.strict", "tools[*].function.name"]}
+    sent = {"model": "m", "logprobs": True, "temperature": 0.2,
+            "tools": [{"function": {"name": "f", "strict": True}}, {"function": {"name": "g"}}]}
+    assert spec_params(sent, leaf) == {"model": "m", "temperature": 0.2, "max_tokens": 9,
+                                       "tools": [{"function": {}}, {"function": {}}]}
+    pk = _obs(calls=[_call("t0", **{k: v for k, v in sent.items() if k != "model"})])
+    right = _obs(calls=[_call("t0", temperature=0.2, max_tokens=9,
+                              tools=[{"function": {}}, {"function": {}}])])
+    assert differences(pk, right, leaf) == []
+    assert differences(pk, pk, leaf), "ours forwarding the parameters untouched is caught"
+    assert differences(pk, right), "without the config, the parameters must be equal"
 
 
 def test_a_different_upstream_script_is_caught(gateways: Gateways) -> None:
