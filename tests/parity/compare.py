@@ -107,9 +107,9 @@ def drop_path(value: Any, path: str) -> None:
         head, tail = rest[0], rest[1:]
         if head == "*" and isinstance(node, list):
             children: list[Any] = list(range(len(node)))
-        elif isinstance(head, int) and isinstance(node, list) and head < len(node):
-            children = [head]
-        elif isinstance(head, str) and isinstance(node, dict) and head in node:
+        elif (isinstance(head, int) and isinstance(node, list) and head < len(node)) or (
+            isinstance(head, str) and isinstance(node, dict) and head in node
+        ):
             children = [head]
         else:
             return
@@ -175,13 +175,11 @@ def differences(portkey: Observation, ours: Observation,
     for name in sorted(names):
         if name in DELIBERATE_HEADERS:
             continue
-        a, b = portkey.headers.get(name), ours.headers.get(name)
-        if a is None or b is None:
-            if name in ALWAYS_COMPARED and a != b:
-                found.append(f"header {name}: Portkey {a!r}, ours {b!r}")
+        pk_value, our_value = portkey.headers.get(name), ours.headers.get(name)
+        if (pk_value is None or our_value is None) and name not in ALWAYS_COMPARED:
             continue
-        if a != b:
-            found.append(f"header {name}: Portkey {a!r}, ours {b!r}")
+        if pk_value != our_value:
+            found.append(f"header {name}: Portkey {pk_value!r}, ours {our_value!r}")
     return found
 
 

@@ -42,4 +42,3 @@ def ours(recorder: Recorder, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 @pytest.fixture(scope="session")
 def gateways(recorder: Recorder, portkey: PortkeyProcess, ours: GatewayProcess) -> Gateways:
     return Gateways(recorder, portkey.origin, ours.origin)
-

@@ -108,7 +108,7 @@ def catalog(base_url: Any) -> dict[str, str]:
     """Providers t0..t7 (one openai-compatible integration each at the recorder's our-lane
     /tN/v1, priced custom models), one workspace with a key and no limits."""
     models = "".join(
-        f'      - {{name: {m}, context_window: 128000, max_output_tokens: 4096, '
+        f"      - {{name: {m}, context_window: 128000, max_output_tokens: 4096, "
         f'pricing: {{input: "1", output: "2"}}}}\n'
         for m in MODELS
     )
@@ -209,9 +209,26 @@ DATA_CASES: dict[str, list[tuple[str, dict[str, tuple[str, ...]], dict[str, Any]
         ("ok", {}, {}),
         ("t0-500", {"t0": ("500",)}, {}),
         ("t0-400", {"t0": ("400",)}, {}),
-        ("params", {}, {"body": {"logprobs": True, "temperature": 0.2, "tools": [
-            {"type": "function", "function": {"name": "f", "strict": True,
-                                              "parameters": {"type": "object"}}}]}}),
+        (
+            "params",
+            {},
+            {
+                "body": {
+                    "logprobs": True,
+                    "temperature": 0.2,
+                    "tools": [
+                        {
+                            "type": "function",
+                            "function": {
+                                "name": "f",
+                                "strict": True,
+                                "parameters": {"type": "object"},
+                            },
+                        }
+                    ],
+                }
+            },
+        ),
         ("both-503", {"t0": ("503",), "t1": ("503",)}, {}),
     ],
     # fallback, a cache per target
@@ -369,6 +386,4 @@ def generated_cases(count: int = GENERATED_EXAMPLES) -> list[Case]:
             drawn.append(case)
 
     collect()
-    return [
-        Case(f"gen-{i:02d}", c.config, c.script, c.metadata) for i, c in enumerate(drawn)
-    ]
+    return [Case(f"gen-{i:02d}", c.config, c.script, c.metadata) for i, c in enumerate(drawn)]

@@ -14,6 +14,8 @@ these tests fail until our side is fixed — they are not weakened to pass."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from tests.parity.compare import (
@@ -100,7 +102,7 @@ def test_generated_tree(gateways: Gateways, case: Case) -> None:
 
 
 # -- the comparison can fail ----------------------------------------------------------------
-def _call(target: str, step: str = "200", model: str = "gpt-4o-mini", **params: object) -> Call:
+def _call(target: str, step: str = "200", model: str = "gpt-4o-mini", **params: Any) -> Call:
     return Call("x", target, 0.0, model, {"model": model, "messages": [], **params}, {}, step)
 
 
@@ -133,8 +135,9 @@ def test_differences_catch_each_kind_of_wrong_expectation() -> None:
         "body": _obs(body={"id": "a", "choices": [], "usage": {"total_tokens": 3}}),
         "index": _obs(headers={**same.headers, "x-portkey-last-used-option-index": "config"}),
         "count": _obs(headers={**same.headers, "x-portkey-retry-attempt-count": "-1"}),
-        "count missing": _obs(headers={k: v for k, v in same.headers.items()
-                                       if k != "x-portkey-retry-attempt-count"}),  # fmt: skip
+        "count missing": _obs(
+            headers={k: v for k, v in same.headers.items() if k != "x-portkey-retry-attempt-count"}
+        ),
         "other header": _obs(headers={**same.headers, "x-portkey-cache-status": "MISS"}),
     }
     for what, obs in wrong.items():
@@ -150,15 +153,29 @@ def test_differences_catch_each_kind_of_wrong_expectation() -> None:
 def test_deliberate_params_are_checked_not_skipped() -> None:
     """A leaf with default_params/drop_params: ours must send SPEC's transform of what
     Portkey forwarded, no more and no less."""
-    leaf = {"provider": "@a", "default_params": {"temperature": 0.7, "max_tokens": 9},
-            "drop_params": ["logprobs", "tools[0].function.strict", "tools[*].function.name"]}
-    sent = {"model": "m", "logprobs": True, "temperature": 0.2,
-            "tools": [{"function": {"name": "f", "strict": True}}, {"function": {"name": "g"}}]}
-    assert spec_params(sent, leaf) == {"model": "m", "temperature": 0.2, "max_tokens": 9,
-                                       "tools": [{"function": {}}, {"function": {}}]}
+    leaf = {
+        "provider": "@a",
+        "default_params": {"temperature": 0.7, "max_tokens": 9},
+        "drop_params": ["logprobs", "tools[0].function.strict", "tools[*].function.name"],
+    }
+    sent: dict[str, Any] = {
+        "model": "m",
+        "logprobs": True,
+        "temperature": 0.2,
+        "tools": [{"function": {"name": "f", "strict": True}}, {"function": {"name": "g"}}],
+    }
+    assert spec_params(sent, leaf) == {
+        "model": "m",
+        "temperature": 0.2,
+        "max_tokens": 9,
+        "tools": [{"function": {}}, {"function": {}}],
+    }
     pk = _obs(calls=[_call("t0", **{k: v for k, v in sent.items() if k != "model"})])
-    right = _obs(calls=[_call("t0", temperature=0.2, max_tokens=9,
-                              tools=[{"function": {}}, {"function": {}}])])
+    right = _obs(
+        calls=[
+            _call("t0", temperature=0.2, max_tokens=9, tools=[{"function": {}}, {"function": {}}])
+        ]
+    )
     assert differences(pk, right, leaf) == []
     assert differences(pk, pk, leaf), "ours forwarding the parameters untouched is caught"
     assert differences(pk, right), "without the config, the parameters must be equal"
