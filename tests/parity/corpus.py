@@ -259,6 +259,44 @@ DEFAULT_DATA_CASES: list[tuple[str, dict[str, tuple[str, ...]], dict[str, Any]]]
 ]
 
 
+# Hand-written cases for semantics the data configs do not reach cheaply: a retry that
+# runs out, Retry-After with use_retry_after_header, a target's own on_status_codes, a
+# conditional without `default`, a weight of 0.
+HANDMADE: list[Case] = [
+    Case("hand-retry-exhausted", {"provider": "@a", "retry": {"attempts": 1}},
+         {"t0": ("500", "502")}),
+    Case("hand-retry-exhausted-then-fallback",
+         {"strategy": {"mode": "fallback"},
+          "targets": [{"provider": "@a", "retry": {"attempts": 1, "on_status_codes": [429]}},
+                      {"provider": "@b"}]},
+         {"t0": ("429", "429")}),
+    Case("hand-retry-then-other-status", {"provider": "@a", "retry": {"attempts": 1}},
+         {"t0": ("500", "400")}),
+    Case("hand-retry-after-header",
+         {"provider": "@a", "retry": {"attempts": 1, "use_retry_after_header": True}},
+         {"t0": ("429/ra=1",)}),
+    Case("hand-target-on-status-codes",
+         {"strategy": {"mode": "fallback"},
+          "targets": [{"provider": "@a", "on_status_codes": [429]}, {"provider": "@b"}]},
+         {"t0": ("500",)}),
+    Case("hand-strategy-on-status-codes-246",
+         {"strategy": {"mode": "fallback", "on_status_codes": [246, 500]},
+          "targets": [{"provider": "@a"}, {"provider": "@b"}]},
+         {"t0": ("246",)}),
+    Case("hand-conditional-no-default-match",
+         {"strategy": {"mode": "conditional",
+                       "conditions": [{"query": {"metadata.tier": {"$eq": "pro"}}, "then": "a"}]},
+          "targets": [{"name": "a", "provider": "@a"}, {"name": "b", "provider": "@b"}]},
+         {}, {"tier": "pro"}),
+    Case("hand-timeout-retried",
+         {"provider": "@a", "request_timeout": 300, "retry": {"attempts": 1, "on_status_codes": [408]}},
+         {"t0": ("hang",)}),
+    Case("hand-loadbalance-weight-0",
+         {"strategy": {"mode": "loadbalance"},
+          "targets": [{"provider": "@a", "weight": 0}, {"provider": "@b", "weight": 1}]}),
+]  # fmt: skip
+
+
 def data_cases() -> list[Case]:
     cases = []
     for stem, config in data_configs().items():
@@ -276,6 +314,7 @@ MAX_LEAVES = 6
 # factor 2, no jitter; measured): a generated case may cost at most this many seconds of it.
 MAX_BACKOFF_SECONDS = 3
 GENERATED_EXAMPLES = 40
+CANDIDATES_PER_CASE = 3
 
 codes = st.lists(st.sampled_from(CODES), min_size=1, max_size=3, unique=True).map(sorted)
 retries = st.fixed_dictionaries(
@@ -287,7 +326,7 @@ def _leaf(draw: st.DrawFn) -> dict[str, Any]:
     node: dict[str, Any] = {"provider": "@generated"}
     if draw(st.booleans()):
         node["override_params"] = {"model": draw(st.sampled_from(["gpt-4o", "@openai/gpt-4o"]))}
-    if draw(st.integers(0, 3)) == 0:
+    if draw(st.booleans()):
         node["retry"] = draw(retries)
     if draw(st.integers(0, 3)) == 0:
         node["on_status_codes"] = draw(codes)
@@ -355,7 +394,7 @@ def generated_case(draw: st.DrawFn) -> Case:
     steps = [*STEPS, "hang"] if "request_timeout" in config else list(STEPS)
     script = {}
     for i in range(n):
-        answers = draw(st.lists(st.sampled_from(steps), max_size=2))
+        answers = draw(st.lists(st.sampled_from(steps), max_size=3))
         if answers:
             script[target_id(i)] = tuple(answers)
     metadata = draw(st.sampled_from([None, {"tier": "pro"}, {"region": "uk"}, {"tier": "free"}]))
@@ -365,19 +404,20 @@ def generated_case(draw: st.DrawFn) -> Case:
 def generated_cases(count: int = GENERATED_EXAMPLES) -> list[Case]:
     """`count` distinct cases, the same on every run (hypothesis, derandomized), each with a
     script, within MAX_LEAVES leaves and MAX_BACKOFF_SECONDS of Portkey's retry waits, at most
-    a quarter of them single leaves."""
+    a quarter of them single leaves. Derandomized hypothesis explores by small mutations, so
+    neighbouring examples are near copies: the cases are taken evenly spaced from a longer
+    run of candidates."""
     drawn: list[Case] = []
     seen: set[str] = set()
+    pool = count * CANDIDATES_PER_CASE
 
-    @settings(max_examples=count * 6, derandomize=True, database=None, deadline=None,
+    @settings(max_examples=pool * 3, derandomize=True, database=None, deadline=None,
               phases=[Phase.generate], suppress_health_check=list(HealthCheck))  # fmt: skip
     @given(generated_case())
     def collect(case: Case) -> None:
         n = len(list(leaves(case.config)))
-        if len(drawn) >= count or n > MAX_LEAVES or not case.script:
+        if len(drawn) >= pool or n > MAX_LEAVES or not case.script:
             return
-        if n == 1 and sum(len(list(leaves(c.config))) == 1 for c in drawn) >= count // 4:
-            return  # the simplest trees come first and would crowd out the nested ones
         if _backoff_bound(case.config, case.script) > MAX_BACKOFF_SECONDS:
             return
         key = case.describe()
@@ -386,4 +426,14 @@ def generated_cases(count: int = GENERATED_EXAMPLES) -> list[Case]:
             drawn.append(case)
 
     collect()
-    return [Case(f"gen-{i:02d}", c.config, c.script, c.metadata) for i, c in enumerate(drawn)]
+    chosen: list[Case] = []
+    singles = 0
+    step = max(1, len(drawn) // count)
+    for offset in range(step):  # evenly spaced; further offsets only if short
+        for case in drawn[offset::step]:
+            single = len(list(leaves(case.config))) == 1
+            if len(chosen) >= count or case in chosen or (single and singles >= count // 4):
+                continue
+            singles += single
+            chosen.append(case)
+    return [Case(f"gen-{i:02d}", c.config, c.script, c.metadata) for i, c in enumerate(chosen)]

@@ -25,7 +25,14 @@ from tests.parity.compare import (
     explain,
     spec_params,
 )
-from tests.parity.corpus import Case, data_cases, data_configs, data_dir, generated_cases
+from tests.parity.corpus import (
+    HANDMADE,
+    Case,
+    data_cases,
+    data_configs,
+    data_dir,
+    generated_cases,
+)
 from tests.parity.recorder import Call
 
 # Cases where ours differs from Portkey on purpose (a governance refusal of docs/inline-
@@ -93,6 +100,11 @@ def outcome_differences(portkey: list[Observation], ours: list[Observation],
 
 @pytest.mark.parametrize("case", [_param(c) for c in DATA])
 def test_data_config(gateways: Gateways, case: Case) -> None:
+    compare_case(gateways, case)
+
+
+@pytest.mark.parametrize("case", [_param(c) for c in HANDMADE])
+def test_handmade(gateways: Gateways, case: Case) -> None:
     compare_case(gateways, case)
 
 
