@@ -110,6 +110,8 @@ _ALL = [
     Code("W0500", "unreachable-limit", "a limit an ancestor's tighter limit makes dead", WARN),
     Code("W0501", "forwards-credential-header", "a config forwards a credential header", WARN),
     Code("W0502", "workspace-reaches-nothing", "a workspace that can reach no model", WARN),
+    Code("W0503", "conditional-without-default", "a conditional without `default`", WARN),
+    Code("W0504", "target-status-codes-unused", "a target's unused on_status_codes", WARN),
 ]
 
 CODES: dict[str, Code] = {c.id: c for c in _ALL}

@@ -655,6 +655,7 @@ class Checker:
         if (
             mode == "conditional"
             and self.routing
+            and default is not None
             and (type(default) is not str or default not in names)
         ):
             raise Bad("a conditional's `default` names one of its targets", "default")

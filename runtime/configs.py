@@ -207,6 +207,14 @@ class _Normalizer:
             node["weight"] = decimal_text(t["weight"])
         if t.get("on_status_codes") is not None:
             node["on_status_codes"] = sorted(set(t["on_status_codes"]))
+            self.problem(
+                "W0504",
+                "a target's own `on_status_codes` do not decide its fallback: the "
+                "strategy's do (as in Portkey's gateway)",
+                (*path, "on_status_codes"),
+                "move the list to the `on_status_codes` of the parent `strategy`",
+                at_key=True,
+            )
         return node
 
     def strategy(self, s: Mapping[str, Any], path: Path) -> dict[str, Any]:
@@ -246,6 +254,14 @@ class _Normalizer:
                 )
             if s.get("default") is not None:
                 self.check_name(s["default"], names, (*path, "strategy", "default"))
+            else:
+                self.problem(
+                    "W0503",
+                    "this conditional strategy has no `default`: a request that matches no "
+                    "condition is refused (400)",
+                    (*path, "strategy"),
+                    "name a target as `default`, unless refusing such requests is the intent",
+                )
         if s.get("mode") == "loadbalance" and children:
             weights = [weight_of(c) for c in children if isinstance(c, Mapping)]
             if weights and all(w == 0 for w in weights):

@@ -174,7 +174,8 @@ def compile_inline(config: Any) -> Normalized:
     problems = checker.problems
     if not problems:
         normalized = normalize(copy)
-        problems = normalized.problems
+        # warnings are the catalog author's to read; a client's config is refused on errors
+        problems = [p for p in normalized.problems if not p.code.startswith("W")]
         if not problems:
             return normalized
     raise InvalidConfig([describe(p) for p in problems[:20]])
@@ -241,10 +242,8 @@ class Checker:
             guess = MODE_SYNONYMS.get(text.lower()) or did_you_mean(text, MODES)
             shown = f"did you mean `{guess}`?" if guess else f"modes: {', '.join(MODES)}"
             self.add((*path, "mode"), f"unknown strategy mode `{text}`", shown)
-        if mode == "conditional":
-            for name in ("conditions", "default"):
-                if value.get(name) is None:
-                    self.add(path, f"a conditional strategy needs `{name}`")
+        if mode == "conditional" and value.get("conditions") is None:
+            self.add(path, "a conditional strategy needs `conditions`")
 
     def conditions(self, value: Any, path: tuple[str | int, ...]) -> None:
         if not self.sized_list(value, path, MAX_CONDITIONS):

@@ -128,18 +128,15 @@ def expand(
         choices = expand(child, ctx, f"{at}.targets[{i}]", first + len(out))
         if i < len(targets) - 1:
             then = first + len(out) + len(choices)  # the next target's first leaf
-            choices = [_then(c, child, group, then) for c in choices]
+            choices = [_then(c, group, then) for c in choices]
         out.extend(choices)
     return out
 
 
-def _then(
-    choice: Choice, child: Mapping[str, Any], group: frozenset[int] | None, then: int
-) -> Choice:
-    """`choice` (a leaf under `child`) moves on to attempt `then` on this group's statuses;
-    a target's own `on_status_codes` replace its group's."""
-    own = child.get("on_status_codes") if child.get("mode") == "target" else None
-    codes = frozenset(own) if own is not None else group
+def _then(choice: Choice, codes: frozenset[int] | None, then: int) -> Choice:
+    """`choice` moves on to attempt `then` on this group's statuses. Only the strategy's
+    `on_status_codes` count: a target's own are carried, not used (as in Portkey's
+    handler; the compiler warns, W0504)."""
     return Choice(choice.leaf, (*choice.fallback, (codes, then)), choice.option)
 
 
@@ -178,8 +175,12 @@ def pick_branch(
         if matches(condition["query"], ctx):
             ctx.branch = condition["then"]
             return by_name[condition["then"]]
-    ctx.branch = strategy["default"]
-    return by_name[strategy["default"]]
+    default = strategy.get("default")
+    if default is None:
+        raise InvalidConfig(["no condition of the conditional strategy matches this request, "
+                             "and it has no `default`"])  # fmt: skip
+    ctx.branch = default
+    return by_name[default]
 
 
 _MISSING = object()

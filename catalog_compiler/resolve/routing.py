@@ -118,8 +118,8 @@ class ConfigCompiler:
             if isinstance(name, str) and credential_header(name):
                 self.ctx.sink.emit(
                     "W0501",
-                    f"`forward_headers` passes the client's `{name}` header on to `@{slug}`: "
-                    "a credential (perhaps the gateway key) would reach the provider",
+                    f"`forward_headers` names the client's `{name}` header for `@{slug}`: "
+                    "a credential (perhaps the gateway key); the gateway never forwards it",
                     self.ctx.span(self.located, ("config", *at, "forward_headers", i)),
                     help=f"remove `{name}`: the catalog's credentials authenticate `@{slug}`",
                 )

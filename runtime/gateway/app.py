@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from runtime.errors import RequestError, StoreUnavailable
-from runtime.gateway.execute import DEFAULT_TIMEOUT, Engine, Job, Outcome, estimate
+from runtime.gateway.execute import Engine, Job, Outcome, estimate, timeout_of
 from runtime.gateway.forms import Form, any_trace_id, max_output, read_form
 from runtime.gateway.live import Live
 from runtime.gateway.log import log
@@ -177,12 +177,13 @@ async def _serve(
         metadata=form.metadata, params=body, path=request.path,
     )  # fmt: skip
     job = Job(caller.workspace, endpoint, body, request.headers, stream, include_usage,
-              estimate(len(raw), max_output(body, endpoint)))  # fmt: skip
+              estimate(len(raw), max_output(body, endpoint)), form.timeout_ms,
+              form.forward)  # fmt: skip
     outcome = await gw.engine.run(job, plan, live)
     _describe(record, outcome)
     headers = _headers(outcome, form)
     if outcome.stream is not None:
-        return await _stream(request, gw, outcome, headers, record)
+        return await _stream(request, gw, job, outcome, headers, record)
     if outcome.failure is not None:
         record.write(outcome.failure.status)
         headers.update(retry_after_header(outcome.failure.retry_after))
@@ -253,7 +254,8 @@ def retry_count(outcome: Outcome) -> str:
 
 def _headers(outcome: Outcome, form: Form) -> dict[str, str]:
     headers = {"x-portkey-trace-id": form.trace_id,
-               "x-portkey-retry-attempt-count": retry_count(outcome)}  # fmt: skip
+               "x-portkey-retry-attempt-count": retry_count(outcome),
+               "x-portkey-cache-status": "DISABLED"}  # fmt: skip  # no response cache (yet)
     attempt = outcome.attempt
     if attempt is not None:
         headers["x-portkey-provider"] = f"@{attempt.provider}" if attempt.provider else (
@@ -266,7 +268,12 @@ def _headers(outcome: Outcome, form: Form) -> dict[str, str]:
 
 
 async def _stream(
-    request: web.Request, gw: Gateway, outcome: Outcome, headers: dict[str, str], record: Record
+    request: web.Request,
+    gw: Gateway,
+    job: Job,
+    outcome: Outcome,
+    headers: dict[str, str],
+    record: Record,
 ) -> web.StreamResponse:
     assert outcome.stream is not None
     resp, adapter, call, ticket = outcome.stream
@@ -280,7 +287,7 @@ async def _stream(
     try:
         await client.prepare(request)
         # a stream's request_timeout bounds each silence between chunks
-        idle = ticket.attempt.timeout_ms / 1000 if ticket.attempt.timeout_ms else DEFAULT_TIMEOUT
+        idle = timeout_of(job, ticket.attempt)
         ended = await relay(resp, translator, writer, idle)
         complete = ended == "ok"
         record.fields["stream"] = ended

@@ -13,9 +13,11 @@ from decimal import Decimal
 from typing import Any
 
 from runtime.errors import RequestError, StoreUnavailable
+from runtime.gateway.forms import NOT_FORWARDED
 from runtime.gateway.live import Live
 from runtime.gateway.replies import Failure, failure_of
 from runtime.gateway.transport import BROKEN, Transport, UpstreamUnreachable
+from runtime.hosts import credential_header
 from runtime.money import MAX_TOKENS, Estimate, Usage, reserved_usage
 from runtime.plan import Attempt, Plan
 from runtime.router import Router, Ticket
@@ -42,6 +44,8 @@ class Job:
     stream: bool
     include_usage: bool
     estimate: Estimate
+    timeout_ms: int | None = None  # the client's x-portkey-request-timeout, over the plan's
+    forward: tuple[str, ...] | None = None  # the client's x-portkey-forward-headers, likewise
 
 
 @dataclass
@@ -111,7 +115,7 @@ class Engine:
             ticket = await self.router.aadmit(attempt, job.estimate)
         except (RequestError, StoreUnavailable) as exc:
             return _refused(out, failure_of(exc))
-        timeout = attempt.timeout_ms / 1000 if attempt.timeout_ms else DEFAULT_TIMEOUT
+        timeout = timeout_of(job, attempt)
         settle: Usage | None = None  # None: cancelled (input only)
         try:
             async with asyncio.timeout(timeout):
@@ -132,8 +136,10 @@ class Engine:
             out.usage = settle
             return reply.status
         except TimeoutError:
-            return _refused(out, Failure(408, f"the upstream did not answer within {timeout:g} s "
-                                         "(request_timeout)", "request_timeout"))  # fmt: skip
+            # Portkey's words and its `code: null`, so a client tells the two apart the same way
+            ms = round(timeout * 1000)
+            return _refused(out, Failure(408, "Request exceeded the timeout sent in the request: "
+                                         f"{ms}ms (request_timeout)", None))  # fmt: skip
         except UpstreamUnreachable as exc:
             settle = Usage()
             return _refused(out, Failure(502, f"the upstream of `{attempt.target}` cannot be "
@@ -168,7 +174,34 @@ class Engine:
             base_url=live.base_url(attempt), secrets=live.secrets.of(integ) if integ else {},
             settings=live.settings(attempt), headers=forwarded,
             include_usage=job.include_usage, service=attempt.service, auth=attempt.auth,
+            passed=passed_headers(job, attempt),
         )  # fmt: skip
+
+
+def passed_headers(job: Job, attempt: Attempt) -> dict[str, str]:
+    """The client headers `forward_headers` names (the request's list over the config's),
+    lower-cased. A credential or framing header never passes, whoever names it: a compiled
+    config that lists one is warned (W0501), a client's list refused (forms.py)."""
+    names = job.forward
+    if names is None:
+        listed = attempt.carried.get("forward_headers")
+        names = tuple(n for n in listed if isinstance(n, str)) if listed else ()
+    passed: dict[str, str] = {}
+    for name in names:
+        low = name.lower()
+        if low in NOT_FORWARDED or credential_header(low):
+            continue
+        value = job.headers.get(low)
+        if value is not None:
+            passed[low] = value
+    return passed
+
+
+def timeout_of(job: Job, attempt: Attempt) -> float:
+    """Seconds an attempt may wait for its upstream: the client's header first (Portkey's
+    order), then the target's `request_timeout`."""
+    ms = job.timeout_ms or attempt.timeout_ms
+    return ms / 1000 if ms else DEFAULT_TIMEOUT
 
 
 def _refused(out: Outcome, failure: Failure) -> int:

@@ -15,11 +15,22 @@ from typing import Any
 
 from runtime.errors import InvalidConfig
 from runtime.gateway.replies import Failure
+from runtime.hosts import credential_header
 from runtime.inline import parse_config
 from runtime.money import MAX_TOKENS
 
 _TRACE_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}\Z")
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9a-z-]{1,256}\Z")
+MAX_FORWARDED = 64
+# headers that frame or route the request: the gateway's own to set, never a client's
+NOT_FORWARDED = frozenset({
+    "host", "content-length", "content-type", "transfer-encoding", "connection", "keep-alive",
+    "te", "trailer", "upgrade", "expect", "accept-encoding", "content-encoding",
+})  # fmt: skip
 MAX_METADATA_BYTES = 8 * 1024
+
+
+MAX_TIMEOUT_MS = 3_600_000  # as an inline config's request_timeout
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +40,8 @@ class Form:
     config: str | dict[str, Any] | None
     metadata: dict[str, Any] | None
     trace_id: str
+    timeout_ms: int | None = None  # x-portkey-request-timeout: wins over the config's
+    forward: tuple[str, ...] | None = None  # x-portkey-forward-headers: wins over the config's
 
 
 def read_form(
@@ -38,8 +51,57 @@ def read_form(
     model = body.get("model")
     if model is not None and not isinstance(model, str):
         raise Failure(400, "`model` must be a string", "invalid_request")
+    _refuse_destination_headers(headers)
     return Form(model, _provider(headers), _config(headers), _metadata(headers),
-                _trace_id(headers, trace_id))  # fmt: skip
+                _trace_id(headers, trace_id), _timeout(headers), _forward(headers))  # fmt: skip
+
+
+def _forward(headers: Mapping[str, str]) -> tuple[str, ...] | None:
+    """Client headers to pass upstream as they are (Portkey's comma list); never one that
+    may carry a credential (the gateway key among them) or that frames the request."""
+    value = headers.get("x-portkey-forward-headers")
+    if value is None:
+        return None
+    names = [n.strip().lower() for n in value.split(",") if n.strip()]
+    if len(names) > MAX_FORWARDED:
+        raise Failure(400, f"`x-portkey-forward-headers` names more than {MAX_FORWARDED} "
+                      "headers", "invalid_request")  # fmt: skip
+    for name in names:
+        if not _HEADER_NAME.match(name) or name in NOT_FORWARDED:
+            raise Failure(400, f"`x-portkey-forward-headers`: `{name[:64]}` cannot be forwarded",
+                          "invalid_request")  # fmt: skip
+        if credential_header(name):
+            raise Failure(400, f"`x-portkey-forward-headers`: `{name}` may carry a credential; "
+                          "the catalog's own authenticate", "invalid_request")  # fmt: skip
+    return tuple(dict.fromkeys(names))
+
+
+def _timeout(headers: Mapping[str, str]) -> int | None:
+    value = headers.get("x-portkey-request-timeout")
+    if value is None:
+        return None
+    text = value.strip()
+    if not (text.isascii() and text.isdigit() and len(text) <= 7
+            and 1 <= int(text) <= MAX_TIMEOUT_MS):  # fmt: skip
+        raise Failure(400, "`x-portkey-request-timeout` is a whole number of milliseconds "
+                      f"from 1 to {MAX_TIMEOUT_MS}", "invalid_request")  # fmt: skip
+    return int(text)
+
+
+# Portkey's headers that move a provider to another host, resource, region or account, or
+# carry its credentials: the catalog decides those (as for inline configs), so a request
+# that sends one is refused rather than silently routed elsewhere than it asked.
+_DESTINATION_PREFIXES = ("x-portkey-aws-", "x-portkey-azure-", "x-portkey-vertex-",
+                         "x-portkey-bedrock-")  # fmt: skip
+
+
+def _refuse_destination_headers(headers: Mapping[str, str]) -> None:
+    for name in headers:
+        low = name.lower()
+        if low == "x-portkey-custom-host" or low.startswith(_DESTINATION_PREFIXES):
+            raise Failure(400, f"`{low[:64]}` is not accepted: the catalog sets where a provider "
+                          "is and how it authenticates (a custom_host goes in a config, held to "
+                          "the catalog's allowed_hosts)", "invalid_request")  # fmt: skip
 
 
 def _provider(headers: Mapping[str, str]) -> str | None:

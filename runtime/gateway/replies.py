@@ -45,7 +45,7 @@ class Failure(Exception):
 
     status: int
     message: str
-    code: str
+    code: str | None  # None: as Portkey answers a request_timeout
     retry_after: float | None = None
     headers: dict[str, str] = field(default_factory=dict)
 
@@ -80,7 +80,7 @@ def _code(exc: RequestError) -> str:
     return "invalid_request"
 
 
-def error_body(status: int, message: str, code: str, anthropic: bool = False) -> bytes:
+def error_body(status: int, message: str, code: str | None, anthropic: bool = False) -> bytes:
     """The gateway's own refusal in the client's shape (the adapters' shape builders), with
     the error types of the table above."""
     openai_type, anthropic_type = _TYPES.get(

@@ -163,4 +163,6 @@ def _relay_error(call: Call, status: int, body: bytes, native: bool) -> bytes:
         kind = error_type(status) if native else openai.error_type(status)
     if native:
         return error_body(status, message, kind)
+    if isinstance(error, dict):  # as Portkey relays a provider's error to a chat client
+        return openai.provider_error(call.service, {"message": message, "type": kind})
     return openai.error_body(status, message, kind)

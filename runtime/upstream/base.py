@@ -54,6 +54,9 @@ class Call:
     include_usage: bool = False  # the client itself asked stream_options.include_usage
     service: str = "openai"  # the catalog service id (azure-openai, groq, mock, ...)
     auth: str = "bearer"  # bearer | x-api-key | api-key | none (runtime/bundle Integration.auth)
+    # client headers a config's `forward_headers` passes on as they are; never one the
+    # adapter sets itself (authentication, content type)
+    passed: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

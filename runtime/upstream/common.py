@@ -160,8 +160,11 @@ def excerpt(body: bytes, limit: int = 200) -> str:
 
 
 def forward(call: Call, headers: MutableMapping[str, str], names: tuple[str, ...]) -> None:
-    """Copy the client headers the family understands (the gateway chose which to pass)."""
+    """Copy the client headers the family understands (the gateway chose which to pass),
+    then those a config's `forward_headers` names, below what the adapter set."""
     for name in names:
         value = call.headers.get(name)
         if value is not None:
             headers[name] = value
+    for name, value in call.passed.items():
+        headers.setdefault(name, value)

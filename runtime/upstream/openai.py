@@ -22,6 +22,7 @@ from runtime.upstream.common import (
     details,
     dumps,
     excerpt,
+    forward,
     join_url,
     load_json,
     load_object,
@@ -73,6 +74,22 @@ def error_object(
     }
 
 
+# Statuses whose OpenAI-shaped body Portkey's gateway relays as it is (its non-streaming
+# handler passes 408 and 412 through before any provider transform).
+UNTOUCHED = frozenset({408, 412})
+
+
+def provider_error(service: str, error: Mapping[str, Any]) -> bytes:
+    """An upstream's error object as Portkey's gateway answers it, so that clients written
+    against Portkey read the same fields: its message prefixed with the service, its
+    `type`/`param`/`code` (null when absent), and the service as top-level `provider`."""
+    said = error.get("message")
+    message = said[:2000] if isinstance(said, str) else json.dumps(said)[:2000]
+    fields = {k: error.get(k) for k in ("type", "param", "code")}
+    return dumps({"error": {"message": f"{service} error: {message}", **fields},
+                  "provider": service})  # fmt: skip
+
+
 def error_body(
     status: int, message: str, type: str | None = None, code: str | None = None
 ) -> bytes:
@@ -112,6 +129,7 @@ class OpenAIAdapter:
             for name, value in call.headers.items():
                 if name.startswith("x-mock-"):
                     headers[name] = value
+        forward(call, headers, ())
         return Outbound("POST", self._url(call, path), headers, dumps(self._body(call)))
 
     def _body(self, call: Call) -> Mapping[str, Any]:
@@ -186,15 +204,18 @@ def _usage(usage: Mapping[str, Any], prompt_name: str, output_name: str, detail:
 
 
 def relay_error(call: Call, status: int, body: bytes) -> bytes:
-    """An upstream error for the client: its own body when it is OpenAI-shaped (the
-    credential scrubbed), else the same status explained in OpenAI's shape."""
+    """An upstream error for the client: an OpenAI-shaped one as Portkey's gateway relays it
+    (provider_error), else the same status explained in OpenAI's shape. The credential is
+    scrubbed first."""
     body = redact(body, call)
     try:
         parsed = load_json(body, "error")
     except UpstreamProtocolError:
         parsed = None
     if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict):
-        return body
+        if status in UNTOUCHED:
+            return body
+        return provider_error(call.service, parsed["error"])
     if isinstance(parsed, dict) and isinstance(parsed.get("error"), str):
         parsed = {"message": parsed["error"]}  # Ollama's `{"error": "..."}`
     message = f"upstream `{call.service}` answered HTTP {status}"

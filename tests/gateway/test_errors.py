@@ -28,10 +28,14 @@ from tests.gateway.harness import (
 )
 
 
-def error_of(exc: openai.APIStatusError) -> dict[str, Any]:
-    """The OpenAI error object of a refusal, its shape checked."""
+def error_of(exc: openai.APIStatusError, upstream: str | None = None) -> dict[str, Any]:
+    """The OpenAI error object of a refusal, its shape checked. An upstream's error comes
+    as Portkey relays it: `provider` beside `error`, the message prefixed with it."""
     body = exc.response.json()
-    assert set(body) == {"error"}, body
+    assert set(body) == ({"error", "provider"} if upstream else {"error"}), body
+    if upstream:
+        assert body["provider"] == upstream
+        assert body["error"]["message"].startswith(f"{upstream} error: ")
     err = body["error"]
     assert {"message", "type", "code", "param"} <= set(err), err
     assert isinstance(err["message"], str) and err["message"]
@@ -162,8 +166,8 @@ def test_every_target_down_is_a_5xx(fakes: Fakes, client: openai.OpenAI) -> None
     fakes.backup.script(Answer.error(503))
     with pytest.raises(openai.InternalServerError) as err:
         send(client, "anything", {"x-portkey-config": "fallback-cfg"})
-    assert err.value.status_code in (502, 503)
-    error_of(err.value)
+    assert err.value.status_code == 503
+    error_of(err.value, upstream="openai-compatible")  # the last target's answer
 
 
 def test_retry_honours_retry_after(fakes: Fakes, client: openai.OpenAI) -> None:
@@ -193,7 +197,7 @@ def test_upstream_error_reaches_the_client_in_openai_shape(fakes: Fakes,
     fakes.anthropic.script(Answer.error(429, retry_after=7, message="slow down"))
     with pytest.raises(openai.RateLimitError) as err:
         send(client, "@claude/claude-haiku-4-5-20251001")
-    assert "slow down" in error_of(err.value)["message"]
+    assert "slow down" in error_of(err.value, upstream="anthropic")["message"]
     assert err.value.response.headers["retry-after"] == "7"
 
 

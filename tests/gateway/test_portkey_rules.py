@@ -137,3 +137,80 @@ def test_a_nested_group_that_stops_hands_its_answer_to_its_parent(
     assert status == 200 and body["model"] == "gpt-4o-mini"
     assert headers["x-portkey-last-used-option-index"] == "config.targets[0].targets[1]"
     assert len(fakes.openai.requests) == 2 and fakes.backup.requests == []
+
+
+def test_the_request_timeout_header_wins_over_the_config(fakes: Fakes, client: Any) -> None:
+    fakes.openai.script(Answer(latency=2.0))
+    raw = client.chat.completions.with_raw_response
+    started = time.monotonic()
+    with pytest.raises(openai.APIStatusError) as err:
+        raw.create(model=OPENAI, messages=user(),
+                   extra_headers={"x-portkey-request-timeout": "300",
+                                  "x-portkey-config": json.dumps({"request_timeout": 60000})})  # fmt: skip
+    assert err.value.status_code == 408 and time.monotonic() - started < 1.8
+    body = err.value.response.json()
+    assert body["error"]["type"] == "timeout_error" and body["error"]["code"] is None
+    assert "300ms" in body["error"]["message"]
+    for bad in ("0", "-5", "1.5", "soon", "99999999"):
+        with pytest.raises(openai.BadRequestError):
+            raw.create(model=OPENAI, messages=user(),
+                       extra_headers={"x-portkey-request-timeout": bad})  # fmt: skip
+
+
+def test_a_conditional_without_default_routes_or_refuses(fakes: Fakes, client: Any) -> None:
+    """Accepted as Portkey accepts it; a request that matches no condition is a 400."""
+    config = {"strategy": {"mode": "conditional",
+                           "conditions": [{"query": {"metadata.tier": "pro"}, "then": "a"}]},
+              "targets": [{"name": "a", "provider": BACKUP}]}  # fmt: skip
+    raw = client.chat.completions.with_raw_response
+    headers = {"x-portkey-config": json.dumps(config), "x-portkey-metadata": '{"tier": "pro"}'}
+    resp = raw.create(model="any", messages=user(), extra_headers=headers)
+    assert resp.status_code == 200 and resp.headers["x-portkey-cache-status"] == "DISABLED"
+    headers["x-portkey-metadata"] = '{"tier": "free"}'
+    with pytest.raises(openai.BadRequestError) as err:
+        raw.create(model="any", messages=user(), extra_headers=headers)
+    assert "no `default`" in err.value.response.json()["error"]["message"]
+    assert len(fakes.backup.requests) == 1
+
+
+def test_forward_headers_pass_named_client_headers_only(fakes: Fakes, client: Any) -> None:
+    """A config's `forward_headers` (or the request's `x-portkey-forward-headers`, which wins)
+    passes those client headers upstream as they are; no other client header goes, and a
+    credential header never does."""
+    config = {"provider": OPENAI, "forward_headers": ["X-Request-Id", "x-team", "authorization"]}
+    raw = client.chat.completions.with_raw_response
+    sent = {"x-portkey-config": json.dumps(config), "x-request-id": "req-1", "x-team": "blue",
+            "x-other": "no"}  # fmt: skip
+    with pytest.raises(openai.BadRequestError):  # an inline config may not name a credential
+        raw.create(model="m", messages=user(), extra_headers=sent)
+    config["forward_headers"] = ["X-Request-Id", "x-team"]
+    sent["x-portkey-config"] = json.dumps(config)
+    raw.create(model="m", messages=user(), extra_headers=sent)
+    (got,) = fakes.openai.requests
+    assert (got.headers.get("x-request-id"), got.headers.get("x-team")) == ("req-1", "blue")
+    assert "x-other" not in got.headers
+    assert got.headers["authorization"] != f"Bearer {client.api_key}"  # the catalog's key
+    fakes.reset()
+    raw.create(model="m", messages=user(),
+               extra_headers={**sent, "x-portkey-forward-headers": "x-other"})  # fmt: skip
+    (got,) = fakes.openai.requests
+    assert got.headers.get("x-other") == "no" and "x-team" not in got.headers
+    for bad in ("authorization", "x-portkey-api-key", "host", "x-a, cookie", "bad name"):
+        with pytest.raises(openai.BadRequestError):
+            raw.create(model=OPENAI, messages=user(),
+                       extra_headers={"x-portkey-forward-headers": bad})  # fmt: skip
+    assert len(fakes.openai.requests) == 1
+
+
+def test_headers_that_move_a_provider_are_refused(fakes: Fakes, client: Any) -> None:
+    """Portkey reads a custom host and cloud resource headers; the catalog decides those
+    here, so they are refused (400), never silently ignored or obeyed."""
+    raw = client.chat.completions.with_raw_response
+    for name, value in (("x-portkey-custom-host", "http://127.0.0.1:9/v1"),
+                        ("x-portkey-azure-resource-name", "elsewhere"),
+                        ("X-Portkey-Aws-Region", "us-east-1"),
+                        ("x-portkey-vertex-project-id", "other")):  # fmt: skip
+        with pytest.raises(openai.BadRequestError) as err:
+            raw.create(model=OPENAI, messages=user(), extra_headers={name: value})
+        assert name.lower() in err.value.response.json()["error"]["message"]
+    assert fakes.openai.requests == []

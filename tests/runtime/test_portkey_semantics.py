@@ -258,3 +258,27 @@ def test_sticky_picks_agree_across_replicas(acme_bundle: bytes, tmp_path: Any) -
     ]
     assert json.loads(runs[0]) == json.loads(runs[1]) == sticky_picks(Router.load(acme_bundle),
                                                                     range(300))  # fmt: skip
+
+
+def test_a_targets_own_status_codes_do_not_decide(router: Router) -> None:
+    """Only the strategy's `on_status_codes` count, as in Portkey's handler (W0504 warns)."""
+    config = {
+        "strategy": {"mode": "fallback", "on_status_codes": [503]},
+        "targets": [{"provider": "@openai-prod/gpt-4o", "on_status_codes": [429]}, *leaves(1)],
+    }
+    plan = router.resolve("support", config=config)
+    assert walk(plan.attempts, [503, 200]) == [0, 1]
+    assert walk(plan.attempts, [429]) == [0]
+
+
+def test_a_conditional_without_default_refuses_what_matches_nothing(router: Router) -> None:
+    config = {
+        "strategy": {"mode": "conditional",
+                     "conditions": [{"query": {"metadata.tier": "pro"}, "then": "a"}]},
+        "targets": [{"name": "a", "provider": "@openai-prod/gpt-4o"}],
+    }  # fmt: skip
+    assert targets(router.resolve("support", config=config, metadata={"tier": "pro"})) == [
+        ("openai-prod", "gpt-4o")
+    ]
+    with pytest.raises(InvalidConfig, match="no `default`"):
+        router.resolve("support", config=config, metadata={"tier": "free"})

@@ -238,8 +238,12 @@ def test_tool_calls_round_trip() -> None:
 def test_errors_in_openai_shape_with_the_same_status() -> None:
     reply = ANTHROPIC.reply(chat({}), 529, fx.ANTHROPIC_OVERLOADED, {"retry-after": "3"})
     assert reply.status == 529 and reply.retry_after == 3.0 and reply.usage is None
-    assert json.loads(reply.body) == {"error": {"message": "Overloaded", "type": "overloaded_error",
-                                                "code": None, "param": None}}  # fmt: skip
+    # as Portkey's gateway relays a provider's error: prefixed, with a top-level `provider`
+    assert json.loads(reply.body) == {
+        "error": {"message": "anthropic error: Overloaded", "type": "overloaded_error",
+                  "code": None, "param": None},
+        "provider": "anthropic",
+    }  # fmt: skip
     plain = json.loads(ANTHROPIC.reply(chat({}), 503, b"no healthy upstream", {}).body)
     assert (
         plain["error"]["message"] == "upstream `anthropic` answered HTTP 503: no healthy upstream"

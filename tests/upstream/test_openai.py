@@ -222,10 +222,17 @@ def test_garbage_2xx_is_a_protocol_error(body: bytes) -> None:
 # ---- errors -------------------------------------------------------------------------------
 
 
-def test_openai_shaped_error_passes_through() -> None:
+def test_openai_shaped_error_is_relayed_as_portkey_does() -> None:
+    """Its fields kept, its message prefixed with the service, `provider` beside it (what
+    clients written against Portkey's gateway read)."""
     reply = OPENAI.reply(call(), 429, fx.OPENAI_RATE_LIMITED, {"retry-after": "2"})
-    assert (reply.status, reply.body, reply.usage, reply.retry_after) == (
-        429, fx.OPENAI_RATE_LIMITED, None, 2.0)  # fmt: skip
+    assert (reply.status, reply.usage, reply.retry_after) == (429, None, 2.0)
+    upstream = json.loads(fx.OPENAI_RATE_LIMITED)["error"]
+    assert json.loads(reply.body) == {
+        "error": {"message": f"openai error: {upstream['message']}", "type": upstream["type"],
+                  "param": upstream["param"], "code": upstream["code"]},
+        "provider": "openai",
+    }  # fmt: skip
 
 
 def test_an_error_echoing_the_key_is_scrubbed() -> None:
