@@ -14,8 +14,10 @@ from collections import Counter
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from runtime import AccessDenied, InvalidConfig, Router, UnknownModel
+from runtime import AccessDenied, InvalidConfig, RequestError, Router, UnknownModel
 from runtime.plan import Attempt
 from tests.conftest import ROOT
 
@@ -282,3 +284,56 @@ def test_a_conditional_without_default_refuses_what_matches_nothing(router: Rout
     ]
     with pytest.raises(InvalidConfig, match="no `default`"):
         router.resolve("support", config=config, metadata={"tier": "free"})
+
+
+# -- law: taking the provider from the request never widens access ------------------------
+PROVIDERS = ["@openai-prod", "@openai-research", "@anthropic-prod", "@azure-eu", "@llama-local"]
+MODELS = ["gpt-4o", "gpt-4o-mini", "gpt-4.1", "o4-mini", "claude-3-5-sonnet-20241022"]
+
+
+def trees(depth: int = 2) -> st.SearchStrategy[dict[str, Any]]:
+    leaf = st.fixed_dictionaries(
+        {},
+        optional={
+            "provider": st.sampled_from(PROVIDERS),
+            "passthrough": st.booleans(),
+            "override_params": st.fixed_dictionaries({"model": st.sampled_from(MODELS)}),
+        },
+    )
+    if depth == 0:
+        return leaf
+    group = st.fixed_dictionaries(
+        {
+            "strategy": st.fixed_dictionaries(
+                {"mode": st.sampled_from(["fallback", "loadbalance", "single"])}
+            ),
+            "targets": st.lists(trees(depth - 1), min_size=1, max_size=3),
+        }
+    )
+    return st.one_of(leaf, group)
+
+
+@settings(max_examples=300)
+@given(
+    config=trees(),
+    workspace=st.sampled_from(["support", "research", "data-science", "platform"]),
+    provider=st.none() | st.sampled_from(PROVIDERS),
+    model=st.sampled_from([*MODELS, *(f"{p}/{m}" for p in PROVIDERS[:2] for m in MODELS[:2])]),
+)
+def test_every_attempt_is_one_the_workspace_may_use(
+    acme_router: Router, config: dict[str, Any], workspace: str, provider: str | None, model: str
+) -> None:
+    """Whatever the config and the request name, a plan holds only attempts the catalog
+    allows the workspace: a refusal is a typed RequestError, never a wider plan."""
+    try:
+        plan = acme_router.resolve(workspace, model, provider=provider, config=config, seed=1)
+    except RequestError:
+        return
+    for attempt in plan.attempts:
+        assert attempt.provider is not None
+        assert acme_router.bundle.decide(workspace, attempt.provider, attempt.model).allowed
+
+
+@pytest.fixture(scope="module")
+def acme_router(acme_bundle: bytes) -> Router:
+    return Router.load(acme_bundle)
