@@ -302,7 +302,8 @@ BREAKAGES: list[tuple[str, Callable[[Body], None], str]] = [
     ("missing configs", deleter("configs"), ""),
     # routing configs
     ("conditional then names no target", setter(*EU, "strategy", "conditions", 0, "then", value="ghost"), "configs.eu-router.tree.strategy.conditions[0].then"),
-    ("conditional without default", deleter(*EU, "strategy", "default"), "configs.eu-router.tree.strategy.default"),
+    # (a conditional without `default` is valid: Portkey accepts it; nothing matching is a 400)
+    ("conditional default names no target", setter(*EU, "strategy", "default", value="ghost"), "configs.eu-router.tree.strategy.default"),
     ("loadbalance with every weight 0", doing(*(setter(*LB, "targets", i, "weight", value="0") for i in range(3))), "configs.research-lb.tree.targets"),
     ("weight negative", setter(*LB, "targets", 0, "weight", value="-1"), "configs.research-lb.tree.targets[0].weight"),
     ("weight null", setter(*LB, "targets", 0, "weight", value=None), "configs.research-lb.tree.targets[0].weight"),
