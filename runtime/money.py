@@ -184,3 +184,9 @@ def usd(pico: int) -> Decimal:
 
 def pico(amount: Decimal) -> int:
     return int((amount * PICO_PER_USD).to_integral_value(rounding=ROUND_CEILING))
+
+
+def dollars(amount: Decimal) -> str:
+    """Exact, in plain notation, without trailing zeros: "0.000011", "0"."""
+    text = f"{amount:f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text

@@ -43,6 +43,7 @@ class Attempt:
     carried: Mapping[str, Any] = field(default_factory=dict)
     limits: ChainSpec | None = None  # the chain compiled for admission
     option: str | None = None  # where in the config it came from: "config.targets[1]"
+    catalog_rates: Rates | None = None  # the catalog's price (rates: the workspace's)
 
     @property
     def target(self) -> str:

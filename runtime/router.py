@@ -284,6 +284,7 @@ class Router:
             fallback=fallback,
             prices=quote.prices,
             rates=Rates.of(quote.prices),
+            catalog_rates=Rates.of(info.prices),  # before workspace overrides (chargeback)
             chain=(chain := bundle.chain(workspace, provider_slug)),
             max_output_tokens=info.max_output_tokens,
             carried=leaf.get("carried") or {},
@@ -366,6 +367,7 @@ class Ticket:
         self.reservation = reservation
         self.estimate = estimate
         self.cost: Decimal | None = None  # USD, once settled
+        self.usage: Usage | None = None  # what it was settled with
 
     @property
     def request_id(self) -> str:
@@ -385,7 +387,7 @@ class Ticket:
             return self.cost
         cost = self.attempt.rates.cost(usage)
         self.store.settle(self.reservation, usage.tokens, cost)
-        self.cost = usd(cost)
+        self.cost, self.usage = usd(cost), usage
         return self.cost
 
     async def asettle(self, usage: Usage) -> Decimal:
@@ -393,7 +395,7 @@ class Ticket:
             return self.cost
         cost = self.attempt.rates.cost(usage)
         await self.store.asettle(self.reservation, usage.tokens, cost)
-        self.cost = usd(cost)
+        self.cost, self.usage = usd(cost), usage
         return self.cost
 
     def _input_only(self) -> Usage:
@@ -431,7 +433,7 @@ def with_params(base: Attempt, body: dict[str, Any]) -> Attempt:
         base.workspace, base.provider, base.model, base.service, base.api, base.auth, base.url,
         base.credentials, MappingProxyType(body), base.retry, base.timeout_ms, base.fallback,
         base.prices, base.rates, base.chain, base.max_output_tokens, base.carried, base.limits,
-        base.option,
+        base.option, base.catalog_rates,
     )  # fmt: skip
 
 

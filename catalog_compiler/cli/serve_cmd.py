@@ -55,10 +55,23 @@ def gateway_argv(
 
 
 def tuning_argv(
-    namespace: str | None, max_body_bytes: int | None, drain_timeout: float | None, watch: bool
+    namespace: str | None,
+    max_body_bytes: int | None,
+    drain_timeout: float | None,
+    watch: bool,
+    *,
+    events: str | None = None,
+    events_max_bytes: int | None = None,
+    metrics: bool = True,
 ) -> list[str]:
     """The gateway's own options, forwarded only when given (its defaults stay its own)."""
     argv: list[str] = []
+    if events is not None:
+        argv += ["--events", events]
+    if events_max_bytes is not None:
+        argv += ["--events-max-bytes", str(events_max_bytes)]
+    if not metrics:
+        argv.append("--no-metrics")
     if namespace is not None:
         argv += ["--namespace", namespace]
     if max_body_bytes is not None:
@@ -169,6 +182,25 @@ def write_bundle(compiled: Compiled, source: str, out_dir: Path) -> Path:
     show_default=True,
     help="Reload when the bundle file changes (SIGHUP always reloads).",
 )
+@click.option(
+    "--events",
+    metavar="PATH",
+    default=None,
+    help="Write one usage event per settled request to PATH (JSON Lines, rotated by size; "
+    "`-` for stdout); `catalogc report PATH…` sums them.",
+)
+@click.option(
+    "--events-max-bytes",
+    type=click.IntRange(min=4096),
+    default=None,
+    help="Rotate the events file past this size, keeping 5 (default: 64 MiB).",
+)
+@click.option(
+    "--metrics/--no-metrics",
+    default=True,
+    show_default=True,
+    help="Serve Prometheus metrics at /metrics.",
+)
 def serve(
     source: str,
     host: str,
@@ -180,6 +212,9 @@ def serve(
     max_body_bytes: int | None,
     drain_timeout: float | None,
     watch: bool,
+    events: str | None,
+    events_max_bytes: int | None,
+    metrics: bool,
 ) -> None:
     """Serve the OpenAI-compatible gateway on a bundle, or on a catalog DIR (default `.`),
     compiled first.
@@ -192,7 +227,8 @@ def serve(
             f"--workers {workers} needs --redis URL: the memory store counts per process, "
             "so each worker would admit the whole limit"
         )
-    tuning = tuning_argv(namespace, max_body_bytes, drain_timeout, watch)
+    tuning = tuning_argv(namespace, max_body_bytes, drain_timeout, watch, events=events,
+                         events_max_bytes=events_max_bytes, metrics=metrics)  # fmt: skip
     if not is_catalog(Path(source)):
         main = load_gateway()
         sys.exit(main(gateway_argv(source, host, port, workers, redis, allow_missing_secrets,

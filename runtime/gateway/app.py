@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -17,13 +16,14 @@ from typing import Any
 from aiohttp import web
 
 from runtime.errors import RequestError, StoreUnavailable
+from runtime.gateway.books import Books, Record
 from runtime.gateway.execute import Engine, Job, Outcome, estimate, timeout_of
 from runtime.gateway.forms import Form, any_trace_id, max_output, read_form
 from runtime.gateway.live import Live
 from runtime.gateway.log import log
 from runtime.gateway.relay import Counted, relay, settle_stream
 from runtime.gateway.replies import Failure, error_body, failure_of, retry_after_header
-from runtime.money import Usage
+from runtime.money import Usage, dollars
 from runtime.router import Router
 
 ENDPOINTS = {
@@ -49,11 +49,16 @@ class Gateway:
     draining: bool = False
     inflight: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    books: Books = field(default_factory=Books)
+
+    def __post_init__(self) -> None:
+        self.books.bundle = self.live.bundle.digest
 
     def swap(self, live: Live) -> None:
-        """Serve a new bundle from the next request on (both assignments, no await between)."""
+        """Serve a new bundle from the next request on (no await between the assignments)."""
         self.router.swap(live.bundle)
         self.live = live
+        self.books.bundle = live.bundle.digest
         self.reload_error = None
 
 
@@ -63,9 +68,20 @@ def build_app(gw: Gateway, max_body: int = MAX_BODY_BYTES) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/v1/models", models)
+    app.router.add_get("/metrics", metrics)
     for path, endpoint in ENDPOINTS.items():
         app.router.add_post(path, _handler(endpoint))
     return app
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus exposition (labels: catalog slugs only). Unauthenticated, like /healthz:
+    bind the gateway where only the scraper reaches it, or filter the path in front."""
+    gw: Gateway = request.app["gateway"]
+    if gw.books.metrics is None:
+        return web.json_response({"error": "metrics are off (--no-metrics)"}, status=404)
+    body = gw.books.metrics.text()
+    return web.Response(body=body, headers={"content-type": gw.books.metrics.content_type})
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -116,38 +132,26 @@ def _handler(endpoint: str):  # type: ignore[no-untyped-def]
     return handle
 
 
-@dataclass
-class Record:
-    """The access-log line of one request, filled as it goes."""
-
-    endpoint: str
-    started: float = field(default_factory=time.perf_counter)
-    fields: dict[str, Any] = field(default_factory=dict)
-
-    def write(self, status: int) -> None:
-        ms = (time.perf_counter() - self.started) * 1000
-        log("request", endpoint=self.endpoint, status=status, latency_ms=round(ms, 3),
-            **self.fields)  # fmt: skip
-
-
 async def serve(request: web.Request, endpoint: str) -> web.StreamResponse:
     gw: Gateway = request.app["gateway"]
     anthropic = endpoint == "messages"
-    record = Record(endpoint)
+    record = Record(endpoint, gw.books)
     record.fields["trace_id"] = any_trace_id(request.headers)
     gw.inflight += 1
     try:
         return await _serve(request, gw, endpoint, record)
     except Failure as exc:
+        record.failure = exc
         record.write(exc.status)
         return _error(exc, anthropic, record.fields.get("trace_id"))
     except (RequestError, StoreUnavailable) as exc:
-        failure = failure_of(exc)
+        failure = record.failure = failure_of(exc)
         record.write(failure.status)
         return _error(failure, anthropic, record.fields.get("trace_id"))
     except Exception as exc:  # a bug: answered, logged by type only
         log("internal_error", endpoint=endpoint, error=type(exc).__name__,
             where=_where(exc))  # fmt: skip
+        record.failure = Failure(500, "internal error", "internal_error")
         record.write(500)
         return _error(Failure(500, "internal error", "internal_error"), anthropic,
                       record.fields.get("trace_id"))  # fmt: skip
@@ -185,6 +189,7 @@ async def _serve(
     if outcome.stream is not None:
         return await _stream(request, gw, job, outcome, headers, record)
     if outcome.failure is not None:
+        record.failure = outcome.failure
         record.write(outcome.failure.status)
         headers.update(retry_after_header(outcome.failure.retry_after))
         failure = outcome.failure
@@ -223,18 +228,13 @@ def _flag(body: Mapping[str, Any], name: str) -> bool:
 
 
 def _describe(record: Record, outcome: Outcome) -> None:
+    record.outcome = outcome
     attempt = outcome.attempt
     if attempt is not None:
         record.fields.update(provider=attempt.provider or attempt.service, model=attempt.model,
                              option=attempt.option)  # fmt: skip
     record.fields.update(attempts=outcome.attempts, retries=outcome.retries)
     _usage(record, outcome.usage, outcome.cost)
-
-
-def dollars(cost: Decimal) -> str:
-    """Exact, in plain notation, without trailing zeros: "0.000011", "0"."""
-    text = f"{cost:f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def _usage(record: Record, usage: Usage | None, cost: Decimal) -> None:
@@ -293,6 +293,9 @@ async def _stream(
         record.fields["stream"] = ended
     finally:
         cost, usage = await settle_stream(ticket, translator, complete, writer.events)
+        outcome.tickets.append(ticket)
+        if writer.first is not None:
+            record.ttft = writer.first - record.started
         _usage(record, usage, outcome.cost + cost)
         record.write(resp.status if complete else 499 if record.fields.get("stream") ==
                      "client_gone" else 502)  # fmt: skip

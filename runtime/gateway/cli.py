@@ -8,6 +8,7 @@ import contextlib
 import os
 import signal
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from runtime.bundle import Bundle
 from runtime.errors import BundleError
 from runtime.gateway.live import Live
 from runtime.gateway.log import log, route_library_logs
+from runtime.gateway.metrics import MULTIPROC_ENV
 from runtime.gateway.secrets import MissingSecrets
 from runtime.gateway.server import Options, listen, run
 
@@ -46,6 +48,12 @@ def parser() -> argparse.ArgumentParser:
         help="seconds in-flight requests get to finish on SIGTERM",
     )
     p.add_argument("--no-watch", action="store_true", help="reload on SIGHUP only")
+    p.add_argument("--events", default=None, metavar="PATH",
+                   help="write one usage event per settled request to PATH (JSON Lines, "
+                   "rotated by size), or - for stdout")  # fmt: skip
+    p.add_argument("--events-max-bytes", type=int, default=64 * 1024 * 1024,
+                   help="rotate the events file past this size (keeps 5)")  # fmt: skip
+    p.add_argument("--no-metrics", action="store_true", help="do not serve /metrics")
     return p
 
 
@@ -58,7 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     options = Options(args.bundle, args.host, args.port, args.workers, args.redis,
                       args.namespace, args.allow_missing_secrets, args.max_body_bytes,
-                      args.drain_timeout, not args.no_watch)  # fmt: skip
+                      args.drain_timeout, not args.no_watch, args.events,
+                      args.events_max_bytes, not args.no_metrics)  # fmt: skip
     try:
         live = Live.of(Bundle.load(options.bundle), options.allow_missing_secrets)
     except (BundleError, MissingSecrets) as exc:
@@ -87,6 +96,8 @@ def _check(args: argparse.Namespace) -> str | None:
         return "--port is 0 to 65535"
     if args.max_body_bytes < 1024:
         return "--max-body-bytes is at least 1024"
+    if args.events_max_bytes < 4096:
+        return "--events-max-bytes is at least 4096"
     return None
 
 
@@ -106,7 +117,11 @@ def _serve(options: Options, sock: object, live: Live) -> int:
 
 
 def _supervise(options: Options, sock: object, live: Live) -> int:
-    """Fork the workers on the shared socket; pass signals on; wait for all of them."""
+    """Fork the workers on the shared socket; pass signals on; wait for all of them.
+    Their metrics go to files in one directory, so that a scrape of any worker sums all."""
+    shared = tempfile.TemporaryDirectory(prefix="catalogc-metrics-") if options.metrics else None
+    if shared is not None:
+        os.environ[MULTIPROC_ENV] = shared.name
     children = []
     for _ in range(options.workers):
         pid = os.fork()
@@ -134,4 +149,6 @@ def _supervise(options: Options, sock: object, live: Live) -> int:
             except InterruptedError:
                 continue
         status = status or os.waitstatus_to_exitcode(code)
+    if shared is not None:
+        shared.cleanup()
     return status

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -64,7 +65,9 @@ class Outcome:
     retry_after: float | None = None
     # a stream ready to relay: the upstream response, its adapter call and admission
     stream: tuple[Response, Adapter, Call, Ticket] | None = None
-    notes: list[str] = field(default_factory=list)
+    tickets: list[Ticket] = field(default_factory=list)  # every admission, once settled
+    # every try: its attempt, the upstream's seconds to answer (None: never sent), retry no.
+    tries: list[tuple[Attempt, float | None, int]] = field(default_factory=list)
 
 
 class Engine:
@@ -114,12 +117,16 @@ class Engine:
         try:
             ticket = await self.router.aadmit(attempt, job.estimate)
         except (RequestError, StoreUnavailable) as exc:
+            out.tries.append((attempt, None, out.retries))
             return _refused(out, failure_of(exc))
         timeout = timeout_of(job, attempt)
         settle: Usage | None = None  # None: cancelled (input only)
+        sent = time.perf_counter()
+        answered: float | None = None
         try:
             async with asyncio.timeout(timeout):
                 resp = await self.transport.send(outbound, attempt.service, call.settings)
+                answered = time.perf_counter() - sent
                 if job.stream and 200 <= resp.status < 300:
                     out.status, out.stream = resp.status, (resp, adapter, call, ticket)
                     ticket = None  # type: ignore[assignment]  # the relay settles it now
@@ -138,6 +145,7 @@ class Engine:
         except TimeoutError:
             # Portkey's words and its `code: null`, so a client tells the two apart the same way
             ms = round(timeout * 1000)
+            answered = timeout
             return _refused(out, Failure(408, "Request exceeded the timeout sent in the request: "
                                          f"{ms}ms (request_timeout)", None))  # fmt: skip
         except UpstreamUnreachable as exc:
@@ -151,8 +159,10 @@ class Engine:
             return _refused(out, Failure(502, f"the upstream connection failed "
                                          f"({type(exc).__name__})", "upstream_error"))  # fmt: skip
         finally:
+            out.tries.append((attempt, answered, out.retries))
             if ticket is not None:
                 out.cost += await _settle(ticket, settle)
+                out.tickets.append(ticket)
 
     def _call(self, job: Job, attempt: Attempt, live: Live) -> Call:
         integ = live.integration_of(attempt)

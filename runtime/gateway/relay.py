@@ -11,6 +11,7 @@ relayed (streams send a token or a few per event), never more than the reservati
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 
@@ -28,9 +29,12 @@ class Counted:
     def __init__(self, write: Write) -> None:
         self.write = write
         self.events = 0
+        self.first: float | None = None  # time.perf_counter() of the first event sent
 
     async def __call__(self, data: bytes) -> None:
         await self.write(data)
+        if self.first is None:
+            self.first = time.perf_counter()
         self.events += data.count(b"\n\n")
 
 

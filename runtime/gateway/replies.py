@@ -48,6 +48,12 @@ class Failure(Exception):
     code: str | None  # None: as Portkey answers a request_timeout
     retry_after: float | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    level: str = ""  # organization | integration | provider | workspace: who refused
+
+    @property
+    def reason(self) -> str:
+        """A bounded label for metrics: the code, or what the status means."""
+        return self.code or ("request_timeout" if self.status == 408 else f"http_{self.status}")
 
     def __str__(self) -> str:
         return self.message
@@ -60,7 +66,18 @@ def failure_of(exc: RequestError | StoreUnavailable) -> Failure:
                        "store_unavailable", retry_after=1.0)  # fmt: skip
     retry = getattr(exc, "retry_after", None)
     return Failure(exc.status, exc.message, _code(exc),
-                   retry_after=float(retry) if retry is not None else None)  # fmt: skip
+                   retry_after=float(retry) if retry is not None else None,
+                   level=_level(exc))  # fmt: skip
+
+
+LEVELS = ("organization", "integration", "provider", "workspace")
+
+
+def _level(exc: RequestError) -> str:
+    """The level of the counter or rule that refused (a catalog word, never request text)."""
+    named = getattr(exc, "counter", None) or getattr(exc, "level", None)
+    word = str(named).split("/")[0].split(" ")[0] if named else ""
+    return word if word in LEVELS else ""
 
 
 def _code(exc: RequestError) -> str:

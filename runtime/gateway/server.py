@@ -21,11 +21,14 @@ from aiohttp import web
 from runtime.bundle import Bundle
 from runtime.errors import BundleError
 from runtime.gateway.app import Gateway, build_app
+from runtime.gateway.books import Books
 from runtime.gateway.execute import Engine
 from runtime.gateway.live import Live
 from runtime.gateway.log import flush, log
+from runtime.gateway.metrics import Metrics
 from runtime.gateway.secrets import MissingSecrets
 from runtime.gateway.transport import Transport
+from runtime.gateway.usage_events import EventLog
 from runtime.limits.base import Store
 from runtime.router import Router
 
@@ -44,6 +47,9 @@ class Options:
     max_body: int = 16 * 1024 * 1024
     drain_timeout: float = 30.0
     watch: bool = True
+    events: str | None = None  # usage events: a JSON Lines file, or "-" for stdout
+    events_max_bytes: int = 64 * 1024 * 1024
+    metrics: bool = True
 
 
 def listen(options: Options) -> socket.socket:
@@ -66,6 +72,11 @@ def make_store(options: Options) -> Store:
     return RedisStore(options.redis, namespace=options.namespace)
 
 
+def make_books(options: Options) -> Books:
+    events = EventLog(options.events, options.events_max_bytes) if options.events else None
+    return Books(events=events, metrics=Metrics() if options.metrics else None)
+
+
 async def run(options: Options, sock: socket.socket, first: Live) -> None:
     """Serve on `sock` until SIGTERM/SIGINT, then drain."""
     store = make_store(options)
@@ -75,7 +86,7 @@ async def run(options: Options, sock: socket.socket, first: Live) -> None:
     await transport.open()
     router = Router(first.bundle, store)
     gw = Gateway(router, first, Engine(router, transport),
-                 "redis" if options.redis else "memory")  # fmt: skip
+                 "redis" if options.redis else "memory", books=make_books(options))  # fmt: skip
     runner = web.AppRunner(
         build_app(gw, options.max_body), access_log=None, handle_signals=False,
         shutdown_timeout=options.drain_timeout,
@@ -102,6 +113,8 @@ async def run(options: Options, sock: socket.socket, first: Live) -> None:
     close = getattr(store, "aclose", None)
     if close is not None:
         await close()
+    if gw.books.events is not None:
+        gw.books.events.close()
     log("stopped", pid=os.getpid())
     flush()
 

@@ -1,0 +1,111 @@
+"""The books of one request, closed when it is answered: its access-log line, its usage
+event (runtime/gateway/usage_events.py) and its metrics (runtime/gateway/metrics.py)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from runtime.gateway.log import log
+from runtime.gateway.replies import Failure
+from runtime.money import usd
+
+if TYPE_CHECKING:
+    from runtime.gateway.execute import Outcome
+    from runtime.gateway.metrics import Metrics
+    from runtime.gateway.usage_events import EventLog
+
+TOKEN_KINDS = ("input", "output", "cache_read", "cache_write")
+
+
+@dataclass
+class Books:
+    """What one process keeps of every request: optional event log and metrics."""
+
+    events: EventLog | None = None
+    metrics: Metrics | None = None
+    bundle: str = ""  # the digest serving now (swapped on reload)
+
+
+@dataclass
+class Record:
+    """One request's entry, filled as it goes and written once (`write`)."""
+
+    endpoint: str
+    books: Books | None = None
+    started: float = field(default_factory=time.perf_counter)
+    fields: dict[str, Any] = field(default_factory=dict)
+    outcome: Outcome | None = None
+    failure: Failure | None = None  # the gateway's own refusal, when that was the answer
+    ttft: float | None = None  # seconds to the first streamed event
+
+    def write(self, status: int) -> None:
+        ms = (time.perf_counter() - self.started) * 1000
+        log("request", endpoint=self.endpoint, status=status, latency_ms=round(ms, 3),
+            **self.fields)  # fmt: skip
+        if self.books is not None:
+            if self.books.events is not None:
+                self._event(self.books.events, status)
+            if self.books.metrics is not None:
+                self._count(self.books.metrics, status)
+
+    def _event(self, events: EventLog, status: int) -> None:
+        from runtime.gateway.usage_events import usage_event
+
+        out = self.outcome
+        if out is None or not out.tickets:
+            return
+        attempt = out.attempt
+        event = usage_event(
+            tickets=out.tickets, workspace=self.fields.get("workspace", ""),
+            provider=attempt.provider if attempt else None,
+            model=attempt.model if attempt else None, endpoint=self.endpoint, status=status,
+            attempts=out.attempts, stream="stream" in self.fields,
+            trace_id=self.fields.get("trace_id"), bundle=self.books.bundle if self.books else "",
+        )  # fmt: skip
+        if event is not None:
+            events.add(event)
+
+    def _count(self, m: Metrics, status: int) -> None:
+        workspace = str(self.fields.get("workspace", ""))
+        out = self.outcome
+        last = out.attempt if out is not None else None
+        labels = (workspace, _provider(last), last.model if last else "")
+        m.requests.labels(*labels, str(status)).inc()
+        if self.failure is not None:
+            m.refusals.labels(self.failure.reason, self.failure.level).inc()
+        if out is None:
+            return
+        for ticket in out.tickets:
+            used, a = ticket.usage, ticket.attempt
+            if used is None:
+                continue
+            key = (workspace, _provider(a), a.model)
+            counts = (used.input_tokens, used.output_tokens, used.cache_read_tokens,
+                      used.cache_write_tokens)  # fmt: skip
+            for kind, n in zip(TOKEN_KINDS, counts, strict=True):
+                if n:
+                    m.tokens.labels(*key, kind).inc(n)
+            catalog = (a.catalog_rates or a.rates).cost(used)
+            m.cost.labels(*key, "catalog").inc(catalog / 1_000_000)  # pico -> micro
+            charged = ticket.cost if ticket.cost is not None else usd(0)
+            m.cost.labels(*key, "chargeback").inc(float(charged * 1_000_000))
+        moves = 0
+        for i, (attempt, seconds, retry) in enumerate(out.tries):
+            if seconds is not None:
+                m.latency.labels(_provider(attempt), attempt.model).observe(seconds)
+            if retry:
+                m.retries.labels(_provider(attempt), attempt.model).inc()
+            elif i:
+                moves += 1
+        if moves:
+            m.fallbacks.labels(workspace).inc(moves)
+        if self.ttft is not None and last is not None:
+            m.ttft.labels(_provider(last), last.model).observe(self.ttft)
+
+
+def _provider(attempt: Any) -> str:
+    if attempt is None:
+        return ""
+    return str(attempt.provider or attempt.service)

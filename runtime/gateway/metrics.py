@@ -1,0 +1,64 @@
+"""Prometheus metrics of the gateway, served at `/metrics`.
+
+Every label value is a catalog slug (workspace, provider, model), an HTTP status, a token
+kind, or one of the gateway's own refusal codes and counter levels: never client input, so
+the number of series is bounded by the catalog. `prometheus_client` is imported here only:
+with `--workers N` the supervisor points PROMETHEUS_MULTIPROC_DIR at a shared directory
+before any worker imports it, and a scrape of any worker sums them all."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+NAMESPACE = "catalog"
+# seconds: from a fast local upstream to a long generation
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+class Metrics:
+    """One per process. `text()` is the exposition a scrape gets."""
+
+    def __init__(self) -> None:
+        import prometheus_client as pc
+
+        self._pc = pc
+        self.registry = pc.CollectorRegistry(auto_describe=True)
+        self.multiprocess = bool(os.environ.get(MULTIPROC_ENV))
+        own = None if self.multiprocess else self.registry  # multiprocess: files, summed
+        model = ("workspace", "provider", "model")
+
+        def counter(name: str, doc: str, labels: tuple[str, ...]) -> Any:
+            return pc.Counter(name, doc, labels, namespace=NAMESPACE, registry=own)
+
+        def histogram(name: str, doc: str) -> Any:
+            return pc.Histogram(name, doc, ("provider", "model"), namespace=NAMESPACE,
+                                registry=own, buckets=LATENCY_BUCKETS)  # fmt: skip
+
+        self.requests = counter("requests", "Requests answered, by final status",
+                                (*model, "status"))  # fmt: skip
+        self.tokens = counter("tokens", "Tokens settled, by kind", (*model, "kind"))
+        self.cost = counter("cost_micro_usd", "Cost settled in micro-USD, at the catalog's "
+                            "price and at the workspace's chargeback price",
+                            (*model, "price"))  # fmt: skip
+        self.refusals = counter("refusals", "Requests the gateway refused itself, by reason and "
+                                "level of the counter or rule", ("reason", "level"))  # fmt: skip
+        self.retries = counter("retries", "Retries of an upstream call", ("provider", "model"))
+        self.fallbacks = counter("fallbacks", "Moves to a config's next target", ("workspace",))
+        self.latency = histogram("upstream_latency_seconds",
+                                 "Upstream time to answer (its headers, for a stream)")  # fmt: skip
+        self.ttft = histogram("time_to_first_token_seconds",
+                              "Streams: request start to the first event relayed")  # fmt: skip
+        if self.multiprocess:
+            from prometheus_client import multiprocess
+
+            multiprocess.MultiProcessCollector(self.registry)  # type: ignore[no-untyped-call]
+
+    def text(self) -> bytes:
+        data: bytes = self._pc.generate_latest(self.registry)
+        return data
+
+    @property
+    def content_type(self) -> str:
+        return str(self._pc.CONTENT_TYPE_LATEST)

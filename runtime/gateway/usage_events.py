@@ -1,0 +1,160 @@
+"""Usage events for chargeback: one JSON line per request that was admitted and settled
+(docs/usage-events.md is the format; `catalogc report` sums them).
+
+The file is appended and rotated by size: PATH, PATH.1 … PATH.KEEP. Worker processes may
+share one PATH: each batch is one write() on an O_APPEND descriptor (whole lines, never
+interleaved), rotation happens under an flock on PATH.lock, and a writer whose file was
+rotated away by another process notices (another inode) and reopens. A failed write never
+fails a request: it is logged once per kind of error and counted in `dropped`."""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import json
+import os
+import sys
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from runtime.gateway.log import log
+from runtime.money import Usage, dollars, usd
+from runtime.router import Ticket
+
+VERSION = 1
+MAX_BYTES = 64 * 1024 * 1024
+KEEP = 5
+
+
+class EventLog:
+    def __init__(self, path: str, max_bytes: int = MAX_BYTES, keep: int = KEEP) -> None:
+        self.path = path
+        self.max_bytes = max_bytes
+        self.keep = keep
+        self.dropped = 0
+        self._pending: list[str] = []
+        self._fd: int | None = None
+        self._errors: set[str] = set()
+
+    def add(self, event: dict[str, Any]) -> None:
+        """Queue one event; inside a running loop the events of one turn go out together."""
+        line = json.dumps(event, ensure_ascii=False, separators=(",", ":")) + "\n"
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._pending.append(line)
+            self.flush()
+            return
+        if not self._pending:
+            loop.call_soon(self.flush)
+        self._pending.append(line)
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        data = "".join(self._pending).encode("utf-8")
+        count = len(self._pending)
+        self._pending.clear()
+        try:
+            if self.path == "-":
+                sys.stdout.buffer.write(data)
+                sys.stdout.buffer.flush()
+                return
+            fd = self._current()
+            if os.fstat(fd).st_size + len(data) > self.max_bytes:
+                fd = self._rotate(len(data))
+            os.write(fd, data)
+        except (OSError, ValueError) as exc:
+            self.dropped += count
+            kind = type(exc).__name__
+            if kind not in self._errors:  # once per kind: a full disk must not flood the log
+                self._errors.add(kind)
+                log("usage_events_failed", error=kind, dropped=self.dropped)
+
+    def close(self) -> None:
+        self.flush()
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def _current(self) -> int:
+        """The descriptor of PATH as it is now (reopened if another process rotated it)."""
+        if self._fd is not None:
+            try:
+                if os.stat(self.path).st_ino == os.fstat(self._fd).st_ino:
+                    return self._fd
+            except FileNotFoundError:
+                pass
+            os.close(self._fd)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        return self._fd
+
+    def _rotate(self, incoming: int) -> int:
+        with open(self.path + ".lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            fd = self._current()  # another process may have rotated meanwhile
+            if os.fstat(fd).st_size and os.fstat(fd).st_size + incoming > self.max_bytes:
+                for k in range(self.keep - 1, 0, -1):
+                    older = f"{self.path}.{k}"
+                    if os.path.exists(older):
+                        os.replace(older, f"{self.path}.{k + 1}")
+                os.replace(self.path, f"{self.path}.1")
+                fd = self._current()
+            return fd
+
+
+def usage_event(
+    *,
+    tickets: Iterable[Ticket],
+    workspace: str,
+    provider: str | None,
+    model: str | None,
+    endpoint: str,
+    status: int,
+    attempts: int,
+    stream: bool,
+    trace_id: str | None,
+    bundle: str,
+) -> dict[str, Any] | None:
+    """The event of one request from its settled tickets (None: nothing was settled)."""
+    settled = [t for t in tickets if t.usage is not None]
+    if not settled:
+        return None
+    tokens = Usage()
+    catalog = 0  # pico-USD
+    chargeback = Decimal(0)
+    for ticket in settled:
+        used = ticket.usage
+        assert used is not None
+        tokens = Usage(tokens.input_tokens + used.input_tokens,
+                       tokens.output_tokens + used.output_tokens,
+                       tokens.cache_read_tokens + used.cache_read_tokens,
+                       tokens.cache_write_tokens + used.cache_write_tokens)  # fmt: skip
+        rates = ticket.attempt.catalog_rates or ticket.attempt.rates
+        catalog += rates.cost(used)
+        chargeback += ticket.cost or Decimal(0)
+    return {
+        "v": VERSION,
+        "event": "usage",
+        "ts": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "request_id": settled[0].request_id,
+        "trace_id": trace_id,
+        "workspace": workspace,
+        "provider": provider,
+        "model": model,
+        "endpoint": endpoint,
+        "status": status,
+        "attempts": attempts,
+        "stream": stream,
+        "tokens": {
+            "input": tokens.input_tokens,
+            "output": tokens.output_tokens,
+            "cache_read": tokens.cache_read_tokens,
+            "cache_write": tokens.cache_write_tokens,
+        },
+        "catalog_cost_usd": dollars(usd(catalog)),
+        "chargeback_usd": dollars(chargeback),
+        "bundle": bundle,
+    }

@@ -1,0 +1,211 @@
+"""The books a gateway keeps (issue 14): one usage event per settled request, at the
+catalog's price and at the workspace's chargeback price, and Prometheus metrics whose labels
+are catalog slugs only. A gateway process on the mock service (exact usage, no network)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+
+from runtime.gateway.usage_events import EventLog
+from tests.gateway.harness import GatewayProcess, compile_catalog, http, sha256, write_catalog
+
+TEAM = "sk-test-FAKE-books-team"
+FREE = "sk-test-FAKE-books-free"
+
+CATALOG = {
+    "catalog.yaml": """\
+        kind: Organization
+        version: 1
+        name: Books
+        budgets: [{limit: 100, unit: usd, period: monthly}]
+        """,
+    "providers.yaml": """\
+        kind: Integration
+        slug: local
+        service: mock
+        ---
+        kind: Integration
+        slug: down
+        service: mock
+        settings: {status: "503"}
+        ---
+        kind: Provider
+        slug: fast
+        integration: local
+        ---
+        kind: Provider
+        slug: broken
+        integration: down
+        """,
+    "workspaces.yaml": f"""\
+        kind: Workspace
+        slug: team
+        pricing:   # chargeback: half the catalog's price of echo (1 / 2 USD per 1M)
+          - {{model: "echo", input: "0.5", output: "1"}}
+        budgets: [{{limit: 0.00002, unit: usd, period: monthly}}]
+        api_keys: [{{name: k, sha256: "{sha256(TEAM)}"}}]
+        ---
+        kind: Workspace
+        slug: lab
+        pricing: [{{model: "*", free: true}}]
+        api_keys: [{{name: k, sha256: "{sha256(FREE)}"}}]
+        ---
+        kind: Config
+        slug: failover
+        config:
+          strategy: {{mode: fallback}}
+          targets:
+            - {{provider: "@broken", override_params: {{model: echo}}}}
+            - {{provider: "@fast", override_params: {{model: echo}}}}
+        """,
+}
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+    root = tmp_path_factory.mktemp("books")
+    bundle = compile_catalog(write_catalog(root / "catalog", CATALOG), root / "b.json")
+    events = root / "events.jsonl"
+    process = GatewayProcess(bundle, root / "gateway.log", ["--events", str(events)]).start()
+    process.events = events  # type: ignore[attr-defined]
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+def client(gateway: GatewayProcess, key: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=gateway.v1, api_key=key, max_retries=0)
+
+
+def chat(c: openai.OpenAI, text: str, **kw: Any) -> tuple[Decimal, str]:
+    raw = c.chat.completions.with_raw_response.create(
+        messages=[{"role": "user", "content": text}], **kw
+    )
+    return Decimal(raw.headers["x-catalog-cost-usd"]), raw.headers["x-portkey-trace-id"]
+
+
+def events_of(gateway: GatewayProcess, count: int) -> list[dict[str, Any]]:
+    path: Path = gateway.events  # type: ignore[attr-defined]
+    for trace in list(gateway.lines())[-1:]:
+        del trace
+    lines: list[dict[str, Any]] = []
+    import time
+
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        lines = [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+        if len(lines) >= count:
+            break
+        time.sleep(0.05)
+    return lines
+
+
+def scrape(gateway: GatewayProcess) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    status, _, body = http("GET", gateway.origin + "/metrics")
+    assert status == 200
+    found = {}
+    for line in body.decode().splitlines():
+        m = re.match(r"^(\w+)(?:\{(.*)\})? (\S+)$", line)
+        if m and not line.startswith("#"):
+            labels = frozenset(re.findall(r'(\w+)="([^"]*)"', m.group(2) or ""))
+            found[(m.group(1), labels)] = float(m.group(3))
+    return found
+
+
+def value(metrics: dict[Any, float], name: str, **labels: str) -> float:
+    return metrics.get((name, frozenset(labels.items())), 0.0)
+
+
+def test_events_and_metrics_match_what_the_requests_were_charged(
+    gateway: GatewayProcess,
+) -> None:
+    team, lab = client(gateway, TEAM), client(gateway, FREE)
+    charged = [chat(team, "one two three", model="@fast/echo", max_tokens=8),
+               chat(lab, "four five", model="@fast/echo-large", max_tokens=8),
+               chat(team, "six", model="echo", max_tokens=8,
+                    extra_headers={"x-portkey-config": "failover"})]  # fmt: skip
+    with pytest.raises(openai.APIStatusError) as refused:  # the team's budget is tiny
+        for _ in range(20):
+            chat(team, "more words to spend the budget", model="@fast/echo", max_tokens=8)
+    assert refused.value.status_code == 412
+    events = events_of(gateway, 3)
+    by_trace = {e["trace_id"]: e for e in events}
+    for cost, trace in charged:
+        assert Decimal(by_trace[trace]["chargeback_usd"]) == cost  # what budgets counted
+    first, free, failover = (by_trace[t] for _, t in charged)
+    # the catalog price of echo is twice the team's chargeback; lab's is free
+    assert Decimal(first["catalog_cost_usd"]) == 2 * Decimal(first["chargeback_usd"]) > 0
+    assert Decimal(free["chargeback_usd"]) == 0 < Decimal(free["catalog_cost_usd"])
+    assert (failover["attempts"], failover["provider"], failover["status"]) == (2, "fast", 200)
+    assert first["tokens"]["input"] == 3 and first["workspace"] == "team"
+    assert {e["bundle"] for e in events} == {gateway.lines()[0].get("digest") or
+                                             next(x["digest"] for x in gateway.lines()
+                                                  if x.get("event") == "listening")}  # fmt: skip
+    # every settled request has exactly one event, and only those
+    assert len(events) == len({e["request_id"] for e in events})
+
+    metrics = scrape(gateway)
+    team_echo = {"workspace": "team", "provider": "fast", "model": "echo"}
+    team_requests = sum(1 for e in events if e["workspace"] == "team" and e["status"] == 200)
+    assert value(metrics, "catalog_requests_total", **team_echo, status="200") == team_requests
+    spent = sum(Decimal(e["chargeback_usd"]) for e in events if e["workspace"] == "team"
+                and e["provider"] == "fast")  # fmt: skip
+    got = value(metrics, "catalog_cost_micro_usd_total", **team_echo, price="chargeback")
+    assert got == pytest.approx(float(spent * 1_000_000))
+    tokens = sum(e["tokens"]["input"] for e in events if e["workspace"] == "team")
+    assert value(metrics, "catalog_tokens_total", **team_echo, kind="input") == tokens
+    assert value(metrics, "catalog_refusals_total", reason="budget_exhausted",
+                 level="workspace") >= 1  # fmt: skip
+    assert value(metrics, "catalog_fallbacks_total", workspace="team") == 1
+    assert value(metrics, "catalog_upstream_latency_seconds_count", provider="broken",
+                 model="echo") == 1  # fmt: skip
+
+
+def test_client_input_never_becomes_a_label(gateway: GatewayProcess) -> None:
+    lab = client(gateway, FREE)
+    odd = "model-from-a-client-7f3a"
+    with pytest.raises(openai.NotFoundError):
+        lab.chat.completions.create(model=f"@fast/{odd}", messages=[{"role": "user", "content": "x"}],
+                                    extra_headers={"x-portkey-trace-id": "trace-label-7f3a",
+                                                   "x-portkey-metadata": '{"tier": "meta-7f3a"}'})  # fmt: skip
+    status, _, body = http("GET", gateway.origin + "/metrics")
+    assert status == 200 and b"7f3a" not in body
+
+
+def test_a_stream_has_one_event_and_a_time_to_first_token(gateway: GatewayProcess) -> None:
+    lab = client(gateway, FREE)
+    before = value(scrape(gateway), "catalog_time_to_first_token_seconds_count",
+                   provider="fast", model="echo")  # fmt: skip
+    stream = lab.chat.completions.create(model="@fast/echo", stream=True, max_tokens=8,
+                                         messages=[{"role": "user", "content": "a b c d"}],
+                                         extra_headers={"x-portkey-trace-id": "stream-books-1"})  # fmt: skip
+    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    events = events_of(gateway, 1)
+    mine = [e for e in events if e["trace_id"] == "stream-books-1"]
+    assert len(mine) == 1 and mine[0]["stream"] is True and mine[0]["tokens"]["input"] == 4
+    after = value(scrape(gateway), "catalog_time_to_first_token_seconds_count",
+                  provider="fast", model="echo")  # fmt: skip
+    assert after == before + 1
+
+
+def test_the_events_file_rotates_and_loses_nothing(tmp_path: Path) -> None:
+    """Two writers (as two worker processes) on one path with a small size cap."""
+    path = str(tmp_path / "events.jsonl")
+    writers = [EventLog(path, max_bytes=4096, keep=50), EventLog(path, max_bytes=4096, keep=50)]
+    for i in range(400):
+        writers[i % 2].add({"v": 1, "event": "usage", "request_id": f"r{i}", "pad": "x" * 40})
+    for w in writers:
+        w.close()
+    files = sorted(tmp_path.glob("events.jsonl*"))
+    assert len(files) > 3 and not any(f.stat().st_size > 4096 for f in files)
+    ids = [json.loads(line)["request_id"] for f in files for line in f.read_text().splitlines()]
+    assert sorted(ids) == sorted(f"r{i}" for i in range(400))  # none lost, none twice
