@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -280,5 +281,13 @@ def test_workers_share_one_redis_store_and_admit_exactly_the_limit(
         for t in threads:
             t.join(30)
         assert sorted(statuses) == [200] * 7 + [429] * 13
+        # whichever worker a scrape reaches, /metrics sums both (multiprocess files)
+        for _ in range(4):
+            status, _, body = gw.request("GET", "/metrics", None, {})
+            assert status == 200
+            totals = {code: sum(float(v) for v in re.findall(
+                rf'catalog_requests_total{{[^}}]*status="{code}"[^}}]*}} (\S+)', body.decode()))
+                for code in (200, 429)}  # fmt: skip
+            assert totals == {200: 7.0, 429: 13.0}
     finally:
         assert gw.stop() == 0
