@@ -23,6 +23,7 @@ from runtime.gateway.live import Live
 from runtime.gateway.log import log
 from runtime.gateway.relay import Counted, relay, settle_stream
 from runtime.gateway.replies import Failure, error_body, failure_of, retry_after_header
+from runtime.gateway.tracing import trace_context
 from runtime.money import Usage, dollars
 from runtime.router import Router
 
@@ -180,9 +181,11 @@ async def _serve(
         caller.workspace, form.model, provider=form.provider, config=form.config,
         metadata=form.metadata, params=body, path=request.path,
     )  # fmt: skip
+    trace = trace_context(request.headers)
+    span = record.span = gw.engine.tracing.request_span(f"POST {request.path}", trace)
     job = Job(caller.workspace, endpoint, body, request.headers, stream, include_usage,
               estimate(len(raw), max_output(body, endpoint)), form.timeout_ms,
-              form.forward)  # fmt: skip
+              form.forward, trace, span)  # fmt: skip
     outcome = await gw.engine.run(job, plan, live)
     _describe(record, outcome)
     headers = _headers(outcome, form)

@@ -14,6 +14,7 @@ from runtime.money import usd
 if TYPE_CHECKING:
     from runtime.gateway.execute import Outcome
     from runtime.gateway.metrics import Metrics
+    from runtime.gateway.tracing import Tracing
     from runtime.gateway.usage_events import EventLog
 
 TOKEN_KINDS = ("input", "output", "cache_read", "cache_write")
@@ -25,6 +26,7 @@ class Books:
 
     events: EventLog | None = None
     metrics: Metrics | None = None
+    tracing: Tracing | None = None
     bundle: str = ""  # the digest serving now (swapped on reload)
 
 
@@ -39,12 +41,20 @@ class Record:
     outcome: Outcome | None = None
     failure: Failure | None = None  # the gateway's own refusal, when that was the answer
     ttft: float | None = None  # seconds to the first streamed event
+    span: Any = None  # the request's OpenTelemetry span, when tracing is on
 
     def write(self, status: int) -> None:
         ms = (time.perf_counter() - self.started) * 1000
         log("request", endpoint=self.endpoint, status=status, latency_ms=round(ms, 3),
             **self.fields)  # fmt: skip
         if self.books is not None:
+            if self.span is not None and self.books.tracing is not None:
+                last = self.outcome.attempt if self.outcome is not None else None
+                self.books.tracing.end(
+                    self.span, status, workspace=self.fields.get("workspace"),
+                    provider=_provider(last) or None, model=last.model if last else None,
+                    attempts=self.outcome.attempts if self.outcome is not None else 0,
+                )  # fmt: skip
             if self.books.events is not None:
                 self._event(self.books.events, status)
             if self.books.metrics is not None:

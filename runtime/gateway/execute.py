@@ -17,6 +17,7 @@ from runtime.errors import RequestError, StoreUnavailable
 from runtime.gateway.forms import NOT_FORWARDED
 from runtime.gateway.live import Live
 from runtime.gateway.replies import Failure, failure_of
+from runtime.gateway.tracing import Tracing
 from runtime.gateway.transport import BROKEN, Transport, UpstreamUnreachable
 from runtime.hosts import credential_header
 from runtime.money import MAX_TOKENS, Estimate, Usage, reserved_usage
@@ -47,6 +48,8 @@ class Job:
     estimate: Estimate
     timeout_ms: int | None = None  # the client's x-portkey-request-timeout, over the plan's
     forward: tuple[str, ...] | None = None  # the client's x-portkey-forward-headers, likewise
+    trace: Mapping[str, str] = field(default_factory=dict)  # the client's valid traceparent
+    span: Any = None  # the request's OpenTelemetry span, when tracing is on
 
 
 @dataclass
@@ -71,9 +74,12 @@ class Outcome:
 
 
 class Engine:
-    def __init__(self, router: Router, transport: Transport) -> None:
+    def __init__(
+        self, router: Router, transport: Transport, tracing: Tracing | None = None
+    ) -> None:
         self.router = router
         self.transport = transport
+        self.tracing = tracing or Tracing()
 
     async def run(self, job: Job, plan: Plan, live: Live) -> Outcome:
         out = Outcome()
@@ -106,9 +112,18 @@ class Engine:
     async def _try(self, job: Job, attempt: Attempt, live: Live, out: Outcome) -> int:
         """One upstream call; its status (the gateway's own for refusals) is recorded."""
         out.failure, out.retry_after, out.body = None, None, b""
+        span = self.tracing.attempt_span(job.span, attempt.provider or attempt.service,
+                                         attempt.model, out.retries)  # fmt: skip
+        try:
+            return await self._attempt(job, attempt, live, out, span)
+        finally:
+            self.tracing.end(span, out.status)
+
+    async def _attempt(self, job: Job, attempt: Attempt, live: Live, out: Outcome,
+                       span: Any) -> int:  # fmt: skip
         try:
             adapter = adapter_for(attempt.service)
-            call = self._call(job, attempt, live)
+            call = self._call(job, attempt, live, self.tracing.headers(span, job.trace))
             outbound = adapter.prepare(call)
         except Unsupported as exc:
             return _refused(out, Failure(exc.status, exc.message, "unsupported"))
@@ -164,7 +179,7 @@ class Engine:
                 out.cost += await _settle(ticket, settle)
                 out.tickets.append(ticket)
 
-    def _call(self, job: Job, attempt: Attempt, live: Live) -> Call:
+    def _call(self, job: Job, attempt: Attempt, live: Live, trace: Mapping[str, str]) -> Call:
         integ = live.integration_of(attempt)
         if integ is not None and integ in live.secrets.missing:
             ref = live.secrets.missing[integ]
@@ -184,7 +199,7 @@ class Engine:
             base_url=live.base_url(attempt), secrets=live.secrets.of(integ) if integ else {},
             settings=live.settings(attempt), headers=forwarded,
             include_usage=job.include_usage, service=attempt.service, auth=attempt.auth,
-            passed=passed_headers(job, attempt),
+            passed={**passed_headers(job, attempt), **trace},
         )  # fmt: skip
 
 

@@ -27,6 +27,7 @@ from runtime.gateway.live import Live
 from runtime.gateway.log import flush, log
 from runtime.gateway.metrics import Metrics
 from runtime.gateway.secrets import MissingSecrets
+from runtime.gateway.tracing import Tracing
 from runtime.gateway.transport import Transport
 from runtime.gateway.usage_events import EventLog
 from runtime.limits.base import Store
@@ -85,8 +86,10 @@ async def run(options: Options, sock: socket.socket, first: Live) -> None:
     transport = Transport()
     await transport.open()
     router = Router(first.bundle, store)
-    gw = Gateway(router, first, Engine(router, transport),
-                 "redis" if options.redis else "memory", books=make_books(options))  # fmt: skip
+    books = make_books(options)
+    books.tracing = Tracing()
+    gw = Gateway(router, first, Engine(router, transport, books.tracing),
+                 "redis" if options.redis else "memory", books=books)  # fmt: skip
     runner = web.AppRunner(
         build_app(gw, options.max_body), access_log=None, handle_signals=False,
         shutdown_timeout=options.drain_timeout,
