@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from runtime.bundle import Bundle, Prices
+    from runtime.counters_usage import CounterUsage
     from runtime.errors import (
         AccessDenied,
         BudgetExceeded,
@@ -70,6 +71,7 @@ _WHERE = {
     "UnknownProvider": "runtime.errors",
     "UnknownWorkspace": "runtime.errors",
     "Usage": "runtime.money",
+    "CounterUsage": "runtime.counters_usage",
 }
 
 
@@ -98,6 +100,7 @@ __all__ = [
     "BundleReadError",
     "CatalogRuntimeError",
     "ConcurrencyExceeded",
+    "CounterUsage",
     "Estimate",
     "InvalidConfig",
     "InvalidRequest",

@@ -11,6 +11,7 @@ allow it. Thread-safe; `reload` swaps the bundle atomically and a bad bundle cha
 from __future__ import annotations
 
 import itertools
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -21,6 +22,7 @@ from typing import Any
 
 from runtime.bounds import METADATA_BOUNDS, PARAMS_BOUNDS, Bounds, plain_json
 from runtime.bundle import Bundle, Counter
+from runtime.counters_usage import CounterUsage, counters_of, read_usage
 from runtime.errors import AccessDenied, InvalidConfig, UnknownConfig
 from runtime.inline import check_destination, compile_inline
 from runtime.limits.base import Reservation, Store, checked_request_id
@@ -314,6 +316,15 @@ class Router:
             chain=(chain := (bundle.counters["organization"], bundle.counters[ws.counter])),
             max_output_tokens=None, carried=leaf.get("carried") or {}, limits=state.spec(chain),
         )  # fmt: skip
+
+    # -- usage ---------------------------------------------------------------------------
+    def usage(self, workspace: str | None = None) -> list[CounterUsage]:
+        """Every counter's use in its current window (or those a workspace is charged to):
+        limit, spent, reserved in flight, remaining; see runtime/counters_usage.py."""
+        state = self._state
+        counters = counters_of(state.bundle, workspace)
+        clock = getattr(self.store, "clock", time.time_ns)  # the store's idea of now
+        return read_usage(self.store, counters, state.bundle.organization.get("epoch"), clock())
 
     # -- admission ----------------------------------------------------------------------
     def _reserve(

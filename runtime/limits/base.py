@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import abc
 import re
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any, NamedTuple
 
@@ -36,8 +37,25 @@ class Reservation(NamedTuple):
     prepared: Any = None  # the store's own precomputed rows, if it keeps any
 
 
+class Snapshot(NamedTuple):
+    """What a store holds now for some counters, in the order they were asked for."""
+
+    budgets: tuple[tuple[int, int], ...]  # (charged: settled + reserved, reserved)
+    buckets: tuple[int, ...]  # units a bucket would admit now
+    leases: tuple[int, ...]  # leases held
+
+
 class Store(abc.ABC):
     """A limits backend. `admit` checks and charges every counter of the chain, or none."""
+
+    def snapshot(
+        self,
+        budgets: Sequence[tuple[BudgetSpec, str]],
+        buckets: Sequence[Bucket],
+        leases: Sequence[LeaseSpec],
+    ) -> Snapshot:
+        """The state of these budgets (each in a window), buckets and leases."""
+        raise NotImplementedError(f"{type(self).__name__} cannot report usage")
 
     @abc.abstractmethod
     def admit(self, request_id: str, spec: ChainSpec, tokens: int, cost: int) -> Reservation: ...

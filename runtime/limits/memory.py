@@ -9,10 +9,11 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from runtime.limits.base import (
     Reservation,
+    Snapshot,
     Store,
     budget_refusal,
     lease_refusal,
@@ -58,6 +59,7 @@ class MemoryStore(Store):
         self._lock = threading.Lock()
         self._tat: dict[str, int] = {}  # bucket -> theoretical arrival time, scaled by limit
         self._spent: dict[str, int] = {}  # "budget|window" -> amount
+        self._reserved: dict[str, int] = {}  # of that, held by admitted, unsettled requests
         self._inflight: dict[str, int] = {}
         self._settled: OrderedDict[str, None] = OrderedDict()
         self._live: dict[str, None] = {}  # admitted, not settled (insertion ordered)
@@ -106,8 +108,10 @@ class MemoryStore(Store):
             # every check passed: charge all
             for row, new in zip(prep.buckets, news, strict=True):
                 tat_of[row[0]] = new
+            reserved = self._reserved
             for key, kind, _, _, _ in prep.budgets:
                 spent_of[key] = spent_of.get(key, 0) + amounts[kind]
+                reserved[key] = reserved.get(key, 0) + amounts[kind]
             for key, _, _ in prep.leases:
                 inflight[key] = inflight.get(key, 0) + 1
             live[request_id] = None
@@ -128,6 +132,7 @@ class MemoryStore(Store):
         if prep.empty:
             return False
         deltas = (cost - reservation.cost, tokens - reservation.tokens, 0)
+        held = (reservation.cost, reservation.tokens, 1)
         with self._lock:
             if reservation.request_id in self._settled:
                 return False
@@ -141,6 +146,7 @@ class MemoryStore(Store):
             for key, kind, _, _, _ in prep.budgets:
                 if deltas[kind]:
                     self._spent[key] = self._spent.get(key, 0) + deltas[kind]
+                self._reserved[key] = max(self._reserved.get(key, 0) - held[kind], 0)
             for key, _, _ in prep.leases:
                 self._inflight[key] = max(self._inflight.get(key, 0) - 1, 0)
         return True
@@ -155,6 +161,23 @@ class MemoryStore(Store):
                 self._tat[key] = min(tat, now * limit + 2 * capacity) if extra_tokens > 0 else tat
 
     # -- inspection ---------------------------------------------------------------------
+    def snapshot(
+        self,
+        budgets: Sequence[tuple[BudgetSpec, str]],
+        buckets: Sequence[Bucket],
+        leases: Sequence[LeaseSpec],
+    ) -> Snapshot:
+        now = self.clock()
+        with self._lock:
+            held = tuple(
+                (self._spent.get(f"{g.key}|{w}", 0), self._reserved.get(f"{g.key}|{w}", 0))
+                for g, w in budgets
+            )
+            tats = [self._tat.get(b.key, 0) for b in buckets]
+            inflight = tuple(self._inflight.get(lease.key, 0) for lease in leases)
+        free = tuple(_available(b, tat, now) for b, tat in zip(buckets, tats, strict=True))
+        return Snapshot(held, free, inflight)
+
     def spent(self, budget_key: str, window_key: str) -> int:
         with self._lock:
             return self._spent.get(f"{budget_key}|{window_key}", 0)
@@ -162,3 +185,11 @@ class MemoryStore(Store):
     def inflight(self, lease_key: str) -> int:
         with self._lock:
             return self._inflight.get(lease_key, 0)
+
+
+def _available(b: Bucket, tat: int, now: int) -> int:
+    """Units the bucket would admit now (its arrival time `tat` is scaled by the limit)."""
+    if b.limit == 0:
+        return 0
+    debt = max(tat - now * b.limit, 0)
+    return max((b.burst * b.per_ns - debt) // b.per_ns, 0)
