@@ -83,7 +83,7 @@ MICRO = 10**6
 # a cluster with no reachable node or an uncovered slot (RedisClusterException)
 UNREACHABLE = (redis.RedisError, OSError, RedisClusterException)
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
-PRIMARY_CHECK_S = 1.0  # Sentinel: how often the store asks which server is the primary
+PRIMARY_CHECK_S = 0.25  # Sentinel: how often the store asks which server is the primary
 MAX_VOIDS = 100_000  # queued voids beyond this are dropped (their leases expire by TTL)
 BYPASS = "bypass"
 PAIR = struct.Struct("<dd")  # how the scripts store a counter's state

@@ -1,5 +1,5 @@
-"""Topologies shared by a module's tests (a cluster) or owned by one test (a Sentinel group,
-which a failover changes)."""
+"""Topologies shared by a module's tests: a cluster, and a Sentinel group (made healthy again
+before each test, since its tests fail the primary over)."""
 
 from __future__ import annotations
 
@@ -24,11 +24,17 @@ def cluster() -> Iterator[Cluster]:
             built.stop()
 
 
-@pytest.fixture
-def sentinels() -> Iterator[SentinelGroup]:
+@pytest.fixture(scope="module")
+def sentinel_group() -> Iterator[SentinelGroup]:
     with tempfile.TemporaryDirectory() as tmp:
         group = SentinelGroup(redis_binary(), Path(tmp))
         try:
             yield group.start()
         finally:
             group.stop()
+
+
+@pytest.fixture
+def sentinels(sentinel_group: SentinelGroup) -> SentinelGroup:
+    """The module's group, healthy again after the previous test's failover."""
+    return sentinel_group.healthy()

@@ -177,4 +177,31 @@ def audit(store: RedisStore, primary: redis.Redis | Any, out: Outcome) -> Audit:
 
 
 def new_store(url: str, ns: str, **options: Any) -> RedisStore:
-    return RedisStore(url, namespace=ns, timeout=0.3, lease_ttl=3.0, **options)
+    return RedisStore(url, namespace=ns, **{"timeout": 0.3, "lease_ttl": 3.0, **options})
+
+
+class Load:
+    """`with Load(router, "sync" | "async"):` — load runs inside the block; `.out` after."""
+
+    def __init__(self, router: Router, mode: str) -> None:
+        self.router, self.mode = router, mode
+        self.stop = threading.Event()
+        self.out = Outcome()
+        self._threads: list[threading.Thread] = []
+
+    def __enter__(self) -> Load:
+        if self.mode == "sync":
+            self.out, self._threads = run_threads(self.router, self.stop)
+        else:
+
+            def loop() -> None:
+                self.out = asyncio.run(run_tasks(self.router, self.stop.is_set))
+
+            self._threads = [threading.Thread(target=loop, daemon=True)]
+            self._threads[0].start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        for thread in self._threads:
+            thread.join()

@@ -214,6 +214,29 @@ class SentinelGroup:
         self.primary, self.replica = new, old
         return new
 
+    def healthy(self) -> SentinelGroup:
+        """Both servers up, the replica online, every sentinel naming the primary: what each
+        test starts from (a killed primary comes back as the new primary's replica)."""
+        for server in (self.primary, self.replica):
+            if server.proc is None:
+                server.args = ("--replicaof", "127.0.0.1", str(self.master_port()))
+                server.start()
+        port = self.master_port()
+        if self.primary.port != port:
+            self.primary, self.replica = self.replica, self.primary
+        self.await_replica()
+        wait_for(lambda: all(_names(p) == self.primary.port for p in self.sentinel_ports),
+                 "the sentinels to agree")  # fmt: skip
+        return self
+
+    def await_replica(self) -> None:
+        """The other server replicating the primary. Sentinel demotes a replaced primary
+        that lives on only after about 8 s (4 publish periods); do it now, as it would."""
+        if _role(self.replica) == "master":
+            with self.replica.client() as client:
+                client.replicaof("127.0.0.1", str(self.primary.port))
+        wait_for(lambda: _replicas(self.primary) == 1, "the replica to sync")
+
     def stop(self) -> None:
         for proc in self.sentinels:
             proc.kill()
