@@ -380,6 +380,7 @@ class RedisStore(Store):
                 if attempt == 0:
                     self._recover()  # fail-open after a loss: count afresh
         except UNREACHABLE as exc:
+            self._drop_demoted(exc)
             unsent = Reservation(request_id, spec, tokens, cost, (), ())
             if nonce and _maybe_ran(exc):
                 self._void(Reservation(request_id, spec, tokens, cost, plan.windows, plan.ends,
@@ -416,6 +417,7 @@ class RedisStore(Store):
                 if attempt == 0:
                     await self._arecover()
         except UNREACHABLE as exc:
+            await self._adrop_demoted(exc)
             if nonce and _maybe_ran(exc):
                 self._void(Reservation(request_id, spec, tokens, cost, plan.windows, plan.ends,
                                        (), self.generation), nonce)  # fmt: skip
@@ -681,6 +683,20 @@ class RedisStore(Store):
             return
         with contextlib.suppress(*UNREACHABLE):
             await pool.get_master_address()  # type: ignore[no-untyped-call]
+
+    def _drop_demoted(self, exc: BaseException) -> None:
+        """READONLY from one server: it was demoted (a managed service failed over behind
+        its DNS name). Its connections stay open and would keep hitting the replica, so drop
+        them all: the next ones resolve the name again and reach the new primary."""
+        pool: Any = getattr(self._client, "connection_pool", None)
+        if isinstance(exc, redis.exceptions.ReadOnlyError) and pool is not None:
+            pool.disconnect(inuse_connections=True)
+
+    async def _adrop_demoted(self, exc: BaseException) -> None:
+        client = self._aclients.get(id(asyncio.get_running_loop()), self._given_async)
+        pool: Any = getattr(client, "connection_pool", None)
+        if isinstance(exc, redis.exceptions.ReadOnlyError) and pool is not None:
+            await pool.disconnect(inuse_connections=True)
 
     def _due(self) -> bool:
         now = time.monotonic()

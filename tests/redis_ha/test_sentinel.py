@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from runtime import Router
+from runtime import Router, StoreUnavailable
 from runtime.limits.redis_store import PRIMARY_CHECK_S
 from tests.redis_ha.load import ESTIMATE, USAGE, Load, audit, books, namespace, new_store
 from tests.redis_ha.topologies import SentinelGroup
+from tests.redis_server import RedisServer, free_port
 
 BUDGET = 700  # requests: reached during the run on a quiet machine, not needed otherwise
 SLACK = 1.0  # seconds: scheduling on a busy 2-core CI box
@@ -103,3 +104,24 @@ def test_a_killed_primary(sentinels: SentinelGroup, tmp_path: Path, fail_open: b
     print(f"\nkilled primary (fail_open={fail_open}): switch {switched - killed:.2f} s, "
           f"{len(out.unavailable)} StoreUnavailable, "
           f"{sum(r.bypassed for r in out.admitted)} bypassed, {lost} admissions lost")  # fmt: skip
+
+
+def test_a_demoted_single_server_is_left_for_the_new_primary(
+    tmp_path: Path, own_redis: RedisServer
+) -> None:
+    """A managed service's single endpoint fails over behind its DNS name: the old primary,
+    now a replica, answers READONLY on the store's open connections. The store drops them
+    (new ones would reach the new primary), so it serves again as soon as one answers."""
+    store = new_store(own_redis.url, namespace())
+    router = Router.load(books(tmp_path, BUDGET), store)
+    router.admit(team(router), ESTIMATE).settle(USAGE)
+    with own_redis.client() as admin:
+        before = {c["id"] for c in admin.client_list() if c["name"] != "admin"}
+        admin.client_setname("admin")
+        admin.replicaof("127.0.0.1", str(free_port()))
+        with pytest.raises(StoreUnavailable, match=r"READONLY|read only"):
+            router.admit(team(router), ESTIMATE)
+        admin.replicaof("NO", "ONE")
+        router.admit(team(router), ESTIMATE).settle(USAGE)
+        after = {c["id"] for c in admin.client_list() if c["name"] != "admin"}
+    assert after and not after & before  # every connection of the demoted server was dropped
