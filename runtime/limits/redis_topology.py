@@ -143,7 +143,9 @@ def _host_port(text: str, default: int) -> tuple[str, int]:
 
 # -- clients --------------------------------------------------------------------------------
 # A store's commands are short: the socket timeout bounds each, and the client library's own
-# retries are few and fast (the store has its fail policy for the rest).
+# retries are few and fast (the store has its fail policy for the rest). redis-py's default
+# for a client it builds (a sentinel's, a cluster's) is 10 retries backing off up to 1 s:
+# seconds per call while a sentinel is down.
 def _retry(timeout: float) -> Retry:
     return Retry(ExponentialWithJitterBackoff(base=0.01, cap=min(timeout, 0.1)), 2)
 
@@ -178,7 +180,9 @@ def sync_client(topology: Topology, timeout: float, max_connections: int) -> Cli
             retry=_retry(timeout), **{**topology.options, **_socket(timeout)},
         )  # fmt: skip
     sentinel = _SyncSentinel(
-        topology.nodes, sentinel_kwargs={**_socket(timeout), **topology.sentinel_options},
+        topology.nodes,
+        sentinel_kwargs={**_socket(timeout), "retry": _retry(timeout),
+                         **topology.sentinel_options},
         **_socket(timeout),
     )  # fmt: skip
     client: Client = sentinel.master_for(
@@ -200,7 +204,9 @@ def async_client(topology: Topology, timeout: float, max_connections: int) -> As
             retry=_aretry(timeout), **{**topology.options, **_socket(timeout)},
         )  # fmt: skip
     sentinel = _AsyncSentinel(
-        topology.nodes, sentinel_kwargs={**_socket(timeout), **topology.sentinel_options},
+        topology.nodes,
+        sentinel_kwargs={**_socket(timeout), "retry": _aretry(timeout),
+                         **topology.sentinel_options},
         **_socket(timeout),
     )  # fmt: skip
     aclient: AsyncClient = sentinel.master_for(
