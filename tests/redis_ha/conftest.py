@@ -1,5 +1,5 @@
-"""Topologies shared by a module's tests: a cluster, and a Sentinel group (made healthy again
-before each test, since its tests fail the primary over)."""
+"""Topologies shared by tests: a cluster (each test uses its own namespaces), and a Sentinel
+group (made healthy again before each test, since its tests fail the primary over)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from tests.redis_ha.topologies import Cluster, SentinelGroup
 from tests.redis_server import redis_binary
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def cluster() -> Iterator[Cluster]:
     """3 primaries, each with a replica (strict mode needs one)."""
     with tempfile.TemporaryDirectory() as tmp:
