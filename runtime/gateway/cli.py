@@ -33,7 +33,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8787, help="0 picks a free port")
     p.add_argument("--workers", type=int, default=1, help="processes (N > 1 needs --redis)")
-    p.add_argument("--redis", default=None, help="the shared limits store, redis://host:port/db")
+    p.add_argument(
+        "--redis",
+        default=None,
+        help="the shared limits store: redis://host:port/db, rediss:// (TLS), unix://, "
+        "redis+cluster://h1:p1,h2:p2, redis+sentinel://s1:p1,s2:p2/service (docs/redis.md)",
+    )
     p.add_argument("--namespace", default="catalog", help="the Redis key namespace")
     p.add_argument(
         "--allow-missing-secrets",

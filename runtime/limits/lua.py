@@ -36,11 +36,14 @@ Admission numbers: nb, ng, nl, accept_loss, lease_ttl_us; per bucket: limit, iq,
 cr; per budget: limit h, limit l, amount h, amount l, window start and end (unix s; end -1
 when none), alert h, alert l (-1 when none), period kind, N of <N>d, epoch day; per lease:
 limit. KEYS: buckets, budgets, leases, the request's state, the generation, the registry.
-ARGV: numbers, request id, generation, settled TTL (s).
+ARGV: numbers, request id, generation, settled TTL (s), this call's nonce.
 Replies: 0 (admitted), or {0, crossed alerts, corrected windows (j, key label, end s),
 vanished keys accepted (fail-open), server seconds}; {1, bucket, q, r, now}; {2, budget, h, l};
 {3, lease}; {4, 'generation', marker} or {4, 'key', key}: counters lost;
-{5, state}: the request id is live ('a') or settled ('s').
+{5, state}: the request id is live ('a') or settled ('s'); {6}: admitted already by this very
+call (the nonce matches: a client library resent it after a lost reply).
+A live request's state is 'a' followed by its admission's nonce, so a settlement that voids
+an admission whose reply was lost (ARGV[5] = that nonce) applies only if it ran.
 """
 
 FOREVER = 2**52  # registry score (unix s) of keys that never expire: buckets, `none` budgets
@@ -121,7 +124,10 @@ names[nk + 1] = KEYS[base + 1]
 names[nk + 2] = KEYS[base + 2]
 local state = redis.call('MGET', unpack(names))
 if state[nk + 2] ~= ARGV[3] then return {4, 'generation', state[nk + 2]} end
-if state[nk + 1] then return {5, state[nk + 1]} end
+if state[nk + 1] then
+  if state[nk + 1] == 'a' .. ARGV[5] then return {6} end  -- this very call, sent again
+  return {5, string.sub(state[nk + 1], 1, 1)}
+end
 local registry = KEYS[base + 3]
 local function vanished(key)
   local score = redis.call('ZSCORE', registry, key)
@@ -211,7 +217,7 @@ if #fresh > 0 then
   end
   redis.call('ZADD', registry, unpack(scores))
 end
-redis.call('SET', KEYS[base + 1], 'a', 'EX', ARGV[4])
+redis.call('SET', KEYS[base + 1], 'a' .. ARGV[5], 'EX', ARGV[4])
 for k = 1, nl do
   local key = KEYS[nk + k]
   redis.call('ZADD', key, now + lease_ttl, rid)
@@ -226,12 +232,15 @@ ADMIT = _ARGS + _ADMIT_BODY.replace("__FOREVER__", str(FOREVER)).replace("__CALE
 # Settlement numbers: nb, ng, nl, 0, 0; per token bucket: sign, dq, dr, limit, cap (the
 # most microseconds ahead of now a bucket may be left); per budget: delta h, delta l (same
 # sign). KEYS: the request's state, the generation, the registry, token buckets, budgets,
-# leases. ARGV: numbers, request id, the generation it was admitted in, settled TTL (s).
-# Replies: 0 already settled; 1 done, or {1, vanished keys}; 2 the generation changed (the
-# counters it charged were lost: leases released, nothing corrected).
+# leases. ARGV: numbers, request id, the generation it was admitted in, settled TTL (s), and
+# for a void only, the admission's nonce (nothing happens unless that admission ran).
+# Replies: 0 already settled (or a void of an admission that never ran); 1 done, or {1,
+# vanished keys}; 2 the generation changed (the counters it charged were lost: leases
+# released, nothing corrected).
 _SETTLE_BODY = r"""
 local st = redis.call('MGET', KEYS[1], KEYS[2])
 if st[1] == 's' then return 0 end
+if ARGV[5] and st[1] ~= 'a' .. ARGV[5] then return 0 end  -- a void: only its own admission
 redis.call('SET', KEYS[1], 's', 'EX', ARGV[4])
 local nb, ng, nl = V[1], V[2], V[3]
 for k = 1, nl do

@@ -29,12 +29,26 @@ and charges every counter of the chain atomically (see lua.py for the arithmetic
 - When Redis is unreachable or refuses (out of memory under noeviction, a read-only replica
   after a failover): fail-closed (default) raises StoreUnavailable (503); fail-open admits,
   counts the bypass and reports it to `on_bypass`.
+- Topologies (redis_topology.py): one server, Redis Cluster, Sentinel, or clients passed in.
+  Redirects are followed by the client; every other topology change (a failover, READONLY
+  from a demoted primary, a reset connection, a cluster still electing) is unavailability as
+  above, and the next call reconnects through the topology. With Sentinel the store also
+  asks the sentinels for the primary at most every PRIMARY_CHECK_S, so it stops writing to a
+  replaced primary that has not been demoted yet. See docs/redis.md for what a failover loses.
+- An admission whose reply was lost (a timeout or reset after the script was sent) may have
+  run: the store queues a void for it, replayed like a settlement, which refunds and releases
+  its leases only if that very admission ran (each admission carries a nonce). A client
+  library that resends the script gets "admitted" from the nonce, never a 409.
+- `replicas=N`: after each admission, WAIT until N replicas acknowledged it (redis_acked.py).
+  Not acknowledged within `replica_timeout`: fail-closed voids it and raises
+  StoreUnavailable; fail-open keeps it and counts it in `unreplicated`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import functools
 import logging
 import secrets
@@ -43,21 +57,34 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis
 import redis.asyncio as aioredis
+import redis.asyncio.cluster as aiocluster
+import redis.asyncio.sentinel as aiosentinel
+import redis.cluster
+import redis.sentinel
+from redis.exceptions import RedisClusterException
 
 from runtime.errors import RateLimited, StoreUnavailable
 from runtime.limits.base import Reservation, Store, budget_refusal, lease_refusal, reused_id
 from runtime.limits.lua import ADMIT, RECOVER, RENEW, SETTLE, START
+from runtime.limits.redis_acked import aacked, acked, sha1
+from runtime.limits.redis_topology import AsyncClient, Client, Topology, parse, safe_url
+from runtime.limits.redis_topology import async_client as build_async
+from runtime.limits.redis_topology import sync_client as build_sync
 from runtime.limits.spec import Bucket, ChainSpec
 from runtime.periods import NS_PER_DAY, epoch_day, kind, span
 
 EPOCH_S = 1_577_836_800  # 2020-01-01: keeps microsecond times well below 2^53 in Lua
 MICRO = 10**6
-# unreachable, or refusing: OOM under noeviction, READONLY after a failover, BUSY script
-UNREACHABLE = (redis.RedisError, OSError)
+# unreachable, or refusing: OOM under noeviction, READONLY after a failover, BUSY script,
+# a cluster with no reachable node or an uncovered slot (RedisClusterException)
+UNREACHABLE = (redis.RedisError, OSError, RedisClusterException)
+DEFAULT_URL = "redis://127.0.0.1:6379/0"
+PRIMARY_CHECK_S = 0.25  # Sentinel: how often the store asks which server is the primary
+MAX_VOIDS = 100_000  # queued voids beyond this are dropped (their leases expire by TTL)
 BYPASS = "bypass"
 PAIR = struct.Struct("<dd")  # how the scripts store a counter's state
 EVICTION_POLICIES = ("refuse", "warn")
@@ -93,8 +120,10 @@ class _Keys:
 class RedisStore(Store):
     def __init__(
         self,
-        url: str = "redis://127.0.0.1:6379/0",
+        url: str | None = None,
         *,
+        client: Client | None = None,
+        async_client: AsyncClient | None = None,
         namespace: str = "catalog",
         fail_open: bool = False,
         timeout: float = 0.5,
@@ -104,10 +133,26 @@ class RedisStore(Store):
         on_bypass: Callable[[str, BaseException], None] | None = None,
         on_loss: Callable[[StoreUnavailable], None] | None = None,
         eviction_policy: str = "refuse",
+        replicas: int = 0,
+        replica_timeout: float = 0.1,
     ) -> None:
+        """`url`: see redis_topology.py (plain, TLS, unix socket, cluster, Sentinel); or pass
+        ready clients (`client=` for the sync methods, `async_client=` for the async ones).
+        `replicas`: WAIT for that many replicas to acknowledge each admission (strict)."""
         if eviction_policy not in EVICTION_POLICIES:
             raise ValueError(f"eviction_policy is one of {EVICTION_POLICIES}")
-        self.url = url
+        if type(replicas) is not int or replicas < 0:
+            raise ValueError("replicas is a number of replicas, 0 or more")
+        if not 0 < replica_timeout < timeout:
+            raise ValueError("replica_timeout is positive and below timeout")
+        given = client is not None or async_client is not None
+        if given and url is not None:
+            raise ValueError("pass a URL or clients, not both")
+        self.topology: Topology | None = None if given else parse(url or DEFAULT_URL)
+        self.url = url or DEFAULT_URL if not given else _describe(client or async_client)
+        self.replicas = replicas
+        self._wait_ms = max(1, int(replica_timeout * 1000))
+        self.unreplicated = 0  # fail-open admissions no replica acknowledged in time
         self.namespace = namespace
         self.tag = "{" + namespace + "}"
         self.fail_open = fail_open
@@ -126,38 +171,77 @@ class RedisStore(Store):
         self._registry = f"{self.tag}:w"
         self._timeout = timeout
         self._max_connections = max_connections
-        # A blocking pool: callers beyond `max_connections` wait (up to `timeout`) for a
-        # connection instead of failing.
-        pool = redis.BlockingConnectionPool.from_url(
-            url,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            max_connections=max_connections,
-            timeout=timeout,
-            health_check_interval=30,
-        )
-        self.client = redis.Redis(connection_pool=pool)
-        self._admit = self.client.register_script(ADMIT)
-        self._settle = self.client.register_script(SETTLE)
-        self._renew = self.client.register_script(RENEW)
-        self._start = self.client.register_script(START)
-        self._recover = self.client.register_script(RECOVER)
-        self._aclients: dict[int, aioredis.Redis] = {}  # one per event loop
-        self._pending: collections.deque[tuple[Reservation, int, int]] = collections.deque()
+        self._client: Client | None = client
+        self._client_lock = threading.Lock()
+        self._given_async = async_client
+        self._aclients: dict[int, AsyncClient] = {}  # one per event loop
+        self._anodes: dict[int, dict[str, aioredis.Redis]] = {}  # strict mode, cluster nodes
+        # settlements to replay, and voids (the nonce of an admission whose reply was lost)
+        self._pending: collections.deque[_Pending] = collections.deque()
         self._pending_lock = threading.Lock()
         self._plans: dict[int, _Plan] = {}
+        self._next_primary_check = 0.0
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> RedisStore:
+        return cls(url, **options)
+
+    @property
+    def client(self) -> Client:
+        """The sync client, built at first use (a cluster client connects when built)."""
+        found = self._client
+        if found is None:
+            if self.topology is None:
+                raise TypeError("this store was given only an async_client: use its async "
+                                "methods (aadmit, asettle, astart)")  # fmt: skip
+            with self._client_lock:
+                if self._client is None:
+                    self._client = build_sync(self.topology, self._timeout, self._max_connections)
+                found = self._client
+        return found
+
+    def _eval(self, script: str, keys: list[str], args: list[Any]) -> Any:
+        """EVALSHA, loading the script after a SCRIPT FLUSH or on a node that lacks it."""
+        client: Any = self.client
+        try:
+            return client.evalsha(sha1(script), len(keys), *keys, *args)
+        except redis.exceptions.NoScriptError:
+            client.script_load(script)
+            return client.evalsha(sha1(script), len(keys), *keys, *args)
+
+    async def _aeval(self, script: str, keys: list[str], args: list[Any]) -> Any:
+        client: Any = self.async_client()
+        try:
+            return await client.evalsha(sha1(script), len(keys), *keys, *args)
+        except redis.exceptions.NoScriptError:
+            await client.script_load(script)
+            return await client.evalsha(sha1(script), len(keys), *keys, *args)
 
     # -- start: the server's eviction policy, the namespace's generation ------------------
     def start(self) -> str:
-        """Check the server and join the generation of counters; runs at first use."""
-        self._judge_policy(_read_policy(self.client))
-        return self._joined(self._start(keys=[self._marker], args=[_new_generation()]))
+        """Check the server and join the generation of counters; runs at first use.
+        StoreUnavailable if Redis cannot be reached or may evict counters."""
+        try:
+            return self._start()
+        except UNREACHABLE as exc:
+            raise self._unavailable(exc) from None
 
     async def astart(self) -> str:
-        client = self.async_client()
-        self._judge_policy(await _aread_policy(client))
-        reply = await client.evalsha_or_eval(START, [self._marker], [_new_generation()])  # type: ignore[attr-defined]
-        return self._joined(reply)
+        try:
+            return await self._astart()
+        except UNREACHABLE as exc:
+            raise self._unavailable(exc) from None
+
+    def _start(self) -> str:
+        self._judge_policy(_read_policy(self.client, self._marker))
+        return self._joined(self._eval(START, [self._marker], [_new_generation()]))
+
+    async def _astart(self) -> str:
+        self._judge_policy(await _aread_policy(self.async_client(), self._marker))
+        return self._joined(await self._aeval(START, [self._marker], [_new_generation()]))
+
+    def _unavailable(self, exc: BaseException, what: str = "is unavailable") -> StoreUnavailable:
+        return StoreUnavailable(f"the limits store at {safe_url(self.url)} {what}: {exc}")
 
     def _judge_policy(self, policy: str | None) -> None:
         if policy == "noeviction":
@@ -185,13 +269,23 @@ class RedisStore(Store):
     def recover(self) -> str:
         """Accept lost counters: adopt the namespace's current generation (or start one)
         and let vanished keys count afresh. Fail-closed stores refuse admissions until then."""
-        reply = self._recover(keys=[self._marker, self._registry], args=[_new_generation()])
-        return self._recovered(reply)
+        try:
+            return self._recover()
+        except UNREACHABLE as exc:
+            raise self._unavailable(exc) from None
 
     async def arecover(self) -> str:
-        reply = await self.async_client().evalsha_or_eval(  # type: ignore[attr-defined]
-            RECOVER, [self._marker, self._registry], [_new_generation()]
-        )
+        try:
+            return await self._arecover()
+        except UNREACHABLE as exc:
+            raise self._unavailable(exc) from None
+
+    def _recover(self) -> str:
+        reply = self._eval(RECOVER, [self._marker, self._registry], [_new_generation()])
+        return self._recovered(reply)
+
+    async def _arecover(self) -> str:
+        reply = await self._aeval(RECOVER, [self._marker, self._registry], [_new_generation()])
         return self._recovered(reply)
 
     def _recovered(self, reply: list[Any]) -> str:
@@ -242,11 +336,12 @@ class RedisStore(Store):
         )
 
     def _call(
-        self, plan: _Plan, request_id: str, tokens: int, cost: int
+        self, plan: _Plan, request_id: str, tokens: int, cost: int, nonce: str
     ) -> tuple[list[str], list[Any]]:
         tag = self.tag
         keys = [*plan.key_list, f"{tag}:s:{request_id}", self._marker, self._registry]
-        return keys, [plan.pack(tokens, cost), request_id, self.generation, self.settled_ttl]
+        args = [plan.pack(tokens, cost), request_id, self.generation, self.settled_ttl, nonce]
+        return keys, args
 
     def _refusal(self, spec: ChainSpec, tokens: int, result: list[Any]) -> Exception:
         kind, index = int(result[0]), int(result[1]) - 1
@@ -263,43 +358,69 @@ class RedisStore(Store):
         if spec.empty:
             return Reservation(request_id, spec, tokens, cost, (), ())
         plan = self.plan(spec, self._day())
+        nonce = ""
         try:
+            self._check_primary()
             if self.generation is None:
-                self.start()
+                self._start()
             if self._pending:
-                self.flush()
+                self._flush()
             for attempt in range(2):
-                keys, args = self._call(plan, request_id, tokens, cost)
-                reservation = self._outcome(
-                    plan, request_id, tokens, cost, self._admit(keys=keys, args=args)
-                )
+                nonce = secrets.token_hex(6)
+                keys, args = self._call(plan, request_id, tokens, cost, nonce)
+                if self.replicas:
+                    result, count = acked(self.client, ADMIT, keys, args, self.replicas,
+                                          self._wait_ms)  # fmt: skip
+                else:
+                    result, count = self._eval(ADMIT, keys, args), 0
+                reservation = self._outcome(plan, request_id, tokens, cost, result)
                 if reservation is not None:
-                    return reservation
+                    return self._replicated(reservation, count, nonce)
+                nonce = ""
                 if attempt == 0:
-                    self.recover()  # fail-open after a loss: count afresh
+                    self._recover()  # fail-open after a loss: count afresh
         except UNREACHABLE as exc:
-            return self._unreachable(Reservation(request_id, spec, tokens, cost, (), ()), exc)
+            self._drop_demoted(exc)
+            unsent = Reservation(request_id, spec, tokens, cost, (), ())
+            if nonce and _maybe_ran(exc):
+                self._void(Reservation(request_id, spec, tokens, cost, plan.windows, plan.ends,
+                                       (), self.generation), nonce)  # fmt: skip
+            return self._unreachable(unsent, exc)
         return self._bypass(request_id, spec, tokens, cost)
 
     async def aadmit(self, request_id: str, spec: ChainSpec, tokens: int, cost: int) -> Reservation:
         if spec.empty:
             return Reservation(request_id, spec, tokens, cost, (), ())
         plan = self.plan(spec, self._day())
-        client = self.async_client()
+        nonce = ""
         try:
+            await self._acheck_primary()
             if self.generation is None:
-                await self.astart()
+                await self._astart()
             if self._pending:
-                await self.aflush()
+                await self._aflush()
             for attempt in range(2):
-                keys, args = self._call(plan, request_id, tokens, cost)
-                result = await client.evalsha_or_eval(ADMIT, keys, args)  # type: ignore[attr-defined]
+                nonce = secrets.token_hex(6)
+                keys, args = self._call(plan, request_id, tokens, cost, nonce)
+                if self.replicas:
+                    loop = id(asyncio.get_running_loop())
+                    result, count = await aacked(
+                        self.async_client(), ADMIT, keys, args, self.replicas,
+                        self._wait_ms, self._anodes.setdefault(loop, {}),
+                    )  # fmt: skip
+                else:
+                    result, count = await self._aeval(ADMIT, keys, args), 0
                 reservation = self._outcome(plan, request_id, tokens, cost, result)
                 if reservation is not None:
-                    return reservation
+                    return await self._areplicated(reservation, count, nonce)
+                nonce = ""
                 if attempt == 0:
-                    await self.arecover()
+                    await self._arecover()
         except UNREACHABLE as exc:
+            await self._adrop_demoted(exc)
+            if nonce and _maybe_ran(exc):
+                self._void(Reservation(request_id, spec, tokens, cost, plan.windows, plan.ends,
+                                       (), self.generation), nonce)  # fmt: skip
             return self._unreachable(Reservation(request_id, spec, tokens, cost, (), ()), exc)
         return self._bypass(request_id, spec, tokens, cost)
 
@@ -323,6 +444,9 @@ class RedisStore(Store):
             raise self._lost(f"the counter `{_text(result[2])}` vanished before its window ended")
         if code == 5:
             raise reused_id(request_id, result[1] == b"s")
+        if code == 6:  # resent by the client library after a lost reply: admitted once
+            return Reservation(request_id, plan.spec, tokens, cost, plan.windows, plan.ends,
+                               (), self.generation)  # fmt: skip
         raise self._refusal(plan.spec, tokens, result)
 
     def _granted(
@@ -344,11 +468,46 @@ class RedisStore(Store):
         return Reservation(request_id, plan.spec, tokens, cost, windows, ends, crossed,
                            self.generation)  # fmt: skip
 
+    def _replicated(self, reservation: Reservation, count: int, nonce: str) -> Reservation:
+        """Strict mode: an admission fewer than `replicas` acknowledged may be lost in a
+        failover. Fail-closed voids it and refuses; fail-open keeps it, counted."""
+        if count >= self.replicas:
+            return reservation
+        if self.fail_open:
+            self.unreplicated += 1
+            return reservation
+        self._void(reservation, nonce)
+        with contextlib.suppress(*UNREACHABLE):  # else replayed with the next call
+            self._flush()
+        raise self._not_acknowledged(count)
+
+    async def _areplicated(self, reservation: Reservation, count: int, nonce: str) -> Reservation:
+        if count >= self.replicas:
+            return reservation
+        if self.fail_open:
+            self.unreplicated += 1
+            return reservation
+        self._void(reservation, nonce)
+        with contextlib.suppress(*UNREACHABLE):
+            await self._aflush()
+        raise self._not_acknowledged(count)
+
+    def _not_acknowledged(self, count: int) -> StoreUnavailable:
+        return StoreUnavailable(
+            f"the limits store at {safe_url(self.url)} is unavailable: {count} of "
+            f"{self.replicas} replica(s) acknowledged the admission within {self._wait_ms} ms"
+        )
+
+    def _void(self, reservation: Reservation, nonce: str) -> None:
+        """Queue the undoing of an admission that may have run (its reply was lost, or no
+        replica acknowledged it): refunded and its leases released only if it ran."""
+        with self._pending_lock:
+            if len(self._pending) < MAX_VOIDS:
+                self._pending.append(_Pending(reservation, 0, 0, nonce))
+
     def _unreachable(self, reservation: Reservation, exc: BaseException) -> Reservation:
         if not self.fail_open:
-            raise StoreUnavailable(
-                f"the limits store at {safe_url(self.url)} is unavailable: {exc}"
-            ) from None
+            raise self._unavailable(exc) from None
         self.bypassed += 1
         if self.on_bypass is not None:
             self.on_bypass(reservation.request_id, exc)
@@ -361,8 +520,10 @@ class RedisStore(Store):
 
     # -- settlement -----------------------------------------------------------------------
     def _settle_call(
-        self, reservation: Reservation, tokens: int, cost: int
+        self, reservation: Reservation, tokens: int, cost: int, nonce: str = ""
     ) -> tuple[list[str], list[Any]]:
+        """The settlement's keys and arguments; with a nonce, the void of that admission
+        (everything it charged refunded, requests included)."""
         spec = reservation.spec
         keys = self.keys(spec, reservation.windows)
         extra = tokens - reservation.tokens
@@ -379,13 +540,16 @@ class RedisStore(Store):
                                 2 * split_units(b.burst, per_us, b.limit)[0]]  # fmt: skip
         budget_args: list[Any] = []
         for g in spec.budgets:
-            delta = g.amount(tokens, cost) - g.amount(reservation.tokens, reservation.cost)
+            used = 0 if nonce else g.amount(tokens, cost)
+            delta = used - g.amount(reservation.tokens, reservation.cost)
             budget_args += list(split_money(delta, g.unit == "usd"))
         state = f"{self.tag}:s:{reservation.request_id}"
         numbers = [len(bucket_keys), len(keys.budgets), len(keys.leases), 0, 0,
                    *bucket_args, *budget_args]  # fmt: skip
         generation = reservation.prepared if isinstance(reservation.prepared, str) else ""
         args = [pack_numbers(numbers), reservation.request_id, generation, self.settled_ttl]
+        if nonce:
+            args.append(nonce)
         keys_list = [state, self._marker, self._registry, *bucket_keys, *keys.budgets,
                      *keys.leases]  # fmt: skip
         return keys_list, args
@@ -405,12 +569,13 @@ class RedisStore(Store):
             return False
         keys, args = self._settle_call(reservation, tokens, cost)
         try:
+            self._check_primary()
             if self._pending:
-                self.flush()
-            return self._settled(self._settle(keys=keys, args=args))
+                self._flush()
+            return self._settled(self._eval(SETTLE, keys, args))
         except UNREACHABLE:
             with self._pending_lock:
-                self._pending.append((reservation, tokens, cost))
+                self._pending.append(_Pending(reservation, tokens, cost, ""))
             return True  # queued: replayed, once, when Redis answers again
 
     async def asettle(self, reservation: Reservation, tokens: int, cost: int) -> bool:
@@ -418,47 +583,59 @@ class RedisStore(Store):
             return False
         keys, args = self._settle_call(reservation, tokens, cost)
         try:
+            await self._acheck_primary()
             if self._pending:
-                await self.aflush()
-            result = await self.async_client().evalsha_or_eval(SETTLE, keys, args)  # type: ignore[attr-defined]
-            return self._settled(result)
+                await self._aflush()
+            return self._settled(await self._aeval(SETTLE, keys, args))
         except UNREACHABLE:
             with self._pending_lock:
-                self._pending.append((reservation, tokens, cost))
+                self._pending.append(_Pending(reservation, tokens, cost, ""))
             return True
 
     def flush(self) -> int:
-        """Replay queued settlements (each is idempotent); returns how many went through."""
-        done = 0
-        while True:
-            with self._pending_lock:
-                if not self._pending:
-                    return done
-                item = self._pending[0]
-            keys, args = self._settle_call(*item)
-            self._settled(self._settle(keys=keys, args=args))  # raises while Redis is away
-            with self._pending_lock:
-                if self._pending and self._pending[0] is item:
-                    self._pending.popleft()
-            done += 1
+        """Replay queued settlements and voids (each is idempotent); returns how many went
+        through. StoreUnavailable while Redis is away (they stay queued)."""
+        try:
+            return self._flush()
+        except UNREACHABLE as exc:
+            raise self._unavailable(exc) from None
 
     async def aflush(self) -> int:
+        try:
+            return await self._aflush()
+        except UNREACHABLE as exc:
+            raise self._unavailable(exc) from None
+
+    def _flush(self) -> int:
         done = 0
-        while True:
-            with self._pending_lock:
-                if not self._pending:
-                    return done
-                item = self._pending[0]
-            keys, args = self._settle_call(*item)
-            self._settled(await self.async_client().evalsha_or_eval(SETTLE, keys, args))  # type: ignore[attr-defined]
-            with self._pending_lock:
-                if self._pending and self._pending[0] is item:
-                    self._pending.popleft()
-            done += 1
+        while (item := self._next_pending()) is not None:
+            self._settled(self._eval(SETTLE, *self._settle_call(*item)))  # raises while away
+            done += self._done(item)
+        return done
+
+    async def _aflush(self) -> int:
+        done = 0
+        while (item := self._next_pending()) is not None:
+            self._settled(await self._aeval(SETTLE, *self._settle_call(*item)))
+            done += self._done(item)
+        return done
+
+    def _next_pending(self) -> _Pending | None:
+        with self._pending_lock:
+            return self._pending[0] if self._pending else None
+
+    def _done(self, item: _Pending) -> int:
+        with self._pending_lock:
+            if self._pending and self._pending[0] is item:
+                self._pending.popleft()
+        return 1
 
     def spent(self, budget_key: str, window_key: str) -> int:
         """What a budget window holds (pico-USD for usd), like MemoryStore.spent."""
-        value = self.client.get(f"{self.tag}:b:{budget_key}|{window_key}")
+        try:
+            value = self.client.get(f"{self.tag}:b:{budget_key}|{window_key}")
+        except UNREACHABLE as exc:
+            raise self._unavailable(exc) from None
         if value is None:
             return 0
         assert isinstance(value, bytes), "the store's client must not decode responses"
@@ -467,7 +644,10 @@ class RedisStore(Store):
         return int(high) * (MICRO if usd else 1) + int(low)
 
     def inflight(self, lease_key: str) -> int:
-        return int(self.client.zcard(f"{self.tag}:c:{lease_key}"))
+        try:
+            return int(self.client.zcard(f"{self.tag}:c:{lease_key}"))
+        except UNREACHABLE as exc:
+            raise self._unavailable(exc) from None
 
     @property
     def pending(self) -> int:
@@ -481,58 +661,141 @@ class RedisStore(Store):
             return False
         ttl = int((seconds if seconds is not None else self.lease_ttl_us / MICRO) * MICRO)
         try:
-            return bool(self._renew(keys=list(keys), args=[reservation.request_id, ttl]))
+            return bool(self._eval(RENEW, list(keys), [reservation.request_id, ttl]))
         except UNREACHABLE as exc:
-            raise StoreUnavailable(f"cannot renew leases: {exc}") from None
+            raise self._unavailable(exc, "cannot renew leases") from None
+
+    # -- topology -------------------------------------------------------------------------
+    def _check_primary(self) -> None:
+        """Sentinel: at most every PRIMARY_CHECK_S, ask which server is the primary; when it
+        changed, the pool drops connections to the old one (which may still accept writes
+        until Sentinel demotes it, and those writes would be lost)."""
+        pool: Any = getattr(self._client, "connection_pool", None)
+        if not isinstance(pool, redis.sentinel.SentinelConnectionPool) or not self._due():
+            return
+        with contextlib.suppress(*UNREACHABLE):  # the next command tells if it is reachable
+            pool.get_master_address()  # type: ignore[no-untyped-call]
+
+    async def _acheck_primary(self) -> None:
+        client = self._aclients.get(id(asyncio.get_running_loop()), self._given_async)
+        pool: Any = getattr(client, "connection_pool", None)
+        if not isinstance(pool, aiosentinel.SentinelConnectionPool) or not self._due():
+            return
+        with contextlib.suppress(*UNREACHABLE):
+            await pool.get_master_address()  # type: ignore[no-untyped-call]
+
+    def _drop_demoted(self, exc: BaseException) -> None:
+        """READONLY from one server: it was demoted (a managed service failed over behind
+        its DNS name). Its connections stay open and would keep hitting the replica, so drop
+        them all: the next ones resolve the name again and reach the new primary."""
+        pool: Any = getattr(self._client, "connection_pool", None)
+        if isinstance(exc, redis.exceptions.ReadOnlyError) and pool is not None:
+            pool.disconnect(inuse_connections=True)
+
+    async def _adrop_demoted(self, exc: BaseException) -> None:
+        client = self._aclients.get(id(asyncio.get_running_loop()), self._given_async)
+        pool: Any = getattr(client, "connection_pool", None)
+        if isinstance(exc, redis.exceptions.ReadOnlyError) and pool is not None:
+            await pool.disconnect(inuse_connections=True)
+
+    def _due(self) -> bool:
+        now = time.monotonic()
+        if now < self._next_primary_check:
+            return False
+        self._next_primary_check = now + PRIMARY_CHECK_S
+        return True
 
     # -- async plumbing -------------------------------------------------------------------
-    def async_client(self) -> aioredis.Redis:
+    def async_client(self) -> AsyncClient:
         """The client of the running event loop (an asyncio pool cannot cross loops)."""
+        if self._given_async is not None:
+            return self._given_async
         loop = id(asyncio.get_running_loop())
         found = self._aclients.get(loop)
         if found is None:
-            pool = aioredis.BlockingConnectionPool.from_url(
-                self.url,
-                socket_timeout=self._timeout,
-                socket_connect_timeout=self._timeout,
-                max_connections=self._max_connections,
-                timeout=self._timeout,
-            )
-            found = aioredis.Redis(connection_pool=pool)
-            found.evalsha_or_eval = _evalsha_or_eval(found)  # type: ignore[attr-defined]
+            if self.topology is None:  # given only a sync client: no asyncio pool to build
+                raise TypeError("this store was given only a sync client: pass async_client= "
+                                "for the async methods")  # fmt: skip
+            found = build_async(self.topology, self._timeout, self._max_connections)
             self._aclients[loop] = found
         return found
 
     def ping(self) -> float:
         """One round trip, in seconds (for benchmarks and health checks)."""
         start = time.perf_counter()
-        self.client.ping()
+        try:
+            self.client.ping()
+        except UNREACHABLE as exc:
+            raise self._unavailable(exc) from None
         return time.perf_counter() - start
 
     def close(self) -> None:
-        self.client.close()
+        if self._client is not None:
+            self._client.close()
 
 
-def _read_policy(client: redis.Redis) -> str | None:
+class _Pending(NamedTuple):
+    """A settlement to replay, or (with the admission's nonce) a void."""
+
+    reservation: Reservation
+    tokens: int
+    cost: int
+    nonce: str
+
+
+def _maybe_ran(exc: BaseException) -> bool:
+    """Whether a failed call may have reached the server and run: a timeout or a reset after
+    sending. An error reply, a refused connection or an empty pool means it did not."""
+    if isinstance(exc, redis.ResponseError | RedisClusterException):
+        return False
+    text = str(exc)
+    return not ("connecting" in text or "No connection available" in text
+                or "previous master is now a slave" in text)  # fmt: skip
+
+
+def _describe(client: Any) -> str:
+    """A passwordless description of a client passed in, for messages."""
+    if isinstance(client, redis.cluster.RedisCluster) or type(client).__name__ == "RedisCluster":
+        nodes = ",".join(n.name for n in client.get_nodes()[:3]) if client.get_nodes() else ""
+        return f"redis+cluster://{nodes}"
+    pool = getattr(client, "connection_pool", None)
+    service = getattr(pool, "service_name", None)
+    if service is not None:
+        return f"redis+sentinel://{service}"
+    kwargs = getattr(pool, "connection_kwargs", {})
+    if "path" in kwargs:
+        return f"unix://{kwargs['path']}"
+    return f"redis://{kwargs.get('host', '?')}:{kwargs.get('port', '?')}/{kwargs.get('db', 0)}"
+
+
+def _read_policy(client: Any, key: str) -> str | None:
     """The server's maxmemory-policy: CONFIG GET, else INFO memory (managed services often
-    disable CONFIG), else None."""
+    disable CONFIG), else None. On a cluster: the primary holding the store's slot."""
+    target: dict[str, Any] = {}
+    if isinstance(client, redis.cluster.RedisCluster):  # (its methods are untyped)
+        target["target_nodes"] = client.get_node_from_key(key)  # type: ignore[no-untyped-call]
     try:
-        return _policy_of(client.config_get("maxmemory-policy"), "maxmemory-policy")
+        return _policy_of(client.config_get("maxmemory-policy", **target), "maxmemory-policy")
     except redis.ResponseError:
         pass
     try:
-        return _policy_of(client.info("memory"), "maxmemory_policy")
+        return _policy_of(client.info("memory", **target), "maxmemory_policy")
     except redis.ResponseError:
         return None
 
 
-async def _aread_policy(client: aioredis.Redis) -> str | None:
+async def _aread_policy(client: Any, key: str) -> str | None:
+    target: dict[str, Any] = {}
+    if isinstance(client, aiocluster.RedisCluster):
+        await client.initialize()
+        target["target_nodes"] = client.get_node_from_key(key)
     try:
-        return _policy_of(await client.config_get("maxmemory-policy"), "maxmemory-policy")
+        reply = await client.config_get("maxmemory-policy", **target)
+        return _policy_of(reply, "maxmemory-policy")
     except redis.ResponseError:
         pass
     try:
-        return _policy_of(await client.info("memory"), "maxmemory_policy")
+        return _policy_of(await client.info("memory", **target), "maxmemory_policy")
     except redis.ResponseError:
         return None
 
@@ -550,24 +813,6 @@ def _text(value: Any) -> str:
 
 def _new_generation() -> str:
     return f"{int(time.time())}-{secrets.token_hex(8)}"
-
-
-def _evalsha_or_eval(client: aioredis.Redis) -> Callable[..., Any]:
-    """EVALSHA, loading the script again after a SCRIPT FLUSH (NOSCRIPT)."""
-    shas: dict[str, str] = {}
-
-    async def call(script: str, keys: list[str], args: list[Any]) -> Any:
-        sha = shas.get(script)
-        if sha is None:
-            sha = await client.script_load(script)
-            shas[script] = sha
-        try:
-            return await client.evalsha(sha, len(keys), *keys, *args)
-        except redis.exceptions.NoScriptError:
-            shas[script] = await client.script_load(script)
-            return await client.evalsha(shas[script], len(keys), *keys, *args)
-
-    return call
 
 
 class _Plan:
@@ -642,14 +887,6 @@ def _budget_amount(usd: bool) -> Callable[[int, int], tuple[int, int]]:
         return split_money(cost if usd else tokens, usd)
 
     return amount
-
-
-def safe_url(url: str) -> str:
-    """The URL without its password, for messages."""
-    scheme, sep, rest = url.partition("://")
-    if "@" in rest:
-        rest = "***@" + rest.split("@", 1)[1]
-    return f"{scheme}{sep}{rest}"
 
 
 def _rate_refusal(b: Bucket, tokens: int, result: list[Any]) -> RateLimited:

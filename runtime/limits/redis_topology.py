@@ -1,0 +1,215 @@
+"""Where the limits store's Redis is and how to reach it: the URL forms users write for the
+topologies they run, parsed into a small frozen description, and the redis-py clients (sync
+and asyncio) built from it.
+
+- `redis://[user:pass@]host:port/db`, `rediss://…` (TLS), `unix:///path?db=0`: one server
+  (or a managed service's single endpoint, which fails over behind one DNS name).
+- `redis+cluster://[user:pass@]h1:7000,h2:7001/?…`, `rediss+cluster://…`: Redis Cluster
+  from seed nodes; the client learns the slot map and follows MOVED/ASK.
+- `redis+sentinel://[user:pass@]s1:26379,s2:26379/service[/db]?…`, `rediss+sentinel://…`:
+  the primary that Sentinel names for `service`; credentials are the data nodes';
+  `sentinel_username`/`sentinel_password` in the query authenticate to the sentinels.
+Query options are redis-py's (`socket_timeout`, `ssl_cert_reqs`, `ssl_ca_certs`, …).
+
+Passwords never leave this module in text: `safe_url` masks the userinfo password and
+password query values, and a Topology's repr is its safe URL.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import redis
+import redis.asyncio as aioredis
+import redis.asyncio.cluster as aiocluster
+import redis.asyncio.sentinel as aiosentinel
+import redis.cluster
+import redis.sentinel
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.retry import Retry
+
+Kind = Literal["single", "cluster", "sentinel"]
+# redis-py leaves these untyped
+_parse_url: Callable[[str], dict[str, Any]] = redis.connection.parse_url
+_SyncSentinel: Any = redis.sentinel.Sentinel
+_AsyncSentinel: Any = aiosentinel.Sentinel
+_SyncNode: Any = redis.cluster.ClusterNode
+SINGLE_SCHEMES = ("redis", "rediss", "unix")
+SECRET_QUERY = re.compile(r"(?i)((?:^|[?&])[a-z_]*password=)[^&#]*")
+SENTINEL_OPTIONS = ("sentinel_username", "sentinel_password")
+
+
+def safe_url(url: str) -> str:
+    """The URL without its passwords (userinfo and `*password=` query values), for messages."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return SECRET_QUERY.sub(r"\1***", url)
+    netloc, slash, tail = rest.partition("/")
+    head, qmark, query = netloc.partition("?")  # a query right after the hosts
+    if "@" in head:
+        head = "***@" + head.rsplit("@", 1)[1]
+    return SECRET_QUERY.sub(r"\1***", f"{scheme}{sep}{head}{qmark}{query}{slash}{tail}")
+
+
+@dataclass(frozen=True, slots=True)
+class Topology:
+    """A parsed store URL. `options` are redis-py connection keyword arguments (credentials
+    included, so never printed); `nodes` are cluster seeds or sentinels."""
+
+    kind: Kind
+    url: str = field(repr=False)
+    nodes: tuple[tuple[str, int], ...] = ()
+    service: str | None = None  # the Sentinel service (master group) name
+    db: int = 0
+    options: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    sentinel_options: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def __repr__(self) -> str:
+        return f"Topology({self.kind}, {safe_url(self.url)})"
+
+    @property
+    def safe(self) -> str:
+        return safe_url(self.url)
+
+
+def parse(url: str) -> Topology:
+    """The topology a store URL names; ValueError (without the password) if it is none."""
+    if not isinstance(url, str):
+        raise ValueError("the limits store URL must be a string")
+    scheme = url.partition("://")[0].lower()
+    try:
+        if scheme in SINGLE_SCHEMES:
+            return Topology("single", url, options=_parse_url(url))
+        base, _, form = scheme.partition("+")
+        if base in ("redis", "rediss") and form in ("cluster", "sentinel"):
+            return _parse_multi(url, base, form)
+    except ValueError as exc:
+        raise ValueError(f"cannot read the limits store URL {safe_url(url)}: {exc}") from None
+    raise ValueError(
+        f"the limits store URL {safe_url(url)} must start with redis://, rediss://, unix://, "
+        "redis+cluster://, rediss+cluster://, redis+sentinel:// or rediss+sentinel://"
+    )
+
+
+def _parse_multi(url: str, base: str, form: str) -> Topology:
+    parts = urlsplit(url)
+    userinfo, _, hosts = parts.netloc.rpartition("@")
+    nodes = tuple(_host_port(h, 26379 if form == "sentinel" else 6379)
+                  for h in hosts.split(","))  # fmt: skip
+    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    sentinel_options: dict[str, Any] = {k[len("sentinel_"):]: query.pop(k)
+                                        for k in SENTINEL_OPTIONS if k in query}  # fmt: skip
+    # redis-py reads credentials and options from a one-host URL of the same form
+    one = f"{base}://{userinfo + '@' if userinfo else ''}{nodes[0][0]}:{nodes[0][1]}/"
+    options = _parse_url(one + "?" + urlencode(query))
+    for key in ("host", "port", "db"):
+        options.pop(key, None)
+    if base == "rediss":
+        options.pop("connection_class", None)
+        options["ssl"] = True
+    path = [p for p in parts.path.split("/") if p]
+    if form == "cluster":
+        if path and path != ["0"]:
+            raise ValueError("Redis Cluster has only database 0")
+        return Topology("cluster", url, nodes, options=options)
+    if not 1 <= len(path) <= 2:
+        raise ValueError("a Sentinel URL names its service: redis+sentinel://host:port/service")
+    db = int(path[1]) if len(path) == 2 else int(query.get("db", 0))
+    options.pop("db", None)
+    if base == "rediss":
+        sentinel_options["ssl"] = True
+    return Topology("sentinel", url, nodes, path[0], db, options, sentinel_options)
+
+
+def _host_port(text: str, default: int) -> tuple[str, int]:
+    """`host`, `host:port`, `[v6]` or `[v6]:port`."""
+    text = text.strip()
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port = rest.removeprefix(":")
+    else:
+        host, _, port = text.partition(":")
+    if not host:
+        raise ValueError("a host is empty")
+    if not (port or str(default)).isdigit() or not 0 < int(port or default) < 65536:
+        raise ValueError(f"the port of {host} is not a port number")
+    return host, int(port or default)
+
+
+# -- clients --------------------------------------------------------------------------------
+# A store's commands are short: the socket timeout bounds each, and the client library's own
+# retries are few and fast (the store has its fail policy for the rest). redis-py's default
+# for a client it builds (a sentinel's, a cluster's) is 10 retries backing off up to 1 s:
+# seconds per call while a sentinel is down.
+def _retry(timeout: float) -> Retry:
+    return Retry(ExponentialWithJitterBackoff(base=0.01, cap=min(timeout, 0.1)), 2)
+
+
+def _aretry(timeout: float) -> AsyncRetry:
+    return AsyncRetry(ExponentialWithJitterBackoff(base=0.01, cap=min(timeout, 0.1)), 2)
+
+
+def _socket(timeout: float) -> dict[str, Any]:
+    return {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+
+
+Client = redis.Redis | redis.cluster.RedisCluster
+AsyncClient = aioredis.Redis | aiocluster.RedisCluster
+
+
+# `max_connections` bounds the one-server pool (callers beyond it wait); cluster and
+# Sentinel pools are redis-py's own, which grow with concurrency instead of refusing.
+def sync_client(topology: Topology, timeout: float, max_connections: int) -> Client:
+    """The client for this topology."""
+    if topology.kind == "single":
+        # A blocking pool: callers beyond `max_connections` wait (up to `timeout`) for a
+        # connection instead of failing.
+        pool = redis.BlockingConnectionPool.from_url(
+            topology.url, **_socket(timeout), max_connections=max_connections,
+            timeout=timeout, health_check_interval=30,
+        )  # fmt: skip
+        return redis.Redis(connection_pool=pool)
+    if topology.kind == "cluster":  # connects to a seed at once (the store builds it lazily)
+        return redis.cluster.RedisCluster(
+            startup_nodes=[_SyncNode(h, p) for h, p in topology.nodes],
+            retry=_retry(timeout), **{**topology.options, **_socket(timeout)},
+        )  # fmt: skip
+    sentinel = _SyncSentinel(
+        topology.nodes,
+        sentinel_kwargs={**_socket(timeout), "retry": _retry(timeout),
+                         **topology.sentinel_options},
+        **_socket(timeout),
+    )  # fmt: skip
+    client: Client = sentinel.master_for(
+        topology.service, db=topology.db, **{**topology.options, **_socket(timeout)}
+    )
+    return client
+
+
+def async_client(topology: Topology, timeout: float, max_connections: int) -> AsyncClient:
+    """The asyncio client for this topology (one per event loop: pools cannot cross loops)."""
+    if topology.kind == "single":
+        pool = aioredis.BlockingConnectionPool.from_url(
+            topology.url, **_socket(timeout), max_connections=max_connections, timeout=timeout
+        )
+        return aioredis.Redis(connection_pool=pool)
+    if topology.kind == "cluster":
+        return aiocluster.RedisCluster(
+            startup_nodes=[aiocluster.ClusterNode(h, p) for h, p in topology.nodes],
+            retry=_aretry(timeout), **{**topology.options, **_socket(timeout)},
+        )  # fmt: skip
+    sentinel = _AsyncSentinel(
+        topology.nodes,
+        sentinel_kwargs={**_socket(timeout), "retry": _aretry(timeout),
+                         **topology.sentinel_options},
+        **_socket(timeout),
+    )  # fmt: skip
+    aclient: AsyncClient = sentinel.master_for(
+        topology.service, db=topology.db, **{**topology.options, **_socket(timeout)}
+    )
+    return aclient

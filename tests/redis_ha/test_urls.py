@@ -1,0 +1,71 @@
+"""Store URLs: every form parses to its topology, and no password ever shows — not in a
+repr, a parse error, or the StoreUnavailable of an unreachable store (sync and asyncio)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from runtime import StoreUnavailable
+from runtime.limits.redis_store import RedisStore
+from runtime.limits.redis_topology import parse, safe_url
+from tests.redis_server import free_port
+
+SECRET = "s3cr3t-pw"
+
+
+@pytest.mark.parametrize(
+    ("url", "kind", "nodes", "service", "db"),
+    [
+        (f"redis://:{SECRET}@h:6380/2", "single", (), None, 0),
+        (f"rediss://u:{SECRET}@h/0?ssl_cert_reqs=none", "single", (), None, 0),
+        (f"unix:///run/r.sock?db=1&password={SECRET}", "single", (), None, 0),
+        (f"redis+cluster://u:{SECRET}@h1:7000,h2:7001/", "cluster", (("h1", 7000), ("h2", 7001)), None, 0),
+        ("rediss+cluster://h1,[::1]:7002", "cluster", (("h1", 6379), ("::1", 7002)), None, 0),
+        (f"redis+sentinel://:{SECRET}@s1:26379,s2/books/3?sentinel_password={SECRET}", "sentinel",
+         (("s1", 26379), ("s2", 26379)), "books", 3),
+    ],
+)  # fmt: skip
+def test_url_forms(url: str, kind: str, nodes: tuple, service: str | None, db: int) -> None:  # type: ignore[type-arg]
+    topology = parse(url)
+    assert (topology.kind, topology.nodes, topology.service, topology.db) == (
+        kind,
+        nodes,
+        service,
+        db,
+    )
+    assert SECRET not in repr(topology) and SECRET not in safe_url(url)
+
+
+def test_tls_forms_ask_for_tls() -> None:
+    assert parse("rediss+cluster://h:1").options["ssl"] is True
+    sentinel = parse("rediss+sentinel://s:1/m")
+    assert sentinel.options["ssl"] is True and sentinel.sentinel_options["ssl"] is True
+
+
+@pytest.mark.parametrize(
+    "url",
+    [f"http://:{SECRET}@h", f"redis+cluster://:{SECRET}@h:99999", f"redis+sentinel://:{SECRET}@h",
+     f"redis+cluster://:{SECRET}@h/3"],
+)  # fmt: skip
+def test_bad_urls_are_value_errors_without_the_password(url: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        RedisStore(url)
+    assert SECRET not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "form",
+    ["redis://:{pw}@127.0.0.1:{port}/0", "redis+cluster://:{pw}@127.0.0.1:{port}",
+     "redis+sentinel://:{pw}@127.0.0.1:{port}/books?sentinel_password={pw}"],
+)  # fmt: skip
+def test_an_unreachable_store_is_typed_and_says_no_password(form: str) -> None:
+    store = RedisStore(form.format(pw=SECRET, port=free_port()), timeout=0.2)
+    for call in (store.start, store.ping, lambda: store.spent("b", "w"), store.recover):
+        with pytest.raises(StoreUnavailable) as caught:
+            call()
+        assert SECRET not in str(caught.value)
+    with pytest.raises(StoreUnavailable) as caught:
+        asyncio.run(store.astart())
+    assert SECRET not in str(caught.value)
