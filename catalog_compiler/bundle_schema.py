@@ -43,11 +43,20 @@ class CounterOut(_Closed):
     concurrency: int | None = None
 
 
+class ApiKeyOut(_Closed):
+    name: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    disabled: bool
+
+
 class OrganizationOut(_Closed):
     name: str
     currency: Literal["USD"]
     epoch: str | None
     access: Access
+    admin_keys: list[ApiKeyOut] = Field(
+        default_factory=list, description="present only when the catalog declares some"
+    )
 
 
 class IntegrationOut(_Closed):
@@ -100,12 +109,6 @@ class PriceRuleOut(_Closed):
     model: str
     prices: PricesOut | None = None
     free: bool | None = None
-
-
-class ApiKeyOut(_Closed):
-    name: str
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    disabled: bool
 
 
 class WorkspaceOut(_Closed):

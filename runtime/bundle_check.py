@@ -86,7 +86,7 @@ class Shape:
 
 TOP = Shape("format digest organization counters integrations providers workspaces configs "
             "provenance")  # fmt: skip
-ORGANIZATION = Shape("name currency epoch access")
+ORGANIZATION = Shape("name currency epoch access", "admin_keys")
 ACCESS = Shape("allow deny")
 COUNTER = Shape("budgets rate_limits", "concurrency")
 BUDGET = Shape("unit period limit", "alert_threshold")
@@ -406,6 +406,8 @@ class Checker:
             except ValueError:
                 raise Bad(f"`{epoch}` is not a calendar date", "epoch") from None
         access(org["access"], "access")
+        if org.get("admin_keys") is not None:
+            section("admin_keys", each_item, array(org["admin_keys"], "admin_keys"), self.api_key)
 
     # -- counters -------------------------------------------------------------------------
     def counter(self, cid: str, value: Any) -> None:
@@ -592,7 +594,7 @@ class Checker:
         if type(digest) is not str or not _SHA256.match(digest):
             raise Bad("expected 64 lowercase hex digits", "sha256")
         if digest in self.key_hashes:
-            raise Bad("the same key as another workspace's: which one is it?", "sha256")
+            raise Bad("the same key as another workspace's or admin's: which is it?", "sha256")
         self.key_hashes[digest] = "seen"
 
     # -- configs --------------------------------------------------------------------------

@@ -30,7 +30,7 @@ class CounterUsage:
     unit: str  # usd | tokens | requests
     limit: Decimal | int
     spent: Decimal | int
-    reserved: Decimal | int
+    reserved: Decimal | int | None  # None: the store keeps one sum (spent includes it)
     remaining: Decimal | int
     period: str | None = None  # budgets: daily … <N>d; rate limits: second … day
     window_start: dt.datetime | None = None  # budgets, UTC
@@ -50,7 +50,7 @@ class CounterUsage:
         """The share of the limit taken (spent + reserved), 0 to 1 and beyond."""
         if not self.limit:
             return Decimal(1) if self.spent or self.reserved else Decimal(0)
-        return (Decimal(self.spent) + Decimal(self.reserved)) / Decimal(self.limit)
+        return (Decimal(self.spent) + Decimal(self.reserved or 0)) / Decimal(self.limit)
 
     def to_json(self) -> dict[str, Any]:
         def shown(value: Decimal | int) -> str | int:
@@ -59,7 +59,8 @@ class CounterUsage:
         out: dict[str, Any] = {
             "counter": self.counter, "level": self.level, "name": self.name, "kind": self.kind,
             "unit": self.unit, "limit": shown(self.limit), "spent": shown(self.spent),
-            "reserved": shown(self.reserved), "remaining": shown(self.remaining),
+            "reserved": shown(self.reserved) if self.reserved is not None else None,
+            "remaining": shown(self.remaining),
             "period": self.period,
         }  # fmt: skip
         if self.kind == "budget":
@@ -96,17 +97,19 @@ def read_usage(
 
 
 def _budget(g: BudgetSpec, window: tuple[str, int, int | None],
-            held: tuple[int, int]) -> CounterUsage:  # fmt: skip
+            held: tuple[int, int | None]) -> CounterUsage:  # fmt: skip
     charged, reserved = held
-    reserved = min(reserved, charged) if charged >= 0 else 0
+    if reserved is not None:
+        reserved = max(min(reserved, charged), 0)
 
     def amount(n: int) -> Decimal | int:
         return usd(n) if g.unit == "usd" else n
 
     _, first, after = window
     return CounterUsage(
-        g.counter, "budget", g.unit, amount(g.limit), amount(charged - reserved),
-        amount(reserved), amount(max(g.limit - charged, 0)), g.period, _day(first),
+        g.counter, "budget", g.unit, amount(g.limit), amount(charged - (reserved or 0)),
+        amount(reserved) if reserved is not None else None,
+        amount(max(g.limit - charged, 0)), g.period, _day(first),
         _day(after) if after is not None else None,
         amount(g.alert_at) if g.alert_at is not None else None,
     )  # fmt: skip

@@ -101,6 +101,13 @@ class IntegrationModels(ModelAccess):
     custom: tuple[CustomModel, ...] = ()
 
 
+class ApiKey(Strict):
+    name: NonEmptyText
+    sha256: Sha256Hex = Field(description="hex sha256 of the key; never the key itself")
+    description: Text | None = None
+    disabled: Flag = False
+
+
 class Organization(Limits):
     """The root of the catalog: exactly one, in catalog.yaml."""
 
@@ -113,6 +120,9 @@ class Organization(Limits):
     models: ModelAccess | None = None
     workspace_defaults: Limits | None = Field(
         None, description="limits each workspace gets as its own pool unless it declares them"
+    )
+    admin_keys: tuple[ApiKey, ...] = Field(
+        (), description="keys that see every workspace's usage (the gateway's /v1/catalog/usage)"
     )
 
     @field_validator("version", mode="plain")
@@ -171,13 +181,6 @@ class Provider(Limits):
     allowed_hosts: tuple[HostPattern, ...] | None = AllowedHosts
     default_params: FreeObject | None = Field(None, description="request params filled when absent")
     pricing: tuple[PriceOverride, ...] = ()
-
-
-class ApiKey(Strict):
-    name: NonEmptyText
-    sha256: Sha256Hex = Field(description="hex sha256 of the key; never the key itself")
-    description: Text | None = None
-    disabled: Flag = False
 
 
 class Workspace(Limits):

@@ -152,7 +152,7 @@ class BundleBuilder:
     def organization(self) -> dict[str, Any]:
         org = self.ctx.org
         self.ctx.remember("organization", self.ctx.organization, ("kind",))
-        return {
+        out = {
             "name": org.name,
             "currency": org.currency,
             "epoch": org.epoch,
@@ -160,6 +160,13 @@ class BundleBuilder:
                 org.models, self.ctx.organization, ("models",), "organization/access"
             ),
         }
+        if org.admin_keys:  # only when present: bundles without them stay byte-identical
+            out["admin_keys"] = sorted(
+                ({"name": k.name, "sha256": k.sha256, "disabled": k.disabled}
+                 for k in org.admin_keys),
+                key=lambda k: (k["name"], k["sha256"]),
+            )  # fmt: skip
+        return out
 
     def integration(self, slug: str) -> dict[str, Any]:
         located = self.ctx.integrations[slug]

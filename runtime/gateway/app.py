@@ -70,6 +70,7 @@ def build_app(gw: Gateway, max_body: int = MAX_BODY_BYTES) -> web.Application:
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/v1/models", models)
     app.router.add_get("/metrics", metrics)
+    app.router.add_get("/v1/catalog/usage", usage)
     for path, endpoint in ENDPOINTS.items():
         app.router.add_post(path, _handler(endpoint))
     return app
@@ -83,6 +84,31 @@ async def metrics(request: web.Request) -> web.Response:
         return web.json_response({"error": "metrics are off (--no-metrics)"}, status=404)
     body = gw.books.metrics.text()
     return web.Response(body=body, headers={"content-type": gw.books.metrics.content_type})
+
+
+async def usage(request: web.Request) -> web.Response:
+    """Every counter's use now: a workspace key sees the counters its requests are charged
+    to; an organization admin key sees all (or one workspace's, with `?workspace=`)."""
+    gw: Gateway = request.app["gateway"]
+    live = gw.live
+    caller = live.keys.caller(request.headers) or live.keys.admin(request.headers)
+    if caller is None:
+        return _error(Failure(401, "a workspace or organization admin key is required",
+                              "invalid_api_key"), False)  # fmt: skip
+    asked = request.query.get("workspace")
+    if not caller.admin and asked not in (None, caller.workspace):
+        return _error(Failure(403, "a workspace key sees its own workspace's usage only",
+                              "access_denied"), False)  # fmt: skip
+    workspace = caller.workspace if not caller.admin else asked
+    try:
+        rows = await asyncio.to_thread(gw.router.usage, workspace)
+    except (RequestError, StoreUnavailable) as exc:
+        return _error(failure_of(exc), False)
+    except NotImplementedError:
+        return _error(Failure(501, "this limits store cannot report usage", "unsupported"), False)
+    body = {"object": "catalog.usage", "bundle": live.bundle.digest, "workspace": workspace,
+            "counters": [row.to_json() for row in rows]}  # fmt: skip
+    return web.json_response(body)
 
 
 async def healthz(request: web.Request) -> web.Response:

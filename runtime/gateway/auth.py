@@ -1,13 +1,16 @@
 """Who is calling: a workspace API key, sent as `Authorization: Bearer <key>` or
-`x-portkey-api-key`, whose sha256 the catalog lists. The presented key is hashed first, so
-the table lookup and the final constant-time comparison only ever see digests."""
+`x-portkey-api-key`, whose sha256 the catalog lists (a `disabled` key is refused like an
+unknown one). The presented key is hashed first, so the table lookup and the final
+constant-time comparison only ever see digests. An organization admin key (the
+Organization's `admin_keys`) is a separate table: it reads usage, it never routes."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from runtime.bundle import Bundle
 
@@ -16,31 +19,52 @@ MAX_KEY = 512  # longer "keys" are refused before hashing
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    workspace: str
+    workspace: str  # "" for an organization admin
     key_name: str
+    admin: bool = False
+
+
+Table = dict[bytes, tuple[bytes, Caller]]
 
 
 class KeyIndex:
     def __init__(self, bundle: Bundle) -> None:
-        self._by_digest: dict[bytes, tuple[bytes, Caller]] = {}
+        self._by_digest: Table = {}
+        self._admins: Table = {}
         for slug, ws in sorted(bundle.workspaces.items()):
-            for key in ws.api_keys:
-                digest = bytes.fromhex(str(key["sha256"]))
-                self._by_digest[digest] = (digest, Caller(slug, str(key.get("name", ""))))
+            _index(self._by_digest, ws.api_keys, slug, admin=False)
+        _index(self._admins, bundle.organization.get("admin_keys") or (), "", admin=True)
 
     def __len__(self) -> int:
         return len(self._by_digest)
 
     def caller(self, headers: Mapping[str, str]) -> Caller | None:
-        key = presented_key(headers)
-        if key is None:
-            return None
-        digest = hashlib.sha256(key.encode("utf-8", "surrogateescape")).digest()
-        stored, caller = self._by_digest.get(digest, (b"", None))
-        # the lookup is by digest; compare again in constant time before trusting it
-        if caller is None or not hmac.compare_digest(stored, digest):
-            return None
-        return caller
+        """The workspace whose key the request presents (None: no such enabled key)."""
+        return _find(self._by_digest, headers)
+
+    def admin(self, headers: Mapping[str, str]) -> Caller | None:
+        """The organization admin whose key the request presents."""
+        return _find(self._admins, headers) if self._admins else None
+
+
+def _index(table: Table, keys: Iterable[Mapping[str, Any]], workspace: str, admin: bool) -> None:
+    for key in keys:
+        if key.get("disabled"):
+            continue
+        digest = bytes.fromhex(str(key["sha256"]))
+        table[digest] = (digest, Caller(workspace, str(key.get("name", "")), admin))
+
+
+def _find(table: Table, headers: Mapping[str, str]) -> Caller | None:
+    key = presented_key(headers)
+    if key is None:
+        return None
+    digest = hashlib.sha256(key.encode("utf-8", "surrogateescape")).digest()
+    stored, caller = table.get(digest, (b"", None))
+    # the lookup is by digest; compare again in constant time before trusting it
+    if caller is None or not hmac.compare_digest(stored, digest):
+        return None
+    return caller
 
 
 def presented_key(headers: Mapping[str, str]) -> str | None:

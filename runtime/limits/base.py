@@ -40,7 +40,8 @@ class Reservation(NamedTuple):
 class Snapshot(NamedTuple):
     """What a store holds now for some counters, in the order they were asked for."""
 
-    budgets: tuple[tuple[int, int], ...]  # (charged: settled + reserved, reserved)
+    # (charged: settled + reserved, reserved; None when the store keeps only the sum)
+    budgets: tuple[tuple[int, int | None], ...]
     buckets: tuple[int, ...]  # units a bucket would admit now
     leases: tuple[int, ...]  # leases held
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -123,3 +124,35 @@ def test_spent_plus_reserved_is_what_was_charged(tmp_path_factory: pytest.TempPa
     row = by(router.usage("research"), "workspace/research", "budget")
     assert (row.spent, row.reserved) == (settled, open_)
     assert row.remaining == max(Decimal(1) - settled - open_, Decimal(0))
+
+
+def test_the_redis_store_reports_the_same_books(tmp_path: Path, own_redis: Any) -> None:
+    """Two routers (as two replicas) on one real redis-server: usage read from either is
+    what both charged; reservations are inside `spent` there (`reserved` is None)."""
+    from runtime.limits.redis_store import RedisStore
+
+    data = compile_files(tmp_path / "cat", CATALOG)
+    stores = [RedisStore(own_redis.url, namespace="usage-test") for _ in range(2)]
+    routers = [Router.load(data, store) for store in stores]
+    try:
+        costs = Decimal(0)
+        for i in range(6):
+            r = routers[i % 2]
+            attempt = r.resolve("support", "@openai-prod/gpt-4o").attempts[0]
+            costs += r.admit(attempt, Estimate(100 + i, 10)).settle(Usage(90 + i, 5))
+        held = routers[0].admit(attempt, Estimate(500, 50))
+        for r in routers:
+            rows = r.usage("support")
+            org = by(rows, "organization", "budget")
+            assert org.reserved is None and org.spent == costs + held.reserved
+            assert org.remaining == Decimal(100) - costs - held.reserved
+            assert by(rows, "provider/openai-prod", "budget").spent == sum(
+                90 + i + 5 for i in range(6)) + 550  # fmt: skip
+            assert by(rows, "workspace/support", "concurrency").spent == 1
+            assert by(rows, "workspace/support", "rate_limit").remaining == 3
+            assert org.to_json()["reserved"] is None
+        held.settle(Usage(1, 1))
+        assert by(routers[1].usage(), "workspace/support", "concurrency").spent == 0
+    finally:
+        for store in stores:
+            store.close()
