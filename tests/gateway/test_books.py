@@ -20,6 +20,8 @@ from tests.gateway.harness import GatewayProcess, compile_catalog, http, sha256,
 
 TEAM = "sk-test-FAKE-books-team"
 FREE = "sk-test-FAKE-books-free"
+OLD = "sk-test-FAKE-books-disabled"
+ADMIN = "sk-test-FAKE-books-admin"
 
 CATALOG = {
     "catalog.yaml": """\
@@ -27,7 +29,8 @@ CATALOG = {
         version: 1
         name: Books
         budgets: [{limit: 100, unit: usd, period: monthly}]
-        """,
+        admin_keys: [{name: finance, sha256: "ADMIN_SHA"}]
+        """.replace("ADMIN_SHA", sha256(ADMIN)),
     "providers.yaml": """\
         kind: Integration
         slug: local
@@ -52,7 +55,9 @@ CATALOG = {
         pricing:   # chargeback: half the catalog's price of echo (1 / 2 USD per 1M)
           - {{model: "echo", input: "0.5", output: "1"}}
         budgets: [{{limit: 0.0003, unit: usd, period: monthly}}]
-        api_keys: [{{name: k, sha256: "{sha256(TEAM)}"}}]
+        api_keys:
+          - {{name: k, sha256: "{sha256(TEAM)}"}}
+          - {{name: old, sha256: "{sha256(OLD)}", disabled: true}}
         ---
         kind: Workspace
         slug: lab
@@ -207,3 +212,39 @@ def test_the_events_file_rotates_and_loses_nothing(tmp_path: Path) -> None:
     assert len(files) > 3 and not any(f.stat().st_size > 4096 for f in files)
     ids = [json.loads(line)["request_id"] for f in files for line in f.read_text().splitlines()]
     assert sorted(ids) == sorted(f"r{i}" for i in range(400))  # none lost, none twice
+
+
+def usage_of(gateway: GatewayProcess, key: str | None, query: str = "") -> tuple[int, Any]:
+    headers = {"authorization": f"Bearer {key}"} if key else {}
+    status, _, body = http("GET", gateway.v1 + "/catalog/usage" + query, None, headers)
+    return status, json.loads(body)
+
+
+def test_usage_now_for_a_workspace_and_for_the_organization(gateway: GatewayProcess) -> None:
+    cost, _ = chat(client(gateway, FREE), "count these words", model="@fast/echo")
+    status, mine = usage_of(gateway, FREE)
+    assert status == 200 and mine["workspace"] == "lab"
+    assert {c["counter"] for c in mine["counters"]} == {"organization"}  # lab has no limits
+    status, every = usage_of(gateway, ADMIN)
+    assert status == 200 and every["workspace"] is None
+    counters = {(c["counter"], c["kind"]): c for c in every["counters"]}
+    team = counters[("workspace/team", "budget")]
+    events = events_of(gateway, 1)
+    spent = sum(Decimal(e["chargeback_usd"]) for e in events if e["workspace"] == "team")
+    assert Decimal(team["spent"]) == spent and team["reserved"] == "0"
+    assert Decimal(team["remaining"]) == Decimal("0.0003") - spent
+    org = counters[("organization", "budget")]
+    assert Decimal(org["spent"]) == sum(Decimal(e["chargeback_usd"]) for e in events)
+    assert cost == 0 and org["window_end"].endswith("T00:00:00Z")  # lab is free
+    status, one = usage_of(gateway, ADMIN, "?workspace=team")
+    assert {c["counter"] for c in one["counters"]} == {"organization", "workspace/team"}
+    assert usage_of(gateway, TEAM, "?workspace=lab")[0] == 403
+    assert usage_of(gateway, None)[0] == 401
+    assert usage_of(gateway, ADMIN, "?workspace=nobody")[0] == 404
+
+
+def test_a_disabled_key_is_refused_and_an_admin_key_never_routes(gateway: GatewayProcess) -> None:
+    for key in (OLD, ADMIN):
+        with pytest.raises(openai.AuthenticationError):
+            chat(client(gateway, key), "hello", model="@fast/echo")
+    assert usage_of(gateway, OLD)[0] == 401
