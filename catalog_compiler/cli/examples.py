@@ -49,3 +49,7 @@ IMPORT_PORTKEY_PRICES = examples("catalogc import portkey-prices portkey/pricing
 IMPORT_LITELLM_CONFIG = examples(
     "catalogc import litellm-config config.yaml -o catalog && catalogc validate catalog"
 )
+USAGE = examples(
+    "catalogc usage --bundle catalog.bundle.json --redis redis://redis:6379/0",
+    "catalogc usage --gateway http://127.0.0.1:8787 --format csv",
+)

@@ -1,0 +1,159 @@
+"""`catalogc usage`: every counter's use now — spent, reserved in flight and remaining
+against its limit — read from the Redis store the gateways share, or from a running
+gateway's `/v1/catalog/usage`."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sys
+from decimal import Decimal
+from typing import Any
+
+import click
+
+from catalog_compiler.cli import examples as ex
+from catalog_compiler.cli.explain_cmd import load
+from catalog_compiler.cli.options import EXIT_ERRORS, EXIT_USAGE, plain_terminal
+
+KEY_ENV = "CATALOGC_API_KEY"
+COLUMNS = ("counter", "kind", "unit", "period", "limit", "spent", "reserved", "remaining",
+           "window_start", "window_end")  # fmt: skip
+BAR = 20
+
+
+@click.command(epilog=ex.USAGE)
+@click.option("--bundle", "bundle_path", type=click.Path(dir_okay=True, path_type=str),
+              help="The bundle (or catalog) the gateways serve; with --redis.")  # fmt: skip
+@click.option("--redis", metavar="URL", help="The shared limits store (any URL of docs/redis.md).")
+@click.option("--namespace", default="catalog", show_default=True, help="Its key namespace.")
+@click.option("--gateway", metavar="URL", help=f"A running gateway; the key comes from ${KEY_ENV}.")
+@click.option("--workspace", "-w", help="Only the counters this workspace is charged to.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "csv"]), default="text",
+              show_default=True)  # fmt: skip
+def usage(bundle_path: str | None, redis: str | None, namespace: str, gateway: str | None,
+          workspace: str | None, fmt: str) -> None:  # fmt: skip
+    """Show each budget, rate limit and concurrency limit: limit, spent, reserved (held by
+    requests in flight), remaining, and the current window. Money is exact USD.
+
+    Exit status: 0 shown, 1 the store or gateway refused, 2 usage errors.
+    """
+    if (redis is None) == (gateway is None):
+        raise click.UsageError("give --redis URL (with --bundle) or --gateway URL")
+    if redis is not None and bundle_path is None:
+        raise click.UsageError("--redis needs --bundle: the counters are the bundle's")
+    rows = _from_gateway(gateway, workspace) if gateway else _from_redis(
+        bundle_path or "", redis or "", namespace, workspace)  # fmt: skip
+    if fmt == "json":
+        sys.stdout.write(json.dumps({"workspace": workspace, "counters": rows}, indent=2) + "\n")
+    elif fmt == "csv":
+        sys.stdout.write(render_csv(rows))
+    else:
+        bars = sys.stdout.isatty() and not plain_terminal()
+        sys.stdout.write(render_text(rows, bars))
+
+
+def _from_redis(bundle_path: str, url: str, namespace: str,
+                workspace: str | None) -> list[dict[str, Any]]:  # fmt: skip
+    from runtime import RequestError, Router, StoreUnavailable
+    from runtime.limits.redis_store import RedisStore
+
+    bundle = load(bundle_path)
+    try:
+        store = RedisStore(url, namespace=namespace)
+    except (ValueError, TypeError) as exc:
+        raise click.BadParameter(str(exc), param_hint="--redis") from None
+    try:
+        return [row.to_json() for row in Router(bundle, store).usage(workspace)]
+    except RequestError as exc:
+        click.echo(f"catalogc: {exc.message}", err=True)
+        sys.exit(EXIT_ERRORS)
+    except StoreUnavailable as exc:
+        click.echo(f"catalogc: {exc}", err=True)
+        sys.exit(EXIT_ERRORS)
+    finally:
+        store.close()
+
+
+def _from_gateway(origin: str, workspace: str | None) -> list[dict[str, Any]]:
+    import httpx
+
+    key = os.environ.get(KEY_ENV)
+    if not key:
+        raise click.UsageError(f"--gateway reads the API key from ${KEY_ENV} (never argv)")
+    url = origin.rstrip("/") + "/v1/catalog/usage"
+    try:
+        resp = httpx.get(url, params={"workspace": workspace} if workspace else None,
+                         headers={"authorization": f"Bearer {key}"}, timeout=10)  # fmt: skip
+    except httpx.HTTPError as exc:
+        click.echo(f"catalogc: cannot reach {origin}: {type(exc).__name__}", err=True)
+        sys.exit(EXIT_USAGE)
+    try:
+        body = resp.json()
+    except ValueError:
+        body = None
+    if resp.status_code != 200 or not isinstance(body, dict):
+        said = body.get("error", {}).get("message") if isinstance(body, dict) else None
+        click.echo(f"catalogc: the gateway answered {resp.status_code}: {said or resp.text[:200]}",
+                   err=True)  # fmt: skip
+        sys.exit(EXIT_ERRORS)
+    counters = body.get("counters")
+    if not isinstance(counters, list) or not all(isinstance(c, dict) for c in counters):
+        click.echo("catalogc: the gateway's answer has no `counters` list", err=True)
+        sys.exit(EXIT_ERRORS)
+    return counters
+
+
+def render_csv(rows: list[dict[str, Any]]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    for row in rows:
+        writer.writerow(["" if row.get(c) is None else row.get(c) for c in COLUMNS])
+    return out.getvalue()
+
+
+def render_text(rows: list[dict[str, Any]], bars: bool) -> str:
+    if not rows:
+        return "no counters: the catalog sets no budget, rate limit or concurrency limit\n"
+    table = [("counter", "limit", "spent", "reserved", "remaining", "window")]
+    for row in rows:
+        table.append((
+            f"{row['counter']} {row['kind'].replace('_', ' ')}",
+            f"{row['limit']} {_unit(row)}",
+            str(row["spent"]),
+            "—" if row.get("reserved") is None else str(row["reserved"]),
+            str(row["remaining"]),
+            _window(row),
+        ))  # fmt: skip
+    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
+    lines = []
+    for n, r in enumerate(table):
+        text = "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(r)).rstrip()
+        if bars and n:
+            text += "  " + _bar(rows[n - 1])
+        lines.append(text)
+    return "\n".join(lines) + "\n"
+
+
+def _unit(row: dict[str, Any]) -> str:
+    unit = str(row["unit"]).upper() if row["unit"] == "usd" else str(row["unit"])
+    per = row.get("period")
+    return f"{unit}/{per}" if row["kind"] == "rate_limit" and per else unit
+
+
+def _window(row: dict[str, Any]) -> str:
+    if row["kind"] != "budget":
+        return "now"
+    start, end = row.get("window_start"), row.get("window_end")
+    return f"{row.get('period')} {str(start)[:10]}…{str(end)[:10] if end else '∞'}"
+
+
+def _bar(row: dict[str, Any]) -> str:
+    limit = Decimal(str(row["limit"]))
+    used = Decimal(str(row["spent"])) + Decimal(str(row.get("reserved") or 0))
+    share = min(used / limit, Decimal(1)) if limit else Decimal(1 if used else 0)
+    filled = int(share * BAR)
+    return "[" + "#" * filled + "." * (BAR - filled) + f"] {int(share * 100)}%"
