@@ -33,6 +33,7 @@ __all__ = [
     "MAX_FILES",
     "MAX_LINE_BYTES",
     "MAX_TOKENS",
+    "TOKEN_KINDS",
     "Event",
     "Problem",
     "Tally",
@@ -72,9 +73,12 @@ class Problem(NamedTuple):
     message: str
     severity: Severity = "error"
 
+    @property
+    def where(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}" if self.line else self.file
+
     def __str__(self) -> str:
-        where = f"{self.file}:{self.line}:{self.column}" if self.line else self.file
-        return f"{printable(where)}: {self.severity}[{self.code}]: {printable(self.message)}"
+        return f"{printable(self.where)}: {self.severity}[{self.code}]: {printable(self.message)}"
 
 
 CODES: dict[str, str] = {

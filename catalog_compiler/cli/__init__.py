@@ -29,6 +29,7 @@ COMMANDS = {
     "import": "import_cmd:import_",
     "schema": "schema_cmd:schema",
     "serve": "serve_cmd:serve",
+    "report": "report_cmd:report",
 }
 
 
