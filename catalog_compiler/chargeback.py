@@ -424,6 +424,22 @@ class Tally:
         }
 
 
+def _truncated(raw: bytes) -> bool:
+    """Whether a line reads as the start of an event cut short: its UTF-8 or its JSON ends
+    early (not a complete value followed by more)."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.reason == "unexpected end of data"
+    try:
+        _DECODER.decode(text)
+    except json.JSONDecodeError as exc:
+        return exc.msg != "Extra data"
+    except (ValueError, RecursionError):
+        return False
+    return False
+
+
 def read_stream(stream: IO[bytes], file: str, tally: Tally) -> Iterator[Problem]:
     """Add every event of `stream` to `tally`, yielding the problems of its lines."""
     number = 0
@@ -433,7 +449,7 @@ def read_stream(stream: IO[bytes], file: str, tally: Tally) -> Iterator[Problem]
         if found is None:
             continue
         if isinstance(found, Problem):
-            if not terminated and found.code in {"R001", "R003"}:
+            if not terminated and _truncated(raw):
                 yield Problem(
                     file, number, 1, "R021",
                     "the last line has no newline and is not a complete event (a writer may "
