@@ -30,6 +30,7 @@ COMMANDS = {
     "schema": "schema_cmd:schema",
     "serve": "serve_cmd:serve",
     "usage": "usage_cmd:usage",
+    "report": "report_cmd:report",
 }
 
 
