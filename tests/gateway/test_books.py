@@ -4,6 +4,7 @@ are catalog slugs only. A gateway process on the mock service (exact usage, no n
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import time
@@ -248,3 +249,29 @@ def test_a_disabled_key_is_refused_and_an_admin_key_never_routes(gateway: Gatewa
         with pytest.raises(openai.AuthenticationError):
             chat(client(gateway, key), "hello", model="@fast/echo")
     assert usage_of(gateway, OLD)[0] == 401
+
+
+def test_the_report_sums_to_what_the_responses_said(gateway: GatewayProcess) -> None:
+    """`catalogc report` over the events file: its chargeback total is the sum of the
+    `x-catalog-cost-usd` of every answered request, to the last digit."""
+    from click.testing import CliRunner
+
+    from catalog_compiler.cli import cli
+
+    team = client(gateway, TEAM)
+    path: Path = gateway.events  # type: ignore[attr-defined]
+    before = len(path.read_text().splitlines()) if path.exists() else 0
+    said: list[Decimal] = []
+    for text in ("alpha", "beta gamma", "delta epsilon zeta"):
+        with contextlib.suppress(openai.APIStatusError):  # the tiny budget may be spent
+            said.append(chat(team, text, model="@fast/echo", max_tokens=4)[0])
+    said.append(chat(client(gateway, FREE), "eta theta", model="@fast/echo-large")[0])
+    events = events_of(gateway, before + len(said))
+    assert sum(Decimal(e["chargeback_usd"]) for e in events[before:]) == sum(said)
+    result = CliRunner().invoke(cli, ["report", str(path), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    total = json.loads(result.output)["total"]
+    assert Decimal(total["chargeback_usd"]) == sum(Decimal(e["chargeback_usd"]) for e in events)
+    assert Decimal(total["catalog_cost_usd"]) == sum(Decimal(e["catalog_cost_usd"])
+                                                     for e in events)  # fmt: skip
+    assert total["requests"] == len(events)
