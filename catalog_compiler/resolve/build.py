@@ -160,6 +160,8 @@ class BundleBuilder:
                 org.models, self.ctx.organization, ("models",), "organization/access"
             ),
         }
+        if org.alerts is not None:  # likewise
+            out["alerts"] = {"webhook": org.alerts.webhook, "secret": org.alerts.secret.ref()}
         if org.admin_keys:  # only when present: bundles without them stay byte-identical
             out["admin_keys"] = sorted(
                 ({"name": k.name, "sha256": k.sha256, "disabled": k.disabled}
