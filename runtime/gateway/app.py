@@ -86,6 +86,10 @@ async def metrics(request: web.Request) -> web.Response:
     gw: Gateway = request.app["gateway"]
     if gw.books.metrics is None:
         return web.json_response({"error": "metrics are off (--no-metrics)"}, status=404)
+    # the budget gauges, from what the store holds now; without the store the rest still
+    # answers (/readyz reports the store)
+    with contextlib.suppress(StoreUnavailable, NotImplementedError):
+        gw.books.metrics.budgets(await asyncio.to_thread(gw.router.usage))
     body = gw.books.metrics.text()
     return web.Response(body=body, headers={"content-type": gw.books.metrics.content_type})
 

@@ -50,10 +50,29 @@ class Metrics:
                                  "Upstream time to answer (its headers, for a stream)")  # fmt: skip
         self.ttft = histogram("time_to_first_token_seconds",
                               "Streams: request start to the first event relayed")  # fmt: skip
+        # budgets: read from the store at each scrape (every worker reads the same store)
+        budget = ("counter", "unit", "period")
+
+        def gauge(name: str, doc: str) -> Any:
+            return pc.Gauge(name, doc, budget, namespace=NAMESPACE, registry=own,
+                            multiprocess_mode="livemax")  # fmt: skip
+
+        self.budget_used = gauge("budget_used_ratio", "Share of each budget taken in its "
+                                 "current window (settled and in flight)")  # fmt: skip
+        self.budget_remaining = gauge("budget_remaining", "What each budget still admits in "
+                                      "its window (USD, tokens or requests)")  # fmt: skip
         if self.multiprocess:
             from prometheus_client import multiprocess
 
             multiprocess.MultiProcessCollector(self.registry)  # type: ignore[no-untyped-call]
+
+    def budgets(self, rows: list[Any]) -> None:
+        """Set the budget gauges from `Router.usage()` rows."""
+        for row in rows:
+            if row.kind == "budget":
+                labels = (row.counter, row.unit, row.period or "")
+                self.budget_used.labels(*labels).set(float(row.used))
+                self.budget_remaining.labels(*labels).set(float(row.remaining))
 
     def text(self) -> bytes:
         data: bytes = self._pc.generate_latest(self.registry)

@@ -237,6 +237,12 @@ def test_usage_now_for_a_workspace_and_for_the_organization(gateway: GatewayProc
     org = counters[("organization", "budget")]
     assert Decimal(org["spent"]) == sum(Decimal(e["chargeback_usd"]) for e in events)
     assert cost == 0 and org["window_end"].endswith("T00:00:00Z")  # lab is free
+    metrics = scrape(gateway)  # the budget gauges say the same as the usage answer
+    labels = {"counter": "workspace/team", "unit": "usd", "period": "monthly"}
+    used = (Decimal(team["spent"]) + Decimal(team["reserved"])) / Decimal(team["limit"])
+    assert value(metrics, "catalog_budget_used_ratio", **labels) == pytest.approx(float(used))
+    assert value(metrics, "catalog_budget_remaining", **labels) == pytest.approx(
+        float(team["remaining"]))  # fmt: skip
     status, one = usage_of(gateway, ADMIN, "?workspace=team")
     assert {c["counter"] for c in one["counters"]} == {"organization", "workspace/team"}
     assert usage_of(gateway, TEAM, "?workspace=lab")[0] == 403
