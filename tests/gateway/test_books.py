@@ -281,3 +281,24 @@ def test_the_report_sums_to_what_the_responses_said(gateway: GatewayProcess) -> 
     assert Decimal(total["catalog_cost_usd"]) == sum(Decimal(e["catalog_cost_usd"])
                                                      for e in events)  # fmt: skip
     assert total["requests"] == len(events)
+
+
+def test_catalogc_usage_reads_a_running_gateway(gateway: GatewayProcess) -> None:
+    from click.testing import CliRunner
+
+    from catalog_compiler.cli import cli
+
+    runner = CliRunner()
+    env = {"CATALOGC_API_KEY": ADMIN, "NO_COLOR": "1"}
+    done = runner.invoke(cli, ["usage", "--gateway", gateway.origin, "--format", "json"], env=env)
+    assert done.exit_code == 0, done.output
+    shown = {(c["counter"], c["kind"]): c for c in json.loads(done.output)["counters"]}
+    _, direct = usage_of(gateway, ADMIN)
+    assert shown == {(c["counter"], c["kind"]): c for c in direct["counters"]}
+    text = runner.invoke(cli, ["usage", "--gateway", gateway.origin], env=env)
+    assert text.exit_code == 0 and "workspace/team budget" in text.output
+    assert "0.0003 USD" in text.output
+    refused = runner.invoke(cli, ["usage", "--gateway", gateway.origin],
+                            env={"CATALOGC_API_KEY": "sk-test-FAKE-nobody"})  # fmt: skip
+    assert refused.exit_code == 1 and "401" in refused.output
+    assert ADMIN not in refused.output
