@@ -15,6 +15,7 @@ NAMESPACE = "catalog"
 # seconds: from a fast local upstream to a long generation
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+MAX_CHILDREN = 100_000
 
 
 class Metrics:
@@ -24,6 +25,7 @@ class Metrics:
         import prometheus_client as pc
 
         self._pc = pc
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self.registry = pc.CollectorRegistry(auto_describe=True)
         self.multiprocess = bool(os.environ.get(MULTIPROC_ENV))
         own = None if self.multiprocess else self.registry  # multiprocess: files, summed
@@ -65,6 +67,17 @@ class Metrics:
             from prometheus_client import multiprocess
 
             multiprocess.MultiProcessCollector(self.registry)  # type: ignore[no-untyped-call]
+
+    def child(self, metric: Any, *labels: str) -> Any:
+        """`metric.labels(*labels)`, remembered: the label sets are the catalog's, so few,
+        and prometheus_client's own lookup (validation, a lock) costs on every request."""
+        key = (id(metric), labels)
+        found = self._children.get(key)
+        if found is None:
+            if len(self._children) > MAX_CHILDREN:  # a bound, whatever happens
+                self._children.clear()
+            found = self._children[key] = metric.labels(*labels)
+        return found
 
     def budgets(self, rows: list[Any]) -> None:
         """Set the budget gauges from `Router.usage()` rows."""
