@@ -41,6 +41,7 @@ BACKOFF = 0.5  # seconds, doubled per retry (with jitter), at most MAX_BACKOFF
 MAX_BACKOFF = 30.0
 TIMEOUT = 10.0
 QUEUE = 1_000  # alerts waiting for delivery; beyond it they go to the dead letters
+SEEN = 100_000  # alert keys remembered per process
 CLAIM_TTL_S = 400 * 86_400  # an alert key outlives its window (`none` budgets: a long time)
 
 
@@ -66,6 +67,9 @@ class Alerts:
         self.delivered = 0
         self.failed = 0
         self._queue: asyncio.Queue[Pending] = asyncio.Queue(QUEUE)
+        # alerts this process already queued: every refusal after exhaustion would queue
+        # (and claim in the store) the same alert again
+        self._seen: set[str] = set()
         self._worker: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
 
@@ -101,8 +105,11 @@ class Alerts:
         return None
 
     def _queue_alert(self, alert: Pending) -> None:
-        if self.webhook is None:
+        if self.webhook is None or alert.key in self._seen:
             return
+        if len(self._seen) >= SEEN:
+            self._seen.clear()  # a bound; the store's claim still keeps each alert once
+        self._seen.add(alert.key)
         try:
             self._queue.put_nowait(alert)
         except asyncio.QueueFull:
