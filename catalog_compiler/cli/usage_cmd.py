@@ -9,6 +9,9 @@ import io
 import json
 import os
 import sys
+import urllib.error
+import urllib.parse
+import urllib.request
 from decimal import Decimal
 from typing import Any
 
@@ -22,6 +25,7 @@ KEY_ENV = "CATALOGC_API_KEY"
 COLUMNS = ("counter", "kind", "unit", "period", "limit", "spent", "reserved", "remaining",
            "window_start", "window_end")  # fmt: skip
 BAR = 20
+MAX_ANSWER = 16 * 1024 * 1024  # bytes of a gateway's usage answer read
 
 
 @click.command(epilog=ex.USAGE)
@@ -78,26 +82,31 @@ def _from_redis(bundle_path: str, url: str, namespace: str,
 
 
 def _from_gateway(origin: str, workspace: str | None) -> list[dict[str, Any]]:
-    import httpx
-
     key = os.environ.get(KEY_ENV)
     if not key:
         raise click.UsageError(f"--gateway reads the API key from ${KEY_ENV} (never argv)")
-    url = origin.rstrip("/") + "/v1/catalog/usage"
+    if not origin.startswith(("http://", "https://")):
+        raise click.BadParameter("expected an http(s) URL", param_hint="--gateway")
+    query = "?" + urllib.parse.urlencode({"workspace": workspace}) if workspace else ""
+    request = urllib.request.Request(origin.rstrip("/") + "/v1/catalog/usage" + query,
+                                     headers={"authorization": f"Bearer {key}"})  # fmt: skip
     try:
-        resp = httpx.get(url, params={"workspace": workspace} if workspace else None,
-                         headers={"authorization": f"Bearer {key}"}, timeout=10)  # fmt: skip
-    except httpx.HTTPError as exc:
+        with urllib.request.urlopen(request, timeout=10) as resp:  # http(s) only, checked above
+            status, raw = resp.status, resp.read(MAX_ANSWER)
+    except urllib.error.HTTPError as exc:
+        status, raw = exc.code, exc.read(MAX_ANSWER)
+    except (urllib.error.URLError, OSError, ValueError) as exc:
         click.echo(f"catalogc: cannot reach {origin}: {type(exc).__name__}", err=True)
         sys.exit(EXIT_USAGE)
     try:
-        body = resp.json()
+        body = json.loads(raw)
     except ValueError:
         body = None
-    if resp.status_code != 200 or not isinstance(body, dict):
-        said = body.get("error", {}).get("message") if isinstance(body, dict) else None
-        click.echo(f"catalogc: the gateway answered {resp.status_code}: {said or resp.text[:200]}",
-                   err=True)  # fmt: skip
+    if status != 200 or not isinstance(body, dict):
+        error = body.get("error") if isinstance(body, dict) else None
+        said = error.get("message") if isinstance(error, dict) else None
+        shown = said or raw[:200].decode("utf-8", "replace")
+        click.echo(f"catalogc: the gateway answered {status}: {shown}", err=True)
         sys.exit(EXIT_ERRORS)
     counters = body.get("counters")
     if not isinstance(counters, list) or not all(isinstance(c, dict) for c in counters):
