@@ -177,7 +177,8 @@ LEASE = (
 )
 
 # Return holdings, or charge excesses. Numbers: items, leaving (1: drop the replica from the
-# registry); per item: kind (0 return, 1 excess), h, l. KEYS: marker, registry of replicas,
+# registry); per item: kind (1 an excess; else a return: 0 of held, 2 of a refund paying an
+# excess back), h, l. KEYS: marker, registry of replicas,
 # then per item the budget key and its lease hash. ARGV: numbers, replica id, generation.
 # Reply: -1 (the generation changed: nothing done), or per item 1 (done) or 0 (a return of a
 # lease that expired: forfeited, not returned).
@@ -193,12 +194,16 @@ for i = 1, V[1] do
   out[i] = 0
   if s then
     local gh, gl = pair(s)
+    local h, l, exp = entry(redis.call('HGET', hkey, rid))
     if kind == 1 then
       gh, gl = add(gh, gl, dh, dl)  -- spent beyond the estimate and the holding
       redis.call('SET', key, fmt(gh, gl), 'KEEPTTL')
+      if exp >= ms then  -- the lease's net grows by it (what it may return, or forfeits)
+        h, l = add(h, l, dh, dl)
+        redis.call('HSET', hkey, rid, struct.pack('<ddd', h, l, exp))
+      end
       out[i] = 1
     else
-      local h, l, exp = entry(redis.call('HGET', hkey, rid))
       if exp >= ms then  -- a live lease returns at most what was granted to it
         if less(h, l, dh, dl) then dh, dl = h, l end
         h, l = sub(h, l, dh, dl)
@@ -248,13 +253,15 @@ class Holding:
     """What this replica holds of one budget window."""
 
     __slots__ = ("acquiring", "dead", "end_ns", "held", "hkey", "inflight", "key", "last",
-                 "window")  # fmt: skip
+                 "owed", "payback", "window")  # fmt: skip
 
     def __init__(self, key: str, hkey: str, window: str, end_ns: int | None) -> None:
         self.key, self.hkey, self.window, self.end_ns = key, hkey, window, end_ns
         self.held = 0  # may still be admitted from
         self.inflight = 0  # admitted from it, not settled
         self.acquiring = 0  # acquisitions under way
+        self.owed = 0  # excesses charged to Redis, not yet paid back by refunds
+        self.payback = 0  # refunds paying an excess back: returned to Redis, never spent
         self.last = time.monotonic()
         self.dead = False  # its generation was lost
 
@@ -329,11 +336,12 @@ class Leases:
         self.refused: dict[str, tuple[float, int]] = {}  # budget -> (until, room last seen)
         self.live: dict[str, None] = {}
         self.settled: collections.OrderedDict[str, None] = collections.OrderedDict()
-        self.excess: collections.deque[tuple[Holding, int, bool]] = collections.deque()
+        self.excess: collections.deque[tuple[Holding, int, bool, int]] = collections.deque()
         self.chains: dict[int, _Chain] = {}
         self.calls = 0  # LEASE, UNLEASE and LEASE_RENEW calls made
         self.acquired = 0  # pico-USD / tokens / requests granted, all budgets
         self.returned = 0
+        self.charged = 0  # excesses charged beyond holdings
         self.forfeited = 0  # returns refused (the lease had expired) or lost in transit
         self.period = min(ttl / 3, idle / 2)
         self._next_renew = 0.0
@@ -530,11 +538,13 @@ class Leases:
 
     # -- settlement ---------------------------------------------------------------------
     def settle_local(self, reservation: Reservation, tokens: int, cost: int) -> list[Any] | None:
-        """Correct the holdings; the excesses they cannot cover, to charge in Redis. None
-        when this reservation was settled already."""
+        """Correct the holdings; UNLEASE items for the excesses they cannot cover (charged
+        in Redis at once) and for refunds that pay earlier excesses back (returned at once:
+        they keep `granted = spent + held` exact after an excess). None when this reservation
+        was settled already."""
         lease: Leased = reservation.prepared
         rid = reservation.request_id
-        excess: list[tuple[Holding, int, bool]] = []
+        excess: list[tuple[Holding, int, bool, int]] = []
         with self.lock:
             if rid not in self.live:
                 return None
@@ -552,13 +562,19 @@ class Leases:
                 if h.dead:
                     continue  # its counters were lost: nothing to correct
                 delta = g.amount(tokens, cost) - amount
+                usd = g.unit == "usd"
                 if delta <= 0:
-                    h.held -= delta
+                    pay = min(-delta, h.owed)
+                    h.owed -= pay
+                    h.held += -delta - pay
+                    if pay:
+                        excess.append((h, pay, usd, 2))
                 else:
                     cover = min(h.held, delta)
                     h.held -= cover
                     if delta > cover:
-                        excess.append((h, delta - cover, g.unit == "usd"))
+                        h.owed += delta - cover
+                        excess.append((h, delta - cover, usd, 1))
         return excess
 
     def unlease_call(
@@ -591,8 +607,12 @@ class Leases:
                 if h.held > 0 and (h.inflight == 0 or everything) and not h.dead:
                     returns.append((h, h.held, "|usd/" in h.key, 0))
                     h.held = 0
+            for h in self._all():
+                if h.payback > 0 and not h.dead:
+                    returns.append((h, h.payback, "|usd/" in h.key, 2))
+                    h.payback = 0
             self.retired = [h for h in self.retired if h.inflight > 0 and not h.dead]
-            excess = [(h, amount, usd, 1) for h, amount, usd in self.excess]
+            excess = list(self.excess)
             self.excess.clear()
             renew = now >= self._next_renew and bool(self.holdings or self.retired)
             if renew:
@@ -608,20 +628,23 @@ class Leases:
             return
         with self.lock:
             for (_h, amount, _, what), done in zip(items, result, strict=True):
-                if what == 0:
-                    if int(done):
-                        self.returned += amount
-                    else:
-                        self.forfeited += amount
+                if what == 1:
+                    self.charged += amount
+                elif int(done):
+                    self.returned += amount
+                else:
+                    self.forfeited += amount
 
     def unreturned(self, items: list[Any], maybe_ran: bool) -> None:
         """A return or a charge that may not have reached Redis."""
         with self.lock:
             for h, amount, usd, what in items:
                 if what == 1:
-                    self.excess.append((h, amount, usd))  # charged later: never lost
+                    self.excess.append((h, amount, usd, what))  # charged later: never lost
                 elif maybe_ran:
                     self.forfeited += amount  # may have been returned: never spend it twice
+                elif what == 2:
+                    h.payback += amount
                 else:
                     h.held += amount
 
@@ -729,8 +752,9 @@ class Leases:
         with self.lock:
             held = sum(h.held for h in self._all())
             inflight = sum(h.inflight for h in self._all())
-        return {"calls": self.calls, "acquired": self.acquired, "returned": self.returned,
-                "forfeited": self.forfeited, "held": held, "inflight": inflight}  # fmt: skip
+        return {"calls": self.calls, "acquired": self.acquired, "charged": self.charged,
+                "returned": self.returned, "forfeited": self.forfeited, "held": held,
+                "inflight": inflight}  # fmt: skip
 
 
 def _text(value: Any) -> str:
@@ -831,12 +855,11 @@ def settle(leases: Leases, reservation: Reservation, tokens: int, cost: int) -> 
     if excess is None:
         return False
     if excess:
-        items = [(h, amount, usd, 1) for h, amount, usd in excess]
         try:
             leases.calls += 1
-            leases.returned_reply(items, leases.store._eval(UNLEASE, *leases.unlease_call(items)))
-        except UNREACHABLE:
-            leases.unreturned(items, False)  # queued: charged by the maintenance, never lost
+            leases.returned_reply(excess, leases.store._eval(UNLEASE, *leases.unlease_call(excess)))
+        except UNREACHABLE as exc:
+            leases.unreturned(excess, _maybe_ran(exc))  # excesses queued: charged later
     inner = reservation.prepared.inner
     if inner is not None and inner.prepared != BYPASS:
         leases.store.settle(inner, tokens, cost)
@@ -848,13 +871,12 @@ async def asettle(leases: Leases, reservation: Reservation, tokens: int, cost: i
     if excess is None:
         return False
     if excess:
-        items = [(h, amount, usd, 1) for h, amount, usd in excess]
         try:
             leases.calls += 1
-            call = leases.unlease_call(items)
-            leases.returned_reply(items, await leases.store._aeval(UNLEASE, *call))
-        except UNREACHABLE:
-            leases.unreturned(items, False)
+            call = leases.unlease_call(excess)
+            leases.returned_reply(excess, await leases.store._aeval(UNLEASE, *call))
+        except UNREACHABLE as exc:
+            leases.unreturned(excess, _maybe_ran(exc))
     inner = reservation.prepared.inner
     if inner is not None and inner.prepared != BYPASS:
         await leases.store.asettle(inner, tokens, cost)

@@ -11,9 +11,15 @@ from runtime.limits.redis_store import RedisStore
 
 
 def hammer(
-    bundle: bytes, url: str, namespace: str, seed: int, threads: int, rounds: int
+    bundle: bytes,
+    url: str,
+    namespace: str,
+    seed: int,
+    threads: int,
+    rounds: int,
+    **options: Any,
 ) -> dict[str, Any]:
-    store = RedisStore(url, namespace=namespace, max_connections=threads)
+    store = RedisStore(url, namespace=namespace, max_connections=threads, **options)
     router = Router.load(bundle, store)
     attempt = router.resolve("team", "@openai-prod/gpt-4o-mini").attempts[0]
     lock = threading.Lock()
@@ -43,3 +49,17 @@ def hammer(
         w.join()
     store.close()
     return out
+
+
+def hold_and_hang(bundle: bytes, url: str, namespace: str, requests: int, ready: Any) -> None:
+    """A replica that leases a block, admits and settles `requests`, reports, then hangs
+    until it is killed (tests/runtime/test_redis_leases.py)."""
+    store = RedisStore(url, namespace=namespace, lease_budgets=True, lease_block=0.2,
+                       lease_budget_ttl=1.0, lease_idle=60.0)  # fmt: skip
+    router = Router.load(bundle, store)
+    attempt = router.resolve("team", "@openai-prod/gpt-4o-mini").attempts[0]
+    for _ in range(requests):
+        router.admit(attempt, Estimate(1, 1)).settle(Usage(1, 1))
+    assert store.budget_leases is not None
+    ready.put(store.budget_leases.stats())
+    threading.Event().wait()
