@@ -51,6 +51,8 @@ class Options:
     events: str | None = None  # usage events: a JSON Lines file, or "-" for stdout
     events_max_bytes: int = 64 * 1024 * 1024
     metrics: bool = True
+    lease_budgets: bool = False  # budget leasing on the Redis store (docs/scaling.md)
+    lease_block: float = 0.001
 
 
 def listen(options: Options) -> socket.socket:
@@ -70,6 +72,9 @@ def make_store(options: Options) -> Store:
         return MemoryStore()
     from runtime.limits.redis_store import RedisStore
 
+    if options.lease_budgets:
+        return RedisStore(options.redis, namespace=options.namespace, lease_budgets=True,
+                          lease_block=options.lease_block)  # fmt: skip
     return RedisStore(options.redis, namespace=options.namespace)
 
 

@@ -252,14 +252,13 @@ return gone
 class Holding:
     """What this replica holds of one budget window."""
 
-    __slots__ = ("acquiring", "dead", "end_ns", "held", "hkey", "inflight", "key", "last",
+    __slots__ = ("dead", "end_ns", "held", "hkey", "inflight", "key", "last",
                  "owed", "payback", "window")  # fmt: skip
 
     def __init__(self, key: str, hkey: str, window: str, end_ns: int | None) -> None:
         self.key, self.hkey, self.window, self.end_ns = key, hkey, window, end_ns
         self.held = 0  # may still be admitted from
         self.inflight = 0  # admitted from it, not settled
-        self.acquiring = 0  # acquisitions under way
         self.owed = 0  # excesses charged to Redis, not yet paid back by refunds
         self.payback = 0  # refunds paying an excess back: returned to Redis, never spent
         self.last = time.monotonic()
@@ -334,6 +333,7 @@ class Leases:
         self.holdings: dict[str, Holding] = {}  # by budget key (without window)
         self.retired: list[Holding] = []  # windows that ended, or were replaced
         self.refused: dict[str, tuple[float, int]] = {}  # budget -> (until, room last seen)
+        self.acquiring: dict[str, int] = {}  # budget -> acquisitions under way
         self.live: dict[str, None] = {}
         self.settled: collections.OrderedDict[str, None] = collections.OrderedDict()
         self.excess: collections.deque[tuple[Holding, int, bool, int]] = collections.deque()
@@ -404,10 +404,12 @@ class Leases:
                     self._give_back(parts)
                     self.live.pop(request_id, None)
                     raise budget_refusal(g, g.limit - seen[1])
+            busy = set()  # budgets another acquisition is under way for: ask for the need only
             for j in short:
-                h = parts[j][0]
-                if h is not None:
-                    h.acquiring += 1
+                key = spec.budgets[j].key
+                if self.acquiring.get(key, 0):
+                    busy.add(j)
+                self.acquiring[key] = self.acquiring.get(key, 0) + 1
         numbers: list[int] = [len(short), int(self.store.fail_open), int(self.ttl * 1000),
                               self.replicas, self._tag_len]  # fmt: skip
         keys: list[str] = []
@@ -417,8 +419,7 @@ class Leases:
             h, part = parts[j]
             key = h.key if h is not None else chain.keys[j]
             keys += [key, self._hkey(key)]
-            busy = h is not None and h.acquiring > 1  # another acquisition under way: need only
-            block = 0 if busy else max(int(g.limit * self.block), amounts[j])
+            block = 0 if j in busy else max(int(g.limit * self.block), amounts[j])
             xh, xl = _split(g.alert_at, usd) if g.alert_at is not None else (-1, -1)
             first, last = chain.first[j], chain.last[j]
             if h is not None and h.window != chain.windows[j]:  # the server's window: no guess
@@ -430,6 +431,11 @@ class Leases:
         keys += [store._marker, store._registry, f"{store.tag}:lr"]
         args = [pack_numbers(numbers), self.rid, generation]
         return chain, amounts, parts, _Acquire(chain, amounts, parts, tuple(short), keys, args)
+
+    def _acquired(self, budget: str) -> None:
+        left = self.acquiring.pop(budget, 1) - 1
+        if left > 0:
+            self.acquiring[budget] = left
 
     def _retire(self, budget: str, h: Holding) -> None:
         if self.holdings.get(budget) is h:
@@ -449,9 +455,7 @@ class Leases:
         with self.lock:
             if acq is not None:
                 for j in acq.sent:
-                    h = acq.parts[j][0]
-                    if h is not None:
-                        h.acquiring -= 1
+                    self._acquired(acq.chain.spec.budgets[j].key)
             self._give_back(acq.parts if acq is not None else [])
             self.live.pop(request_id, None)
 
@@ -500,8 +504,7 @@ class Leases:
                 self.acquired += grant
                 self.refused.pop(g.key, None)
                 h, part = parts[j]
-                if h is not None:
-                    h.acquiring -= 1
+                self._acquired(g.key)
                 if j in fixed:  # the server's window: this replica held nothing there
                     if h is not None:
                         h.held += part
