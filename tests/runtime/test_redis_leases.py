@@ -229,6 +229,33 @@ def test_underestimates_one_replica_overshoot_exactly_as_exact(
     assert exact[1] > 2000  # it did overshoot (by the last request's excess)
 
 
+def test_a_refund_after_an_excess_pays_it_back_instead_of_being_spent(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """Two requests of 50 fill a budget of 100; one costs 60 (10 charged beyond the block),
+    the other 40. The 10 refunded pay the excess back: the books hold 100, and a third
+    request is refused, as the exact store refuses it (60 + 40 + 10 > 100)."""
+    bundle = bundle_of(tmp_path, "budgets: [{limit: 100, unit: tokens, period: daily}]\n")
+    ns = namespace()
+    store = RedisStore(redis_server.url, namespace=ns, lease_budgets=True, lease_block=1.0)
+    router = Router.load(bundle, store)
+    a = router.admit(team(router), Estimate(50, 0))
+    c = router.admit(team(router), Estimate(50, 0))
+    reader = RedisStore(redis_server.url, namespace=ns)
+    assert reader.spent(TOKENS, today()) == 100
+    a.settle(Usage(60, 0))
+    assert reader.spent(TOKENS, today()) == 110  # the excess, charged at once
+    c.settle(Usage(40, 0))
+    assert reader.spent(TOKENS, today()) == 100  # paid back, not kept to spend
+    with pytest.raises(BudgetExceeded):
+        router.admit(team(router), Estimate(10, 0))
+    assert leases(store).stats() | {"calls": 0} == {
+        "calls": 0, "acquired": 100, "charged": 10, "returned": 10, "forfeited": 0, "held": 0,
+        "inflight": 0,
+    }  # fmt: skip
+    store.close()
+
+
 def test_underestimates_many_stores_overshoot_within_the_bound(
     tmp_path: Path, redis_server: RedisServer
 ) -> None:
