@@ -252,10 +252,11 @@ return gone
 class Holding:
     """What this replica holds of one budget window."""
 
-    __slots__ = ("dead", "end_ns", "held", "hkey", "inflight", "key", "last",
+    __slots__ = ("budget", "dead", "end_ns", "held", "hkey", "inflight", "key", "last",
                  "owed", "payback", "window")  # fmt: skip
 
-    def __init__(self, key: str, hkey: str, window: str, end_ns: int | None) -> None:
+    def __init__(self, budget: str, key: str, hkey: str, window: str, end_ns: int | None) -> None:
+        self.budget = budget  # the budget's key, without its window
         self.key, self.hkey, self.window, self.end_ns = key, hkey, window, end_ns
         self.held = 0  # may still be admitted from
         self.inflight = 0  # admitted from it, not settled
@@ -520,7 +521,7 @@ class Leases:
                     if h is None or h.key != key or h.dead:
                         if h is not None:
                             self._retire(g.key, h)
-                        h = Holding(key, self._hkey(key), key.rsplit("|", 1)[1], end_ns)
+                        h = Holding(g.key, key, self._hkey(key), key.rsplit("|", 1)[1], end_ns)
                         self.holdings[g.key] = h
                     h.inflight += 1
                 h.held += grant - (acq.amounts[j] - part)
@@ -606,6 +607,9 @@ class Leases:
                 elif h.end_ns is not None and now_ns >= h.end_ns:
                     self._retire(budget, h)
             idle = [h for h in self.holdings.values() if now - h.last >= self.idle]
+            for h in idle:  # idle and empty since the last round: forgotten, no renewals
+                if h.held == h.payback == h.inflight == 0 and not everything:
+                    del self.holdings[h.budget]
             for h in [*self.retired, *idle] if not everything else self._all():
                 if h.held > 0 and (h.inflight == 0 or everything) and not h.dead:
                     returns.append((h, h.held, "|usd/" in h.key, 0))
@@ -750,6 +754,9 @@ class Leases:
                 self.tick(everything=True)
             except Exception:  # closing: what was not returned is forfeited at its ttl
                 log.exception("budget leases: returning holdings at close failed")
+        with self.lock:
+            self.holdings.clear()
+            self.retired.clear()
 
     def stats(self) -> dict[str, int]:
         with self.lock:

@@ -353,7 +353,13 @@ def test_idle_holdings_are_returned(tmp_path: Path, redis_server: RedisServer) -
         "calls": 0, "acquired": 100, "charged": 0, "returned": 96, "forfeited": 0, "held": 0,
         "inflight": 0,
     }  # fmt: skip
+    deadline = time.monotonic() + 3
+    while leases(store).holdings and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not leases(store).holdings  # idle and empty: forgotten, nothing left to renew
+    router.admit(team(router), Estimate(1, 1)).settle(Usage(1, 1))  # acquires afresh
     store.close()
+    assert reader.spent(REQUESTS, today()) == 5
 
 
 def test_client_clock_past_the_window_uses_the_servers_window(
