@@ -25,6 +25,7 @@ a hash `{ns}:l:<budget>|<window>` of `replica id -> (net granted to it, expiry m
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import logging
 import os
@@ -754,6 +755,19 @@ class Leases:
                 self.tick(everything=True)
             except Exception:  # closing: what was not returned is forfeited at its ttl
                 log.exception("budget leases: returning holdings at close failed")
+        with self.lock:
+            self.holdings.clear()
+            self.retired.clear()
+
+    async def aclose(self) -> None:
+        """close() for an event loop: returns through the loop's async client."""
+        self._stop.set()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join, 5)
+        try:
+            await self.atick(everything=True)
+        except Exception:
+            log.exception("budget leases: returning holdings at close failed")
         with self.lock:
             self.holdings.clear()
             self.retired.clear()

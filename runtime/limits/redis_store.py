@@ -787,6 +787,11 @@ class RedisStore(Store):
             raise self._unavailable(exc) from None
         return time.perf_counter() - start
 
+    async def aclose(self) -> None:
+        """At shutdown in an event loop (the gateway): return leased budgets' holdings."""
+        if self.budget_leases is not None:
+            await self.budget_leases.aclose()
+
     def _can_sync(self) -> bool:
         return self._client is not None or self.topology is not None
 

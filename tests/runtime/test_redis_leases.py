@@ -518,3 +518,35 @@ def test_async_leased_admissions(tmp_path: Path, redis_server: RedisServer) -> N
 
 def _raise(exc: BaseException) -> Any:
     raise exc
+
+
+def test_async_only_store_maintains_from_its_admissions_and_returns_at_aclose(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """A store given only an async client has no maintenance thread: its async admissions
+    return idle holdings, and aclose() returns the rest (what the gateway calls at exit)."""
+    import redis.asyncio as aioredis
+
+    bundle = bundle_of(tmp_path, "budgets: [{limit: 1000, unit: requests, period: daily}]\n")
+    ns = namespace()
+    reader = RedisStore(redis_server.url, namespace=ns)
+
+    async def run() -> None:
+        client = aioredis.Redis.from_url(redis_server.url)
+        store = RedisStore(async_client=client, namespace=ns, lease_budgets=True,
+                           lease_block=0.1, lease_idle=0.1)  # fmt: skip
+        router = Router.load(bundle, store)
+        for _ in range(3):
+            ticket = await router.aadmit(team(router), Estimate(1, 1))
+            await ticket.asettle(Usage(1, 1))
+        assert reader.spent(REQUESTS, today()) == 100
+        await asyncio.sleep(0.2)
+        ticket = await router.aadmit(team(router), Estimate(1, 1))  # maintains first
+        assert reader.spent(REQUESTS, today()) == 3 + 100  # 97 idle went back; a new block
+        await ticket.asettle(Usage(1, 1))
+        await store.aclose()
+        assert leases(store).stats()["held"] == 0
+        await client.aclose()
+
+    asyncio.run(run())
+    assert reader.spent(REQUESTS, today()) == 4
