@@ -17,16 +17,22 @@ def hammer(
     seed: int,
     threads: int,
     rounds: int,
+    stores: int = 1,
     **options: Any,
 ) -> dict[str, Any]:
-    store = RedisStore(url, namespace=namespace, max_connections=threads, **options)
-    router = Router.load(bundle, store)
-    attempt = router.resolve("team", "@openai-prod/gpt-4o-mini").attempts[0]
+    """`threads` threads admitting and settling `rounds` requests each, over `stores` stores
+    (as many replicas in one process)."""
+    all_stores = [RedisStore(url, namespace=namespace, max_connections=threads, **options)
+                  for _ in range(stores)]  # fmt: skip
+    routers = [Router.load(bundle, s) for s in all_stores]
     lock = threading.Lock()
     out: dict[str, Any] = {"admitted": 0, "tokens": 0, "refused": 0}
 
     def run(k: int) -> None:
         rng = random.Random(seed * 1000 + k)
+        router = routers[k % stores]
+        store = all_stores[k % stores]
+        attempt = router.resolve("team", "@openai-prod/gpt-4o-mini").attempts[0]
         for _ in range(rounds):
             estimate = Estimate(rng.randint(1, 40), rng.randint(0, 40))
             try:
@@ -47,7 +53,8 @@ def hammer(
         w.start()
     for w in workers:
         w.join()
-    store.close()
+    for store in all_stores:
+        store.close()
     return out
 
 

@@ -161,9 +161,10 @@ def test_many_stores_never_bill_past_the_budget_and_account_for_every_grant(
 
 
 def test_many_processes_leased_share_one_truth(bundle: bytes, redis_server: RedisServer) -> None:
-    """The multi-process hammer of test_redis.py with leasing: rate limits and concurrency
-    stay exact (the organization's bucket of 300, the provider's 12), the token budget is
-    never overshot, and after every process closed, granted == spent."""
+    """The multi-process hammer of test_redis.py with leasing, 4 processes x 2 stores x 4
+    threads: rate limits and concurrency stay exact (the organization's bucket of 300, the
+    provider's 12), the token budget is never overshot, and after every process closed,
+    granted == spent."""
     ns = namespace()
     start = time.time()
     ctx = multiprocessing.get_context("spawn")
@@ -177,6 +178,7 @@ def test_many_processes_leased_share_one_truth(bundle: bytes, redis_server: Redi
                 seed,
                 8,
                 60,
+                stores=2,
                 lease_budgets=True,
                 lease_block=0.05,
             )
