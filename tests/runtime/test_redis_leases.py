@@ -552,3 +552,29 @@ def test_async_only_store_maintains_from_its_admissions_and_returns_at_aclose(
 
     asyncio.run(run())
     assert reader.spent(REQUESTS, today()) == 4
+
+
+def test_a_rate_limit_refusal_gives_the_budget_back(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """Budgets are taken locally first; when the chain's exact part (here the organization's
+    bucket of 3) refuses, the take goes back to the holding: nothing is charged."""
+    from runtime import RateLimited
+
+    bundle = bundle_of(
+        tmp_path,
+        "budgets: [{limit: 1000, unit: requests, period: daily}]\n",
+        "rate_limits: [{limit: 24, unit: requests, per: day, burst: 3}]\n",
+    )
+    ns = namespace()
+    store = RedisStore(redis_server.url, namespace=ns, lease_budgets=True, lease_block=0.1)
+    router = Router.load(bundle, store)
+    for _ in range(3):
+        router.admit(team(router), Estimate(1, 1)).settle(Usage(1, 1))
+    for _ in range(3):
+        with pytest.raises(RateLimited):
+            router.admit(team(router), Estimate(1, 1))
+    stats = leases(store).stats()
+    assert (stats["acquired"], stats["held"], stats["inflight"]) == (100, 97, 0)
+    store.close()
+    assert RedisStore(redis_server.url, namespace=ns).spent(REQUESTS, today()) == 3
