@@ -49,6 +49,11 @@ class ApiKeyOut(_Closed):
     disabled: bool
 
 
+class AlertsOut(_Closed):
+    webhook: str
+    secret: str = Field(description='a secret reference: "env:NAME" or "file:PATH"')
+
+
 class OrganizationOut(_Closed):
     name: str
     currency: Literal["USD"]
@@ -57,6 +62,7 @@ class OrganizationOut(_Closed):
     admin_keys: list[ApiKeyOut] = Field(
         default_factory=list, description="present only when the catalog declares some"
     )
+    alerts: AlertsOut | None = Field(None, description="present only when declared")
 
 
 class IntegrationOut(_Closed):

@@ -105,6 +105,7 @@ _ALL = [
         "a price more than 100x away from the registry's price for the model",
     ),
     Code("E0513", "price-override-matches-nothing", "a price override that applies to no model"),
+    Code("E0514", "api-key-listed-twice", "one key hash names two callers"),
     Code("W0300", "unused-integration", "an integration no provider is made from", WARN),
     Code("W0400", "price-looks-per-token", "a price so small it was typed per token", WARN),
     Code("W0500", "unreachable-limit", "a limit an ancestor's tighter limit makes dead", WARN),

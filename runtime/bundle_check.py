@@ -86,7 +86,8 @@ class Shape:
 
 TOP = Shape("format digest organization counters integrations providers workspaces configs "
             "provenance")  # fmt: skip
-ORGANIZATION = Shape("name currency epoch access", "admin_keys")
+ORGANIZATION = Shape("name currency epoch access", "admin_keys alerts")
+ALERTS = Shape("webhook secret")
 ACCESS = Shape("allow deny")
 COUNTER = Shape("budgets rate_limits", "concurrency")
 BUDGET = Shape("unit period limit", "alert_threshold")
@@ -408,6 +409,14 @@ class Checker:
         access(org["access"], "access")
         if org.get("admin_keys") is not None:
             section("admin_keys", each_item, array(org["admin_keys"], "admin_keys"), self.api_key)
+        if org.get("alerts") is not None:
+            alerts = obj(org["alerts"], ALERTS)
+            text(alerts["webhook"], "alerts", "webhook")
+            if not str(alerts["webhook"]).startswith(("http://", "https://")):
+                raise Bad("expected an http(s) URL", "alerts", "webhook")
+            if not _SECRET_REF.match(str(alerts["secret"])):
+                raise Bad('expected a secret reference "env:NAME" or "file:PATH"', "alerts",
+                          "secret")  # fmt: skip
 
     # -- counters -------------------------------------------------------------------------
     def counter(self, cid: str, value: Any) -> None:

@@ -30,6 +30,7 @@ from catalog_compiler.gallery.snippets import (
     Gateway,
     snippets,
 )
+from catalog_compiler.gallery.usage import UsageBar, UsageFileError, bars_of, read_usage_file
 from runtime.bundle import Bundle
 from runtime.errors import RequestError, UnknownModel
 from runtime.suggest import closest
@@ -92,10 +93,19 @@ def make_gateway(
     show_default=True,
     help="Directory to write the site into (created; pages are replaced atomically).",
 )
+@click.option("--usage", "usage_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Show spend now per workspace, from `catalogc usage --format json` output "
+              "(or a gateway's /v1/catalog/usage).")  # fmt: skip
+@click.option("--redis", metavar="URL", help="Show spend now, read from the shared store.")
+@click.option("--namespace", default="catalog", show_default=True,
+              help="The store's key namespace (with --redis).")  # fmt: skip
 @gateway_options
 def docs(
     source: str,
     output: Path,
+    usage_file: Path | None,
+    redis: str | None,
+    namespace: str,
     gateway_url: str,
     provider_header: str,
     config_header: str,
@@ -114,7 +124,8 @@ def docs(
     gateway = make_gateway(gateway_url, provider_header, config_header, api_key_header,
                            metadata_header, api_key_env)  # fmt: skip
     bundle = load(source)
-    site = build_site(bundle, gateway)
+    usage, origin = live_usage(bundle, usage_file, redis, namespace)
+    site = build_site(bundle, gateway, usage, origin)
     try:
         check_output_dir(output)
         written = write_site(site, output)  # each page through the shared output guard
@@ -126,6 +137,35 @@ def docs(
         f"{len(site.workspaces)} workspaces) to {output}; open {output / 'index.html'}"
     )
     sys.exit(EXIT_OK)
+
+
+def live_usage(bundle: Bundle, usage_file: Path | None, redis: str | None,
+               namespace: str) -> tuple[dict[str, list[UsageBar]] | None, str | None]:  # fmt: skip
+    """Bars per counter from a usage file or the Redis store (None: no live usage)."""
+    if usage_file is not None and redis is not None:
+        raise click.UsageError("give --usage FILE or --redis URL, not both")
+    if usage_file is not None:
+        try:
+            return read_usage_file(usage_file), f"`{usage_file.name}`"
+        except UsageFileError as exc:
+            click.echo(f"catalogc: {exc}", err=True)
+            sys.exit(EXIT_ERRORS)
+    if redis is None:
+        return None, None
+    from runtime import Router, StoreUnavailable
+    from runtime.limits.redis_store import RedisStore
+    from runtime.limits.redis_topology import safe_url
+
+    try:
+        store = RedisStore(redis, namespace=namespace)
+        rows = [row.to_json() for row in Router(bundle, store).usage()]
+    except (ValueError, TypeError) as exc:
+        raise click.BadParameter(str(exc), param_hint="--redis") from None
+    except StoreUnavailable as exc:
+        click.echo(f"catalogc: {exc}", err=True)
+        sys.exit(EXIT_ERRORS)
+    store.close()
+    return bars_of(rows, "redis"), f"the store at `{safe_url(redis)}`"
 
 
 @click.command(name="snippets", epilog=ex.SNIPPETS)

@@ -33,6 +33,7 @@ from catalog_compiler.gallery.snippets import (
     Snippet,
     snippets,
 )
+from catalog_compiler.gallery.usage import UsageBar
 from runtime.bundle import (
     PRICE_FIELDS,
     Bundle,
@@ -157,6 +158,7 @@ class WorkspaceView:
     origin: str | None
     configs: tuple[ConfigView, ...]
     groups: tuple[GroupView, ...]
+    usage: tuple[UsageBar, ...] = ()  # spend now against each budget of its chains
 
     @property
     def route_count(self) -> int:
@@ -193,6 +195,7 @@ class Site:
     providers: tuple[ProviderView, ...]
     workspaces: tuple[WorkspaceView, ...]
     configs: tuple[ConfigView, ...]
+    usage_source: str | None = None  # where the live usage came from, when shown
 
     @property
     def model_count(self) -> int:
@@ -538,7 +541,11 @@ def route_forms(
 
 
 def workspace_view(
-    bundle: Bundle, slug: str, configs: tuple[ConfigView, ...], gateway: Gateway
+    bundle: Bundle,
+    slug: str,
+    configs: tuple[ConfigView, ...],
+    gateway: Gateway,
+    usage: Mapping[str, list[UsageBar]] | None = None,
 ) -> WorkspaceView:
     ws = bundle.workspace(slug)
     offered = tuple(c for c in configs if c.workspaces is None or slug in c.workspaces)
@@ -575,6 +582,13 @@ def workspace_view(
                 tuple(routes),
             )
         )
+    charged = {"organization", ws.counter}
+    for group in groups:
+        charged.update(c.id for c in group.chain)
+    bars = tuple(
+        bar for cid in sorted(charged) for bar in (usage or {}).get(cid, ())
+        if bar.kind == "budget"
+    )  # fmt: skip
     return WorkspaceView(
         slug,
         ws.counter,
@@ -582,6 +596,7 @@ def workspace_view(
         bundle.origin(f"workspaces/{slug}"),
         offered,
         tuple(groups),
+        bars,
     )
 
 
@@ -618,7 +633,14 @@ def provider_view(
     )
 
 
-def build_site(bundle: Bundle, gateway: Gateway | None = None) -> Site:
+def build_site(
+    bundle: Bundle,
+    gateway: Gateway | None = None,
+    usage: Mapping[str, list[UsageBar]] | None = None,
+    usage_source: str | None = None,
+) -> Site:
+    """The site's data; with `usage` (bars per counter id), each workspace page shows its
+    spend now against every budget its requests are charged to."""
     gateway = gateway or Gateway()
     configs = config_views(bundle)
     routes = {ws: set(bundle.routes(ws)) for ws in sorted(bundle.workspaces)}
@@ -631,9 +653,10 @@ def build_site(bundle: Bundle, gateway: Gateway | None = None) -> Site:
         org=counter_view(bundle.counters["organization"], bundle),
         providers=tuple(provider_view(bundle, s, routes) for s in sorted(bundle.providers)),
         workspaces=tuple(
-            workspace_view(bundle, s, configs, gateway) for s in sorted(bundle.workspaces)
+            workspace_view(bundle, s, configs, gateway, usage) for s in sorted(bundle.workspaces)
         ),
         configs=configs,
+        usage_source=usage_source if usage is not None else None,
     )
 
 

@@ -108,6 +108,13 @@ class ApiKey(Strict):
     disabled: Flag = False
 
 
+class Alerts(Strict):
+    """Where budget alerts go: a JSON POST signed with HMAC-SHA256 (docs/gateway.md)."""
+
+    webhook: Url = Field(description="the URL that receives each alert once")
+    secret: SecretRef = Field(description="the HMAC-SHA256 key that signs each alert's body")
+
+
 class Organization(Limits):
     """The root of the catalog: exactly one, in catalog.yaml."""
 
@@ -123,6 +130,9 @@ class Organization(Limits):
     )
     admin_keys: tuple[ApiKey, ...] = Field(
         (), description="keys that see every workspace's usage (the gateway's /v1/catalog/usage)"
+    )
+    alerts: Alerts | None = Field(
+        None, description="budget alerts (`alert_threshold` crossings, exhaustion): a webhook"
     )
 
     @field_validator("version", mode="plain")

@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from catalog_compiler import __version__
+from catalog_compiler.diagnostics import Note
 from catalog_compiler.model.common import PRICE_FIELDS, Limits, ModelAccess, PriceOverride
 from catalog_compiler.model.documents import CustomModel, Integration, Provider
 from catalog_compiler.registry import KnownModel
@@ -160,6 +161,8 @@ class BundleBuilder:
                 org.models, self.ctx.organization, ("models",), "organization/access"
             ),
         }
+        if org.alerts is not None:  # likewise
+            out["alerts"] = {"webhook": org.alerts.webhook, "secret": org.alerts.secret.ref()}
         if org.admin_keys:  # only when present: bundles without them stay byte-identical
             out["admin_keys"] = sorted(
                 ({"name": k.name, "sha256": k.sha256, "disabled": k.disabled}
@@ -372,6 +375,32 @@ class BundleBuilder:
             ),
         }
 
+    def check_key_hashes(self) -> None:
+        """E0514: one key hash listed twice (two workspaces, or a workspace and an admin):
+        the gateway could not tell who is calling, and refuses such a bundle at load."""
+        seen: dict[str, tuple[str, Located, Path]] = {}
+        owners: list[tuple[str, Located, Path, str]] = []
+        org = self.ctx.organization
+        if org is not None:
+            for i, k in enumerate(self.ctx.org.admin_keys):
+                owners.append(("the organization's `admin_keys`", org, ("admin_keys", i), k.sha256))
+        for slug in sorted(self.ctx.workspaces):
+            located = self.ctx.workspaces[slug]
+            for i, k in enumerate(located.model.api_keys):
+                owners.append((f"workspace `{slug}`", located, ("api_keys", i), k.sha256))
+        for who, located, path, digest in owners:
+            first = seen.get(digest)
+            if first is None:
+                seen[digest] = (who, located, path)
+                continue
+            self.ctx.sink.emit(
+                "E0514",
+                f"this key's sha256 is already listed by {first[0]}: a key must name one caller",
+                self.ctx.span(located, (*path, "sha256")),
+                help="give each workspace (and each admin) its own key",
+                notes=[Note(self.ctx.span(first[1], (*first[2], "sha256")), "first listed here")],
+            )
+
     def config(self, slug: str) -> dict[str, Any]:
         located = self.ctx.configs[slug]
         cfg = located.model
@@ -412,6 +441,7 @@ class BundleBuilder:
             "workspaces": {s: self.workspace(s) for s in sorted(ctx.workspaces)},
             "configs": {s: self.config(s) for s in sorted(ctx.configs)},
         }
+        self.check_key_hashes()
         body["provenance"] = {
             "compiler": f"catalogc {__version__}",
             "registry_as_of": ctx.registry.as_of,

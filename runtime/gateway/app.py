@@ -16,6 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from runtime.errors import RequestError, StoreUnavailable
+from runtime.gateway.alerts import Alerts
 from runtime.gateway.books import Books, Record
 from runtime.gateway.execute import Engine, Job, Outcome, estimate, timeout_of
 from runtime.gateway.forms import Form, any_trace_id, max_output, read_form
@@ -51,6 +52,7 @@ class Gateway:
     inflight: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
     books: Books = field(default_factory=Books)
+    alerts: Alerts | None = None
 
     def __post_init__(self) -> None:
         self.books.bundle = self.live.bundle.digest
@@ -60,6 +62,8 @@ class Gateway:
         self.router.swap(live.bundle)
         self.live = live
         self.books.bundle = live.bundle.digest
+        if self.alerts is not None:
+            self.alerts.serve(live.bundle, live.secrets.alert_secret)
         self.reload_error = None
 
 
@@ -82,6 +86,10 @@ async def metrics(request: web.Request) -> web.Response:
     gw: Gateway = request.app["gateway"]
     if gw.books.metrics is None:
         return web.json_response({"error": "metrics are off (--no-metrics)"}, status=404)
+    # the budget gauges, from what the store holds now; without the store the rest still
+    # answers (/readyz reports the store)
+    with contextlib.suppress(StoreUnavailable, NotImplementedError):
+        gw.books.metrics.budgets(await asyncio.to_thread(gw.router.usage))
     body = gw.books.metrics.text()
     return web.Response(body=body, headers={"content-type": gw.books.metrics.content_type})
 

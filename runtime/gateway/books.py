@@ -82,9 +82,9 @@ class Record:
         out = self.outcome
         last = out.attempt if out is not None else None
         labels = (workspace, _provider(last), last.model if last else "")
-        m.requests.labels(*labels, str(status)).inc()
+        m.child(m.requests, *labels, str(status)).inc()
         if self.failure is not None:
-            m.refusals.labels(self.failure.reason, self.failure.level).inc()
+            m.child(m.refusals, self.failure.reason, self.failure.level).inc()
         if out is None:
             return
         for ticket in out.tickets:
@@ -96,23 +96,23 @@ class Record:
                       used.cache_write_tokens)  # fmt: skip
             for kind, n in zip(TOKEN_KINDS, counts, strict=True):
                 if n:
-                    m.tokens.labels(*key, kind).inc(n)
+                    m.child(m.tokens, *key, kind).inc(n)
             catalog = (a.catalog_rates or a.rates).cost(used)
-            m.cost.labels(*key, "catalog").inc(catalog / 1_000_000)  # pico -> micro
+            m.child(m.cost, *key, "catalog").inc(catalog / 1_000_000)  # pico -> micro
             charged = ticket.cost if ticket.cost is not None else usd(0)
-            m.cost.labels(*key, "chargeback").inc(float(charged * 1_000_000))
+            m.child(m.cost, *key, "chargeback").inc(float(charged * 1_000_000))
         moves = 0
         for i, (attempt, seconds, retry) in enumerate(out.tries):
             if seconds is not None:
-                m.latency.labels(_provider(attempt), attempt.model).observe(seconds)
+                m.child(m.latency, _provider(attempt), attempt.model).observe(seconds)
             if retry:
-                m.retries.labels(_provider(attempt), attempt.model).inc()
+                m.child(m.retries, _provider(attempt), attempt.model).inc()
             elif i:
                 moves += 1
         if moves:
-            m.fallbacks.labels(workspace).inc(moves)
+            m.child(m.fallbacks, workspace).inc(moves)
         if self.ttft is not None and last is not None:
-            m.ttft.labels(_provider(last), last.model).observe(self.ttft)
+            m.child(m.ttft, _provider(last), last.model).observe(self.ttft)
 
 
 def _provider(attempt: Any) -> str:

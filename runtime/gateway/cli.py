@@ -64,6 +64,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--events-max-bytes", type=int, default=64 * 1024 * 1024,
                    help="rotate the events file past this size (keeps 5)")  # fmt: skip
     p.add_argument("--no-metrics", action="store_true", help="do not serve /metrics")
+    p.add_argument("--alerts-dead-letter", default=None, metavar="PATH",
+                   help="append undeliverable budget alerts to PATH (JSON Lines)")  # fmt: skip
     return p
 
 
@@ -77,8 +79,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = Options(args.bundle, args.host, args.port, args.workers, args.redis,
                       args.namespace, args.allow_missing_secrets, args.max_body_bytes,
                       args.drain_timeout, not args.no_watch, args.events,
-                      args.events_max_bytes, not args.no_metrics, args.redis_lease_budgets,
-                      args.redis_lease_block)  # fmt: skip
+                      args.events_max_bytes, not args.no_metrics,
+                      args.alerts_dead_letter, lease_budgets=args.redis_lease_budgets,
+                      lease_block=args.redis_lease_block)  # fmt: skip
     try:
         live = Live.of(Bundle.load(options.bundle), options.allow_missing_secrets)
     except (BundleError, MissingSecrets) as exc:

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from runtime.errors import RequestError, StoreUnavailable
+from runtime.errors import BudgetExceeded, RequestError, StoreUnavailable
+from runtime.gateway.alerts import Alerts
 from runtime.gateway.forms import NOT_FORWARDED
 from runtime.gateway.live import Live
 from runtime.gateway.replies import Failure, failure_of
@@ -75,11 +76,16 @@ class Outcome:
 
 class Engine:
     def __init__(
-        self, router: Router, transport: Transport, tracing: Tracing | None = None
+        self,
+        router: Router,
+        transport: Transport,
+        tracing: Tracing | None = None,
+        alerts: Alerts | None = None,
     ) -> None:
         self.router = router
         self.transport = transport
         self.tracing = tracing or Tracing()
+        self.alerts = alerts
 
     async def run(self, job: Job, plan: Plan, live: Live) -> Outcome:
         out = Outcome()
@@ -133,6 +139,8 @@ class Engine:
             ticket = await self.router.aadmit(attempt, job.estimate)
         except (RequestError, StoreUnavailable) as exc:
             out.tries.append((attempt, None, out.retries))
+            if isinstance(exc, BudgetExceeded) and self.alerts is not None:
+                self.alerts.refused(exc, self.router.bundle.organization.get("epoch"))
             return _refused(out, failure_of(exc))
         timeout = timeout_of(job, attempt)
         settle: Usage | None = None  # None: cancelled (input only)

@@ -15,6 +15,7 @@ NAMESPACE = "catalog"
 # seconds: from a fast local upstream to a long generation
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+MAX_CHILDREN = 100_000
 
 
 class Metrics:
@@ -24,6 +25,7 @@ class Metrics:
         import prometheus_client as pc
 
         self._pc = pc
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self.registry = pc.CollectorRegistry(auto_describe=True)
         self.multiprocess = bool(os.environ.get(MULTIPROC_ENV))
         own = None if self.multiprocess else self.registry  # multiprocess: files, summed
@@ -50,10 +52,40 @@ class Metrics:
                                  "Upstream time to answer (its headers, for a stream)")  # fmt: skip
         self.ttft = histogram("time_to_first_token_seconds",
                               "Streams: request start to the first event relayed")  # fmt: skip
+        # budgets: read from the store at each scrape (every worker reads the same store)
+        budget = ("counter", "unit", "period")
+
+        def gauge(name: str, doc: str) -> Any:
+            return pc.Gauge(name, doc, budget, namespace=NAMESPACE, registry=own,
+                            multiprocess_mode="livemax")  # fmt: skip
+
+        self.budget_used = gauge("budget_used_ratio", "Share of each budget taken in its "
+                                 "current window (settled and in flight)")  # fmt: skip
+        self.budget_remaining = gauge("budget_remaining", "What each budget still admits in "
+                                      "its window (USD, tokens or requests)")  # fmt: skip
         if self.multiprocess:
             from prometheus_client import multiprocess
 
             multiprocess.MultiProcessCollector(self.registry)  # type: ignore[no-untyped-call]
+
+    def child(self, metric: Any, *labels: str) -> Any:
+        """`metric.labels(*labels)`, remembered: the label sets are the catalog's, so few,
+        and prometheus_client's own lookup (validation, a lock) costs on every request."""
+        key = (id(metric), labels)
+        found = self._children.get(key)
+        if found is None:
+            if len(self._children) > MAX_CHILDREN:  # a bound, whatever happens
+                self._children.clear()
+            found = self._children[key] = metric.labels(*labels)
+        return found
+
+    def budgets(self, rows: list[Any]) -> None:
+        """Set the budget gauges from `Router.usage()` rows."""
+        for row in rows:
+            if row.kind == "budget":
+                labels = (row.counter, row.unit, row.period or "")
+                self.budget_used.labels(*labels).set(float(row.used))
+                self.budget_remaining.labels(*labels).set(float(row.remaining))
 
     def text(self) -> bytes:
         data: bytes = self._pc.generate_latest(self.registry)

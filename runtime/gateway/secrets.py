@@ -29,6 +29,7 @@ class Secrets:
 
     values: Mapping[str, Mapping[str, str]]  # integration slug -> name -> value
     missing: Mapping[str, str]  # integration slug -> the first reference it could not read
+    alert_secret: str | None = None  # the key that signs budget alerts (Organization.alerts)
 
     def of(self, integration: str) -> Mapping[str, str]:
         return self.values.get(integration, MappingProxyType({}))
@@ -78,6 +79,13 @@ def load_secrets(bundle: Bundle, allow_missing: bool) -> Secrets:
                 failures[ref] = str(exc)
                 missing.setdefault(slug, ref)
         values[slug] = MappingProxyType(found)
+    alert_secret = None
+    alerts = bundle.organization.get("alerts")
+    if alerts:
+        try:
+            alert_secret = read_reference(str(alerts["secret"]))
+        except LookupError as exc:  # with --allow-missing-secrets: alerts are logged only
+            failures[str(alerts["secret"])] = str(exc)
     if failures and not allow_missing:
         raise MissingSecrets(failures)
-    return Secrets(MappingProxyType(values), MappingProxyType(missing))
+    return Secrets(MappingProxyType(values), MappingProxyType(missing), alert_secret)

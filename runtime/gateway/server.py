@@ -20,6 +20,7 @@ from aiohttp import web
 
 from runtime.bundle import Bundle
 from runtime.errors import BundleError
+from runtime.gateway.alerts import Alerts
 from runtime.gateway.app import Gateway, build_app
 from runtime.gateway.books import Books
 from runtime.gateway.execute import Engine
@@ -51,6 +52,7 @@ class Options:
     events: str | None = None  # usage events: a JSON Lines file, or "-" for stdout
     events_max_bytes: int = 64 * 1024 * 1024
     metrics: bool = True
+    alerts_dead_letter: str | None = None  # undeliverable budget alerts, JSON Lines
     lease_budgets: bool = False  # budget leasing on the Redis store (docs/scaling.md)
     lease_block: float = 0.001
 
@@ -90,11 +92,14 @@ async def run(options: Options, sock: socket.socket, first: Live) -> None:
         await store.astart()  # type: ignore[attr-defined]
     transport = Transport()
     await transport.open()
-    router = Router(first.bundle, store)
+    alerts = Alerts(store, options.alerts_dead_letter)
+    alerts.serve(first.bundle, first.secrets.alert_secret)
+    router = Router(first.bundle, store, on_alert=alerts.crossed)
     books = make_books(options)
     books.tracing = Tracing()
-    gw = Gateway(router, first, Engine(router, transport, books.tracing),
-                 "redis" if options.redis else "memory", books=books)  # fmt: skip
+    gw = Gateway(router, first, Engine(router, transport, books.tracing, alerts),
+                 "redis" if options.redis else "memory", books=books, alerts=alerts)  # fmt: skip
+    alerts.start()
     runner = web.AppRunner(
         build_app(gw, options.max_body), access_log=None, handle_signals=False,
         shutdown_timeout=options.drain_timeout,
@@ -117,6 +122,7 @@ async def run(options: Options, sock: socket.socket, first: Live) -> None:
     if watcher is not None:
         watcher.cancel()
     await runner.cleanup()  # stops accepting, waits for in-flight handlers
+    await alerts.stop()
     await transport.close()
     close = getattr(store, "aclose", None)
     if close is not None:

@@ -66,6 +66,14 @@ class Store(abc.ABC):
         """Correct the reservation to the real usage and release leases; False if this
         reservation was already settled (settlement is idempotent)."""
 
+    def claim(self, key: str, ttl_s: int) -> bool:
+        """True for the first caller to claim `key` until it expires: a once-only action
+        (a budget alert) across every process that shares the store."""
+        raise NotImplementedError(f"{type(self).__name__} cannot claim keys")
+
+    async def aclaim(self, key: str, ttl_s: int) -> bool:
+        return self.claim(key, ttl_s)
+
     async def aadmit(self, request_id: str, spec: ChainSpec, tokens: int, cost: int) -> Reservation:
         return self.admit(request_id, spec, tokens, cost)
 

@@ -64,6 +64,7 @@ class MemoryStore(Store):
         self._settled: OrderedDict[str, None] = OrderedDict()
         self._live: dict[str, None] = {}  # admitted, not settled (insertion ordered)
         self._prepared: dict[int, tuple[ChainSpec, Prepared]] = {}
+        self._claims: dict[str, int] = {}  # key -> when it expires (ns)
 
     def prepare(self, spec: ChainSpec, day: int) -> Prepared:
         found = self._prepared.get(id(spec))
@@ -159,6 +160,16 @@ class MemoryStore(Store):
             if by_tokens and key in self._tat:
                 tat = self._tat[key] + extra_tokens * per_ns
                 self._tat[key] = min(tat, now * limit + 2 * capacity) if extra_tokens > 0 else tat
+
+    def claim(self, key: str, ttl_s: int) -> bool:
+        now = self.clock()
+        with self._lock:
+            if self._claims.get(key, 0) > now:
+                return False
+            if len(self._claims) > SETTLED_MEMORY:  # drop the expired ones now and then
+                self._claims = {k: t for k, t in self._claims.items() if t > now}
+            self._claims[key] = now + ttl_s * 10**9
+            return True
 
     # -- inspection ---------------------------------------------------------------------
     def snapshot(

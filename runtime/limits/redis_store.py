@@ -673,6 +673,19 @@ class RedisStore(Store):
         usd = "|budget|usd/" in budget_key  # keys read "<counter>|budget|<unit>/<period>"
         return int(high) * (MICRO if usd else 1) + int(low)
 
+    def claim(self, key: str, ttl_s: int) -> bool:
+        try:
+            return bool(self.client.set(f"{self.tag}:o:{key}", b"1", nx=True, ex=ttl_s))
+        except UNREACHABLE as exc:
+            raise self._unavailable(exc) from None
+
+    async def aclaim(self, key: str, ttl_s: int) -> bool:
+        try:
+            found = await self.async_client().set(f"{self.tag}:o:{key}", b"1", nx=True, ex=ttl_s)
+        except UNREACHABLE as exc:
+            raise self._unavailable(exc) from None
+        return bool(found)
+
     def snapshot(
         self,
         budgets: Sequence[tuple[BudgetSpec, str]],

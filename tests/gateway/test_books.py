@@ -237,6 +237,12 @@ def test_usage_now_for_a_workspace_and_for_the_organization(gateway: GatewayProc
     org = counters[("organization", "budget")]
     assert Decimal(org["spent"]) == sum(Decimal(e["chargeback_usd"]) for e in events)
     assert cost == 0 and org["window_end"].endswith("T00:00:00Z")  # lab is free
+    metrics = scrape(gateway)  # the budget gauges say the same as the usage answer
+    labels = {"counter": "workspace/team", "unit": "usd", "period": "monthly"}
+    used = (Decimal(team["spent"]) + Decimal(team["reserved"])) / Decimal(team["limit"])
+    assert value(metrics, "catalog_budget_used_ratio", **labels) == pytest.approx(float(used))
+    assert value(metrics, "catalog_budget_remaining", **labels) == pytest.approx(
+        float(team["remaining"]))  # fmt: skip
     status, one = usage_of(gateway, ADMIN, "?workspace=team")
     assert {c["counter"] for c in one["counters"]} == {"organization", "workspace/team"}
     assert usage_of(gateway, TEAM, "?workspace=lab")[0] == 403
@@ -275,3 +281,24 @@ def test_the_report_sums_to_what_the_responses_said(gateway: GatewayProcess) -> 
     assert Decimal(total["catalog_cost_usd"]) == sum(Decimal(e["catalog_cost_usd"])
                                                      for e in events)  # fmt: skip
     assert total["requests"] == len(events)
+
+
+def test_catalogc_usage_reads_a_running_gateway(gateway: GatewayProcess) -> None:
+    from click.testing import CliRunner
+
+    from catalog_compiler.cli import cli
+
+    runner = CliRunner()
+    env = {"CATALOGC_API_KEY": ADMIN, "NO_COLOR": "1"}
+    done = runner.invoke(cli, ["usage", "--gateway", gateway.origin, "--format", "json"], env=env)
+    assert done.exit_code == 0, done.output
+    shown = {(c["counter"], c["kind"]): c for c in json.loads(done.output)["counters"]}
+    _, direct = usage_of(gateway, ADMIN)
+    assert shown == {(c["counter"], c["kind"]): c for c in direct["counters"]}
+    text = runner.invoke(cli, ["usage", "--gateway", gateway.origin], env=env)
+    assert text.exit_code == 0 and "workspace/team budget" in text.output
+    assert "0.0003 USD" in text.output
+    refused = runner.invoke(cli, ["usage", "--gateway", gateway.origin],
+                            env={"CATALOGC_API_KEY": "sk-test-FAKE-nobody"})  # fmt: skip
+    assert refused.exit_code == 1 and "401" in refused.output
+    assert ADMIN not in refused.output

@@ -52,9 +52,11 @@ def make(
             store: Store = MemoryStore()
         else:
             server: RedisServer = request.getfixturevalue("redis_server")
-            leased = store_kind == "redis-leased"  # budget leasing on (redis_lease.py)
+            # budget leasing on (redis_lease.py), blocks of 10%: these budgets are tiny, and
+            # blocks of 0.1% would be one request each (an acquisition per admission)
+            leased = store_kind == "redis-leased"
             store = RedisStore(server.url, namespace=f"t-{uuid.uuid4().hex[:8]}",
-                               lease_budgets=leased)  # fmt: skip
+                               lease_budgets=leased, lease_block=0.1)  # fmt: skip
         stores.append(store)
         return Router.load(data, store)
 
