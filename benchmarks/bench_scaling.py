@@ -3,6 +3,7 @@
     python -m benchmarks.bench_scaling                 # both parts (~3 min)
     python -m benchmarks.bench_scaling --ceiling       # one shard's ceiling (real redis-server)
     python -m benchmarks.bench_scaling --sim --seeds 10  # the leasing simulation (no Redis)
+    python -m benchmarks.bench_scaling --leased        # exact vs budget leasing (~30 s)
 
 --ceiling (benchmarks/scaling/ceiling.py): starts its own redis-server on a free loopback
 port (persistence off) pinned to CPU 1, load generator processes on CPU 0 (`--no-pin`: let
@@ -32,12 +33,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--ceiling", action="store_true", help="measure one shard's ceiling")
     parser.add_argument("--sim", action="store_true", help="run the leasing simulation")
+    parser.add_argument("--leased", action="store_true",
+                        help="exact against budget leasing, through the real client")  # fmt: skip
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=1.5)
     parser.add_argument("--no-pin", action="store_true")
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--jobs", type=int, default=2, help="simulation processes")
     args = parser.parse_args()
+    if args.leased:
+        start = time.perf_counter()
+        print(ceiling.leased(repeat=args.repeat, seconds=args.seconds, pin=not args.no_pin))
+        print(f"\n(leased: {time.perf_counter() - start:.0f} s; load {load()})")
+        return
     both = not (args.ceiling or args.sim)
     if args.ceiling or both:
         start = time.perf_counter()

@@ -82,10 +82,10 @@ TOKENS, COST = 700, 3 * 10**9  # 700 tokens, $0.003 in pico-USD
 
 
 def _worker(url: str, ns: str, chain: Chain, mode: str, start: float, seconds: float,
-            pin: bool, out: Any) -> None:  # fmt: skip
+            pin: bool, out: Any, lease: bool = False) -> None:  # fmt: skip
     if pin:
         os.sched_setaffinity(0, {LOAD_CPU})
-    store = RedisStore(url, namespace=ns, settled_ttl=120, timeout=5.0)
+    store = RedisStore(url, namespace=ns, settled_ttl=120, timeout=5.0, lease_budgets=lease)
     spec = chain.spec()
     prefix = uuid.uuid4().hex[:8]
     if mode == "api":
@@ -236,28 +236,39 @@ class Point:
     rate: float  # admissions (each also settled) per second
     cpu_us: float  # Redis CPU per admission + settlement
     busy: float  # Redis CPU seconds per second
+    scripts: float = 0.0  # Redis scripts per admitted-and-settled request
 
 
-def measure(url: str, chain: Chain, mode: str, workers: int, seconds: float, pin: bool) -> Point:
+def measure(url: str, chain: Chain, mode: str, workers: int, seconds: float, pin: bool,
+            lease: bool = False) -> Point:  # fmt: skip
     ctx = multiprocessing.get_context("fork")
     out = ctx.Queue()
     ns = f"ceil-{uuid.uuid4().hex[:6]}"
     start = time.time() + 0.8
-    procs = [ctx.Process(target=_worker, args=(url, ns, chain, mode, start, seconds, pin, out))
+    procs = [ctx.Process(target=_worker, args=(url, ns, chain, mode, start, seconds, pin, out,
+                                               lease))
              for _ in range(workers)]  # fmt: skip
     for p in procs:
         p.start()
     client = redis.Redis.from_url(url)
     time.sleep(max(0.0, start - time.time()))
     cpu0, t0 = _cpu(client), time.time()
+    calls0 = _scripts(client)
     time.sleep(seconds)
     cpu1, t1 = _cpu(client), time.time()
+    scripts = _scripts(client) - calls0
     done = sum(out.get(timeout=60) for _ in procs)
     for p in procs:
         p.join()
     client.close()
     busy = (cpu1 - cpu0) / (t1 - t0)
-    return Point(chain, mode, done / seconds, (cpu1 - cpu0) / done * 1e6, busy)
+    rate = done / seconds
+    return Point(chain, mode, rate, (cpu1 - cpu0) / done * 1e6, busy, scripts / (t1 - t0) / rate)
+
+
+def _scripts(client: redis.Redis) -> int:
+    stats: Any = client.info("commandstats")
+    return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
 
 
 def script_times(url: str, chain: Chain, n: int = 3000) -> tuple[float, float]:
@@ -350,4 +361,41 @@ def table(rows: list[dict[str, Any]]) -> str:
             f"| {point(row['api'])} | {point(row['connections'])} | {ceiling} /s "
             f"| {point(row['pipelined'])} |"
         )
+    return "\n".join(lines)
+
+
+LEASED = (
+    Chain("4 levels: budget each", 4, rates=False),
+    Chain("4 levels: budget + rate limit each", 4),
+)
+
+
+def leased(repeat: int = 3, seconds: float = 1.5, pin: bool = True,
+           workers: int = 2) -> str:  # fmt: skip
+    """Exact against `lease_budgets=True`, through the real client (`api` mode): Redis CPU
+    and scripts per admitted-and-settled request. Budgets of $1M, blocks of 0.1%."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise SystemExit("redis-server is not installed (Debian package redis-server)")
+    lines = ["| chain | store | requests/s (api, 2 processes) | Redis CPU per request | "
+             "Redis scripts per request |", "|---|---|---:|---:|---:|"]  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="catalogc-leased-") as tmp:
+        server = RedisServer(binary, Path(tmp))
+        server.start()
+        try:
+            assert server.proc is not None
+            if pin:
+                os.sched_setaffinity(server.proc.pid, {REDIS_CPU})
+            for chain in LEASED:
+                for lease in (False, True):
+                    points = [measure(server.url, chain, "api", workers, seconds, pin, lease)
+                              for _ in range(repeat)]  # fmt: skip
+                    rate = statistics.median(p.rate for p in points)
+                    cpu = statistics.median(p.cpu_us for p in points)
+                    scripts = statistics.median(p.scripts for p in points)
+                    lines.append(f"| {chain.name} | {'budgets leased' if lease else 'exact'} | "
+                                 f"{rate:,.0f} | {cpu:.1f} µs | {scripts:.4f} |")  # fmt: skip
+                    server.client().flushall()
+        finally:
+            server.kill()
     return "\n".join(lines)

@@ -40,6 +40,11 @@ def parser() -> argparse.ArgumentParser:
         "redis+cluster://h1:p1,h2:p2, redis+sentinel://s1:p1,s2:p2/service (docs/redis.md)",
     )
     p.add_argument("--namespace", default="catalog", help="the Redis key namespace")
+    p.add_argument("--redis-lease-budgets", action="store_true",
+                   help="admit budgets locally within blocks leased from Redis: no Redis call "
+                   "per request for budgets (docs/scaling.md, docs/redis.md)")  # fmt: skip
+    p.add_argument("--redis-lease-block", type=float, default=0.001, metavar="FRACTION",
+                   help="the leased block, a fraction of each budget's limit")  # fmt: skip
     p.add_argument(
         "--allow-missing-secrets",
         action="store_true",
@@ -75,7 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                       args.namespace, args.allow_missing_secrets, args.max_body_bytes,
                       args.drain_timeout, not args.no_watch, args.events,
                       args.events_max_bytes, not args.no_metrics,
-                      args.alerts_dead_letter)  # fmt: skip
+                      args.alerts_dead_letter, lease_budgets=args.redis_lease_budgets,
+                      lease_block=args.redis_lease_block)  # fmt: skip
     try:
         live = Live.of(Bundle.load(options.bundle), options.allow_missing_secrets)
     except (BundleError, MissingSecrets) as exc:
@@ -100,6 +106,10 @@ def _check(args: argparse.Namespace) -> str | None:
     if args.workers > 1 and args.redis is None:
         return ("--workers > 1 needs --redis: the memory store is per process, so each "
                 "worker would admit the whole of every limit")  # fmt: skip
+    if args.redis_lease_budgets and args.redis is None:
+        return "--redis-lease-budgets needs --redis"
+    if not 0 < args.redis_lease_block <= 1:
+        return "--redis-lease-block is a fraction of each budget's limit, in (0, 1]"
     if not 0 <= args.port <= 65535:
         return "--port is 0 to 65535"
     if args.max_body_bytes < 1024:

@@ -53,6 +53,8 @@ class Options:
     events_max_bytes: int = 64 * 1024 * 1024
     metrics: bool = True
     alerts_dead_letter: str | None = None  # undeliverable budget alerts, JSON Lines
+    lease_budgets: bool = False  # budget leasing on the Redis store (docs/scaling.md)
+    lease_block: float = 0.001
 
 
 def listen(options: Options) -> socket.socket:
@@ -72,6 +74,9 @@ def make_store(options: Options) -> Store:
         return MemoryStore()
     from runtime.limits.redis_store import RedisStore
 
+    if options.lease_budgets:
+        return RedisStore(options.redis, namespace=options.namespace, lease_budgets=True,
+                          lease_block=options.lease_block)  # fmt: skip
     return RedisStore(options.redis, namespace=options.namespace)
 
 

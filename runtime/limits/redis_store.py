@@ -57,7 +57,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import redis
 import redis.asyncio as aioredis
@@ -83,6 +83,9 @@ from runtime.limits.redis_topology import async_client as build_async
 from runtime.limits.redis_topology import sync_client as build_sync
 from runtime.limits.spec import Bucket, BudgetSpec, ChainSpec, LeaseSpec
 from runtime.periods import NS_PER_DAY, epoch_day, kind, span
+
+if TYPE_CHECKING:
+    from runtime.limits.redis_lease import Leases
 
 EPOCH_S = 1_577_836_800  # 2020-01-01: keeps microsecond times well below 2^53 in Lua
 MICRO = 10**6
@@ -142,10 +145,18 @@ class RedisStore(Store):
         eviction_policy: str = "refuse",
         replicas: int = 0,
         replica_timeout: float = 0.1,
+        lease_budgets: bool = False,
+        lease_block: float = 0.001,
+        lease_budget_ttl: float = 30.0,
+        lease_idle: float = 5.0,
+        lease_refusal_ttl: float = 1.0,
+        lease_replicas: int | None = None,
     ) -> None:
         """`url`: see redis_topology.py (plain, TLS, unix socket, cluster, Sentinel); or pass
         ready clients (`client=` for the sync methods, `async_client=` for the async ones).
-        `replicas`: WAIT for that many replicas to acknowledge each admission (strict)."""
+        `replicas`: WAIT for that many replicas to acknowledge each admission (strict).
+        `lease_budgets`: admit budgets locally within blocks leased from Redis (see
+        redis_lease.py and docs/scaling.md); the `lease_*` options tune it."""
         if eviction_policy not in EVICTION_POLICIES:
             raise ValueError(f"eviction_policy is one of {EVICTION_POLICIES}")
         if type(replicas) is not int or replicas < 0:
@@ -188,6 +199,10 @@ class RedisStore(Store):
         self._pending_lock = threading.Lock()
         self._plans: dict[int, _Plan] = {}
         self._next_primary_check = 0.0
+        self.budget_leases: Leases | None = None
+        if lease_budgets:  # budget leasing (redis_lease.py); off: nothing below changes
+            self.budget_leases = redis_lease.Leases(self, lease_block, lease_budget_ttl, lease_idle,
+                                        lease_refusal_ttl, lease_replicas)  # fmt: skip
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> RedisStore:
@@ -364,6 +379,8 @@ class RedisStore(Store):
     def admit(self, request_id: str, spec: ChainSpec, tokens: int, cost: int) -> Reservation:
         if spec.empty:
             return Reservation(request_id, spec, tokens, cost, (), ())
+        if self.budget_leases is not None and spec.budgets:
+            return redis_lease.admit(self.budget_leases, request_id, spec, tokens, cost)
         plan = self.plan(spec, self._day())
         nonce = ""
         try:
@@ -398,6 +415,8 @@ class RedisStore(Store):
     async def aadmit(self, request_id: str, spec: ChainSpec, tokens: int, cost: int) -> Reservation:
         if spec.empty:
             return Reservation(request_id, spec, tokens, cost, (), ())
+        if self.budget_leases is not None and spec.budgets:
+            return await redis_lease.aadmit(self.budget_leases, request_id, spec, tokens, cost)
         plan = self.plan(spec, self._day())
         nonce = ""
         try:
@@ -572,6 +591,8 @@ class RedisStore(Store):
         return code != 0
 
     def settle(self, reservation: Reservation, tokens: int, cost: int) -> bool:
+        if self.budget_leases is not None and redis_lease.owns(reservation):
+            return redis_lease.settle(self.budget_leases, reservation, tokens, cost)
         if reservation.prepared == BYPASS or reservation.spec.empty:
             return False
         keys, args = self._settle_call(reservation, tokens, cost)
@@ -586,6 +607,8 @@ class RedisStore(Store):
             return True  # queued: replayed, once, when Redis answers again
 
     async def asettle(self, reservation: Reservation, tokens: int, cost: int) -> bool:
+        if self.budget_leases is not None and redis_lease.owns(reservation):
+            return await redis_lease.asettle(self.budget_leases, reservation, tokens, cost)
         if reservation.prepared == BYPASS or reservation.spec.empty:
             return False
         keys, args = self._settle_call(reservation, tokens, cost)
@@ -777,7 +800,17 @@ class RedisStore(Store):
             raise self._unavailable(exc) from None
         return time.perf_counter() - start
 
+    async def aclose(self) -> None:
+        """At shutdown in an event loop (the gateway): return leased budgets' holdings."""
+        if self.budget_leases is not None:
+            await self.budget_leases.aclose()
+
+    def _can_sync(self) -> bool:
+        return self._client is not None or self.topology is not None
+
     def close(self) -> None:
+        if self.budget_leases is not None:
+            self.budget_leases.close()  # returns what it holds
         if self._client is not None:
             self._client.close()
 
@@ -967,3 +1000,6 @@ def _bucket_free(b: Bucket, value: Any, now_us: int) -> int:
     per_us = b.per_ns // 1000
     debt = max((q - now_us) * b.limit + r, 0)  # microseconds ahead of now, times the limit
     return max(b.burst - -(-debt // per_us), 0)
+
+
+from runtime.limits import redis_lease  # noqa: E402 - it builds on this module

@@ -132,3 +132,27 @@ def _month() -> str:
     from runtime.periods import window_at
 
     return window_at("monthly", time.time_ns(), None)[0]
+
+
+def test_leased_budgets_on_a_cluster(cluster: Cluster, tmp_path: Path) -> None:
+    """Budget leasing's keys ({ns}:l:…, {ns}:lr) share the store's hash tag: its scripts run
+    on the primary holding the slot, sync and asyncio, and the books close exactly."""
+    ns = cluster.namespace_on(cluster.servers[2], "leased")
+    store = new_store(cluster.url, ns, lease_budgets=True, lease_block=0.3)
+    router = Router.load(books(tmp_path, budget=10), store)
+    for _ in range(8):
+        router.admit(team(router), ESTIMATE).settle(USAGE)
+
+    async def run() -> None:
+        for _ in range(2):
+            ticket = await router.aadmit(team(router), ESTIMATE)
+            await ticket.asettle(USAGE)
+
+    asyncio.run(run())
+    with pytest.raises(BudgetExceeded):
+        router.admit(team(router), ESTIMATE)
+    store.close()
+    with cluster.servers[2].client() as client:
+        assert client.exists(f"{{{ns}}}:lr") or client.keys(f"{{{ns}}}:l:*")
+    assert new_store(cluster.url, ns).spent("workspace/team|budget|requests/monthly",
+                                            _month()) == 10  # fmt: skip

@@ -291,3 +291,39 @@ def test_workers_share_one_redis_store_and_admit_exactly_the_limit(
             assert totals == {200: 7.0, 429: 13.0}
     finally:
         assert gw.stop() == 0
+
+
+def test_workers_lease_budgets_and_return_them_at_exit(
+    tmp_path: Path, own_redis: RedisServer
+) -> None:
+    """--redis-lease-budgets: two workers admit a budget of 7 requests out of leased blocks,
+    exactly 7 in all, and return what they hold when they stop."""
+    from runtime.limits.redis_store import RedisStore
+    from runtime.periods import window_at
+
+    files = catalog()
+    files["w.yaml"] = files["w.yaml"].replace(
+        "rate_limits: [{limit: 1000, unit: requests, per: minute}]",
+        "budgets: [{limit: 7, unit: requests, period: daily}]",
+    )
+    path = tmp_path / "leased.json"
+    path.write_bytes(compile_files(tmp_path / "cat", files))
+    url = f"redis://127.0.0.1:{own_redis.port}/0"
+    gw = Gateway(path, "--workers", "2", "--redis", url, "--namespace", "leased",
+                 "--redis-lease-budgets", "--redis-lease-block", "0.5",
+                 env={"GW_OPS_FAKE_KEY": CREDENTIAL})  # fmt: skip
+    try:
+        _wait(lambda: len(gw.events("listening")) == 2)
+        statuses = [gw.request("POST", "/v1/chat/completions", chat(), AUTH)[0]
+                    for _ in range(12)]  # fmt: skip
+        assert statuses.count(200) == 7 and len(set(statuses) - {200}) == 1
+    finally:
+        assert gw.stop() == 0
+    day = window_at("daily", time.time_ns(), None)[0]
+    reader = RedisStore(url, namespace="leased")
+    assert reader.spent("workspace/ops|budget|requests/daily", day) == 7
+
+
+def test_lease_budgets_need_the_redis_store(bundle: Path) -> None:
+    done = run_cli(str(bundle), "--redis-lease-budgets")
+    assert done.returncode == 2 and "--redis-lease-budgets needs --redis" in done.stderr

@@ -31,7 +31,7 @@ ORG = "kind: Organization\nversion: 1\nname: Conformance\n"
 _n = itertools.count()
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "redis-leased"])
 def store_kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
@@ -52,7 +52,11 @@ def make(
             store: Store = MemoryStore()
         else:
             server: RedisServer = request.getfixturevalue("redis_server")
-            store = RedisStore(server.url, namespace=f"t-{uuid.uuid4().hex[:8]}")
+            # budget leasing on (redis_lease.py), blocks of 10%: these budgets are tiny, and
+            # blocks of 0.1% would be one request each (an acquisition per admission)
+            leased = store_kind == "redis-leased"
+            store = RedisStore(server.url, namespace=f"t-{uuid.uuid4().hex[:8]}",
+                               lease_budgets=leased, lease_block=0.1)  # fmt: skip
         stores.append(store)
         return Router.load(data, store)
 
