@@ -141,7 +141,9 @@ def test_two_replicas_send_each_alert_once_signed(tmp_path: Path, loop: Loop,
             assert alert["counter"] == "workspace/team" and alert["limit"] == "0.002"
             assert alert["window"] == time.strftime("%Y-%m", time.gmtime())
             assert alert["bundle"].startswith("sha256:")
-        assert Decimal(alerts[0]["spent"]) >= Decimal("0.0016")
+        # the crossing is decided on reservations; `spent` is read when the alert is built,
+        # after refunds (docs/gateway.md): within the budget, never past it
+        assert Decimal("0") < Decimal(alerts[0]["spent"]) <= Decimal("0.002")
         for headers, body in receiver.got:  # each signed with the catalog's secret
             expected = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
             assert headers["x-catalog-signature"] == f"sha256={expected}"
