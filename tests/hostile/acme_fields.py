@@ -181,6 +181,8 @@ def _skeleton(model: str) -> dict[str, Any]:
             out[name] = "filler"
         elif prop.get("type") in ("integer", "number"):
             out[name] = prop.get("minimum", 1)
+        elif str(prop.get("$ref", "")).endswith("/SecretRef"):
+            out[name] = {"env": "FILLER_SECRET"}
         else:
             raise AssertionError(f"cannot fill required {model}.{name}: extend _skeleton")
     return out
