@@ -63,9 +63,16 @@ def tuning_argv(
     events: str | None = None,
     events_max_bytes: int | None = None,
     metrics: bool = True,
+    alerts_dead_letter: str | None = None,
+    lease_block: float | None = None,
 ) -> list[str]:
-    """The gateway's own options, forwarded only when given (its defaults stay its own)."""
+    """The gateway's own options, forwarded only when given (its defaults stay its own).
+    `lease_block`: lease budgets from Redis in blocks of this fraction (None: exact)."""
     argv: list[str] = []
+    if alerts_dead_letter is not None:
+        argv += ["--alerts-dead-letter", alerts_dead_letter]
+    if lease_block is not None:
+        argv += ["--redis-lease-budgets", "--redis-lease-block", repr(lease_block)]
     if events is not None:
         argv += ["--events", events]
     if events_max_bytes is not None:
@@ -201,6 +208,25 @@ def write_bundle(compiled: Compiled, source: str, out_dir: Path) -> Path:
     show_default=True,
     help="Serve Prometheus metrics at /metrics.",
 )
+@click.option(
+    "--alerts-dead-letter",
+    metavar="PATH",
+    default=None,
+    help="Append budget alerts the webhook would not take to PATH (JSON Lines).",
+)
+@click.option(
+    "--redis-lease-budgets",
+    "lease_budgets",
+    is_flag=True,
+    help="Admit budgets locally within blocks leased from Redis (docs/scaling.md).",
+)
+@click.option(
+    "--redis-lease-block",
+    type=click.FloatRange(min=0, max=1, min_open=True),
+    default=0.001,
+    show_default=True,
+    help="The leased block, a fraction of each budget's limit.",
+)
 def serve(
     source: str,
     host: str,
@@ -215,6 +241,9 @@ def serve(
     events: str | None,
     events_max_bytes: int | None,
     metrics: bool,
+    alerts_dead_letter: str | None,
+    lease_budgets: bool,
+    redis_lease_block: float,
 ) -> None:
     """Serve the OpenAI-compatible gateway on a bundle, or on a catalog DIR (default `.`),
     compiled first.
@@ -227,8 +256,12 @@ def serve(
             f"--workers {workers} needs --redis URL: the memory store counts per process, "
             "so each worker would admit the whole limit"
         )
+    if lease_budgets and redis is None:
+        raise click.UsageError("--redis-lease-budgets needs --redis URL")
     tuning = tuning_argv(namespace, max_body_bytes, drain_timeout, watch, events=events,
-                         events_max_bytes=events_max_bytes, metrics=metrics)  # fmt: skip
+                         events_max_bytes=events_max_bytes, metrics=metrics,
+                         alerts_dead_letter=alerts_dead_letter,
+                         lease_block=redis_lease_block if lease_budgets else None)  # fmt: skip
     if not is_catalog(Path(source)):
         main = load_gateway()
         sys.exit(main(gateway_argv(source, host, port, workers, redis, allow_missing_secrets,

@@ -230,3 +230,19 @@ def test_the_gateways_own_options_are_forwarded_only_when_given() -> None:
         2.5,
         True,
     )
+
+
+def test_the_books_and_leasing_options_reach_the_gateway(run_cli: Callable[..., Any]) -> None:
+    from runtime.gateway.cli import parser
+
+    tuning = tuning_argv(None, None, None, True, events="ev.jsonl", events_max_bytes=8192,
+                         metrics=False, alerts_dead_letter="dead.jsonl", lease_block=0.01)  # fmt: skip
+    parsed = parser().parse_args(
+        gateway_argv("/b.json", "127.0.0.1", 0, 1, "redis://127.0.0.1:1/0", False, tuning)
+    )
+    assert (parsed.events, parsed.events_max_bytes, parsed.no_metrics) == ("ev.jsonl", 8192, True)
+    assert parsed.alerts_dead_letter == "dead.jsonl"
+    assert (parsed.redis_lease_budgets, parsed.redis_lease_block) == (True, 0.01)
+    assert "--redis-lease-budgets" not in tuning_argv(None, None, None, True)
+    done = run_cli("serve", str(ROOT / "examples" / "gateway"), "--redis-lease-budgets")
+    assert done.exit_code == 2 and "needs --redis" in done.output
