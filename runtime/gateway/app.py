@@ -67,9 +67,12 @@ class Gateway:
         self.reload_error = None
 
 
+GATEWAY = web.AppKey("gateway", Gateway)
+
+
 def build_app(gw: Gateway, max_body: int = MAX_BODY_BYTES) -> web.Application:
     app = web.Application(client_max_size=max_body)
-    app["gateway"] = gw
+    app[GATEWAY] = gw
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/v1/models", models)
@@ -83,7 +86,7 @@ def build_app(gw: Gateway, max_body: int = MAX_BODY_BYTES) -> web.Application:
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus exposition (labels: catalog slugs only). Unauthenticated, like /healthz:
     bind the gateway where only the scraper reaches it, or filter the path in front."""
-    gw: Gateway = request.app["gateway"]
+    gw = request.app[GATEWAY]
     if gw.books.metrics is None:
         return web.json_response({"error": "metrics are off (--no-metrics)"}, status=404)
     # the budget gauges, from what the store holds now; without the store the rest still
@@ -97,7 +100,7 @@ async def metrics(request: web.Request) -> web.Response:
 async def usage(request: web.Request) -> web.Response:
     """Every counter's use now: a workspace key sees the counters its requests are charged
     to; an organization admin key sees all (or one workspace's, with `?workspace=`)."""
-    gw: Gateway = request.app["gateway"]
+    gw = request.app[GATEWAY]
     live = gw.live
     caller = live.keys.caller(request.headers) or live.keys.admin(request.headers)
     if caller is None:
@@ -124,7 +127,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    gw: Gateway = request.app["gateway"]
+    gw = request.app[GATEWAY]
     body: dict[str, Any] = {"digest": gw.live.bundle.digest, "store": gw.store_kind}
     if gw.reload_error:
         body["reload_error"] = gw.reload_error
@@ -146,7 +149,7 @@ async def _store_problem(gw: Gateway) -> str | None:
 
 
 async def models(request: web.Request) -> web.Response:
-    gw: Gateway = request.app["gateway"]
+    gw = request.app[GATEWAY]
     live = gw.live
     caller = live.keys.caller(request.headers)
     if caller is None:
@@ -168,7 +171,7 @@ def _handler(endpoint: str):  # type: ignore[no-untyped-def]
 
 
 async def serve(request: web.Request, endpoint: str) -> web.StreamResponse:
-    gw: Gateway = request.app["gateway"]
+    gw = request.app[GATEWAY]
     anthropic = endpoint == "messages"
     record = Record(endpoint, gw.books)
     record.fields["trace_id"] = any_trace_id(request.headers)
