@@ -30,7 +30,7 @@ class CounterUsage:
     unit: str  # usd | tokens | requests
     limit: Decimal | int
     spent: Decimal | int
-    reserved: Decimal | int | None  # None: the store keeps one sum (spent includes it)
+    reserved: Decimal | int | None  # None: a leased budget (spent is what was granted)
     remaining: Decimal | int
     period: str | None = None  # budgets: daily … <N>d; rate limits: second … day
     window_start: dt.datetime | None = None  # budgets, UTC

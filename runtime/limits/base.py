@@ -40,7 +40,7 @@ class Reservation(NamedTuple):
 class Snapshot(NamedTuple):
     """What a store holds now for some counters, in the order they were asked for."""
 
-    # (charged: settled + reserved, reserved; None when the store keeps only the sum)
+    # (charged: settled + reserved, reserved; None where only the sum is known: leasing)
     budgets: tuple[tuple[int, int | None], ...]
     buckets: tuple[int, ...]  # units a bucket would admit now
     leases: tuple[int, ...]  # leases held

@@ -7,8 +7,11 @@ Redis Lua numbers are doubles, exact only below 2^53, so nothing large is multip
 - a budget is one pair (h, l): usd is (micro-USD, pico-USD remainder below 10^6), tokens
   and requests use `h` only. Each stays far below 2^53 (money.py and spec.py say why).
 A pair is stored as 16 bytes, two little-endian doubles (struct '<dd'): exact for integers
-below 2^53, and packing it is several times cheaper in Redis's Lua than formatting or
-parsing text (which was the larger part of the script's time). State is read
+below 2^53; a budget window is two pairs, 32 bytes: what it was charged, then what admitted,
+unsettled requests hold of that (their reservations, for `usage()`; a 16-byte value from an
+older store or from leasing holds no second pair). Packing doubles is several times
+cheaper in Redis's Lua than formatting or parsing text (which was the larger part of the
+script's time). State is read
 and written with one MGET and one MSET, to keep the script short: it runs on every request.
 Counter keys carry no TTL (a SET or MSET would drop it on every write): the registry below
 says when a budget window's key may go, a day after the window ends, and the admission that
@@ -57,6 +60,19 @@ local function pair(s)
   return a, b
 end
 local function fmt(a, b) return struct.pack('<dd', a, b) end
+-- a budget window carries a second pair: what admitted, unsettled requests hold of it
+local function held(s)
+  if s and #s >= 32 then
+    local _, _, c, d = struct.unpack('<dddd', s)
+    return c, d
+  end
+  return 0, 0
+end
+local function fmt4(a, b, c, d)
+  if d >= 1000000 then c = c + 1; d = d - 1000000 elseif d < 0 then c = c - 1; d = d + 1000000 end
+  if c < 0 then c = 0; d = 0 end
+  return struct.pack('<dddd', a, b, c, d)
+end
 """
 
 # Days since 1970 <-> civil dates (H. Hinnant's algorithms), and the window of a period at
@@ -192,7 +208,8 @@ for j = 1, ng do
     crossed[#crossed + 1] = j  -- an alert threshold crossed: spent < alert <= spent + amount
   end
   writes[#writes + 1] = key
-  writes[#writes + 1] = fmt(sh, sl)
+  local rh, rl = held(s)
+  writes[#writes + 1] = fmt4(sh, sl, rh + ah, rl + al)
 end
 for k = 1, nl do
   local key = KEYS[nk + k]
@@ -231,9 +248,10 @@ ADMIT = _ARGS + _ADMIT_BODY.replace("__FOREVER__", str(FOREVER)).replace("__CALE
 
 # Settlement numbers: nb, ng, nl, 0, 0; per token bucket: sign, dq, dr, limit, cap (the
 # most microseconds ahead of now a bucket may be left); per budget: delta h, delta l (same
-# sign). KEYS: the request's state, the generation, the registry, token buckets, budgets,
-# leases. ARGV: numbers, request id, the generation it was admitted in, settled TTL (s), and
-# for a void only, the admission's nonce (nothing happens unless that admission ran).
+# sign), and the reservation it releases, h and l. KEYS: the request's state, the
+# generation, the registry, token buckets, budgets, leases. ARGV: numbers, request id, the
+# generation it was admitted in, settled TTL (s), and for a void only, the admission's
+# nonce (nothing happens unless that admission ran).
 # Replies: 0 already settled (or a void of an admission that never ran); 1 done, or {1,
 # vanished keys}; 2 the generation changed (the counters it charged were lost: leases
 # released, nothing corrected).
@@ -293,11 +311,12 @@ for j = 1, ng do
     if l >= 1000000 then h = h + 1; l = l - 1000000
     elseif l < 0 then h = h - 1; l = l + 1000000 end
     if h < 0 then h = 0; l = 0; lost[#lost + 1] = key end  -- never below zero
-    redis.call('SET', key, fmt(h, l), 'KEEPTTL')
+    local rh, rl = held(s)
+    redis.call('SET', key, fmt4(h, l, rh - V[a + 2], rl - V[a + 3]), 'KEEPTTL')
   else
     vanished(key)
   end
-  a = a + 2
+  a = a + 4
 end
 if #lost == 0 then return 1 end
 return {1, lost}

@@ -569,6 +569,8 @@ class RedisStore(Store):
             used = 0 if nonce else g.amount(tokens, cost)
             delta = used - g.amount(reservation.tokens, reservation.cost)
             budget_args += list(split_money(delta, g.unit == "usd"))
+            reserved = g.amount(reservation.tokens, reservation.cost)
+            budget_args += list(split_money(reserved, g.unit == "usd"))  # no longer held
         state = f"{self.tag}:s:{reservation.request_id}"
         numbers = [len(bucket_keys), len(keys.budgets), len(keys.leases), 0, 0,
                    *bucket_args, *budget_args]  # fmt: skip
@@ -669,7 +671,7 @@ class RedisStore(Store):
         if value is None:
             return 0
         assert isinstance(value, bytes), "the store's client must not decode responses"
-        high, low = PAIR.unpack(value)  # see lua.py: two little-endian doubles, exact
+        high, low = PAIR.unpack_from(value)  # see lua.py: little-endian doubles, exact
         usd = "|budget|usd/" in budget_key  # keys read "<counter>|budget|<unit>/<period>"
         return int(high) * (MICRO if usd else 1) + int(low)
 
@@ -692,9 +694,8 @@ class RedisStore(Store):
         buckets: Sequence[Bucket],
         leases: Sequence[LeaseSpec],
     ) -> Snapshot:
-        """Read in one round trip. What admitted, unsettled requests hold is not kept apart
-        in Redis (the scripts keep one sum per window): `reserved` is None, and the
-        reservations are in `charged` (docs/gateway.md, known gaps)."""
+        """Read in one round trip: each budget window's charged total and what admitted,
+        unsettled requests hold of it (None for a leased window: it holds grants)."""
         tag = self.tag
         now_us = time.time_ns() // 1000 - EPOCH_S * MICRO
         try:
@@ -709,7 +710,7 @@ class RedisStore(Store):
         except UNREACHABLE as exc:
             raise self._unavailable(exc) from None
         got = iter(replies)
-        held = tuple((_budget_amount_of(next(got), g.unit == "usd"), None) for g, _ in budgets)
+        held = tuple(_budget_held(next(got), g.unit == "usd") for g, _ in budgets)
         free = tuple(_bucket_free(b, next(got), now_us) for b in buckets)
         inflight = tuple(int(next(got)) for _ in leases)
         return Snapshot(held, free, inflight)
@@ -982,12 +983,17 @@ def _rate_refusal(b: Bucket, tokens: int, result: list[Any]) -> RateLimited:
     return RateLimited(b.counter, b.unit, b.per, b.limit, retry_after=wait_us / MICRO)
 
 
-def _budget_amount_of(value: Any, usd: bool) -> int:
-    """A budget window's pair (see lua.py) as one integer (pico-USD for usd)."""
+def _budget_held(value: Any, usd: bool) -> tuple[int, int | None]:
+    """A budget window's (charged, reserved) as integers (pico-USD for usd); reserved is
+    None for a value without its second pair (leased, or written by an older store)."""
     if value is None:
-        return 0
-    high, low = PAIR.unpack(value)
-    return int(high) * (MICRO if usd else 1) + int(low)
+        return 0, 0
+    scale = MICRO if usd else 1
+    high, low = PAIR.unpack_from(value)
+    if len(value) < 2 * PAIR.size:
+        return int(high) * scale + int(low), None
+    rhigh, rlow = PAIR.unpack_from(value, PAIR.size)
+    return int(high) * scale + int(low), int(rhigh) * scale + int(rlow)
 
 
 def _bucket_free(b: Bucket, value: Any, now_us: int) -> int:
