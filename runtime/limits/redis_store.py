@@ -745,16 +745,22 @@ class RedisStore(Store):
         pool: Any = getattr(self._client, "connection_pool", None)
         if not isinstance(pool, redis.sentinel.SentinelConnectionPool) or not self._due():
             return
+        before = pool.proxy.master_address  # the sync pool keeps it on its proxy
         with contextlib.suppress(*UNREACHABLE):  # the next command tells if it is reachable
-            pool.get_master_address()  # type: ignore[no-untyped-call]
+            if pool.get_master_address() != before and before is not None:  # type: ignore[no-untyped-call]
+                # redis-py drops only idle connections: one in use now would go back to the
+                # pool still talking to the old primary, whose writes Sentinel will discard
+                pool.disconnect(inuse_connections=True)
 
     async def _acheck_primary(self) -> None:
         client = self._aclients.get(id(asyncio.get_running_loop()), self._given_async)
         pool: Any = getattr(client, "connection_pool", None)
         if not isinstance(pool, aiosentinel.SentinelConnectionPool) or not self._due():
             return
+        before = pool.master_address
         with contextlib.suppress(*UNREACHABLE):
-            await pool.get_master_address()  # type: ignore[no-untyped-call]
+            if await pool.get_master_address() != before and before is not None:  # type: ignore[no-untyped-call]
+                await pool.disconnect(inuse_connections=True)  # as in _check_primary
 
     def _drop_demoted(self, exc: BaseException) -> None:
         """READONLY from one server: it was demoted (a managed service failed over behind

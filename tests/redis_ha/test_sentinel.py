@@ -20,7 +20,7 @@ from tests.redis_ha.topologies import SentinelGroup
 from tests.redis_server import RedisServer, free_port
 
 BUDGET = 700  # requests: reached during the run on a quiet machine, not needed otherwise
-SLACK = 1.0  # seconds: scheduling on a busy 2-core CI box
+SLACK = 2.0  # seconds: scheduling on a 2-core CI box running the whole suite
 
 
 def team(router: Router):  # type: ignore[no-untyped-def]
@@ -60,8 +60,9 @@ def test_a_forced_failover_under_load(
     assert lost <= len(inside)  # only admissions acknowledged inside the window are lost
     assert all(started <= r.admitted_at <= end for r in books_now.lost_admissions)
     assert all(started <= (r.settled_at or 0) <= end for r in books_now.lost_settlements)
-    if strict:
-        assert lost == 0 and not books_now.lost_admissions  # every acknowledged one survived
+    if strict:  # every acknowledged admission survived; a refused one may stay charged when
+        # the store could not tell it ran (an over-count, never a loss: docs/redis.md)
+        assert lost <= 0 and not books_now.lost_admissions
     time.sleep(1.1)  # leases of lost settlements expire by their TTL
     assert store.inflight("provider/openai-prod|inflight") == 0
     print(f"\nforced failover ({mode}, strict={strict}): switch {switched - started:.2f} s, "
