@@ -40,6 +40,11 @@ def test_a_forced_failover_under_load(
     with Load(router, mode) as load:
         time.sleep(0.5)
         started = time.monotonic()
+        # Replication is asynchronous: on a loaded machine the replica may lag behind writes
+        # acknowledged before the failover began. WAIT makes "before `started`" replicated, so
+        # every loss the test counts is one the failover itself caused.
+        with sentinels.primary.client() as primary:
+            assert primary.wait(1, 10_000) >= 1
         new = sentinels.failover()
         switched = time.monotonic()
         if strict:  # no replica acknowledges until the demoted primary has synced again
