@@ -11,6 +11,8 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from runtime.money import dollars
+
 MAX_BYTES = 16 * 1024 * 1024
 MAX_ROWS = 100_000
 KINDS = ("budget", "rate_limit", "concurrency")
@@ -43,7 +45,7 @@ class UsageBar:
     @property
     def label(self) -> str:
         unit = "USD" if self.unit == "usd" else self.unit
-        what = f"{_plain(self.spent)} of {_plain(self.limit)} {unit}"
+        what = f"{dollars(self.spent)} of {dollars(self.limit)} {unit}"
         return f"{what} {self.period}" if self.period and self.kind != "concurrency" else what
 
 
@@ -114,8 +116,3 @@ def _amount(value: Any, what: str) -> Decimal:
     if not found.is_finite() or found < 0 or found > Decimal(10) ** 15:
         raise UsageFileError(f"{what} is out of range")
     return found
-
-
-def _plain(value: Decimal) -> str:
-    text = f"{value:f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
