@@ -94,24 +94,30 @@ def client(gateway: GatewayProcess, key: str) -> openai.OpenAI:
     return openai.OpenAI(base_url=gateway.v1, api_key=key, max_retries=0)
 
 
+ANSWERED: list[str] = []  # the trace id of every request these tests had answered
+
+
 def chat(c: openai.OpenAI, text: str, **kw: Any) -> tuple[Decimal, str]:
     raw = c.chat.completions.with_raw_response.create(
         messages=[{"role": "user", "content": text}], **kw
     )
+    ANSWERED.append(raw.headers["x-portkey-trace-id"])
     return Decimal(raw.headers["x-catalog-cost-usd"]), raw.headers["x-portkey-trace-id"]
 
 
-def events_of(gateway: GatewayProcess, count: int) -> list[dict[str, Any]]:
-    """The events file once it holds at least `count` events (they follow the answer)."""
+def events_of(gateway: GatewayProcess) -> list[dict[str, Any]]:
+    """The events file once it holds the event of every answered request. Events follow
+    the answer, so waiting for a count would race with earlier tests' events."""
     path: Path = gateway.events  # type: ignore[attr-defined]
     lines: list[dict[str, Any]] = []
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         lines = [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
-        if len(lines) >= count:
-            break
+        if set(ANSWERED) <= {e["trace_id"] for e in lines}:
+            return lines
         time.sleep(0.05)
-    return lines
+    missing = set(ANSWERED) - {e["trace_id"] for e in lines}
+    raise AssertionError(f"no event within 10 s for the answered requests {sorted(missing)}")
 
 
 def scrape(gateway: GatewayProcess) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -142,7 +148,7 @@ def test_events_and_metrics_match_what_the_requests_were_charged(
         for _ in range(60):
             chat(team, "more words to spend the budget", model="@fast/echo", max_tokens=8)
     assert refused.value.status_code == 412
-    events = events_of(gateway, 3)
+    events = events_of(gateway)
     by_trace = {e["trace_id"]: e for e in events}
     for cost, trace in charged:
         assert Decimal(by_trace[trace]["chargeback_usd"]) == cost  # what budgets counted
@@ -193,7 +199,8 @@ def test_a_stream_has_one_event_and_a_time_to_first_token(gateway: GatewayProces
                                          messages=[{"role": "user", "content": "a b c d"}],
                                          extra_headers={"x-portkey-trace-id": "stream-books-1"})  # fmt: skip
     assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
-    events = events_of(gateway, 1)
+    ANSWERED.append("stream-books-1")
+    events = events_of(gateway)
     mine = [e for e in events if e["trace_id"] == "stream-books-1"]
     assert len(mine) == 1 and mine[0]["stream"] is True and mine[0]["tokens"]["input"] == 4
     after = value(scrape(gateway), "catalog_time_to_first_token_seconds_count",
@@ -230,7 +237,7 @@ def test_usage_now_for_a_workspace_and_for_the_organization(gateway: GatewayProc
     assert status == 200 and every["workspace"] is None
     counters = {(c["counter"], c["kind"]): c for c in every["counters"]}
     team = counters[("workspace/team", "budget")]
-    events = events_of(gateway, 1)
+    events = events_of(gateway)
     spent = sum(Decimal(e["chargeback_usd"]) for e in events if e["workspace"] == "team")
     assert Decimal(team["spent"]) == spent and team["reserved"] == "0"
     assert Decimal(team["remaining"]) == Decimal("0.0003") - spent
@@ -272,7 +279,7 @@ def test_the_report_sums_to_what_the_responses_said(gateway: GatewayProcess) -> 
         with contextlib.suppress(openai.APIStatusError):  # the tiny budget may be spent
             said.append(chat(team, text, model="@fast/echo", max_tokens=4)[0])
     said.append(chat(client(gateway, FREE), "eta theta", model="@fast/echo-large")[0])
-    events = events_of(gateway, before + len(said))
+    events = events_of(gateway)
     assert sum(Decimal(e["chargeback_usd"]) for e in events[before:]) == sum(said)
     result = CliRunner().invoke(cli, ["report", str(path), "--format", "json"])
     assert result.exit_code == 0, result.output
