@@ -37,8 +37,8 @@ MAX_REFILL_YEARS = 100
 PER_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86_400}
 MAX_PRICE_PER_M = Decimal(10_000)
 MAX_PER_REQUEST = Decimal(100)
-PRICE_PLACES = 6  # USD per 1M tokens: one token costs a whole number of pico-USD
-PER_REQUEST_PLACES = 12
+PRICE_PLACES = 10  # USD per 1M tokens: one token costs a whole number of 1e-16 USD
+PER_REQUEST_PLACES = 16
 MAX_RETRY_ATTEMPTS = 5
 
 # -- the runtime's own bounds: generous; they keep a hostile bundle finite ----------------

@@ -1,27 +1,31 @@
-"""Exact money: every charge is a whole number of pico-USD (1e-12 USD).
+"""Exact money: every charge is a whole number of units of 1e-16 USD (UNITS_PER_USD).
 
-Prices are USD per 1M tokens with at most 6 decimal places (the compiler enforces it), so
-one token costs `price * 10**6` pico-USD exactly; per-request fees at most 12 places.
+Prices are USD per 1M tokens with at most 10 decimal places (the compiler enforces it), so
+one token costs `price * 10**10` units exactly; per-request fees have at most 16 places.
 
 `Estimate` and `Usage` come from clients and upstreams: every token count is a plain `int`
 (never bool, float, Decimal or str) from 0 to MAX_TOKENS, else InvalidRequest (400) names
 the field. The bound is far above any real request (the largest context windows hold ~10^7
 tokens) and keeps every derived counter exact where it is kept: a request costs at most
-4 * 10^9 tokens * 10^10 pico-USD (the compiler's 10,000 USD per 1M tokens) + 10^14 pico-USD,
-about 4 * 10^13 micro-USD, far below the 2^53 up to which the Redis store's doubles count.
+4 * 10^9 tokens * 10^14 units (the compiler's 10,000 USD per 1M tokens) + 10^18 units (a
+100 USD fee), about 4 * 10^7 USD = 4 * 10^13 micro-USD, far below the 2^53 up to which the
+Redis store's doubles count (it keeps micro-USD and a remainder below 10^10 units apart).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import ROUND_CEILING, Decimal
+from decimal import ROUND_CEILING, Context, Decimal, Inexact
 
 from runtime.bundle import Prices
 from runtime.errors import InvalidRequest
 
-PICO_PER_USD = 10**12
+UNITS_PER_USD = 10**16
+PLACES = 16  # decimal places of USD a unit resolves
 MAX_TOKENS = 10**9  # per field of an Estimate or a Usage
-_PER_TOKEN = Decimal(10**6)  # pico-USD per token for a price of 1 USD per 1M tokens
+_PER_TOKEN = Decimal(10**10)  # units per token for a price of 1 USD per 1M tokens
+# exact conversions: amounts here have at most ~40 digits; Inexact would be a bug, not rounding
+_EXACT = Context(prec=60, traps=[Inexact])
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,14 +139,14 @@ _NOTHING = Estimate(0)
 def _per_token(price: Decimal | None) -> int:
     if price is None:
         return 0
-    exact = price * _PER_TOKEN
+    exact = _EXACT.multiply(price, _PER_TOKEN)
     # integral for every price the compiler accepts; round up anything finer, never down
     return int(exact.to_integral_value(rounding=ROUND_CEILING))
 
 
 @dataclass(frozen=True, slots=True)
 class Rates:
-    """A model's prices in pico-USD per token (and per request), for fast exact costing."""
+    """A model's prices in units (1e-16 USD) per token and per request, for exact costing."""
 
     input: int
     output: int
@@ -161,12 +165,12 @@ class Rates:
             _per_token(prices.output),
             _per_token(prices.cache_read if prices.cache_read is not None else prices.input),
             _per_token(prices.cache_write if prices.cache_write is not None else prices.input),
-            int((per_request * PICO_PER_USD).to_integral_value(rounding=ROUND_CEILING)),
+            units(per_request),
             prices.input is not None,
         )
 
     def cost(self, usage: Usage) -> int:
-        """The exact cost in pico-USD."""
+        """The exact cost in units of 1e-16 USD."""
         if type(usage) is not Usage:
             raise InvalidRequest("usage", f"must be a Usage, found {shown(usage)}")
         return (
@@ -178,12 +182,14 @@ class Rates:
         )
 
 
-def usd(pico: int) -> Decimal:
-    return Decimal(pico).scaleb(-12)
+def usd(units: int) -> Decimal:
+    """Units of 1e-16 USD as exact USD."""
+    return _EXACT.scaleb(Decimal(units), -PLACES)
 
 
-def pico(amount: Decimal) -> int:
-    return int((amount * PICO_PER_USD).to_integral_value(rounding=ROUND_CEILING))
+def units(amount: Decimal) -> int:
+    """USD as units of 1e-16 USD, rounded up (exact for amounts of at most 16 places)."""
+    return int(_EXACT.scaleb(amount, PLACES).to_integral_value(rounding=ROUND_CEILING))
 
 
 def dollars(amount: Decimal) -> str:

@@ -20,8 +20,8 @@ from typing import Any
 from catalog_compiler.fsutil import FileId, error_text, write_atomic
 from catalog_compiler.model.types import SLUG_RE
 
-PRICE_PLACES = 6  # a catalog price (USD per 1M tokens) has at most this many decimal places
-PER_REQUEST_PLACES = 12  # USD per request
+PRICE_PLACES = 10  # a catalog price (USD per 1M tokens) has at most this many decimal places
+PER_REQUEST_PLACES = 16  # USD per request
 MAX_PRICE = Decimal(10_000)
 MAX_PER_REQUEST = Decimal(100)
 REPORT_FILE = "IMPORT-REPORT.md"
@@ -69,7 +69,7 @@ def price_problem(per_million: Decimal) -> str | None:
     if per_million > MAX_PRICE:
         return "price above 10000 USD per 1M tokens"
     if places(per_million) > PRICE_PLACES:
-        return "finer than 6 decimal places"
+        return f"finer than {PRICE_PLACES} decimal places"
     return None
 
 
@@ -79,7 +79,7 @@ def per_request_problem(usd: Decimal) -> str | None:
     if usd > MAX_PER_REQUEST:
         return "per-request price above 100 USD"
     if places(usd) > PER_REQUEST_PLACES:
-        return "per-request price finer than 12 decimal places"
+        return f"per-request price finer than {PER_REQUEST_PLACES} decimal places"
     return None
 
 

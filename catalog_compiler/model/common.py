@@ -143,7 +143,7 @@ class SecretRef(Strict):
 # in doubles, exact for integers below 2^53 (~9e15), so a USD budget in micro-USD, a count,
 # and a bucket's refill time in microseconds must each stay below that.
 MAX_BUDGET_USD = 10**9
-USD_PLACES = 12  # pico-USD, as money is kept everywhere
+USD_PLACES = 12  # a budget needs no finer; the runtime keeps 1e-16 USD (money.py)
 MAX_REFILL_YEARS = 100
 PER_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86_400}
 
@@ -178,7 +178,7 @@ class Budget(Strict):
         if self.unit == "usd" and decimal_places(self.limit) > USD_PLACES:
             raise PydanticCustomError(
                 "E0205",
-                "a usd budget is exact to {places} decimal places (pico-USD), found {limit}",
+                "a usd budget is exact to {places} decimal places, found {limit}",
                 {"places": USD_PLACES, "limit": shown(self.limit), "field": "limit"},
             )
         return self

@@ -29,6 +29,10 @@ PERIOD_RE = re.compile(r"([1-9][0-9]{0,3})d\Z")
 HTTP_URL = re.compile(r"https?://[^\s/?#]+(?:[/?#]\S*)?\Z")
 MAX_PRICE_PER_M = Decimal(10_000)
 MAX_PER_REQUEST = Decimal(100)
+# the runtime counts 1e-16 USD (runtime/money.py): one token at a 10-place price per 1M
+# tokens, or a 16-place fee, is a whole number of those
+PRICE_PLACES = 10
+PER_REQUEST_PLACES = 16
 
 
 def suggest_slug(text: str) -> str:
@@ -174,7 +178,7 @@ class PriceNumber(Exact):
             "E0401",
             "{what} {value} is outside 0..{hi} {unit}",
             {
-                "what": "per-request price" if self.places == 12 else "price",
+                "what": "per-request price" if self.places == PER_REQUEST_PLACES else "price",
                 "value": shown(d),
                 "hi": bound_text(self.hi or 0),
                 "unit": self.unit,
@@ -183,9 +187,9 @@ class PriceNumber(Exact):
         )
 
     def too_fine(self, d: Decimal) -> PydanticCustomError:
-        what = "per-request price" if self.places == 12 else "price"
-        hint = "prices are kept exact to 1e-12 USD per token"
-        if self.places == 6 and d < Decimal("0.001"):
+        what = "per-request price" if self.places == PER_REQUEST_PLACES else "price"
+        hint = "money is kept exact to 1e-16 USD: one token of a price costs price * 1e-6 USD"
+        if self.places == PRICE_PLACES and d < Decimal("0.001"):
             per_m = shown(d * 1_000_000)
             hint = f"prices are per 1M tokens: if {shown(d)} is per token, write {per_m}"
         return PydanticCustomError(
@@ -214,7 +218,7 @@ Price = Annotated[
     PriceNumber(
         Decimal(0),
         MAX_PRICE_PER_M,
-        6,
+        PRICE_PLACES,
         what="a price in USD per 1M tokens",
         text=True,
         description="USD per 1M tokens, exact decimal",
@@ -225,7 +229,7 @@ PerRequestPrice = Annotated[
     PriceNumber(
         Decimal(0),
         MAX_PER_REQUEST,
-        12,
+        PER_REQUEST_PLACES,
         what="a price in USD per request",
         text=True,
         description="USD per request, exact decimal",

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from runtime.gateway.log import log
 from runtime.gateway.replies import Failure
-from runtime.money import usd
+from runtime.money import UNITS_PER_USD, usd
 
 if TYPE_CHECKING:
     from runtime.gateway.execute import Outcome
@@ -98,7 +98,8 @@ class Record:
                 if n:
                     m.child(m.tokens, *key, kind).inc(n)
             catalog = (a.catalog_rates or a.rates).cost(used)
-            m.child(m.cost, *key, "catalog").inc(catalog / 1_000_000)  # pico -> micro
+            # micro-USD as a float (exact to ~15 digits): the exact sums are the usage events
+            m.child(m.cost, *key, "catalog").inc(catalog * 1_000_000 / UNITS_PER_USD)
             charged = ticket.cost if ticket.cost is not None else usd(0)
             m.child(m.cost, *key, "chargeback").inc(float(charged * 1_000_000))
         moves = 0

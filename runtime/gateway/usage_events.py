@@ -123,7 +123,7 @@ def usage_event(
     if not settled:
         return None
     tokens = Usage()
-    catalog = 0  # pico-USD
+    catalog = 0  # units of 1e-16 USD
     chargeback = Decimal(0)
     for ticket in settled:
         used = ticket.usage

@@ -30,7 +30,7 @@ class Reservation(NamedTuple):
     request_id: str
     spec: ChainSpec
     tokens: int
-    cost: int  # pico-USD reserved
+    cost: int  # units of 1e-16 USD reserved
     windows: tuple[str, ...]  # budget windows charged, one per spec.budgets
     ends: tuple[int | None, ...]  # when each window ends (ns), for expiry
     alerts: tuple[BudgetSpec, ...] = ()  # budgets whose alert threshold this crossed

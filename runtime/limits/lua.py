@@ -4,8 +4,10 @@ Redis Lua numbers are doubles, exact only below 2^53, so nothing large is multip
 - time is microseconds since 2020-01-01 (about 2^48 today), from the server's clock;
 - a GCRA bucket is one pair (q, r): its arrival time is `q + r/limit` microseconds; the
   client computes each increment `units * per / limit` as (q, r) with Python integers;
-- a budget is one pair (h, l): usd is (micro-USD, pico-USD remainder below 10^6), tokens
-  and requests use `h` only. Each stays far below 2^53 (money.py and spec.py say why).
+- a budget is one pair (h, l): usd is (micro-USD, remainder below LOW = 10^10 units of
+  1e-16 USD), tokens and requests use `h` only. Each stays far below 2^53 (money.py and
+  spec.py say why); a sum or difference of two normalised lows is below 2 * 10^10 in
+  magnitude, so one carry or borrow normalises it exactly.
 A pair is stored as 16 bytes, two little-endian doubles (struct '<dd'): exact for integers
 below 2^53; a budget window is two pairs, 32 bytes: what it was charged, then what admitted,
 unsettled requests hold of that (their reservations, for `usage()`; a 16-byte value from an
@@ -50,8 +52,9 @@ an admission whose reply was lost (ARGV[5] = that nonce) applies only if it ran.
 """
 
 FOREVER = 2**52  # registry score (unix s) of keys that never expire: buckets, `none` budgets
+LOW = 10**10  # units of 1e-16 USD per micro-USD: the base of a usd pair's low part
 
-_ARGS = r"""
+_ARGS_RAW = r"""
 local V = {struct.unpack('<' .. string.rep('d', #ARGV[1] / 8), ARGV[1])}
 local rid = ARGV[2]
 local function pair(s)
@@ -69,11 +72,12 @@ local function held(s)
   return 0, 0
 end
 local function fmt4(a, b, c, d)
-  if d >= 1000000 then c = c + 1; d = d - 1000000 elseif d < 0 then c = c - 1; d = d + 1000000 end
+  if d >= __LOW__ then c = c + 1; d = d - __LOW__ elseif d < 0 then c = c - 1; d = d + __LOW__ end
   if c < 0 then c = 0; d = 0 end
   return struct.pack('<dddd', a, b, c, d)
 end
 """
+_ARGS = _ARGS_RAW.replace("__LOW__", str(LOW))
 
 # Days since 1970 <-> civil dates (H. Hinnant's algorithms), and the window of a period at
 # a second: (key with its window label, the label, end in unix seconds).
@@ -200,7 +204,7 @@ for j = 1, ng do
   end
   local h, l = pair(s)
   local sh, sl = h + ah, l + al
-  if sl >= 1000000 then sh = sh + 1; sl = sl - 1000000 end
+  if sl >= __LOW__ then sh = sh + 1; sl = sl - __LOW__ end
   if sh > lh or (sh == lh and sl > ll) then
     return {2, j, string.format('%.0f', h), string.format('%.0f', l)}
   end
@@ -244,7 +248,8 @@ if #crossed + #corrected + #lost == 0 then return 0 end  -- the common reply: no
 return {0, crossed, corrected, lost, t[1]}
 """
 # the calendar is defined inside the branch that needs it: no closures on the common path
-ADMIT = _ARGS + _ADMIT_BODY.replace("__FOREVER__", str(FOREVER)).replace("__CALENDAR__", CALENDAR)
+_ADMIT_FULL = _ADMIT_BODY.replace("__FOREVER__", str(FOREVER)).replace("__LOW__", str(LOW))
+ADMIT = _ARGS + _ADMIT_FULL.replace("__CALENDAR__", CALENDAR)
 
 # Settlement numbers: nb, ng, nl, 0, 0; per token bucket: sign, dq, dr, limit, cap (the
 # most microseconds ahead of now a bucket may be left); per budget: delta h, delta l (same
@@ -308,8 +313,8 @@ for j = 1, ng do
   if s then
     local h, l = pair(s)
     h, l = h + V[a], l + V[a + 1]
-    if l >= 1000000 then h = h + 1; l = l - 1000000
-    elseif l < 0 then h = h - 1; l = l + 1000000 end
+    if l >= __LOW__ then h = h + 1; l = l - __LOW__
+    elseif l < 0 then h = h - 1; l = l + __LOW__ end
     if h < 0 then h = 0; l = 0; lost[#lost + 1] = key end  -- never below zero
     local rh, rl = held(s)
     redis.call('SET', key, fmt4(h, l, rh - V[a + 2], rl - V[a + 3]), 'KEEPTTL')
@@ -321,7 +326,7 @@ end
 if #lost == 0 then return 1 end
 return {1, lost}
 """
-SETTLE = _ARGS + _SETTLE_BODY
+SETTLE = _ARGS + _SETTLE_BODY.replace("__LOW__", str(LOW))
 
 RENEW = r"""
 local t = redis.call('TIME')

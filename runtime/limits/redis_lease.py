@@ -5,7 +5,8 @@ A replica (one RedisStore) takes blocks of each budget window from Redis ahead o
 admits requests locally within them: reserve before spend, so a budget is never granted past
 its limit and, when estimates bound usage, never billed past it. Per budget window Redis
 keeps, in the budget key, the **granted** total (what replicas hold plus what they spent) and
-a hash `{ns}:l:<budget>|<window>` of `replica id -> (net granted to it, expiry ms)`.
+a hash `{ns}:l:<budget>|<window>` of `replica id -> (net granted to it, expiry ms)` (a usd
+budget's key is `{ns}:bu:…` and its hash `{ns}:lu:…`: see budget_key in redis_store.py).
 
 - Admission takes each budget's amount from the replica's holding; a budget short of it is
   acquired with one LEASE script for all of the chain's short budgets at once (all or none):
@@ -35,13 +36,14 @@ import time
 from typing import Any, NamedTuple
 
 from runtime.limits.base import Reservation, budget_refusal, reused_id
-from runtime.limits.lua import _ARGS, CALENDAR, FOREVER
+from runtime.limits.lua import _ARGS, CALENDAR, FOREVER, LOW
 from runtime.limits.redis_store import (
     BYPASS,
     GENERATION_LOST,
     UNREACHABLE,
     RedisStore,
     _maybe_ran,
+    budget_key,
     pack_numbers,
 )
 from runtime.limits.spec import BudgetSpec, ChainSpec
@@ -49,18 +51,17 @@ from runtime.periods import NS_PER_DAY, epoch_day, kind, span
 
 log = logging.getLogger("runtime.limits.redis")
 SETTLED_MEMORY = 100_000  # leased request ids remembered for idempotent settlement
-MICRO = 10**6
 
-_PAIRS = r"""
+_PAIRS_RAW = r"""
 local function less(ah, al, bh, bl) return ah < bh or (ah == bh and al < bl) end
 local function add(ah, al, bh, bl)
   local h, l = ah + bh, al + bl
-  if l >= 1000000 then h = h + 1; l = l - 1000000 end
+  if l >= __LOW__ then h = h + 1; l = l - __LOW__ end
   return h, l
 end
 local function sub(ah, al, bh, bl)
   local h, l = ah - bh, al - bl
-  if l < 0 then h = h - 1; l = l + 1000000 end
+  if l < 0 then h = h - 1; l = l + __LOW__ end
   return h, l
 end
 local function entry(s)
@@ -68,6 +69,7 @@ local function entry(s)
   return struct.unpack('<ddd', s)
 end
 """
+_PAIRS = _PAIRS_RAW.replace("__LOW__", str(LOW))  # pairs as in lua.py: lows below LOW
 
 # Acquire blocks. Numbers: ng, accept_loss, ttl ms, fixed N (0: the registry's), tag length;
 # per budget: need h l, full amount h l (the need when the window is corrected), block h l,
@@ -101,7 +103,7 @@ for j = 1, ng do
     local label
     __CALENDAR__
     key, label, last = span(V[a + 12], V[a + 13], V[a + 14], key, secs)
-    hkey = string.sub(key, 1, taglen) .. ':l:' .. string.sub(key, taglen + 4)
+    hkey = string.sub(key, 1, taglen) .. ':l' .. string.sub(key, taglen + 3)  -- as _hkey
     corrected[#corrected + 1] = j
     corrected[#corrected + 1] = label
     corrected[#corrected + 1] = last
@@ -288,8 +290,8 @@ class _Chain:
         self.first = tuple(s[1] * 86_400 for s in spans)
         self.last = tuple(-1 if s[2] is None else s[2] * 86_400 for s in spans)
         self.ends = tuple(None if s[2] is None else s[2] * NS_PER_DAY for s in spans)
-        self.keys = tuple(f"{tag}:b:{g.key}|{w}" for g, w in zip(spec.budgets, self.windows,
-                                                               strict=True))  # fmt: skip
+        self.keys = tuple(budget_key(tag, g, w) for g, w in zip(spec.budgets, self.windows,
+                                                                 strict=True))  # fmt: skip
         epoch = epoch_day(spec.epoch)
         self.static = tuple((*kind(g.period), epoch) for g in spec.budgets)
         rest = ChainSpec(spec.counters, spec.buckets, (), spec.leases, spec.epoch)
@@ -297,11 +299,11 @@ class _Chain:
 
 
 def _split(amount: int, usd: bool) -> tuple[int, int]:
-    return divmod(amount, MICRO) if usd else (amount, 0)
+    return divmod(amount, LOW) if usd else (amount, 0)
 
 
 def _join(h: int, low: int, usd: bool) -> int:
-    return h * MICRO + low if usd else h
+    return h * LOW + low if usd else h
 
 
 class _Acquire(NamedTuple):
@@ -341,7 +343,7 @@ class Leases:
         self.excess: collections.deque[tuple[Holding, int, bool, int]] = collections.deque()
         self.chains: dict[int, _Chain] = {}
         self.calls = 0  # LEASE, UNLEASE and LEASE_RENEW calls made
-        self.acquired = 0  # pico-USD / tokens / requests granted, all budgets
+        self.acquired = 0  # 1e-16 USD / tokens / requests granted, all budgets
         self.returned = 0
         self.charged = 0  # excesses charged beyond holdings
         self.forfeited = 0  # returns refused (the lease had expired) or lost in transit
@@ -363,7 +365,8 @@ class Leases:
         return found
 
     def _hkey(self, key: str) -> str:
-        return f"{key[: self._tag_len]}:l:{key[self._tag_len + 3 :]}"
+        # `{ns}:b:…` -> `{ns}:l:…`, `{ns}:bu:…` -> `{ns}:lu:…`: one rule, here and in LEASE
+        return f"{key[: self._tag_len]}:l{key[self._tag_len + 2 :]}"
 
     def begin(
         self, request_id: str, spec: ChainSpec, tokens: int, cost: int
@@ -513,7 +516,7 @@ class Leases:
                         h.inflight -= 1
                     h, part = None, 0
                     label, end_s = fixed[j]
-                    key = f"{store.tag}:b:{g.key}|{label}"
+                    key = budget_key(store.tag, g, label)
                     end_ns: int | None = None if end_s < 0 else end_s * 10**9
                 else:
                     key, end_ns = acq.keys[2 * n], acq.chain.ends[j]

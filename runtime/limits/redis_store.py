@@ -76,7 +76,7 @@ from runtime.limits.base import (
     lease_refusal,
     reused_id,
 )
-from runtime.limits.lua import ADMIT, RECOVER, RENEW, SETTLE, START
+from runtime.limits.lua import ADMIT, LOW, RECOVER, RENEW, SETTLE, START
 from runtime.limits.redis_acked import aacked, acked, sha1
 from runtime.limits.redis_topology import AsyncClient, Client, Topology, parse, safe_url
 from runtime.limits.redis_topology import async_client as build_async
@@ -111,12 +111,19 @@ def split_units(units: int, per_us: int, limit: int) -> tuple[int, int]:
 
 
 def split_money(amount: int, usd: bool) -> tuple[int, int]:
-    """pico-USD as (micro-USD, pico remainder); other units as (amount, 0). Keeps sign."""
+    """Units of 1e-16 USD as (micro-USD, remainder below 10^10 units); other units as
+    (amount, 0). Keeps sign."""
     if not usd:
         return amount, 0
-    whole = abs(amount) // MICRO
-    rest = abs(amount) % MICRO
+    whole, rest = divmod(abs(amount), LOW)
     return (whole, rest) if amount >= 0 else (-whole, -rest)
+
+
+def budget_key(tag: str, g: BudgetSpec, window: str) -> str:
+    """A budget window's key. usd windows have their own prefix since money moved from
+    pico-USD to 1e-16 USD: a pair an older store wrote is never read in the new unit (their
+    windows start afresh on upgrade: docs/redis.md). Leasing derives `:l`/`:lu` from it."""
+    return f"{tag}{':bu:' if g.unit == 'usd' else ':b:'}{g.key}|{window}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -352,7 +359,7 @@ class RedisStore(Store):
         tag = self.tag
         return _Keys(
             tuple(f"{tag}:r:{b.key}" for b in spec.buckets),
-            tuple(f"{tag}:b:{g.key}|{w}" for g, w in zip(spec.budgets, windows, strict=True)),
+            tuple(budget_key(tag, g, w) for g, w in zip(spec.budgets, windows, strict=True)),
             tuple(f"{tag}:c:{lease.key}" for lease in spec.leases),
             tuple(i for i, b in enumerate(spec.buckets) if b.unit == "tokens"),
         )
@@ -371,7 +378,7 @@ class RedisStore(Store):
             return _rate_refusal(spec.buckets[index], tokens, result)
         if kind == 2:
             g = spec.budgets[index]
-            spent = int(result[2]) * (MICRO if g.unit == "usd" else 1) + int(result[3])
+            spent = int(result[2]) * (LOW if g.unit == "usd" else 1) + int(result[3])
             return budget_refusal(g, spent)
         return lease_refusal(spec.leases[index])
 
@@ -663,17 +670,17 @@ class RedisStore(Store):
         return 1
 
     def spent(self, budget_key: str, window_key: str) -> int:
-        """What a budget window holds (pico-USD for usd), like MemoryStore.spent."""
+        """What a budget window holds (units of 1e-16 USD for usd), like MemoryStore.spent."""
+        usd = "|budget|usd/" in budget_key  # keys read "<counter>|budget|<unit>/<period>"
         try:
-            value = self.client.get(f"{self.tag}:b:{budget_key}|{window_key}")
+            value = self.client.get(f"{self.tag}:{'bu' if usd else 'b'}:{budget_key}|{window_key}")
         except UNREACHABLE as exc:
             raise self._unavailable(exc) from None
         if value is None:
             return 0
         assert isinstance(value, bytes), "the store's client must not decode responses"
         high, low = PAIR.unpack_from(value)  # see lua.py: little-endian doubles, exact
-        usd = "|budget|usd/" in budget_key  # keys read "<counter>|budget|<unit>/<period>"
-        return int(high) * (MICRO if usd else 1) + int(low)
+        return int(high) * (LOW if usd else 1) + int(low)
 
     def claim(self, key: str, ttl_s: int) -> bool:
         try:
@@ -701,7 +708,7 @@ class RedisStore(Store):
         try:
             pipe = self.client.pipeline(transaction=False)
             for g, w in budgets:
-                pipe.get(f"{tag}:b:{g.key}|{w}")
+                pipe.get(budget_key(tag, g, w))
             for b in buckets:
                 pipe.get(f"{tag}:r:{b.key}")
             for lease in leases:
@@ -919,7 +926,7 @@ class _Plan:
         self.ends = tuple(None if s[2] is None else s[2] * NS_PER_DAY for s in spans)
         self.key_list = [
             *(f"{tag}:r:{b.key}" for b in spec.buckets),
-            *(f"{tag}:b:{g.key}|{w}" for g, w in zip(spec.budgets, self.windows, strict=True)),
+            *(budget_key(tag, g, w) for g, w in zip(spec.budgets, self.windows, strict=True)),
             *(f"{tag}:c:{lease.key}" for lease in spec.leases),
         ]
         numbers = [len(spec.buckets), len(spec.budgets), len(spec.leases), int(accept_loss),
@@ -990,11 +997,11 @@ def _rate_refusal(b: Bucket, tokens: int, result: list[Any]) -> RateLimited:
 
 
 def _budget_held(value: Any, usd: bool) -> tuple[int, int | None]:
-    """A budget window's (charged, reserved) as integers (pico-USD for usd); reserved is
+    """A budget window's (charged, reserved) as integers (1e-16 USD for usd); reserved is
     None for a value without its second pair (leased, or written by an older store)."""
     if value is None:
         return 0, 0
-    scale = MICRO if usd else 1
+    scale = LOW if usd else 1
     high, low = PAIR.unpack_from(value)
     if len(value) < 2 * PAIR.size:
         return int(high) * scale + int(low), None

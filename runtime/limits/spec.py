@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from runtime.bundle import Counter
-from runtime.money import PICO_PER_USD
+from runtime.money import units
 
 PER_NS = {"second": 10**9, "minute": 60 * 10**9, "hour": 3600 * 10**9, "day": 86_400 * 10**9}
 
@@ -48,7 +48,7 @@ class BudgetSpec:
     counter: str
     unit: str  # usd | tokens | requests
     period: str
-    limit: int  # pico-USD for usd
+    limit: int  # units of 1e-16 USD for usd
     alert_at: int | None  # the amount at which the alert threshold is crossed
 
     def amount(self, tokens: int, cost: int) -> int:
@@ -96,4 +96,5 @@ def compile_chain(chain: tuple[Counter, ...], epoch: str | None) -> ChainSpec:
 
 
 def _units(unit: str, amount: Decimal) -> int:
-    return int(amount * PICO_PER_USD) if unit == "usd" else int(amount)
+    # a usd limit has at most 12 places and an alert threshold 6: alerts round up, exactly
+    return units(amount) if unit == "usd" else int(amount)

@@ -278,7 +278,7 @@ BREAKAGES: list[tuple[str, Callable[[Body], None], str]] = [
     ("price NaN", setter(*GPT, "prices", "input", value="NaN"), 'providers.openai-prod.models.gpt-4o.prices.input'),
     ("prices that are another model's price sources", lambda r: at(*GPT)(r).__setitem__("prices", dict(next(iter(at("providers", "anthropic-prod", "models")(r).values()))["price_sources"])), 'providers.openai-prod.models.gpt-4o.prices'),
     ("price above 10000", setter(*GPT, "prices", "output", value="10001"), 'providers.openai-prod.models.gpt-4o.prices.output'),
-    ("price with 7 decimal places", setter(*GPT, "prices", "input", value="0.0000001"), 'providers.openai-prod.models.gpt-4o.prices.input'),
+    ("price with 11 decimal places", setter(*GPT, "prices", "input", value="0.00000000001"), 'providers.openai-prod.models.gpt-4o.prices.input'),
     ("per-request fee above 100", setter(*GPT, "prices", "per_request", value="100.5"), 'providers.openai-prod.models.gpt-4o.prices.per_request'),
     ("context window 0", setter(*GPT, "context_window", value=0), 'providers.openai-prod.models.gpt-4o.context_window'),
     ("max output tokens negative", setter(*GPT, "max_output_tokens", value=-5), 'providers.openai-prod.models.gpt-4o.max_output_tokens'),

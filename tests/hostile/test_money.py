@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from runtime import Estimate, InvalidRequest, RateLimited, Router, Store, Usage
 from runtime.limits.memory import MemoryStore
 from runtime.limits.redis_store import RedisStore
-from runtime.money import MAX_TOKENS
+from runtime.money import MAX_TOKENS, usd
 from runtime.periods import window_at
 from tests.redis_server import RedisServer
 from tests.runtime.conftest import OPENAI_PROVIDER, compile_files
@@ -212,7 +212,7 @@ def test_settling_twice_charges_once(router: Router) -> None:
     assert ticket.settle(Usage(900, 900)) == cost  # the ticket remembers
     assert router.store.settle(ticket.reservation, 1800, 10**12) is False  # the store too
     assert spent(router, "tokens") == 400 and inflight(router) == 0
-    assert spent(router, "usd") == 300 * 2_500_000 + 100 * 10_000_000  # gpt-4o: 2.5 / 10
+    assert usd(spent(router, "usd")) == (300 * Decimal("2.5") + 100 * 10) / 10**6  # gpt-4o
 
 
 def test_negative_or_fractional_money_never_reaches_a_counter(router: Router) -> None:

@@ -202,7 +202,7 @@ def test_litellm_prices_selected_integrations(tmp_path: Path) -> None:
 def test_litellm_prices_edge_cases(tmp_path: Path) -> None:
     data = {
         "fine-model": {"litellm_provider": "openai", "mode": "chat",
-                       "input_cost_per_token": 1.234567891e-07, "output_cost_per_token": 1e-06},
+                       "input_cost_per_token": 1.2345678912e-07, "output_cost_per_token": 1e-06},
         "huge-model": {"litellm_provider": "openai", "mode": "chat",
                        "input_cost_per_token": 0.02, "output_cost_per_token": 0.02},
         "exact-model": {"litellm_provider": "openai", "mode": "chat",
@@ -224,7 +224,7 @@ def test_litellm_prices_edge_cases(tmp_path: Path) -> None:
     files, report = litellm_prices.run(source, None)
     out = write(tmp_path / "out", files, report)
     assert_accounted(report, list(data))
-    assert skip_reason(report, "fine-model") == "finer than 6 decimal places"
+    assert skip_reason(report, "fine-model") == "finer than 10 decimal places"
     assert skip_reason(report, "huge-model") == "price above 10000 USD per 1M tokens"
     assert skip_reason(report, "odd") == "not a model entry"
     # the entry under the model's own name wins; its prefixed twin is a duplicate
@@ -284,7 +284,7 @@ def test_portkey_prices_account_for_every_entry(portkey_import: tuple[Path, Repo
     assert skip_reason(report, "openai: default").startswith("file default")
     assert skip_reason(report, "deepinfra: zai-org/GLM-4.6") == "unsupported provider"
     key = "openrouter: google/gemini-2.5-flash"
-    assert skip_reason(report, key) == "finer than 6 decimal places"
+    assert skip_reason(report, key) == "finer than 10 decimal places"
     assert skip_reason(report, "fireworks-ai: 4b") == "price class, not a model"
     assert skip_reason(report, "google: gemini-2.5-pro-gt-128k") == "long-context tier price"
 

@@ -20,6 +20,7 @@ from runtime import (
 )
 from runtime.limits.memory import MemoryStore
 from runtime.limits.spec import Bucket, ChainSpec
+from runtime.money import UNITS_PER_USD
 from runtime.periods import window_at
 from tests.runtime.conftest import OPENAI_PROVIDER, FakeClock
 
@@ -252,4 +253,4 @@ def test_a_million_small_requests_cost_exactly_the_product(
     store = router.store
     assert isinstance(store, MemoryStore)
     month = window_at("monthly", store.clock(), None)[0]
-    assert store.spent("workspace/team|budget|usd/monthly", month) == 2_925_000_000_000  # pico-USD
+    assert store.spent("workspace/team|budget|usd/monthly", month) == 2925 * UNITS_PER_USD // 1000

@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from runtime import (
     Usage,
 )
 from runtime.limits.redis_store import RedisStore
+from runtime.money import usd
 from runtime.periods import window_at
 from tests.redis_server import PERSISTENT, RedisServer
 from tests.runtime.conftest import compile_files
@@ -74,7 +76,7 @@ def test_keys_share_one_hash_tag_and_budgets_carry_their_period(
     keys = sorted(k.decode() for k in client.keys(f"{{{ns}}}*"))
     assert keys and all(k.startswith(f"{{{ns}}}:") for k in keys)
     month = window_at("monthly", time.time_ns(), None)[0]
-    usd_key = f"{{{ns}}}:b:workspace/team|budget|usd/monthly|{month}"
+    usd_key = f"{{{ns}}}:bu:workspace/team|budget|usd/monthly|{month}"  # 1e-16 USD pairs
     assert usd_key in keys
     # deleted a day after its month ends, by the admission opening a new window: no reset job
     end = window_at("monthly", time.time_ns(), None)[1]
@@ -173,7 +175,8 @@ def test_replayed_settlement_is_charged_exactly_once(
     store.settle(ticket.reservation, 1500, 0)  # retried: ignored
     assert store.spent(budget, day) == 1500
     month = window_at("monthly", time.time_ns(), None)[0]
-    assert store.spent("workspace/team|budget|usd/monthly", month) == 1000 * 150_000 + 500 * 600_000
+    spent = usd(store.spent("workspace/team|budget|usd/monthly", month))
+    assert spent == (1000 * Decimal("0.15") + 500 * Decimal("0.6")) / 10**6  # gpt-4o-mini
 
 
 def test_many_processes_share_one_truth(bundle: bytes, redis_server: RedisServer) -> None:

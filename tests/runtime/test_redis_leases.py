@@ -76,7 +76,7 @@ def test_leasing_off_writes_no_lease_keys(tmp_path: Path, redis_server: RedisSer
         router.admit(team(router), Estimate(1, 1)).settle(Usage(1, 1))
     assert evalsha_calls(redis_server) - before == 10  # exact: admit + settle per request
     keys = {k.decode() for k in redis_server.client().keys(f"{{{ns}}}*")}
-    assert not any(":l:" in k or k.endswith(":lr") for k in keys)
+    assert not any(":l:" in k or ":lu:" in k or k.endswith(":lr") for k in keys)
     assert router.store.budget_leases is None  # type: ignore[attr-defined]
 
 
@@ -96,7 +96,7 @@ def test_budget_only_chain_makes_no_redis_call_while_its_block_lasts(
     store = RedisStore(redis_server.url, namespace=ns, lease_budgets=True)
     router = Router.load(bundle, store)
     router.admit(team(router), Estimate(10, 10)).settle(Usage(10, 5))  # joins, first blocks
-    assert len(redis_server.client().keys(f"{{{ns}}}:l:*")) == 4  # four budgets leased
+    assert len(redis_server.client().keys(f"{{{ns}}}:lu:*")) == 4  # four usd budgets leased
     before = evalsha_calls(redis_server)
     n = 5000
     for _ in range(n):

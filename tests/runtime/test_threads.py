@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from runtime import BudgetExceeded, ConcurrencyExceeded, Estimate, RateLimited, Router, Usage
 from runtime.limits.memory import MemoryStore
+from runtime.money import UNITS_PER_USD
 from runtime.periods import window_at
 from tests.runtime.conftest import FakeClock
 
@@ -100,4 +101,4 @@ def test_threads_never_exceed_any_bound(
     assert store.inflight("provider/openai-prod|inflight") == 0  # every lease came back
     assert sum(refused.values()) == 16 * 300 - len(admitted)
     spent_usd = store.spent("workspace/team|budget|usd/daily", day)
-    assert spent_usd <= 20_000_000_000  # 0.02 USD in pico-USD
+    assert spent_usd <= 2 * UNITS_PER_USD // 100  # 0.02 USD
