@@ -35,6 +35,7 @@ import redis
 
 from runtime.limits.redis_store import RedisStore
 from runtime.limits.spec import PER_NS, Bucket, BudgetSpec, ChainSpec, LeaseSpec
+from runtime.money import UNITS_PER_USD
 from tests.redis_server import RedisServer
 
 REDIS_CPU, LOAD_CPU = 1, 0
@@ -60,7 +61,7 @@ class Chain:
                                       "second", 10**9, 10**9, PER_NS["second"]))  # fmt: skip
             if self.budgets:
                 budgets.append(BudgetSpec(f"{counter}|budget|usd/monthly", counter, "usd",
-                                          "monthly", 10**6 * 10**12, None))  # fmt: skip
+                                          "monthly", 10**6 * UNITS_PER_USD, None))  # fmt: skip
         if self.concurrency:
             leases.append(LeaseSpec(f"{LEVELS[self.levels - 1]}|inflight", LEVELS[0], 10**6))
         return ChainSpec(tuple(LEVELS[: self.levels]), tuple(buckets), tuple(budgets),
@@ -78,7 +79,8 @@ CHAINS = (
     Chain("4 levels: budget + rate limit each", 4),
     Chain("4 levels: budget + rate limit each, + concurrency", 4, concurrency=True),
 )
-TOKENS, COST = 700, 3 * 10**9  # 700 tokens, $0.003 in pico-USD
+TOKENS, COST = 700, 3 * UNITS_PER_USD // 1000  # 700 tokens, $0.003
+REFUND = UNITS_PER_USD // 10_000  # settled $0.0001 below the estimate
 
 
 def _worker(url: str, ns: str, chain: Chain, mode: str, start: float, seconds: float,
@@ -112,7 +114,7 @@ def _wait(start: float) -> None:
 def _api(store: RedisStore, spec: ChainSpec, prefix: str, n: int, count: int) -> int:
     for i in range(count):
         reservation = store.admit(f"{prefix}-{n + i}", spec, TOKENS, COST)
-        store.settle(reservation, TOKENS - 100, COST - 10**8)
+        store.settle(reservation, TOKENS - 100, COST - REFUND)
     return count
 
 
@@ -144,7 +146,7 @@ class Commands:
         keys, args = store._call(plan, placeholder, TOKENS, COST)
         reservation = store._outcome(plan, placeholder, TOKENS, COST, 0)
         assert reservation is not None
-        skeys, sargs = store._settle_call(reservation, TOKENS - 100, COST - 10**8)
+        skeys, sargs = store._settle_call(reservation, TOKENS - 100, COST - REFUND)
         self.admit = self._template(store._admit.sha, keys, args, placeholder)
         self.settle = self._template(store._settle.sha, skeys, sargs, placeholder)
 
@@ -290,7 +292,7 @@ def script_times(url: str, chain: Chain, n: int = 3000) -> tuple[float, float]:
             else:
                 reservation = store._outcome(plan, rid, TOKENS, COST, 0)
                 assert reservation is not None
-                keys, args = store._settle_call(reservation, TOKENS - 100, COST - 10**8)
+                keys, args = store._settle_call(reservation, TOKENS - 100, COST - REFUND)
                 store._settle(keys=keys, args=args, client=pipe)
         pipe.execute()
         times.append(float(client.info("commandstats")["cmdstat_evalsha"]["usec_per_call"]))

@@ -188,7 +188,7 @@ class PriceNumber(Exact):
 
     def too_fine(self, d: Decimal) -> PydanticCustomError:
         what = "per-request price" if self.places == PER_REQUEST_PLACES else "price"
-        hint = "money is kept exact to 1e-16 USD: one token of a price costs price * 1e-6 USD"
+        hint = "prices are kept exact to 1e-16 USD per token"
         if self.places == PRICE_PLACES and d < Decimal("0.001"):
             per_m = shown(d * 1_000_000)
             hint = f"prices are per 1M tokens: if {shown(d)} is per token, write {per_m}"
