@@ -152,7 +152,7 @@ def test_many_small_requests_cost_exactly_the_product(make: Callable[..., Router
     total = sum(admit(router, input_tokens=7, max_tokens=3).settle(usage) for _ in range(n))
     per_request = (Decimal("0.15") * 7 + Decimal("0.6") * 3) / 10**6
     assert total == per_request * n
-    # 1000 USD - n * 2.85e-6 left: a request for the rest fits exactly, one pico more does not
+    # 1000 USD - n * 2.85e-6 left: a request for the rest fits exactly, one unit (1e-16 USD) more does not
     left = Decimal(1000) - per_request * n
     assert left == Decimal("999.9943")
 
