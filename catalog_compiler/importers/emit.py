@@ -20,7 +20,7 @@ from typing import Any
 from catalog_compiler.fsutil import FileId, error_text, write_atomic
 from catalog_compiler.model.types import SLUG_RE
 
-PRICE_PLACES = 6  # a catalog price (USD per 1M tokens) has at most this many decimal places
+PRICE_PLACES = 10  # a catalog price (USD per 1M tokens) has at most this many decimal places
 PER_REQUEST_PLACES = 12  # USD per request
 MAX_PRICE = Decimal(10_000)
 MAX_PER_REQUEST = Decimal(100)
@@ -69,7 +69,7 @@ def price_problem(per_million: Decimal) -> str | None:
     if per_million > MAX_PRICE:
         return "price above 10000 USD per 1M tokens"
     if places(per_million) > PRICE_PLACES:
-        return "finer than 6 decimal places"
+        return "finer than 10 decimal places"
     return None
 
 
