@@ -238,9 +238,9 @@ def _tables(value: Mapping[str, Any], report: Report, dropped: set[str]) -> Tabl
     if batch:
         tables.variants["batch"] = Table(batch)
     custom = value.get("custom_pricing")
-    regions = custom.get("regions") if isinstance(custom, dict) else None
-    if not isinstance(regions, dict):
+    if not isinstance(custom, dict) or not isinstance(custom.get("regions"), dict):
         return tables
+    regions: dict[str, Any] = custom["regions"]
     thresholds = _thresholds(custom.get("context_tier_map"))
     for names, region in sorted(regions.items()):
         modes = region.get("execution_modes") if isinstance(region, dict) else None
