@@ -18,6 +18,7 @@ from typing import Any
 
 from catalog_compiler.fsutil import read_input
 from catalog_compiler.importers.emit import Quoted, Report, dump, env_name, plain_decimal
+from catalog_compiler.importers.tables import Table, Tables, render
 from catalog_compiler.model.types import SLUG_RE
 from catalog_compiler.registry import Registry, builtin
 from catalog_compiler.services import ALIASES, SERVICES, Service
@@ -104,10 +105,15 @@ class PriceEntry:
     context_window: int | None = None
     max_output_tokens: int | None = None
     derived: bool = False  # the name is not the source key as written (prefix, tier cut)
+    tables: Tables = field(default_factory=Tables)  # tiers, batch, service tiers, regions
+    # A part of another entry's price: ("region", "eu-west-1") or ("above", 200000): the
+    # entry of the same model on the same integration takes it as a table.
+    part: tuple[str, str | int] | None = None
 
     def same_content(self, other: PriceEntry) -> bool:
         return (
             dict(self.prices) == dict(other.prices)
+            and self.tables.key() == other.tables.key()
             and self.context_window == other.context_window
             and self.max_output_tokens == other.max_output_tokens
         )
@@ -119,7 +125,7 @@ class PriceEntry:
         return (self.derived, -len(self.prices), -limits, self.key)
 
 
-PRICE_ORDER = ("input", "output", "cache_read", "cache_write", "per_request")
+PRICE_ORDER = ("input", "output", "cache_read", "cache_write", "cache_write_1h", "per_request")
 
 
 def pricing_block(prices: Mapping[str, Decimal]) -> dict[str, Quoted]:
@@ -211,7 +217,12 @@ class PriceCatalog:
             slug = select[entry.group] if select is not None else entry.group
             by_model[(slug, entry.name)].append(entry)
         chosen: dict[str, list[PriceEntry]] = defaultdict(list)
+        parts = {k: [e for e in v if e.part] for k, v in by_model.items()}
         for (slug, name), candidates in by_model.items():
+            candidates = [e for e in candidates if not e.part]
+            if not candidates:
+                self.orphans(parts[(slug, name)])
+                continue
             candidates.sort(key=PriceEntry.rank)
             kept = candidates[0]
             chosen[slug].append(kept)
@@ -225,7 +236,34 @@ class PriceCatalog:
                 else:
                     reason, detail = "conflicts with another entry", "different prices; kept"
                 self.report.skip(other.key, reason, f"{detail} `{kept.key}` (`{name}` on {slug})")
+            self.attach(kept, sorted(parts[(slug, name)], key=PriceEntry.rank))
         return dict(chosen)
+
+    def attach(self, kept: PriceEntry, parts: list[PriceEntry]) -> None:
+        """Regional and long-context entries become tables of the model's own entry."""
+        for part in parts:
+            kind, value = part.part or ("", "")
+            if kind == "region" and isinstance(value, str):
+                if value in kept.tables.regions:
+                    self.report.skip(part.key, "duplicate of another entry",
+                                     f"a second `{value}` price of `{kept.key}`")  # fmt: skip
+                    continue
+                kept.tables.regions[value] = Table(dict(part.prices), dict(part.tables.tiers))
+            elif isinstance(value, int):
+                kept.tables.add_tier(value, part.prices)
+                for variant, table in part.tables.variants.items():
+                    kept.tables.add_tier(value, table.prices, variant)
+            self.report.converted += 1
+            self.report.converted_keys.append(part.key)
+
+    def orphans(self, parts: list[PriceEntry]) -> None:
+        for part in parts:
+            kind, value = part.part or ("", "")
+            if kind == "region":
+                reason = "regional price of a model with no global price"
+            else:
+                reason = "long-context tier of a model with no base price"
+            self.report.skip(part.key, reason, f"`{part.name}` ({kind} {value})")
 
     def integration_file(self, slug: str, service: Service) -> str:
         integration: dict[str, Any] = {
@@ -254,7 +292,7 @@ class PriceCatalog:
             if m.max_output_tokens is not None:
                 doc["max_output_tokens"] = m.max_output_tokens
             if m.prices:
-                doc["pricing"] = pricing_block(m.prices)
+                doc["pricing"] = render(m.prices, m.tables, self.report.caveats)
             docs.append(([f"{self.origin}: {m.key} ({what})"], doc))
         overrides = sum(1 for m in models if self.registry.lookup(service.id, m.name))
         header = (

@@ -31,6 +31,7 @@ from catalog_compiler.importers.emit import (
     valid_model_name,
     whole,
 )
+from catalog_compiler.importers.tables import Table, Tables
 
 TOKEN_PRICES = {
     "input_cost_per_token": "input",
@@ -39,6 +40,14 @@ TOKEN_PRICES = {
     "cache_creation_input_token_cost": "cache_write",
 }
 PER_REQUEST = "input_cost_per_request"  # USD per request
+# `<price>[_above_1hr][_above_<N>k_tokens][_<mode>]`: 1-hour cache writes, long-context
+# tiers (the whole request above N thousand prompt tokens), batch and service-tier tables.
+_TABLE_PRICE = re.compile(
+    r"(?P<price>input_cost_per_token|output_cost_per_token|cache_read_input_token_cost"
+    r"|cache_creation_input_token_cost)(?P<hour>_above_1hr)?(?:_above_(?P<k>[0-9]{1,6})k_tokens)?"
+    r"(?:_(?P<mode>batches|flex|priority))?\Z"
+)
+_MODES = {"batches": "batch", "flex": "flex", "priority": "priority"}
 TEXT_MODES = frozenset({"chat", "completion", "responses", "embedding"})
 IMAGE_MODES = frozenset({"image_generation", "image_edit"})
 # LiteLLM's price classes for models it does not list one by one, e.g. `together-ai-4.1b-8b`.
@@ -46,6 +55,7 @@ _TIER = re.compile(r"(together-ai|fireworks-ai)-")
 _AWS_REGION = re.compile(r"(us|eu|ap|ca|sa|me|af|il|mx)(-gov)?-[a-z]+-[0-9]+\Z")
 _BEDROCK_APIS = frozenset({"converse", "invoke"})
 _COMMITMENT = re.compile(r"[0-9]+-months?-commitment\Z")
+_REGION_KEY = re.compile(r"[a-z][a-z0-9-]{0,62}\Z")  # a region or Azure data zone: `eu`
 # What a unit-priced entry is priced by, checked in this order (first match names it).
 _UNITS = (
     ("per_second", "priced per second"),
@@ -123,9 +133,11 @@ def convert(key: str, value: Any, report: Report) -> PriceEntry | Skipped:
     name = model_name(key, target)
     if isinstance(name, Skipped):
         return name
+    name, region = name if isinstance(name, tuple) else (name, None)
     prices = _prices(key, value)
     if isinstance(prices, Skipped):
         return prices
+    tables = _tables(value, prices, report)
     context, max_output, note = token_limits(
         whole(value.get("max_input_tokens")), whole(value.get("max_output_tokens"))
     )
@@ -133,8 +145,19 @@ def convert(key: str, value: Any, report: Report) -> PriceEntry | Skipped:
         report.caveats["max_output_tokens above the context window (left out)"] += 1
     for dimension in sorted(_dropped(value)):
         report.caveats[dimension] += 1
+    if region is not None:  # one region's table: the model's limits come from its own entry
+        return PriceEntry(key, target.group, target.service, name, prices, derived=True,
+                          tables=tables, part=("region", region))  # fmt: skip
     return PriceEntry(
-        key, target.group, target.service, name, prices, context, max_output, name != key
+        key,
+        target.group,
+        target.service,
+        name,
+        prices,
+        context,
+        max_output,
+        name != key,
+        tables,
     )
 
 
@@ -163,11 +186,10 @@ def _unit(value: Mapping[str, Any]) -> str | None:
     return None
 
 
-def model_name(key: str, target: Target) -> str | Skipped:
-    """The name the service knows the model by: the key without LiteLLM's provider prefix.
-
-    Azure and Bedrock keys with more path segments are prices for one region, data zone
-    or commitment: the catalog holds one price per model and integration."""
+def model_name(key: str, target: Target) -> str | tuple[str, str] | Skipped:
+    """The name the service knows the model by: the key without LiteLLM's provider prefix;
+    (name, region) for an Azure or Bedrock price of one region or data zone (it becomes a
+    regional table of the model's own entry)."""
     segments = key.split("/")
     if len(segments) > 1:
         first = service_for(segments[0])
@@ -180,12 +202,22 @@ def model_name(key: str, target: Target) -> str | Skipped:
         route = segments[:-1]
         if any(_COMMITMENT.match(s) for s in route):
             return Skipped(key, "provisioned-throughput (commitment) price")
+        region = route[0] if len(route) == 1 else ""
+        if _REGION_KEY.match(region) and (
+            target.service == "azure-openai" or _AWS_REGION.match(region)
+        ):
+            name = segments[-1]
+            return (name, region) if valid_model_name(name) else _invalid(key)
         if target.service == "azure-openai" or all(_AWS_REGION.match(s) or s == "*" for s in route):
             return Skipped(key, "region-specific price", f"`{'/'.join(route)}`")
         return Skipped(key, "unsupported route", f"`{'/'.join(route)}` on {target.service}")
     if not valid_model_name(name):
-        return Skipped(key, "invalid model name", "empty, spaces or over 256 characters")
+        return _invalid(key)
     return name
+
+
+def _invalid(key: str) -> Skipped:
+    return Skipped(key, "invalid model name", "empty, spaces or over 256 characters")
 
 
 def _prices(key: str, value: Mapping[str, Any]) -> dict[str, Decimal] | Skipped:
@@ -213,11 +245,42 @@ def _prices(key: str, value: Mapping[str, Any]) -> dict[str, Decimal] | Skipped:
     return prices
 
 
+def _tables(value: Mapping[str, Any], prices: dict[str, Decimal], report: Report) -> Tables:
+    """Long-context tiers, batch and service-tier tables; the 1-hour cache write of the
+    base table goes into `prices`."""
+    tables = Tables()
+    for source in sorted(value):
+        m = _TABLE_PRICE.match(source)
+        if m is None or not (m["hour"] or m["k"] or m["mode"]):
+            continue
+        if m["hour"] and m["price"] != "cache_creation_input_token_cost":
+            continue
+        per_token = exact(value[source])
+        if per_token is None or per_token == 0:  # LiteLLM's 0 means "no such price"
+            continue
+        per_million = per_token * 1_000_000
+        if price_problem(per_million) is not None:
+            report.caveats["a tier, batch or service-tier price out of range (left out)"] += 1
+            continue
+        name = TOKEN_PRICES[m["price"]] + ("_1h" if m["hour"] else "")
+        price = {name: per_million.normalize()}
+        variant = _MODES.get(m["mode"] or "", "")
+        if m["k"]:
+            tables.add_tier(int(m["k"]) * 1000, price, variant)
+        elif variant:
+            tables.variants.setdefault(variant, Table()).prices.update(price)
+        else:
+            prices.update(price)
+    return tables
+
+
 def _dropped(value: Mapping[str, Any]) -> set[str]:
     """Labels of the priced dimensions of an entry that the catalog cannot express."""
     found = set()
     for k, v in value.items():
         if ("cost" not in k and "price" not in k) or k in TOKEN_PRICES or k == PER_REQUEST:
+            continue
+        if _carried(k):
             continue
         if v in (None, 0, 0.0, {}, []) or isinstance(v, bool):
             continue
@@ -228,3 +291,9 @@ def _dropped(value: Mapping[str, Any]) -> set[str]:
         else:
             found.add(f"`{k}`")
     return found
+
+
+def _carried(source: str) -> bool:
+    """Whether `_tables` carries this price over (so it is no caveat)."""
+    m = _TABLE_PRICE.match(source)
+    return m is not None and (not m["hour"] or m["price"] == "cache_creation_input_token_cost")

@@ -35,6 +35,7 @@ from catalog_compiler.importers.emit import (
     price_problem,
     valid_model_name,
 )
+from catalog_compiler.importers.tables import SERVICE_TIERS, Table, Tables
 
 TOKEN_PRICES = {
     "request_token": "input",
@@ -44,7 +45,7 @@ TOKEN_PRICES = {
 }
 CENTS_PER_TOKEN_TO_USD_PER_M = 10_000  # / 100 cents, x 1,000,000 tokens
 _SIZE_CLASS = re.compile(r"[0-9]+(\.[0-9]+)?b\Z")  # fireworks' `4b`, `16b`: prices by size
-_ABOVE = re.compile(r"(.+)-gt-([0-9]+k)\Z")
+_ABOVE = re.compile(r"(.+)-gt-([0-9]{1,6})k\Z")
 _UP_TO = re.compile(r"(.+)-lte-([0-9]+k)\Z")
 _DIMENSIONS = {
     "image": "image prices",
@@ -117,6 +118,7 @@ def convert(
     name = _name(label, key)
     if isinstance(name, Skipped):
         return name
+    name, above = name if isinstance(name, tuple) else (name, None)
     pay = {**inherited, **own}
     if not any(k in pay for k in ("request_token", "response_token")):
         return Skipped(label, _unpriced(pay))
@@ -128,9 +130,14 @@ def convert(
         return fixed
     if fixed is not None:
         prices["per_request"] = fixed
-    for dimension in sorted(_dropped(value, pay)):
+    prices.update(_hour_write(pay, report))
+    dropped = _dropped(value, pay)
+    tables = _tables(value, report, dropped)
+    for dimension in sorted(dropped):
         report.caveats[dimension] += 1
-    return PriceEntry(label, target.group, target.service, name, prices, derived=name != key)
+    part = ("above", above) if above is not None else None
+    return PriceEntry(label, target.group, target.service, name, prices, derived=name != key,
+                      tables=tables, part=part)  # fmt: skip
 
 
 def _pay(value: Any) -> dict[str, Any] | None:
@@ -145,14 +152,16 @@ def _nonzero(item: Any) -> bool:
     return number is not None and number != 0
 
 
-def _name(label: str, key: str) -> str | Skipped:
+def _name(label: str, key: str) -> str | tuple[str, int] | Skipped:
+    """The model's name; (name, N) for Portkey's `model-gt-200k` entries, the prices of
+    the whole request above N prompt tokens (a tier of the model's own entry)."""
     if _SIZE_CLASS.match(key):
         return Skipped(label, "price class, not a model", "Portkey's price for a model size")
     above = _ABOVE.match(key)
     if above:
-        return Skipped(
-            label, "long-context tier price", f"`{above[1]}` above {above[2]} tokens of input"
-        )
+        if not valid_model_name(above[1]):
+            return Skipped(label, "invalid model name", "empty, spaces or over 256 characters")
+        return above[1], int(above[2]) * 1000
     up_to = _UP_TO.match(key)
     name = up_to[1] if up_to else key  # the base tier is the model's price
     if not valid_model_name(name):
@@ -188,6 +197,111 @@ def _prices(label: str, pay: Mapping[str, Any]) -> dict[str, Decimal] | Skipped:
     return prices
 
 
+def _hour_write(pay: Mapping[str, Any], report: Report) -> dict[str, Decimal]:
+    """The 1-hour cache write (`additional_units.cache_write_1h`), as a price field."""
+    units = pay.get("additional_units")
+    item = units.get("cache_write_1h") if isinstance(units, dict) else None
+    if not _nonzero(item):
+        return {}
+    return _lenient({"cache_write_1h": item}, report)
+
+
+def _lenient(pay: Mapping[str, Any], report: Report) -> dict[str, Decimal]:
+    """Token prices of a tier or variant table; one out of range is left out (a caveat),
+    not the whole model."""
+    prices: dict[str, Decimal] = {}
+    fields = {**TOKEN_PRICES, "cache_write_1h": "cache_write_1h"}
+    for source, item in pay.items():
+        cents = exact(item.get("price")) if isinstance(item, dict) else None
+        if source not in fields or cents is None or cents == 0:
+            continue
+        per_million = cents * CENTS_PER_TOKEN_TO_USD_PER_M
+        if price_problem(per_million) is not None:
+            report.caveats["a tier, batch or service-tier price out of range (left out)"] += 1
+            continue
+        prices[fields[source]] = per_million.normalize()
+    return prices
+
+
+def _table(pay: Any, report: Report) -> dict[str, Decimal]:
+    if not isinstance(pay, dict):
+        return {}
+    return {**_lenient(pay, report), **_hour_write(pay, report)}
+
+
+def _tables(value: Mapping[str, Any], report: Report, dropped: set[str]) -> Tables:
+    """`batch_config`, and `custom_pricing`: context tiers, batch and service-tier modes,
+    and regional prices."""
+    tables = Tables()
+    config = value.get("pricing_config")
+    batch = _table(config.get("batch_config"), report) if isinstance(config, dict) else {}
+    if batch:
+        tables.variants["batch"] = Table(batch)
+    custom = value.get("custom_pricing")
+    if not isinstance(custom, dict) or not isinstance(custom.get("regions"), dict):
+        return tables
+    regions: dict[str, Any] = custom["regions"]
+    thresholds = _thresholds(custom.get("context_tier_map"))
+    for names, region in sorted(regions.items()):
+        modes = region.get("execution_modes") if isinstance(region, dict) else None
+        if not isinstance(modes, dict):
+            continue
+        for mode, spec in sorted(modes.items()):
+            table = _mode_table(spec, thresholds, report)
+            if not table:
+                continue
+            if names == "default":
+                _default_mode(tables, mode, table, dropped)
+            elif mode == "standard":
+                for name in names.split(","):
+                    tables.regions[name.strip()] = table
+            else:
+                dropped.add("regional batch or service-tier prices")
+    return tables
+
+
+def _default_mode(tables: Tables, mode: str, table: Table, dropped: set[str]) -> None:
+    variant = "batch" if mode == "batch" else mode
+    if mode == "standard":  # the base table: the entry's own prices; its tiers are new
+        tables.tiers.update(table.tiers)
+    elif variant == "batch" or variant in SERVICE_TIERS:
+        known = tables.variants.setdefault(variant, Table())
+        known.prices.update(table.prices)
+        known.tiers.update(table.tiers)
+    else:
+        dropped.add(f"execution-mode prices (`{mode}`)")
+
+
+def _thresholds(tier_map: Any) -> dict[str, int]:
+    """Portkey's `context_tier_map` ({"0": "lte-272k", "272000": "gt-272k"}): tier name ->
+    the prompt tokens above which it applies."""
+    out: dict[str, int] = {}
+    if isinstance(tier_map, dict):
+        for above, name in tier_map.items():
+            if isinstance(name, str) and isinstance(above, str) and above.isdigit():
+                out[name] = int(above)
+    return out
+
+
+def _mode_table(spec: Any, thresholds: Mapping[str, int], report: Report) -> Table:
+    if not isinstance(spec, dict):
+        return Table()
+    tiers = spec.get("context_tiers")
+    if not isinstance(tiers, dict):
+        return Table(_table(_pay(spec), report))
+    table = Table()
+    for name, tier in tiers.items():
+        above = thresholds.get(name)
+        prices = _table(_pay(tier), report)
+        if above is None or not prices:
+            continue
+        if above == 0:
+            table.prices.update(prices)
+        else:
+            table.tiers[above] = prices
+    return table
+
+
 def _per_request(label: str, value: Mapping[str, Any]) -> Decimal | Skipped | None:
     """`fixed_cost` (cents per request and per response) -> USD per request."""
     config = value.get("pricing_config")
@@ -215,6 +329,8 @@ def _dropped(value: Mapping[str, Any], pay: Mapping[str, Any]) -> set[str]:
     for k, item in pay.items():
         if k in TOKEN_PRICES or not (_nonzero(item) or (k in _DIMENSIONS and item)):
             continue
+        if k == "additional_units" and isinstance(item, dict) and set(item) == {"cache_write_1h"}:
+            continue  # carried as the 1-hour cache write price
         if k in _DIMENSIONS:
             found.add(_DIMENSIONS[k])
         elif "audio" in k:
@@ -224,11 +340,6 @@ def _dropped(value: Mapping[str, Any], pay: Mapping[str, Any]) -> set[str]:
         else:
             found.add(f"`{k}`")
     config = value.get("pricing_config")
-    if isinstance(config, dict):
-        if config.get("batch_config"):
-            found.add("batch prices")
-        if config.get("finetune_config"):
-            found.add("fine-tuning prices")
-    if value.get("custom_pricing"):
-        found.add("regional and execution-mode prices (`custom_pricing`)")
+    if isinstance(config, dict) and config.get("finetune_config"):
+        found.add("fine-tuning prices")
     return found

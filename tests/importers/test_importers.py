@@ -7,6 +7,7 @@ import json
 import re
 import textwrap
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -118,7 +119,12 @@ def test_litellm_prices_convert_exactly(litellm_import: tuple[Path, Report]) -> 
     found = models(out)
     # gpt-4o: 2.5e-06 USD/token in, 1e-05 out, 1.25e-06 cached -> per 1M, by hand
     gpt4o = found[("openai", "gpt-4o")]
-    assert gpt4o["pricing"] == {"input": "2.5", "output": "10", "cache_read": "1.25"}
+    # batch 1.25e-06 / 5e-06; priority 4.25e-06 / 1.7e-05, cache read 2.125e-06
+    assert gpt4o["pricing"] == {
+        "input": "2.5", "output": "10", "cache_read": "1.25",
+        "batch": {"input": "1.25", "output": "5"},
+        "service_tiers": {"priority": {"input": "4.25", "output": "17", "cache_read": "2.125"}},
+    }  # fmt: skip
     assert (gpt4o["context_window"], gpt4o["max_output_tokens"]) == (128000, 16384)
     # claude-sonnet-4-5: 3e-06, 1.5e-05, cache read 3e-07, cache write 3.75e-06
     sonnet = found[("anthropic", "claude-sonnet-4-5")]
@@ -135,7 +141,7 @@ def test_litellm_prices_convert_exactly(litellm_import: tuple[Path, Report]) -> 
     assert (flash["input"], flash["output"], flash["cache_read"]) == ("0.3", "2.5", "0.03")
     # prices are written as quoted decimal strings
     text = (out / "models" / "openai.yaml").read_text(encoding="utf-8")
-    assert 'pricing: {input: "2.5", output: "10", cache_read: "1.25"}' in text
+    assert '  batch: {input: "1.25", output: "5"}' in text  # short tables on one line
     assert "!!" not in text  # no tags
     assert not re.search(r'"[0-9.]+[eE][-+]?[0-9]+"', text)  # no exponent notation
 
@@ -148,8 +154,15 @@ def test_litellm_prices_account_for_every_entry(litellm_import: tuple[Path, Repo
     assert skip_reason(report, "sample_spec") == "not a model entry"
     assert skip_reason(report, "whisper-1") == "priced per second"
     assert skip_reason(report, "azure/standard/1024-x-1024/dall-e-3").startswith("image model")
+    # a regional price is a table of the model's own entry now, not a skip ...
+    assert (
+        "bedrock/us-gov-west-1/anthropic.claude-sonnet-4-5-20250929-v1:0" in report.converted_keys
+    )
+    # ... unless the model has no price of its own to be a table of
     key = "bedrock/us-gov-west-1/anthropic.claude-3-haiku-20240307-v1:0"
-    assert skip_reason(report, key) == "region-specific price"
+    assert skip_reason(report, key) == "regional price of a model with no global price"
+    reasons = {s.reason for s in report.skipped}
+    assert "region-specific price" not in reasons
     unsupported = next(k for k, v in data.items() if v.get("litellm_provider") == "novita")
     assert skip_reason(report, unsupported) == "unsupported provider"
     alias = next(k for k, v in data.items() if "alias_of" in v)
@@ -202,7 +215,9 @@ def test_litellm_prices_selected_integrations(tmp_path: Path) -> None:
 def test_litellm_prices_edge_cases(tmp_path: Path) -> None:
     data = {
         "fine-model": {"litellm_provider": "openai", "mode": "chat",
-                       "input_cost_per_token": 1.2345678912e-07, "output_cost_per_token": 1e-06},
+                       "input_cost_per_token": 1.2345678901e-07, "output_cost_per_token": 1e-06},
+        "ten-places": {"litellm_provider": "openai", "mode": "chat",
+                       "input_cost_per_token": 1.234567891e-07, "output_cost_per_token": 1e-06},
         "huge-model": {"litellm_provider": "openai", "mode": "chat",
                        "input_cost_per_token": 0.02, "output_cost_per_token": 0.02},
         "exact-model": {"litellm_provider": "openai", "mode": "chat",
@@ -235,6 +250,7 @@ def test_litellm_prices_edge_cases(tmp_path: Path) -> None:
     # max output above the context window is left out (the catalog rejects it)
     assert exact["context_window"] == 1000 and "max_output_tokens" not in exact
     assert found[("together", "org/Some-Model")]["pricing"]["input"] == "0.88"
+    assert found[("openai", "ten-places")]["pricing"]["input"] == "0.1234567891"
     assert_valid_catalog(out)
 
 
@@ -283,10 +299,11 @@ def test_portkey_prices_account_for_every_entry(portkey_import: tuple[Path, Repo
     assert_accounted(report, keys)
     assert skip_reason(report, "openai: default").startswith("file default")
     assert skip_reason(report, "deepinfra: zai-org/GLM-4.6") == "unsupported provider"
-    key = "openrouter: google/gemini-2.5-flash"
+    key = "openrouter: google/gemini-2.5-flash"  # cache_write 0.08333… USD per 1M tokens
     assert skip_reason(report, key) == "finer than 10 decimal places"
     assert skip_reason(report, "fireworks-ai: 4b") == "price class, not a model"
-    assert skip_reason(report, "google: gemini-2.5-pro-gt-128k") == "long-context tier price"
+    # a long-context entry is a tier of the model's own entry now, not a skip
+    assert "google: gemini-2.5-pro-gt-128k" in report.converted_keys
 
 
 def test_portkey_prices_output_validates(portkey_import: tuple[Path, Report]) -> None:
@@ -331,6 +348,146 @@ def test_portkey_default_extends_entries(tmp_path: Path) -> None:
     # the image-only entry inherits the default's input price, so it is converted too
     assert found[("google", "imagery")]["pricing"] == {"input": "1"}
     assert report.caveats["image prices"] == 1
+    assert_valid_catalog(out)
+
+
+# -- price tables: tiers, 1-hour cache writes, batch, service tiers, regions ----------------
+
+
+def per_million(usd_per_token: float) -> str:
+    """The catalog's text for a LiteLLM price, by hand: exact decimal x 1,000,000."""
+    return format((Decimal(str(usd_per_token)) * 1_000_000).normalize(), "f")
+
+
+def test_litellm_price_tables_carry_over(tmp_path: Path) -> None:
+    base = {
+        "litellm_provider": "bedrock",
+        "mode": "chat",
+        "input_cost_per_token": 3e-06,
+        "output_cost_per_token": 1.5e-05,
+        "cache_read_input_token_cost": 3e-07,
+        "cache_creation_input_token_cost": 3.75e-06,
+    }
+    data = {
+        "model-x": {**base,
+                    "cache_creation_input_token_cost_above_1hr": 6e-06,
+                    "input_cost_per_token_above_200k_tokens": 6e-06,
+                    "output_cost_per_token_above_200k_tokens": 2.25e-05,
+                    "cache_creation_input_token_cost_above_1hr_above_200k_tokens": 1.2e-05,
+                    "input_cost_per_token_batches": 1.5e-06, "output_cost_per_token_batches": 7.5e-06,
+                    "input_cost_per_token_flex": 1.5e-06, "output_cost_per_token_flex": 7.5e-06,
+                    "input_cost_per_token_priority": 6e-06,
+                    "input_cost_per_token_above_200k_tokens_priority": 1.2e-05,
+                    "input_cost_per_token_above_12hr": 9e-06,  # not a price the catalog has
+                    "output_cost_per_token_flex_ultrafast": 1e-05,
+                    "input_cost_per_token_decisions": 0},
+        "bedrock/eu-west-1/model-x": {**base, "input_cost_per_token": 3.3e-06,
+                                      "output_cost_per_token": 1.65e-05},
+        "bedrock/eu-west-1/model-y": {**base},  # no entry of model-y itself
+        "model-z": {"litellm_provider": "bedrock", "mode": "chat",
+                    "input_cost_per_token": 1e-06, "output_cost_per_token": 2e-06,
+                    "cache_read_input_token_cost_flex": 1e-07},  # no base cache_read price
+    }  # fmt: skip
+    source = tmp_path / "prices.json"
+    source.write_text(json.dumps(data), encoding="utf-8")
+    files, report = litellm_prices.run(source, None)
+    out = write(tmp_path / "out", files, report)
+    assert_accounted(report, list(data))
+    assert skip_reason(report, "bedrock/eu-west-1/model-y") == (
+        "regional price of a model with no global price"
+    )
+    found = models(out)
+    assert found[("bedrock", "model-x")]["pricing"] == {
+        "input": "3", "output": "15", "cache_read": "0.3", "cache_write": "3.75",
+        "cache_write_1h": "6",
+        "tiers": [{"above_input_tokens": 200000, "input": "6", "output": "22.5",
+                   "cache_write_1h": "12"}],
+        "batch": {"input": "1.5", "output": "7.5"},
+        "service_tiers": {"flex": {"input": "1.5", "output": "7.5"},
+                          "priority": {"input": "6", "tiers": [
+                              {"above_input_tokens": 200000, "input": "12"}]}},
+        "regions": {"eu-west-1": {"input": "3.3", "output": "16.5", "cache_read": "0.3",
+                                  "cache_write": "3.75"}},
+    }  # fmt: skip
+    # a variant price of a field the base has no price for is left out, and counted
+    assert found[("bedrock", "model-z")]["pricing"] == {"input": "1", "output": "2"}
+    assert (
+        report.caveats["tier, batch or regional price of a field with no base price (left out)"]
+        == 1
+    )
+    assert report.caveats["long-lived cache write prices (1h/12h)"] == 1  # the 12-hour one
+    assert_valid_catalog(out)
+
+
+def test_litellm_real_tables(litellm_import: tuple[Path, Report]) -> None:
+    """Claude Sonnet 4.5 on Bedrock, from the real price map: every table by hand."""
+    out, _ = litellm_import
+    data = json.loads(shared_data(*LITELLM_PRICES).read_text(encoding="utf-8"))
+    name = "anthropic.claude-sonnet-4-5-20250929-v1:0"
+    src = data[name]
+    pricing = models(out)[("bedrock", name)]["pricing"]
+    assert pricing["cache_write_1h"] == per_million(
+        src["cache_creation_input_token_cost_above_1hr"]
+    )
+    tier = pricing["tiers"][0]
+    assert tier["above_input_tokens"] == 200_000
+    assert tier["input"] == per_million(src["input_cost_per_token_above_200k_tokens"])
+    assert tier["output"] == per_million(src["output_cost_per_token_above_200k_tokens"])
+    assert pricing["batch"]["input"] == per_million(src["input_cost_per_token_batches"])
+    gov = data[f"bedrock/us-gov-west-1/{name}"]
+    assert pricing["regions"]["us-gov-west-1"]["input"] == per_million(gov["input_cost_per_token"])
+
+
+def test_portkey_price_tables_carry_over(tmp_path: Path) -> None:
+    pricing = tmp_path / "pricing"
+    pricing.mkdir()
+
+    def pay(i: float, o: float, **more: Any) -> dict[str, Any]:
+        prices = {"request_token": {"price": i}, "response_token": {"price": o}}
+        return {"pricing_config": {"pay_as_you_go": {**prices, **more}}}
+
+    hour = {"additional_units": {"cache_write_1h": {"price": 0.0006}}}
+    table = {
+        "default": {},
+        "m-lte-200k": {**pay(0.0003, 0.0015, cache_write_input_token={"price": 0.000375}, **hour),
+                       "custom_pricing": {"regions": {
+                           "default": {"execution_modes": {
+                               "batch": pay(0.00015, 0.00075), "flex": pay(0.0001, 0.0005),
+                               "fast": pay(0.003, 0.015)}},
+                           "eu-west-1,eu-west-2": {"execution_modes": {
+                               "standard": pay(0.00033, 0.00165),
+                               "batch": pay(0.000165, 0.000825)}}}}},
+        "m-gt-200k": pay(0.0006, 0.00225),
+        "orphan-gt-128k": pay(0.0006, 0.00225),
+        "tiered": {**pay(0.0005, 0.003), "custom_pricing": {
+            "context_tier_map": {"0": "lte-272k", "272000": "gt-272k"},
+            "regions": {"default": {"execution_modes": {"standard": {"context_tiers": {
+                "lte-272k": pay(0.0005, 0.003), "gt-272k": pay(0.001, 0.0045)}}}}}}},
+    }  # fmt: skip
+    (pricing / "anthropic.json").write_text(json.dumps(table), encoding="utf-8")
+    files, report = portkey_prices.run(pricing, None)
+    out = write(tmp_path / "out", files, report)
+    keys = [f"anthropic: {k}" for k in table]
+    assert_accounted(report, keys)
+    assert skip_reason(report, "anthropic: orphan-gt-128k") == (
+        "long-context tier of a model with no base price"
+    )
+    found = models(out)
+    # cents per token x 10,000 = USD per 1M tokens, by hand
+    assert found[("anthropic", "m")]["pricing"] == {
+        "input": "3", "output": "15", "cache_write": "3.75", "cache_write_1h": "6",
+        "tiers": [{"above_input_tokens": 200000, "input": "6", "output": "22.5"}],
+        "batch": {"input": "1.5", "output": "7.5"},
+        "service_tiers": {"flex": {"input": "1", "output": "5"}},
+        "regions": {"eu-west-1": {"input": "3.3", "output": "16.5"},
+                    "eu-west-2": {"input": "3.3", "output": "16.5"}},
+    }  # fmt: skip
+    assert found[("anthropic", "tiered")]["pricing"] == {
+        "input": "5", "output": "30",
+        "tiers": [{"above_input_tokens": 272000, "input": "10", "output": "45"}],
+    }  # fmt: skip
+    assert report.caveats["execution-mode prices (`fast`)"] == 1
+    assert report.caveats["regional batch or service-tier prices"] == 1
     assert_valid_catalog(out)
 
 
