@@ -84,30 +84,34 @@ AliasName = Annotated[
     PlainValidator(_alias_name),
     WithJsonSchema({"type": "string", "pattern": ALIAS_NAME_PATTERN}),
 ]
-AliasTarget = Annotated[
-    str | ConfigTarget,
-    PlainValidator(_alias_target),
+TARGET_SCHEMA = {
+    "anyOf": [
+        {
+            "type": "string",
+            "pattern": ALIAS_TARGET_PATTERN,
+            "description": "`@provider/model`",
+            "examples": ["@openai-prod/gpt-4o-mini"],
+        },
+        {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["config"],
+            "properties": {"config": {"type": "string", "pattern": SLUG_PATTERN}},
+            "description": "a named routing config",
+        },
+    ]
+}
+AliasTarget = Annotated[str | ConfigTarget, PlainValidator(_alias_target)]
+Aliases = Annotated[
+    dict[AliasName, AliasTarget],
     WithJsonSchema(
         {
-            "anyOf": [
-                {
-                    "type": "string",
-                    "pattern": ALIAS_TARGET_PATTERN,
-                    "description": "`@provider/model`",
-                    "examples": ["@openai-prod/gpt-4o-mini"],
-                },
-                {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "required": ["config"],
-                    "properties": {"config": {"type": "string", "pattern": SLUG_PATTERN}},
-                    "description": "a named routing config",
-                },
-            ]
+            "type": "object",
+            "propertyNames": {"pattern": ALIAS_NAME_PATTERN},
+            "additionalProperties": TARGET_SCHEMA,
         }
     ),
 ]
-Aliases = dict[AliasName, AliasTarget]
 ALIASES_DESCRIPTION = (
     "model aliases: name -> `@provider/model` or `{config: slug}`; a request may send the "
     "name as its model (a Workspace's alias overrides the Organization's of the same name)"
