@@ -596,7 +596,9 @@ class Checker:
         if entry["from"] not in ("organization", "workspace"):
             raise Bad("expected `organization` or `workspace`", "from")
         if "config" in entry:
-            if "provider" in entry or "model" in entry or entry["config"] not in self.configs:
+            config = entry["config"]
+            if "provider" in entry or "model" in entry or type(config) is not str \
+                    or config not in self.configs:  # fmt: skip
                 raise Bad("names no config of this bundle (and nothing else)", "config")
             return
         provider, model = entry.get("provider"), entry.get("model")

@@ -3,18 +3,29 @@ target, in every request form (docs/aliases.md)."""
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from runtime import Router
 from runtime.aliases import usable_aliases
 from runtime.bundle import Bundle
 from runtime.canonical import seal
-from runtime.errors import AccessDenied, BundleContentError, InvalidConfig, UnknownModel
+from runtime.errors import (
+    AccessDenied,
+    BundleContentError,
+    BundleError,
+    InvalidConfig,
+    RequestError,
+    UnknownModel,
+)
 from tests.runtime.conftest import OPENAI_PROVIDER, compile_files
 
 FILES = {
@@ -73,6 +84,14 @@ workspaces: [research]
             - {provider: "@openai-prod", request_timeout: 1000}
         """,
 }
+
+
+@pytest.fixture(scope="module")
+def alias_body(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The compiled FILES, without their digest (to be changed and sealed again)."""
+    body: dict[str, Any] = json.loads(compile_files(tmp_path_factory.mktemp("c"), FILES))
+    body.pop("digest")
+    return body
 
 
 @pytest.fixture
@@ -197,3 +216,37 @@ def test_a_bundle_with_a_bad_alias_name_is_refused(tmp_path: Path) -> None:
     aliases["@fast"] = aliases.pop("fast")
     with pytest.raises(BundleContentError, match="alias name"):
         Bundle.load(seal(body))
+
+
+JSONISH = st.recursive(
+    st.none() | st.booleans() | st.integers(-2, 2) | st.sampled_from(
+        ["organization", "workspace", "openai-prod", "anthropic-prod", "gpt-4o", "two-step",
+         "claude-haiku-4-5", "nope", "@fast", "fast"]
+    ),
+    lambda inner: st.lists(inner, max_size=2) | st.dictionaries(
+        st.sampled_from(["from", "provider", "model", "config", "x"]), inner, max_size=4
+    ),
+    max_leaves=6,
+)  # fmt: skip
+
+
+@settings(max_examples=150)
+@given(st.sampled_from(["support", "research"]), st.sampled_from(["fast", "smart", "big", "new"]),
+       JSONISH)  # fmt: skip
+def test_a_changed_alias_is_refused_at_load_or_serves(
+    alias_body: dict[str, Any], workspace: str, name: str, value: Any
+) -> None:
+    """Load is a full gate for aliases too: whatever an entry becomes, the bundle is refused
+    with a BundleError, or every alias of every workspace resolves or is refused with a
+    RequestError (never an internal error)."""
+    body = copy.deepcopy(alias_body)
+    body["workspaces"][workspace].setdefault("aliases", {})[name] = value
+    try:
+        router = Router(Bundle.load(seal(body)))
+    except BundleError:
+        return
+    for ws in router.bundle.workspaces.values():
+        for alias in ws.aliases:
+            for form in ({}, {"provider": "@openai-prod"}, {"params": {"model": alias}}):
+                with contextlib.suppress(RequestError):
+                    router.resolve(ws.slug, alias, **form)
