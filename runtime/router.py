@@ -176,7 +176,8 @@ class Router:
         plan = self.resolve(workspace, model, provider=provider, config=alias_config or config,
                             metadata=metadata, params=params, seed=seed, path=path)  # fmt: skip
         plan = replace(plan, alias=alias.name)
-        if config is None and params is None and metadata is None and path is None:
+        cacheable = self._state is state  # not across a reload that happened meanwhile
+        if cacheable and config is None and params is None and metadata is None and path is None:
             if len(state.plans) >= PLAN_CACHE_LIMIT:
                 state.plans.clear()
             state.plans[(workspace, alias.name, provider)] = plan
