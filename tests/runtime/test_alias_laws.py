@@ -1,7 +1,8 @@
-"""The alias law, over random catalogs and requests: naming an alias decides exactly what
-naming its target decides (allowed or the same refusal; the same attempts, provider, model,
-counter chain, prices and params) in every request form. An alias that could reach what its
-target cannot is the bypass class known from other gateways."""
+"""The alias law, over random catalogs and requests: each workspace gets the Organization's
+aliases overridden by its own, and naming an alias decides exactly what naming its target
+decides (allowed or the same refusal; the same attempts, provider, model, counter chain,
+prices and params) in every request form. An alias that could reach what its target cannot
+is the bypass class known from other gateways."""
 
 from __future__ import annotations
 
@@ -21,10 +22,15 @@ from tests.strategies import SERVICES, catalogs, write_catalog
 Files = dict[str, list[dict[str, Any]]]
 
 
+Effective = dict[str, dict[str, str]]  # workspace -> alias name -> target
+
+
 @st.composite
-def with_aliases(draw: st.DrawFn) -> tuple[Files, dict[str, str]]:
-    """A random catalog whose Organization declares aliases for random exposed models
-    (allowed or not to each workspace)."""
+def with_aliases(draw: st.DrawFn) -> tuple[Files, Effective]:
+    """A random catalog whose Organization and some Workspaces declare aliases for random
+    exposed models (allowed or not to each workspace: a Workspace alias its workspace may
+    not use is an error, E0521, but the bundle's index still serves the law), and the
+    effective map each workspace must get."""
     files = draw(catalogs())
     services = {i["slug"]: i["service"] for i in files["integrations.yaml"]}
     targets = sorted(
@@ -33,9 +39,16 @@ def with_aliases(draw: st.DrawFn) -> tuple[Files, dict[str, str]]:
         for m in SERVICES[services[p["integration"]]]
     )
     chosen = draw(st.lists(st.sampled_from(targets), min_size=1, max_size=4, unique=True))
-    aliases = {f"alias-{i}": t for i, t in enumerate(chosen)}
-    files["catalog.yaml"][0]["aliases"] = aliases
-    return files, aliases
+    org = {f"alias-{i}": t for i, t in enumerate(chosen)}
+    files["catalog.yaml"][0]["aliases"] = org
+    effective: Effective = {}
+    for ws in files["workspaces.yaml"]:
+        names = draw(st.lists(st.sampled_from([*org, "own-0", "own-1"]), max_size=2, unique=True))
+        own = {n: draw(st.sampled_from(targets)) for n in names}
+        if own:
+            ws["aliases"] = own
+        effective[ws["slug"]] = {**org, **own}
+    return files, effective
 
 
 def router_of(files: Files) -> Router:
@@ -85,13 +98,15 @@ def with_model(form: dict[str, Any], model: str) -> dict[str, Any]:
 @settings(max_examples=40)
 @given(with_aliases(), st.data())
 def test_an_alias_decides_what_its_target_decides(
-    catalog: tuple[Files, dict[str, str]], data: st.DataObject
+    catalog: tuple[Files, Effective], data: st.DataObject
 ) -> None:
-    files, aliases = catalog
+    files, effective = catalog
     router = router_of(files)
     providers = sorted(router.bundle.providers)
     for workspace in sorted(router.bundle.workspaces):
-        for name, target in sorted(aliases.items()):
+        recorded = router.bundle.workspaces[workspace].aliases
+        assert {n: a.target for n, a in recorded.items()} == effective[workspace]
+        for name, target in sorted(effective[workspace].items()):
             form = data.draw(forms(providers))
             via_alias = decision(router, workspace, name, with_model(form, name))
             direct = decision(router, workspace, target, with_model(form, target))
@@ -101,12 +116,13 @@ def test_an_alias_decides_what_its_target_decides(
 @settings(max_examples=20)
 @given(with_aliases())
 def test_v1_models_lists_exactly_the_aliases_whose_target_is_allowed(
-    catalog: tuple[Files, dict[str, str]],
+    catalog: tuple[Files, Effective],
 ) -> None:
-    files, aliases = catalog
+    files, effective = catalog
     router = router_of(files)
     for workspace in router.bundle.workspaces:
         listed = {a.name for a in usable_aliases(router.bundle, workspace)}
+        aliases = effective[workspace]
         allowed = {
             n for n, t in aliases.items() if decision(router, workspace, t, {})[0] == "single"
         }
