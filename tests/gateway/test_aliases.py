@@ -5,6 +5,7 @@ alias is refused whatever its target is refused, `/v1/models` lists the usable a
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -55,7 +56,10 @@ def alias_bundle(fakes: Fakes, tmp_path_factory: pytest.TempPathFactory) -> Path
 
 @pytest.fixture(scope="module")
 def alias_gateway(alias_bundle: Path) -> Iterator[GatewayProcess]:
-    process = GatewayProcess(alias_bundle, alias_bundle.parent / "gateway.log").start()
+    events = alias_bundle.parent / "events.jsonl"
+    process = GatewayProcess(
+        alias_bundle, alias_bundle.parent / "gateway.log", ["--events", str(events)]
+    ).start()
     try:
         yield process
     finally:
@@ -94,6 +98,33 @@ def test_an_alias_reaches_its_target(
                  status=200, cost=cost, used=used)  # fmt: skip
     assert line["alias"] == "fast"
     assert Decimal(headers["x-catalog-cost-usd"]) == cost
+    event = event_of(alias_gateway, trace)
+    assert (event["alias"], event["provider"], event["model"]) == (
+        "fast", "openai-main", "gpt-4o-mini",
+    )  # fmt: skip
+    assert Decimal(event["catalog_cost_usd"]) == cost
+
+
+def test_a_request_without_alias_has_none_in_its_event(
+    alias_gateway: GatewayProcess, fakes: Fakes
+) -> None:
+    fakes.openai.script(Answer(usage=Tokens(input=2, output=1)))
+    trace, _, _ = chat(alias_gateway, "@openai-main/gpt-4o-mini")
+    assert "alias" not in alias_gateway.request_line(trace)
+    assert "alias" not in event_of(alias_gateway, trace)
+
+
+def event_of(gateway: GatewayProcess, trace: str, timeout: float = 5.0) -> dict[str, Any]:
+    """The usage event of the request with this trace id (events follow the answer)."""
+    path = gateway.bundle.parent / "events.jsonl"
+    deadline = time.monotonic() + timeout
+    while True:
+        text = path.read_text() if path.exists() else ""
+        found = [e for e in map(json.loads, text.splitlines()) if e.get("trace_id") == trace]
+        if found or time.monotonic() > deadline:
+            assert len(found) == 1, found
+            return found[0]
+        time.sleep(0.05)
 
 
 def test_a_workspace_alias_and_a_provider_header(
