@@ -117,6 +117,17 @@ class PriceRuleOut(_Closed):
     free: bool | None = None
 
 
+class AliasOut(_Closed):
+    """A model alias: `provider` + `model` (it stands for `@provider/model`) or `config`."""
+
+    from_: Literal["organization", "workspace"] = Field(
+        alias="from", description="where it was declared (a workspace's overrides the org's)"
+    )
+    provider: str | None = None
+    model: str | None = None
+    config: str | None = None
+
+
 class WorkspaceOut(_Closed):
     providers: list[str] | None = Field(description="null: every provisioned provider")
     access: Access
@@ -124,6 +135,11 @@ class WorkspaceOut(_Closed):
     counter: str
     default_config: str | None
     api_keys: list[ApiKeyOut]
+    aliases: dict[str, AliasOut] = Field(
+        default_factory=dict,
+        description="effective model aliases (the organization's, overridden by the "
+        "workspace's), by name; present only when there are some",
+    )
 
 
 class ConfigOut(_Closed):

@@ -19,12 +19,13 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlsplit
 
+from catalog_compiler.diff_aliases import alias_changes
 from runtime.bundle import Bundle, Counter, budget_words, counter_label, rate_words
 
 
 @dataclass
 class Change:
-    kind: str  # provider | config | workspace | access | limit | price | model | endpoint
+    kind: str  # provider | config | workspace | access | limit | price | model | endpoint | alias
     subject: str
     old: str | None
     new: str | None
@@ -92,6 +93,7 @@ def semantic_diff(
     _endpoints(diff, "provider", old_raw["providers"], new_raw["providers"], integrations)
     _configs(diff, old_raw["configs"], new_raw["configs"])
     _models_used(diff, old, new)
+    alias_changes(old, new, lambda *a, **kw: diff.changes.append(Change(*a, **kw)))
     diff.changes.sort(key=lambda c: (not c.breaking, not c.notable, c.kind, c.subject))
     return diff
 

@@ -7,6 +7,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from catalog_compiler.explain_aliases import (
+    alias_json,
+    aliases_listing,
+    explain_config_alias,
+    find_alias,
+    not_an_alias,
+)
 from runtime.access import Rules, qualified
 from runtime.bundle import Bundle, Counter, Provider, effective
 from runtime.errors import RequestError
@@ -79,8 +86,16 @@ def rule_trail(bundle: Bundle, provider: Provider, model: str, ws: str) -> list[
 
 
 def explain_route(bundle: Bundle, workspace: str, target: str) -> dict[str, Any]:
+    alias = find_alias(bundle, workspace, target)
+    if alias is not None and alias.config is not None:
+        return explain_config_alias(bundle, workspace, alias)
+    if alias is not None:  # explained as its target, which decides everything
+        out = explain_route(bundle, workspace, alias.target)
+        return {**out, "alias": alias_json(bundle, workspace, alias)}
+    if not target.startswith("@"):
+        raise ValueError(not_an_alias(bundle, workspace, target))
     provider_slug, model = split_target(target)
-    out: dict[str, Any] = {"workspace": workspace, "target": target}
+    out = {"workspace": workspace, "target": target}
     try:
         decision = bundle.decide(workspace, provider_slug, model)
     except RequestError as exc:
@@ -140,7 +155,10 @@ def explain_workspace(bundle: Bundle, workspace: str) -> dict[str, Any]:
                 "rate_limits": {k: r.limit for k, (r, _) in eff.rate_limits.items()},
             }
         )
-    return {"workspace": ws.slug, "counter": ws.counter, "routes": rows}
+    out: dict[str, Any] = {"workspace": ws.slug, "counter": ws.counter, "routes": rows}
+    if ws.aliases:
+        out["aliases"] = aliases_listing(bundle, workspace)
+    return out
 
 
 def _str(value: object) -> str | None:

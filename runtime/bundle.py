@@ -22,6 +22,7 @@ from types import MappingProxyType
 from typing import Any, cast
 
 from runtime.access import Pattern, Refusal, Rules, pattern, qualified
+from runtime.aliases import NO_ALIASES, Alias, aliases_of
 from runtime.bundle_check import check, where
 from runtime.canonical import (
     FORMAT,
@@ -193,6 +194,8 @@ class Workspace:
     counter: str
     default_config: str | None
     api_keys: tuple[Mapping[str, Any], ...]
+    # name -> its target (runtime/aliases.py)
+    aliases: Mapping[str, Alias] = field(default_factory=lambda: NO_ALIASES)
 
 
 class ConfigInfo:
@@ -694,7 +697,7 @@ def _build(data: dict[str, Any], digest: str) -> Bundle:
             slug, _selection(d["providers"]),
             shared.rules_of(f"workspace `{slug}`", f"workspaces/{slug}/access", d["access"]),
             tuple(rules), d["counter"], d["default_config"],
-            tuple(_freeze(k) for k in d["api_keys"]),
+            tuple(_freeze(k) for k in d["api_keys"]), aliases_of(d.get("aliases")),
         )  # fmt: skip
     configs = {
         slug: ConfigInfo(slug, _selection(d["workspaces"]), d["tree"])

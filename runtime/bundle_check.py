@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
+from runtime.aliases import NAME_RE
 from runtime.canonical import MAX_SAFE_INTEGER, is_double_text
 from runtime.configs import CARRIED, MODES, QUERY_LOGIC, QUERY_OPS, SECRET_FIELDS, query_field
 from runtime.configs import compile_regex as _compile_regex
@@ -96,7 +97,8 @@ INTEGRATION = Shape("service api auth base_url credentials settings workspaces a
 PROVIDER = Shape("integration base_url default_params workspaces access custom chain models",
                  "allowed_hosts")  # fmt: skip
 MODEL = Shape("mode prices price_sources", "context_window max_output_tokens")
-WORKSPACE = Shape("providers access pricing counter default_config api_keys")
+WORKSPACE = Shape("providers access pricing counter default_config api_keys", "aliases")
+ALIAS = Shape("from", "provider model config")
 PRICE_RULE = Shape("model", "prices free")
 API_KEY = Shape("name sha256 disabled")
 CONFIG = Shape("workspaces tree")
@@ -583,6 +585,29 @@ class Checker:
         if default is not None and (type(default) is not str or default not in self.configs):
             raise Bad(f"names config `{default}`, which does not exist", "default_config")
         section("api_keys", each_item, array(ws["api_keys"], "api_keys"), self.api_key)
+        if "aliases" in ws:
+            section("aliases", each, mapping(ws["aliases"], "aliases"), self.alias)
+
+    def alias(self, name: str, value: Any) -> None:
+        """`{provider, model}` the provider exposes, or `{config}` that exists."""
+        if not NAME_RE.match(name):
+            raise Bad("not an alias name (letters, digits and `._:/-`, no `@`)")
+        entry = obj(value, ALIAS)
+        if entry["from"] not in ("organization", "workspace"):
+            raise Bad("expected `organization` or `workspace`", "from")
+        if "config" in entry:
+            config = entry["config"]
+            if "provider" in entry or "model" in entry or type(config) is not str \
+                    or config not in self.configs:  # fmt: skip
+                raise Bad("names no config of this bundle (and nothing else)", "config")
+            return
+        provider, model = entry.get("provider"), entry.get("model")
+        p = self.providers.get(provider) if type(provider) is str else None
+        if p is None:
+            raise Bad(f"names provider `{provider}`, which does not exist", "provider")
+        exposed = self.exposed.get(p["integration"], frozenset())
+        if type(model) is not str or (model not in exposed and model not in p["custom"]):
+            raise Bad(f"names model `{model}`, which `@{provider}` does not expose", "model")
 
     def price_rule(self, i: int, value: Any) -> None:
         rule = obj(value, PRICE_RULE)

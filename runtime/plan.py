@@ -77,6 +77,7 @@ class Plan:
     attempts: tuple[Attempt, ...]
     config: str | None = None
     branch: str | None = None  # the target a conditional strategy selected
+    alias: str | None = None  # the model alias the request named (runtime/aliases.py)
 
 
 Rule = tuple[frozenset[int] | None, int]

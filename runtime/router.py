@@ -20,6 +20,8 @@ from pathlib import Path
 from types import MappingProxyType, TracebackType
 from typing import Any
 
+from runtime.aliases import Alias
+from runtime.aliases import expand as expand_alias
 from runtime.bounds import METADATA_BOUNDS, PARAMS_BOUNDS, Bounds, plain_json
 from runtime.bundle import Bundle, Counter
 from runtime.counters_usage import CounterUsage, counters_of, read_usage
@@ -122,6 +124,11 @@ class Router:
         _check_names(workspace, model, provider, config, seed)
         if not isinstance(path, str | None) or (path is not None and len(path) > MAX_NAME):
             raise InvalidConfig([f"path: expected a URL path of at most {MAX_NAME} characters"])
+        if model is not None and model[:1] != "@":
+            alias = state.bundle.workspace(workspace).aliases.get(model)
+            if alias is not None:
+                return self._resolve_alias(state, alias, workspace, provider, config, metadata,
+                                           params, seed, path)  # fmt: skip
         if config is None and provider is None and not (model or "").startswith("@"):
             config = state.bundle.workspace(workspace).default_config
         if metadata is not None:
@@ -143,6 +150,37 @@ class Router:
             if len(state.plans) >= PLAN_CACHE_LIMIT:
                 state.plans.clear()
             state.plans[key] = plan
+        return plan
+
+    def _resolve_alias(
+        self,
+        state: _State,
+        alias: Alias,
+        workspace: str,
+        provider: str | None,
+        config: str | Mapping[str, Any] | None,
+        metadata: Mapping[str, Any] | None,
+        params: Mapping[str, Any] | None,
+        seed: int | None,
+        path: str | None,
+    ) -> Plan:
+        """The plan of the alias's target, named in the same request form (runtime/aliases.py):
+        the target's own checks, limits and prices apply, nothing else."""
+        model, alias_config = expand_alias(alias, provider, config)
+        if params is not None:  # the body names the target too (conditions see `params.model`)
+            params = _object(params, PARAMS_BOUNDS, "params")
+            if model is None:
+                params.pop("model", None)
+            else:
+                params["model"] = model
+        plan = self.resolve(workspace, model, provider=provider, config=alias_config or config,
+                            metadata=metadata, params=params, seed=seed, path=path)  # fmt: skip
+        plan = replace(plan, alias=alias.name)
+        cacheable = self._state is state  # not across a reload that happened meanwhile
+        if cacheable and config is None and params is None and metadata is None and path is None:
+            if len(state.plans) >= PLAN_CACHE_LIMIT:
+                state.plans.clear()
+            state.plans[(workspace, alias.name, provider)] = plan
         return plan
 
     def _resolve_config(

@@ -14,6 +14,7 @@ from catalog_compiler.check.schema import Checked
 from catalog_compiler.diagnostics import Note, Sink, Span
 from catalog_compiler.facts import Facts, Ref, TargetRef, split_model_string
 from catalog_compiler.link import check_base_model
+from catalog_compiler.model.aliases import ConfigTarget
 from catalog_compiler.model.common import PRICE_FIELDS, Limits, Pricing
 from catalog_compiler.model.documents import (
     KINDS,
@@ -22,6 +23,7 @@ from catalog_compiler.model.documents import (
     Integration,
     Model,
     Organization,
+    Workspace,
 )
 from catalog_compiler.model.routing import Target
 from catalog_compiler.model.types import PERIOD_RE, SLUG_RE
@@ -112,9 +114,26 @@ class LocalChecker:
             self.targets(model.config, None, ("config",), refs, targets)
             facts.refs += tuple(refs)
             facts.targets = tuple(targets)
+        if isinstance(model, Organization | Workspace) and model.aliases:
+            self.alias_facts(model.aliases, facts)
         if isinstance(model, Limits):
             facts.day_periods = tuple(self.day_periods(model))
         return facts
+
+    def alias_facts(self, aliases: dict[str, str | ConfigTarget], facts: Facts) -> None:
+        """An alias's target is checked like a config's: provider, model, config exist."""
+        refs: list[Ref] = []
+        targets: list[TargetRef] = []
+        for name, target in aliases.items():
+            if isinstance(target, ConfigTarget):
+                refs.append(Ref("Config", target.config, self.at(("aliases", name, "config"))))
+                continue
+            provider, _ = split_model_string(target)
+            span = self.at(("aliases", name))
+            refs.append(Ref("Provider", provider or "", span, "@"))
+            targets.append(TargetRef("model", target, provider, span))
+        facts.refs += tuple(refs)
+        facts.targets += tuple(targets)
 
     @staticmethod
     def raw_model(data: dict[str, Any], facts: Facts) -> None:

@@ -136,6 +136,9 @@ def _report(
         loc = (*loc, ctx["field"])
     value = err.get("input")
     pos = value_pos(doc.pos, loc)
+    if loc and loc[-1] == "[key]":  # a mapping key that is invalid itself (an alias name)
+        loc = loc[:-1]
+        pos = key_pos(doc.pos, loc)
     help_text: str | None = ctx.get("hint")
     if etype == "extra_forbidden":
         name = str(loc[-1])

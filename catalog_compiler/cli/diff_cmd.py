@@ -25,7 +25,7 @@ from runtime.errors import BundleError
 
 KIND_TITLES = [("limit", "Limits"), ("price", "Prices"), ("endpoint", "Endpoints"),
                ("config", "Configs"), ("provider", "Providers"),
-               ("workspace", "Workspaces")]  # fmt: skip
+               ("workspace", "Workspaces"), ("alias", "Aliases")]  # fmt: skip
 
 
 def load_side(target: str, label: str) -> tuple[Bundle, dict[str, Any]]:

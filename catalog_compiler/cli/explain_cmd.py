@@ -13,6 +13,7 @@ from catalog_compiler.cli import examples as ex
 from catalog_compiler.cli.options import EXIT_ERRORS, EXIT_OK, EXIT_USAGE, report
 from catalog_compiler.compiler import compile_catalog
 from catalog_compiler.explain import explain_route, explain_workspace
+from catalog_compiler.explain_aliases import render_alias
 from runtime.bundle import Bundle
 from runtime.errors import BundleError, RequestError
 
@@ -49,6 +50,8 @@ def _limits(chain_entry: dict[str, Any]) -> str:
 def render_route(data: dict[str, Any]) -> str:
     lines = [f"workspace `{data['workspace']}` -> `{data['target']}`: "
              + ("ALLOWED" if data["allowed"] else f"REFUSED ({data.get('status')})")]  # fmt: skip
+    if "alias" in data:
+        lines.append(render_alias(data["alias"]))
     if not data["allowed"]:
         lines.append(f"  reason: {data['reason']}")
     for step in data.get("rules", []):
@@ -91,13 +94,17 @@ def render_workspace(data: dict[str, Any]) -> str:
             f"  {r['target']:<{width}}  {r['input'] or '-':>9} {r['output'] or '-':>9} "
             f"{r['context_window'] or '-':>9}  {limits}"
         )
+    if data.get("aliases"):
+        lines.append("aliases:")
+        for a in data["aliases"]:
+            lines.append(render_alias(a) + ("" if a["usable"] else "  [target refused]"))
     return "\n".join(lines) + "\n"
 
 
 @click.command(epilog=ex.EXPLAIN)
 @click.argument("target", default=".", type=click.Path(path_type=str))
 @click.option("--workspace", "-w", required=True, help="The workspace asking.")
-@click.option("--model", "-m", help="A model string `@provider/model`; omit to list all.")
+@click.option("--model", "-m", help="`@provider/model` or an alias; omit to list all.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True)  # fmt: skip
 def explain(target: str, workspace: str, model: str | None, fmt: str) -> None:

@@ -34,6 +34,7 @@ from catalog_compiler.gallery.snippets import (
     snippets,
 )
 from catalog_compiler.gallery.usage import UsageBar
+from runtime.aliases import usable_aliases
 from runtime.bundle import (
     PRICE_FIELDS,
     Bundle,
@@ -159,6 +160,7 @@ class WorkspaceView:
     configs: tuple[ConfigView, ...]
     groups: tuple[GroupView, ...]
     usage: tuple[UsageBar, ...] = ()  # spend now against each budget of its chains
+    aliases: tuple[tuple[str, str, str | None], ...] = ()  # usable: name, target, origin
 
     @property
     def route_count(self) -> int:
@@ -597,7 +599,9 @@ def workspace_view(
         offered,
         tuple(groups),
         bars,
-    )
+        tuple((a.name, a.target, bundle.origin(a.origin_element(slug)))
+              for a in usable_aliases(bundle, slug)),
+    )  # fmt: skip
 
 
 def provider_view(

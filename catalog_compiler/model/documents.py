@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import Field, PlainValidator, WithJsonSchema, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from catalog_compiler.model.aliases import ALIASES_DESCRIPTION, Aliases
 from catalog_compiler.model.common import (
     Limits,
     ModelAccess,
@@ -134,6 +135,7 @@ class Organization(Limits):
     alerts: Alerts | None = Field(
         None, description="budget alerts (`alert_threshold` crossings, exhaustion): a webhook"
     )
+    aliases: Aliases | None = Field(None, description=ALIASES_DESCRIPTION)
 
     @field_validator("version", mode="plain")
     @classmethod
@@ -207,6 +209,7 @@ class Workspace(Limits):
     pricing: tuple[PriceOverride, ...] = ()
     api_keys: tuple[ApiKey, ...] = ()
     default_config: Slug | None = Field(None, description="config used when a request names none")
+    aliases: Aliases | None = Field(None, description=ALIASES_DESCRIPTION)
 
 
 class Model(CustomModel):

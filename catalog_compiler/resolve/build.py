@@ -16,6 +16,7 @@ from catalog_compiler.diagnostics import Note
 from catalog_compiler.model.common import PRICE_FIELDS, Limits, ModelAccess, PriceOverride
 from catalog_compiler.model.documents import CustomModel, Integration, Provider
 from catalog_compiler.registry import KnownModel
+from catalog_compiler.resolve.aliases import effective as effective_aliases
 from catalog_compiler.resolve.context import Context, Located, Path
 from catalog_compiler.resolve.routing import ConfigCompiler, Destination, Leaf
 from catalog_compiler.resolve.values import dec, plain
@@ -363,7 +364,7 @@ class BundleBuilder:
             else:
                 entry["prices"] = {k: dec(v) for k, v in sorted(override.fields().items())}
             pricing.append(entry)
-        return {
+        out = {
             "providers": selection(ws.providers),
             "access": self.access(ws.models, located, ("models",), f"workspaces/{slug}/access"),
             "pricing": sorted(pricing, key=lambda e: e["model"]),
@@ -374,6 +375,13 @@ class BundleBuilder:
                 key=lambda k: k["name"],
             ),
         }
+        aliases = effective_aliases(self.ctx, slug, self.provider_models)
+        if aliases:  # only when present: bundles without them stay byte-identical
+            out["aliases"] = aliases
+        return out
+
+    def provider_models(self, slug: str) -> set[str]:
+        return self.exposed(self.ctx.provider(slug).integration) | self.provider_customs(slug)
 
     def check_key_hashes(self) -> None:
         """E0514: one key hash listed twice (two workspaces, or a workspace and an admin):

@@ -13,6 +13,7 @@ from catalog_compiler.gaps import Gaps
 from catalog_compiler.model.common import PER_SECONDS
 from catalog_compiler.model.types import PERIOD_RE
 from catalog_compiler.positions import own_pos
+from catalog_compiler.resolve.aliases import AliasChecks
 from catalog_compiler.resolve.context import Context
 from catalog_compiler.resolve.routing import Leaf
 from catalog_compiler.yamlparse import Document
@@ -61,6 +62,7 @@ class Semantics:
         self.default_configs()
         self.provisioned_providers()
         self.reachless_workspaces()
+        AliasChecks(self.ctx, self.bundle).run()
 
     # -- what broken documents leave unknown (see gaps.py) -------------------------------
     def homes(self, p: Provider) -> list[tuple[str, str]]:

@@ -15,6 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
+from runtime.aliases import usable_aliases
 from runtime.errors import RequestError, StoreUnavailable
 from runtime.gateway.alerts import Alerts
 from runtime.gateway.books import Books, Record
@@ -158,6 +159,9 @@ async def models(request: web.Request) -> web.Response:
     if body is None:
         data = [{"id": m, "object": "model", "created": 0, "owned_by": m[1:].split("/")[0]}
                 for m in live.models(caller.workspace)]  # fmt: skip
+        data += [{"id": a.name, "object": "model", "created": 0,
+                  "owned_by": a.provider or "config"}
+                 for a in usable_aliases(live.bundle, caller.workspace)]  # fmt: skip
         body = json.dumps({"object": "list", "data": data}).encode()
         live._models[caller.workspace] = body
     return web.Response(body=body, content_type=JSON)
@@ -218,6 +222,8 @@ async def _serve(
         caller.workspace, form.model, provider=form.provider, config=form.config,
         metadata=form.metadata, params=body, path=request.path,
     )  # fmt: skip
+    if plan.alias is not None:  # the log names the target as provider/model, and the alias
+        record.fields["alias"] = plan.alias
     trace = trace_context(request.headers)
     span = record.span = gw.engine.tracing.request_span(f"POST {request.path}", trace)
     job = Job(caller.workspace, endpoint, body, request.headers, stream, include_usage,

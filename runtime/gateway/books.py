@@ -75,6 +75,8 @@ class Record:
             trace_id=self.fields.get("trace_id"), bundle=self.books.bundle if self.books else "",
         )  # fmt: skip
         if event is not None:
+            if "alias" in self.fields:  # the model alias the request named (runtime/aliases.py)
+                event["alias"] = self.fields["alias"]
             events.add(event)
 
     def _count(self, m: Metrics, status: int) -> None:
