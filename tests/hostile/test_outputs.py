@@ -105,9 +105,20 @@ def _socket(tmp: Path) -> Path:
     return tmp / "s.json"
 
 
+def _device(tmp: Path, name: str, minor: int) -> Path:
+    """A private node of the memory device `name` (1, minor): a compiler that wrongly
+    replaced its target would replace this node, never the machine's own /dev/null."""
+    node = tmp / f"{name}.json"
+    try:
+        os.mknod(node, stat.S_IFCHR | 0o666, os.makedev(1, minor))
+    except PermissionError:  # not root: nothing to protect the real one with
+        pytest.skip("creating a device node needs root")
+    return node
+
+
 def _link_to_dev_null(tmp: Path) -> Path:
-    (tmp / "null.json").symlink_to("/dev/null")
-    return tmp / "null.json"
+    (tmp / "null-link.json").symlink_to(_device(tmp, "null", 3))
+    return tmp / "null-link.json"
 
 
 def _directory(tmp: Path) -> Path:
@@ -116,8 +127,8 @@ def _directory(tmp: Path) -> Path:
 
 
 NON_REGULAR: dict[str, Maker] = {
-    "/dev/null": lambda tmp: Path("/dev/null"),
-    "/dev/zero": lambda tmp: Path("/dev/zero"),
+    "/dev/null": lambda tmp: _device(tmp, "null", 3),
+    "/dev/zero": lambda tmp: _device(tmp, "zero", 5),
     "FIFO": _fifo,
     "socket": _socket,
     "symlink to /dev/null": _link_to_dev_null,
