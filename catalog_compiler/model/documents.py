@@ -33,6 +33,7 @@ from catalog_compiler.model.types import (
 from runtime.hosts import HostError, parse_host_pattern
 
 LANGUAGE_VERSIONS = (1,)
+ModelMode = Literal["chat", "completion", "embedding", "image", "audio", "rerank", "responses"]
 
 
 def _host_pattern(value: Any) -> str:
@@ -72,6 +73,11 @@ class CustomModel(ModelLimits):
     name: ModelName
     base_model: ModelName | None = Field(
         None, description="a built-in model whose prices and limits this one starts from"
+    )
+    mode: ModelMode | None = Field(
+        None,
+        description="the API shape it answers (which gateway endpoints serve it); absent: "
+        "the built-in model's (`base_model` or the same name), else `chat`",
     )
     description: Text | None = None
     pricing: Pricing | None = None

@@ -230,7 +230,7 @@ class BundleBuilder:
             base = registry.lookup(integ.service, custom.base_model) if custom.base_model else None
             if base is not None:
                 draft.known(base)
-            draft.mode = draft.mode if known or base else "chat"
+            draft.mode = custom.mode or (draft.mode if known or base else "chat")
             draft.context_window = custom.context_window or draft.context_window
             draft.max_output_tokens = custom.max_output_tokens or draft.max_output_tokens
             if custom.pricing is not None:

@@ -14,6 +14,7 @@ from catalog_compiler.model.common import PER_SECONDS
 from catalog_compiler.model.types import PERIOD_RE
 from catalog_compiler.positions import own_pos
 from catalog_compiler.resolve.context import Context
+from catalog_compiler.resolve.modes import mixed_modes
 from catalog_compiler.resolve.routing import Leaf
 from catalog_compiler.yamlparse import Document
 from runtime.access import Refusal, Rules, qualified
@@ -58,6 +59,7 @@ class Semantics:
         self.unreachable_limits()
         self.unpriced()
         self.config_targets(leaves)
+        mixed_modes(self.ctx, self.bundle, leaves)
         self.default_configs()
         self.provisioned_providers()
         self.reachless_workspaces()

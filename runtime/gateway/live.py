@@ -47,12 +47,12 @@ class Live:
             return _NONE
         return self.bundle.providers[attempt.provider].integration.settings
 
-    def models(self, workspace: str) -> list[str]:
-        """`@provider/model` ids the workspace may use, sorted."""
+    def models(self, workspace: str) -> list[tuple[str, str]]:
+        """(`@provider/model`, mode) of the models the workspace may use, sorted."""
         bundle = self.bundle
         found = []
         for slug, provider in sorted(bundle.providers.items()):
-            for model in sorted(provider.models):
+            for model, info in sorted(provider.models.items()):
                 if bundle.decide(workspace, slug, model).allowed:
-                    found.append(f"@{slug}/{model}")
+                    found.append((f"@{slug}/{model}", info.mode))
         return found
