@@ -299,7 +299,7 @@ class Router:
             service=integ.service,
             api=integ.api,
             auth=integ.auth,
-            url=leaf.get("custom_host") or provider.base_url,
+            url=leaf.get("custom_host") or info.base_url or provider.base_url,
             credentials=integ.credentials,
             params=MappingProxyType(
                 request_body(None, provider.default_params, leaf.get("params"), model)

@@ -64,6 +64,11 @@ REF_HELP = (
 )
 
 
+def _header(loc: Loc) -> bool:
+    """A custom header takes text or a reference: a credential-named one only a reference."""
+    return len(loc) >= 2 and loc[-2] == "headers"
+
+
 def entropy(text: str) -> float:
     counts = Counter(text)
     n = len(text)
@@ -200,7 +205,7 @@ class _Scanner:
                 found = classify(value, key)
                 if found:
                     self.found(own_pos(tree), found)
-                elif named and value.strip() and not self.takes_ref(loc):
+                elif named and value.strip() and (not self.takes_ref(loc) or _header(loc)):
                     self.literal(own_pos(tree), str(key))
                 continue
             if named and not isinstance(value, list):

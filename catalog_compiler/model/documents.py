@@ -17,6 +17,7 @@ from catalog_compiler.model.common import (
     Strict,
 )
 from catalog_compiler.model.errors import wrong_type
+from catalog_compiler.model.refs import HEADERS_DOC, Headers, UrlOrRef
 from catalog_compiler.model.routing import FreeObject, RoutingConfig
 from catalog_compiler.model.types import (
     Flag,
@@ -81,8 +82,8 @@ class CustomModel(ModelLimits):
     )
     description: Text | None = None
     pricing: Pricing | None = None
-    base_url: Url | None = None
-    headers: dict[str, Text] | None = Field(None, description="extra request headers (no secrets)")
+    base_url: UrlOrRef | None = None
+    headers: Headers | None = Field(None, description=HEADERS_DOC)
 
     @model_validator(mode="after")
     def _output_fits(self) -> Self:
@@ -173,7 +174,8 @@ class Integration(Limits):
     settings: dict[str, Text] = Field(
         default_factory=dict, description="non-secret service settings (region, resource_name …)"
     )
-    base_url: Url | None = None
+    base_url: UrlOrRef | None = None
+    headers: Headers | None = Field(None, description=HEADERS_DOC)
     allowed_hosts: tuple[HostPattern, ...] | None = AllowedHosts
     provider_defaults: Limits | None = Field(
         None, description="limits each provider gets as its own pool unless it declares them"
@@ -193,7 +195,8 @@ class Provider(Limits):
     description: Text | None = None
     workspaces: WorkspaceSelector | None = None
     models: ModelAccess | None = None
-    base_url: Url | None = None
+    base_url: UrlOrRef | None = None
+    headers: Headers | None = Field(None, description=HEADERS_DOC)
     allowed_hosts: tuple[HostPattern, ...] | None = AllowedHosts
     default_params: FreeObject | None = Field(None, description="request params filled when absent")
     pricing: tuple[PriceOverride, ...] = ()
