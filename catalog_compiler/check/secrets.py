@@ -180,7 +180,7 @@ class _Scanner:
     def under_credential_name(self, value: Any, key: str, loc: Loc, pos: Pos) -> None:
         """Rules 3 and 5 for a value that is not text: a number, or a reference."""
         if isinstance(value, (int, Decimal)) and not isinstance(value, bool):
-            if not self.takes_ref(loc):
+            if not self.takes_ref(loc) or _header(loc):
                 self.literal(pos, key)
         elif is_secret_ref(value) and not self.takes_ref(loc) and not self.misplaced(loc):
             self.report(
