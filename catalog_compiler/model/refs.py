@@ -57,6 +57,7 @@ UrlOrRef = Annotated[
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}\Z")
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 MAX_HEADERS = 64  # as the runtime's bundle check
+HEADER_NAME_PATTERN = "^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$"
 
 
 def _header_name(value: Any) -> str:
@@ -78,14 +79,25 @@ def _header_text(value: Any) -> str:
 HeaderName = Annotated[
     str,
     PlainValidator(_header_name),
-    WithJsonSchema({"type": "string", "pattern": "^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$"}),
+    WithJsonSchema({"type": "string", "pattern": HEADER_NAME_PATTERN}),
 ]
 HeaderValue = Annotated[
     str | SecretRef,
     PlainValidator(_or_ref(_header_text)),
     WithJsonSchema({"anyOf": [{"type": "string"}, REF_SCHEMA]}),
 ]
-Headers = Annotated[dict[HeaderName, HeaderValue], Field(max_length=MAX_HEADERS)]
+Headers = Annotated[
+    dict[HeaderName, HeaderValue],
+    Field(max_length=MAX_HEADERS),
+    WithJsonSchema(
+        {
+            "type": "object",
+            "maxProperties": MAX_HEADERS,
+            "propertyNames": {"pattern": HEADER_NAME_PATTERN},
+            "additionalProperties": {"anyOf": [{"type": "string"}, REF_SCHEMA]},
+        }
+    ),
+]
 HEADERS_DOC = (
     "extra request headers sent upstream; a value is text, or `{env:}`/`{file:}` for a "
     "credential (a credential-named header must be a reference)"
