@@ -309,6 +309,7 @@ class BundleBuilder:
         self.destinations[slug] = Destination(
             base_url if isinstance(base_url, str) else None, tuple(hosts), prov.integration,
             tuple(integ.allowed_hosts or ()), prov.allowed_hosts is not None,
+            base_url.ref() if isinstance(base_url, SecretRef) else None,
         )  # fmt: skip
         return headers_json(prov.headers) | {
             "integration": prov.integration,
