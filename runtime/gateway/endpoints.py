@@ -75,15 +75,17 @@ class _Reader:
         self.missing: dict[str, str] = {}
 
     def value(self, ref: str, url: bool) -> str | None:
+        """The reference's value (checked as a base URL when `url`), None if unreadable."""
         if ref in self.failures:
             return None
-        if ref not in self.values:
+        key = f"{'url' if url else 'text'}|{ref}"  # one reference may serve both roles
+        if key not in self.values:
             try:
-                self.values[ref] = _checked_url(self.read(ref)) if url else self.read(ref)
+                self.values[key] = _checked_url(self.read(ref)) if url else self.read(ref)
             except LookupError as exc:
                 self.failures[ref] = str(exc)
                 return None
-        return self.values[ref]
+        return self.values[key]
 
     def failed(self, refs: Mapping[str, str]) -> str | None:
         return next((ref for ref in refs.values() if ref in self.failures), None)

@@ -5,9 +5,10 @@ no reference is ever taken for a value (or a value for a reference)."""
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from runtime.bundle import ModelInfo, Prices, endpoint_parts
@@ -21,11 +22,13 @@ URLS = st.one_of(st.none(), st.just("http://10.0.0.1:8000/v1"), REFS.map(lambda 
 
 
 def value_of(ref: str) -> str:
-    return f"http://{ref.replace(':', '-').replace('_', '-').lower()}.example/v1"
+    """A distinct, valid base URL per reference (so it also passes as a base_url)."""
+    return f"http://h{hashlib.sha256(ref.encode()).hexdigest()[:12]}.example/v1/"
 
 
 @settings(derandomize=True, max_examples=200)
 @given(st.dictionaries(NAMES, VALUES, max_size=6), URLS)
+@example(headers={"A": "", "A0": {"ref": "file:A0_"}}, base={"ref": "file:A0_"})  # both roles
 def test_reading_back_gives_every_literal_and_every_reference_value(
     headers: dict[str, Any], base: Any
 ) -> None:
