@@ -65,11 +65,25 @@ class OrganizationOut(_Closed):
     alerts: AlertsOut | None = Field(None, description="present only when declared")
 
 
+class RefOut(_Closed):
+    """A value the gateway reads at start (never written here): base URLs and headers."""
+
+    ref: str = Field(pattern=r"^(env:[A-Za-z_][A-Za-z0-9_]*|file:.+)$",
+                     description='"env:NAME" or "file:PATH"')  # fmt: skip
+
+
+HeadersOut: Any = Field(
+    default_factory=dict,
+    description="extra upstream headers: text, or a reference; present only when declared",
+)
+
+
 class IntegrationOut(_Closed):
     service: str
     api: str = Field(description="wire format: openai | anthropic | google | bedrock | cohere")
     auth: str
-    base_url: str | None
+    base_url: str | RefOut | None
+    headers: dict[str, str | RefOut] = HeadersOut
     credentials: dict[str, str] = Field(description='references only: "env:NAME" or "file:PATH"')
     settings: dict[str, str]
     workspaces: list[str] = Field(description='provisioned workspaces, or ["*"]')
@@ -93,11 +107,16 @@ class ModelOut(_Closed):
     max_output_tokens: int | None = None
     prices: PricesOut
     price_sources: dict[str, Literal["registry", "model", "integration", "provider"]]
+    base_url: str | RefOut | None = Field(
+        None, description="a custom model's own endpoint; present only when declared"
+    )
+    headers: dict[str, str | RefOut] = HeadersOut
 
 
 class ProviderOut(_Closed):
     integration: str
-    base_url: str | None
+    base_url: str | RefOut | None
+    headers: dict[str, str | RefOut] = HeadersOut
     allowed_hosts: list[str] = Field(
         default_factory=list,
         description="hosts besides `base_url`'s to which a routing config's `custom_host` may "

@@ -115,6 +115,7 @@ _ALL = [
     Code("W0502", "workspace-reaches-nothing", "a workspace that can reach no model", WARN),
     Code("W0503", "conditional-without-default", "a conditional without `default`", WARN),
     Code("W0504", "target-status-codes-unused", "a target's unused on_status_codes", WARN),
+    Code("W0505", "config-mixes-modes", "a config whose targets are models of two modes", WARN),
 ]
 
 CODES: dict[str, Code] = {c.id: c for c in _ALL}

@@ -254,6 +254,11 @@ def _as_prices(value: Override) -> dict[str, str]:
     return dict.fromkeys(("input", "output", "cache_read", "cache_write"), "0") if free else prices
 
 
+def _url_text(url: Any) -> str | None:
+    """A base URL, or its reference as `env:NAME`/`file:PATH` (never resolved)."""
+    return str(url.get("ref")) if isinstance(url, Mapping) else url
+
+
 def _host(url: Any) -> str | None:
     if not isinstance(url, str):
         return None
@@ -279,10 +284,10 @@ def _endpoints(
     catalog's credentials; absent in old bundles = none)."""
     for slug in sorted(set(old) & set(new)):
         shown = f"@{slug}" if level == "provider" else f"`{slug}`"
-        a, b = old[slug].get("base_url"), new[slug].get("base_url")
+        a, b = _url_text(old[slug].get("base_url")), _url_text(new[slug].get("base_url"))
         if a != b and not _inherited(old[slug], new[slug], parents):
-            moved = _host(a) != _host(b)
-            note = f"credentials now go to `{_host(b) or 'no host'}`" if moved else "same host"
+            moved = _host(a) != _host(b) or not _host(b)  # a reference's host is known at start
+            note = f"credentials now go to `{_host(b) or b or 'no host'}`" if moved else "same host"
             diff.changes.append(Change("endpoint", f"{level} {shown} base_url", a or None,
                                        b or None, note=note, notable=moved))  # fmt: skip
         hosts_a = set(old[slug].get("allowed_hosts") or ())

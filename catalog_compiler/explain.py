@@ -15,7 +15,7 @@ from catalog_compiler.explain_aliases import (
     not_an_alias,
 )
 from runtime.access import Rules, qualified
-from runtime.bundle import Bundle, Counter, Provider, effective
+from runtime.bundle import Bundle, Counter, ModelInfo, Provider, effective
 from runtime.errors import RequestError
 
 
@@ -123,6 +123,9 @@ def explain_route(bundle: Bundle, workspace: str, target: str) -> dict[str, Any]
             "context_window": info.context_window,
             "max_output_tokens": info.max_output_tokens,
         }
+        endpoint = endpoint_json(provider, info)
+        if endpoint is not None:  # only when references or headers are declared
+            out["endpoint"] = endpoint
         out["price"] = {
             name: {
                 "usd_per_1m": str(value) if name != "per_request" else None,
@@ -135,6 +138,23 @@ def explain_route(bundle: Bundle, workspace: str, target: str) -> dict[str, Any]
             if (value := quote.prices.get(name)) is not None
         }
     return out
+
+
+def endpoint_json(provider: Provider, info: ModelInfo) -> dict[str, Any] | None:
+    """Where the model is called and with which custom headers, a reference shown as
+    `env:NAME`/`file:PATH` (the compiler never reads one)."""
+    integ = provider.integration
+    layers = (integ, provider, info)
+    if not any(level.refs or level.headers for level in layers):
+        return None
+    base = (info.refs.get("base_url") or info.base_url or provider.refs.get("base_url")
+            or provider.base_url)  # fmt: skip
+    headers: dict[str, str] = {}
+    for level in layers:
+        headers.update(level.headers)
+        headers.update({k.removeprefix("header:"): ref for k, ref in level.refs.items()
+                        if k.startswith("header:")})  # fmt: skip
+    return {"base_url": base, "headers": dict(sorted(headers.items()))}
 
 
 def explain_workspace(bundle: Bundle, workspace: str) -> dict[str, Any]:

@@ -145,6 +145,11 @@ class ModelInfo:
     max_output_tokens: int | None
     prices: Prices
     sources: Mapping[str, str]  # price field -> level it came from
+    # A custom model's own endpoint (runtime/gateway/endpoints.py): literal parts here, references
+    # in `refs` ("base_url", "header:NAME" -> "env:NAME") until the gateway reads them.
+    base_url: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    refs: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +164,8 @@ class Integration:
     workspaces: frozenset[str] | None
     rules: Rules
     exposed: frozenset[str]
+    headers: Mapping[str, str] = field(default_factory=dict)  # as ModelInfo's
+    refs: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +182,8 @@ class Provider:
     # Hosts (beyond its base_url's) that a routing config may send this provider's
     # credentials to with `custom_host`: "api.example.com", "host:8443", "*.example.com".
     allowed_hosts: tuple[str, ...] = ()
+    headers: Mapping[str, str] = field(default_factory=dict)  # as ModelInfo's
+    refs: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -645,6 +654,29 @@ def _counter(cid: str, data: Mapping[str, Any], shared: _Shared) -> Counter:
     return Counter(cid, budgets, rates, data.get("concurrency"))
 
 
+_NO_TEXT: Mapping[str, str] = MappingProxyType({})
+
+
+def endpoint_parts(
+    data: Mapping[str, Any],
+) -> tuple[str | None, Mapping[str, str], Mapping[str, str]]:
+    """(literal base_url, literal headers, references) of a bundle entry whose `base_url`
+    and header values may be `{"ref": "env:NAME"}` (docs/bundle.md)."""
+    base, headers = data.get("base_url"), data.get("headers")
+    if not headers and not isinstance(base, Mapping):
+        return base, _NO_TEXT, _NO_TEXT
+    refs: dict[str, str] = {}
+    if isinstance(base, Mapping):
+        refs["base_url"], base = base["ref"], None
+    literal: dict[str, str] = {}
+    for name, value in (headers or {}).items():
+        if isinstance(value, Mapping):
+            refs[f"header:{name}"] = value["ref"]
+        else:
+            literal[name] = value
+    return base, MappingProxyType(literal), MappingProxyType(refs)
+
+
 def _model(name: str, data: Mapping[str, Any], shared: _Shared) -> ModelInfo:
     return ModelInfo(
         name,
@@ -653,6 +685,7 @@ def _model(name: str, data: Mapping[str, Any], shared: _Shared) -> ModelInfo:
         data.get("max_output_tokens"),
         shared.prices_of(data["prices"]),
         shared.sources_of(data["price_sources"]),
+        *endpoint_parts(data),
     )
 
 
@@ -663,23 +696,24 @@ def _build(data: dict[str, Any], digest: str) -> Bundle:
     integrations = {}
     for slug, d in data["integrations"].items():
         integrations[slug] = Integration(
-            slug, d["service"], d["api"], d["auth"], d["base_url"],
+            slug, d["service"], d["api"], d["auth"], endpoint_parts(d)[0],
             MappingProxyType(dict(d["credentials"])),
             MappingProxyType(dict(d["settings"])),
             _selection(d["workspaces"]),
             shared.rules_of(f"integration `{slug}`", f"integrations/{slug}/access", d["access"]),
-            frozenset(d["exposed"]),
+            frozenset(d["exposed"]), *endpoint_parts(d)[1:],
         )  # fmt: skip
     providers = {}
     for slug, d in data["providers"].items():
         integ = integrations[d["integration"]]
         providers[slug] = Provider(
-            slug, integ, d["base_url"], _freeze(d["default_params"]), _selection(d["workspaces"]),
+            slug, integ, endpoint_parts(d)[0], _freeze(d["default_params"]),
+            _selection(d["workspaces"]),
             shared.rules_of(f"provider `@{slug}`", f"providers/{slug}/access", d["access"]),
             tuple(d["chain"]),
             MappingProxyType({m: _model(m, info, shared) for m, info in d["models"].items()}),
             integ.exposed | frozenset(d["custom"]) if d["custom"] else integ.exposed,
-            tuple(d.get("allowed_hosts", ())),
+            tuple(d.get("allowed_hosts", ())), *endpoint_parts(d)[1:],
         )  # fmt: skip
     workspaces = {}
     for slug, d in data["workspaces"].items():

@@ -71,6 +71,9 @@ _DIGEST = re.compile(r"sha256:[0-9a-f]{64}\Z")
 _SECRET_REF = re.compile(r"(?:env:[A-Za-z_][A-Za-z0-9_]*|file:\S.*)\Z", re.S)
 _URL = re.compile(r"https?://[^\s/?#]+", re.I)
 _HOST = re.compile(r"[^\s/?#@]+\Z")
+MAX_HEADERS = 64  # custom headers of one integration, provider or model
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}\Z")
+_HEADER_VALUE = re.compile(r"[^\x00-\x08\x0a-\x1f\x7f]*\Z")
 _DROP_STEP = re.compile(r"[^.\[\]]|\[(?:\*|[0-9]+)\]")  # a drop path names at least one step
 _SIMPLE_KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*\Z")
 
@@ -93,10 +96,12 @@ ACCESS = Shape("allow deny")
 COUNTER = Shape("budgets rate_limits", "concurrency")
 BUDGET = Shape("unit period limit", "alert_threshold")
 RATE_LIMIT = Shape("unit per limit burst")
-INTEGRATION = Shape("service api auth base_url credentials settings workspaces access exposed")
+INTEGRATION = Shape("service api auth base_url credentials settings workspaces access exposed",
+                    "headers")  # fmt: skip
 PROVIDER = Shape("integration base_url default_params workspaces access custom chain models",
-                 "allowed_hosts")  # fmt: skip
-MODEL = Shape("mode prices price_sources", "context_window max_output_tokens")
+                 "allowed_hosts headers")  # fmt: skip
+MODEL = Shape("mode prices price_sources", "context_window max_output_tokens base_url headers")
+REF = Shape("ref")
 WORKSPACE = Shape("providers access pricing counter default_config api_keys", "aliases")
 ALIAS = Shape("from", "provider model config")
 PRICE_RULE = Shape("model", "prices free")
@@ -268,6 +273,32 @@ def secret_ref(value: Any, *steps: str | int) -> None:
 def url(value: Any, *steps: str | int) -> None:
     if not _URL.match(text(value, *steps)):
         raise Bad("expected an http(s) URL", *steps)
+
+
+def url_or_ref(value: Any, *steps: str | int) -> None:
+    if type(value) is dict:
+        secret_ref(obj(value, REF, *steps)["ref"], *steps, "ref")
+    else:
+        url(value, *steps)
+
+
+def endpoint(entry: dict[str, Any]) -> None:
+    """`base_url` (null, a URL, or `{"ref": …}`) and the optional `headers` of an
+    integration, a provider or a model (refs.py of the compiler; runtime/endpoints.py)."""
+    if entry.get("base_url") is not None:
+        url_or_ref(entry["base_url"], "base_url")
+    if "headers" not in entry:
+        return
+    headers = mapping(entry["headers"], "headers")
+    if len(headers) > MAX_HEADERS:
+        raise Bad(f"{len(headers)} headers (at most {MAX_HEADERS})", "headers")
+    for name, value in headers.items():
+        if not _HEADER_NAME.match(name):
+            raise Bad("not a header name", "headers", name)
+        if type(value) is dict:
+            secret_ref(obj(value, REF, "headers", name)["ref"], "headers", name, "ref")
+        elif not _HEADER_VALUE.match(text(value, "headers", name, empty=True)):
+            raise Bad("a header value has no control characters", "headers", name)
 
 
 def json_value(value: Any, depth: int = 0) -> None:
@@ -499,8 +530,7 @@ class Checker:
             raise Bad(f"unknown wire format; this runtime speaks {', '.join(APIS)}", "api")
         if integ["auth"] not in AUTHS:
             raise Bad(f"unknown authentication; this runtime knows {', '.join(AUTHS)}", "auth")
-        if integ["base_url"] is not None:
-            url(integ["base_url"], "base_url")
+        endpoint(integ)
         for name, ref in mapping(integ["credentials"], "credentials").items():
             text(name, "credentials", name)
             secret_ref(ref, "credentials", name)
@@ -514,8 +544,7 @@ class Checker:
         integ = p["integration"]
         if type(integ) is not str or integ not in self.integrations:
             raise Bad(f"names integration `{integ}`, which does not exist", "integration")
-        if p["base_url"] is not None:
-            url(p["base_url"], "base_url")
+        endpoint(p)
         json_object(p["default_params"], "default_params")
         if p["workspaces"] is not None:
             texts(p["workspaces"], "workspaces")
@@ -544,6 +573,7 @@ class Checker:
     def model_entry(self, value: Any) -> None:
         m = obj(value, MODEL)
         text(m["mode"], "mode")
+        endpoint(m)
         for field in ("context_window", "max_output_tokens"):
             if m.get(field) is not None:
                 integer(m[field], 1, MAX_COUNT, field)

@@ -16,6 +16,7 @@ CatalogRuntimeError
 │   ├── InvalidConfig           400, an inline config breaks the routing rules
 │   ├── InvalidRequest          400 a malformed estimate, usage or request id; 409 an id reused
 │   ├── AccessDenied            403, names the level and the rule
+│   ├── ModeMismatch            400, a model on an endpoint of another mode
 │   ├── BudgetExceeded          412, names the counter, the limit and what remains
 │   ├── RateLimited             429, with `retry_after` seconds
 │   └── ConcurrencyExceeded     429, with `retry_after` seconds
@@ -180,6 +181,20 @@ class ConcurrencyExceeded(RequestError):
 
 class StoreUnavailable(CatalogRuntimeError):
     status = 503
+
+
+class ModeMismatch(RequestError):
+    """A model asked on an endpoint that does not serve its mode (runtime/modes.py)."""
+
+    status = 400
+
+    def __init__(self, target: str, mode: str, endpoint: str, serving: tuple[str, ...]) -> None:
+        where = f"use {' or '.join(serving)}" if serving else "no endpoint here serves it"
+        super().__init__(f"`{target}` is a{'n' if mode[0] in 'aeiou' else ''} {mode} model: "
+                         f"{endpoint} does not serve it; {where}")  # fmt: skip
+        self.target = target
+        self.mode = mode
+        self.endpoint = endpoint
 
 
 class InvalidRequest(RequestError):

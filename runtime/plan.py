@@ -44,6 +44,7 @@ class Attempt:
     limits: ChainSpec | None = None  # the chain compiled for admission
     option: str | None = None  # where in the config it came from: "config.targets[1]"
     catalog_rates: Rates | None = None  # the catalog's price (rates: the workspace's)
+    mode: str | None = None  # the model's mode (runtime/modes.py); None: a raw service
 
     @property
     def target(self) -> str:

@@ -30,6 +30,7 @@ from runtime.inline import check_destination, compile_inline
 from runtime.limits.base import Reservation, Store, checked_request_id
 from runtime.limits.memory import MemoryStore
 from runtime.limits.spec import BudgetSpec, ChainSpec, compile_chain
+from runtime.modes import check_plan
 from runtime.money import Estimate, Rates, Usage, reserved_usage, usd
 from runtime.params import request_body
 from runtime.plan import Attempt, Context, Plan, Rule, expand
@@ -94,6 +95,28 @@ class Router:
 
     # -- resolution ---------------------------------------------------------------------
     def resolve(
+        self,
+        workspace: str,
+        model: str | None = None,
+        *,
+        provider: str | None = None,
+        config: str | Mapping[str, Any] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        seed: int | None = None,
+        path: str | None = None,
+        endpoint: str | None = None,
+    ) -> Plan:
+        """As `_resolve`; with `endpoint` (`chat`, `completions`, `embeddings`, `responses`,
+        `messages`), a plan with a model of another mode is refused (ModeMismatch, 400)
+        before anything is admitted: see runtime/modes.py."""
+        plan = self._resolve(workspace, model, provider=provider, config=config,
+                             metadata=metadata, params=params, seed=seed, path=path)  # fmt: skip
+        if endpoint is not None:
+            check_plan(plan, endpoint)
+        return plan
+
+    def _resolve(
         self,
         workspace: str,
         model: str | None = None,
@@ -314,7 +337,7 @@ class Router:
             service=integ.service,
             api=integ.api,
             auth=integ.auth,
-            url=leaf.get("custom_host") or provider.base_url,
+            url=leaf.get("custom_host") or info.base_url or provider.base_url,
             credentials=integ.credentials,
             params=MappingProxyType(
                 request_body(None, provider.default_params, leaf.get("params"), model)
@@ -329,6 +352,7 @@ class Router:
             max_output_tokens=info.max_output_tokens,
             carried=leaf.get("carried") or {},
             limits=state.spec(chain),
+            mode=info.mode,
         )
 
     def _raw_attempt(
@@ -482,7 +506,7 @@ def with_params(base: Attempt, body: dict[str, Any]) -> Attempt:
         base.workspace, base.provider, base.model, base.service, base.api, base.auth, base.url,
         base.credentials, MappingProxyType(body), base.retry, base.timeout_ms, base.fallback,
         base.prices, base.rates, base.chain, base.max_output_tokens, base.carried, base.limits,
-        base.option, base.catalog_rates,
+        base.option, base.catalog_rates, base.mode,
     )  # fmt: skip
 
 

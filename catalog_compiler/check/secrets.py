@@ -64,6 +64,11 @@ REF_HELP = (
 )
 
 
+def _header(loc: Loc) -> bool:
+    """A custom header takes text or a reference: a credential-named one only a reference."""
+    return len(loc) >= 2 and loc[-2] == "headers"
+
+
 def entropy(text: str) -> float:
     counts = Counter(text)
     n = len(text)
@@ -175,7 +180,7 @@ class _Scanner:
     def under_credential_name(self, value: Any, key: str, loc: Loc, pos: Pos) -> None:
         """Rules 3 and 5 for a value that is not text: a number, or a reference."""
         if isinstance(value, (int, Decimal)) and not isinstance(value, bool):
-            if not self.takes_ref(loc):
+            if not self.takes_ref(loc) or _header(loc):
                 self.literal(pos, key)
         elif is_secret_ref(value) and not self.takes_ref(loc) and not self.misplaced(loc):
             self.report(
@@ -200,7 +205,7 @@ class _Scanner:
                 found = classify(value, key)
                 if found:
                     self.found(own_pos(tree), found)
-                elif named and value.strip() and not self.takes_ref(loc):
+                elif named and value.strip() and (not self.takes_ref(loc) or _header(loc)):
                     self.literal(own_pos(tree), str(key))
                 continue
             if named and not isinstance(value, list):

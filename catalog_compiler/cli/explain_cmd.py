@@ -73,6 +73,10 @@ def render_route(data: dict[str, Any]) -> str:
         m = data["model"]
         lines.append(f"  model: {m['mode']}, context {m['context_window']}, "
                      f"max output {m['max_output_tokens']}")  # fmt: skip
+    if "endpoint" in data:
+        e = data["endpoint"]
+        lines.append(f"  endpoint: {e['base_url'] or 'the service default'}")
+        lines.extend(f"    header {k}: {v}" for k, v in e["headers"].items())
     for name, p in data.get("price", {}).items():
         amount = f"{p['usd_per_1m']} USD/1M" if p["usd_per_1m"] else f"{p['usd']} USD/request"
         source = p["source"]

@@ -140,6 +140,16 @@ class ModelView:
         return " ".join((self.target, self.mode)).lower()
 
 
+# The order modes are shown in: the endpoints' order (runtime/modes.py), then the rest.
+MODE_ORDER = ("chat", "responses", "completion", "embedding", "image", "audio", "rerank")
+
+
+def by_mode(models: tuple[ModelView, ...]) -> tuple[tuple[str, tuple[ModelView, ...]], ...]:
+    """Models grouped by mode, each group in its given order; an unknown mode sorts last."""
+    modes = sorted({m.mode for m in models}, key=lambda x: ((*MODE_ORDER, x).index(x), x))
+    return tuple((mode, tuple(m for m in models if m.mode == mode)) for mode in modes)
+
+
 @dataclass(frozen=True)
 class GroupView:
     """One provider's models on a workspace page, with the chain they are charged to."""
@@ -149,6 +159,10 @@ class GroupView:
     chain: tuple[CounterView, ...]
     effective: tuple[Limit, ...]
     routes: tuple[ModelView, ...]
+
+    @property
+    def by_mode(self) -> tuple[tuple[str, tuple[ModelView, ...]], ...]:
+        return by_mode(self.routes)
 
 
 @dataclass(frozen=True)
@@ -185,6 +199,10 @@ class ProviderView:
     @property
     def page(self) -> str:
         return f"providers/{page_name(self.slug)}.html"
+
+    @property
+    def by_mode(self) -> tuple[tuple[str, tuple[ModelView, ...]], ...]:
+        return by_mode(self.models)
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,10 @@ PORTKEY_HEADERS = {
 DEFAULT_API_KEY_ENV = "CATALOG_API_KEY"
 
 CHAT_PROMPT = "Say hello in one short sentence."
+COMPLETION_PROMPT = "Once upon a time"
+# The endpoint each mode is asked on (runtime/modes.py); a mode without one gets no snippet.
+MODE_ENDPOINTS = {"chat": "/chat/completions", "completion": "/completions",
+                  "embedding": "/embeddings", "responses": "/responses"}  # fmt: skip
 EMBEDDING_INPUT = "The quick brown fox jumps over the lazy dog."
 
 _HEADER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*\Z")
@@ -121,7 +125,7 @@ class Request:
 
     @property
     def endpoint(self) -> str:
-        return "/embeddings" if self.embedding else "/chat/completions"
+        return MODE_ENDPOINTS.get(self.mode, "/chat/completions")
 
     def headers(self, gateway: Gateway) -> list[tuple[str, str]]:
         """Routing headers (not the API key) in the order the snippets send them."""
@@ -139,6 +143,10 @@ class Request:
         body: dict[str, object] = {"model": self.body_model}
         if self.embedding:
             body["input"] = EMBEDDING_INPUT
+        elif self.mode == "completion":
+            body["prompt"] = COMPLETION_PROMPT
+        elif self.mode == "responses":
+            body["input"] = CHAT_PROMPT
         else:
             body["messages"] = [{"role": "user", "content": CHAT_PROMPT}]
         body.update(self.params)
@@ -244,6 +252,14 @@ def _python_call(req: Request, portkey: bool = False) -> list[str]:
             ")",
             "print(len(response.data[0].embedding))",
         ]
+    if req.mode in ("completion", "responses"):
+        prompt = COMPLETION_PROMPT if req.mode == "completion" else CHAT_PROMPT
+        call, arg, shown = {
+            "completion": ("completions", "prompt", "response.choices[0].text"),
+            "responses": ("responses", "input", "response.output_text"),
+        }[req.mode]
+        return [f"response = client.{call}.create(", f"    model={_lit(req.body_model)},",
+                f"    {arg}={_lit(prompt)},", *extra, ")", f"print({shown})"]  # fmt: skip
     return [
         "response = client.chat.completions.create(",
         f"    model={_lit(req.body_model)},",
@@ -294,6 +310,15 @@ def _js_call(req: Request) -> list[str]:
             "});",
             "console.log(response.data[0].embedding.length);",
         ]
+    if req.mode in ("completion", "responses"):
+        prompt = COMPLETION_PROMPT if req.mode == "completion" else CHAT_PROMPT
+        call, arg, shown = {
+            "completion": ("completions", "prompt", "response.choices[0].text"),
+            "responses": ("responses", "input", "response.output_text"),
+        }[req.mode]
+        return [f"const response = await client.{call}.create({{",
+                f"  model: {_lit(req.body_model)},", f"  {arg}: {_lit(prompt)},", *extra,
+                "});", f"console.log({shown});"]  # fmt: skip
     return [
         "const response = await client.chat.completions.create({",
         f"  model: {_lit(req.body_model)},",
@@ -367,7 +392,9 @@ def snippets(
     """Every snippet of one request form: per language, per SDK (curl has none).
 
     The Portkey SDKs send Portkey's header names, so they are left out when the gateway
-    reads other names."""
+    reads other names. A model of a mode no endpoint serves yet gets none."""
+    if req.mode not in MODE_ENDPOINTS:
+        return []
     out = []
     for lang in langs:
         for each in sdks_for(lang, gateway):

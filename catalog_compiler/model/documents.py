@@ -18,6 +18,7 @@ from catalog_compiler.model.common import (
     Strict,
 )
 from catalog_compiler.model.errors import wrong_type
+from catalog_compiler.model.refs import HEADERS_DOC, Headers, UrlOrRef
 from catalog_compiler.model.routing import FreeObject, RoutingConfig
 from catalog_compiler.model.types import (
     Flag,
@@ -34,6 +35,7 @@ from catalog_compiler.model.types import (
 from runtime.hosts import HostError, parse_host_pattern
 
 LANGUAGE_VERSIONS = (1,)
+ModelMode = Literal["chat", "completion", "embedding", "image", "audio", "rerank", "responses"]
 
 
 def _host_pattern(value: Any) -> str:
@@ -74,10 +76,15 @@ class CustomModel(ModelLimits):
     base_model: ModelName | None = Field(
         None, description="a built-in model whose prices and limits this one starts from"
     )
+    mode: ModelMode | None = Field(
+        None,
+        description="the API shape it answers (which gateway endpoints serve it); absent: "
+        "the built-in model's (`base_model` or the same name), else `chat`",
+    )
     description: Text | None = None
     pricing: Pricing | None = None
-    base_url: Url | None = None
-    headers: dict[str, Text] | None = Field(None, description="extra request headers (no secrets)")
+    base_url: UrlOrRef | None = None
+    headers: Headers | None = Field(None, description=HEADERS_DOC)
 
     @model_validator(mode="after")
     def _output_fits(self) -> Self:
@@ -169,7 +176,8 @@ class Integration(Limits):
     settings: dict[str, Text] = Field(
         default_factory=dict, description="non-secret service settings (region, resource_name …)"
     )
-    base_url: Url | None = None
+    base_url: UrlOrRef | None = None
+    headers: Headers | None = Field(None, description=HEADERS_DOC)
     allowed_hosts: tuple[HostPattern, ...] | None = AllowedHosts
     provider_defaults: Limits | None = Field(
         None, description="limits each provider gets as its own pool unless it declares them"
@@ -189,7 +197,8 @@ class Provider(Limits):
     description: Text | None = None
     workspaces: WorkspaceSelector | None = None
     models: ModelAccess | None = None
-    base_url: Url | None = None
+    base_url: UrlOrRef | None = None
+    headers: Headers | None = Field(None, description=HEADERS_DOC)
     allowed_hosts: tuple[HostPattern, ...] | None = AllowedHosts
     default_params: FreeObject | None = Field(None, description="request params filled when absent")
     pricing: tuple[PriceOverride, ...] = ()

@@ -13,8 +13,15 @@ from typing import Any
 
 from catalog_compiler import __version__
 from catalog_compiler.diagnostics import Note
-from catalog_compiler.model.common import PRICE_FIELDS, Limits, ModelAccess, PriceOverride
+from catalog_compiler.model.common import (
+    PRICE_FIELDS,
+    Limits,
+    ModelAccess,
+    PriceOverride,
+    SecretRef,
+)
 from catalog_compiler.model.documents import CustomModel, Integration, Provider
+from catalog_compiler.model.refs import HeaderValue, ref_json
 from catalog_compiler.registry import KnownModel
 from catalog_compiler.resolve.aliases import effective as effective_aliases
 from catalog_compiler.resolve.context import Context, Located, Path
@@ -49,6 +56,7 @@ class ModelDraft:
     sources: dict[str, str] = field(default_factory=dict)
     elements: dict[str, Located | None] = field(default_factory=dict)
     paths: dict[str, Path] = field(default_factory=dict)
+    endpoint: dict[str, Any] = field(default_factory=dict)  # base_url, headers (refs.py)
 
     def known(self, known: KnownModel) -> None:
         self.mode = known.mode
@@ -75,7 +83,31 @@ class ModelDraft:
             out["context_window"] = self.context_window
         if self.max_output_tokens is not None:
             out["max_output_tokens"] = self.max_output_tokens
+        out.update(self.endpoint)  # only when a definition gives them: old bundles unchanged
         return out
+
+
+def integration_url(integ: Integration) -> str | SecretRef | None:
+    """Its own base URL (text or a reference), else its service's template filled in."""
+    if isinstance(integ.base_url, SecretRef):
+        return integ.base_url
+    return base_url_for(SERVICES[integ.service], integ.settings, integ.base_url)
+
+
+def headers_json(headers: dict[str, HeaderValue] | None) -> dict[str, Any]:
+    """`{"headers": ...}` when there are some (bundles without them stay byte-identical)."""
+    if not headers:
+        return {}
+    return {"headers": {k: ref_json(v) for k, v in sorted(headers.items())}}
+
+
+def endpoint_of(custom: CustomModel, out: dict[str, Any]) -> None:
+    """A custom definition's `base_url` replaces the one below it; `headers` add up."""
+    if custom.base_url is not None:
+        out["base_url"] = ref_json(custom.base_url)
+    if custom.headers:
+        merged = {**out.get("headers", {}), **headers_json(custom.headers)["headers"]}
+        out["headers"] = dict(sorted(merged.items()))
 
 
 class BundleBuilder:
@@ -183,7 +215,7 @@ class BundleBuilder:
             "service": service.id,
             "api": service.api,
             "auth": service.auth,
-            "base_url": base_url_for(service, integ.settings, integ.base_url),
+            "base_url": ref_json(integration_url(integ)),
             "credentials": {k: v.ref() for k, v in sorted(integ.credentials.items())},
             "settings": dict(sorted(integ.settings.items())),
             "workspaces": selection(integ.workspaces) or ["*"],
@@ -191,7 +223,7 @@ class BundleBuilder:
                 integ.models, located, ("models",), f"integrations/{slug}/access"
             ),
             "exposed": sorted(self.exposed(slug)),
-        }
+        } | headers_json(integ.headers)
 
     def exposed(self, integration: str) -> set[str]:
         """Registry models of the service (with aliases) and the integration's custom models."""
@@ -231,7 +263,8 @@ class BundleBuilder:
             base = registry.lookup(integ.service, custom.base_model) if custom.base_model else None
             if base is not None:
                 draft.known(base)
-            draft.mode = draft.mode if known or base else "chat"
+            draft.mode = custom.mode or (draft.mode if known or base else "chat")
+            endpoint_of(custom, draft.endpoint)
             draft.context_window = custom.context_window or draft.context_window
             draft.max_output_tokens = custom.max_output_tokens or draft.max_output_tokens
             if custom.pricing is not None:
@@ -272,16 +305,16 @@ class BundleBuilder:
                 custom, at, path = definitions[-1]
                 spot = (*path, "pricing") if custom.pricing is not None else (path or ("name",))
                 self.ctx.remember(f"models/{slug}/{name}", at, spot)
-        service = SERVICES[integ.service]
-        base_url = prov.base_url or base_url_for(service, integ.settings, integ.base_url)
+        base_url = prov.base_url or integration_url(integ)
         hosts = self.allowed_hosts(slug)
         self.destinations[slug] = Destination(
-            base_url, tuple(hosts), prov.integration, tuple(integ.allowed_hosts or ()),
-            prov.allowed_hosts is not None,
+            base_url if isinstance(base_url, str) else None, tuple(hosts), prov.integration,
+            tuple(integ.allowed_hosts or ()), prov.allowed_hosts is not None,
+            base_url.ref() if isinstance(base_url, SecretRef) else None,
         )  # fmt: skip
-        return {
+        return headers_json(prov.headers) | {
             "integration": prov.integration,
-            "base_url": base_url,
+            "base_url": ref_json(base_url),
             "allowed_hosts": hosts,
             "default_params": plain(prov.default_params or {}),
             "workspaces": selection(prov.workspaces),

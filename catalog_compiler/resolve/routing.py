@@ -43,6 +43,7 @@ class Destination:
     integration: str
     integration_hosts: tuple[str, ...]
     narrowed: bool  # the provider declares its own list
+    base_ref: str | None = None  # a reference-valued base URL: its host is known at start
 
 
 class ConfigCompiler:
@@ -97,6 +98,10 @@ class ConfigCompiler:
         base = own_origin(dest.base_url)
         if base is not None and base.host == origin.host:
             fix = f"the provider's own base URL is `{base}`: use its scheme and port"
+        elif dest.base_ref is not None:
+            fix = (f"the provider's base URL is the reference `{dest.base_ref}`, read only at "
+                   f"start: to send its credentials there, add `{entry}` to `allowed_hosts` "
+                   f"of {where}")  # fmt: skip
         self.host_error(
             at,
             f"`custom_host` sends the credentials of `@{slug}` to `{origin.scheme}://{entry}`, "

@@ -15,6 +15,7 @@ from catalog_compiler.model.types import PERIOD_RE
 from catalog_compiler.positions import own_pos
 from catalog_compiler.resolve.aliases import AliasChecks
 from catalog_compiler.resolve.context import Context
+from catalog_compiler.resolve.modes import mixed_modes
 from catalog_compiler.resolve.routing import Leaf
 from catalog_compiler.yamlparse import Document
 from runtime.access import Refusal, Rules, qualified
@@ -59,6 +60,7 @@ class Semantics:
         self.unreachable_limits()
         self.unpriced()
         self.config_targets(leaves)
+        mixed_modes(self.ctx, self.bundle, leaves)
         self.default_configs()
         self.provisioned_providers()
         self.reachless_workspaces()

@@ -157,8 +157,8 @@ async def models(request: web.Request) -> web.Response:
         return _error(Failure(401, "a workspace API key is required", "invalid_api_key"), False)
     body = live._models.get(caller.workspace)
     if body is None:
-        data = [{"id": m, "object": "model", "created": 0, "owned_by": m[1:].split("/")[0]}
-                for m in live.models(caller.workspace)]  # fmt: skip
+        data = [{"id": m, "object": "model", "created": 0, "owned_by": m[1:].split("/")[0],
+                 "mode": mode} for m, mode in live.models(caller.workspace)]  # fmt: skip
         data += [{"id": a.name, "object": "model", "created": 0,
                   "owned_by": a.provider or "config"}
                  for a in usable_aliases(live.bundle, caller.workspace)]  # fmt: skip
@@ -220,7 +220,7 @@ async def _serve(
     include_usage = isinstance(options, Mapping) and options.get("include_usage") is True
     plan = gw.router.resolve(
         caller.workspace, form.model, provider=form.provider, config=form.config,
-        metadata=form.metadata, params=body, path=request.path,
+        metadata=form.metadata, params=body, path=request.path, endpoint=endpoint,
     )  # fmt: skip
     if plan.alias is not None:  # the log names the target as provider/model, and the alias
         record.fields["alias"] = plan.alias

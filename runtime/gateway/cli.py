@@ -89,6 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     for slug, ref in sorted(live.secrets.missing.items()):
         log("credentials_missing", integration=slug, reference=ref)
+    for target, ref in sorted(live.endpoints.missing.items() if live.endpoints else ()):
+        log("endpoint_missing", target=target, reference=ref)  # base_url or header reference
     try:
         sock = listen(options)
     except OSError as exc:

@@ -197,6 +197,11 @@ class Engine:
                 f"`{ref}` could not be read at start",
                 "credentials_unavailable",
             )
+        missing = live.unavailable(attempt)
+        if missing is not None:
+            raise Failure(503, f"`{attempt.target}` is unavailable: its endpoint reference "
+                          f"`{missing}` could not be read at start",
+                          "endpoint_unavailable")  # fmt: skip
         forwarded = {k: v for k in FORWARDED if (v := job.headers.get(k)) is not None}
         if attempt.service == "mock":
             forwarded.update(
@@ -207,7 +212,7 @@ class Engine:
             base_url=live.base_url(attempt), secrets=live.secrets.of(integ) if integ else {},
             settings=live.settings(attempt), headers=forwarded,
             include_usage=job.include_usage, service=attempt.service, auth=attempt.auth,
-            passed={**passed_headers(job, attempt), **trace},
+            passed={**passed_headers(job, attempt), **trace, **live.headers(attempt)},
         )  # fmt: skip
 
 

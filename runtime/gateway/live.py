@@ -9,8 +9,9 @@ from types import MappingProxyType
 
 from runtime.bundle import Bundle
 from runtime.gateway.auth import KeyIndex
+from runtime.gateway.endpoints import Endpoints, resolve_endpoints
 from runtime.gateway.replies import Failure
-from runtime.gateway.secrets import Secrets, load_secrets
+from runtime.gateway.secrets import MissingSecrets, Secrets, load_secrets
 from runtime.plan import Attempt
 
 _NONE: Mapping[str, str] = MappingProxyType({})
@@ -22,11 +23,39 @@ class Live:
     keys: KeyIndex
     secrets: Secrets
     _models: dict[str, bytes] = field(default_factory=dict)  # workspace -> /v1/models body
+    endpoints: Endpoints | None = None  # what endpoint references could not be read
 
     @classmethod
     def of(cls, bundle: Bundle, allow_missing_secrets: bool) -> Live:
-        """Raises MissingSecrets when a credential cannot be read (and it is not allowed)."""
-        return cls(bundle, KeyIndex(bundle), load_secrets(bundle, allow_missing_secrets))
+        """Raises MissingSecrets when a credential or an endpoint reference (base_url,
+        header) cannot be read, or reads as no usable URL, and that is not allowed. `bundle`
+        is served with its endpoint references' values (gateway/endpoints.py)."""
+        ends = resolve_endpoints(bundle)
+        try:
+            secrets = load_secrets(ends.bundle, allow_missing_secrets)
+        except MissingSecrets as exc:  # one report names every reference
+            raise MissingSecrets({**exc.missing, **ends.failures}) from None
+        if ends.failures and not allow_missing_secrets:
+            raise MissingSecrets(ends.failures)
+        return cls(ends.bundle, KeyIndex(ends.bundle), secrets, endpoints=ends)
+
+    def unavailable(self, attempt: Attempt) -> str | None:
+        """The endpoint reference (base_url, header) that keeps `attempt` from being made."""
+        if self.endpoints is None or attempt.provider is None:
+            return None
+        return self.endpoints.unavailable(attempt.provider, attempt.model)
+
+    def headers(self, attempt: Attempt) -> Mapping[str, str]:
+        """The catalog's custom headers for `attempt`: the integration's, then the
+        provider's, then the model's, each over the one before (values may be secrets)."""
+        if attempt.provider is None:
+            return _NONE
+        provider = self.bundle.providers[attempt.provider]
+        info = provider.models.get(attempt.model)
+        layers = (provider.integration.headers, provider.headers, info.headers if info else _NONE)
+        if not any(layers):
+            return _NONE
+        return {k.lower(): v for layer in layers for k, v in layer.items()}
 
     def integration_of(self, attempt: Attempt) -> str | None:
         if attempt.provider is None:
@@ -47,12 +76,12 @@ class Live:
             return _NONE
         return self.bundle.providers[attempt.provider].integration.settings
 
-    def models(self, workspace: str) -> list[str]:
-        """`@provider/model` ids the workspace may use, sorted."""
+    def models(self, workspace: str) -> list[tuple[str, str]]:
+        """(`@provider/model`, mode) of the models the workspace may use, sorted."""
         bundle = self.bundle
         found = []
         for slug, provider in sorted(bundle.providers.items()):
-            for model in sorted(provider.models):
+            for model, info in sorted(provider.models.items()):
                 if bundle.decide(workspace, slug, model).allowed:
-                    found.append(f"@{slug}/{model}")
+                    found.append((f"@{slug}/{model}", info.mode))
         return found

@@ -90,6 +90,26 @@ def test_embedding_models_use_the_embeddings_endpoint() -> None:
     assert curl_body(code["curl"])["input"]
 
 
+@pytest.mark.parametrize(("mode", "path", "call", "field"), [
+    ("completion", "/v1/completions", "client.completions.create(", "prompt"),
+    ("responses", "/v1/responses", "client.responses.create(", "input"),
+    ("chat", "/v1/chat/completions", "client.chat.completions.create(", "messages"),
+])  # fmt: skip
+def test_each_mode_is_asked_on_the_endpoint_that_serves_it(
+    mode: str, path: str, call: str, field: str
+) -> None:
+    req = Request("local", "m", "model", mode)
+    code = {(s.lang, s.sdk): s.code for s in snippets(req, Gateway())}
+    assert all(call in code[lang, sdk] for lang, sdk in code if lang != "curl")
+    assert f"http://localhost:8787{path}" in code["curl", "curl"]
+    assert field in curl_body(code["curl", "curl"])
+
+
+@pytest.mark.parametrize("mode", ["image", "audio", "rerank"])
+def test_a_mode_no_endpoint_serves_gets_no_snippet(mode: str) -> None:
+    assert snippets(Request("local", "m", "model", mode), Gateway()) == []
+
+
 def test_gateway_options_shape_every_snippet() -> None:
     gw = Gateway("https://llm.acme.example/gw/", "x-gw-provider", "x-gw-config", "x-gw-key",
                  "x-gw-meta", "ACME_LLM_KEY")  # fmt: skip

@@ -104,6 +104,7 @@ def main_catalog(fakes: Fakes) -> dict[str, str]:
                   max_output_tokens: 4096
                   pricing: {{input: "0.50", output: "1.50", cache_read: "0.25"}}
                 - name: backup-instruct
+                  mode: completion
                   context_window: 8000
                   max_output_tokens: 1024
                   pricing: {{input: "1.25", output: "2.50"}}

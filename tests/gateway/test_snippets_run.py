@@ -37,6 +37,7 @@ def team_requests(gateway: GatewayProcess, bundle: Path) -> list[Request]:
              if f.request is not None]  # fmt: skip
     assert {r.form for r in found} == {"model", "provider", "config"}
     assert any(r.embedding for r in found) and any(r.provider == "claude" for r in found)
+    assert any(r.mode == "completion" for r in found)  # asked on /v1/completions
     return found
 
 
@@ -88,8 +89,10 @@ def test_curl_snippets_run(team_requests: list[Request], gateway: GatewayProcess
         ran = run_alone(s.code, "curl", ENV, tmp_path)
         try:
             reply = json.loads(ran.out)
+            choice = reply["choices"][0] if not req.embedding else {}
             out = (str(len(reply["data"][0]["embedding"])) if req.embedding
-                   else reply["choices"][0]["message"]["content"])  # fmt: skip
+                   else choice["text"] if req.mode == "completion"
+                   else choice["message"]["content"])  # fmt: skip
         except (ValueError, KeyError, IndexError, TypeError):
             out = ""
         if not (ran.ok and printed_right(req, out)):

@@ -146,12 +146,25 @@ def test_a_number_under_a_credential_name_is_a_literal(field: Field, tmp_path: P
     assert_caught(compile_at(planted), planted, "424242")
 
 
-@pytest.mark.parametrize("field", [f for f in KEYED if f.name != "credentials"], ids=lambda f: f.id)
+# The gateway reads references in credentials and in the `headers` of integrations,
+# providers and custom models (runtime/gateway/endpoints.py); nothing else resolves one.
+RESOLVED = {"credentials", "headers"}
+
+
+@pytest.mark.parametrize("field", [f for f in KEYED if f.name not in RESOLVED], ids=lambda f: f.id)
 def test_a_reference_nothing_resolves(field: Field, tmp_path: Path) -> None:
     extra = ("metadata.api_key",) if field.model == "Condition" else ("api_key",)
     planted = plant(tmp_path, field, "{env: FAKE_KEY_NAME}", extra=extra)
     codes = secret_codes_at(compile_at(planted), planted)
     assert "E0402" in codes
+
+
+@pytest.mark.parametrize("field", [f for f in KEYED if f.name == "headers"], ids=lambda f: f.id)
+def test_a_header_reference_is_resolved_so_fine(field: Field, tmp_path: Path) -> None:
+    assert field.model in ("CustomModel", "Integration", "Model", "Provider")
+    planted = plant(tmp_path, field, "{env: FAKE_KEY_NAME}", extra=("X-Api-Key",))
+    compiled = compile_at(planted)
+    assert not secret_codes_at(compiled, planted), compiled.diagnostics
 
 
 def test_a_query_comparing_a_credential_field(tmp_path: Path) -> None:
