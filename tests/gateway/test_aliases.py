@@ -131,12 +131,17 @@ def test_a_workspace_alias_and_a_provider_header(
     alias_gateway: GatewayProcess, fakes: Fakes
 ) -> None:
     fakes.backup.script(Answer(usage=Tokens(input=3, output=2)))
-    _, headers, _ = chat(alias_gateway, "cheap", **{"x-portkey-provider": "@backup"})
+    with openai_client(alias_gateway, key=TEAM_KEY) as client:  # a completion-mode target
+        raw = client.completions.with_raw_response.create(
+            model="cheap", prompt="hi", extra_headers={"x-portkey-provider": "@backup"})  # fmt: skip
     assert [r.json["model"] for r in fakes.backup.requests] == ["backup-instruct"]
-    assert headers["x-portkey-provider"] == "@backup"
+    assert raw.headers["x-portkey-provider"] == "@backup"
     with pytest.raises(openai.BadRequestError, match="alias of `@backup/backup-instruct`"):
         chat(alias_gateway, "cheap", **{"x-portkey-provider": "@openai-main"})
-    assert len(fakes.openai.requests) == 0
+    # the alias is refused on an endpoint its target's mode is not served by, as the target is
+    with pytest.raises(openai.BadRequestError, match="is a completion model"):
+        chat(alias_gateway, "cheap", **{"x-portkey-provider": "@backup"})
+    assert len(fakes.openai.requests) == 0 and len(fakes.backup.requests) == 1
 
 
 def test_a_config_alias_runs_the_config(alias_gateway: GatewayProcess, fakes: Fakes) -> None:
