@@ -284,6 +284,8 @@ def _usage(record: Record, usage: Usage | None, cost: Decimal) -> None:
             "input": usage.input_tokens, "output": usage.output_tokens,
             "cache_read": usage.cache_read_tokens, "cache_write": usage.cache_write_tokens,
         }  # fmt: skip
+        if usage.cache_write_1h_tokens:
+            record.fields["tokens"]["cache_write_1h"] = usage.cache_write_1h_tokens
 
 
 def retry_count(outcome: Outcome) -> str:

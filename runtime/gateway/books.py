@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from runtime.gateway.log import log
 from runtime.gateway.replies import Failure
 from runtime.money import usd
+from runtime.price_tables import requested_tier
 
 if TYPE_CHECKING:
     from runtime.gateway.execute import Outcome
@@ -93,11 +94,11 @@ class Record:
                 continue
             key = (workspace, _provider(a), a.model)
             counts = (used.input_tokens, used.output_tokens, used.cache_read_tokens,
-                      used.cache_write_tokens)  # fmt: skip
+                      used.cache_write_tokens + used.cache_write_1h_tokens)  # fmt: skip
             for kind, n in zip(TOKEN_KINDS, counts, strict=True):
                 if n:
                     m.child(m.tokens, *key, kind).inc(n)
-            catalog = (a.catalog_rates or a.rates).cost(used)
+            catalog = (a.catalog_rates or a.rates).cost(used, requested_tier(a.params))
             m.child(m.cost, *key, "catalog").inc(catalog / 1_000_000)  # pico -> micro
             charged = ticket.cost if ticket.cost is not None else usd(0)
             m.child(m.cost, *key, "chargeback").inc(float(charged * 1_000_000))
