@@ -13,7 +13,7 @@ about 5 * 10^13 micro-USD, far below the 2^53 up to which the Redis store's doub
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, Decimal
 
 from runtime.bundle import Prices
@@ -38,8 +38,9 @@ class Usage:
     cache_write_tokens: int = 0  # cache writes of the default (5-minute) TTL
     cache_write_1h_tokens: int = 0  # cache writes of the 1-hour TTL (Anthropic)
     # the service tier the upstream says it served ("default", "flex", "priority"); None:
-    # it said nothing, and the requested tier is charged (runtime/price_tables.py)
-    service_tier: str | None = None
+    # it said nothing, and the requested tier is charged (runtime/price_tables.py). Not
+    # part of equality: two usages of the same tokens are the same usage.
+    service_tier: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         i, o = self.input_tokens, self.output_tokens
