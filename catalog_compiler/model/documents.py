@@ -208,6 +208,20 @@ class Workspace(Limits):
     api_keys: tuple[ApiKey, ...] = ()
     default_config: Slug | None = Field(None, description="config used when a request names none")
 
+    @model_validator(mode="after")
+    def _no_regions(self) -> Self:
+        """A workspace rule spans providers of any region: its price cannot depend on one."""
+        for i, rule in enumerate(self.pricing):
+            if rule.regions:
+                raise PydanticCustomError(
+                    "E0406",
+                    "a workspace's pricing cannot vary by region: it applies to every provider",
+                    {"field": ("pricing", i, "regions"),
+                     "hint": "put regional prices on an integration's or a provider's "
+                     "price override, or write this workspace's rate as its own price"},
+                )  # fmt: skip
+        return self
+
 
 class Model(CustomModel):
     """A custom model, or an override of a built-in one, on an integration or a provider."""

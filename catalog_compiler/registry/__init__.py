@@ -13,7 +13,10 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-PRICE_KEYS = ("input", "output", "cache_read", "cache_write", "per_request")
+PRICE_KEYS = ("input", "output", "cache_read", "cache_write", "per_request", "cache_write_1h")
+# tables inside an entry, in the bundle's form: long-context `tiers` (with `above_input_tokens`),
+# `batch`, `service_tiers` (`flex`, `priority`); `prices_as_of` dates them
+VARIANT_KEYS = ("tiers", "batch", "service_tiers")
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +28,7 @@ class KnownModel:
     max_output_tokens: int | None = None
     mode: str = "chat"
     aliases: tuple[str, ...] = ()
+    variants: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +52,7 @@ def _known(service: str, name: str, entry: dict[str, Any]) -> KnownModel:
         max_output_tokens=entry.get("max_output_tokens"),
         mode=entry.get("mode", "chat"),
         aliases=tuple(entry.get("aliases", ())),
+        variants={k: entry[k] for k in VARIANT_KEYS if k in entry},
     )
 
 

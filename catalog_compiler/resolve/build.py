@@ -13,10 +13,11 @@ from typing import Any
 
 from catalog_compiler import __version__
 from catalog_compiler.diagnostics import Note
-from catalog_compiler.model.common import PRICE_FIELDS, Limits, ModelAccess, PriceOverride
+from catalog_compiler.model.common import Limits, ModelAccess, PriceOverride
 from catalog_compiler.model.documents import CustomModel, Integration, Provider
 from catalog_compiler.registry import KnownModel
 from catalog_compiler.resolve.context import Context, Located, Path
+from catalog_compiler.resolve.price_variants import NO_VARIANTS, free_fields, resolved
 from catalog_compiler.resolve.routing import ConfigCompiler, Destination, Leaf
 from catalog_compiler.resolve.values import dec, plain
 from catalog_compiler.services import SERVICES, base_url_for
@@ -45,6 +46,7 @@ class ModelDraft:
     context_window: int | None = None
     max_output_tokens: int | None = None
     prices: dict[str, Decimal] = field(default_factory=dict)
+    variants: dict[str, Any] = field(default_factory=dict)  # tiers, batch, service_tiers
     sources: dict[str, str] = field(default_factory=dict)
     elements: dict[str, Located | None] = field(default_factory=dict)
     paths: dict[str, Path] = field(default_factory=dict)
@@ -53,21 +55,37 @@ class ModelDraft:
         self.mode = known.mode
         self.context_window = known.context_window or self.context_window
         self.max_output_tokens = known.max_output_tokens or self.max_output_tokens
-        self.price(known.prices, "registry", None, ())
+        self.price(known.prices, "registry", None, (), known.variants)
 
     def price(
-        self, prices: dict[str, Decimal], source: str, located: Located | None, path: Path
+        self,
+        prices: dict[str, Decimal],
+        source: str,
+        located: Located | None,
+        path: Path,
+        variants: dict[str, Any] | None = None,
     ) -> None:
+        """Apply one layer: each field it gives replaces the lower layers'; so does each
+        variant (tiers, batch, service tiers) as a whole, and a None variant removes it."""
         for name, value in prices.items():
             self.prices[name] = value
             self.sources[name] = source
             self.elements[name] = located
             self.paths[name] = (*path, name)
+        for name, variant in (variants or {}).items():
+            self.variants.pop(name, None)
+            self.sources.pop(name, None)
+            if variant is not None:
+                self.variants[name] = variant
+                self.sources[name] = source
+                self.elements[name] = located
+                self.paths[name] = (*path, name)
 
     def json(self) -> dict[str, Any]:
+        prices: dict[str, Any] = {k: dec(v) for k, v in self.prices.items()}
         out: dict[str, Any] = {
             "mode": self.mode,
-            "prices": {k: dec(v) for k, v in sorted(self.prices.items())},
+            "prices": dict(sorted({**prices, **self.variants}.items())),
             "price_sources": dict(sorted(self.sources.items())),
         }
         if self.context_window is not None:
@@ -222,6 +240,7 @@ class BundleBuilder:
         prov = self.ctx.provider(provider)
         integ = self.ctx.integration(prov.integration)
         registry = self.ctx.registry
+        region = integ.settings.get("region")  # picks regional prices (price_variants.py)
         draft = ModelDraft()
         known = registry.lookup(integ.service, name)
         if known is not None:
@@ -234,7 +253,8 @@ class BundleBuilder:
             draft.context_window = custom.context_window or draft.context_window
             draft.max_output_tokens = custom.max_output_tokens or draft.max_output_tokens
             if custom.pricing is not None:
-                draft.price(custom.pricing.fields(), "model", located, (*path, "pricing"))
+                fields, variants = resolved(custom.pricing, region)
+                draft.price(fields, "model", located, (*path, "pricing"), variants)
         for level, overrides, located in (
             ("integration", integ.pricing, self.ctx.integrations[prov.integration]),
             ("provider", prov.pricing, self.ctx.providers[provider]),
@@ -242,10 +262,10 @@ class BundleBuilder:
             found = most_specific(overrides, name, provider)
             if found is not None:
                 i, override = found
-                given = (
-                    dict.fromkeys(PRICE_FIELDS, Decimal(0)) if override.free else override.fields()
+                given, variants = (
+                    (free_fields(), NO_VARIANTS) if override.free else resolved(override, region)
                 )
-                draft.price(given, level, located, ("pricing", i))
+                draft.price(given, level, located, ("pricing", i), variants)
         return draft
 
     def provider(self, slug: str) -> dict[str, Any]:
@@ -361,7 +381,9 @@ class BundleBuilder:
             if override.free:
                 entry["free"] = True
             else:
-                entry["prices"] = {k: dec(v) for k, v in sorted(override.fields().items())}
+                fields, variants = resolved(override, None)  # no regions here (E0406)
+                prices = {**{k: dec(v) for k, v in fields.items()}, **variants}
+                entry["prices"] = dict(sorted(prices.items()))
             pricing.append(entry)
         return {
             "providers": selection(ws.providers),
