@@ -1,7 +1,11 @@
 """The built-in model registry: well-known models per service, hand-curated in models.json.
 
-Prices are exact decimal strings in USD per 1M tokens; `as_of` dates the whole table.
-Model documents extend or override it.
+Prices are exact decimal strings in USD per 1M tokens; `as_of` dates the whole table, and an
+entry's `prices_as_of` the day its variant prices (1-hour cache writes, long-context `tiers`,
+`batch`, `service_tiers`) were taken from the providers' published prices (as LiteLLM's price
+map 1.110.2 records them; Claude Sonnet 4.5's long context from Anthropic's price page: the
+whole request at 2x input, 1.5x output above 200k prompt tokens). Model documents extend or
+override it.
 """
 
 from __future__ import annotations
