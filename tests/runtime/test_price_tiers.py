@@ -4,7 +4,7 @@ expected cost is computed by hand from the catalog in the test (USD per 1M token
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 
 import pytest
@@ -113,7 +113,7 @@ def router(make_router: Callable[..., Router]) -> Router:
 
 def settle(router: Router, workspace: str, model: str, usage: Usage, *,
            estimate: Estimate | None = None, batch: bool = False,
-           params: dict[str, object] | None = None) -> tuple[Decimal, Decimal]:  # fmt: skip
+           params: Mapping[str, object] | None = None) -> tuple[Decimal, Decimal]:  # fmt: skip
     """(reserved, charged) USD for one request."""
     plan = router.resolve(workspace=workspace, model=model, params=params)
     with router.admit(plan.attempts[0], estimate or Estimate(0, 0), batch=batch) as ticket:
@@ -240,7 +240,7 @@ def _tables(draw: st.DrawFn) -> Prices:
                 if draw(st.booleans())}  # fmt: skip
     base = Prices.of_fields({**table(), "input": draw(_price), "output": draw(_price)})
     batch = Prices.of_fields(table()) if draw(st.booleans()) else None
-    return Prices(**base.fields(), tiers=tiers, batch=batch,  # type: ignore[arg-type]
+    return Prices(**base.fields(), tiers=tiers, batch=batch,
                   service_tiers=tuple(sorted(variants.items())))  # fmt: skip
 
 
