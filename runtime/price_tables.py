@@ -97,12 +97,14 @@ class RateCard:
     batch: Ladder | None = None
     services: tuple[tuple[str, Ladder], ...] = ()
     flat: Rates | None = None  # the only table, when there are no variants (fast path)
+    flat_prompt: int = 0  # the flat table's dearest prompt token
 
     @classmethod
     def of(cls, prices: Prices | None) -> RateCard:
         if prices is None or not (prices.tiers or prices.batch or prices.service_tiers):
             rates = Rates.of(prices)
-            return cls(Ladder((-1,), (rates,), (_prompt_rate(rates),)), flat=rates)
+            prompt = _prompt_rate(rates)
+            return cls(Ladder((-1,), (rates,), (prompt,)), flat=rates, flat_prompt=prompt)
         batch = _ladder(prices, prices.batch) if prices.batch is not None else None
         services = tuple((name, _ladder(prices, p)) for name, p in prices.service_tiers)
         return cls(_ladder(prices, None), batch, services)
@@ -138,8 +140,11 @@ class RateCard:
         """What admission reserves for an estimated `usage`: the most it may cost."""
         flat = self.flat
         if flat is not None:
-            prompt = usage.prompt_tokens * self.default.prompt[0]
-            return prompt + usage.output_tokens * flat.output + flat.per_request
+            return (
+                usage.prompt_tokens * self.flat_prompt
+                + usage.output_tokens * flat.output
+                + flat.per_request
+            )
         if batch and self.batch is not None:
             return self.batch.most(usage)
         candidates = _MAY_END_AT.get(requested or "", (None,))
