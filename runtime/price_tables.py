@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from runtime.bundle import Prices
-from runtime.money import Rates, Usage
+from runtime.errors import InvalidRequest
+from runtime.money import Rates, Usage, shown
 
 SERVICE_TIERS = ("flex", "priority")
 # a request's `service_tier` -> the tables its answer may be charged at
@@ -126,6 +127,8 @@ class RateCard:
         requested; batch prices only when the caller says the request was a batch's."""
         if self.flat is not None:
             return self.flat
+        if type(usage) is not Usage:  # a library caller may pass anything
+            raise InvalidRequest("usage", f"must be a Usage, found {shown(usage)}")
         tier = usage.service_tier or requested
         return self.ladder(tier, batch).at(usage.prompt_tokens)
 

@@ -303,21 +303,19 @@ class Pricing(PriceVariant):
                 )  # fmt: skip
         return value
 
-    @model_validator(mode="after")
-    def _variants_priced(self) -> Self:
-        """A variant or tier may only reprice what the base prices (else it is a typo, or
-        a price that applies nowhere)."""
-        base = set(self.fields())
+    def unpriced(self, base: set[str]) -> Iterator[tuple[tuple[str | int, ...], str]]:
+        """(path, field) of each tier or variant price whose field `base` does not price:
+        a typo, or a price that applies nowhere (E0404). A price the runtime derives is one
+        the base has: cache prices fall back to `input`, and a fee absent is 0. A region
+        table is not a variant: it becomes the base where it applies."""
+        base = base | {"per_request"}
+        if "input" in base:
+            base |= {"cache_read", "cache_write", "cache_write_1h"}
         for path, table in self.variant_tables():
-            extra = sorted(set(table.fields()) - base)
-            if extra:
-                raise PydanticCustomError(
-                    "E0404",
-                    "`{name}` is priced here but the block's base table has no `{name}`",
-                    {"name": extra[0], "field": (*path, extra[0]),
-                     "hint": f"add `{extra[0]}` to the base prices, or remove it here"},
-                )  # fmt: skip
-        return self
+            if len(path) == 2 and path[0] == "regions":
+                continue
+            for name in sorted(set(table.fields()) - base):
+                yield path, name
 
     def variant_tables(self) -> Iterator[tuple[tuple[str | int, ...], PriceTable]]:
         """Every partial table of the block, with its path inside the block."""

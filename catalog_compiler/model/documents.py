@@ -210,8 +210,16 @@ class Workspace(Limits):
 
     @model_validator(mode="after")
     def _no_regions(self) -> Self:
-        """A workspace rule spans providers of any region: its price cannot depend on one."""
+        """A rule's tiers and variants reprice only what it prices itself (E0404); it spans
+        providers of any region, so its price cannot depend on one (E0406)."""
         for i, rule in enumerate(self.pricing):
+            for path, name in rule.unpriced(set(rule.fields())):
+                raise PydanticCustomError(
+                    "E0404",
+                    "`{name}` is priced here but this rule's base table has no `{name}`",
+                    {"name": name, "field": ("pricing", i, *path, name),
+                     "hint": f"add `{name}` to the rule's prices, or remove it here"},
+                )  # fmt: skip
             if rule.regions:
                 raise PydanticCustomError(
                     "E0406",

@@ -13,7 +13,7 @@ from typing import Any
 
 from catalog_compiler import __version__
 from catalog_compiler.diagnostics import Note
-from catalog_compiler.model.common import Limits, ModelAccess, PriceOverride
+from catalog_compiler.model.common import Limits, ModelAccess, PriceOverride, Pricing
 from catalog_compiler.model.documents import CustomModel, Integration, Provider
 from catalog_compiler.registry import KnownModel
 from catalog_compiler.resolve.context import Context, Located, Path
@@ -102,6 +102,7 @@ class BundleBuilder:
         self._exposed: dict[str, set[str]] = {}
         self._rules: dict[int, Rules] = {}  # by id of a `models:` block, alive as long as ctx
         self.destinations: dict[str, Destination] = {}  # provider slug -> where creds may go
+        self._unpriced: set[tuple[int, Path]] = set()  # E0404 places reported
 
     # -- shared pieces ------------------------------------------------------------------
     def access(self, models: ModelAccess | None, located: Located, path: Path, key: str) -> Any:
@@ -242,6 +243,7 @@ class BundleBuilder:
         registry = self.ctx.registry
         region = integ.settings.get("region")  # picks regional prices (price_variants.py)
         draft = ModelDraft()
+        blocks: list[tuple[Pricing, Located, Path]] = []  # for E0404
         known = registry.lookup(integ.service, name)
         if known is not None:
             draft.known(known)
@@ -255,6 +257,7 @@ class BundleBuilder:
             if custom.pricing is not None:
                 fields, variants = resolved(custom.pricing, region)
                 draft.price(fields, "model", located, (*path, "pricing"), variants)
+                blocks.append((custom.pricing, located, (*path, "pricing")))
         for level, overrides, located in (
             ("integration", integ.pricing, self.ctx.integrations[prov.integration]),
             ("provider", prov.pricing, self.ctx.providers[provider]),
@@ -266,7 +269,26 @@ class BundleBuilder:
                     (free_fields(), NO_VARIANTS) if override.free else resolved(override, region)
                 )
                 draft.price(given, level, located, ("pricing", i), variants)
+                blocks.append((override, located, ("pricing", i)))
+        self.unpriced_variants(blocks, set(draft.prices))
         return draft
+
+    def unpriced_variants(
+        self, blocks: list[tuple[Pricing, Located, Path]], base: set[str]
+    ) -> None:
+        """E0404, once per place: a tier or variant price the resolved base does not have."""
+        for block, located, path in blocks:
+            for inner, name in block.unpriced(base):
+                where = (*path, *inner, name)
+                if (id(located), where) in self._unpriced:
+                    continue
+                self._unpriced.add((id(located), where))
+                self.ctx.sink.emit(
+                    "E0404",
+                    f"`{name}` is priced here but the model's base price has no `{name}`",
+                    self.ctx.span(located, where),
+                    help=f"add `{name}` to the base prices, or remove it here",
+                )
 
     def provider(self, slug: str) -> dict[str, Any]:
         located = self.ctx.providers[slug]
