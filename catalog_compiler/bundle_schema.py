@@ -91,14 +91,38 @@ class IntegrationOut(_Closed):
     exposed: list[str] = Field(description="every model name the integration offers")
 
 
-class PricesOut(_Closed):
+class PriceTableOut(_Closed):
     """USD per 1M tokens (per_request: USD), exact decimal strings."""
 
     input: str | None = None
     output: str | None = None
     cache_read: str | None = None
-    cache_write: str | None = None
+    cache_write: str | None = Field(None, description="cache write, 5-minute TTL")
+    cache_write_1h: str | None = Field(None, description="cache write, 1-hour TTL")
     per_request: str | None = None
+
+
+class PriceTierOut(PriceTableOut):
+    """Prices of a whole request whose prompt tokens are strictly above the threshold;
+    absent fields: the table's own."""
+
+    above_input_tokens: int
+
+
+class PriceVariantOut(PriceTableOut):
+    """A partial table (batch, a service tier): absent fields fall back to the base's."""
+
+    tiers: list[PriceTierOut] | None = Field(None, description="its own, replacing the base's")
+
+
+class PricesOut(PriceTableOut):
+    """A resolved price: the base table and its variants (runtime/price_tables.py)."""
+
+    tiers: list[PriceTierOut] | None = Field(
+        None, description="long-context tiers, strictly increasing thresholds"
+    )
+    batch: PriceVariantOut | None = None
+    service_tiers: dict[Literal["flex", "priority"], PriceVariantOut] | None = None
 
 
 class ModelOut(_Closed):
@@ -106,7 +130,9 @@ class ModelOut(_Closed):
     context_window: int | None = None
     max_output_tokens: int | None = None
     prices: PricesOut
-    price_sources: dict[str, Literal["registry", "model", "integration", "provider"]]
+    price_sources: dict[str, Literal["registry", "model", "integration", "provider"]] = Field(
+        description="price field (or variant: tiers, batch, service_tiers) -> its level"
+    )
     base_url: str | RefOut | None = Field(
         None, description="a custom model's own endpoint; present only when declared"
     )

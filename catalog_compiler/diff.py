@@ -13,6 +13,7 @@ Provenance is ignored: reordering documents or keys is no change at all.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -20,7 +21,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from catalog_compiler.diff_aliases import alias_changes
-from runtime.bundle import Bundle, Counter, budget_words, counter_label, rate_words
+from catalog_compiler.price_words import variants_json
+from runtime.bundle import Bundle, Counter, Prices, budget_words, counter_label, rate_words
 
 
 @dataclass
@@ -221,19 +223,26 @@ def _price(diff: Diff, subject: str, a: Mapping[str, str], b: Mapping[str, str])
 Override = tuple[bool, dict[str, str]]
 
 
+def _price_text(prices: Prices) -> dict[str, str]:
+    """Each field's text; a variant (tiers, batch, service tiers) as compact JSON."""
+    variants = {k: json.dumps(v, sort_keys=True, separators=(",", ":"))
+                for k, v in variants_json(prices).items()}  # fmt: skip
+    return {**prices.as_json(), **variants}
+
+
 def _prices(diff: Diff, old: Bundle, new: Bundle) -> None:
     for slug in sorted(set(old.providers) & set(new.providers)):
         po, pn = old.providers[slug], new.providers[slug]
         for model in sorted(set(po.models) & set(pn.models)):
-            a, b = po.models[model].prices.as_json(), pn.models[model].prices.as_json()
+            a, b = _price_text(po.models[model].prices), _price_text(pn.models[model].prices)
             if a != b:
                 _price(diff, f"@{slug}/{model}", a, b)
     for ws in sorted(set(old.workspaces) & set(new.workspaces)):
         olds: dict[str, Override] = {
-            r.pattern.text: (r.free, r.prices.as_json()) for r in old.workspaces[ws].pricing
+            r.pattern.text: (r.free, _price_text(r.prices)) for r in old.workspaces[ws].pricing
         }
         news: dict[str, Override] = {
-            r.pattern.text: (r.free, r.prices.as_json()) for r in new.workspaces[ws].pricing
+            r.pattern.text: (r.free, _price_text(r.prices)) for r in new.workspaces[ws].pricing
         }
         for pattern in sorted(set(olds) | set(news)):
             if olds.get(pattern) != news.get(pattern):

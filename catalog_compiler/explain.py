@@ -14,8 +14,9 @@ from catalog_compiler.explain_aliases import (
     find_alias,
     not_an_alias,
 )
+from catalog_compiler.price_words import variant_lines, variants_json
 from runtime.access import Rules, qualified
-from runtime.bundle import Bundle, Counter, ModelInfo, Provider, effective
+from runtime.bundle import PRICE_FIELDS, Bundle, Counter, ModelInfo, Provider, effective
 from runtime.errors import RequestError
 
 
@@ -134,9 +135,16 @@ def explain_route(bundle: Bundle, workspace: str, target: str) -> dict[str, Any]
                 "origin": bundle.origin(quote.elements[name]) if name in quote.elements else None,
                 "registry_as_of": as_of if quote.sources.get(name) == "registry" else None,
             }
-            for name in ("input", "output", "cache_read", "cache_write", "per_request")
+            for name in PRICE_FIELDS
             if (value := quote.prices.get(name)) is not None
         }
+        variants = variants_json(quote.prices)
+        if variants:  # long-context tiers, batch, service tiers, and where they came from
+            out["price_variants"] = {
+                **variants,
+                "sources": {k: quote.sources.get(k, "registry") for k in variants},
+                "lines": variant_lines(quote.prices),
+            }
     return out
 
 

@@ -15,7 +15,7 @@ import os
 import re
 import stat
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from types import MappingProxyType
@@ -44,7 +44,9 @@ from runtime.errors import (
 )
 from runtime.suggest import closest, nearest
 
-PRICE_FIELDS = ("input", "output", "cache_read", "cache_write", "per_request")
+PRICE_FIELDS = ("input", "output", "cache_read", "cache_write", "per_request", "cache_write_1h")
+# members of a price table that are tables themselves; a workspace rule replaces each whole
+VARIANT_FIELDS = ("tiers", "batch", "service_tiers")
 MAX_BUNDLE_BYTES = 64 * 2**20  # 13x the 5,000-document benchmark bundle
 _DIGEST_MEMBER = re.compile(rb'"digest":"sha256:[0-9a-f]{64}",?')
 
@@ -113,18 +115,37 @@ class Counter:
 
 @dataclass(frozen=True, slots=True)
 class Prices:
-    """USD per 1M tokens (and per request); None where the model has no such price."""
+    """USD per 1M tokens (and per request); None where the model has no such price.
+
+    The variants (long-context `tiers`, `batch`, `service_tiers`) are partial tables whose
+    absent fields fall back to this one's; runtime/price_tables.py picks one per request."""
 
     input: Decimal | None = None
     output: Decimal | None = None
     cache_read: Decimal | None = None
     cache_write: Decimal | None = None
     per_request: Decimal | None = None
+    cache_write_1h: Decimal | None = None
+    tiers: tuple[PriceTier, ...] = ()  # ascending thresholds
+    batch: Prices | None = None
+    service_tiers: tuple[tuple[str, Prices], ...] = ()  # sorted by name
 
     @classmethod
-    def from_json(cls, data: Mapping[str, str] | None) -> Prices:
+    def from_json(cls, data: Mapping[str, Any] | None) -> Prices:
         data = data or {}
-        return cls(**{k: Decimal(data[k]) for k in PRICE_FIELDS if k in data})
+        prices = cls.of_fields({k: Decimal(data[k]) for k in PRICE_FIELDS if k in data})
+        if len(data) > len(prices.fields()):
+            return _with_variants(prices, data)
+        return prices
+
+    @classmethod
+    def of_fields(cls, fields: Mapping[str, Decimal | None]) -> Prices:
+        """A table of these fields only (no variants)."""
+        values: dict[str, Any] = dict(fields)
+        return cls(**values)
+
+    def fields(self) -> dict[str, Decimal]:
+        return {k: v for k in PRICE_FIELDS if (v := getattr(self, k)) is not None}
 
     def get(self, name: str) -> Decimal | None:
         value: Decimal | None = getattr(self, name)
@@ -134,7 +155,29 @@ class Prices:
         return {k: str(v) for k in PRICE_FIELDS if (v := self.get(k)) is not None}
 
 
-FREE = Prices(Decimal(0), Decimal(0), Decimal(0), Decimal(0), Decimal(0))
+FREE = Prices(Decimal(0), Decimal(0), Decimal(0), Decimal(0), Decimal(0), Decimal(0))
+
+
+@dataclass(frozen=True, slots=True)
+class PriceTier:
+    """Prices of a whole request whose prompt tokens are strictly above the threshold."""
+
+    above_input_tokens: int
+    prices: Prices
+
+
+def _with_variants(prices: Prices, data: Mapping[str, Any]) -> Prices:
+    tiers = tuple(
+        PriceTier(t["above_input_tokens"], Prices.from_json(t)) for t in data.get("tiers", ())
+    )
+    batch = Prices.from_json(data["batch"]) if "batch" in data else None
+    named = data.get("service_tiers") or {}
+    services = tuple((name, Prices.from_json(named[name])) for name in sorted(named))
+    return replace(prices, tiers=tiers, batch=batch, service_tiers=services)
+
+
+def _variants(prices: Prices) -> dict[str, Any]:
+    return {"tiers": prices.tiers, "batch": prices.batch, "service_tiers": prices.service_tiers}
 
 
 @dataclass(frozen=True, slots=True)
@@ -399,6 +442,7 @@ class Bundle:
         """Prices most-specific first: workspace override, then what the provider resolved."""
         info = self.provider(provider).models[model]
         prices = {k: info.prices.get(k) for k in PRICE_FIELDS}
+        variants = _variants(info.prices)
         sources = dict(info.sources)
         elements = {k: f"prices/{provider}/{model}/{k}" for k in sources}
         ws = self.workspace(workspace)
@@ -406,14 +450,16 @@ class Bundle:
         for rule in ws.pricing:
             if any(rule.pattern.matches(n) for n in names):
                 given = FREE if rule.free else rule.prices
-                for k in PRICE_FIELDS:
-                    value = given.get(k)
-                    if value is not None:
-                        prices[k] = value
-                        sources[k] = f"workspace `{ws.slug}`"
-                        elements[k] = rule.element
+                # a variant the rule gives replaces the catalog's whole; `free` drops them all
+                given_variants = {k: v for k, v in _variants(given).items() if v or rule.free}
+                prices.update(given.fields())
+                variants.update(given_variants)
+                for k in (*given.fields(), *given_variants):
+                    sources[k] = f"workspace `{ws.slug}`"
+                    elements[k] = rule.element
                 break
-        return PriceQuote(Prices(**prices), MappingProxyType(sources), MappingProxyType(elements))
+        quote = replace(Prices.of_fields(prices), **variants)
+        return PriceQuote(quote, MappingProxyType(sources), MappingProxyType(elements))
 
     def routes(self, workspace: str) -> Iterator[tuple[str, str]]:
         """Every (provider, model) the workspace may use, sorted. Computed on demand."""
@@ -604,8 +650,10 @@ class _Shared:
         self.rules: dict[tuple[Any, ...], Rules] = {}
         self.resolved: set[tuple[Any, ...]] = set()
 
-    def prices_of(self, data: Mapping[str, str] | None) -> Prices:
-        key = tuple(data.items()) if data else ()
+    def prices_of(self, data: Mapping[str, Any] | None) -> Prices:
+        key: tuple[Any, ...] = tuple(data.items()) if data else ()
+        if data and any(k in data for k in VARIANT_FIELDS):
+            key = (json.dumps(data, sort_keys=True),)  # nested tables are not hashable
         found = self.prices.get(key)
         if found is None:
             found = self.prices[key] = Prices.from_json(data)

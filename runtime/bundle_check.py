@@ -55,7 +55,9 @@ MAX_TREE_DEPTH = 64  # strategies inside strategies
 APIS = ("anthropic", "bedrock", "cohere", "google", "openai")
 AUTHS = ("api-key", "aws-sigv4", "bearer", "google-service-account", "none", "x-api-key",
          "x-goog-api-key")  # fmt: skip
-PRICE_FIELDS = ("input", "output", "cache_read", "cache_write", "per_request")
+PRICE_FIELDS = ("input", "output", "cache_read", "cache_write", "per_request", "cache_write_1h")
+VARIANT_FIELDS = ("tiers", "batch", "service_tiers")  # tables inside a price table
+SERVICE_TIERS = ("flex", "priority")
 PRICE_SOURCES = frozenset({"registry", "model", "integration", "provider"})
 BUDGET_UNITS = frozenset({"usd", "tokens", "requests"})
 RATE_UNITS = frozenset({"requests", "tokens"})
@@ -583,11 +585,15 @@ class Checker:
         if seen(self.seen_sources, known):
             return
         for field, source in known:
-            if field not in PRICE_FIELDS or type(source) is not str or source not in PRICE_SOURCES:
+            if ((field not in PRICE_FIELDS and field not in VARIANT_FIELDS)
+                    or type(source) is not str or source not in PRICE_SOURCES):  # fmt: skip
                 raise Bad("a price field, and where it came from", "price_sources", field)
         self.seen_sources.add(known)
 
-    def prices(self, value: Any, *steps: str | int) -> None:
+    def prices(
+        self, value: Any, *steps: str | int, nested: tuple[str, ...] = VARIANT_FIELDS
+    ) -> None:
+        """A price table; `nested`: the variant tables it may hold (a tier holds none)."""
         table = mapping(value, *steps)
         known = tuple(table.items())
         if seen(self.seen_prices, known):  # only strings are recorded: equality is exact
@@ -597,9 +603,32 @@ class Checker:
                 decimal(amount, MAX_PER_REQUEST, PER_REQUEST_PLACES, *steps, field)
             elif field in PRICE_FIELDS:
                 decimal(amount, MAX_PRICE_PER_M, PRICE_PLACES, *steps, field)
+            elif field in nested:
+                self.price_variant(field, amount, *steps)
             else:
                 raise Bad("not a price field", *steps, field)
-        self.seen_prices.add(known)
+        if all(type(v) is str for _, v in known):
+            self.seen_prices.add(known)
+
+    def price_variant(self, field: str, value: Any, *steps: str | int) -> None:
+        if field == "tiers":
+            last = -1
+            for i, tier in enumerate(array(value, *steps, field, nonempty=True)):
+                t = mapping(tier, *steps, field, i)
+                at = (*steps, field, i, "above_input_tokens")
+                above = integer(t.get("above_input_tokens"), 0, MAX_COUNT, *at)
+                if above <= last:
+                    raise Bad("tier thresholds are strictly increasing", *at)
+                last = above
+                rest = {k: v for k, v in t.items() if k != "above_input_tokens"}
+                self.prices(rest, *steps, field, i, nested=())
+        elif field == "batch":
+            self.prices(value, *steps, field, nested=("tiers",))
+        else:
+            for name, table in mapping(value, *steps, field).items():
+                if name not in SERVICE_TIERS:
+                    raise Bad("a service tier is `flex` or `priority`", *steps, field, name)
+                self.prices(table, *steps, field, name, nested=("tiers",))
 
     # -- workspaces -----------------------------------------------------------------------
     def workspace(self, slug: str, value: Any) -> None:

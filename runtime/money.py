@@ -7,14 +7,14 @@ one token costs `price * 10**10` units exactly; per-request fees have at most 16
 (never bool, float, Decimal or str) from 0 to MAX_TOKENS, else InvalidRequest (400) names
 the field. The bound is far above any real request (the largest context windows hold ~10^7
 tokens) and keeps every derived counter exact where it is kept: a request costs at most
-4 * 10^9 tokens * 10^14 units (the compiler's 10,000 USD per 1M tokens) + 10^18 units (a
-100 USD fee), about 4 * 10^7 USD = 4 * 10^13 micro-USD, far below the 2^53 up to which the
+5 * 10^9 tokens * 10^14 units (the compiler's 10,000 USD per 1M tokens) + 10^18 units (a
+100 USD fee), about 5 * 10^7 USD = 5 * 10^13 micro-USD, far below the 2^53 up to which the
 Redis store's doubles count (it keeps micro-USD and a remainder below 10^10 units apart).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, Context, Decimal, Inexact
 
 from runtime.bundle import Prices
@@ -23,6 +23,7 @@ from runtime.errors import InvalidRequest
 UNITS_PER_USD = 10**16
 PLACES = 16  # decimal places of USD a unit resolves
 MAX_TOKENS = 10**9  # per field of an Estimate or a Usage
+SERVED_TIERS = ("default", "flex", "priority")  # service tiers a Usage may report
 _PER_TOKEN = Decimal(10**10)  # units per token for a price of 1 USD per 1M tokens
 # exact conversions: amounts here have at most ~40 digits; Inexact would be a bug, not rounding
 _EXACT = Context(prec=60, traps=[Inexact])
@@ -38,19 +39,30 @@ class Usage:
     input_tokens: int = 0
     output_tokens: int = 0
     cache_read_tokens: int = 0
-    cache_write_tokens: int = 0
+    cache_write_tokens: int = 0  # cache writes of the default (5-minute) TTL
+    cache_write_1h_tokens: int = 0  # cache writes of the 1-hour TTL (Anthropic)
+    # the service tier the upstream says it served ("default", "flex", "priority"); None:
+    # it said nothing, and the requested tier is charged (runtime/price_tables.py). Not
+    # part of equality: two usages of the same tokens are the same usage.
+    service_tier: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         i, o = self.input_tokens, self.output_tokens
-        r, w = self.cache_read_tokens, self.cache_write_tokens
+        r, w, h = self.cache_read_tokens, self.cache_write_tokens, self.cache_write_1h_tokens
         # one expression on the hot path; `type(...) is int` refuses bool, float, Decimal, str
         if not (
             type(i) is int and type(o) is int and type(r) is int and type(w) is int
+            and type(h) is int
             and 0 <= i <= MAX_TOKENS and 0 <= o <= MAX_TOKENS
-            and 0 <= r <= MAX_TOKENS and 0 <= w <= MAX_TOKENS
+            and 0 <= r <= MAX_TOKENS and 0 <= w <= MAX_TOKENS and 0 <= h <= MAX_TOKENS
         ):  # fmt: skip
             _refuse(self, ("input_tokens", "output_tokens", "cache_read_tokens",
-                           "cache_write_tokens"))  # fmt: skip
+                           "cache_write_tokens", "cache_write_1h_tokens"))  # fmt: skip
+        tier = self.service_tier
+        if tier is not None and (type(tier) is not str or tier not in SERVED_TIERS):
+            raise InvalidRequest(
+                "Usage.service_tier", f"must be one of {', '.join(SERVED_TIERS)} or null"
+            )
 
     @property
     def tokens(self) -> int:
@@ -60,6 +72,17 @@ class Usage:
             + self.output_tokens
             + self.cache_read_tokens
             + self.cache_write_tokens
+            + self.cache_write_1h_tokens
+        )
+
+    @property
+    def prompt_tokens(self) -> int:
+        """What a long-context tier's threshold counts: every prompt token, cached or not."""
+        return (
+            self.input_tokens
+            + self.cache_read_tokens
+            + self.cache_write_tokens
+            + self.cache_write_1h_tokens
         )
 
 
@@ -130,6 +153,8 @@ def _checked_usage(input_tokens: int, output_tokens: int) -> Usage:
     setattr_(usage, "output_tokens", output_tokens)
     setattr_(usage, "cache_read_tokens", 0)
     setattr_(usage, "cache_write_tokens", 0)
+    setattr_(usage, "cache_write_1h_tokens", 0)
+    setattr_(usage, "service_tier", None)
     return usage
 
 
@@ -154,19 +179,23 @@ class Rates:
     cache_write: int
     per_request: int
     priced: bool  # False when the model has no input price: cost is unknown, charged as 0
+    cache_write_1h: int = 0
 
     @classmethod
     def of(cls, prices: Prices | None) -> Rates:
         if prices is None:
             return cls(0, 0, 0, 0, 0, False)
         per_request = prices.per_request or Decimal(0)
+        write = prices.cache_write if prices.cache_write is not None else prices.input
+        write_1h = prices.cache_write_1h
         return cls(
             _per_token(prices.input),
             _per_token(prices.output),
             _per_token(prices.cache_read if prices.cache_read is not None else prices.input),
-            _per_token(prices.cache_write if prices.cache_write is not None else prices.input),
+            _per_token(write),
             units(per_request),
             prices.input is not None,
+            _per_token(write_1h if write_1h is not None else write),  # absent: the 5-minute price
         )
 
     def cost(self, usage: Usage) -> int:
@@ -178,6 +207,7 @@ class Rates:
             + usage.output_tokens * self.output
             + usage.cache_read_tokens * self.cache_read
             + usage.cache_write_tokens * self.cache_write
+            + usage.cache_write_1h_tokens * self.cache_write_1h
             + self.per_request
         )
 

@@ -15,7 +15,7 @@ from runtime.bundle import Counter, Prices
 from runtime.configs import regex_search, weight_of
 from runtime.errors import InvalidConfig
 from runtime.limits.spec import ChainSpec
-from runtime.money import Rates
+from runtime.price_tables import RateCard
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,13 +37,13 @@ class Attempt:
     # at that level, None meaning any non-2xx; the index of the attempt to move to).
     fallback: tuple[Rule, ...]
     prices: Prices | None
-    rates: Rates
+    rates: RateCard
     chain: tuple[Counter, ...]
     max_output_tokens: int | None
     carried: Mapping[str, Any] = field(default_factory=dict)
     limits: ChainSpec | None = None  # the chain compiled for admission
     option: str | None = None  # where in the config it came from: "config.targets[1]"
-    catalog_rates: Rates | None = None  # the catalog's price (rates: the workspace's)
+    catalog_rates: RateCard | None = None  # the catalog's price (rates: the workspace's)
     mode: str | None = None  # the model's mode (runtime/modes.py); None: a raw service
 
     @property

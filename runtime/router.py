@@ -31,9 +31,10 @@ from runtime.limits.base import Reservation, Store, checked_request_id
 from runtime.limits.memory import MemoryStore
 from runtime.limits.spec import BudgetSpec, ChainSpec, compile_chain
 from runtime.modes import check_plan
-from runtime.money import Estimate, Rates, Usage, reserved_usage, usd
+from runtime.money import Estimate, Usage, reserved_usage, usd
 from runtime.params import request_body
 from runtime.plan import Attempt, Context, Plan, Rule, expand
+from runtime.price_tables import RateCard, requested_tier
 from runtime.suggest import nearest
 
 PLAN_CACHE_LIMIT = 100_000
@@ -346,8 +347,8 @@ class Router:
             timeout_ms=leaf.get("request_timeout"),
             fallback=fallback,
             prices=quote.prices,
-            rates=Rates.of(quote.prices),
-            catalog_rates=Rates.of(info.prices),  # before workspace overrides (chargeback)
+            rates=RateCard.of(quote.prices),
+            catalog_rates=RateCard.of(info.prices),  # before workspace overrides (chargeback)
             chain=(chain := bundle.chain(workspace, provider_slug)),
             max_output_tokens=info.max_output_tokens,
             carried=leaf.get("carried") or {},
@@ -374,7 +375,7 @@ class Router:
             credentials=MappingProxyType({"api_key": key} if key else {}),
             params=MappingProxyType(request_body(params, {}, leaf.get("params"), model)),
             retry=leaf.get("retry"), timeout_ms=leaf.get("request_timeout"),
-            fallback=fallback, prices=None, rates=Rates.of(None),
+            fallback=fallback, prices=None, rates=RateCard.of(None),
             chain=(chain := (bundle.counters["organization"], bundle.counters[ws.counter])),
             max_output_tokens=None, carried=leaf.get("carried") or {}, limits=state.spec(chain),
         )  # fmt: skip
@@ -390,7 +391,7 @@ class Router:
 
     # -- admission ----------------------------------------------------------------------
     def _reserve(
-        self, attempt: Attempt, estimate: Estimate | None, request_id: str | None
+        self, attempt: Attempt, estimate: Estimate | None, request_id: str | None, batch: bool
     ) -> tuple[str, ChainSpec, Usage, int]:
         spec = attempt.limits or self._state.spec(attempt.chain)
         usage = reserved_usage(estimate, attempt.max_output_tokens)
@@ -399,29 +400,43 @@ class Router:
             if request_id is not None
             else f"{self._id_prefix}{next(self._ids)}"
         )
-        return rid, spec, usage, attempt.rates.cost(usage)
+        card = attempt.rates
+        tier = requested_tier(attempt.params) if card.flat is None else None
+        return rid, spec, usage, card.reserve(usage, tier, batch is True)
 
     def admit(
-        self, attempt: Attempt, estimate: Estimate | None = None, request_id: str | None = None
+        self,
+        attempt: Attempt,
+        estimate: Estimate | None = None,
+        request_id: str | None = None,
+        *,
+        batch: bool = False,
     ) -> Ticket:
         """Check and charge every counter of the attempt's chain, all or nothing.
+        `batch=True`: the request goes through the provider's Batch API (a library user's
+        choice; the gateway never sets it), so it is reserved and charged at batch prices.
 
         Raises BudgetExceeded (412), RateLimited or ConcurrencyExceeded (429)."""
-        rid, spec, usage, cost = self._reserve(attempt, estimate, request_id)
+        rid, spec, usage, cost = self._reserve(attempt, estimate, request_id, batch)
         reservation = self.store.admit(rid, spec, usage.tokens, cost)
-        return self._ticket(attempt, reservation, estimate)
+        return self._ticket(attempt, reservation, estimate, batch)
 
     async def aadmit(
-        self, attempt: Attempt, estimate: Estimate | None = None, request_id: str | None = None
+        self,
+        attempt: Attempt,
+        estimate: Estimate | None = None,
+        request_id: str | None = None,
+        *,
+        batch: bool = False,
     ) -> Ticket:
-        rid, spec, usage, cost = self._reserve(attempt, estimate, request_id)
+        rid, spec, usage, cost = self._reserve(attempt, estimate, request_id, batch)
         reservation = await self.store.aadmit(rid, spec, usage.tokens, cost)
-        return self._ticket(attempt, reservation, estimate)
+        return self._ticket(attempt, reservation, estimate, batch)
 
     def _ticket(
-        self, attempt: Attempt, reservation: Reservation, estimate: Estimate | None
+        self, attempt: Attempt, reservation: Reservation, estimate: Estimate | None, batch: bool
     ) -> Ticket:
-        ticket = Ticket(self.store, attempt, reservation, estimate or Estimate(0))
+        ticket = Ticket(self.store, attempt, reservation, estimate or Estimate(0), batch is True)
         if reservation.alerts and self.on_alert is not None:
             for budget in reservation.alerts:
                 self.on_alert(budget, ticket)
@@ -433,12 +448,18 @@ class Ticket:
     settling (an error, a cancel) charges the input only and releases the lease."""
 
     def __init__(
-        self, store: Store, attempt: Attempt, reservation: Reservation, estimate: Estimate
+        self,
+        store: Store,
+        attempt: Attempt,
+        reservation: Reservation,
+        estimate: Estimate,
+        batch: bool = False,
     ) -> None:
         self.store = store
         self.attempt = attempt
         self.reservation = reservation
         self.estimate = estimate
+        self.batch = batch  # admitted as a Batch API request: charged at batch prices
         self.cost: Decimal | None = None  # USD, once settled
         self.usage: Usage | None = None  # what it was settled with
 
@@ -458,7 +479,7 @@ class Ticket:
         """Reconcile the reservation with real usage; idempotent (returns the first cost)."""
         if self.cost is not None:
             return self.cost
-        cost = self.attempt.rates.cost(usage)
+        cost = self.charge(usage)
         self.store.settle(self.reservation, usage.tokens, cost)
         self.cost, self.usage = usd(cost), usage
         return self.cost
@@ -466,10 +487,18 @@ class Ticket:
     async def asettle(self, usage: Usage) -> Decimal:
         if self.cost is not None:
             return self.cost
-        cost = self.attempt.rates.cost(usage)
+        cost = self.charge(usage)
         await self.store.asettle(self.reservation, usage.tokens, cost)
         self.cost, self.usage = usd(cost), usage
         return self.cost
+
+    def charge(self, usage: Usage) -> int:
+        """What `usage` costs in units of 1e-16 USD: at the service tier the upstream reported, else
+        the requested one; at the long-context tier of its prompt; batch if admitted so."""
+        card = self.attempt.rates
+        if card.flat is not None:
+            return card.flat.cost(usage)
+        return card.cost(usage, requested_tier(self.attempt.params), self.batch)
 
     def _input_only(self) -> Usage:
         return Usage(input_tokens=self.estimate.input_tokens)

@@ -225,16 +225,19 @@ class LocalChecker:
         the block says `unusual_price: true`)."""
         if pricing.unusual_price:
             return
-        for name in PRICE_FIELDS[:4]:
-            price = getattr(pricing, name)
-            if price is not None and Decimal(0) < price < TINY_PRICE:
-                per_m = (price * 1_000_000).normalize()
-                self.emit(
-                    "W0400",
-                    f"price {price:f} USD per 1M tokens is implausibly small",
-                    (*path, name),
-                    help=f"prices are per 1M tokens: if {price:f} is per token, write {per_m:f}",
-                )
+        per_token = [f for f in PRICE_FIELDS if f != "per_request"]
+        for inner, table in [((), pricing), *pricing.variant_tables()]:  # tiers, batch, …
+            for name in per_token:
+                price = getattr(table, name)
+                if price is not None and Decimal(0) < price < TINY_PRICE:
+                    per_m = (price * 1_000_000).normalize()
+                    self.emit(
+                        "W0400",
+                        f"price {price:f} USD per 1M tokens is implausibly small",
+                        (*path, *inner, name),
+                        help=f"prices are per 1M tokens: if {price:f} is per token, "
+                        f"write {per_m:f}",
+                    )
 
     def duplicate_limits(self, limits: Limits, path: Path) -> None:
         seen: dict[tuple[str, str], int] = {}

@@ -132,8 +132,9 @@ def _report(
     etype: str = err["type"]
     loc: tuple[str | int, ...] = tuple(err["loc"])
     ctx: dict[str, Any] = err.get("ctx") or {}
-    if "field" in ctx:  # a check across fields names the one to point at
-        loc = (*loc, ctx["field"])
+    if "field" in ctx:  # a check across fields names the one to point at (or a path to it)
+        where = ctx["field"]
+        loc = (*loc, *where) if isinstance(where, tuple) else (*loc, where)
     value = err.get("input")
     pos = value_pos(doc.pos, loc)
     if loc and loc[-1] == "[key]":  # a mapping key that is invalid itself (an alias name)

@@ -84,6 +84,9 @@ def render_route(data: dict[str, Any]) -> str:
             source += f", as of {p['registry_as_of']}"
         where = f", {p['origin']}" if p["origin"] else ""
         lines.append(f"  price {name:<12} {amount:<18} ({source}{where})")
+    variants = data.get("price_variants", {})
+    for line in variants.get("lines", ()):  # USD per 1M tokens, like the lines above
+        lines.append(f"  price {line}")
     return "\n".join(lines) + "\n"
 
 

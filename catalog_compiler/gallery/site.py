@@ -34,9 +34,9 @@ from catalog_compiler.gallery.snippets import (
     snippets,
 )
 from catalog_compiler.gallery.usage import UsageBar
+from catalog_compiler.price_words import variant_lines
 from runtime.aliases import usable_aliases
 from runtime.bundle import (
-    PRICE_FIELDS,
     Bundle,
     Counter,
     Prices,
@@ -125,6 +125,7 @@ class ModelView:
     max_output_tokens: int | None
     prices: tuple[PriceCell, ...]
     workspaces: tuple[str, ...] = ()  # provider pages: who may use it
+    price_notes: tuple[str, ...] = ()  # 1-hour cache writes, long-context tiers, batch, …
     forms: tuple[FormView, ...] = ()  # workspace pages: how to call it
 
     @property
@@ -310,7 +311,7 @@ def price_cells(
 ) -> tuple[PriceCell, ...]:
     as_of = bundle.provenance.get("registry_as_of")
     cells = []
-    for name in PRICE_FIELDS:
+    for name in PRICE_LABELS:  # the table's columns; the other fields are notes
         value = prices.get(name)
         source = sources.get(name, "registry") if value is not None else None
         element = elements.get(name)
@@ -324,6 +325,14 @@ def price_cells(
             )
         )
     return tuple(cells)
+
+
+def price_notes(prices: Prices) -> tuple[str, ...]:
+    """The price's variants in words (the table has a column per base field only)."""
+    notes = []
+    if prices.cache_write_1h is not None:
+        notes.append(f"Cache write, 1-hour TTL: {usd(prices.cache_write_1h)}")
+    return (*notes, *variant_lines(prices, lambda d: usd(d) or ""))
 
 
 # -- configs: which targets each one can reach, and with what request -----------------------
@@ -591,6 +600,7 @@ def workspace_view(
                     info.max_output_tokens,
                     price_cells(quote.prices, quote.sources, quote.elements, provider_slug, bundle),
                     forms=route_forms(reqs, gateway, also),
+                    price_notes=price_notes(quote.prices),
                 )
             )
         groups.append(
@@ -641,6 +651,7 @@ def provider_view(
                 info.max_output_tokens,
                 price_cells(info.prices, info.sources, elements, slug, bundle),
                 workspaces=tuple(ws for ws in users if (slug, name) in routes[ws]),
+                price_notes=price_notes(info.prices),
             )
         )
     return ProviderView(

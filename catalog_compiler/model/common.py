@@ -5,10 +5,11 @@ from __future__ import annotations
 import functools
 import types
 import typing
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from catalog_compiler.model.errors import NULL, type_name
@@ -30,6 +31,7 @@ from catalog_compiler.model.types import (
     Price,
     Tokens,
 )
+from runtime.suggest import did_you_mean
 
 
 def is_numeric(annotation: Any, metadata: list[Any] | tuple[Any, ...] = ()) -> bool:
@@ -219,17 +221,66 @@ class ModelAccess(Strict):
 
 # -- prices -------------------------------------------------------------------------------
 
-PRICE_FIELDS = ("input", "output", "cache_read", "cache_write", "per_request")
+PRICE_FIELDS = ("input", "output", "cache_read", "cache_write", "per_request", "cache_write_1h")
+SERVICE_TIERS = ("flex", "priority")  # OpenAI's `service_tier` values with their own prices
 
 
-class Pricing(Strict):
+class PriceTable(Strict):
     """USD per 1M tokens (exact decimals), plus an optional fee per request."""
 
     input: Price | None = None
     output: Price | None = None
     cache_read: Price | None = None
-    cache_write: Price | None = None
+    cache_write: Price | None = Field(None, description="cache write, 5-minute TTL (the default)")
+    cache_write_1h: Price | None = Field(
+        None, description="cache write, 1-hour TTL (absent: `cache_write` applies)"
+    )
     per_request: PerRequestPrice | None = None
+
+    def fields(self) -> dict[str, Decimal]:
+        return {k: v for k in PRICE_FIELDS if (v := getattr(self, k)) is not None}
+
+
+class PriceTier(PriceTable):
+    """Long context: a request whose prompt tokens (input + cache reads + cache writes) are
+    strictly above `above_input_tokens` is priced wholly at this tier."""
+
+    above_input_tokens: Tokens
+
+
+class PriceVariant(PriceTable):
+    """A partial table (batch, a service tier, a region): absent fields fall back to the
+    base table's; its own `tiers` replace the base's."""
+
+    tiers: tuple[PriceTier, ...] = Field(
+        (), description="long-context tiers, strictly increasing thresholds"
+    )
+
+    @model_validator(mode="after")
+    def _increasing(self) -> Self:
+        for i in range(1, len(self.tiers)):
+            before, now = self.tiers[i - 1].above_input_tokens, self.tiers[i].above_input_tokens
+            if now <= before:
+                raise PydanticCustomError(
+                    "E0403",
+                    "tier thresholds must increase: {now} follows {before}",
+                    {"now": now, "before": before, "field": ("tiers", i, "above_input_tokens"),
+                     "hint": "list tiers from the lowest threshold up, each one higher"},
+                )  # fmt: skip
+        return self
+
+
+class Pricing(PriceVariant):
+    """A price block: a base table, long-context tiers, batch, service-tier and regional
+    variants (docs/pricing.md)."""
+
+    batch: PriceVariant | None = Field(None, description="Batch API prices")
+    service_tiers: dict[str, PriceVariant] = Field(
+        default_factory=dict, description="`flex` and `priority` (OpenAI's `service_tier`)"
+    )
+    regions: dict[NonEmptyText, PriceVariant] = Field(
+        default_factory=dict, description="prices where the integration's `settings.region` is"
+    )
     unusual_price: Flag = Field(
         False,
         description="these prices are meant to be more than 100x away from the registry's "
@@ -237,8 +288,47 @@ class Pricing(Strict):
         "as per-1M is the classic mistake); applies to this block only",
     )
 
-    def fields(self) -> dict[str, Decimal]:
-        return {k: v for k in PRICE_FIELDS if (v := getattr(self, k)) is not None}
+    @field_validator("service_tiers", mode="before")
+    @classmethod
+    def _known_tiers(cls, value: Any) -> Any:
+        for name in value if isinstance(value, dict) else ():
+            if name not in SERVICE_TIERS:
+                guess = did_you_mean(str(name), SERVICE_TIERS)
+                raise PydanticCustomError(
+                    "E0405",
+                    "unknown service tier `{name}`: the priced tiers are flex and priority",
+                    {"name": str(name)[:40], "field": (name,),
+                     "hint": f"did you mean `{guess}`?" if guess else
+                     "the default tier's prices are the block's own"},
+                )  # fmt: skip
+        return value
+
+    def unpriced(self, base: set[str]) -> Iterator[tuple[tuple[str | int, ...], str]]:
+        """(path, field) of each tier or variant price whose field `base` does not price:
+        a typo, or a price that applies nowhere (E0404). A price the runtime derives is one
+        the base has: cache prices fall back to `input`, and a fee absent is 0. A region
+        table is not a variant: it becomes the base where it applies."""
+        base = base | {"per_request"}
+        if "input" in base:
+            base |= {"cache_read", "cache_write", "cache_write_1h"}
+        for path, table in self.variant_tables():
+            if len(path) == 2 and path[0] == "regions":
+                continue
+            for name in sorted(set(table.fields()) - base):
+                yield path, name
+
+    def variant_tables(self) -> Iterator[tuple[tuple[str | int, ...], PriceTable]]:
+        """Every partial table of the block, with its path inside the block."""
+        named: list[tuple[tuple[str | int, ...], PriceVariant]] = [((), self)]
+        if self.batch is not None:
+            named.append((("batch",), self.batch))
+        named += [(("service_tiers", k), v) for k, v in sorted(self.service_tiers.items())]
+        named += [(("regions", k), v) for k, v in sorted(self.regions.items())]
+        for path, variant in named:
+            if path:
+                yield path, variant
+            for i, tier in enumerate(variant.tiers):
+                yield (*path, "tiers", i), tier
 
 
 class PriceOverride(Pricing):
@@ -250,6 +340,10 @@ class PriceOverride(Pricing):
     @model_validator(mode="after")
     def _free_or_prices(self) -> Self:
         if self.free and self.fields():
+            raise PydanticCustomError(
+                "E0205", "`free: true` and explicit prices exclude each other", {"field": "free"}
+            )
+        if self.free and (self.tiers or self.batch or self.service_tiers or self.regions):
             raise PydanticCustomError(
                 "E0205", "`free: true` and explicit prices exclude each other", {"field": "free"}
             )

@@ -220,6 +220,28 @@ class Workspace(Limits):
     default_config: Slug | None = Field(None, description="config used when a request names none")
     aliases: Aliases | None = Field(None, description=ALIASES_DESCRIPTION)
 
+    @model_validator(mode="after")
+    def _no_regions(self) -> Self:
+        """A rule's tiers and variants reprice only what it prices itself (E0404); it spans
+        providers of any region, so its price cannot depend on one (E0406)."""
+        for i, rule in enumerate(self.pricing):
+            for path, name in rule.unpriced(set(rule.fields())):
+                raise PydanticCustomError(
+                    "E0404",
+                    "`{name}` is priced here but this rule's base table has no `{name}`",
+                    {"name": name, "field": ("pricing", i, *path, name),
+                     "hint": f"add `{name}` to the rule's prices, or remove it here"},
+                )  # fmt: skip
+            if rule.regions:
+                raise PydanticCustomError(
+                    "E0406",
+                    "a workspace's pricing cannot vary by region: it applies to every provider",
+                    {"field": ("pricing", i, "regions"),
+                     "hint": "put regional prices on an integration's or a provider's "
+                     "price override, or write this workspace's rate as its own price"},
+                )  # fmt: skip
+        return self
+
 
 class Model(CustomModel):
     """A custom model, or an override of a built-in one, on an integration or a provider."""

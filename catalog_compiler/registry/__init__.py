@@ -1,7 +1,11 @@
 """The built-in model registry: well-known models per service, hand-curated in models.json.
 
-Prices are exact decimal strings in USD per 1M tokens; `as_of` dates the whole table.
-Model documents extend or override it.
+Prices are exact decimal strings in USD per 1M tokens; `as_of` dates the whole table, and an
+entry's `prices_as_of` the day its variant prices (1-hour cache writes, long-context `tiers`,
+`batch`, `service_tiers`) were taken from the providers' published prices (as LiteLLM's price
+map 1.110.2 records them; Claude Sonnet 4.5's long context from Anthropic's price page: the
+whole request at 2x input, 1.5x output above 200k prompt tokens). Model documents extend or
+override it.
 """
 
 from __future__ import annotations
@@ -13,7 +17,10 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-PRICE_KEYS = ("input", "output", "cache_read", "cache_write", "per_request")
+PRICE_KEYS = ("input", "output", "cache_read", "cache_write", "per_request", "cache_write_1h")
+# tables inside an entry, in the bundle's form: long-context `tiers` (with `above_input_tokens`),
+# `batch`, `service_tiers` (`flex`, `priority`); `prices_as_of` dates them
+VARIANT_KEYS = ("tiers", "batch", "service_tiers")
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +32,7 @@ class KnownModel:
     max_output_tokens: int | None = None
     mode: str = "chat"
     aliases: tuple[str, ...] = ()
+    variants: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +56,7 @@ def _known(service: str, name: str, entry: dict[str, Any]) -> KnownModel:
         max_output_tokens=entry.get("max_output_tokens"),
         mode=entry.get("mode", "chat"),
         aliases=tuple(entry.get("aliases", ())),
+        variants={k: entry[k] for k in VARIANT_KEYS if k in entry},
     )
 
 

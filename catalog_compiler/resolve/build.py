@@ -14,10 +14,10 @@ from typing import Any
 from catalog_compiler import __version__
 from catalog_compiler.diagnostics import Note
 from catalog_compiler.model.common import (
-    PRICE_FIELDS,
     Limits,
     ModelAccess,
     PriceOverride,
+    Pricing,
     SecretRef,
 )
 from catalog_compiler.model.documents import CustomModel, Integration, Provider
@@ -25,6 +25,7 @@ from catalog_compiler.model.refs import HeaderValue, ref_json
 from catalog_compiler.registry import KnownModel
 from catalog_compiler.resolve.aliases import effective as effective_aliases
 from catalog_compiler.resolve.context import Context, Located, Path
+from catalog_compiler.resolve.price_variants import NO_VARIANTS, free_fields, resolved
 from catalog_compiler.resolve.routing import ConfigCompiler, Destination, Leaf
 from catalog_compiler.resolve.values import dec, plain
 from catalog_compiler.services import SERVICES, base_url_for
@@ -53,6 +54,7 @@ class ModelDraft:
     context_window: int | None = None
     max_output_tokens: int | None = None
     prices: dict[str, Decimal] = field(default_factory=dict)
+    variants: dict[str, Any] = field(default_factory=dict)  # tiers, batch, service_tiers
     sources: dict[str, str] = field(default_factory=dict)
     elements: dict[str, Located | None] = field(default_factory=dict)
     paths: dict[str, Path] = field(default_factory=dict)
@@ -62,21 +64,37 @@ class ModelDraft:
         self.mode = known.mode
         self.context_window = known.context_window or self.context_window
         self.max_output_tokens = known.max_output_tokens or self.max_output_tokens
-        self.price(known.prices, "registry", None, ())
+        self.price(known.prices, "registry", None, (), known.variants)
 
     def price(
-        self, prices: dict[str, Decimal], source: str, located: Located | None, path: Path
+        self,
+        prices: dict[str, Decimal],
+        source: str,
+        located: Located | None,
+        path: Path,
+        variants: dict[str, Any] | None = None,
     ) -> None:
+        """Apply one layer: each field it gives replaces the lower layers'; so does each
+        variant (tiers, batch, service tiers) as a whole, and a None variant removes it."""
         for name, value in prices.items():
             self.prices[name] = value
             self.sources[name] = source
             self.elements[name] = located
             self.paths[name] = (*path, name)
+        for name, variant in (variants or {}).items():
+            self.variants.pop(name, None)
+            self.sources.pop(name, None)
+            if variant is not None:
+                self.variants[name] = variant
+                self.sources[name] = source
+                self.elements[name] = located
+                self.paths[name] = (*path, name)
 
     def json(self) -> dict[str, Any]:
+        prices: dict[str, Any] = {k: dec(v) for k, v in self.prices.items()}
         out: dict[str, Any] = {
             "mode": self.mode,
-            "prices": {k: dec(v) for k, v in sorted(self.prices.items())},
+            "prices": dict(sorted({**prices, **self.variants}.items())),
             "price_sources": dict(sorted(self.sources.items())),
         }
         if self.context_window is not None:
@@ -117,6 +135,7 @@ class BundleBuilder:
         self._exposed: dict[str, set[str]] = {}
         self._rules: dict[int, Rules] = {}  # by id of a `models:` block, alive as long as ctx
         self.destinations: dict[str, Destination] = {}  # provider slug -> where creds may go
+        self._unpriced: set[tuple[int, Path]] = set()  # E0404 places reported
 
     # -- shared pieces ------------------------------------------------------------------
     def access(self, models: ModelAccess | None, located: Located, path: Path, key: str) -> Any:
@@ -255,7 +274,9 @@ class BundleBuilder:
         prov = self.ctx.provider(provider)
         integ = self.ctx.integration(prov.integration)
         registry = self.ctx.registry
+        region = integ.settings.get("region")  # picks regional prices (price_variants.py)
         draft = ModelDraft()
+        blocks: list[tuple[Pricing, Located, Path]] = []  # for E0404
         known = registry.lookup(integ.service, name)
         if known is not None:
             draft.known(known)
@@ -268,7 +289,9 @@ class BundleBuilder:
             draft.context_window = custom.context_window or draft.context_window
             draft.max_output_tokens = custom.max_output_tokens or draft.max_output_tokens
             if custom.pricing is not None:
-                draft.price(custom.pricing.fields(), "model", located, (*path, "pricing"))
+                fields, variants = resolved(custom.pricing, region)
+                draft.price(fields, "model", located, (*path, "pricing"), variants)
+                blocks.append((custom.pricing, located, (*path, "pricing")))
         for level, overrides, located in (
             ("integration", integ.pricing, self.ctx.integrations[prov.integration]),
             ("provider", prov.pricing, self.ctx.providers[provider]),
@@ -276,11 +299,30 @@ class BundleBuilder:
             found = most_specific(overrides, name, provider)
             if found is not None:
                 i, override = found
-                given = (
-                    dict.fromkeys(PRICE_FIELDS, Decimal(0)) if override.free else override.fields()
+                given, variants = (
+                    (free_fields(), NO_VARIANTS) if override.free else resolved(override, region)
                 )
-                draft.price(given, level, located, ("pricing", i))
+                draft.price(given, level, located, ("pricing", i), variants)
+                blocks.append((override, located, ("pricing", i)))
+        self.unpriced_variants(blocks, set(draft.prices))
         return draft
+
+    def unpriced_variants(
+        self, blocks: list[tuple[Pricing, Located, Path]], base: set[str]
+    ) -> None:
+        """E0404, once per place: a tier or variant price the resolved base does not have."""
+        for block, located, path in blocks:
+            for inner, name in block.unpriced(base):
+                where = (*path, *inner, name)
+                if (id(located), where) in self._unpriced:
+                    continue
+                self._unpriced.add((id(located), where))
+                self.ctx.sink.emit(
+                    "E0404",
+                    f"`{name}` is priced here but the model's base price has no `{name}`",
+                    self.ctx.span(located, where),
+                    help=f"add `{name}` to the base prices, or remove it here",
+                )
 
     def provider(self, slug: str) -> dict[str, Any]:
         located = self.ctx.providers[slug]
@@ -395,7 +437,9 @@ class BundleBuilder:
             if override.free:
                 entry["free"] = True
             else:
-                entry["prices"] = {k: dec(v) for k, v in sorted(override.fields().items())}
+                fields, variants = resolved(override, None)  # no regions here (E0406)
+                prices = {**{k: dec(v) for k, v in fields.items()}, **variants}
+                entry["prices"] = dict(sorted(prices.items()))
             pricing.append(entry)
         out = {
             "providers": selection(ws.providers),

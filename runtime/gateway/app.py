@@ -288,8 +288,11 @@ def _usage(record: Record, usage: Usage | None, cost: Decimal) -> None:
     if usage is not None:
         record.fields["tokens"] = {
             "input": usage.input_tokens, "output": usage.output_tokens,
-            "cache_read": usage.cache_read_tokens, "cache_write": usage.cache_write_tokens,
+            "cache_read": usage.cache_read_tokens,
+            "cache_write": usage.cache_write_tokens + usage.cache_write_1h_tokens,
         }  # fmt: skip
+        if usage.cache_write_1h_tokens:  # of which 1-hour TTL (priced apart)
+            record.fields["tokens"]["cache_write_1h"] = usage.cache_write_1h_tokens
 
 
 def retry_count(outcome: Outcome) -> str:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from runtime.gateway.log import log
 from runtime.gateway.replies import Failure
 from runtime.money import UNITS_PER_USD, usd
+from runtime.price_tables import requested_tier
 
 if TYPE_CHECKING:
     from runtime.gateway.execute import Outcome
@@ -95,11 +96,11 @@ class Record:
                 continue
             key = (workspace, _provider(a), a.model)
             counts = (used.input_tokens, used.output_tokens, used.cache_read_tokens,
-                      used.cache_write_tokens)  # fmt: skip
+                      used.cache_write_tokens + used.cache_write_1h_tokens)  # fmt: skip
             for kind, n in zip(TOKEN_KINDS, counts, strict=True):
                 if n:
                     m.child(m.tokens, *key, kind).inc(n)
-            catalog = (a.catalog_rates or a.rates).cost(used)
+            catalog = (a.catalog_rates or a.rates).cost(used, requested_tier(a.params))
             # micro-USD as a float (exact to ~15 digits): the exact sums are the usage events
             m.child(m.cost, *key, "catalog").inc(catalog * 1_000_000 / UNITS_PER_USD)
             charged = ticket.cost if ticket.cost is not None else usd(0)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from decimal import Decimal
 
 from runtime.gateway.transport import BROKEN
@@ -101,7 +102,6 @@ async def settle_stream(
     elif complete:
         usage = reported
     else:
-        usage = Usage(reported.input_tokens, max(reported.output_tokens, seen),
-                      reported.cache_read_tokens, reported.cache_write_tokens)  # fmt: skip
+        usage = replace(reported, output_tokens=max(reported.output_tokens, seen))
     cost = await asyncio.shield(ticket.asettle(usage))
     return cost, usage

@@ -21,6 +21,7 @@ from typing import Any
 
 from runtime.gateway.log import log
 from runtime.money import Usage, dollars, usd
+from runtime.price_tables import requested_tier
 from runtime.router import Ticket
 
 VERSION = 1
@@ -131,9 +132,10 @@ def usage_event(
         tokens = Usage(tokens.input_tokens + used.input_tokens,
                        tokens.output_tokens + used.output_tokens,
                        tokens.cache_read_tokens + used.cache_read_tokens,
-                       tokens.cache_write_tokens + used.cache_write_tokens)  # fmt: skip
+                       tokens.cache_write_tokens + used.cache_write_tokens,
+                       tokens.cache_write_1h_tokens + used.cache_write_1h_tokens)  # fmt: skip
         rates = ticket.attempt.catalog_rates or ticket.attempt.rates
-        catalog += rates.cost(used)
+        catalog += rates.cost(used, requested_tier(ticket.attempt.params))
         chargeback += ticket.cost or Decimal(0)
     return {
         "v": VERSION,
@@ -152,7 +154,7 @@ def usage_event(
             "input": tokens.input_tokens,
             "output": tokens.output_tokens,
             "cache_read": tokens.cache_read_tokens,
-            "cache_write": tokens.cache_write_tokens,
+            "cache_write": tokens.cache_write_tokens + tokens.cache_write_1h_tokens,
         },
         "catalog_cost_usd": dollars(usd(catalog)),
         "chargeback_usd": dollars(chargeback),

@@ -42,6 +42,7 @@ _COUNTS = (
     "cache_read_input_tokens",
     "cache_creation_input_tokens",
 )
+_TTL_COUNTS = ("ephemeral_5m_input_tokens", "ephemeral_1h_input_tokens")
 
 
 def error_type(status: int) -> str:
@@ -77,17 +78,28 @@ class Meter:
         for name in _COUNTS:
             if usage.get(name) is not None:
                 self._counts[name] = count(usage, name, where)
+        by_ttl = usage.get("cache_creation")  # the writes by TTL, within the total above
+        if isinstance(by_ttl, Mapping):
+            for name in _TTL_COUNTS:
+                if by_ttl.get(name) is not None:
+                    self._counts[name] = count(by_ttl, name, f"{where}.cache_creation")
         return self.usage()
 
     def usage(self) -> Usage | None:
         if not self._counts:
             return None
         c = self._counts.get
+        hour = c("ephemeral_1h_input_tokens", 0)
+        written = c("cache_creation_input_tokens")
+        if written is None:  # only the split was reported
+            written = hour + c("ephemeral_5m_input_tokens", 0)
+        hour = min(hour, written)  # a 1-hour count above the total is capped, not trusted
         return Usage(
             c("input_tokens", 0),
             c("output_tokens", 0),
             c("cache_read_input_tokens", 0),
-            c("cache_creation_input_tokens", 0),
+            written - hour,
+            hour,
         )
 
 
@@ -98,7 +110,7 @@ def usage_of(usage: Any, where: str = "usage") -> Usage | None:
 def chat_usage(usage: Usage) -> dict[str, Any]:
     """Chat Completions' usage for an Anthropic answer: the prompt counts everything read,
     cached or not; cache reads are `cached_tokens`. (Usage keeps them apart, exactly.)"""
-    prompt = usage.input_tokens + usage.cache_read_tokens + usage.cache_write_tokens
+    prompt = usage.prompt_tokens
     return {
         "prompt_tokens": prompt,
         "completion_tokens": usage.output_tokens,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
 
@@ -165,22 +166,35 @@ class OpenAIAdapter:
     def reply(self, call: Call, status: int, body: bytes, headers: Mapping[str, str]) -> Reply:
         if 200 <= status < 300:
             answer = load_object(body, "answer")
-            return Reply(status, body, usage_of(call.endpoint, answer.get("usage")))
+            usage = usage_of(call.endpoint, answer.get("usage"), answer.get("service_tier"))
+            return Reply(status, body, usage)
         return Reply(status, relay_error(call, status, body), None, retry_after(headers))
 
     def stream(self, call: Call) -> OpenAIStream:
         return OpenAIStream(call)
 
 
-def usage_of(endpoint: str, usage: Any) -> Usage | None:
-    """The Usage an OpenAI-family answer reports (None: it reported none)."""
+def usage_of(endpoint: str, usage: Any, tier: Any = None) -> Usage | None:
+    """The Usage an OpenAI-family answer reports (None: it reported none), with the
+    service tier it says it served (`tier`: the answer's `service_tier`)."""
     if usage is None:
         return None
     if not isinstance(usage, Mapping):
         raise UpstreamProtocolError("upstream `usage` is not an object")
     if endpoint == "responses":
-        return _usage(usage, "input_tokens", "output_tokens", "input_tokens_details")
-    return _usage(usage, "prompt_tokens", "completion_tokens", "prompt_tokens_details")
+        found = _usage(usage, "input_tokens", "output_tokens", "input_tokens_details")
+    else:
+        found = _usage(usage, "prompt_tokens", "completion_tokens", "prompt_tokens_details")
+    served = served_tier(tier)
+    return replace(found, service_tier=served) if served is not None else found
+
+
+def served_tier(tier: Any) -> str | None:
+    """The tier to charge for an answer's `service_tier`: flex and priority have their own
+    prices; any other string ("default", "scale", an unknown one) is the default table."""
+    if type(tier) is not str:
+        return None
+    return tier if tier in ("flex", "priority") else "default"
 
 
 def _usage(usage: Mapping[str, Any], prompt_name: str, output_name: str, detail: str) -> Usage:
@@ -279,7 +293,7 @@ class OpenAIStream:
             usage = extra.get("usage")  # Groq's place for it
         if usage is None:
             return True
-        self.usage = usage_of(self._endpoint, usage)
+        self.usage = usage_of(self._endpoint, usage, chunk.get("service_tier"))
         return not (self._drop and chunk.get("choices") == [])
 
     def _keep_event(self, event: Event) -> bool:
@@ -295,7 +309,7 @@ class OpenAIStream:
             return True
         response = payload.get("response")
         if isinstance(response, dict):
-            usage = usage_of("responses", response.get("usage"))
+            usage = usage_of("responses", response.get("usage"), response.get("service_tier"))
             if usage is not None:
                 self.usage = usage
         self.done = True

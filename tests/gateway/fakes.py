@@ -45,10 +45,11 @@ class Tokens:
     output: int = 5
     cache_read: int = 0
     cache_write: int = 0
+    cache_write_1h: int = 0  # Anthropic: cache writes of the 1-hour TTL
 
     @property
     def total(self) -> int:
-        return self.input + self.output + self.cache_read + self.cache_write
+        return self.input + self.output + self.cache_read + self.cache_write + self.cache_write_1h
 
     def openai(self) -> dict[str, Any]:
         prompt = self.input + self.cache_read
@@ -71,12 +72,16 @@ class Tokens:
         }
 
     def anthropic(self, output: int | None = None) -> dict[str, Any]:
-        return {
+        usage: dict[str, Any] = {
             "input_tokens": self.input,
-            "cache_creation_input_tokens": self.cache_write,
+            "cache_creation_input_tokens": self.cache_write + self.cache_write_1h,
             "cache_read_input_tokens": self.cache_read,
             "output_tokens": self.output if output is None else output,
         }
+        if self.cache_write_1h:  # the writes by TTL, as the API reports them beside the total
+            usage["cache_creation"] = {"ephemeral_5m_input_tokens": self.cache_write,
+                                       "ephemeral_1h_input_tokens": self.cache_write_1h}  # fmt: skip
+        return usage
 
 
 DEFAULT_USAGE = Tokens()
@@ -98,6 +103,7 @@ class Answer:
     usage: Tokens = DEFAULT_USAGE
     tool_call: tuple[str, dict[str, Any]] | None = None  # (name, arguments): call a tool
     message: str = "scripted failure"  # the error message of a status >= 400
+    service_tier: str | None = None  # OpenAI chat: the tier the answer says it was served at
 
     @classmethod
     def error(cls, status: int, retry_after: int | str | None = None, **kw: Any) -> Answer:
@@ -363,6 +369,7 @@ class FakeOpenAI(FakeUpstream):
             "choices": [{"index": 0, "message": message, "logprobs": None,
                          "finish_reason": finish}],
             "usage": answer.usage.openai(),
+            **({"service_tier": answer.service_tier} if answer.service_tier else {}),
         }  # fmt: skip
 
     def _completions(self, payload: dict[str, Any], answer: Answer) -> Any:
