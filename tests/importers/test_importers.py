@@ -126,14 +126,14 @@ def test_litellm_prices_convert_exactly(litellm_import: tuple[Path, Report]) -> 
         "service_tiers": {"priority": {"input": "4.25", "output": "17", "cache_read": "2.125"}},
     }  # fmt: skip
     assert (gpt4o["context_window"], gpt4o["max_output_tokens"]) == (128000, 16384)
-    # claude-sonnet-4-5: 3e-06, 1.5e-05, cache read 3e-07, cache write 3.75e-06
+    # claude-sonnet-4-5: 3e-06, 1.5e-05, cache read 3e-07, cache write 3.75e-06, 1-hour
+    # write 6e-06; batch 1.5e-06, 7.5e-06, 1.5e-07, 1.875e-06
     sonnet = found[("anthropic", "claude-sonnet-4-5")]
     assert sonnet["pricing"] == {
-        "input": "3",
-        "output": "15",
-        "cache_read": "0.3",
-        "cache_write": "3.75",
-    }
+        "input": "3", "output": "15", "cache_read": "0.3", "cache_write": "3.75",
+        "cache_write_1h": "6",
+        "batch": {"input": "1.5", "output": "7.5", "cache_read": "0.15", "cache_write": "1.875"},
+    }  # fmt: skip
     # provider prefixes are cut: `azure/gpt-4o` is `gpt-4o` on Azure OpenAI
     assert found[("azure-openai", "gpt-4o")]["pricing"]["input"] == "2.5"
     # `gemini/…` is Google AI Studio: 3e-07 -> 0.3, 3e-08 -> 0.03
@@ -267,20 +267,19 @@ def portkey_import(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Repo
 def test_portkey_prices_convert_cents_exactly(portkey_import: tuple[Path, Report]) -> None:
     out, _ = portkey_import
     found = models(out)
-    # gpt-4o: 0.00025 cents/token = 2.5e-06 USD/token = 2.5 USD/1M; explicit 0 kept
+    # gpt-4o: 0.00025 cents/token = 2.5e-06 USD/token = 2.5 USD/1M; explicit 0 kept;
+    # batch 0.000125 / 0.0005; priority 0.000425 / 0.0017, cache read 0.0002125
     assert found[("openai", "gpt-4o")]["pricing"] == {
-        "input": "2.5",
-        "output": "10",
-        "cache_read": "1.25",
-        "cache_write": "0",
-    }
-    # 0.0003 / 0.0015 / 3e-05 / 0.000375 cents per token
+        "input": "2.5", "output": "10", "cache_read": "1.25", "cache_write": "0",
+        "batch": {"input": "1.25", "output": "5"},
+        "service_tiers": {"priority": {"input": "4.25", "output": "17", "cache_read": "2.125"}},
+    }  # fmt: skip
+    # 0.0003 / 0.0015 / 3e-05 / 0.000375 cents per token, 1-hour write 0.0006; batch
+    # 0.00015 / 0.00075
     assert found[("anthropic", "claude-sonnet-4-5-20250929")]["pricing"] == {
-        "input": "3",
-        "output": "15",
-        "cache_read": "0.3",
-        "cache_write": "3.75",
-    }
+        "input": "3", "output": "15", "cache_read": "0.3", "cache_write": "3.75",
+        "cache_write_1h": "6", "batch": {"input": "1.5", "output": "7.5"},
+    }  # fmt: skip
     # a fixed cost of 0.5 cents per request is 0.005 USD per request
     assert found[("perplexity", "pplx-7b-online")]["pricing"] == {
         "input": "0",
