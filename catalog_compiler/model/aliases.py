@@ -16,7 +16,7 @@ from pydantic_core import PydanticCustomError
 
 from catalog_compiler.model.common import Strict
 from catalog_compiler.model.errors import wrong_type
-from catalog_compiler.model.types import SLUG_PATTERN, SLUG_RE, Slug
+from catalog_compiler.model.types import SLUG_RE, Slug
 
 ALIAS_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$"
 ALIAS_NAME_RE = re.compile(ALIAS_NAME_PATTERN[:-1] + r"\Z")
@@ -92,13 +92,7 @@ TARGET_SCHEMA = {
             "description": "`@provider/model`",
             "examples": ["@openai-prod/gpt-4o-mini"],
         },
-        {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["config"],
-            "properties": {"config": {"type": "string", "pattern": SLUG_PATTERN}},
-            "description": "a named routing config",
-        },
+        {"$ref": "#/$defs/ConfigTarget"},  # one definition, whatever refers to it
     ]
 }
 AliasTarget = Annotated[str | ConfigTarget, PlainValidator(_alias_target)]

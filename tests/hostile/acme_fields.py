@@ -166,6 +166,10 @@ def place_of(model: str) -> Place:
                 if branch.get("items") == ref:
                     return Place(known[parent].file, known[parent].doc,
                                  (*known[parent].loc, name, 0), new)  # fmt: skip
+                values = branch.get("additionalProperties")  # a mapping of such models
+                if isinstance(values, dict) and ref in branches(values):
+                    return Place(known[parent].file, known[parent].doc,
+                                 (*known[parent].loc, name, f"probe-{model.lower()}"), new)  # fmt: skip
     raise AssertionError(f"no document of examples/acme can hold a {model}: add one")
 
 
