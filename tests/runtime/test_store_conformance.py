@@ -55,8 +55,10 @@ def make(
             # budget leasing on (redis_lease.py), blocks of 10%: these budgets are tiny, and
             # blocks of 0.1% would be one request each (an acquisition per admission)
             leased = store_kind == "redis-leased"
+            # timeout: semantics are checked here, not latency; bursts of 80 connections on
+            # a loaded 2-core CI machine once took longer than the 0.5 s default to connect
             store = RedisStore(server.url, namespace=f"t-{uuid.uuid4().hex[:8]}",
-                               lease_budgets=leased, lease_block=0.1)  # fmt: skip
+                               lease_budgets=leased, lease_block=0.1, timeout=3.0)  # fmt: skip
         stores.append(store)
         return Router.load(data, store)
 
