@@ -12,9 +12,9 @@ handful of multiplications; a card without variants costs exactly as `Rates` doe
 Admission reserves the most the request may cost: its estimated prompt tokens at the
 dearest prompt rate (input, cache read, cache writes) and its output, at every table the
 request may end up with (the long-context tiers its estimate may reach; for a requested
-`flex`, flex and default; for `priority`, `auto` or no tier at all — OpenAI's `auto`, which
-a project may configure to priority — priority and default; for `default`, default). So
-when the estimate bounds the usage, the reservation is never below the final charge.
+`flex`, flex and default; for `priority` or `auto`, priority and default; otherwise the
+default table). So when the estimate bounds the usage, the reservation is never below the
+final charge.
 Settlement charges the service tier the upstream reports, else the requested one.
 """
 
@@ -30,10 +30,10 @@ from runtime.errors import InvalidRequest
 from runtime.money import Rates, Usage, shown
 
 SERVICE_TIERS = ("flex", "priority")
-# a request's `service_tier` -> the tables its answer may be charged at. No tier is OpenAI's
-# `auto`: the project's configured tier, which may be priority; only "default" pins it.
-_MAY_END_AT = {"flex": ("flex", None), "priority": ("priority", None), "auto": ("priority", None),
-               "": ("priority", None), "default": (None,)}  # fmt: skip
+# a request's `service_tier` -> the tables its answer may be charged at. No tier is the
+# default table: what the request implies (an OpenAI project configured to serve `auto` at
+# priority is charged priority at settlement, above the reservation: docs/pricing.md).
+_MAY_END_AT = {"flex": ("flex", None), "priority": ("priority", None), "auto": ("priority", None)}
 
 
 def requested_tier(params: Mapping[str, Any] | None) -> str | None:
@@ -153,5 +153,5 @@ class RateCard:
             )
         if batch and self.batch is not None:
             return self.batch.most(usage)
-        candidates = _MAY_END_AT.get(requested or "", ("priority", None))  # unknown: as auto
+        candidates = _MAY_END_AT.get(requested or "", (None,))
         return max(self.ladder(tier).most(usage) for tier in candidates)

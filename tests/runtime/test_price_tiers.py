@@ -173,8 +173,6 @@ def test_batch_prices_through_the_runtime_api(router: Router) -> None:
         ("auto", "default", 10_000 * 3 + 1_000 * 15),
         ("auto", "priority", 10_000 * 5 + 1_000 * 25),
         (None, None, 10_000 * 3 + 1_000 * 15),
-        # no tier is OpenAI's `auto`: a project configured for priority answers at priority
-        (None, "priority", 10_000 * 5 + 1_000 * 25),
         ("default", "default", 10_000 * 3 + 1_000 * 15),
     ],
 )
@@ -250,7 +248,7 @@ def _tables(draw: st.DrawFn) -> Prices:
 _usages = st.builds(Usage, _tokens, _tokens, _tokens, _tokens, _tokens)
 _requested = st.sampled_from([None, "default", "flex", "priority", "auto"])
 # what an upstream may report for each request: the asked tier, the default, or nothing
-_ENDS = {None: (None, "priority", "default"), "default": (None, "default"), "flex": (None, "flex", "default"),
+_ENDS = {None: (None, "default"), "default": (None, "default"), "flex": (None, "flex", "default"),
          "priority": (None, "priority", "default"), "auto": (None, "priority", "default")}  # fmt: skip
 
 
