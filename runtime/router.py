@@ -52,6 +52,12 @@ class _State:
     # attempts as a bundle decides them, before the request's own params are merged in
     bases: dict[tuple[Any, ...], Attempt] = field(default_factory=dict)
 
+    def remember(self, key: tuple[str, str | None, str | None], plan: Plan) -> None:
+        """Cache a plan (bounded: a full cache starts over)."""
+        if len(self.plans) >= PLAN_CACHE_LIMIT:
+            self.plans.clear()
+        self.plans[key] = plan
+
     def spec(self, chain: tuple[Counter, ...]) -> ChainSpec:
         key = tuple(c.id for c in chain)
         found = self.specs.get(key)
@@ -171,9 +177,7 @@ class Router:
                                 owned=True)  # params: the bounded copy made above  # fmt: skip
         plan = Plan(workspace, "single", (attempt,))
         if params is None:
-            if len(state.plans) >= PLAN_CACHE_LIMIT:
-                state.plans.clear()
-            state.plans[key] = plan
+            state.remember(key, plan)
         return plan
 
     def _resolve_alias(
@@ -202,9 +206,7 @@ class Router:
         plan = replace(plan, alias=alias.name)
         cacheable = self._state is state  # not across a reload that happened meanwhile
         if cacheable and config is None and params is None and metadata is None and path is None:
-            if len(state.plans) >= PLAN_CACHE_LIMIT:
-                state.plans.clear()
-            state.plans[(workspace, alias.name, provider)] = plan
+            state.remember((workspace, alias.name, provider), plan)
         return plan
 
     def _resolve_config(
