@@ -250,10 +250,8 @@ def _tables(value: Mapping[str, Any], prices: dict[str, Decimal], report: Report
     base table goes into `prices`."""
     tables = Tables()
     for source in sorted(value):
-        m = _TABLE_PRICE.match(source)
+        m = _table_price(source)
         if m is None or not (m["hour"] or m["k"] or m["mode"]):
-            continue
-        if m["hour"] and m["price"] != "cache_creation_input_token_cost":
             continue
         per_token = exact(value[source])
         if per_token is None or per_token == 0:  # LiteLLM's 0 means "no such price"
@@ -293,7 +291,14 @@ def _dropped(value: Mapping[str, Any]) -> set[str]:
     return found
 
 
+def _table_price(source: str) -> re.Match[str] | None:
+    """The parts of a price `_tables` carries over (a 1-hour price only of cache writes)."""
+    m = _TABLE_PRICE.match(source)
+    if m is None or (m["hour"] and m["price"] != "cache_creation_input_token_cost"):
+        return None
+    return m
+
+
 def _carried(source: str) -> bool:
     """Whether `_tables` carries this price over (so it is no caveat)."""
-    m = _TABLE_PRICE.match(source)
-    return m is not None and (not m["hour"] or m["price"] == "cache_creation_input_token_cost")
+    return _table_price(source) is not None

@@ -261,11 +261,11 @@ def _tables(value: Mapping[str, Any], report: Report, dropped: set[str]) -> Tabl
 
 
 def _default_mode(tables: Tables, mode: str, table: Table, dropped: set[str]) -> None:
-    variant = "batch" if mode == "batch" else mode
+    """A mode of the default region: Portkey's mode names are the catalog's variant names."""
     if mode == "standard":  # the base table: the entry's own prices; its tiers are new
         tables.tiers.update(table.tiers)
-    elif variant == "batch" or variant in SERVICE_TIERS:
-        known = tables.variants.setdefault(variant, Table())
+    elif mode == "batch" or mode in SERVICE_TIERS:
+        known = tables.variants.setdefault(mode, Table())
         known.prices.update(table.prices)
         known.tiers.update(table.tiers)
     else:
