@@ -723,8 +723,12 @@ class RedisStore(Store):
         return Snapshot(held, free, inflight)
 
     def inflight(self, lease_key: str) -> int:
+        """Leases held now: an expired one (its release lost, e.g. in a failover) no longer
+        counts, as in `snapshot` and in the admission script, though it stays in the set
+        until the next admission prunes it."""
+        now_us = time.time_ns() // 1000 - EPOCH_S * MICRO
         try:
-            return int(self.client.zcard(f"{self.tag}:c:{lease_key}"))
+            return int(self.client.zcount(f"{self.tag}:c:{lease_key}", now_us, "+inf"))
         except UNREACHABLE as exc:
             raise self._unavailable(exc) from None
 
