@@ -487,8 +487,8 @@ class Ticket:
         return self.cost
 
     async def asettle(self, usage: Usage) -> Decimal:
-        if self.cost is not None:
-            return self.cost
+        if self.cost is not None or self.store.settles_inline:
+            return self.settle(usage)
         cost = self.charge(usage)
         await self.store.asettle(self.reservation, usage.tokens, cost)
         self.cost, self.usage = usd(cost), usage

@@ -248,7 +248,10 @@ def _refused(out: Outcome, failure: Failure) -> int:
 
 
 async def _settle(ticket: Ticket, usage: Usage | None) -> Decimal:
-    """Settle even when the request's task is being cancelled (a client went away)."""
+    """Settle even when the request's task is being cancelled (a client went away): in
+    process when the store allows (nothing to interrupt), else shielded in a task."""
+    if ticket.store.settles_inline:
+        return ticket.cancel() if usage is None else ticket.settle(usage)
     work = ticket.acancel() if usage is None else ticket.asettle(usage)
     return await asyncio.shield(work)
 

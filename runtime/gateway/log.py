@@ -11,13 +11,14 @@ import time
 from typing import Any
 
 _pending: list[str] = []  # lines of this event-loop turn, written together at its end
+_encode = json.JSONEncoder(ensure_ascii=False, default=str).encode  # built once, not per line
 
 
 def log(event: str, **fields: Any) -> None:
     """Write one line. Inside a running loop, the lines of one turn go out in one write
     after it (a write and a flush per request cost as much as the rest of the log line)."""
     line = {"ts": round(time.time(), 3), "event": event, **fields}
-    text = json.dumps(line, ensure_ascii=False, default=str) + "\n"
+    text = _encode(line) + "\n"
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:

@@ -26,7 +26,7 @@ class HttpResponse:
     def __init__(self, resp: aiohttp.ClientResponse) -> None:
         self._resp = resp
         self.status = resp.status
-        self.headers: Mapping[str, str] = {k.lower(): v for k, v in resp.headers.items()}
+        self.headers: Mapping[str, str] = resp.headers  # looked up case-insensitively
 
     async def read(self, limit: int) -> bytes:
         parts: list[bytes] = []

@@ -49,6 +49,10 @@ class Snapshot(NamedTuple):
 class Store(abc.ABC):
     """A limits backend. `admit` checks and charges every counter of the chain, or none."""
 
+    # True when `settle` completes in process, without I/O: an async caller may then settle
+    # synchronously, which no cancellation can interrupt (no task to shield it with)
+    settles_inline = False
+
     def snapshot(
         self,
         budgets: Sequence[tuple[BudgetSpec, str]],

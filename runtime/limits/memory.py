@@ -54,6 +54,8 @@ class Prepared:
 
 
 class MemoryStore(Store):
+    settles_inline = True
+
     def __init__(self, clock: Callable[[], int] = time.time_ns) -> None:
         self.clock = clock  # ns since 1970, injectable for tests
         self._lock = threading.Lock()

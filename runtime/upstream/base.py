@@ -115,7 +115,7 @@ class Response(Protocol):
     """An upstream HTTP response as the gateway reads it (aiohttp's, or the mock's)."""
 
     status: int
-    headers: Mapping[str, str]  # lower-case names
+    headers: Mapping[str, str]  # looked up by lower-case name
 
     async def read(self, limit: int) -> bytes:
         """The whole body; raises ValueError when it exceeds `limit` bytes."""
