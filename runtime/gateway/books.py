@@ -85,9 +85,9 @@ class Record:
         out = self.outcome
         last = out.attempt if out is not None else None
         labels = (workspace, _provider(last), last.model if last else "")
-        m.child(m.requests, *labels, str(status)).inc()
+        m.count(m.requests, (*labels, str(status)))
         if self.failure is not None:
-            m.child(m.refusals, self.failure.reason, self.failure.level).inc()
+            m.count(m.refusals, (self.failure.reason, self.failure.level))
         if out is None:
             return
         for ticket in out.tickets:
@@ -99,22 +99,22 @@ class Record:
                       used.cache_write_tokens + used.cache_write_1h_tokens)  # fmt: skip
             for kind, n in zip(TOKEN_KINDS, counts, strict=True):
                 if n:
-                    m.child(m.tokens, *key, kind).inc(n)
+                    m.count(m.tokens, (*key, kind), n)
             catalog = (a.catalog_rates or a.rates).cost(used, requested_tier(a.params))
             # micro-USD as a float (exact to ~15 digits): the exact sums are the usage events
-            m.child(m.cost, *key, "catalog").inc(catalog * 1_000_000 / UNITS_PER_USD)
+            m.count(m.cost, (*key, "catalog"), catalog * 1_000_000 / UNITS_PER_USD)
             charged = ticket.cost if ticket.cost is not None else usd(0)
-            m.child(m.cost, *key, "chargeback").inc(float(charged * 1_000_000))
+            m.count(m.cost, (*key, "chargeback"), float(charged * 1_000_000))
         moves = 0
         for i, (attempt, seconds, retry) in enumerate(out.tries):
             if seconds is not None:
                 m.child(m.latency, _provider(attempt), attempt.model).observe(seconds)
             if retry:
-                m.child(m.retries, _provider(attempt), attempt.model).inc()
+                m.count(m.retries, (_provider(attempt), attempt.model))
             elif i:
                 moves += 1
         if moves:
-            m.child(m.fallbacks, workspace).inc(moves)
+            m.count(m.fallbacks, (workspace,), moves)
         if self.ttft is not None and last is not None:
             m.child(m.ttft, _provider(last), last.model).observe(self.ttft)
 

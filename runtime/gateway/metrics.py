@@ -26,6 +26,8 @@ class Metrics:
 
         self._pc = pc
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+        # counter increments not yet passed on: (counter, labels) -> sum (see `count`)
+        self._due: dict[tuple[Any, tuple[str, ...]], float] = {}
         self.registry = pc.CollectorRegistry(auto_describe=True)
         self.multiprocess = bool(os.environ.get(MULTIPROC_ENV))
         own = None if self.multiprocess else self.registry  # multiprocess: files, summed
@@ -79,6 +81,30 @@ class Metrics:
             found = self._children[key] = metric.labels(*labels)
         return found
 
+    def count(self, metric: Any, labels: tuple[str, ...], amount: float = 1.0) -> None:
+        """`metric.labels(*labels).inc(amount)`. In one process, increments are summed here
+        and passed on when a scrape asks (`text`): a dict update instead of
+        prometheus_client's locked increment per counter per request. With workers, each
+        scrape reads every worker's files, so increments are passed on at once."""
+        if self.multiprocess:
+            self.child(metric, *labels).inc(amount)
+            return
+        key = (metric, labels)
+        due = self._due
+        if key in due:
+            due[key] += amount
+            return
+        if len(due) > MAX_CHILDREN:  # a bound, whatever happens
+            self.flush()
+            due = self._due
+        due[key] = amount
+
+    def flush(self) -> None:
+        """Pass the summed increments on to prometheus_client."""
+        due, self._due = self._due, {}
+        for (metric, labels), amount in due.items():
+            self.child(metric, *labels).inc(amount)
+
     def budgets(self, rows: list[Any]) -> None:
         """Set the budget gauges from `Router.usage()` rows."""
         for row in rows:
@@ -88,6 +114,7 @@ class Metrics:
                 self.budget_remaining.labels(*labels).set(float(row.remaining))
 
     def text(self) -> bytes:
+        self.flush()
         data: bytes = self._pc.generate_latest(self.registry)
         return data
 
