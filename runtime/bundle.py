@@ -41,7 +41,10 @@ from runtime.errors import (
     UnknownModel,
     UnknownProvider,
     UnknownWorkspace,
+    amount_words,
+    period_words,
 )
+from runtime.errors import counter_label as counter_label  # re-exported: read by the compiler
 from runtime.suggest import closest, nearest
 
 PRICE_FIELDS = ("input", "output", "cache_read", "cache_write", "per_request", "cache_write_1h")
@@ -468,28 +471,6 @@ class Bundle:
             for model in sorted(provider.models):
                 if ws.rules.refuse((model, qualified(provider.slug, model))) is None:
                     yield provider.slug, model
-
-
-_LEVEL_LABEL = {"integration": "integration `{}`", "provider": "provider `@{}`",
-                "workspace": "workspace `{}`"}  # fmt: skip
-_PERIOD_WORDS = {"daily": "a day", "weekly": "a week", "monthly": "a month", "none": "in total"}
-
-
-def counter_label(cid: str) -> str:
-    """ "workspace/support" -> "workspace `support`", for people reading messages."""
-    level, _, slug = cid.partition("/")
-    return _LEVEL_LABEL[level].format(slug) if slug else "the organization"
-
-
-def amount_words(amount: Decimal | int, unit: str) -> str:
-    if unit == "usd":
-        return f"{amount} USD"
-    word = unit if amount != 1 else unit.removesuffix("s")
-    return f"{amount} {word}"
-
-
-def period_words(period: str) -> str:
-    return _PERIOD_WORDS.get(period) or f"every {period[:-1]} days"
 
 
 def budget_words(b: BudgetLimit) -> str:

@@ -27,8 +27,8 @@ from typing import Any
 
 from runtime.aliases import NAME_RE
 from runtime.canonical import MAX_SAFE_INTEGER, is_double_text
-from runtime.configs import CARRIED, MODES, QUERY_LOGIC, QUERY_OPS, SECRET_FIELDS, query_field
-from runtime.configs import compile_regex as _compile_regex
+from runtime.config_syntax import CARRIED, MODES, QUERY_LOGIC, QUERY_OPS, SECRET_FIELDS, query_field
+from runtime.config_syntax import compile_regex as _compile_regex
 from runtime.errors import BundleContentError
 
 # -- the compiler's bounds (its model/common.py, types.py, routing.py) ------------------

@@ -26,15 +26,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from runtime.bounds import CONFIG_BOUNDS, plain_json, where
-from runtime.configs import (
-    MODE_SYNONYMS,
-    MODES,
-    Normalized,
-    Problem,
-    normalize,
-    query_field,
-    secret_ref,
-)
+from runtime.config_syntax import MODE_SYNONYMS, MODES, query_field
+from runtime.configs import Normalized, Problem, normalize, secret_ref
 from runtime.errors import AccessDenied, InvalidConfig
 from runtime.hosts import HostError, credential_header, host_allowed, parse_origin
 from runtime.suggest import did_you_mean
