@@ -48,6 +48,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "runtime.plan",
         "runtime.configs",
         "runtime.inline",
+        "runtime.inline_fields",
+        "runtime.inline_parse",
         "runtime.modes",
         "runtime.params",
         "runtime.bounds",
