@@ -8,294 +8,61 @@ computed on first use and memoized, so nothing grows as workspaces x models.
 from __future__ import annotations
 
 import gc
-import hashlib
-import json
-import math
-import os
-import re
-import stat
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from decimal import Decimal
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, cast
+from typing import Any
 
-from runtime.access import Pattern, Refusal, Rules, pattern, qualified
-from runtime.aliases import NO_ALIASES, Alias, aliases_of
-from runtime.bundle_check import check, where
-from runtime.canonical import (
-    FORMAT,
-    FORMAT_PREFIX,
-    FORMAT_VERSION,
-    READABLE_VERSIONS,
-    CanonicalError,
-    body_digest,
+from runtime.access import Refusal, Rules, pattern, qualified
+from runtime.aliases import aliases_of
+from runtime.bundle_build import (
+    _check_resolved,
+    _counter,
+    _model,
+    _provisioning_index,
+    _Shared,
+    endpoint_parts,
 )
+from runtime.bundle_check import check
+from runtime.bundle_model import (
+    FREE,
+    PRICE_FIELDS,
+    VARIANT_FIELDS,
+    BudgetLimit,
+    ConfigInfo,
+    Counter,
+    Decision,
+    Effective,
+    Integration,
+    ModelInfo,
+    PriceQuote,
+    PriceRule,
+    Prices,
+    PriceTier,
+    Provider,
+    RateLimit,
+    Workspace,
+    _freeze,
+    _selection,
+    _variants,
+    budget_words,
+    effective,
+    rate_words,
+    thaw,
+)
+from runtime.bundle_read import MAX_BUNDLE_BYTES, check_format, parse, read_bounded, verify_digest
 from runtime.errors import (
-    AccessDenied,
     BundleContentError,
-    BundleFormatError,
-    BundleIntegrityError,
     BundleReadError,
     UnknownModel,
     UnknownProvider,
     UnknownWorkspace,
+    amount_words,
+    counter_label,
+    period_words,
 )
 from runtime.suggest import closest, nearest
-
-PRICE_FIELDS = ("input", "output", "cache_read", "cache_write", "per_request", "cache_write_1h")
-# members of a price table that are tables themselves; a workspace rule replaces each whole
-VARIANT_FIELDS = ("tiers", "batch", "service_tiers")
-MAX_BUNDLE_BYTES = 64 * 2**20  # 13x the 5,000-document benchmark bundle
-_DIGEST_MEMBER = re.compile(rb'"digest":"sha256:[0-9a-f]{64}",?')
-
-
-def _freeze(value: Any) -> Any:
-    if isinstance(value, dict):
-        return MappingProxyType({k: _freeze(v) for k, v in value.items()})
-    if isinstance(value, list):
-        return tuple(_freeze(v) for v in value)
-    return value
-
-
-def thaw(value: Any) -> Any:
-    """A frozen value back to plain dicts and lists (for request bodies)."""
-    if isinstance(value, Mapping):
-        return {k: thaw(v) for k, v in value.items()}
-    if isinstance(value, tuple):
-        return [thaw(v) for v in value]
-    return value
-
-
-def _selection(items: list[str] | None) -> frozenset[str] | None:
-    """A `workspaces:`/`providers:` list; None means everyone."""
-    if items is None or "*" in items:
-        return None
-    return frozenset(items)
-
-
-@dataclass(frozen=True, slots=True)
-class BudgetLimit:
-    unit: str  # usd | tokens | requests
-    period: str  # daily | weekly | monthly | none | <N>d
-    limit: Decimal
-    alert_threshold: Decimal | None
-
-    @property
-    def key(self) -> str:
-        return f"{self.unit}/{self.period}"
-
-
-@dataclass(frozen=True, slots=True)
-class RateLimit:
-    unit: str  # requests | tokens
-    per: str  # second | minute | hour | day
-    limit: int
-    burst: int
-
-    @property
-    def key(self) -> str:
-        return f"{self.unit}/{self.per}"
-
-
-@dataclass(frozen=True, slots=True)
-class Counter:
-    """One pool: every request beneath its level is charged to it."""
-
-    id: str
-    budgets: tuple[BudgetLimit, ...]
-    rate_limits: tuple[RateLimit, ...]
-    concurrency: int | None
-
-    @property
-    def empty(self) -> bool:
-        return not self.budgets and not self.rate_limits and self.concurrency is None
-
-
-@dataclass(frozen=True, slots=True)
-class Prices:
-    """USD per 1M tokens (and per request); None where the model has no such price.
-
-    The variants (long-context `tiers`, `batch`, `service_tiers`) are partial tables whose
-    absent fields fall back to this one's; runtime/price_tables.py picks one per request."""
-
-    input: Decimal | None = None
-    output: Decimal | None = None
-    cache_read: Decimal | None = None
-    cache_write: Decimal | None = None
-    per_request: Decimal | None = None
-    cache_write_1h: Decimal | None = None
-    tiers: tuple[PriceTier, ...] = ()  # ascending thresholds
-    batch: Prices | None = None
-    service_tiers: tuple[tuple[str, Prices], ...] = ()  # sorted by name
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any] | None) -> Prices:
-        data = data or {}
-        prices = cls.of_fields({k: Decimal(data[k]) for k in PRICE_FIELDS if k in data})
-        if len(data) > len(prices.fields()):
-            return _with_variants(prices, data)
-        return prices
-
-    @classmethod
-    def of_fields(cls, fields: Mapping[str, Decimal | None]) -> Prices:
-        """A table of these fields only (no variants)."""
-        values: dict[str, Any] = dict(fields)
-        return cls(**values)
-
-    def fields(self) -> dict[str, Decimal]:
-        return {k: v for k in PRICE_FIELDS if (v := getattr(self, k)) is not None}
-
-    def get(self, name: str) -> Decimal | None:
-        value: Decimal | None = getattr(self, name)
-        return value
-
-    def as_json(self) -> dict[str, str]:
-        return {k: str(v) for k in PRICE_FIELDS if (v := self.get(k)) is not None}
-
-
-FREE = Prices(Decimal(0), Decimal(0), Decimal(0), Decimal(0), Decimal(0), Decimal(0))
-
-
-@dataclass(frozen=True, slots=True)
-class PriceTier:
-    """Prices of a whole request whose prompt tokens are strictly above the threshold."""
-
-    above_input_tokens: int
-    prices: Prices
-
-
-def _with_variants(prices: Prices, data: Mapping[str, Any]) -> Prices:
-    tiers = tuple(
-        PriceTier(t["above_input_tokens"], Prices.from_json(t)) for t in data.get("tiers", ())
-    )
-    batch = Prices.from_json(data["batch"]) if "batch" in data else None
-    named = data.get("service_tiers") or {}
-    services = tuple((name, Prices.from_json(named[name])) for name in sorted(named))
-    return replace(prices, tiers=tiers, batch=batch, service_tiers=services)
-
-
-def _variants(prices: Prices) -> dict[str, Any]:
-    return {"tiers": prices.tiers, "batch": prices.batch, "service_tiers": prices.service_tiers}
-
-
-@dataclass(frozen=True, slots=True)
-class ModelInfo:
-    name: str
-    mode: str
-    context_window: int | None
-    max_output_tokens: int | None
-    prices: Prices
-    sources: Mapping[str, str]  # price field -> level it came from
-    # A custom model's own endpoint (runtime/gateway/endpoints.py): literal parts here, references
-    # in `refs` ("base_url", "header:NAME" -> "env:NAME") until the gateway reads them.
-    base_url: str | None = None
-    headers: Mapping[str, str] = field(default_factory=dict)
-    refs: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class Integration:
-    slug: str
-    service: str
-    api: str
-    auth: str
-    base_url: str | None
-    credentials: Mapping[str, str]  # name -> "env:NAME" | "file:PATH"
-    settings: Mapping[str, str]
-    workspaces: frozenset[str] | None
-    rules: Rules
-    exposed: frozenset[str]
-    headers: Mapping[str, str] = field(default_factory=dict)  # as ModelInfo's
-    refs: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class Provider:
-    slug: str
-    integration: Integration
-    base_url: str | None
-    default_params: Mapping[str, Any]
-    workspaces: frozenset[str] | None
-    rules: Rules
-    chain: tuple[str, ...]  # counter ids, organization first
-    models: Mapping[str, ModelInfo]  # exposed and allowed down to this provider
-    exposed: frozenset[str]  # every model name the provider knows, allowed or not
-    # Hosts (beyond its base_url's) that a routing config may send this provider's
-    # credentials to with `custom_host`: "api.example.com", "host:8443", "*.example.com".
-    allowed_hosts: tuple[str, ...] = ()
-    headers: Mapping[str, str] = field(default_factory=dict)  # as ModelInfo's
-    refs: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class PriceRule:
-    pattern: Pattern
-    prices: Prices
-    free: bool
-    element: str
-
-
-@dataclass(frozen=True, slots=True)
-class Workspace:
-    slug: str
-    providers: frozenset[str] | None
-    rules: Rules
-    pricing: tuple[PriceRule, ...]  # most specific first
-    counter: str
-    default_config: str | None
-    api_keys: tuple[Mapping[str, Any], ...]
-    # name -> its target (runtime/aliases.py)
-    aliases: Mapping[str, Alias] = field(default_factory=lambda: NO_ALIASES)
-
-
-class ConfigInfo:
-    """A named routing config; its tree is frozen on first use (most are never used by
-    one router replica, and freezing all of them dominates loading)."""
-
-    __slots__ = ("_raw", "_tree", "slug", "workspaces")
-
-    def __init__(self, slug: str, workspaces: frozenset[str] | None, raw: dict[str, Any]) -> None:
-        self.slug = slug
-        self.workspaces = workspaces
-        self._raw = raw
-        self._tree: Mapping[str, Any] | None = None
-
-    @property
-    def tree(self) -> Mapping[str, Any]:
-        if self._tree is None:
-            self._tree = _freeze(self._raw)
-        return self._tree
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """The outcome for one (workspace, provider, model): allowed, or refused by a rule."""
-
-    workspace: str
-    provider: str
-    model: str
-    refusal: Refusal | None
-    origin: str | None = None
-
-    @property
-    def allowed(self) -> bool:
-        return self.refusal is None
-
-    def error(self) -> AccessDenied:
-        assert self.refusal is not None
-        return AccessDenied(
-            self.workspace, qualified(self.provider, self.model), self.refusal.level,
-            self.refusal.rule, self.origin,
-        )  # fmt: skip
-
-
-@dataclass(frozen=True, slots=True)
-class PriceQuote:
-    prices: Prices
-    sources: Mapping[str, str]  # field -> "workspace" | "provider" | ... | "registry"
-    elements: Mapping[str, str]  # field -> provenance key of the rule that set it
 
 
 @dataclass(eq=False)
@@ -470,273 +237,6 @@ class Bundle:
                     yield provider.slug, model
 
 
-_LEVEL_LABEL = {"integration": "integration `{}`", "provider": "provider `@{}`",
-                "workspace": "workspace `{}`"}  # fmt: skip
-_PERIOD_WORDS = {"daily": "a day", "weekly": "a week", "monthly": "a month", "none": "in total"}
-
-
-def counter_label(cid: str) -> str:
-    """ "workspace/support" -> "workspace `support`", for people reading messages."""
-    level, _, slug = cid.partition("/")
-    return _LEVEL_LABEL[level].format(slug) if slug else "the organization"
-
-
-def amount_words(amount: Decimal | int, unit: str) -> str:
-    if unit == "usd":
-        return f"{amount} USD"
-    word = unit if amount != 1 else unit.removesuffix("s")
-    return f"{amount} {word}"
-
-
-def period_words(period: str) -> str:
-    return _PERIOD_WORDS.get(period) or f"every {period[:-1]} days"
-
-
-def budget_words(b: BudgetLimit) -> str:
-    return f"{amount_words(b.limit, b.unit)} {period_words(b.period)}"
-
-
-def rate_words(r: RateLimit) -> str:
-    burst = f" (burst {r.burst})" if r.burst != r.limit else ""
-    return f"{amount_words(r.limit, r.unit)} a {r.per}{burst}"
-
-
-@dataclass(frozen=True, slots=True)
-class Effective:
-    """The tightest value per (unit, period) over a counter chain, and who sets it."""
-
-    budgets: Mapping[str, tuple[BudgetLimit, str]]  # "usd/monthly" -> (limit, counter id)
-    rate_limits: Mapping[str, tuple[RateLimit, str]]  # "requests/minute" -> (limit, counter)
-    concurrency: tuple[int, str] | None
-
-
-def effective(chain: tuple[Counter, ...]) -> Effective:
-    budgets: dict[str, tuple[BudgetLimit, str]] = {}
-    rates: dict[str, tuple[RateLimit, str]] = {}
-    concurrency: tuple[int, str] | None = None
-    for counter in chain:
-        for b in counter.budgets:
-            if b.key not in budgets or b.limit < budgets[b.key][0].limit:
-                budgets[b.key] = (b, counter.id)
-        for r in counter.rate_limits:
-            if r.key not in rates or (r.limit, r.burst) < (
-                rates[r.key][0].limit,
-                rates[r.key][0].burst,
-            ):
-                rates[r.key] = (r, counter.id)
-        if counter.concurrency is not None and (
-            concurrency is None or counter.concurrency < concurrency[0]
-        ):
-            concurrency = (counter.concurrency, counter.id)
-    return Effective(
-        MappingProxyType(dict(sorted(budgets.items()))),
-        MappingProxyType(dict(sorted(rates.items()))),
-        concurrency,
-    )
-
-
-def read_bounded(source: str | Path, max_bytes: int) -> bytes:
-    """A regular file's bytes, at most `max_bytes`: a FIFO, a device or /dev/zero is refused
-    before it can block or fill memory."""
-    try:
-        fd = os.open(source, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except OSError as exc:
-        raise BundleReadError(f"cannot open the bundle {source}: {exc.strerror}") from None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise BundleReadError(f"the bundle {source} is not a regular file")
-        if info.st_size > max_bytes:
-            raise BundleReadError(
-                f"the bundle {source} is {info.st_size:,} bytes (at most {max_bytes:,})"
-            )
-        chunks, size = [], 0
-        while size <= max_bytes:
-            chunk = os.read(fd, min(1 << 20, max_bytes + 1 - size))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-        return b"".join(chunks)  # a file that grew past the bound is refused by the caller
-    except OSError as exc:
-        raise BundleReadError(f"cannot read the bundle {source}: {exc.strerror}") from None
-    finally:
-        os.close(fd)
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"`{name}` is not JSON")
-
-
-def _finite(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"the number {text[:40]} is too large for a double")
-    return value
-
-
-def parse(raw: bytes) -> dict[str, Any]:
-    """Strict JSON in UTF-8: no NaN/Infinity, no number beyond a double, a bounded depth."""
-    try:
-        data = json.loads(raw.decode("utf-8"), parse_constant=_no_constant, parse_float=_finite)
-    except UnicodeDecodeError as exc:
-        raise BundleIntegrityError(f"not a bundle: not UTF-8 (byte {exc.start})") from None
-    except RecursionError:
-        raise BundleIntegrityError("not a bundle: JSON nested too deeply") from None
-    except ValueError as exc:  # JSONDecodeError, a constant, a 5,000-digit integer
-        raise BundleIntegrityError(
-            f"not a bundle: invalid JSON ({str(exc)[:200]}); the file may be truncated"
-        ) from None
-    if not isinstance(data, dict):
-        raise BundleIntegrityError("not a bundle: the top level is not a JSON object")
-    return data
-
-
-def check_format(fmt: Any) -> None:
-    if isinstance(fmt, str) and fmt.startswith(FORMAT_PREFIX):
-        version = fmt[len(FORMAT_PREFIX) :]
-        if version.isdigit() and version == str(int(version)):
-            if int(version) in READABLE_VERSIONS:
-                return
-            if int(version) > FORMAT_VERSION:
-                raise BundleFormatError(
-                    f"bundle format `{fmt}` is newer than this runtime reads ({FORMAT}): "
-                    "upgrade the runtime before deploying this bundle",
-                    "format",
-                )
-    shown = fmt[:80] if isinstance(fmt, str) else fmt
-    raise BundleFormatError(f"unknown bundle format `{shown}`: expected `{FORMAT}`", "format")
-
-
-def verify_digest(raw: bytes, data: dict[str, Any]) -> str:
-    claimed = data.get("digest")
-    if not isinstance(claimed, str) or not claimed.startswith("sha256:"):
-        raise BundleIntegrityError(
-            "bundle has no `digest`: it was not written by catalogc", "digest"
-        )
-    # Fast path: a canonical file minus its digest member *is* the canonical body. Files
-    # with `\u` escapes take the slow path, which refuses lone surrogates.
-    found = _DIGEST_MEMBER.search(raw) if b"\\u" not in raw else None
-    if found is not None:
-        whole, end = memoryview(raw), len(raw)
-        while end > found.end() and raw[end - 1] == 0x0A:  # a trailing newline is not hashed
-            end -= 1
-        sha = hashlib.sha256(whole[: found.start()])
-        sha.update(whole[found.end() : end])
-        if "sha256:" + sha.hexdigest() == claimed:
-            return claimed
-    body = {k: v for k, v in data.items() if k != "digest"}
-    try:
-        actual = body_digest(body)
-    except CanonicalError as exc:
-        raise BundleIntegrityError(f"bundle has no canonical form: {exc}") from None
-    if actual != claimed:
-        raise BundleIntegrityError(
-            "bundle digest does not match its content: it was modified or damaged after "
-            "compilation; recompile it with `catalogc compile`",
-            "digest",
-        )
-    return claimed
-
-
-class _Shared:
-    """Equal values built once per load: the same price tables, limits and access lists
-    recur across thousands of providers. Keys are checked JSON, so equality is exact."""
-
-    def __init__(self) -> None:
-        self.prices: dict[tuple[tuple[str, str], ...], Prices] = {}
-        self.sources: dict[tuple[tuple[str, str], ...], Mapping[str, str]] = {}
-        self.limits: dict[tuple[Any, ...], BudgetLimit | RateLimit] = {}
-        self.rules: dict[tuple[Any, ...], Rules] = {}
-        self.resolved: set[tuple[Any, ...]] = set()
-
-    def prices_of(self, data: Mapping[str, Any] | None) -> Prices:
-        key: tuple[Any, ...] = tuple(data.items()) if data else ()
-        if data and any(k in data for k in VARIANT_FIELDS):
-            key = (json.dumps(data, sort_keys=True),)  # nested tables are not hashable
-        found = self.prices.get(key)
-        if found is None:
-            found = self.prices[key] = Prices.from_json(data)
-        return found
-
-    def sources_of(self, data: Mapping[str, str]) -> Mapping[str, str]:
-        key = tuple(data.items())
-        found = self.sources.get(key)
-        if found is None:
-            found = self.sources[key] = MappingProxyType(dict(data))
-        return found
-
-    def budget(self, b: Mapping[str, Any]) -> BudgetLimit:
-        key = ("budget", b["unit"], b["period"], str(b["limit"]), b.get("alert_threshold"))
-        found = self.limits.get(key)
-        if found is None:
-            threshold = b.get("alert_threshold")
-            found = self.limits[key] = BudgetLimit(
-                b["unit"], b["period"], Decimal(key[3]), Decimal(threshold) if threshold else None
-            )
-        assert isinstance(found, BudgetLimit)
-        return found
-
-    def rate(self, r: Mapping[str, Any]) -> RateLimit:
-        key = ("rate", r["unit"], r["per"], r["limit"], r["burst"])
-        found = self.limits.get(key)
-        if found is None:
-            found = self.limits[key] = RateLimit(r["unit"], r["per"], r["limit"], r["burst"])
-        assert isinstance(found, RateLimit)
-        return found
-
-    def rules_of(self, level: str, key: str, data: Mapping[str, Any] | None) -> Rules:
-        """One level's rules; the compiled patterns are shared by equal lists."""
-        allow, deny = (data or {}).get("allow"), (data or {}).get("deny") or ()
-        content = (None if allow is None else tuple(allow), tuple(deny))
-        found = self.rules.get(content)
-        if found is None:
-            found = self.rules[content] = Rules.from_json(level, key, data)
-            return found
-        return Rules(level, key, found.allow, found.deny, found.allow_re, found.deny_re)
-
-
-def _counter(cid: str, data: Mapping[str, Any], shared: _Shared) -> Counter:
-    budgets = tuple(shared.budget(b) for b in data["budgets"])
-    rates = tuple(shared.rate(r) for r in data["rate_limits"])
-    return Counter(cid, budgets, rates, data.get("concurrency"))
-
-
-_NO_TEXT: Mapping[str, str] = MappingProxyType({})
-
-
-def endpoint_parts(
-    data: Mapping[str, Any],
-) -> tuple[str | None, Mapping[str, str], Mapping[str, str]]:
-    """(literal base_url, literal headers, references) of a bundle entry whose `base_url`
-    and header values may be `{"ref": "env:NAME"}` (docs/bundle.md)."""
-    base, headers = data.get("base_url"), data.get("headers")
-    if not headers and not isinstance(base, Mapping):
-        return base, _NO_TEXT, _NO_TEXT
-    refs: dict[str, str] = {}
-    if isinstance(base, Mapping):
-        refs["base_url"], base = base["ref"], None
-    literal: dict[str, str] = {}
-    for name, value in (headers or {}).items():
-        if isinstance(value, Mapping):
-            refs[f"header:{name}"] = value["ref"]
-        else:
-            literal[name] = value
-    return base, MappingProxyType(literal), MappingProxyType(refs)
-
-
-def _model(name: str, data: Mapping[str, Any], shared: _Shared) -> ModelInfo:
-    return ModelInfo(
-        name,
-        data["mode"],
-        data.get("context_window"),
-        data.get("max_output_tokens"),
-        shared.prices_of(data["prices"]),
-        shared.sources_of(data["price_sources"]),
-        *endpoint_parts(data),
-    )
-
-
 def _build(data: dict[str, Any], digest: str) -> Bundle:
     shared = _Shared()
     org = data["organization"]
@@ -805,65 +305,36 @@ def _build(data: dict[str, Any], digest: str) -> Bundle:
     return bundle
 
 
-def _check_resolved(bundle: Bundle, shared: _Shared) -> None:
-    """A model a provider exposes has its resolved entry, unless a level above the
-    workspaces refuses it (a request for it would otherwise find no prices). Providers
-    with equal rules and no pattern that could match `@slug/…` share one verdict."""
-    for slug, p in bundle.providers.items():
-        missing = p.exposed.difference(p.models)
-        if not missing:
-            continue
-        levels = (bundle.org_rules, p.integration.rules, p.rules)
-        key: tuple[Any, ...] = (*((r.allow, r.deny) for r in levels), missing)
-        if any(q.text[:1] in ("@", "*") for r in levels for q in (*(r.allow or ()), *r.deny)):
-            key = (*key, slug)
-        if key in shared.resolved:
-            continue
-        names, prefix = set(missing), f"@{slug}/"
-        for rules in levels:
-            if names:
-                names = _passing(rules, names, prefix)
-        if names:
-            raise BundleContentError(
-                f"bundle content is invalid: `{min(names)}` is exposed and allowed, but has no "
-                "entry (prices, limits) under the provider's models",
-                where(("providers", slug, "models")),
-            )
-        shared.resolved.add(key)
-
-
-def _passing(rules: Rules, names: set[str], prefix: str) -> set[str]:
-    """The model names `rules` lets through (as `Rules.refuse` decides for a name and its
-    qualified form `prefix + name`), filtered in bulk."""
-    if rules.deny_re is not None:
-        match = cast(Callable[[str], Any], rules.deny_re.match)
-        denied: set[str] = set(filter(match, names))
-        names = names - denied
-        qualified_names = [prefix + n for n in names]
-        names.difference_update(q[len(prefix) :] for q in filter(match, qualified_names))
-    if rules.allow is not None:
-        if rules.allow_re is None:
-            return set()
-        match = cast(Callable[[str], Any], rules.allow_re.match)
-        allowed = set(filter(match, names))
-        rest = names.difference(allowed)
-        allowed.update(q[len(prefix) :] for q in filter(match, [prefix + n for n in rest]))
-        names = allowed
-    return names
-
-
-def _provisioning_index(
-    providers: Mapping[str, Provider],
-) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
-    """Which providers every workspace may use, and which name workspaces explicitly."""
-    open_ones: list[str] = []
-    named: dict[str, list[str]] = {}
-    for slug, p in sorted(providers.items()):
-        a, b = p.integration.workspaces, p.workspaces
-        selection = a if b is None else (b if a is None else a & b)
-        if selection is None:
-            open_ones.append(slug)
-        else:
-            for ws in selection:
-                named.setdefault(ws, []).append(slug)
-    return tuple(open_ones), {ws: tuple(slugs) for ws, slugs in named.items()}
+__all__ = [  # importable from here, as before the split
+    "FREE",
+    "MAX_BUNDLE_BYTES",
+    "PRICE_FIELDS",
+    "VARIANT_FIELDS",
+    "BudgetLimit",
+    "Bundle",
+    "ConfigInfo",
+    "Counter",
+    "Decision",
+    "Effective",
+    "Integration",
+    "ModelInfo",
+    "PriceQuote",
+    "PriceRule",
+    "PriceTier",
+    "Prices",
+    "Provider",
+    "RateLimit",
+    "Workspace",
+    "amount_words",
+    "budget_words",
+    "check_format",
+    "counter_label",
+    "effective",
+    "endpoint_parts",
+    "parse",
+    "period_words",
+    "rate_words",
+    "read_bounded",
+    "thaw",
+    "verify_digest",
+]

@@ -130,8 +130,6 @@ class BudgetExceeded(RequestError):
     def __init__(
         self, counter: str, unit: str, period: str, limit: Decimal | int, remaining: Decimal | int
     ) -> None:
-        from runtime.bundle import amount_words, counter_label, period_words
-
         # with something left, the request's reservation (its input + most output) is larger
         state = "exhausted" if not remaining else "cannot cover this request's reservation"
         super().__init__(
@@ -154,8 +152,6 @@ class RateLimited(RequestError):
     def __init__(
         self, counter: str, unit: str, per: str, limit: int, retry_after: float | None
     ) -> None:
-        from runtime.bundle import amount_words, counter_label
-
         when = "waiting cannot help" if retry_after is None else f"retry after {retry_after:.3f} s"
         super().__init__(
             f"rate limited by {counter_label(counter)}: {amount_words(limit, unit)} a {per}; {when}"
@@ -171,8 +167,6 @@ class ConcurrencyExceeded(RequestError):
     status = 429
 
     def __init__(self, counter: str, limit: int, retry_after: float = 1.0):
-        from runtime.bundle import counter_label
-
         super().__init__(f"too many requests in flight for {counter_label(counter)}: limit {limit}")
         self.counter = counter
         self.limit = limit
@@ -208,3 +202,27 @@ class InvalidRequest(RequestError):
         self.field = field
         self.problem = problem
         self.status = status
+
+
+# -- the words of refusal messages (also the compiler's and the gallery's) ---------------
+
+_LEVEL_LABEL = {"integration": "integration `{}`", "provider": "provider `@{}`",
+                "workspace": "workspace `{}`"}  # fmt: skip
+_PERIOD_WORDS = {"daily": "a day", "weekly": "a week", "monthly": "a month", "none": "in total"}
+
+
+def counter_label(cid: str) -> str:
+    """ "workspace/support" -> "workspace `support`", for people reading messages."""
+    level, _, slug = cid.partition("/")
+    return _LEVEL_LABEL[level].format(slug) if slug else "the organization"
+
+
+def amount_words(amount: Decimal | int, unit: str) -> str:
+    if unit == "usd":
+        return f"{amount} USD"
+    word = unit if amount != 1 else unit.removesuffix("s")
+    return f"{amount} {word}"
+
+
+def period_words(period: str) -> str:
+    return _PERIOD_WORDS.get(period) or f"every {period[:-1]} days"

@@ -6,7 +6,7 @@ admits requests locally within them: reserve before spend, so a budget is never 
 its limit and, when estimates bound usage, never billed past it. Per budget window Redis
 keeps, in the budget key, the **granted** total (what replicas hold plus what they spent) and
 a hash `{ns}:l:<budget>|<window>` of `replica id -> (net granted to it, expiry ms)` (a usd
-budget's key is `{ns}:bu:…` and its hash `{ns}:lu:…`: see budget_key in redis_store.py).
+budget's key is `{ns}:bu:…` and its hash `{ns}:lu:…`: see budget_key in redis_codec.py).
 
 - Admission takes each budget's amount from the replica's holding; a budget short of it is
   acquired with one LEASE script for all of the chain's short budgets at once (all or none):
@@ -33,21 +33,23 @@ import os
 import socket
 import threading
 import time
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from runtime.limits.base import Reservation, budget_refusal, reused_id
 from runtime.limits.lua import _ARGS, CALENDAR, FOREVER, LOW
-from runtime.limits.redis_store import (
+from runtime.limits.redis_codec import (
     BYPASS,
     GENERATION_LOST,
     UNREACHABLE,
-    RedisStore,
     _maybe_ran,
     budget_key,
     pack_numbers,
 )
 from runtime.limits.spec import BudgetSpec, ChainSpec
 from runtime.periods import NS_PER_DAY, epoch_day, kind, span
+
+if TYPE_CHECKING:
+    from runtime.limits.redis_store import RedisStore
 
 log = logging.getLogger("runtime.limits.redis")
 SETTLED_MEMORY = 100_000  # leased request ids remembered for idempotent settlement
