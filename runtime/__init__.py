@@ -37,7 +37,8 @@ if TYPE_CHECKING:
     from runtime.limits.memory import MemoryStore
     from runtime.money import Estimate, Usage
     from runtime.plan import Attempt, Plan
-    from runtime.router import Router, Ticket
+    from runtime.router import Router
+    from runtime.ticket import Ticket
 
 # Names are imported on first use: the compiler imports small runtime modules (suggest,
 # configs) and must not pay for the whole router when it does.
@@ -66,7 +67,7 @@ _WHERE = {
     "Router": "runtime.router",
     "Store": "runtime.limits.base",
     "StoreUnavailable": "runtime.errors",
-    "Ticket": "runtime.router",
+    "Ticket": "runtime.ticket",
     "UnknownConfig": "runtime.errors",
     "UnknownModel": "runtime.errors",
     "UnknownProvider": "runtime.errors",

@@ -14,57 +14,40 @@ import itertools
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
-from decimal import Decimal
+from dataclasses import replace
 from pathlib import Path
-from types import MappingProxyType, TracebackType
 from typing import Any
 
 from runtime.aliases import Alias
 from runtime.aliases import expand as expand_alias
-from runtime.bounds import METADATA_BOUNDS, PARAMS_BOUNDS, Bounds, plain_json
-from runtime.bundle import Bundle, Counter
+from runtime.attempts import PLAN_CACHE_LIMIT, State, base_attempt, raw_attempt, with_params
+from runtime.bounds import METADATA_BOUNDS, PARAMS_BOUNDS
+from runtime.bundle import Bundle
 from runtime.counters_usage import CounterUsage, counters_of, read_usage
 from runtime.errors import AccessDenied, InvalidConfig, UnknownConfig
 from runtime.inline import check_destination, compile_inline
 from runtime.limits.base import Reservation, Store, checked_request_id
 from runtime.limits.memory import MemoryStore
-from runtime.limits.spec import BudgetSpec, ChainSpec, compile_chain
+from runtime.limits.spec import BudgetSpec, ChainSpec
 from runtime.modes import check_plan
-from runtime.money import Estimate, Usage, reserved_usage, usd
+from runtime.money import Estimate, Usage, reserved_usage
 from runtime.params import request_body
 from runtime.plan import Attempt, Context, Plan, Rule, expand
-from runtime.price_tables import RateCard, requested_tier
+from runtime.price_tables import requested_tier
 from runtime.suggest import nearest
+from runtime.targets import (
+    MAX_NAME,
+    bounded_object,
+    check_names,
+    leaf_target,
+    split_target,
+    takes_request_provider,
+)
+from runtime.ticket import Ticket
 
-PLAN_CACHE_LIMIT = 100_000
-MAX_NAME = 1_024  # a workspace, model, provider or config slug in a request
+__all__ = ["AlertHook", "Router", "Ticket"]  # Ticket: where users import it from
+
 AlertHook = Callable[[BudgetSpec, "Ticket"], None]
-
-
-@dataclass(eq=False)
-class _State:
-    """One bundle and everything derived from it; replaced whole on reload."""
-
-    bundle: Bundle
-    plans: dict[tuple[str, str | None, str | None], Plan] = field(default_factory=dict)
-    specs: dict[tuple[str, ...], ChainSpec] = field(default_factory=dict)
-    # attempts as a bundle decides them, before the request's own params are merged in
-    bases: dict[tuple[Any, ...], Attempt] = field(default_factory=dict)
-
-    def remember(self, key: tuple[str, str | None, str | None], plan: Plan) -> None:
-        """Cache a plan (bounded: a full cache starts over)."""
-        if len(self.plans) >= PLAN_CACHE_LIMIT:
-            self.plans.clear()
-        self.plans[key] = plan
-
-    def spec(self, chain: tuple[Counter, ...]) -> ChainSpec:
-        key = tuple(c.id for c in chain)
-        found = self.specs.get(key)
-        if found is None:
-            found = compile_chain(chain, self.bundle.organization.get("epoch"))
-            self.specs[key] = found
-        return found
 
 
 class Router:
@@ -75,7 +58,7 @@ class Router:
         *,
         on_alert: AlertHook | None = None,
     ) -> None:
-        self._state = _State(bundle)
+        self._state = State(bundle)
         self.store: Store = store if store is not None else MemoryStore()
         self.on_alert = on_alert
         # request ids unique across processes and replicas, cheaper than uuid4 per request
@@ -97,7 +80,7 @@ class Router:
 
     def swap(self, bundle: Bundle) -> str:
         """Serve an already loaded bundle from now on (atomic: one assignment)."""
-        self._state = _State(bundle)
+        self._state = State(bundle)
         return bundle.digest
 
     # -- resolution ---------------------------------------------------------------------
@@ -151,7 +134,7 @@ class Router:
                 cached = None
             if cached is not None:
                 return cached
-        _check_names(workspace, model, provider, config, seed)
+        check_names(workspace, model, provider, config, seed)
         if not isinstance(path, str | None) or (path is not None and len(path) > MAX_NAME):
             raise InvalidConfig([f"path: expected a URL path of at most {MAX_NAME} characters"])
         if model is not None and model[:1] != "@":
@@ -162,9 +145,9 @@ class Router:
         if config is None and provider is None and not (model or "").startswith("@"):
             config = state.bundle.workspace(workspace).default_config
         if metadata is not None:
-            metadata = _object(metadata, METADATA_BOUNDS, "metadata")
+            metadata = bounded_object(metadata, METADATA_BOUNDS, "metadata")
         if params is not None:
-            params = _object(params, PARAMS_BOUNDS, "params")
+            params = bounded_object(params, PARAMS_BOUNDS, "params")
         if config is not None:
             return self._resolve_config(
                 state, workspace, config, metadata, params, seed, model, path, provider
@@ -172,7 +155,7 @@ class Router:
         if model is None:
             raise InvalidConfig(["a request names a model (`@provider/model`) or a config"])
         key = (workspace, model, provider)
-        provider_slug, model_name = _split(model, provider)
+        provider_slug, model_name = split_target(model, provider)
         attempt = self._attempt(state, workspace, provider_slug, model_name, None, params, (),
                                 owned=True)  # params: the bounded copy made above  # fmt: skip
         plan = Plan(workspace, "single", (attempt,))
@@ -182,7 +165,7 @@ class Router:
 
     def _resolve_alias(
         self,
-        state: _State,
+        state: State,
         alias: Alias,
         workspace: str,
         provider: str | None,
@@ -196,7 +179,7 @@ class Router:
         the target's own checks, limits and prices apply, nothing else."""
         model, alias_config = expand_alias(alias, provider, config)
         if params is not None:  # the body names the target too (conditions see `params.model`)
-            params = _object(params, PARAMS_BOUNDS, "params")
+            params = bounded_object(params, PARAMS_BOUNDS, "params")
             if model is None:
                 params.pop("model", None)
             else:
@@ -211,7 +194,7 @@ class Router:
 
     def _resolve_config(
         self,
-        state: _State,
+        state: State,
         workspace: str,
         config: str | Mapping[str, Any],
         metadata: Mapping[str, Any] | None,
@@ -253,7 +236,7 @@ class Router:
             if not isinstance(name, str) or not 0 < len(name) <= MAX_NAME:
                 raise InvalidConfig([f"target `{leaf.get('name', '?')}` sets no model and the "
                                      "request names none"])  # fmt: skip
-            provider_slug, model_name = _leaf_target(leaf, name, provider)
+            provider_slug, model_name = leaf_target(leaf, name, provider)
             attempt = self._attempt(state, workspace, provider_slug, model_name, leaf, params,
                                     choice.fallback, cacheable=slug is not None)  # fmt: skip
             attempts.append(replace(attempt, option=choice.option))
@@ -262,7 +245,7 @@ class Router:
 
     def _check_destination(
         self,
-        state: _State,
+        state: State,
         workspace: str,
         leaf: Mapping[str, Any],
         path: tuple[str | int, ...],
@@ -275,7 +258,7 @@ class Router:
         if host is None:
             return
         slug = leaf.get("provider")
-        if _takes_request_provider(leaf):  # the provider may come from the request
+        if takes_request_provider(leaf):  # the provider may come from the request
             if isinstance(requested, str) and requested.startswith("@"):
                 slug = requested[1:].partition("/")[0]
             elif from_request is not None:
@@ -287,7 +270,7 @@ class Router:
 
     def _attempt(
         self,
-        state: _State,
+        state: State,
         workspace: str,
         provider_slug: str | None,
         model: str,
@@ -300,11 +283,11 @@ class Router:
         """The attempt for one leaf, with the request's `params` merged into its body.
         `cacheable`: the leaf is the bundle's (a client's inline leaf is new every time)."""
         if provider_slug is None:  # an ungoverned raw service from an inline/pasted config
-            return self._raw_attempt(state, workspace, model, leaf or {}, params, fallback)
+            return raw_attempt(state, workspace, model, leaf or {}, params, fallback)
         key = (workspace, provider_slug, model, id(leaf), fallback)
         base = state.bases.get(key) if cacheable else None
         if base is None:
-            base = self._base_attempt(state, workspace, provider_slug, model, leaf, fallback)
+            base = base_attempt(state, workspace, provider_slug, model, leaf, fallback)
             if cacheable:
                 if len(state.bases) >= PLAN_CACHE_LIMIT:
                     state.bases.clear()
@@ -314,73 +297,6 @@ class Router:
         defaults = state.bundle.providers[provider_slug].default_params
         body = request_body(params, defaults, (leaf or {}).get("params"), model, owned)
         return with_params(base, body)
-
-    def _base_attempt(
-        self,
-        state: _State,
-        workspace: str,
-        provider_slug: str,
-        model: str,
-        leaf: Mapping[str, Any] | None,
-        fallback: tuple[Rule, ...],
-    ) -> Attempt:
-        bundle = state.bundle
-        leaf = leaf or {}
-        decision = bundle.decide(workspace, provider_slug, model)
-        if not decision.allowed:
-            raise decision.error()
-        provider = bundle.providers[provider_slug]
-        info = provider.models[model]
-        quote = bundle.price(workspace, provider_slug, model)
-        integ = provider.integration
-        return Attempt(
-            workspace=workspace,
-            provider=provider_slug,
-            model=model,
-            service=integ.service,
-            api=integ.api,
-            auth=integ.auth,
-            url=leaf.get("custom_host") or info.base_url or provider.base_url,
-            credentials=integ.credentials,
-            params=MappingProxyType(
-                request_body(None, provider.default_params, leaf.get("params"), model)
-            ),
-            retry=leaf.get("retry"),
-            timeout_ms=leaf.get("request_timeout"),
-            fallback=fallback,
-            prices=quote.prices,
-            rates=RateCard.of(quote.prices),
-            catalog_rates=RateCard.of(info.prices),  # before workspace overrides (chargeback)
-            chain=(chain := bundle.chain(workspace, provider_slug)),
-            max_output_tokens=info.max_output_tokens,
-            carried=leaf.get("carried") or {},
-            limits=state.spec(chain),
-            mode=info.mode,
-        )
-
-    def _raw_attempt(
-        self,
-        state: _State,
-        workspace: str,
-        model: str,
-        leaf: Mapping[str, Any],
-        params: Mapping[str, Any] | None,
-        fallback: tuple[Rule, ...],
-    ) -> Attempt:
-        bundle = state.bundle
-        ws = bundle.workspace(workspace)
-        service = str(leaf.get("service"))
-        key = leaf.get("api_key")
-        return Attempt(
-            workspace=workspace, provider=None, model=model, service=service, api="openai",
-            auth="bearer", url=leaf.get("custom_host"),
-            credentials=MappingProxyType({"api_key": key} if key else {}),
-            params=MappingProxyType(request_body(params, {}, leaf.get("params"), model)),
-            retry=leaf.get("retry"), timeout_ms=leaf.get("request_timeout"),
-            fallback=fallback, prices=None, rates=RateCard.of(None),
-            chain=(chain := (bundle.counters["organization"], bundle.counters[ws.counter])),
-            max_output_tokens=None, carried=leaf.get("carried") or {}, limits=state.spec(chain),
-        )  # fmt: skip
 
     # -- usage ---------------------------------------------------------------------------
     def usage(self, workspace: str | None = None) -> list[CounterUsage]:
@@ -443,160 +359,3 @@ class Router:
             for budget in reservation.alerts:
                 self.on_alert(budget, ticket)
         return ticket
-
-
-class Ticket:
-    """One admitted attempt. Settle it with the real usage; leaving the `with` block without
-    settling (an error, a cancel) charges the input only and releases the lease."""
-
-    def __init__(
-        self,
-        store: Store,
-        attempt: Attempt,
-        reservation: Reservation,
-        estimate: Estimate,
-        batch: bool = False,
-    ) -> None:
-        self.store = store
-        self.attempt = attempt
-        self.reservation = reservation
-        self.estimate = estimate
-        self.batch = batch  # admitted as a Batch API request: charged at batch prices
-        self.cost: Decimal | None = None  # USD, once settled
-        self.usage: Usage | None = None  # what it was settled with
-
-    @property
-    def request_id(self) -> str:
-        return self.reservation.request_id
-
-    @property
-    def reserved(self) -> Decimal:
-        return usd(self.reservation.cost)
-
-    @property
-    def settled(self) -> bool:
-        return self.cost is not None
-
-    def settle(self, usage: Usage) -> Decimal:
-        """Reconcile the reservation with real usage; idempotent (returns the first cost)."""
-        if self.cost is not None:
-            return self.cost
-        cost = self.charge(usage)
-        self.store.settle(self.reservation, usage.tokens, cost)
-        self.cost, self.usage = usd(cost), usage
-        return self.cost
-
-    async def asettle(self, usage: Usage) -> Decimal:
-        if self.cost is not None or self.store.settles_inline:
-            return self.settle(usage)
-        cost = self.charge(usage)
-        await self.store.asettle(self.reservation, usage.tokens, cost)
-        self.cost, self.usage = usd(cost), usage
-        return self.cost
-
-    def charge(self, usage: Usage) -> int:
-        """What `usage` costs in units of 1e-16 USD: at the service tier the upstream reported, else
-        the requested one; at the long-context tier of its prompt; batch if admitted so."""
-        card = self.attempt.rates
-        if card.flat is not None:
-            return card.flat.cost(usage)
-        return card.cost(usage, requested_tier(self.attempt.params), self.batch)
-
-    def _input_only(self) -> Usage:
-        return Usage(input_tokens=self.estimate.input_tokens)
-
-    def cancel(self) -> Decimal:
-        """A request that never completed still pays for its input."""
-        return self.settle(self._input_only())
-
-    async def acancel(self) -> Decimal:
-        return await self.asettle(self._input_only())
-
-    def __enter__(self) -> Ticket:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if self.cost is None:
-            self.cancel()
-
-    async def __aenter__(self) -> Ticket:
-        return self
-
-    async def __aexit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if self.cost is None:
-            await self.acancel()
-
-
-def with_params(base: Attempt, body: dict[str, Any]) -> Attempt:
-    """`base` sending `body` (dataclasses.replace, without its generic slowness)."""
-    return Attempt(
-        base.workspace, base.provider, base.model, base.service, base.api, base.auth, base.url,
-        base.credentials, MappingProxyType(body), base.retry, base.timeout_ms, base.fallback,
-        base.prices, base.rates, base.chain, base.max_output_tokens, base.carried, base.limits,
-        base.option, base.catalog_rates, base.mode,
-    )  # fmt: skip
-
-
-def _takes_request_provider(leaf: Mapping[str, Any]) -> bool:
-    """A target with no provider of its own, or with `passthrough: true`, routes to the
-    provider the request names (`x-portkey-provider`, or `@provider/model`)."""
-    if leaf.get("service") is not None:
-        return False
-    return leaf.get("provider") is None or (leaf.get("carried") or {}).get("passthrough") is True
-
-
-def _leaf_target(
-    leaf: Mapping[str, Any], name: str, provider: str | None
-) -> tuple[str | None, str]:
-    """(provider slug, model) of one leaf; the slug is None for a raw service."""
-    own = leaf.get("provider")
-    if not _takes_request_provider(leaf):
-        # the target's provider wins; a request's `@provider/model` still names the model
-        return own, (name[1:].partition("/")[2] or name) if own and name[:1] == "@" else name
-    if name.startswith("@") or provider is not None or own is None:
-        return _split(name, provider)
-    return own, name  # passthrough, but the request names no provider: the target's
-
-
-def _split(model: str, provider: str | None) -> tuple[str, str]:
-    """`@p/m` alone, or a bare model with `provider="@p"`: (provider slug, model)."""
-    if model.startswith("@"):
-        named, _, bare = model[1:].partition("/")
-        if not bare:
-            raise InvalidConfig([f"`{model}` is not a model string: write `@provider/model`"])
-        if provider is not None and provider.removeprefix("@") != named:
-            raise InvalidConfig(
-                [f"the model names `@{named}` but the provider header `{provider}`"]
-            )
-        return named, bare
-    if provider is None:
-        raise InvalidConfig([f"`{model}` names no provider: write `@provider/{model}` or send "
-                             "a provider"])  # fmt: skip
-    return provider.removeprefix("@"), model
-
-
-def _object(value: Any, bounds: Bounds, what: str) -> dict[str, Any]:
-    if not isinstance(value, Mapping):
-        raise InvalidConfig([f"{what}: expected an object"])
-    copy: dict[str, Any] = plain_json(value, bounds, what)
-    return copy
-
-
-def _check_names(workspace: Any, model: Any, provider: Any, config: Any, seed: Any) -> None:
-    """The request's names are short strings (a Python caller may pass anything)."""
-    named = {"workspace": workspace, "model": model, "provider": provider}
-    if isinstance(config, str):
-        named["config"] = config
-    elif config is not None and not isinstance(config, Mapping):
-        raise InvalidConfig(["config: a config slug or a config object"])
-    for what, value in named.items():
-        if value is None and what != "workspace":
-            continue
-        if not isinstance(value, str) or not 0 < len(value) <= MAX_NAME:
-            raise InvalidConfig([f"{what}: expected a name of 1-{MAX_NAME} characters"])
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        raise InvalidConfig(["seed: expected an integer"])

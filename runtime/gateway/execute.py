@@ -23,7 +23,8 @@ from runtime.gateway.transport import BROKEN, Transport, UpstreamUnreachable
 from runtime.hosts import credential_header
 from runtime.money import MAX_TOKENS, Estimate, Usage, reserved_usage
 from runtime.plan import Attempt, Plan
-from runtime.router import Router, Ticket
+from runtime.router import Router
+from runtime.ticket import Ticket
 from runtime.upstream import adapter_for
 from runtime.upstream.base import Adapter, Call, Response, Unsupported, UpstreamProtocolError
 

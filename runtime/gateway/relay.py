@@ -18,7 +18,7 @@ from decimal import Decimal
 
 from runtime.gateway.transport import BROKEN
 from runtime.money import Usage, reserved_usage
-from runtime.router import Ticket
+from runtime.ticket import Ticket
 from runtime.upstream.base import Response, StreamTranslator, UpstreamProtocolError
 
 Write = Callable[[bytes], Awaitable[None]]

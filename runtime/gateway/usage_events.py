@@ -22,7 +22,7 @@ from typing import Any
 from runtime.gateway.log import log
 from runtime.money import Usage, dollars, usd
 from runtime.price_tables import requested_tier
-from runtime.router import Ticket
+from runtime.ticket import Ticket
 
 VERSION = 1
 MAX_BYTES = 64 * 1024 * 1024

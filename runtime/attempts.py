@@ -1,0 +1,120 @@
+"""Attempts as a bundle decides them: one bundle's derived state (plan cache, compiled counter
+chains, base attempts), a catalog target's attempt and a raw service's, and an attempt
+sending a request's own body. The router resolves names to these (runtime/router.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from runtime.bundle import Bundle, Counter
+from runtime.limits.spec import ChainSpec, compile_chain
+from runtime.params import request_body
+from runtime.plan import Attempt, Plan, Rule
+from runtime.price_tables import RateCard
+
+PLAN_CACHE_LIMIT = 100_000
+
+
+@dataclass(eq=False)
+class State:
+    """One bundle and everything derived from it; replaced whole on reload."""
+
+    bundle: Bundle
+    plans: dict[tuple[str, str | None, str | None], Plan] = field(default_factory=dict)
+    specs: dict[tuple[str, ...], ChainSpec] = field(default_factory=dict)
+    # attempts as a bundle decides them, before the request's own params are merged in
+    bases: dict[tuple[Any, ...], Attempt] = field(default_factory=dict)
+
+    def remember(self, key: tuple[str, str | None, str | None], plan: Plan) -> None:
+        """Cache a plan (bounded: a full cache starts over)."""
+        if len(self.plans) >= PLAN_CACHE_LIMIT:
+            self.plans.clear()
+        self.plans[key] = plan
+
+    def spec(self, chain: tuple[Counter, ...]) -> ChainSpec:
+        key = tuple(c.id for c in chain)
+        found = self.specs.get(key)
+        if found is None:
+            found = compile_chain(chain, self.bundle.organization.get("epoch"))
+            self.specs[key] = found
+        return found
+
+
+def base_attempt(
+    state: State,
+    workspace: str,
+    provider_slug: str,
+    model: str,
+    leaf: Mapping[str, Any] | None,
+    fallback: tuple[Rule, ...],
+) -> Attempt:
+    bundle = state.bundle
+    leaf = leaf or {}
+    decision = bundle.decide(workspace, provider_slug, model)
+    if not decision.allowed:
+        raise decision.error()
+    provider = bundle.providers[provider_slug]
+    info = provider.models[model]
+    quote = bundle.price(workspace, provider_slug, model)
+    integ = provider.integration
+    return Attempt(
+        workspace=workspace,
+        provider=provider_slug,
+        model=model,
+        service=integ.service,
+        api=integ.api,
+        auth=integ.auth,
+        url=leaf.get("custom_host") or info.base_url or provider.base_url,
+        credentials=integ.credentials,
+        params=MappingProxyType(
+            request_body(None, provider.default_params, leaf.get("params"), model)
+        ),
+        retry=leaf.get("retry"),
+        timeout_ms=leaf.get("request_timeout"),
+        fallback=fallback,
+        prices=quote.prices,
+        rates=RateCard.of(quote.prices),
+        catalog_rates=RateCard.of(info.prices),  # before workspace overrides (chargeback)
+        chain=(chain := bundle.chain(workspace, provider_slug)),
+        max_output_tokens=info.max_output_tokens,
+        carried=leaf.get("carried") or {},
+        limits=state.spec(chain),
+        mode=info.mode,
+    )
+
+
+def raw_attempt(
+    state: State,
+    workspace: str,
+    model: str,
+    leaf: Mapping[str, Any],
+    params: Mapping[str, Any] | None,
+    fallback: tuple[Rule, ...],
+) -> Attempt:
+    bundle = state.bundle
+    ws = bundle.workspace(workspace)
+    service = str(leaf.get("service"))
+    key = leaf.get("api_key")
+    return Attempt(
+        workspace=workspace, provider=None, model=model, service=service, api="openai",
+        auth="bearer", url=leaf.get("custom_host"),
+        credentials=MappingProxyType({"api_key": key} if key else {}),
+        params=MappingProxyType(request_body(params, {}, leaf.get("params"), model)),
+        retry=leaf.get("retry"), timeout_ms=leaf.get("request_timeout"),
+        fallback=fallback, prices=None, rates=RateCard.of(None),
+        chain=(chain := (bundle.counters["organization"], bundle.counters[ws.counter])),
+        max_output_tokens=None, carried=leaf.get("carried") or {}, limits=state.spec(chain),
+    )  # fmt: skip
+
+
+def with_params(base: Attempt, body: dict[str, Any]) -> Attempt:
+    """`base` sending `body` (dataclasses.replace, without its generic slowness)."""
+    return Attempt(
+        base.workspace, base.provider, base.model, base.service, base.api, base.auth, base.url,
+        base.credentials, MappingProxyType(body), base.retry, base.timeout_ms, base.fallback,
+        base.prices, base.rates, base.chain, base.max_output_tokens, base.carried, base.limits,
+        base.option, base.catalog_rates, base.mode,
+    )  # fmt: skip

@@ -1,0 +1,98 @@
+"""A ticket: one admitted attempt, settled once with the real usage (or cancelled, which
+charges the input only and releases the lease)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from types import TracebackType
+
+from runtime.limits.base import Reservation, Store
+from runtime.money import Estimate, Usage, usd
+from runtime.plan import Attempt
+from runtime.price_tables import requested_tier
+
+
+class Ticket:
+    """One admitted attempt. Settle it with the real usage; leaving the `with` block without
+    settling (an error, a cancel) charges the input only and releases the lease."""
+
+    def __init__(
+        self,
+        store: Store,
+        attempt: Attempt,
+        reservation: Reservation,
+        estimate: Estimate,
+        batch: bool = False,
+    ) -> None:
+        self.store = store
+        self.attempt = attempt
+        self.reservation = reservation
+        self.estimate = estimate
+        self.batch = batch  # admitted as a Batch API request: charged at batch prices
+        self.cost: Decimal | None = None  # USD, once settled
+        self.usage: Usage | None = None  # what it was settled with
+
+    @property
+    def request_id(self) -> str:
+        return self.reservation.request_id
+
+    @property
+    def reserved(self) -> Decimal:
+        return usd(self.reservation.cost)
+
+    @property
+    def settled(self) -> bool:
+        return self.cost is not None
+
+    def settle(self, usage: Usage) -> Decimal:
+        """Reconcile the reservation with real usage; idempotent (returns the first cost)."""
+        if self.cost is not None:
+            return self.cost
+        cost = self.charge(usage)
+        self.store.settle(self.reservation, usage.tokens, cost)
+        self.cost, self.usage = usd(cost), usage
+        return self.cost
+
+    async def asettle(self, usage: Usage) -> Decimal:
+        if self.cost is not None or self.store.settles_inline:
+            return self.settle(usage)
+        cost = self.charge(usage)
+        await self.store.asettle(self.reservation, usage.tokens, cost)
+        self.cost, self.usage = usd(cost), usage
+        return self.cost
+
+    def charge(self, usage: Usage) -> int:
+        """What `usage` costs in units of 1e-16 USD: at the service tier the upstream reported, else
+        the requested one; at the long-context tier of its prompt; batch if admitted so."""
+        card = self.attempt.rates
+        if card.flat is not None:
+            return card.flat.cost(usage)
+        return card.cost(usage, requested_tier(self.attempt.params), self.batch)
+
+    def _input_only(self) -> Usage:
+        return Usage(input_tokens=self.estimate.input_tokens)
+
+    def cancel(self) -> Decimal:
+        """A request that never completed still pays for its input."""
+        return self.settle(self._input_only())
+
+    async def acancel(self) -> Decimal:
+        return await self.asettle(self._input_only())
+
+    def __enter__(self) -> Ticket:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self.cost is None:
+            self.cancel()
+
+    async def __aenter__(self) -> Ticket:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self.cost is None:
+            await self.acancel()
