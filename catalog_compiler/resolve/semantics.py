@@ -8,16 +8,16 @@ from fractions import Fraction
 from functools import cached_property
 from typing import Any
 
+from catalog_compiler.check.gaps import Gaps
 from catalog_compiler.diagnostics import Note, Severity, Span
-from catalog_compiler.gaps import Gaps
+from catalog_compiler.load.positions import own_pos
+from catalog_compiler.load.yamlparse import Document
 from catalog_compiler.model.common import PER_SECONDS
 from catalog_compiler.model.types import PERIOD_RE
-from catalog_compiler.positions import own_pos
 from catalog_compiler.resolve.aliases import AliasChecks
 from catalog_compiler.resolve.context import Context
 from catalog_compiler.resolve.modes import mixed_modes
 from catalog_compiler.resolve.routing import Leaf
-from catalog_compiler.yamlparse import Document
 from runtime.access import Refusal, Rules, qualified
 from runtime.bundle import (
     BudgetLimit,
@@ -66,7 +66,7 @@ class Semantics:
         self.reachless_workspaces()
         AliasChecks(self.ctx, self.bundle).run()
 
-    # -- what broken documents leave unknown (see gaps.py) -------------------------------
+    # -- what broken documents leave unknown (see check/gaps.py) -------------------------
     def homes(self, p: Provider) -> list[tuple[str, str]]:
         return [("Integration", p.integration.slug), ("Provider", p.slug)]
 
