@@ -12,13 +12,8 @@ from catalog_compiler.cli.explain_cmd import load
 from catalog_compiler.cli.options import EXIT_ERRORS, EXIT_OK, EXIT_USAGE, F
 from catalog_compiler.load.fsutil import check_output_dir, error_text
 from catalog_compiler.tools.explain import split_target
-from catalog_compiler.tools.gallery.site import (
-    build_site,
-    config_views,
-    pick_config,
-    requests_for,
-    write_site,
-)
+from catalog_compiler.tools.gallery.routes import config_views, pick_config
+from catalog_compiler.tools.gallery.site import build_site, requests_for, write_site
 from catalog_compiler.tools.gallery.snippets import (
     DEFAULT_API_KEY_ENV,
     DEFAULT_GATEWAY_URL,

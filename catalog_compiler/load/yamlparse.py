@@ -10,12 +10,10 @@ from ruamel's C parser and build the values ourselves, which also lets us:
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.error import YAMLError
 from ruamel.yaml.events import (
     AliasEvent,
     DocumentEndEvent,
@@ -30,6 +28,8 @@ from ruamel.yaml.events import (
 
 from catalog_compiler.diagnostics import Note, Sink, Span
 from catalog_compiler.load.positions import Pos, PosTree
+from catalog_compiler.load.scalars import CORE, resolve_explicit, resolve_plain
+from catalog_compiler.load.yaml_errors import syntax_error
 
 try:  # the C parser; the pure-Python one is a slow but correct fallback
     from _ruamel_yaml import CParser as _Parser
@@ -52,21 +52,6 @@ except ImportError:  # pragma: no cover - exercised only without ruamel.yaml.cli
 MAX_NODES = 100_000  # expanded nodes per document; a real catalog document has hundreds
 MAX_DEPTH = 64
 MAX_DOCUMENTS = 10_000  # per file; the largest real ones (imported price lists) hold ~330
-
-_NULLS = frozenset(["", "~", "null", "Null", "NULL"])
-_BOOLS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
-_INT = re.compile(r"[-+]?[0-9]+\Z")
-_FLOAT = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?\Z")
-_HEX = re.compile(r"0x[0-9a-fA-F]+\Z")
-_OCT = re.compile(r"0o[0-7]+\Z")
-_SPECIAL_FLOATS = {
-    ".inf": "Infinity", ".Inf": "Infinity", ".INF": "Infinity",
-    "+.inf": "Infinity", "+.Inf": "Infinity", "+.INF": "Infinity",
-    "-.inf": "-Infinity", "-.Inf": "-Infinity", "-.INF": "-Infinity",
-    ".nan": "NaN", ".NaN": "NaN", ".NAN": "NaN",
-}  # fmt: skip
-_NUMERIC_START = frozenset("0123456789+-.")
-_CORE = "tag:yaml.org,2002:"
 _MERGE = "<<"
 
 
@@ -78,49 +63,6 @@ class Document:
     index: int
     data: Any
     pos: PosTree
-
-
-def resolve_plain(text: str) -> Any:
-    """YAML 1.2 core schema for untagged plain scalars; fractions become Decimal."""
-    if not text:
-        return None
-    first = text[0]
-    if first in _NUMERIC_START:
-        if len(text) <= 64:  # longer digit strings stay text (and fail type checks)
-            if _INT.match(text):
-                return int(text)
-            if _FLOAT.match(text):
-                return Decimal(text)
-            if _HEX.match(text):
-                return int(text, 16)
-            if _OCT.match(text):
-                return int(text[2:], 8)
-        special = _SPECIAL_FLOATS.get(text)
-        if special:
-            return Decimal(special)
-        return text
-    if first in "nN~":
-        return None if text in _NULLS else text
-    if first in "tTfF":
-        return _BOOLS.get(text, text)
-    return text
-
-
-def _explicit(tag: str, text: str) -> tuple[Any, bool]:
-    """Value for a scalar with an explicit core tag; (text, False) when unsupported."""
-    short = tag[len(_CORE) :] if tag.startswith(_CORE) else None
-    if short == "str":
-        return text, True
-    if short in ("int", "float", "bool", "null"):
-        value = resolve_plain(text)
-        is_bool = isinstance(value, bool)
-        if short == "int" and isinstance(value, int) and not is_bool:
-            return value, True
-        if short == "float" and isinstance(value, (int, Decimal)) and not is_bool:
-            return Decimal(value), True
-        if (short == "bool" and is_bool) or (short == "null" and value is None):
-            return value, True
-    return text, False
 
 
 def _mark(start: Any, end: Any) -> Pos:
@@ -278,7 +220,7 @@ class _Builder:
         elif tag == "!":
             value = text
         else:
-            value, ok = _explicit(tag, text)
+            value, ok = resolve_explicit(tag, text)
             if not ok:
                 self.error(
                     "E0105",
@@ -301,7 +243,7 @@ class _Builder:
             )
             self.stack[-1].key = _COMPLEX_KEY
         tag = ev.tag
-        if tag is not None and tag != "!" and tag != _CORE + ("map" if is_map else "seq"):
+        if tag is not None and tag != "!" and tag != CORE + ("map" if is_map else "seq"):
             self.error("E0105", f"unsupported tag `{tag}`", pos, help="remove the tag")
         if len(self.stack) >= MAX_DEPTH:
             self.error(
@@ -345,65 +287,6 @@ class _Builder:
     def end_document(self, index: int) -> None:
         if not self.broken and self.root is not None and self.root[0] is not None:
             self.docs.append(Document(self.file, index, self.root[0], self.root[1]))
-
-
-def _char_at(text: str, line: int, col: int) -> str:
-    lines = text.splitlines()
-    if 1 <= line <= len(lines) and 1 <= col <= len(lines[line - 1]):
-        return lines[line - 1][col - 1]
-    return ""
-
-
-_OPENERS = {
-    "while parsing a flow sequence": ("`[`", "expected `,` or `]` here"),
-    "while parsing a flow mapping": ("`{`", "expected `,` or `}` here"),
-    "while scanning a quoted scalar": ("quoted string", "the file ends here"),
-}
-
-
-def _syntax_hint(problem: str, char: str) -> str | None:
-    if "tab" in problem or char == "\t":
-        return "YAML does not allow tabs for indentation: use spaces"
-    if char in ("@", "`"):
-        return f'`{char}` cannot start a plain YAML value: quote it, e.g. "@openai-prod"'
-    if problem.startswith("mapping values are not allowed"):
-        return "check the indentation of this line, or quote a value that contains `: `"
-    return None
-
-
-def _marked_error(exc: MarkedYAMLError, text: str, file: str) -> tuple[Pos, str, list[Note]]:
-    mark = exc.problem_mark
-    pos: Pos = (mark.line + 1, mark.column + 1, mark.line + 1, mark.column + 1)
-    problem = exc.problem or "invalid YAML"
-    notes: list[Note] = []
-    cm = exc.context_mark
-    if not exc.context or cm is None or (cm.line + 1, cm.column + 1) == pos[:2]:
-        return pos, problem, notes
-    context = (cm.line + 1, cm.column + 1, cm.line + 1, cm.column + 2)
-    opener = _OPENERS.get(exc.context)
-    if opener and _char_at(text, pos[0], pos[1]) not in ("]", "}"):
-        # an unclosed bracket or quote (not a wrong closer): point at where it opens
-        notes.append(Note(Span.at(file, pos), opener[1]))
-        return context, f"this {opener[0]} is never closed", notes
-    notes.append(Note(Span.at(file, context), exc.context))
-    return pos, problem, notes
-
-
-def _syntax_error(exc: YAMLError, text: str, file: str, sink: Sink) -> None:
-    if isinstance(exc, MarkedYAMLError) and exc.problem_mark is not None:
-        pos, problem, notes = _marked_error(exc, text, file)
-    else:  # ReaderError: a character YAML does not allow
-        index = getattr(exc, "position", 0) or 0
-        line = text.count("\n", 0, index) + 1
-        col = index - (text.rfind("\n", 0, index) + 1) + 1
-        pos = (line, col, line, col)
-        char = getattr(exc, "character", None)
-        problem = "a control character is not allowed in YAML"
-        if isinstance(char, int):
-            problem = f"character U+{char:04X} is not allowed in YAML"
-        notes = []
-    help_text = _syntax_hint(problem, _char_at(text, pos[0], pos[1]))
-    sink.emit("E0100", problem, Span.at(file, pos), help=help_text, notes=notes)
 
 
 def _too_many_documents(ev: Any, file: str, sink: Sink) -> None:
@@ -458,7 +341,7 @@ def parse_text(text: str, file: str, sink: Sink) -> list[Document]:
             elif kind is StreamEndEvent:
                 break
     except YAMLError as exc:
-        _syntax_error(exc, text, file, sink)
+        syntax_error(exc, text, file, sink)
     return builder.docs
 
 

@@ -2,8 +2,9 @@
 prices, limits and ready-to-use code (`catalogc docs`), and the code alone (`catalogc
 snippets`)."""
 
-from catalog_compiler.tools.gallery.site import Site, build_site, render_site, write_site
+from catalog_compiler.tools.gallery.site import build_site, render_site, write_site
 from catalog_compiler.tools.gallery.snippets import Gateway, Request, Snippet, snippets
+from catalog_compiler.tools.gallery.views import Site
 
 __all__ = [
     "Gateway",

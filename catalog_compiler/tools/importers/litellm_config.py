@@ -24,7 +24,6 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from hashlib import sha256
@@ -32,18 +31,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
-
-from catalog_compiler.diagnostics import Sink
-from catalog_compiler.load.fsutil import read_input
-from catalog_compiler.load.yamlparse import parse_text
 from catalog_compiler.model.types import ENV_RE, HTTP_URL
 from catalog_compiler.registry import Registry, builtin
 from catalog_compiler.services import SERVICES, Service
 from catalog_compiler.tools.importers import (
     PLACEHOLDER_SETTINGS,
-    InputError,
     organization_doc,
     pricing_block,
     service_for,
@@ -61,176 +53,21 @@ from catalog_compiler.tools.importers.emit import (
     valid_model_name,
     whole,
 )
-
-ENV_PREFIX = "os.environ/"
-EPOCH = "2026-01-01"  # day 0 of `<N>d` budget periods, when the import needs one
-# litellm_params -> credential field of our service (kept only where the service has it)
-CREDENTIAL_PARAMS = {
-    "api_key": "api_key",
-    "aws_access_key_id": "aws_access_key_id",
-    "aws_secret_access_key": "aws_secret_access_key",
-    "aws_session_token": "aws_session_token",
-    "vertex_credentials": "service_account_json",
-    "organization": "organization",
-}
-# litellm_params -> setting of our service
-SETTING_PARAMS = {
-    "api_version": "api_version",
-    "aws_region_name": "region",
-    "vertex_project": "project",
-    "vertex_location": "region",
-}
-# Where LiteLLM reads a credential from when the config gives none.
-LITELLM_DEFAULT_ENV = {
-    "openai": "OPENAI_API_KEY",
-    "anthropic": "ANTHROPIC_API_KEY",
-    "azure-openai": "AZURE_API_KEY",
-    "mistral": "MISTRAL_API_KEY",
-    "cohere": "COHERE_API_KEY",
-    "groq": "GROQ_API_KEY",
-    "together": "TOGETHERAI_API_KEY",
-    "fireworks": "FIREWORKS_AI_API_KEY",
-    "deepseek": "DEEPSEEK_API_KEY",
-    "openrouter": "OPENROUTER_API_KEY",
-    "xai": "XAI_API_KEY",
-    "perplexity": "PERPLEXITYAI_API_KEY",
-    "cerebras": "CEREBRAS_API_KEY",
-    "google": "GEMINI_API_KEY",
-}
-# Request parameters a deployment fixes; they become the provider's `default_params`.
-GENERATION_PARAMS = frozenset(
-    {
-        "temperature", "top_p", "max_tokens", "max_completion_tokens", "stop", "seed", "n",
-        "presence_penalty", "frequency_penalty", "reasoning_effort", "logit_bias", "top_k",
-    }
-)  # fmt: skip
-COST_PARAMS = {
-    "input_cost_per_token": "input",
-    "output_cost_per_token": "output",
-    "cache_read_input_token_cost": "cache_read",
-    "cache_creation_input_token_cost": "cache_write",
-}
-# litellm_params read elsewhere (provider, credentials, settings, limits, prices).
-HANDLED_PARAMS = frozenset(
-    {
-        "model", "api_base", "base_url", "rpm", "tpm", "max_parallel_requests", "max_budget",
-        "budget_duration", "weight", "custom_llm_provider", "input_cost_per_request",
-        *CREDENTIAL_PARAMS, *SETTING_PARAMS, *GENERATION_PARAMS, *COST_PARAMS,
-    }
-)  # fmt: skip
-MODEL_INFO_USED = frozenset(
-    {"id", "mode", "base_model", "max_input_tokens", "max_output_tokens", *COST_PARAMS}
+from catalog_compiler.tools.importers.litellm_input import Creds, Deployment, Endpoint, load
+from catalog_compiler.tools.importers.litellm_tables import (
+    AZURE_BASE,
+    COST_PARAMS,
+    CREDENTIAL_PARAMS,
+    DURATION,
+    ENV_PREFIX,
+    EPOCH,
+    GENERATION_PARAMS,
+    HANDLED_PARAMS,
+    HINTS,
+    LITELLM_DEFAULT_ENV,
+    MODEL_INFO_USED,
+    SETTING_PARAMS,
 )
-_AZURE_BASE = re.compile(r"https://([a-z0-9][a-z0-9-]*)\.openai\.azure\.com(/.*)?\Z")
-_DURATION = re.compile(r"\s*([0-9]+)\s*(s|m|min|h|hr|d|w|mo)\s*\Z")
-# Hints for settings that have a home elsewhere in the catalog or none at all.
-HINTS = {
-    "fallbacks": "write a routing Config with `strategy: {mode: fallback}`",
-    "context_window_fallbacks": "write a routing Config with `strategy: {mode: fallback}`",
-    "content_policy_fallbacks": "write a routing Config with `strategy: {mode: fallback}`",
-    "default_fallbacks": "write a routing Config with `strategy: {mode: fallback}`",
-    "num_retries": "routing Configs retry with `retry: {attempts: N}`",
-    "max_retries": "routing Configs retry with `retry: {attempts: N}`",
-    "request_timeout": "routing Configs take `request_timeout` (milliseconds)",
-    "timeout": "routing Configs take `request_timeout` (milliseconds)",
-    "routing_strategy": "Configs load-balance by weight only",
-    "model_group_alias": "the catalog has no model aliases; use a Config per alias",
-    "cache": "routing Configs take `cache: {mode: simple}`",
-    "cache_params": "routing Configs take `cache: {mode: simple}`",
-    "guardrails": "routing Configs carry Portkey guardrails (`input_guardrails` …)",
-    "master_key": "gateway keys are stored as sha256 in a Workspace's `api_keys`",
-    "success_callback": "logging callbacks are not part of the catalog",
-    "failure_callback": "logging callbacks are not part of the catalog",
-    "callbacks": "logging callbacks are not part of the catalog",
-}
-
-
-@dataclass
-class Creds:
-    """An integration's credentials: references, and literals awaiting a placeholder name."""
-
-    refs: dict[str, dict[str, str]] = field(default_factory=dict)
-    literals: dict[str, str] = field(default_factory=dict)  # field -> sha256 of the literal
-
-    def identity(self) -> tuple[tuple[str, str], ...]:
-        out = [(k, f"{next(iter(v))}:{next(iter(v.values()))}") for k, v in self.refs.items()]
-        out += [(k, f"literal:{h}") for k, h in self.literals.items()]
-        return tuple(sorted(out))
-
-
-@dataclass
-class Endpoint:
-    """The integration a deployment uses: service, credentials, settings, base URL."""
-
-    service: Service
-    group: str
-    creds: Creds
-    settings: dict[str, str]
-    base_url: str | None
-
-    def identity(self) -> tuple[Any, ...]:
-        return (
-            self.service.id,
-            self.group,
-            self.creds.identity(),
-            tuple(sorted(self.settings.items())),
-            self.base_url,
-        )
-
-
-@dataclass
-class Deployment:
-    index: int
-    model_name: str
-    model: str  # the litellm `model` string
-    upstream: str  # the model name the service knows ("*" or a glob for wildcards)
-    endpoint: Endpoint
-    params: dict[str, Any]
-    info: dict[str, Any]
-    entry: dict[str, Any]
-    literals: list[tuple[str, str]] = field(default_factory=list)  # (param, credential)
-    provider: str = ""  # slug, once assigned
-    integration: str = ""
-
-
-BOUNDS = {"E0103", "E0108", "E0109"}  # alias expansion, nesting depth, document count
-
-
-def within_bounds(text: str, path: Path) -> None:
-    """The catalog loader's guards first (alias bombs, nesting, document floods): the YAML
-    1.1 loader below has none, and the import walks what it returns."""
-    sink = Sink()
-    parse_text(text, str(path), sink)
-    for diag in sink:
-        if diag.code in BOUNDS:
-            raise InputError(f"{diag.span}: {diag.message}")
-
-
-def load(path: Path) -> dict[str, Any]:
-    """The config as LiteLLM reads it (YAML 1.1: `20_000` is a number, `True` a boolean)."""
-    try:
-        text = read_input(path).decode("utf-8")
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise InputError(f"{path} is not UTF-8 text") from None
-    within_bounds(text, path)
-    yaml = YAML(typ="safe", pure=True)
-    yaml.version = (1, 1)
-    yaml.allow_duplicate_keys = True  # LiteLLM (PyYAML) keeps the last one
-    try:
-        data = yaml.load(text)
-    except YAMLError as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InputError(f"{path} is not valid YAML: {first}") from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise InputError(f"{path}: expected a LiteLLM proxy config (a mapping with `model_list`)")
-    models = data.get("model_list")
-    if models is not None and not isinstance(models, list):
-        raise InputError(f"{path}: `model_list` is not a list")
-    return data
 
 
 def run(path: Path, registry: Registry | None = None) -> tuple[dict[str, str], Report]:
@@ -438,7 +275,7 @@ class ConfigImport:
             return None
         base = base.strip()
         if service.id == "azure-openai":
-            found = _AZURE_BASE.match(base.rstrip("/"))
+            found = AZURE_BASE.match(base.rstrip("/"))
             if found:
                 settings["resource_name"] = found[1]
                 return None
@@ -572,7 +409,7 @@ class ConfigImport:
         """A catalog budget period for a LiteLLM `budget_duration` (None: none fits)."""
         if duration is None:
             return "none"  # LiteLLM: a budget without a duration never resets
-        found = _DURATION.match(str(duration))
+        found = DURATION.match(str(duration))
         if not found:
             self.note(f"{where}: `budget_duration: {duration}` is not a duration: budget dropped")
             return None
