@@ -50,7 +50,7 @@ def edit(path: Path, i: int) -> None:
 
 
 def in_process_revalidation(catalog: Path, target: Path, repeat: int) -> float:
-    from catalog_compiler.cache import ParseCache
+    from catalog_compiler.check.cache import ParseCache
     from catalog_compiler.pipeline import validate
 
     cache = ParseCache(None, catalog)

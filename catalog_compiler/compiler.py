@@ -11,12 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from catalog_compiler.cache import ParseCache
+from catalog_compiler.check.cache import ParseCache
 from catalog_compiler.diagnostics import Diagnostic, Severity, Sink
+from catalog_compiler.diagnostics.progress import Progress
+from catalog_compiler.load.sources import CATALOG_FILE
 from catalog_compiler.pipeline import Result, validate
-from catalog_compiler.progress import Progress
 from catalog_compiler.registry import Registry, builtin
-from catalog_compiler.sources import CATALOG_FILE
 from runtime.bundle import Bundle
 from runtime.canonical import seal
 from runtime.errors import BundleError
@@ -57,7 +57,7 @@ def compile_catalog(
 
     Errors in some documents do not stop the later stages: the catalog is resolved from the
     documents that passed (see Context.build), and each check skips exactly what depends on
-    a broken document (see gaps.py), so one run reports every mistake and invents none."""
+    a broken document (see check/gaps.py), so one run reports every mistake and invents none."""
     registry = registry or builtin()
     result = validate(path, cache=cache, registry=registry, progress=progress, jobs=jobs)
     compiled = Compiled(result, diagnostics=list(result.diagnostics))

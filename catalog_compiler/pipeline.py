@@ -10,21 +10,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from catalog_compiler import parallel
-from catalog_compiler.cache import ParseCache
-from catalog_compiler.codes import CODES
+from catalog_compiler.check import parallel
+from catalog_compiler.check.cache import ParseCache
+from catalog_compiler.check.facts import Facts
+from catalog_compiler.check.files import FATAL_PARSE, FileResult
+from catalog_compiler.check.gaps import BrokenFile, Gaps
+from catalog_compiler.check.link import Index, link
 from catalog_compiler.diagnostics import Diagnostic, Severity, Sink
-from catalog_compiler.facts import Facts
-from catalog_compiler.filecheck import FATAL_PARSE, FileResult
-from catalog_compiler.gaps import BrokenFile, Gaps
-from catalog_compiler.link import Index, link
-from catalog_compiler.progress import NullProgress, Progress
+from catalog_compiler.diagnostics.codes import CODES
+from catalog_compiler.diagnostics.progress import NullProgress, Progress
+from catalog_compiler.load.sources import CATALOG_FILE, Source, discover, find_root
 from catalog_compiler.registry import Registry, builtin
-from catalog_compiler.sources import CATALOG_FILE, Source, discover, find_root
 
 if TYPE_CHECKING:
     from catalog_compiler.check.schema import Checked
-    from catalog_compiler.yamlparse import Document
+    from catalog_compiler.load.yamlparse import Document
 
 
 @dataclass

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from catalog_compiler.compiler import compile_catalog
-from catalog_compiler.report.base import Summary
-from catalog_compiler.report.text import TextReporter
+from catalog_compiler.diagnostics.report.base import Summary
+from catalog_compiler.diagnostics.report.text import TextReporter
 
 CASES_DIR = Path(__file__).parent / "cases"
 CASES = sorted(p for p in CASES_DIR.iterdir() if (p / "expected.txt").exists())

@@ -1,4 +1,4 @@
-"""catalog_compiler.chargeback: the line reader's bounds, exact sums, and the codes as
+"""catalog_compiler.tools.chargeback: the line reader's bounds, exact sums, and the codes as
 documented in docs/usage-events.md."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from catalog_compiler.chargeback import (
+from catalog_compiler.tools.chargeback import (
     CODES,
     MAX_LINE_BYTES,
     Event,

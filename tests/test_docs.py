@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from catalog_compiler.codes import CODES
+from catalog_compiler.diagnostics.codes import CODES
 from tests.conftest import ROOT
 
 DOC = ROOT / "docs" / "diagnostics.md"

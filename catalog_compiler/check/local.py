@@ -10,10 +10,12 @@ from collections.abc import Collection, Iterator, Sequence
 from decimal import Decimal
 from typing import Any, cast
 
+from catalog_compiler.check.facts import Facts, Ref, TargetRef, split_model_string
+from catalog_compiler.check.link import check_base_model
 from catalog_compiler.check.schema import Checked
 from catalog_compiler.diagnostics import Note, Sink, Span
-from catalog_compiler.facts import Facts, Ref, TargetRef, split_model_string
-from catalog_compiler.link import check_base_model
+from catalog_compiler.load.positions import key_pos, value_pos
+from catalog_compiler.load.yamlparse import Document
 from catalog_compiler.model.aliases import ConfigTarget
 from catalog_compiler.model.common import PRICE_FIELDS, Limits, Pricing
 from catalog_compiler.model.documents import (
@@ -27,10 +29,8 @@ from catalog_compiler.model.documents import (
 )
 from catalog_compiler.model.routing import Target
 from catalog_compiler.model.types import PERIOD_RE, SLUG_RE
-from catalog_compiler.positions import key_pos, value_pos
 from catalog_compiler.registry import Registry
 from catalog_compiler.services import ALIASES, SERVICES, WholeSetting
-from catalog_compiler.yamlparse import Document
 from runtime.suggest import did_you_mean
 
 Path = tuple[str | int, ...]

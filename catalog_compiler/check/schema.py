@@ -13,12 +13,12 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from catalog_compiler.diagnostics import Sink, Span
+from catalog_compiler.diagnostics.redact import mask
+from catalog_compiler.load.positions import key_pos, value_pos
+from catalog_compiler.load.yamlparse import Document
 from catalog_compiler.model.common import Strict
 from catalog_compiler.model.documents import KINDS
 from catalog_compiler.model.errors import type_name
-from catalog_compiler.positions import key_pos, value_pos
-from catalog_compiler.redact import mask
-from catalog_compiler.yamlparse import Document
 from runtime.suggest import did_you_mean, hint
 
 Loc = Sequence[str | int]

@@ -28,13 +28,13 @@ from typing import TYPE_CHECKING, Any
 
 from catalog_compiler.check.schema import names_unknown_field, type_at
 from catalog_compiler.diagnostics import Sink, Span
+from catalog_compiler.diagnostics.redact import ANY_KNOWN, AUTH_VALUE, KNOWN, URL_USERINFO, masked
+from catalog_compiler.load.positions import Pos, PosTree, own_pos
 from catalog_compiler.model.common import SecretRef
 from catalog_compiler.model.documents import KINDS
-from catalog_compiler.positions import Pos, PosTree, own_pos
-from catalog_compiler.redact import ANY_KNOWN, AUTH_VALUE, KNOWN, URL_USERINFO, masked
 
 if TYPE_CHECKING:
-    from catalog_compiler.yamlparse import Document
+    from catalog_compiler.load.yamlparse import Document
 
 Loc = tuple[str | int, ...]
 

@@ -11,7 +11,7 @@ import click
 
 from catalog_compiler import __version__
 from catalog_compiler.cli import examples as ex
-from catalog_compiler.redact import mask
+from catalog_compiler.diagnostics.redact import mask
 
 EXIT_INTERNAL = 3
 

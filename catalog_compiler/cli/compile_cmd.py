@@ -22,9 +22,9 @@ from catalog_compiler.cli.options import (
 from catalog_compiler.cli.outputs import STDOUT, output_problem, unwritable
 from catalog_compiler.compiler import Compiled, compile_catalog
 from catalog_compiler.diagnostics import Diagnostic
-from catalog_compiler.fsutil import write_atomic
-from catalog_compiler.report.text import plural
-from catalog_compiler.sources import protected_files
+from catalog_compiler.diagnostics.report.text import plural
+from catalog_compiler.load.fsutil import write_atomic
+from catalog_compiler.load.sources import protected_files
 from runtime.bundle import Bundle
 from runtime.errors import BundleError
 

@@ -10,16 +10,11 @@ import click
 from catalog_compiler.cli import examples as ex
 from catalog_compiler.cli.explain_cmd import load
 from catalog_compiler.cli.options import EXIT_ERRORS, EXIT_OK, EXIT_USAGE, F
-from catalog_compiler.explain import split_target
-from catalog_compiler.fsutil import check_output_dir, error_text
-from catalog_compiler.gallery.site import (
-    build_site,
-    config_views,
-    pick_config,
-    requests_for,
-    write_site,
-)
-from catalog_compiler.gallery.snippets import (
+from catalog_compiler.load.fsutil import check_output_dir, error_text
+from catalog_compiler.tools.explain import split_target
+from catalog_compiler.tools.gallery.routes import config_views, pick_config
+from catalog_compiler.tools.gallery.site import build_site, requests_for, write_site
+from catalog_compiler.tools.gallery.snippets import (
     DEFAULT_API_KEY_ENV,
     DEFAULT_GATEWAY_URL,
     FORM_TITLES,
@@ -30,7 +25,7 @@ from catalog_compiler.gallery.snippets import (
     Gateway,
     snippets,
 )
-from catalog_compiler.gallery.usage import UsageBar, UsageFileError, bars_of, read_usage_file
+from catalog_compiler.tools.gallery.usage import UsageBar, UsageFileError, bars_of, read_usage_file
 from runtime.bundle import Bundle
 from runtime.errors import RequestError, UnknownModel
 from runtime.suggest import closest

@@ -12,8 +12,8 @@ import click
 from catalog_compiler.cli import examples as ex
 from catalog_compiler.cli.options import EXIT_ERRORS, EXIT_OK, EXIT_USAGE, report
 from catalog_compiler.compiler import compile_catalog
-from catalog_compiler.explain import explain_route, explain_workspace
-from catalog_compiler.explain_aliases import render_alias
+from catalog_compiler.tools.explain import explain_route, explain_workspace
+from catalog_compiler.tools.explain_aliases import render_alias
 from runtime.bundle import Bundle
 from runtime.errors import BundleError, RequestError
 

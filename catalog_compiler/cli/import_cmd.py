@@ -12,9 +12,15 @@ import click
 
 from catalog_compiler.cli import examples as ex
 from catalog_compiler.cli.options import EXIT_USAGE
-from catalog_compiler.fsutil import FileId
-from catalog_compiler.importers import InputError, parse_selection
-from catalog_compiler.importers.emit import REPORT_FILE, OutputError, Report, finish, prepare_output
+from catalog_compiler.load.fsutil import FileId
+from catalog_compiler.tools.importers import InputError, parse_selection
+from catalog_compiler.tools.importers.emit import (
+    REPORT_FILE,
+    OutputError,
+    Report,
+    finish,
+    prepare_output,
+)
 
 Build = Callable[[], tuple[dict[str, str], Report]]
 
@@ -54,7 +60,7 @@ def litellm_prices(file: Path, out: Path, integrations: tuple[str, ...], force: 
 
     USD per token becomes USD per 1M tokens, exactly. Entries that cannot be converted
     (other providers, images, per-second prices, …) are listed with the reason."""
-    from catalog_compiler.importers import litellm_prices as importer
+    from catalog_compiler.tools.importers import litellm_prices as importer
 
     _run(lambda: importer.run(file, parse_selection(integrations)), out, force, file)
 
@@ -68,7 +74,7 @@ def portkey_prices(directory: Path, out: Path, integrations: tuple[str, ...], fo
     """Model documents from Portkey's pricing tables (a directory of <provider>.json).
 
     US cents per token becomes USD per 1M tokens, exactly."""
-    from catalog_compiler.importers import portkey_prices as importer
+    from catalog_compiler.tools.importers import portkey_prices as importer
 
     _run(lambda: importer.run(directory, parse_selection(integrations)), out, force, directory)
 
@@ -82,13 +88,13 @@ def litellm_config(config: Path, out: Path, force: bool) -> None:
 
     Deployments become providers (with their rate limits and budgets) on integrations
     holding secret references only; what has no place in the catalog is reported."""
-    from catalog_compiler.importers import litellm_config as importer
+    from catalog_compiler.tools.importers import litellm_config as importer
 
     _run(lambda: importer.run(config), out, force, config)
 
 
 def _run(build: Build, out: Path, force: bool, source: Path) -> None:
-    from catalog_compiler.importers.reach import reach_warnings
+    from catalog_compiler.tools.importers.reach import reach_warnings
 
     try:
         files, report = build()

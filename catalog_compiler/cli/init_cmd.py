@@ -9,8 +9,8 @@ import click
 
 from catalog_compiler.cli import examples as ex
 from catalog_compiler.cli.options import EXIT_OK, EXIT_USAGE
-from catalog_compiler.fsutil import check_output_dir, error_text
-from catalog_compiler.scaffold import ScaffoldError, scaffold
+from catalog_compiler.load.fsutil import check_output_dir, error_text
+from catalog_compiler.tools.scaffold import ScaffoldError, scaffold
 
 
 @click.command(epilog=ex.INIT)

@@ -10,12 +10,12 @@ from typing import Any, TextIO
 
 import click
 
-from catalog_compiler.cache import ParseCache, default_cache_dir
+from catalog_compiler.check.cache import ParseCache, default_cache_dir
 from catalog_compiler.diagnostics import Diagnostic
+from catalog_compiler.diagnostics.progress import NullProgress, Progress, TerminalProgress
+from catalog_compiler.diagnostics.report import REPORTER_BY_NAME
+from catalog_compiler.diagnostics.report.base import Summary
 from catalog_compiler.pipeline import Result
-from catalog_compiler.progress import NullProgress, Progress, TerminalProgress
-from catalog_compiler.report import REPORTER_BY_NAME
-from catalog_compiler.report.base import Summary
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
 

@@ -7,8 +7,8 @@ from collections.abc import Collection
 from pathlib import Path
 
 from catalog_compiler.diagnostics import Diagnostic, Sink, Span
-from catalog_compiler.fsutil import FileId, OutputRefused, check_output
-from catalog_compiler.sources import would_be_catalog_file
+from catalog_compiler.load.fsutil import FileId, OutputRefused, check_output
+from catalog_compiler.load.sources import would_be_catalog_file
 
 STDOUT = "-"
 

@@ -14,7 +14,10 @@ from typing import IO
 
 import click
 
-from catalog_compiler.chargeback import (
+from catalog_compiler.cli import examples as ex
+from catalog_compiler.cli.options import EXIT_ERRORS, EXIT_OK, EXIT_USAGE, color_option, use_color
+from catalog_compiler.diagnostics import printable
+from catalog_compiler.tools.chargeback import (
     KEYS,
     MAX_FILES,
     TOKEN_KINDS,
@@ -24,9 +27,6 @@ from catalog_compiler.chargeback import (
     open_events,
     read_stream,
 )
-from catalog_compiler.cli import examples as ex
-from catalog_compiler.cli.options import EXIT_ERRORS, EXIT_OK, EXIT_USAGE, color_option, use_color
-from catalog_compiler.diagnostics import printable
 
 EXAMPLES = ex.examples(
     "catalogc report events.jsonl events.jsonl.1 --by workspace --by model",

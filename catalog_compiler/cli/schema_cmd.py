@@ -9,7 +9,7 @@ import click
 
 from catalog_compiler.cli import examples as ex
 from catalog_compiler.cli.options import EXIT_USAGE
-from catalog_compiler.fsutil import check_output_dir, error_text, write_atomic
+from catalog_compiler.load.fsutil import check_output_dir, error_text, write_atomic
 
 # Names only: the generator imports every model, so it loads when the command runs.
 SCHEMA_NAMES = ("bundle.schema.json", "catalog.schema.json", "routing-config.schema.json")
@@ -25,7 +25,7 @@ SCHEMA_NAMES = ("bundle.schema.json", "catalog.schema.json", "routing-config.sch
 )
 def schema(name: str | None, out_dir: Path | None) -> None:
     """Print the JSON Schema NAME, or write them all with --write DIR."""
-    from catalog_compiler.schemas import SCHEMAS, render
+    from catalog_compiler.emit.schemas import SCHEMAS, render
 
     if out_dir is not None:
         try:

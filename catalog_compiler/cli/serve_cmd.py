@@ -22,8 +22,8 @@ import click
 from catalog_compiler.cli import examples as ex
 from catalog_compiler.cli.options import EXIT_ERRORS, EXIT_USAGE, make_cache, report
 from catalog_compiler.compiler import Compiled, compile_catalog
-from catalog_compiler.fsutil import write_atomic
-from catalog_compiler.sources import CATALOG_FILE
+from catalog_compiler.load.fsutil import write_atomic
+from catalog_compiler.load.sources import CATALOG_FILE
 
 GatewayMain = Callable[[list[str]], int]  # runtime.gateway.cli.main
 BUNDLE_NAME = "catalog.bundle.json"

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from catalog_compiler.check.parallel import WarmWorker
 from catalog_compiler.cli import examples as ex
 from catalog_compiler.cli.options import (
     EXIT_ERRORS,
@@ -21,7 +22,6 @@ from catalog_compiler.cli.options import (
     report,
 )
 from catalog_compiler.diagnostics import Diagnostic, Severity
-from catalog_compiler.parallel import WarmWorker
 from catalog_compiler.pipeline import Result
 from catalog_compiler.pipeline import validate as run_validate
 from catalog_compiler.registry import builtin

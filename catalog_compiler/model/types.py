@@ -16,9 +16,9 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator, PlainValidator, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
+from catalog_compiler.diagnostics.redact import URL_USERINFO
 from catalog_compiler.model.errors import wrong_type
 from catalog_compiler.model.numbers import Exact, Whole, bound_text, shown
-from catalog_compiler.redact import URL_USERINFO
 
 SLUG_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,62}\Z")
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"

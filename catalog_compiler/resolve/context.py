@@ -6,9 +6,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+from catalog_compiler.check.gaps import Gaps
 from catalog_compiler.check.schema import Checked
 from catalog_compiler.diagnostics import Sink, Span
-from catalog_compiler.gaps import Gaps
+from catalog_compiler.load.positions import key_pos, value_pos
+from catalog_compiler.load.yamlparse import Document
 from catalog_compiler.model.documents import (
     Config,
     Integration,
@@ -18,10 +20,8 @@ from catalog_compiler.model.documents import (
     Workspace,
 )
 from catalog_compiler.model.types import PERIOD_RE
-from catalog_compiler.positions import key_pos, value_pos
 from catalog_compiler.registry import Registry
 from catalog_compiler.services import SERVICES
-from catalog_compiler.yamlparse import Document
 
 Path = tuple[str | int, ...]
 # Only in a catalog that already has errors (no bundle is written): lets `<N>d` budgets

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import cast
 
-from catalog_compiler.gaps import Gaps
+from catalog_compiler.check.gaps import Gaps
 from catalog_compiler.model.common import PriceOverride, Pricing
 from catalog_compiler.model.documents import CustomModel, Integration, Model, Provider
 from catalog_compiler.resolve.context import Context, Located, Path

@@ -4,32 +4,32 @@ compiler and the router share one implementation of access, provisioning and pri
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from fractions import Fraction
 from functools import cached_property
 from typing import Any
 
+from catalog_compiler.check.gaps import Gaps
 from catalog_compiler.diagnostics import Note, Severity, Span
-from catalog_compiler.gaps import Gaps
-from catalog_compiler.model.common import PER_SECONDS
-from catalog_compiler.model.types import PERIOD_RE
-from catalog_compiler.positions import own_pos
+from catalog_compiler.load.positions import own_pos
+from catalog_compiler.load.yamlparse import Document
 from catalog_compiler.resolve.aliases import AliasChecks
+from catalog_compiler.resolve.chains import (
+    missing_prices,
+    tighter_budget,
+    tighter_concurrency,
+    tighter_rate,
+    usd_counter,
+    usd_key,
+)
 from catalog_compiler.resolve.context import Context
 from catalog_compiler.resolve.modes import mixed_modes
 from catalog_compiler.resolve.routing import Leaf
-from catalog_compiler.yamlparse import Document
 from runtime.access import Refusal, Rules, qualified
 from runtime.bundle import (
-    BudgetLimit,
     Bundle,
     Counter,
-    Prices,
     Provider,
-    RateLimit,
     Workspace,
-    budget_words,
     counter_label,
-    rate_words,
 )
 from runtime.errors import RequestError
 from runtime.suggest import did_you_mean
@@ -66,7 +66,7 @@ class Semantics:
         self.reachless_workspaces()
         AliasChecks(self.ctx, self.bundle).run()
 
-    # -- what broken documents leave unknown (see gaps.py) -------------------------------
+    # -- what broken documents leave unknown (see check/gaps.py) -------------------------
     def homes(self, p: Provider) -> list[tuple[str, str]]:
         return [("Integration", p.integration.slug), ("Provider", p.slug)]
 
@@ -225,12 +225,12 @@ class Semantics:
         """Warn for each declared limit of `child` that some ancestor beats on every chain."""
         checks: list[tuple[str, Any]] = []
         for b in child.budgets:
-            checks.append((f"budgets/{b.key}", lambda chain, b=b: _tighter_budget(b, chain)))
+            checks.append((f"budgets/{b.key}", lambda chain, b=b: tighter_budget(b, chain)))
         for r in child.rate_limits:
-            checks.append((f"rate_limits/{r.key}", lambda chain, r=r: _tighter_rate(r, chain)))
+            checks.append((f"rate_limits/{r.key}", lambda chain, r=r: tighter_rate(r, chain)))
         if child.concurrency is not None:
             limit = child.concurrency
-            checks.append(("concurrency", lambda chain: _tighter_concurrency(limit, chain)))
+            checks.append(("concurrency", lambda chain: tighter_concurrency(limit, chain)))
         for tail, tighter_on in checks:
             element = f"counters/{child.id}/{tail}"
             if element in self.ctx.defaulted:
@@ -255,7 +255,7 @@ class Semantics:
         b = self.bundle
         for p in b.providers.values():
             for name, info in sorted(p.models.items()):
-                if _missing_prices(info.mode, info.prices):
+                if missing_prices(info.mode, info.prices):
                     if name in self.extras(p) or not self.models_known(p):
                         continue  # a broken Model document may price it
                     self.unpriced_model(p, name, info.mode)
@@ -268,8 +268,8 @@ class Semantics:
         for ws in sorted(b.workspaces.values(), key=lambda w: w.slug):
             if b.provisioning(ws, p) is not None or ws.rules.refuse(_pair(p, model)):
                 continue  # only reached for unpriced models, which are rare
-            gaps = _missing_prices(mode, b.price(ws.slug, p.slug, model).prices)
-            counter = _usd_counter([b.counters[c] for c in (*p.chain, ws.counter)])
+            gaps = missing_prices(mode, b.price(ws.slug, p.slug, model).prices)
+            counter = usd_counter([b.counters[c] for c in (*p.chain, ws.counter)])
             if gaps and counter is not None:
                 blocked.append((ws.slug, counter))
                 missing.update(gaps)
@@ -285,7 +285,7 @@ class Semantics:
             f"{counter_label(counter.id)} must charge it (used by {workspaces})",
             where if self.span(where) else f"providers/{p.slug}",
             help="give the model a `pricing:` (a Model document or an override), or `free: true`",
-            notes=self.note(f"counters/{counter.id}/budgets/{_usd_key(counter)}", "the usd budget"),
+            notes=self.note(f"counters/{counter.id}/budgets/{usd_key(counter)}", "the usd budget"),
         )
 
     # -- E0502: configs reaching what their workspaces may not use ----------------------
@@ -475,67 +475,3 @@ def _raw(ctx: Context, leaf: Leaf) -> dict[str, Any]:
         else:
             node = {}
     return node if isinstance(node, dict) else {}
-
-
-def _contains(outer: str, inner: str) -> bool:
-    """Does every `inner` period lie inside one `outer` period (both calendar-aligned)?"""
-    if outer == inner or outer == "none":
-        return True
-    outer_days = _days(outer)
-    inner_days = _days(inner)
-    if inner == "daily":
-        return outer in ("weekly", "monthly") or outer_days is not None
-    return outer_days is not None and inner_days is not None and outer_days % inner_days == 0
-
-
-def _days(period: str) -> int | None:
-    match = PERIOD_RE.match(period)
-    return int(match.group(1)) if match else None
-
-
-Reason = tuple[str, str, str]  # (ancestor counter, its limit in words, its element tail)
-
-
-def _tighter_budget(child: BudgetLimit, chain: list[Counter]) -> Reason | None:
-    for counter in chain:
-        for b in counter.budgets:
-            if (
-                b.unit == child.unit
-                and _contains(b.period, child.period)
-                and b.limit <= child.limit
-            ):
-                return counter.id, budget_words(b), f"budgets/{b.key}"
-    return None
-
-
-def _rate(r: RateLimit) -> Fraction:
-    return Fraction(r.limit, PER_SECONDS[r.per])
-
-
-def _tighter_rate(child: RateLimit, chain: list[Counter]) -> Reason | None:
-    for counter in chain:
-        for r in counter.rate_limits:
-            if r.unit == child.unit and _rate(r) <= _rate(child) and r.burst <= child.burst:
-                what = rate_words(r)
-                return counter.id, what, f"rate_limits/{r.key}"
-    return None
-
-
-def _tighter_concurrency(child: int, chain: list[Counter]) -> Reason | None:
-    for counter in chain:
-        if counter.concurrency is not None and counter.concurrency <= child:
-            return counter.id, f"{counter.concurrency} requests in flight", "concurrency"
-    return None
-
-
-def _missing_prices(mode: str, prices: Prices) -> list[str]:
-    needed = ("input",) if mode == "embedding" else ("input", "output")
-    return [f for f in needed if prices.get(f) is None]
-
-
-def _usd_counter(chain: list[Counter]) -> Counter | None:
-    return next((c for c in chain if any(b.unit == "usd" for b in c.budgets)), None)
-
-
-def _usd_key(counter: Counter) -> str:
-    return next(b.key for b in counter.budgets if b.unit == "usd")

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from catalog_compiler.codes import CODES
-from catalog_compiler.report.github import escape_data, escape_property
+from catalog_compiler.diagnostics.codes import CODES
+from catalog_compiler.diagnostics.report.github import escape_data, escape_property
 from tests.conftest import EXAMPLE
 
 BROKEN = {

@@ -24,8 +24,8 @@ from hypothesis import strategies as st
 from benchmarks.gen_catalog import generate
 from catalog_compiler.compiler import compile_catalog
 from catalog_compiler.diagnostics import Sink
-from catalog_compiler.schemas import render
-from catalog_compiler.yamlparse import parse_text
+from catalog_compiler.emit.schemas import render
+from catalog_compiler.load.yamlparse import parse_text
 from runtime.bundle import Bundle
 from runtime.canonical import CanonicalError, jcs, js_number, seal
 from tests.conftest import EXAMPLE

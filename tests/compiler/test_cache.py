@@ -7,7 +7,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from catalog_compiler.cache import ParseCache
+from catalog_compiler.check.cache import ParseCache
 from catalog_compiler.pipeline import validate
 from tests.conftest import EXAMPLE
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.gen_catalog import generate
-from catalog_compiler import parallel
+from catalog_compiler.check import parallel
 from catalog_compiler.pipeline import validate
 from catalog_compiler.registry import builtin
 
@@ -51,7 +51,7 @@ def only_thread() -> None:
 
 
 def test_warm_worker_checks_the_changed_files_exactly_as_here(tmp_path: Path) -> None:
-    from catalog_compiler.cache import ParseCache
+    from catalog_compiler.check.cache import ParseCache
 
     root = tmp_path / "cat"
     generate(300, root)

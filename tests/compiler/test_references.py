@@ -14,8 +14,8 @@ import pytest
 
 from catalog_compiler.cli.explain_cmd import render_route
 from catalog_compiler.compiler import compile_catalog
-from catalog_compiler.diff import semantic_diff
-from catalog_compiler.explain import explain_route
+from catalog_compiler.tools.diff import semantic_diff
+from catalog_compiler.tools.explain import explain_route
 from runtime.bundle import Bundle
 from runtime.canonical import seal
 from runtime.errors import BundleContentError

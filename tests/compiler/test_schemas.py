@@ -10,8 +10,8 @@ import jsonschema
 import pytest
 
 from catalog_compiler.diagnostics import Sink
-from catalog_compiler.schemas import SCHEMAS, render
-from catalog_compiler.yamlparse import parse_text
+from catalog_compiler.emit.schemas import SCHEMAS, render
+from catalog_compiler.load.yamlparse import parse_text
 from tests.conftest import EXAMPLE, ROOT, shared_data
 
 SCHEMA_DIR = ROOT / "schema"

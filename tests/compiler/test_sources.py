@@ -13,14 +13,14 @@ from pathlib import Path
 import pytest
 
 from catalog_compiler.diagnostics import Sink
-from catalog_compiler.pipeline import validate
-from catalog_compiler.sources import (
+from catalog_compiler.load.sources import (
     MAX_FILE_BYTES,
     IgnoreRules,
     discover,
     protected_files,
     would_be_catalog_file,
 )
+from catalog_compiler.pipeline import validate
 
 PROVIDER = "kind: Workspace\nslug: {slug}\n"
 

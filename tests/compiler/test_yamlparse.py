@@ -11,8 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from catalog_compiler.diagnostics import Sink
-from catalog_compiler.positions import key_pos, value_pos
-from catalog_compiler.yamlparse import (
+from catalog_compiler.load.positions import key_pos, value_pos
+from catalog_compiler.load.yamlparse import (
     MAX_DEPTH,
     MAX_DOCUMENTS,
     decode,

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from catalog_compiler.cli import cli
-from catalog_compiler.codes import CODES
+from catalog_compiler.diagnostics.codes import CODES
 from catalog_compiler.model import KINDS
 from catalog_compiler.pipeline import Result, validate
 from tests.conftest import EXAMPLE

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from catalog_compiler.compiler import compile_catalog
-from catalog_compiler.gallery import Site, build_site, render_site, write_site
+from catalog_compiler.tools.gallery import Site, build_site, render_site, write_site
 from runtime.bundle import Bundle
 from tests.conftest import EXAMPLE
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from catalog_compiler.compiler import compile_catalog
-from catalog_compiler.gallery import build_site, render_site
+from catalog_compiler.tools.gallery import build_site, render_site
 from tests.cli.test_aliases_cli import catalog
 
 

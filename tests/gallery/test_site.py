@@ -11,9 +11,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from catalog_compiler.compiler import compile_catalog
-from catalog_compiler.gallery import Site, build_site, render_site
-from catalog_compiler.gallery.site import page_name, usd
-from catalog_compiler.redact import ANY_KNOWN
+from catalog_compiler.diagnostics.redact import ANY_KNOWN
+from catalog_compiler.tools.gallery import Site, build_site, render_site
+from catalog_compiler.tools.gallery.site import page_name, usd
 from runtime.access import qualified
 from runtime.bundle import Bundle
 from tests.conftest import EXAMPLE, ROOT
@@ -132,7 +132,7 @@ def _render_in_subprocess(out: Path, seed: str) -> dict[str, bytes]:
     code = (
         "import sys; from pathlib import Path;"
         "from catalog_compiler.compiler import compile_catalog;"
-        "from catalog_compiler.gallery import build_site, write_site;"
+        "from catalog_compiler.tools.gallery import build_site, write_site;"
         "write_site(build_site(compile_catalog(sys.argv[1]).index), Path(sys.argv[2]))"
     )
     env = {**os.environ, "PYTHONHASHSEED": seed, "CATALOGC_NO_CACHE": "1"}

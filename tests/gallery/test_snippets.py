@@ -18,8 +18,8 @@ from typing import Any, ClassVar
 
 import pytest
 
-from catalog_compiler.gallery import Gateway, Request, Site, build_site, snippets
-from catalog_compiler.gallery.site import config_routes, shape_for
+from catalog_compiler.tools.gallery import Gateway, Request, Site, build_site, snippets
+from catalog_compiler.tools.gallery.routes import config_routes, shape_for
 from runtime.bundle import Bundle
 from runtime.router import Router
 from tests.gallery.snippet_runner import node_sdks, run_node, run_python  # noqa: F401
@@ -343,7 +343,7 @@ def test_curl_snippets_run_and_reach_their_model(
 
 
 def test_pick_config_prefers_ready_routes_then_the_default_config() -> None:
-    from catalog_compiler.gallery.site import ConfigView, pick_config
+    from catalog_compiler.tools.gallery.routes import ConfigView, pick_config
 
     any_model = config_routes("any", {"mode": "fallback", "targets": [
         {"mode": "target", "provider": "p"}]})  # fmt: skip

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from catalog_compiler.gallery import Gateway, Request, build_site, snippets
-from catalog_compiler.gallery.snippets import Snippet
+from catalog_compiler.tools.gallery import Gateway, Request, build_site, snippets
+from catalog_compiler.tools.gallery.snippets import Snippet
 from runtime.bundle import Bundle
 from tests.gallery.snippet_runner import (  # noqa: F401  (node_sdks: a fixture)
     Ran,

@@ -22,9 +22,9 @@ from pydantic import BaseModel
 
 from catalog_compiler.check.schema import type_at
 from catalog_compiler.diagnostics import Sink
+from catalog_compiler.emit.schemas import render
+from catalog_compiler.load.yamlparse import parse_text
 from catalog_compiler.model.documents import KINDS
-from catalog_compiler.schemas import render
-from catalog_compiler.yamlparse import parse_text
 from tests.conftest import EXAMPLE
 
 Loc = tuple[str | int, ...]

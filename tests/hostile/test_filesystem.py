@@ -29,11 +29,11 @@ from pathlib import Path
 
 import pytest
 
-from catalog_compiler import sources
 from catalog_compiler.diagnostics import Sink, Span
-from catalog_compiler.report.base import Summary
-from catalog_compiler.report.text import TextReporter
-from catalog_compiler.sources import MAX_FILE_BYTES, Confinement, discover, read_catalog_file
+from catalog_compiler.diagnostics.report.base import Summary
+from catalog_compiler.diagnostics.report.text import TextReporter
+from catalog_compiler.load import sources
+from catalog_compiler.load.sources import MAX_FILE_BYTES, Confinement, discover, read_catalog_file
 from tests.hostile.conftest import FAKE_SECRETS, Run, assert_sound, catalogc
 
 ORG = "kind: Organization\nversion: 1\nname: Probe Org\n"

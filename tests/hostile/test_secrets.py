@@ -24,10 +24,10 @@ from typing import Any
 import pytest
 
 from catalog_compiler.compiler import Compiled, compile_catalog
-from catalog_compiler.redact import mask, mask_same_length
+from catalog_compiler.diagnostics.redact import mask, mask_same_length
+from catalog_compiler.diagnostics.report import REPORTER_BY_NAME
+from catalog_compiler.diagnostics.report.base import Summary
 from catalog_compiler.registry import builtin
-from catalog_compiler.report import REPORTER_BY_NAME
-from catalog_compiler.report.base import Summary
 from tests.hostile.acme_fields import (
     Field,
     Planted,

@@ -18,14 +18,16 @@ from ruamel.yaml import YAML
 
 from catalog_compiler.cli.import_cmd import import_
 from catalog_compiler.compiler import compile_catalog
-from catalog_compiler.importers import (
+from catalog_compiler.pipeline import validate
+from catalog_compiler.registry import builtin
+from catalog_compiler.tools.importers import (
     Target,
     litellm_config,
     litellm_prices,
     portkey_prices,
     service_for,
 )
-from catalog_compiler.importers.emit import (
+from catalog_compiler.tools.importers.emit import (
     REPORT_FILE,
     Quoted,
     Report,
@@ -34,8 +36,6 @@ from catalog_compiler.importers.emit import (
     prepare_output,
     scalar,
 )
-from catalog_compiler.pipeline import validate
-from catalog_compiler.registry import builtin
 from tests.conftest import shared_data
 
 LITELLM_PRICES = ("litellm", "model_prices_and_context_window.json")
