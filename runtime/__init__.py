@@ -33,6 +33,7 @@ if TYPE_CHECKING:
         UnknownProvider,
         UnknownWorkspace,
     )
+    from runtime.inline import parse_config
     from runtime.limits.base import Reservation, Store
     from runtime.limits.memory import MemoryStore
     from runtime.money import Estimate, Usage
@@ -74,6 +75,7 @@ _WHERE = {
     "UnknownWorkspace": "runtime.errors",
     "Usage": "runtime.money",
     "CounterUsage": "runtime.counters_usage",
+    "parse_config": "runtime.inline",
 }
 
 
@@ -122,4 +124,5 @@ __all__ = [
     "UnknownProvider",
     "UnknownWorkspace",
     "Usage",
+    "parse_config",
 ]
