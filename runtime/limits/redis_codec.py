@@ -1,6 +1,6 @@
 """How the Redis store and its budget leases talk to the Lua scripts: key names, numbers
 packed as little-endian doubles, one chain's admission plan, and reading replies back (rate
-refusals, budget and bucket state). No connections here: redis_store.py owns those.
+refusals, budget and bucket state). No connections here: redis_connection.py owns those.
 """
 
 from __future__ import annotations

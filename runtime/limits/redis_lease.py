@@ -22,253 +22,37 @@ budget's key is `{ns}:bu:…` and its hash `{ns}:lu:…`: see budget_key in redi
   LEASE on that window: its entry is dropped and its amount stays granted (recorded in the
   hash's `~forfeited` field), never returned.
 - The generation marker is checked by every script; a lost generation drops all holdings.
+
+Here: the admission and settlement bookkeeping (Leases). Apart: the scripts
+(redis_lease_lua.py), the holdings and their upkeep (redis_lease_holdings.py), and the
+store's leased admission and settlement, which make the Redis calls (redis_lease_admit.py).
 """
 
 from __future__ import annotations
 
-import asyncio
-import collections
-import logging
-import os
-import socket
-import threading
 import time
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 from runtime.limits.base import Reservation, budget_refusal, reused_id
-from runtime.limits.lua import _ARGS, CALENDAR, FOREVER, LOW
-from runtime.limits.redis_codec import (
-    BYPASS,
-    GENERATION_LOST,
-    UNREACHABLE,
-    _maybe_ran,
-    budget_key,
-    pack_numbers,
-)
+from runtime.limits.redis_codec import GENERATION_LOST, budget_key, pack_numbers
+from runtime.limits.redis_lease_holdings import Holding, LeaseHoldings, _join, _split
+from runtime.limits.redis_lease_lua import LEASE, LEASE_RENEW, UNLEASE
 from runtime.limits.spec import BudgetSpec, ChainSpec
 from runtime.periods import NS_PER_DAY, epoch_day, kind, span
 
-if TYPE_CHECKING:
-    from runtime.limits.redis_store import RedisStore
+# what this module held before its split (but admit and settle: redis_lease_admit.py)
+__all__ = [
+    "LEASE",
+    "LEASE_RENEW",
+    "SETTLED_MEMORY",
+    "UNLEASE",
+    "Holding",
+    "LeaseHoldings",
+    "Leased",
+    "Leases",
+]
 
-log = logging.getLogger("runtime.limits.redis")
 SETTLED_MEMORY = 100_000  # leased request ids remembered for idempotent settlement
-
-_PAIRS_RAW = r"""
-local function less(ah, al, bh, bl) return ah < bh or (ah == bh and al < bl) end
-local function add(ah, al, bh, bl)
-  local h, l = ah + bh, al + bl
-  if l >= __LOW__ then h = h + 1; l = l - __LOW__ end
-  return h, l
-end
-local function sub(ah, al, bh, bl)
-  local h, l = ah - bh, al - bl
-  if l < 0 then h = h - 1; l = l + __LOW__ end
-  return h, l
-end
-local function entry(s)
-  if not s then return 0, 0, -1 end
-  return struct.unpack('<ddd', s)
-end
-"""
-_PAIRS = _PAIRS_RAW.replace("__LOW__", str(LOW))  # pairs as in lua.py: lows below LOW
-
-# Acquire blocks. Numbers: ng, accept_loss, ttl ms, fixed N (0: the registry's), tag length;
-# per budget: need h l, full amount h l (the need when the window is corrected), block h l,
-# limit h l, window start and end (unix s; end -1 when none), alert h l (-1 when none),
-# period kind, N of <N>d, epoch day. KEYS: per budget its key and its lease hash, then the
-# generation marker, the registry of counter keys, the registry of replicas. ARGV: numbers,
-# replica id, generation. Replies: {0, grants (h, l per budget), crossed alerts, corrected
-# windows (j, label, end s), vanished keys accepted, server seconds}; {2, j, granted h, l};
-# {4, 'generation', marker} or {4, 'key', key}.
-_LEASE_BODY = r"""
-local t = redis.call('TIME')
-local secs = tonumber(t[1])
-local ms = secs * 1000 + math.floor(tonumber(t[2]) / 1000)
-local ng, accept, ttl, fixed, taglen = V[1], V[2], V[3], V[4], V[5]
-local marker, registry, replicas = KEYS[2 * ng + 1], KEYS[2 * ng + 2], KEYS[2 * ng + 3]
-local g = redis.call('GET', marker)
-if g ~= ARGV[3] then return {4, 'generation', g} end
-redis.call('ZREMRANGEBYSCORE', replicas, '-inf', ms)
-redis.call('ZADD', replicas, ms + ttl, rid)
-local n = fixed
-if n <= 0 then n = redis.call('ZCARD', replicas) end
-local a = 6
-local writes, grants, out, fresh, lost, crossed, corrected = {}, {}, {}, {}, {}, {}, {}
-for j = 1, ng do
-  local nh, nl, eh, el = V[a], V[a + 1], V[a + 2], V[a + 3]
-  local bh, bl, lh, ll = V[a + 4], V[a + 5], V[a + 6], V[a + 7]
-  local first, last = V[a + 8], V[a + 9]
-  local xh, xl = V[a + 10], V[a + 11]
-  local key, hkey = KEYS[2 * j - 1], KEYS[2 * j]
-  if secs < first or (last >= 0 and secs >= last) then
-    local label
-    __CALENDAR__
-    key, label, last = span(V[a + 12], V[a + 13], V[a + 14], key, secs)
-    hkey = string.sub(key, 1, taglen) .. ':l' .. string.sub(key, taglen + 3)  -- as _hkey
-    corrected[#corrected + 1] = j
-    corrected[#corrected + 1] = label
-    corrected[#corrected + 1] = last
-    nh, nl = eh, el  -- another window: this replica holds nothing there
-  end
-  a = a + 15
-  local s = redis.call('GET', key)
-  if not s then
-    local score = redis.call('ZSCORE', registry, key)
-    if score and tonumber(score) > secs then
-      if accept == 0 then return {4, 'key', key} end
-      lost[#lost + 1] = key
-    end
-    fresh[#fresh + 1] = {key, last >= 0 and last + 86400 or __FOREVER__}
-  end
-  -- leases not renewed in time (dead replicas) are forfeited: dropped, never subtracted
-  local entries = redis.call('HGETALL', hkey)
-  for e = 1, #entries, 2 do
-    if entries[e] ~= '~forfeited' then
-      local h, l, exp = entry(entries[e + 1])
-      if exp < ms then
-        redis.call('HDEL', hkey, entries[e])
-        local fh, fl = pair(redis.call('HGET', hkey, '~forfeited'))
-        fh, fl = add(fh, fl, h, l)
-        redis.call('HSET', hkey, '~forfeited', fmt(fh, fl))
-      end
-    end
-  end
-  local gh, gl = pair(s)
-  local rh, rl = sub(lh, ll, gh, gl)
-  if less(rh, rl, nh, nl) then
-    return {2, j, string.format('%.0f', gh), string.format('%.0f', gl)}
-  end
-  local ch, cl = bh, bl
-  local share = math.floor(rh / (2 * n))
-  if less(share, 0, ch, cl) then ch, cl = share, 0 end
-  if less(ch, cl, nh, nl) then ch, cl = nh, nl end
-  local th, tl = add(gh, gl, ch, cl)
-  if xh >= 0 and less(gh, gl, xh, xl) and not less(th, tl, xh, xl) then
-    crossed[#crossed + 1] = j  -- an alert threshold crossed by this grant
-  end
-  writes[#writes + 1] = key
-  writes[#writes + 1] = fmt(th, tl)
-  grants[#grants + 1] = {hkey, ch, cl, last}
-  out[#out + 1] = string.format('%.0f', ch)
-  out[#out + 1] = string.format('%.0f', cl)
-end
-redis.call('MSET', unpack(writes))
-for _, gr in ipairs(grants) do
-  local h, l = entry(redis.call('HGET', gr[1], rid))
-  h, l = add(h, l, gr[2], gr[3])
-  redis.call('HSET', gr[1], rid, struct.pack('<ddd', h, l, ms + ttl))
-  if gr[4] >= 0 then redis.call('EXPIREAT', gr[1], gr[4] + 86400) end
-end
-if #fresh > 0 then
-  local old = redis.call('ZRANGEBYSCORE', registry, '-inf', secs, 'LIMIT', 0, 64)
-  if #old > 0 then
-    redis.call('DEL', unpack(old))
-    redis.call('ZREM', registry, unpack(old))
-  end
-  local scores = {}
-  for _, f in ipairs(fresh) do
-    scores[#scores + 1] = string.format('%.0f', f[2])
-    scores[#scores + 1] = f[1]
-  end
-  redis.call('ZADD', registry, unpack(scores))
-end
-return {0, out, crossed, corrected, lost, t[1]}
-"""
-LEASE = (
-    _ARGS
-    + _PAIRS
-    + _LEASE_BODY.replace("__FOREVER__", str(FOREVER)).replace("__CALENDAR__", CALENDAR)
-)
-
-# Return holdings, or charge excesses. Numbers: items, leaving (1: drop the replica from the
-# registry); per item: kind (1 an excess; else a return: 0 of held, 2 of a refund paying an
-# excess back), h, l. KEYS: marker, registry of replicas,
-# then per item the budget key and its lease hash. ARGV: numbers, replica id, generation.
-# Reply: -1 (the generation changed: nothing done), or per item 1 (done) or 0 (a return of a
-# lease that expired: forfeited, not returned).
-_UNLEASE_BODY = r"""
-if redis.call('GET', KEYS[1]) ~= ARGV[3] then return -1 end
-local t = redis.call('TIME')
-local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local out = {}
-for i = 1, V[1] do
-  local key, hkey = KEYS[2 * i + 1], KEYS[2 * i + 2]
-  local kind, dh, dl = V[3 * i], V[3 * i + 1], V[3 * i + 2]
-  local s = redis.call('GET', key)
-  out[i] = 0
-  if s then
-    local gh, gl = pair(s)
-    local h, l, exp = entry(redis.call('HGET', hkey, rid))
-    if kind == 1 then
-      gh, gl = add(gh, gl, dh, dl)  -- spent beyond the estimate and the holding
-      redis.call('SET', key, fmt(gh, gl), 'KEEPTTL')
-      if exp >= ms then  -- the lease's net grows by it (what it may return, or forfeits)
-        h, l = add(h, l, dh, dl)
-        redis.call('HSET', hkey, rid, struct.pack('<ddd', h, l, exp))
-      end
-      out[i] = 1
-    else
-      if exp >= ms then  -- a live lease returns at most what was granted to it
-        if less(h, l, dh, dl) then dh, dl = h, l end
-        h, l = sub(h, l, dh, dl)
-        redis.call('HSET', hkey, rid, struct.pack('<ddd', h, l, exp))
-        gh, gl = sub(gh, gl, dh, dl)
-        if gh < 0 then gh, gl = 0, 0 end
-        redis.call('SET', key, fmt(gh, gl), 'KEEPTTL')
-        out[i] = 1
-      end
-    end
-  end
-end
-if V[2] == 1 then redis.call('ZREM', KEYS[2], rid) end
-return out
-"""
-UNLEASE = _ARGS + _PAIRS + _UNLEASE_BODY
-
-# Renew this replica's leases. KEYS: marker, registry of replicas, lease hashes. ARGV: replica
-# id, generation, ttl ms. Reply: -1 (the generation changed), or the positions (1-based among
-# the hashes) of leases that had already expired (forfeited).
-LEASE_RENEW = (
-    r"""
-local rid = ARGV[1]
-if redis.call('GET', KEYS[1]) ~= ARGV[2] then return -1 end
-local t = redis.call('TIME')
-local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local ttl = tonumber(ARGV[3])
-redis.call('ZADD', KEYS[2], ms + ttl, rid)
-local gone = {}
-"""
-    + _PAIRS
-    + r"""
-for k = 3, #KEYS do
-  local h, l, exp = entry(redis.call('HGET', KEYS[k], rid))
-  if exp >= ms then
-    redis.call('HSET', KEYS[k], rid, struct.pack('<ddd', h, l, ms + ttl))
-  else
-    gone[#gone + 1] = k - 2
-  end
-end
-return gone
-"""
-)
-
-
-class Holding:
-    """What this replica holds of one budget window."""
-
-    __slots__ = ("budget", "dead", "end_ns", "held", "hkey", "inflight", "key", "last",
-                 "owed", "payback", "window")  # fmt: skip
-
-    def __init__(self, budget: str, key: str, hkey: str, window: str, end_ns: int | None) -> None:
-        self.budget = budget  # the budget's key, without its window
-        self.key, self.hkey, self.window, self.end_ns = key, hkey, window, end_ns
-        self.held = 0  # may still be admitted from
-        self.inflight = 0  # admitted from it, not settled
-        self.owed = 0  # excesses charged to Redis, not yet paid back by refunds
-        self.payback = 0  # refunds paying an excess back: returned to Redis, never spent
-        self.last = time.monotonic()
-        self.dead = False  # its generation was lost
 
 
 class Leased(NamedTuple):
@@ -300,14 +84,6 @@ class _Chain:
         self.rest = None if rest.empty else rest
 
 
-def _split(amount: int, usd: bool) -> tuple[int, int]:
-    return divmod(amount, LOW) if usd else (amount, 0)
-
-
-def _join(h: int, low: int, usd: bool) -> int:
-    return h * LOW + low if usd else h
-
-
 class _Acquire(NamedTuple):
     """An acquisition under way: what was taken locally, and the LEASE call for the rest."""
 
@@ -319,43 +95,9 @@ class _Acquire(NamedTuple):
     args: list[Any]
 
 
-class Leases:
-    """The leasing state of one store: holdings per budget, guarded by one lock (the sync
-    and async paths share it), and a maintenance thread for returns and renewals."""
-
-    def __init__(self, store: RedisStore, block: float, ttl: float, idle: float,
-                 refusal_ttl: float, replicas: int | None) -> None:  # fmt: skip
-        if not 0 < block <= 1:
-            raise ValueError("lease_block is a fraction of each budget's limit, in (0, 1]")
-        if ttl <= 0 or idle <= 0 or refusal_ttl < 0:
-            raise ValueError("lease_budget_ttl and lease_idle are positive")
-        if replicas is not None and (type(replicas) is not int or replicas < 1):
-            raise ValueError("lease_replicas is a number of replicas, 1 or more")
-        self.store = store
-        self.block, self.ttl, self.idle = block, ttl, idle
-        self.refusal_ttl, self.replicas = refusal_ttl, replicas or 0
-        self.rid = f"{socket.gethostname()[:40]}-{os.getpid()}-{os.urandom(4).hex()}"
-        self.lock = threading.Lock()
-        self.holdings: dict[str, Holding] = {}  # by budget key (without window)
-        self.retired: list[Holding] = []  # windows that ended, or were replaced
-        self.refused: dict[str, tuple[float, int]] = {}  # budget -> (until, room last seen)
-        self.acquiring: dict[str, int] = {}  # budget -> acquisitions under way
-        self.live: dict[str, None] = {}
-        self.settled: collections.OrderedDict[str, None] = collections.OrderedDict()
-        self.excess: collections.deque[tuple[Holding, int, bool, int]] = collections.deque()
-        self.chains: dict[int, _Chain] = {}
-        self.calls = 0  # LEASE, UNLEASE and LEASE_RENEW calls made
-        self.acquired = 0  # 1e-16 USD / tokens / requests granted, all budgets
-        self.returned = 0
-        self.charged = 0  # excesses charged beyond holdings
-        self.forfeited = 0  # returns refused (the lease had expired) or lost in transit
-        self.period = min(ttl / 3, idle / 2)
-        self._next_renew = 0.0
-        self._next_atick = 0.0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._thread_lock = threading.Lock()
-        self._tag_len = len(store.tag)
+class Leases(LeaseHoldings):
+    """A store's leases (LeaseHoldings) and what admission and settlement do with them:
+    take from the holdings, acquire blocks with LEASE, correct the holdings at settlement."""
 
     # -- admission ----------------------------------------------------------------------
     def chain(self, spec: ChainSpec) -> _Chain:
@@ -443,12 +185,6 @@ class Leases:
         left = self.acquiring.pop(budget, 1) - 1
         if left > 0:
             self.acquiring[budget] = left
-
-    def _retire(self, budget: str, h: Holding) -> None:
-        if self.holdings.get(budget) is h:
-            del self.holdings[budget]
-        if not h.dead:
-            self.retired.append(h)
 
     def _give_back(self, parts: list[tuple[Holding | None, int]]) -> None:
         """Undo the local takes of an admission that did not happen (under the lock)."""
@@ -587,326 +323,6 @@ class Leases:
                         excess.append((h, delta - cover, usd, 1))
         return excess
 
-    def unlease_call(
-        self, items: list[tuple[Holding, int, bool, int]], leaving: bool = False
-    ) -> tuple[list[str], list[Any]]:
-        """UNLEASE for (holding, amount, usd, kind) items: kind 0 returns, 1 charges."""
-        store = self.store
-        numbers = [len(items), int(leaving)]
-        keys = [store._marker, f"{store.tag}:lr"]
-        for h, amount, usd, what in items:
-            numbers += [what, *_split(amount, usd)]
-            keys += [h.key, h.hkey]
-        return keys, [pack_numbers(numbers), self.rid, store.generation]
-
-    # -- maintenance: returns, renewals, excesses to replay -----------------------------
-    def due_work(self, everything: bool = False) -> tuple[list[Any], list[Any], bool]:
-        """Holdings to return (idle, of ended windows, or all when closing), excesses to
-        replay, and whether renewal is due. Takes what is returned out of the holdings."""
-        now = time.monotonic()
-        now_ns = self.store.clock() + self.store._skew_ns
-        returns: list[tuple[Holding, int, bool, int]] = []
-        with self.lock:
-            for budget, h in list(self.holdings.items()):
-                if h.dead:
-                    del self.holdings[budget]
-                elif h.end_ns is not None and now_ns >= h.end_ns:
-                    self._retire(budget, h)
-            idle = [h for h in self.holdings.values() if now - h.last >= self.idle]
-            for h in idle:  # idle and empty since the last round: forgotten, no renewals
-                if h.held == h.payback == h.inflight == 0 and not everything:
-                    del self.holdings[h.budget]
-            for h in [*self.retired, *idle] if not everything else self._all():
-                if h.held > 0 and (h.inflight == 0 or everything) and not h.dead:
-                    returns.append((h, h.held, "|usd/" in h.key, 0))
-                    h.held = 0
-            for h in self._all():
-                if h.payback > 0 and not h.dead:
-                    returns.append((h, h.payback, "|usd/" in h.key, 2))
-                    h.payback = 0
-            self.retired = [h for h in self.retired if h.inflight > 0 and not h.dead]
-            excess = list(self.excess)
-            self.excess.clear()
-            renew = now >= self._next_renew and bool(self.holdings or self.retired)
-            if renew:
-                self._next_renew = now + self.ttl / 3
-        return returns, excess, renew
-
-    def _all(self) -> list[Holding]:
-        return [*self.holdings.values(), *self.retired]
-
-    def returned_reply(self, items: list[Any], result: Any) -> None:
-        if result == -1:
-            self.drop()
-            return
-        with self.lock:
-            for (_h, amount, _, what), done in zip(items, result, strict=True):
-                if what == 1:
-                    self.charged += amount
-                elif int(done):
-                    self.returned += amount
-                else:
-                    self.forfeited += amount
-
-    def unreturned(self, items: list[Any], maybe_ran: bool) -> None:
-        """A return or a charge that may not have reached Redis."""
-        with self.lock:
-            for h, amount, usd, what in items:
-                if what == 1:
-                    self.excess.append((h, amount, usd, what))  # charged later: never lost
-                elif maybe_ran:
-                    self.forfeited += amount  # may have been returned: never spend it twice
-                elif what == 2:
-                    h.payback += amount
-                else:
-                    h.held += amount
-
-    def renew_call(self) -> tuple[list[str], list[Any], list[Holding]]:
-        with self.lock:
-            held = [h for h in self._all() if not h.dead]
-        store = self.store
-        keys = [store._marker, f"{store.tag}:lr", *(h.hkey for h in held)]
-        return keys, [self.rid, store.generation, int(self.ttl * 1000)], held
-
-    def renewed_reply(self, result: Any) -> None:
-        if result == -1:
-            self.drop()
-
-    def drop(self) -> None:
-        """The generation was lost: every holding belonged to lost counters."""
-        with self.lock:
-            for h in self._all():
-                h.dead = True
-                h.held = 0
-            self.holdings.clear()
-            self.retired.clear()
-            self.refused.clear()
-            self.excess.clear()
-
-    def tick(self, everything: bool = False) -> None:
-        """One round of maintenance over the sync client."""
-        returns, excess, renew = self.due_work(everything)
-        for items in (returns, excess):
-            if not items:
-                continue
-            try:
-                self.calls += 1
-                self.returned_reply(
-                    items, self.store._eval(UNLEASE, *self.unlease_call(items, everything))
-                )
-            except UNREACHABLE as exc:
-                self.unreturned(items, _maybe_ran(exc))
-        if renew:
-            keys, args, _ = self.renew_call()
-            try:
-                self.calls += 1
-                self.renewed_reply(self.store._eval(LEASE_RENEW, keys, args))
-            except UNREACHABLE:
-                self._next_renew = 0.0  # try again next round
-
-    async def atick(self, everything: bool = False) -> None:
-        returns, excess, renew = self.due_work(everything)
-        for items in (returns, excess):
-            if not items:
-                continue
-            try:
-                self.calls += 1
-                call = self.unlease_call(items, everything)
-                self.returned_reply(items, await self.store._aeval(UNLEASE, *call))
-            except UNREACHABLE as exc:
-                self.unreturned(items, _maybe_ran(exc))
-        if renew:
-            keys, args, _ = self.renew_call()
-            try:
-                self.calls += 1
-                self.renewed_reply(await self.store._aeval(LEASE_RENEW, keys, args))
-            except UNREACHABLE:
-                self._next_renew = 0.0
-
-    def _ensure_thread(self) -> None:
-        """The maintenance thread, started at the first leased admission (stores built from
-        a URL, or given a sync client; a store given only an async client maintains its
-        leases from its async admissions instead)."""
-        if self._thread is not None or not self.store._can_sync():
-            return
-        with self._thread_lock:
-            if self._thread is None and not self._stop.is_set():
-                self._thread = threading.Thread(target=self._run, name="budget-leases",
-                                                daemon=True)  # fmt: skip
-                self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.period):
-            try:
-                self.tick()
-            except Exception:  # never let the thread die: the next round tries again
-                log.exception("budget leases: maintenance failed")
-
-    def _adue(self) -> bool:
-        """Stores without the thread (given only an async client) maintain their leases
-        from their async admissions, at most every `period` seconds."""
-        if self._thread is not None or time.monotonic() < self._next_atick:
-            return False
-        self._next_atick = time.monotonic() + self.period
-        return True
-
-    def close(self) -> None:
-        """Return everything held and leave the registry of replicas."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        if self.store._can_sync():
-            try:
-                self.tick(everything=True)
-            except Exception:  # closing: what was not returned is forfeited at its ttl
-                log.exception("budget leases: returning holdings at close failed")
-        with self.lock:
-            self.holdings.clear()
-            self.retired.clear()
-
-    async def aclose(self) -> None:
-        """close() for an event loop: returns through the loop's async client."""
-        self._stop.set()
-        if self._thread is not None:
-            await asyncio.to_thread(self._thread.join, 5)
-        try:
-            await self.atick(everything=True)
-        except Exception:
-            log.exception("budget leases: returning holdings at close failed")
-        with self.lock:
-            self.holdings.clear()
-            self.retired.clear()
-
-    def stats(self) -> dict[str, int]:
-        with self.lock:
-            held = sum(h.held for h in self._all())
-            inflight = sum(h.inflight for h in self._all())
-        return {"calls": self.calls, "acquired": self.acquired, "charged": self.charged,
-                "returned": self.returned, "forfeited": self.forfeited, "held": held,
-                "inflight": inflight}  # fmt: skip
-
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
-
-
-# -- the store's leased admission and settlement, sync and async ----------------------------
-def owns(reservation: Reservation) -> bool:
-    return isinstance(reservation.prepared, Leased)
-
-
-def admit(leases: Leases, request_id: str, spec: ChainSpec, tokens: int, cost: int) -> Reservation:
-    store = leases.store
-    for attempt in range(2):
-        if store.generation is None:
-            try:
-                store._start()
-            except UNREACHABLE as exc:
-                return store._unreachable(Reservation(request_id, spec, tokens, cost, (), ()), exc)
-        chain, amounts, parts, acq = leases.begin(request_id, spec, tokens, cost)
-        crossed: tuple[BudgetSpec, ...] = ()
-        if acq is not None:
-            try:
-                leases.calls += 1
-                result = store._eval(LEASE, acq.keys, acq.args)
-            except UNREACHABLE as exc:
-                leases.failed(request_id, acq)
-                store._drop_demoted(exc)
-                return store._unreachable(Reservation(request_id, spec, tokens, cost, (), ()), exc)
-            got = leases.acquired_reply(request_id, acq, result)
-            if got is None:  # fail-open after a lost generation: count afresh
-                if attempt == 0:
-                    try:
-                        store._recover()
-                    except UNREACHABLE as exc:
-                        unsent = Reservation(request_id, spec, tokens, cost, (), ())
-                        return store._unreachable(unsent, exc)
-                    continue
-                return store._bypass(request_id, spec, tokens, cost)
-            parts, crossed = got
-        inner = None
-        if chain.rest is not None:
-            try:
-                inner = store.admit(request_id, chain.rest, tokens, cost)
-            except BaseException:
-                leases.undo(request_id, parts)
-                raise
-        return leases.reservation(request_id, spec, tokens, cost, amounts, parts, crossed, inner)
-    raise AssertionError("unreachable")
-
-
-async def aadmit(
-    leases: Leases, request_id: str, spec: ChainSpec, tokens: int, cost: int
-) -> Reservation:
-    store = leases.store
-    if leases._adue():
-        await leases.atick()
-    for attempt in range(2):
-        if store.generation is None:
-            try:
-                await store._astart()
-            except UNREACHABLE as exc:
-                return store._unreachable(Reservation(request_id, spec, tokens, cost, (), ()), exc)
-        chain, amounts, parts, acq = leases.begin(request_id, spec, tokens, cost)
-        crossed: tuple[BudgetSpec, ...] = ()
-        if acq is not None:
-            try:
-                leases.calls += 1
-                result = await store._aeval(LEASE, acq.keys, acq.args)
-            except UNREACHABLE as exc:
-                leases.failed(request_id, acq)
-                await store._adrop_demoted(exc)
-                return store._unreachable(Reservation(request_id, spec, tokens, cost, (), ()), exc)
-            got = leases.acquired_reply(request_id, acq, result)
-            if got is None:
-                if attempt == 0:
-                    try:
-                        await store._arecover()
-                    except UNREACHABLE as exc:
-                        unsent = Reservation(request_id, spec, tokens, cost, (), ())
-                        return store._unreachable(unsent, exc)
-                    continue
-                return store._bypass(request_id, spec, tokens, cost)
-            parts, crossed = got
-        inner = None
-        if chain.rest is not None:
-            try:
-                inner = await store.aadmit(request_id, chain.rest, tokens, cost)
-            except BaseException:
-                leases.undo(request_id, parts)
-                raise
-        return leases.reservation(request_id, spec, tokens, cost, amounts, parts, crossed, inner)
-    raise AssertionError("unreachable")
-
-
-def settle(leases: Leases, reservation: Reservation, tokens: int, cost: int) -> bool:
-    excess = leases.settle_local(reservation, tokens, cost)
-    if excess is None:
-        return False
-    if excess:
-        try:
-            leases.calls += 1
-            leases.returned_reply(excess, leases.store._eval(UNLEASE, *leases.unlease_call(excess)))
-        except UNREACHABLE as exc:
-            leases.unreturned(excess, _maybe_ran(exc))  # excesses queued: charged later
-    inner = reservation.prepared.inner
-    if inner is not None and inner.prepared != BYPASS:
-        leases.store.settle(inner, tokens, cost)
-    return True
-
-
-async def asettle(leases: Leases, reservation: Reservation, tokens: int, cost: int) -> bool:
-    excess = leases.settle_local(reservation, tokens, cost)
-    if excess is None:
-        return False
-    if excess:
-        try:
-            leases.calls += 1
-            call = leases.unlease_call(excess)
-            leases.returned_reply(excess, await leases.store._aeval(UNLEASE, *call))
-        except UNREACHABLE as exc:
-            leases.unreturned(excess, _maybe_ran(exc))
-    inner = reservation.prepared.inner
-    if inner is not None and inner.prepared != BYPASS:
-        await leases.store.asettle(inner, tokens, cost)
-    return True
