@@ -1,5 +1,7 @@
 """Checks on the resolved catalog, asked of the runtime's own index of the bundle: the
-compiler and the router share one implementation of access, provisioning and pricing."""
+compiler and the router share one implementation of access, provisioning and pricing.
+Checks that need only the context and the bundle (no `Gaps`) live beside it:
+config_checks.py (E0502), modes.py (W0505), aliases.py (E0520, E0521)."""
 
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from catalog_compiler.resolve.chains import (
     usd_counter,
     usd_key,
 )
+from catalog_compiler.resolve.config_checks import config_targets, default_configs
 from catalog_compiler.resolve.context import Context
 from catalog_compiler.resolve.modes import mixed_modes
 from catalog_compiler.resolve.routing import Leaf
@@ -31,7 +34,6 @@ from runtime.bundle import (
     Workspace,
     counter_label,
 )
-from runtime.errors import RequestError
 from runtime.suggest import did_you_mean
 
 DEAD_ALLOW = "a typo or dead config: remove it, or allow the model at the level above"
@@ -59,9 +61,9 @@ class Semantics:
         self.allow_lists()
         self.unreachable_limits()
         self.unpriced()
-        self.config_targets(leaves)
+        config_targets(self.ctx, self.bundle, leaves)
         mixed_modes(self.ctx, self.bundle, leaves)
-        self.default_configs()
+        default_configs(self.ctx, self.bundle)
         self.provisioned_providers()
         self.reachless_workspaces()
         AliasChecks(self.ctx, self.bundle).run()
@@ -288,79 +290,6 @@ class Semantics:
             notes=self.note(f"counters/{counter.id}/budgets/{usd_key(counter)}", "the usd budget"),
         )
 
-    # -- E0502: configs reaching what their workspaces may not use ----------------------
-    def config_targets(self, leaves: list[Leaf]) -> None:
-        b = self.bundle
-        for leaf in leaves:
-            provider = leaf.node.get("provider")
-            if provider is None or provider not in b.providers:
-                continue
-            cfg = b.configs[leaf.config]
-            model = leaf.node.get("model")
-            members = (
-                sorted(b.workspaces)
-                if cfg.workspaces is None
-                else sorted(cfg.workspaces.intersection(b.workspaces))
-            )
-            for ws in members:
-                why = self.unreachable(ws, provider, model)
-                if why is not None and why[1] not in self.ctx.incomplete:
-                    self.leaf_error(leaf, ws, provider, model, why)
-
-    def unreachable(self, ws: str, provider: str, model: str | None) -> tuple[str, str] | None:
-        b = self.bundle
-        p = b.providers[provider]
-        refusal = b.provisioning(b.workspaces[ws], p)
-        if refusal is None and model is not None:
-            try:
-                decision = b.decide(ws, provider, model)
-            except RequestError:
-                return None  # an unknown model is reported by the reference check
-            refusal = decision.refusal
-        if refusal is None:
-            return None
-        return f"{refusal.level} {refusal.rule}", refusal.element
-
-    def leaf_error(
-        self, leaf: Leaf, ws: str, provider: str, model: str | None, why: tuple[str, str]
-    ) -> None:
-        rule, element = why
-        target = f"@{provider}/{model}" if model else f"@{provider}"
-        path = leaf.path
-        raw = _raw(self.ctx, leaf)
-        if model and "model" in (raw.get("override_params") or {}):
-            where: tuple[str | int, ...] = (*path, "override_params", "model")
-        elif "provider" in raw or "virtual_key" in raw:
-            where = (*path, "provider" if "provider" in raw else "virtual_key")
-        else:
-            where = path  # provider and model both come from an enclosing target
-        span = self.ctx.span(self.ctx.configs[leaf.config], where)
-        self.ctx.sink.emit(
-            "E0502",
-            f"config `{leaf.config}` sends workspace `{ws}` to `{target}`, which it may not use: "
-            f"{rule}",
-            span,
-            help=f"remove `{ws}` from the config's workspaces, or grant it `{target}`",
-            notes=self.note(element, "the rule that blocks it"),
-        )
-
-    def default_configs(self) -> None:
-        b = self.bundle
-        for ws in b.workspaces.values():
-            cfg = b.configs.get(ws.default_config or "")
-            if f"configs/{ws.default_config}/workspaces" in self.ctx.incomplete:
-                continue  # the config's list names a workspace that does not exist
-            if cfg is not None and cfg.workspaces is not None and ws.slug not in cfg.workspaces:
-                span = self.ctx.span(self.ctx.workspaces[ws.slug], ("default_config",))
-                self.ctx.sink.emit(
-                    "E0502",
-                    f"workspace `{ws.slug}` defaults to config `{cfg.slug}`, "
-                    "which is not offered to it",
-                    span,
-                    help=f"add `{ws.slug}` to the workspaces of config `{cfg.slug}`",
-                    notes=self.note(f"configs/{cfg.slug}", "the config"),
-                )
-
     # -- E0511: a workspace listing a provider not provisioned to it --------------------
     def provisioned_providers(self) -> None:
         b = self.bundle
@@ -463,15 +392,3 @@ def _names(p: Provider, models: Iterable[str]) -> Iterable[str]:
     for m in models:
         yield m
         yield qualified(p.slug, m)
-
-
-def _raw(ctx: Context, leaf: Leaf) -> dict[str, Any]:
-    node: Any = ctx.configs[leaf.config].doc.data
-    for step in leaf.path:
-        if isinstance(node, dict):
-            node = node.get(step, {})
-        elif isinstance(node, list) and isinstance(step, int) and step < len(node):
-            node = node[step]
-        else:
-            node = {}
-    return node if isinstance(node, dict) else {}
