@@ -17,9 +17,9 @@ from catalog_compiler.diagnostics.progress import Progress
 from catalog_compiler.load.sources import CATALOG_FILE
 from catalog_compiler.pipeline import Result, validate
 from catalog_compiler.registry import Registry, builtin
-from runtime.bundle import Bundle
-from runtime.canonical import seal
-from runtime.errors import BundleError
+from runtime.bundle.canonical import seal
+from runtime.bundle.errors import BundleError
+from runtime.bundle.load import Bundle
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """The runtime router: load a compiled catalog bundle and decide, per request, where it goes
 and whether its budgets and rate limits allow it. It never imports the compiler.
 
-Exceptions (see runtime/errors.py for the tree): every expected refusal is a RequestError
+Exceptions (see runtime/bundle/errors.py for the tree): every expected refusal is a RequestError
 with an HTTP-style `status`; bundle problems are BundleError; anything else is a bug.
 """
 
@@ -11,9 +11,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from runtime.bundle import Bundle, Prices
-    from runtime.counters_usage import CounterUsage
-    from runtime.errors import (
+    from runtime.bundle.errors import (
         AccessDenied,
         BudgetExceeded,
         BundleContentError,
@@ -33,49 +31,51 @@ if TYPE_CHECKING:
         UnknownProvider,
         UnknownWorkspace,
     )
-    from runtime.inline import parse_config
+    from runtime.bundle.load import Bundle, Prices
+    from runtime.bundle.money import Estimate, Usage
     from runtime.limits.base import Reservation, Store
     from runtime.limits.memory import MemoryStore
-    from runtime.money import Estimate, Usage
-    from runtime.plan import Attempt, Plan
-    from runtime.router import Router
-    from runtime.ticket import Ticket
+    from runtime.routing.counters_usage import CounterUsage
+    from runtime.routing.inline import parse_config
+    from runtime.routing.plan import Attempt, Plan
+    from runtime.routing.router import Router
+    from runtime.routing.ticket import Ticket
 
 # Names are imported on first use: the compiler imports small runtime modules (suggest,
 # configs) and must not pay for the whole router when it does.
 _WHERE = {
-    "AccessDenied": "runtime.errors",
-    "Attempt": "runtime.plan",
-    "BudgetExceeded": "runtime.errors",
-    "Bundle": "runtime.bundle",
-    "BundleContentError": "runtime.errors",
-    "BundleError": "runtime.errors",
-    "BundleFormatError": "runtime.errors",
-    "BundleIntegrityError": "runtime.errors",
-    "BundleReadError": "runtime.errors",
-    "CatalogRuntimeError": "runtime.errors",
-    "ConcurrencyExceeded": "runtime.errors",
-    "Estimate": "runtime.money",
-    "InvalidConfig": "runtime.errors",
-    "InvalidRequest": "runtime.errors",
+    "AccessDenied": "runtime.bundle.errors",
+    "Attempt": "runtime.routing.plan",
+    "BudgetExceeded": "runtime.bundle.errors",
+    "Bundle": "runtime.bundle.load",
+    "BundleContentError": "runtime.bundle.errors",
+    "BundleError": "runtime.bundle.errors",
+    "BundleFormatError": "runtime.bundle.errors",
+    "BundleIntegrityError": "runtime.bundle.errors",
+    "BundleReadError": "runtime.bundle.errors",
+    "CatalogRuntimeError": "runtime.bundle.errors",
+    "ConcurrencyExceeded": "runtime.bundle.errors",
+    "Estimate": "runtime.bundle.money",
+    "InvalidConfig": "runtime.bundle.errors",
+    "InvalidRequest": "runtime.bundle.errors",
     "MemoryStore": "runtime.limits.memory",
-    "ModeMismatch": "runtime.errors",
-    "Plan": "runtime.plan",
-    "Prices": "runtime.bundle",
-    "RateLimited": "runtime.errors",
-    "RequestError": "runtime.errors",
+    "ModeMismatch": "runtime.bundle.errors",
+    "Plan": "runtime.routing.plan",
+    "Prices": "runtime.bundle.load",
+    "RateLimited": "runtime.bundle.errors",
+    "RequestError": "runtime.bundle.errors",
     "Reservation": "runtime.limits.base",
-    "Router": "runtime.router",
+    "Router": "runtime.routing.router",
     "Store": "runtime.limits.base",
-    "StoreUnavailable": "runtime.errors",
-    "Ticket": "runtime.ticket",
-    "UnknownConfig": "runtime.errors",
-    "UnknownModel": "runtime.errors",
-    "UnknownProvider": "runtime.errors",
-    "UnknownWorkspace": "runtime.errors",
-    "Usage": "runtime.money",
-    "CounterUsage": "runtime.counters_usage",
-    "parse_config": "runtime.inline",
+    "StoreUnavailable": "runtime.bundle.errors",
+    "Ticket": "runtime.routing.ticket",
+    "UnknownConfig": "runtime.bundle.errors",
+    "UnknownModel": "runtime.bundle.errors",
+    "UnknownProvider": "runtime.bundle.errors",
+    "UnknownWorkspace": "runtime.bundle.errors",
+    "Usage": "runtime.bundle.money",
+    "CounterUsage": "runtime.routing.counters_usage",
+    "parse_config": "runtime.routing.inline",
 }
 
 

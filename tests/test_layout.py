@@ -21,43 +21,8 @@ PACKAGES = ("catalog_compiler", "runtime", "benchmarks")
 # Runtime layers, lowest first. A module belongs to the layer of its longest matching prefix
 # (a prefix is a module name or a package). After a regroup only the prefixes change.
 LAYERS: dict[str, tuple[str, ...]] = {
-    # load, verify, freeze and index a bundle, and the vocabulary it is written in: access
-    # rules, aliases, config syntax and suggestions are what the bundle holds and checks
-    "bundle": (
-        "runtime.errors",
-        "runtime.money",
-        "runtime.periods",
-        "runtime.price_tables",
-        "runtime.canonical",
-        "runtime.hosts",
-        "runtime.bundle",
-        "runtime.bundle_check",
-        "runtime.bundle_model",
-        "runtime.bundle_read",
-        "runtime.bundle_build",
-        "runtime.bundle_check_values",
-        "runtime.bundle_check_configs",
-        "runtime.access",
-        "runtime.aliases",
-        "runtime.suggest",
-        "runtime.config_syntax",
-    ),
-    # a request to a plan: configs, inline configs, modes, request bodies, usage queries
-    "routing": (
-        "runtime.router",
-        "runtime.plan",
-        "runtime.configs",
-        "runtime.inline",
-        "runtime.inline_fields",
-        "runtime.inline_parse",
-        "runtime.modes",
-        "runtime.params",
-        "runtime.bounds",
-        "runtime.counters_usage",
-        "runtime.attempts",
-        "runtime.targets",
-        "runtime.ticket",
-    ),
+    "bundle": ("runtime.bundle",),
+    "routing": ("runtime.routing",),
     "limits": ("runtime.limits",),
     "upstream": ("runtime.upstream",),
     "gateway": ("runtime.gateway",),
@@ -282,10 +247,10 @@ def test_runtime_layers_import_one_way() -> None:
 
 
 def test_errors_is_the_base() -> None:
-    """runtime/errors.py imports nothing from the runtime: every other module raises its
+    """runtime/bundle/errors.py imports nothing from the runtime: every other module raises its
     exceptions, so it must not depend on any of them."""
     known = module_files(("runtime",))
-    errors = "runtime.errors"
+    errors = "runtime.bundle.errors"
     found = [f"{imp.where()}: {imp.target}" for imp in imports_of(errors, known[errors], known)]
     assert not found, f"{errors} imports from the runtime: {found}"
 
@@ -324,12 +289,16 @@ def test_checker_reads_lazy_relative_and_type_checking_imports(tmp_path: Path) -
 
 
 def test_checker_reports_an_upward_import() -> None:
-    planted = Import("runtime.errors", "runtime.gateway.app", ROOT / "runtime/errors.py", 7)
-    compiler = Import("runtime.router", "catalog_compiler.cli", ROOT / "runtime/router.py", 3)
+    planted = Import(
+        "runtime.bundle.errors", "runtime.gateway.app", ROOT / "runtime/bundle/errors.py", 7
+    )
+    compiler = Import(
+        "runtime.routing.router", "catalog_compiler.cli", ROOT / "runtime/routing/router.py", 3
+    )
     assert layer_violations([planted, compiler]) == [
-        "runtime/errors.py:7: runtime.errors (bundle) imports runtime.gateway.app (gateway),"
+        "runtime/bundle/errors.py:7: runtime.bundle.errors (bundle) imports runtime.gateway.app (gateway),"
         " but bundle may import only itself",
-        "runtime/router.py:3: runtime.router imports the compiler (catalog_compiler.cli)",
+        "runtime/routing/router.py:3: runtime.routing.router imports the compiler (catalog_compiler.cli)",
     ]
 
 

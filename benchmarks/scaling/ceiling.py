@@ -33,9 +33,9 @@ from typing import Any
 
 import redis
 
+from runtime.bundle.money import UNITS_PER_USD
 from runtime.limits.redis_store import RedisStore
 from runtime.limits.spec import PER_NS, Bucket, BudgetSpec, ChainSpec, LeaseSpec
-from runtime.money import UNITS_PER_USD
 from tests.redis_server import RedisServer
 
 REDIS_CPU, LOAD_CPU = 1, 0

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from catalog_compiler.check.facts import Facts
-from runtime.suggest import did_you_mean
+from runtime.bundle.suggest import did_you_mean
 
 SLUGGED = ("Integration", "Provider", "Workspace", "Config")
 ALL_KINDS = ("Organization", "Integration", "Provider", "Workspace", "Model", "Config")

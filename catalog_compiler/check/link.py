@@ -16,7 +16,7 @@ from catalog_compiler.check.facts import Facts, Ref, TargetRef, split_model_stri
 from catalog_compiler.check.gaps import BrokenFile, Gaps
 from catalog_compiler.diagnostics import Note, Sink, Span
 from catalog_compiler.registry import Registry
-from runtime.suggest import did_you_mean
+from runtime.bundle.suggest import did_you_mean
 
 SLUGGED = ("Integration", "Provider", "Workspace", "Config")
 Holder = BrokenFile | Facts  # a broken file, or a document without a slug

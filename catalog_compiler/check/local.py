@@ -31,7 +31,7 @@ from catalog_compiler.model.routing import Target
 from catalog_compiler.model.types import PERIOD_RE, SLUG_RE
 from catalog_compiler.registry import Registry
 from catalog_compiler.services import ALIASES, SERVICES, WholeSetting
-from runtime.suggest import did_you_mean
+from runtime.bundle.suggest import did_you_mean
 
 Path = tuple[str | int, ...]
 URL_ONLY_SETTINGS = frozenset({"resource_name"})

@@ -19,7 +19,7 @@ from catalog_compiler.load.yamlparse import Document
 from catalog_compiler.model.common import Strict
 from catalog_compiler.model.documents import KINDS
 from catalog_compiler.model.errors import type_name
-from runtime.suggest import did_you_mean, hint
+from runtime.bundle.suggest import did_you_mean, hint
 
 Loc = Sequence[str | int]
 

@@ -68,7 +68,7 @@ def cli() -> None:
 
 
 def _print_version(ctx: click.Context) -> None:
-    from runtime.canonical import FORMAT, FORMAT_PREFIX, READABLE_VERSIONS
+    from runtime.bundle.canonical import FORMAT, FORMAT_PREFIX, READABLE_VERSIONS
 
     reads = ", ".join(f"{FORMAT_PREFIX}{v}" for v in READABLE_VERSIONS)
     click.echo(f"catalogc {__version__} (writes {FORMAT}; the runtime reads {reads})")

@@ -25,8 +25,8 @@ from catalog_compiler.diagnostics import Diagnostic
 from catalog_compiler.diagnostics.report.text import plural
 from catalog_compiler.load.fsutil import write_atomic
 from catalog_compiler.load.sources import protected_files
-from runtime.bundle import Bundle
-from runtime.errors import BundleError
+from runtime.bundle.errors import BundleError
+from runtime.bundle.load import Bundle
 
 
 @click.command(name="compile", epilog=ex.COMPILE)

@@ -20,8 +20,8 @@ from catalog_compiler.cli import examples as ex
 from catalog_compiler.cli.options import EXIT_ERRORS, EXIT_OK, EXIT_USAGE, report
 from catalog_compiler.compiler import compile_catalog
 from catalog_compiler.tools.diff import Change, Diff, semantic_diff
-from runtime.bundle import MAX_BUNDLE_BYTES, Bundle, read_bounded
-from runtime.errors import BundleError
+from runtime.bundle.errors import BundleError
+from runtime.bundle.load import MAX_BUNDLE_BYTES, Bundle, read_bounded
 
 KIND_TITLES = [("limit", "Limits"), ("price", "Prices"), ("endpoint", "Endpoints"),
                ("config", "Configs"), ("provider", "Providers"),

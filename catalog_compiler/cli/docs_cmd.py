@@ -26,9 +26,9 @@ from catalog_compiler.tools.gallery.snippets import (
     snippets,
 )
 from catalog_compiler.tools.gallery.usage import UsageBar, UsageFileError, bars_of, read_usage_file
-from runtime.bundle import Bundle
-from runtime.errors import RequestError, UnknownModel
-from runtime.suggest import closest
+from runtime.bundle.errors import RequestError, UnknownModel
+from runtime.bundle.load import Bundle
+from runtime.bundle.suggest import closest
 
 _HEADER_HELP = {
     "provider_header": "Header naming the provider (`@slug`).",

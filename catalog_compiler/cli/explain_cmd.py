@@ -14,8 +14,8 @@ from catalog_compiler.cli.options import EXIT_ERRORS, EXIT_OK, EXIT_USAGE, repor
 from catalog_compiler.compiler import compile_catalog
 from catalog_compiler.tools.explain import explain_route, explain_workspace
 from catalog_compiler.tools.explain_aliases import render_alias
-from runtime.bundle import Bundle
-from runtime.errors import BundleError, RequestError
+from runtime.bundle.errors import BundleError, RequestError
+from runtime.bundle.load import Bundle
 
 
 def load(target: str) -> Bundle:

@@ -116,7 +116,7 @@ class PriceVariantOut(PriceTableOut):
 
 
 class PricesOut(PriceTableOut):
-    """A resolved price: the base table and its variants (runtime/price_tables.py)."""
+    """A resolved price: the base table and its variants (runtime/bundle/price_tables.py)."""
 
     tiers: list[PriceTierOut] | None = Field(
         None, description="long-context tiers, strictly increasing thresholds"

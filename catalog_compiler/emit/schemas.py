@@ -58,7 +58,7 @@ def routing_config_schema() -> dict[str, Any]:
 def bundle_schema() -> dict[str, Any]:
     """The compiled bundle, for routers in any language."""
     from catalog_compiler.emit.bundle_schema import BundleOut
-    from runtime.canonical import FORMAT
+    from runtime.bundle.canonical import FORMAT
 
     schema = BundleOut.model_json_schema(ref_template="#/$defs/{model}")
     return {

@@ -31,7 +31,7 @@ from catalog_compiler.model.types import (
     Price,
     Tokens,
 )
-from runtime.suggest import did_you_mean
+from runtime.bundle.suggest import did_you_mean
 
 
 def is_numeric(annotation: Any, metadata: list[Any] | tuple[Any, ...] = ()) -> bool:

@@ -32,7 +32,7 @@ from catalog_compiler.model.types import (
     Url,
     WorkspaceSelector,
 )
-from runtime.hosts import HostError, parse_host_pattern
+from runtime.bundle.hosts import HostError, parse_host_pattern
 
 LANGUAGE_VERSIONS = (1,)
 ModelMode = Literal["chat", "completion", "embedding", "image", "audio", "rerank", "responses"]

@@ -29,7 +29,7 @@ PERIOD_RE = re.compile(r"([1-9][0-9]{0,3})d\Z")
 HTTP_URL = re.compile(r"https?://[^\s/?#]+(?:[/?#]\S*)?\Z")
 MAX_PRICE_PER_M = Decimal(10_000)
 MAX_PER_REQUEST = Decimal(100)
-# the runtime counts 1e-16 USD (runtime/money.py): one token at a 10-place price per 1M
+# the runtime counts 1e-16 USD (runtime/bundle/money.py): one token at a 10-place price per 1M
 # tokens, or a 16-place fee, is a whole number of those
 PRICE_PLACES = 10
 PER_REQUEST_PLACES = 16

@@ -10,7 +10,7 @@ from typing import Any
 from catalog_compiler.model.common import ModelAccess
 from catalog_compiler.model.documents import Provider
 from catalog_compiler.resolve.context import Context, Located, Path
-from runtime.hosts import HostPattern, parse_host_pattern
+from runtime.bundle.hosts import HostPattern, parse_host_pattern
 
 
 def selection(items: tuple[str, ...] | None) -> list[str] | None:

@@ -11,10 +11,10 @@ from typing import Any
 from catalog_compiler.diagnostics import Note
 from catalog_compiler.model.aliases import ConfigTarget
 from catalog_compiler.resolve.context import Context, Located
-from runtime.access import Refusal
-from runtime.aliases import Alias
-from runtime.bundle import Bundle, Workspace
-from runtime.errors import RequestError
+from runtime.bundle.access import Refusal
+from runtime.bundle.aliases import Alias
+from runtime.bundle.errors import RequestError
+from runtime.bundle.load import Bundle, Workspace
 
 Exposes = Callable[[str], set[str]]  # provider slug -> the model names it exposes
 

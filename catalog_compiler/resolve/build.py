@@ -31,8 +31,8 @@ from catalog_compiler.resolve.routing import ConfigCompiler, Destination, Leaf
 from catalog_compiler.resolve.values import plain
 from catalog_compiler.resolve.workspaces import check_key_hashes, workspace_json
 from catalog_compiler.services import SERVICES
-from runtime.access import Rules
-from runtime.canonical import FORMAT
+from runtime.bundle.access import Rules
+from runtime.bundle.canonical import FORMAT
 
 
 class BundleBuilder:

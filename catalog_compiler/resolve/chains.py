@@ -8,7 +8,7 @@ from fractions import Fraction
 
 from catalog_compiler.model.common import PER_SECONDS
 from catalog_compiler.model.types import PERIOD_RE
-from runtime.bundle import BudgetLimit, Counter, Prices, RateLimit, budget_words, rate_words
+from runtime.bundle.load import BudgetLimit, Counter, Prices, RateLimit, budget_words, rate_words
 
 
 def contains(outer: str, inner: str) -> bool:

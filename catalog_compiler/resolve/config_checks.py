@@ -10,8 +10,8 @@ from typing import Any
 from catalog_compiler.diagnostics import Note
 from catalog_compiler.resolve.context import Context
 from catalog_compiler.resolve.routing import Leaf
-from runtime.bundle import Bundle
-from runtime.errors import RequestError
+from runtime.bundle.errors import RequestError
+from runtime.bundle.load import Bundle
 
 
 def config_targets(ctx: Context, bundle: Bundle, leaves: list[Leaf]) -> None:

@@ -15,7 +15,7 @@ from catalog_compiler.registry import KnownModel
 from catalog_compiler.resolve.context import Located, Path
 from catalog_compiler.resolve.values import dec
 from catalog_compiler.services import SERVICES, base_url_for
-from runtime.access import pattern
+from runtime.bundle.access import pattern
 
 
 @dataclass

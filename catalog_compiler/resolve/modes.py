@@ -1,6 +1,6 @@
 """W0505: a routing config whose targets are models of different modes.
 
-A request reaches one endpoint, which serves some modes only (runtime/modes.py): the
+A request reaches one endpoint, which serves some modes only (runtime/routing/modes.py): the
 gateway refuses the whole request when any attempt of its plan has another mode, so a
 fallback to an embedding model from a chat model never helps, it fails every call that
 reaches it. Targets that take the request's model are not counted (their mode is the
@@ -11,7 +11,7 @@ from __future__ import annotations
 from catalog_compiler.diagnostics import Note
 from catalog_compiler.resolve.context import Context
 from catalog_compiler.resolve.routing import Leaf
-from runtime.bundle import Bundle
+from runtime.bundle.load import Bundle
 
 
 def mixed_modes(ctx: Context, bundle: Bundle, leaves: list[Leaf]) -> None:

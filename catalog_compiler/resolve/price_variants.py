@@ -1,5 +1,5 @@
 """A price block's variants as the bundle carries them: long-context `tiers`, `batch` and
-`service_tiers` (the runtime picks one per request, runtime/price_tables.py). Regional
+`service_tiers` (the runtime picks one per request, runtime/bundle/price_tables.py). Regional
 prices are resolved here, at compile time: the integration's `settings.region` picks the
 block's `regions` table, whose fields replace the base's at every long-context tier (its
 own `tiers`, if it has some, replace the base's). A region without a table: the base.

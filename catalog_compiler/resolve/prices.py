@@ -19,8 +19,8 @@ from catalog_compiler.check.gaps import Gaps
 from catalog_compiler.model.common import PriceOverride, Pricing
 from catalog_compiler.model.documents import CustomModel, Integration, Model, Provider
 from catalog_compiler.resolve.context import Context, Located, Path
-from runtime.access import pattern, qualified
-from runtime.suggest import did_you_mean
+from runtime.bundle.access import pattern, qualified
+from runtime.bundle.suggest import did_you_mean
 
 FACTOR = 100  # "more than 100x away"
 

@@ -1,7 +1,7 @@
 """Routing configs compiled to the runtime's normalized tree (SPEC §5).
 
 The structure was checked by the typed models; the tree and its semantic checks come from
-the runtime's own normalizer (runtime/configs.py), so the router validating an inline config
+the runtime's own normalizer (runtime/routing/configs.py), so the router validating an inline config
 and the compiler applying a catalog's config follow one set of rules. Here its problems get
 their source positions, and each leaf's destination is checked against where its provider's
 credentials may go (`allowed_hosts`, the same test the router applies to inline configs).
@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from catalog_compiler.resolve.context import Context, Located, Path
-from runtime.configs import normalize
-from runtime.hosts import (
+from runtime.bundle.hosts import (
     DEFAULT_PORTS,
     HostError,
     Origin,
@@ -23,6 +22,7 @@ from runtime.hosts import (
     host_allowed,
     parse_origin,
 )
+from runtime.routing.configs import normalize
 
 
 @dataclass

@@ -26,15 +26,15 @@ from catalog_compiler.resolve.config_checks import config_targets, default_confi
 from catalog_compiler.resolve.context import Context
 from catalog_compiler.resolve.modes import mixed_modes
 from catalog_compiler.resolve.routing import Leaf
-from runtime.access import Refusal, Rules, qualified
-from runtime.bundle import (
+from runtime.bundle.access import Refusal, Rules, qualified
+from runtime.bundle.load import (
     Bundle,
     Counter,
     Provider,
     Workspace,
     counter_label,
 )
-from runtime.suggest import did_you_mean
+from runtime.bundle.suggest import did_you_mean
 
 DEAD_ALLOW = "a typo or dead config: remove it, or allow the model at the level above"
 

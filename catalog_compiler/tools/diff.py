@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 from catalog_compiler.tools.diff_aliases import alias_changes
 from catalog_compiler.tools.price_words import variants_json
-from runtime.bundle import Bundle, Counter, Prices, budget_words, counter_label, rate_words
+from runtime.bundle.load import Bundle, Counter, Prices, budget_words, counter_label, rate_words
 
 
 @dataclass

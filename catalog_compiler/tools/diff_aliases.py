@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from runtime.bundle import Bundle
+from runtime.bundle.load import Bundle
 
 Found = dict[tuple[str, str | None, str | None], list[str]]  # (name, old, new) -> workspaces
 

@@ -15,9 +15,9 @@ from catalog_compiler.tools.explain_aliases import (
     not_an_alias,
 )
 from catalog_compiler.tools.price_words import variant_lines, variants_json
-from runtime.access import Rules, qualified
-from runtime.bundle import PRICE_FIELDS, Bundle, Counter, ModelInfo, Provider, effective
-from runtime.errors import RequestError
+from runtime.bundle.access import Rules, qualified
+from runtime.bundle.errors import RequestError
+from runtime.bundle.load import PRICE_FIELDS, Bundle, Counter, ModelInfo, Provider, effective
 
 
 def split_target(text: str) -> tuple[str, str]:

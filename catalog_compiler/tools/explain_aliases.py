@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from runtime.aliases import Alias, usable_aliases
-from runtime.bundle import Bundle
-from runtime.suggest import did_you_mean
+from runtime.bundle.aliases import Alias, usable_aliases
+from runtime.bundle.load import Bundle
+from runtime.bundle.suggest import did_you_mean
 
 
 def alias_json(bundle: Bundle, workspace: str, alias: Alias) -> dict[str, Any]:

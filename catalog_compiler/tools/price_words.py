@@ -2,7 +2,7 @@
 
 The base table is shown as before; these are the rest: the 1-hour cache write, the
 long-context tiers, the batch table and the service tiers, each as the runtime charges it
-(runtime/price_tables.py: a variant's absent fields are the base's).
+(runtime/bundle/price_tables.py: a variant's absent fields are the base's).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from runtime.bundle import PRICE_FIELDS, Prices, PriceTier
+from runtime.bundle.load import PRICE_FIELDS, Prices, PriceTier
 
 LABELS = {
     "input": "input",

@@ -25,14 +25,14 @@ from typing import Any
 
 import aiohttp
 
-from runtime.bundle import Bundle
-from runtime.counters_usage import read_usage
-from runtime.errors import BudgetExceeded, StoreUnavailable
+from runtime.bundle.errors import BudgetExceeded, StoreUnavailable
+from runtime.bundle.load import Bundle
+from runtime.bundle.money import dollars
+from runtime.bundle.periods import NS_PER_DAY, span
 from runtime.gateway.log import log
 from runtime.limits.base import Store
 from runtime.limits.spec import BudgetSpec
-from runtime.money import dollars
-from runtime.periods import NS_PER_DAY, span
+from runtime.routing.counters_usage import read_usage
 
 SIGNATURE = "x-catalog-signature"  # "sha256=<hex HMAC-SHA256 of the body>"
 ALERT_ID = "x-catalog-alert-id"  # the same on every retry: receivers may deduplicate by it

@@ -15,8 +15,9 @@ from typing import Any
 
 from aiohttp import web
 
-from runtime.aliases import usable_aliases
-from runtime.errors import RequestError, StoreUnavailable
+from runtime.bundle.aliases import usable_aliases
+from runtime.bundle.errors import RequestError, StoreUnavailable
+from runtime.bundle.money import Usage, dollars
 from runtime.gateway.alerts import Alerts
 from runtime.gateway.books import Books, Record
 from runtime.gateway.execute import Engine, Job, Outcome, estimate, timeout_of
@@ -26,8 +27,7 @@ from runtime.gateway.log import log
 from runtime.gateway.relay import Counted, relay, settle_stream
 from runtime.gateway.replies import Failure, error_body, failure_of, retry_after_header
 from runtime.gateway.tracing import trace_context
-from runtime.money import Usage, dollars
-from runtime.router import Router
+from runtime.routing.router import Router
 
 ENDPOINTS = {
     "/v1/chat/completions": "chat",

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from runtime.bundle import Bundle
+from runtime.bundle.load import Bundle
 
 MAX_KEY = 512  # longer "keys" are refused before hashing
 

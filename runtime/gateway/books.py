@@ -7,10 +7,10 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from runtime.bundle.money import UNITS_PER_USD, usd
+from runtime.bundle.price_tables import requested_tier
 from runtime.gateway.log import log
 from runtime.gateway.replies import Failure
-from runtime.money import UNITS_PER_USD, usd
-from runtime.price_tables import requested_tier
 
 if TYPE_CHECKING:
     from runtime.gateway.execute import Outcome
@@ -76,7 +76,9 @@ class Record:
             trace_id=self.fields.get("trace_id"), bundle=self.books.bundle if self.books else "",
         )  # fmt: skip
         if event is not None:
-            if "alias" in self.fields:  # the model alias the request named (runtime/aliases.py)
+            if (
+                "alias" in self.fields
+            ):  # the model alias the request named (runtime/bundle/aliases.py)
                 event["alias"] = self.fields["alias"]
             events.add(event)
 

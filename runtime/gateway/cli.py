@@ -12,8 +12,8 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from runtime.bundle import Bundle
-from runtime.errors import BundleError
+from runtime.bundle.errors import BundleError
+from runtime.bundle.load import Bundle
 from runtime.gateway.live import Live
 from runtime.gateway.log import log, route_library_logs
 from runtime.gateway.metrics import MULTIPROC_ENV

@@ -2,7 +2,7 @@
 `base_url` and header values may be `{"ref": "env:NAME"}` in the bundle (docs/bundle.md).
 The gateway reads them at start and at each reload, exactly as credentials
 (secrets.read_reference), and serves a copy of the bundle with the values filled in, so
-the router, the host rules of `custom_host` (runtime/hosts.py) and the adapters see the
+the router, the host rules of `custom_host` (runtime/bundle/hosts.py) and the adapters see the
 resolved URL. A base URL read from a reference must be a plain http(s) URL (no userinfo,
 query or fragment); errors name the reference, never a value. Header values from
 references are secrets: they go into upstream requests only, never into a log."""
@@ -14,9 +14,9 @@ from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any
 
-from runtime.bundle import Bundle
+from runtime.bundle.hosts import HostError, parse_origin
+from runtime.bundle.load import Bundle
 from runtime.gateway.secrets import read_reference
-from runtime.hosts import HostError, parse_origin
 
 Reader = Callable[[str], str]
 

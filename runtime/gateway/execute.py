@@ -13,18 +13,18 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from runtime.errors import BudgetExceeded, RequestError, StoreUnavailable
+from runtime.bundle.errors import BudgetExceeded, RequestError, StoreUnavailable
+from runtime.bundle.hosts import credential_header
+from runtime.bundle.money import MAX_TOKENS, Estimate, Usage, reserved_usage
 from runtime.gateway.alerts import Alerts
 from runtime.gateway.forms import NOT_FORWARDED
 from runtime.gateway.live import Live
 from runtime.gateway.replies import Failure, failure_of
 from runtime.gateway.tracing import Tracing
 from runtime.gateway.transport import BROKEN, Transport, UpstreamUnreachable
-from runtime.hosts import credential_header
-from runtime.money import MAX_TOKENS, Estimate, Usage, reserved_usage
-from runtime.plan import Attempt, Plan
-from runtime.router import Router
-from runtime.ticket import Ticket
+from runtime.routing.plan import Attempt, Plan
+from runtime.routing.router import Router
+from runtime.routing.ticket import Ticket
 from runtime.upstream import adapter_for
 from runtime.upstream.base import Adapter, Call, Response, Unsupported, UpstreamProtocolError
 

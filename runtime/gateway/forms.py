@@ -13,11 +13,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from runtime.errors import InvalidConfig
+from runtime.bundle.errors import InvalidConfig
+from runtime.bundle.hosts import credential_header
+from runtime.bundle.money import MAX_TOKENS
 from runtime.gateway.replies import Failure
-from runtime.hosts import credential_header
-from runtime.inline import parse_config
-from runtime.money import MAX_TOKENS
+from runtime.routing.inline import parse_config
 
 _TRACE_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}\Z")
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9a-z-]{1,256}\Z")

@@ -7,12 +7,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from runtime.bundle import Bundle
+from runtime.bundle.load import Bundle
 from runtime.gateway.auth import KeyIndex
 from runtime.gateway.endpoints import Endpoints, resolve_endpoints
 from runtime.gateway.replies import Failure
 from runtime.gateway.secrets import MissingSecrets, Secrets, load_secrets
-from runtime.plan import Attempt
+from runtime.routing.plan import Attempt
 
 _NONE: Mapping[str, str] = MappingProxyType({})
 

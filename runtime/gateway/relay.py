@@ -16,9 +16,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from decimal import Decimal
 
+from runtime.bundle.money import Usage, reserved_usage
 from runtime.gateway.transport import BROKEN
-from runtime.money import Usage, reserved_usage
-from runtime.ticket import Ticket
+from runtime.routing.ticket import Ticket
 from runtime.upstream.base import Response, StreamTranslator, UpstreamProtocolError
 
 Write = Callable[[bytes], Awaitable[None]]

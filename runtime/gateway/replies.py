@@ -7,7 +7,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from runtime.errors import (
+from runtime.bundle.errors import (
     AccessDenied,
     BudgetExceeded,
     ConcurrencyExceeded,

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
-from runtime.bundle import Bundle
+from runtime.bundle.load import Bundle
 
 MAX_SECRET_BYTES = 64 * 1024  # a service-account JSON is a few KiB
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-from runtime.bundle import Bundle
-from runtime.errors import BundleError
+from runtime.bundle.errors import BundleError
+from runtime.bundle.load import Bundle
 from runtime.gateway.alerts import Alerts
 from runtime.gateway.app import Gateway, build_app
 from runtime.gateway.books import Books
@@ -33,7 +33,7 @@ from runtime.gateway.tracing import Tracing
 from runtime.gateway.transport import Transport
 from runtime.gateway.usage_events import EventLog
 from runtime.limits.base import Store
-from runtime.router import Router
+from runtime.routing.router import Router
 
 WATCH_EVERY = 1.0  # seconds between looks at the bundle file
 

@@ -19,10 +19,10 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from runtime.bundle.money import Usage, dollars, usd
+from runtime.bundle.price_tables import requested_tier
 from runtime.gateway.log import log
-from runtime.money import Usage, dollars, usd
-from runtime.price_tables import requested_tier
-from runtime.ticket import Ticket
+from runtime.routing.ticket import Ticket
 
 VERSION = 1
 MAX_BYTES = 64 * 1024 * 1024

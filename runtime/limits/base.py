@@ -17,9 +17,9 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-from runtime.errors import BudgetExceeded, ConcurrencyExceeded, InvalidRequest, RateLimited
+from runtime.bundle.errors import BudgetExceeded, ConcurrencyExceeded, InvalidRequest, RateLimited
+from runtime.bundle.money import usd
 from runtime.limits.spec import Bucket, BudgetSpec, ChainSpec, LeaseSpec
-from runtime.money import usd
 
 REQUEST_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 

@@ -11,6 +11,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
+from runtime.bundle.periods import NS_PER_DAY, window
 from runtime.limits.base import (
     Reservation,
     Snapshot,
@@ -21,7 +22,6 @@ from runtime.limits.base import (
     reused_id,
 )
 from runtime.limits.spec import Bucket, BudgetSpec, ChainSpec, LeaseSpec
-from runtime.periods import NS_PER_DAY, window
 
 SETTLED_MEMORY = 100_000  # request ids remembered for idempotent settlement
 LIVE_MEMORY = 1_000_000  # admitted, unsettled ids; beyond it the oldest (abandoned) are forgotten

@@ -14,10 +14,10 @@ from typing import Any
 import redis
 from redis.exceptions import RedisClusterException
 
-from runtime.errors import RateLimited
+from runtime.bundle.errors import RateLimited
+from runtime.bundle.periods import NS_PER_DAY, epoch_day, kind, span
 from runtime.limits.lua import LOW
 from runtime.limits.spec import Bucket, BudgetSpec, ChainSpec
-from runtime.periods import NS_PER_DAY, epoch_day, kind, span
 
 EPOCH_S = 1_577_836_800  # 2020-01-01: keeps microsecond times well below 2^53 in Lua
 MICRO = 10**6

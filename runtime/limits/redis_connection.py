@@ -24,7 +24,7 @@ import redis.asyncio.sentinel as aiosentinel
 import redis.cluster
 import redis.sentinel
 
-from runtime.errors import StoreUnavailable
+from runtime.bundle.errors import StoreUnavailable
 from runtime.limits.base import Store
 from runtime.limits.lua import RECOVER, START
 from runtime.limits.redis_acked import sha1

@@ -33,12 +33,12 @@ from __future__ import annotations
 import time
 from typing import Any, NamedTuple
 
+from runtime.bundle.periods import NS_PER_DAY, epoch_day, kind, span
 from runtime.limits.base import Reservation, budget_refusal, reused_id
 from runtime.limits.redis_codec import GENERATION_LOST, budget_key, pack_numbers
 from runtime.limits.redis_lease_holdings import Holding, LeaseHoldings, _join, _split
 from runtime.limits.redis_lease_lua import LEASE, LEASE_RENEW, UNLEASE
 from runtime.limits.spec import BudgetSpec, ChainSpec
-from runtime.periods import NS_PER_DAY, epoch_day, kind, span
 
 # what this module held before its split (but admit and settle: redis_lease_admit.py)
 __all__ = [

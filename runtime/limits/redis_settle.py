@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
+from runtime.bundle.periods import NS_PER_DAY
 from runtime.limits import redis_lease_admit
 from runtime.limits.base import Reservation, Snapshot
 from runtime.limits.lua import LOW, RENEW, SETTLE
@@ -34,7 +35,6 @@ from runtime.limits.redis_codec import (
 )
 from runtime.limits.redis_connection import RedisConnection
 from runtime.limits.spec import Bucket, BudgetSpec, ChainSpec, LeaseSpec
-from runtime.periods import NS_PER_DAY
 
 MAX_VOIDS = 100_000  # queued voids beyond this are dropped (their leases expire by TTL)
 

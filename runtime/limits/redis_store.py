@@ -61,7 +61,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from runtime.errors import StoreUnavailable
+from runtime.bundle.errors import StoreUnavailable
 from runtime.limits import redis_lease, redis_lease_admit
 from runtime.limits.base import Reservation, budget_refusal, lease_refusal, reused_id
 from runtime.limits.lua import ADMIT, LOW

@@ -22,8 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from runtime.bundle import Counter
-from runtime.money import units
+from runtime.bundle.load import Counter
+from runtime.bundle.money import units
 
 PER_NS = {"second": 10**9, "minute": 60 * 10**9, "hour": 3600 * 10**9, "day": 86_400 * 10**9}
 

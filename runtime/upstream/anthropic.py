@@ -17,7 +17,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from runtime.money import Usage
+from runtime.bundle.money import Usage
 from runtime.upstream import openai
 from runtime.upstream.anthropic_request import to_messages
 from runtime.upstream.anthropic_stream import ChatStream, NativeStream

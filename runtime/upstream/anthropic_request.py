@@ -24,7 +24,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from runtime.money import MAX_TOKENS
+from runtime.bundle.money import MAX_TOKENS
 from runtime.upstream.base import Unsupported
 
 DEFAULT_MAX_TOKENS = 4096

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from runtime.money import Usage
+from runtime.bundle.money import Usage
 from runtime.upstream import anthropic_wire as wire
 from runtime.upstream import openai
 from runtime.upstream.base import Call, UpstreamProtocolError

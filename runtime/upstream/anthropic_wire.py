@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from runtime.money import Usage
+from runtime.bundle.money import Usage
 from runtime.upstream.base import UpstreamProtocolError
 from runtime.upstream.common import count, dumps
 

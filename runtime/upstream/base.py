@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from runtime.money import Usage
+from runtime.bundle.money import Usage
 
 # The gateway's endpoints, by the wire format the *client* speaks.
 ENDPOINTS: Mapping[str, str] = {

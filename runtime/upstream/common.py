@@ -2,7 +2,7 @@
 Retry-After, and token counts checked before they become money.
 
 Token counts an upstream reports are untrusted. A count that is missing or null is 0; one
-that is not a plain integer from 0 to runtime.money.MAX_TOKENS (a bool, a float, a string,
+that is not a plain integer from 0 to runtime.bundle.money.MAX_TOKENS (a bool, a float, a string,
 a negative or absurd number), or cached tokens above the prompt's, is an
 UpstreamProtocolError (502): we never guess what to charge, and never let an upstream
 refund a budget with a negative count.
@@ -17,7 +17,7 @@ from collections.abc import Mapping, MutableMapping
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from runtime.money import MAX_TOKENS, shown
+from runtime.bundle.money import MAX_TOKENS, shown
 from runtime.upstream.base import Call, Unsupported, UpstreamProtocolError
 
 MAX_BODY = 64 * 1024 * 1024  # an upstream answer we agree to parse (the gateway reads less)

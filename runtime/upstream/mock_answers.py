@@ -15,7 +15,7 @@ import struct
 from collections.abc import Mapping
 from typing import Any
 
-from runtime.money import MAX_TOKENS
+from runtime.bundle.money import MAX_TOKENS
 from runtime.upstream.common import dumps
 
 CREATED = 1_700_000_000  # a fixed timestamp: answers are byte-for-byte reproducible

@@ -14,7 +14,7 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
 
-from runtime.money import Usage
+from runtime.bundle.money import Usage
 from runtime.upstream.base import Call, Outbound, Reply, Unsupported, UpstreamProtocolError
 from runtime.upstream.common import (
     add_auth,

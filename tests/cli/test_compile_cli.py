@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from runtime.bundle import Bundle
+from runtime.bundle.load import Bundle
 from tests.conftest import EXAMPLE
 
 UNREACHABLE = """\

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from catalog_compiler.cli import cli
-from runtime.canonical import FORMAT
+from runtime.bundle.canonical import FORMAT
 
 EXAMPLE_LINE = re.compile(r"^\s+\$ (catalogc .*)$")
 

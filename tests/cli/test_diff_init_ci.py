@@ -13,7 +13,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from catalog_compiler.compiler import compile_catalog
-from runtime.canonical import seal
+from runtime.bundle.canonical import seal
 from tests.conftest import EXAMPLE, ROOT
 
 

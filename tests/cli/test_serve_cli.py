@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from catalog_compiler.cli.serve_cmd import gateway_argv, tuning_argv
-from runtime.bundle import Bundle
+from runtime.bundle.load import Bundle
 from tests.conftest import ROOT
 
 GATEWAY_EXAMPLE = ROOT / "examples" / "gateway"

@@ -26,8 +26,8 @@ from catalog_compiler.compiler import compile_catalog
 from catalog_compiler.diagnostics import Sink
 from catalog_compiler.emit.schemas import render
 from catalog_compiler.load.yamlparse import parse_text
-from runtime.bundle import Bundle
-from runtime.canonical import CanonicalError, jcs, js_number, seal
+from runtime.bundle.canonical import CanonicalError, jcs, js_number, seal
+from runtime.bundle.load import Bundle
 from tests.conftest import EXAMPLE
 
 
@@ -289,7 +289,7 @@ def test_the_runtime_gate_uses_the_compilers_bounds() -> None:
     from catalog_compiler.model import common, types
     from catalog_compiler.model.routing import Attempts
     from catalog_compiler.services import SERVICES
-    from runtime import bundle_check as gate
+    from runtime.bundle import check as gate
 
     assert gate.MAX_BUDGET_USD == common.MAX_BUDGET_USD
     assert gate.MAX_COUNT == types.MAX_COUNT

@@ -13,7 +13,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from catalog_compiler.compiler import compile_catalog
-from runtime.bundle import Bundle, effective
+from runtime.bundle.load import Bundle, effective
 from tests.strategies import ANTHROPIC_MODELS, OPENAI_MODELS, catalogs, patterns_for, write_catalog
 
 Files = dict[str, list[dict[str, Any]]]

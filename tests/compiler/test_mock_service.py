@@ -15,7 +15,7 @@ from catalog_compiler.compiler import Compiled, compile_catalog
 from catalog_compiler.registry import builtin
 from catalog_compiler.services import MOCK_BASE_URL, SERVICES
 from runtime import AccessDenied, Bundle, Estimate, MemoryStore, RateLimited, Router, Usage
-from runtime.hosts import parse_origin
+from runtime.bundle.hosts import parse_origin
 
 MakeCatalog = Callable[..., Path]
 

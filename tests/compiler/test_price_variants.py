@@ -15,9 +15,9 @@ import pytest
 
 from catalog_compiler.compiler import compile_catalog
 from catalog_compiler.registry import builtin
-from runtime.bundle import Bundle
-from runtime.bundle_check import check
-from runtime.errors import BundleContentError
+from runtime.bundle.check import check
+from runtime.bundle.errors import BundleContentError
+from runtime.bundle.load import Bundle
 
 ORG = "kind: Organization\nversion: 1\nname: Tiers\n"
 BEDROCK = """\

@@ -16,9 +16,9 @@ from catalog_compiler.cli.explain_cmd import render_route
 from catalog_compiler.compiler import compile_catalog
 from catalog_compiler.tools.diff import semantic_diff
 from catalog_compiler.tools.explain import explain_route
-from runtime.bundle import Bundle
-from runtime.canonical import seal
-from runtime.errors import BundleContentError
+from runtime.bundle.canonical import seal
+from runtime.bundle.errors import BundleContentError
+from runtime.bundle.load import Bundle
 from runtime.gateway.endpoints import resolve_endpoints
 
 INTEGRATION = """\

@@ -9,7 +9,7 @@ import pytest
 
 from catalog_compiler.compiler import compile_catalog
 from catalog_compiler.tools.gallery import Site, build_site, render_site, write_site
-from runtime.bundle import Bundle
+from runtime.bundle.load import Bundle
 from tests.conftest import EXAMPLE
 
 

@@ -24,8 +24,8 @@ from urllib.parse import quote
 
 import pytest
 
-from runtime.access import qualified
-from runtime.bundle import Bundle
+from runtime.bundle.access import qualified
+from runtime.bundle.load import Bundle
 from tests.gallery.conftest import Page
 
 BROWSERS = ("chromium", "chromium-browser")

@@ -14,8 +14,8 @@ from catalog_compiler.compiler import compile_catalog
 from catalog_compiler.diagnostics.redact import ANY_KNOWN
 from catalog_compiler.tools.gallery import Site, build_site, render_site
 from catalog_compiler.tools.gallery.site import page_name, usd
-from runtime.access import qualified
-from runtime.bundle import Bundle
+from runtime.bundle.access import qualified
+from runtime.bundle.load import Bundle
 from tests.conftest import EXAMPLE, ROOT
 from tests.gallery.conftest import Page
 

@@ -20,8 +20,8 @@ import pytest
 
 from catalog_compiler.tools.gallery import Gateway, Request, Site, build_site, snippets
 from catalog_compiler.tools.gallery.routes import config_routes, shape_for
-from runtime.bundle import Bundle
-from runtime.router import Router
+from runtime.bundle.load import Bundle
+from runtime.routing.router import Router
 from tests.gallery.snippet_runner import node_sdks, run_node, run_python  # noqa: F401
 
 

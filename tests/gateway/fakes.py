@@ -38,7 +38,7 @@ UPSTREAM_BODY_LIMIT = 4 * 1024 * 1024
 
 @dataclass(frozen=True)
 class Tokens:
-    """What a fake reports as used. `input` excludes cached input (runtime.money.Usage's rule):
+    """What a fake reports as used. `input` excludes cached input (runtime.bundle.money.Usage's rule):
     OpenAI's prompt_tokens is input + cache_read; Anthropic reports the four apart."""
 
     input: int = 13

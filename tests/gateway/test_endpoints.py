@@ -10,8 +10,8 @@ from pathlib import Path
 import openai
 import pytest
 
-from runtime.errors import RequestError
-from runtime.router import Router
+from runtime.bundle.errors import RequestError
+from runtime.routing.router import Router
 from tests.gateway.fakes import Answer, Fakes, Tokens, embedding
 from tests.gateway.harness import (
     OTHER_KEY,

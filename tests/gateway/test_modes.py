@@ -1,4 +1,4 @@
-"""Model modes on the gateway's endpoints (runtime/modes.py): a model asked on an endpoint
+"""Model modes on the gateway's endpoints (runtime/routing/modes.py): a model asked on an endpoint
 that does not serve its mode is refused with a 400 before admission (no upstream call,
 nothing charged), in the endpoint's own error shape; `/v1/models` shows each model's mode."""
 

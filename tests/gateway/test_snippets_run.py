@@ -13,7 +13,7 @@ import pytest
 
 from catalog_compiler.tools.gallery import Gateway, Request, build_site, snippets
 from catalog_compiler.tools.gallery.snippets import Snippet
-from runtime.bundle import Bundle
+from runtime.bundle.load import Bundle
 from tests.gallery.snippet_runner import (  # noqa: F401  (node_sdks: a fixture)
     Ran,
     node_sdks,

@@ -25,7 +25,7 @@ from runtime.gateway.live import Live
 from runtime.gateway.tracing import Tracing, trace_context
 from runtime.gateway.transport import Transport
 from runtime.limits.memory import MemoryStore
-from runtime.router import Router
+from runtime.routing.router import Router
 from tests.gateway.fakes import Answer, Fakes
 from tests.gateway.harness import TEAM_KEY, UPSTREAM_ENV, GatewayProcess, http, user
 

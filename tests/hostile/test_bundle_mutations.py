@@ -26,7 +26,7 @@ from runtime import (
     Router,
     Usage,
 )
-from runtime.canonical import seal
+from runtime.bundle.canonical import seal
 from tests.conftest import EXAMPLE
 
 Body = dict[str, Any]

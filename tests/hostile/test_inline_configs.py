@@ -29,9 +29,9 @@ from hypothesis import strategies as st
 
 from catalog_compiler.compiler import compile_catalog
 from runtime import AccessDenied, InvalidConfig, RequestError, Router
-from runtime.bundle import thaw
-from runtime.hosts import host_allowed, parse_origin
-from runtime.inline import TARGET_FIELDS, parse_config
+from runtime.bundle.hosts import host_allowed, parse_origin
+from runtime.bundle.load import thaw
+from runtime.routing.inline import TARGET_FIELDS, parse_config
 from tests.conftest import EXAMPLE, ROOT, shared_data
 
 FUZZ_EXAMPLES = 300

@@ -22,10 +22,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from runtime import Estimate, InvalidRequest, RateLimited, Router, Store, Usage
+from runtime.bundle.money import MAX_TOKENS, usd
+from runtime.bundle.periods import window_at
 from runtime.limits.memory import MemoryStore
 from runtime.limits.redis_store import RedisStore
-from runtime.money import MAX_TOKENS, usd
-from runtime.periods import window_at
 from tests.redis_server import RedisServer
 from tests.runtime.conftest import OPENAI_PROVIDER, compile_files
 

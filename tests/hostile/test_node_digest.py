@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from catalog_compiler.compiler import compile_catalog
-from runtime.bundle import Bundle
-from runtime.canonical import MAX_SAFE_INTEGER, js_number, seal
+from runtime.bundle.canonical import MAX_SAFE_INTEGER, js_number, seal
+from runtime.bundle.load import Bundle
 from tests.conftest import EXAMPLE, ROOT
 
 NODE = shutil.which("node")

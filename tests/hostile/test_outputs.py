@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime.bundle import Bundle
+from runtime.bundle.load import Bundle
 from tests.conftest import EXAMPLE, shared_data
 from tests.hostile.conftest import Run, assert_sound, catalogc
 

@@ -28,9 +28,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from runtime import BudgetExceeded, Estimate, Router, StoreUnavailable, Usage
+from runtime.bundle.periods import NS_PER_DAY, epoch_day, kind, span
 from runtime.limits.lua import FOREVER, SPAN
 from runtime.limits.redis_store import RedisStore
-from runtime.periods import NS_PER_DAY, epoch_day, kind, span
 from tests.redis_server import RedisServer, free_port
 from tests.runtime.conftest import OPENAI_PROVIDER, compile_files
 

@@ -94,7 +94,7 @@ def test_the_product_has_patterns_to_check() -> None:
 DRIVER = textwrap.dedent(
     """
     import json, re, signal, sys
-    from runtime.access import pattern
+    from runtime.bundle.access import pattern
 
     LENGTH, PREFIXES, ATOMS, TAILS, items, globs = json.loads(sys.stdin.read())
 
@@ -154,7 +154,7 @@ def test_globs_agree_with_fnmatch() -> None:
     import fnmatch
     import random
 
-    from runtime.access import any_of, pattern
+    from runtime.bundle.access import any_of, pattern
 
     rng = random.Random(7)
     for _ in range(20_000):

@@ -27,8 +27,8 @@ from runtime import (
     StoreUnavailable,
     Usage,
 )
+from runtime.bundle.periods import window_at
 from runtime.limits.redis_store import BYPASS, RedisStore
-from runtime.periods import window_at
 from tests.runtime.conftest import OPENAI_PROVIDER, compile_files
 
 REFUSALS = (BudgetExceeded, RateLimited, ConcurrencyExceeded)

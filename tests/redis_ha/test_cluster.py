@@ -129,7 +129,7 @@ def test_strict_mode_waits_for_the_replica(cluster: Cluster, tmp_path: Path) -> 
 
 
 def _month() -> str:
-    from runtime.periods import window_at
+    from runtime.bundle.periods import window_at
 
     return window_at("monthly", time.time_ns(), None)[0]
 

@@ -18,10 +18,10 @@ from runtime import (
     Router,
     Usage,
 )
+from runtime.bundle.money import UNITS_PER_USD
+from runtime.bundle.periods import window_at
 from runtime.limits.memory import MemoryStore
 from runtime.limits.spec import Bucket, ChainSpec
-from runtime.money import UNITS_PER_USD
-from runtime.periods import window_at
 from tests.runtime.conftest import OPENAI_PROVIDER, FakeClock
 
 ORG = 'kind: Organization\nversion: 1\nname: Limits Inc\nepoch: "2026-01-07"\n'

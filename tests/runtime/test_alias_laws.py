@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 from catalog_compiler.compiler import compile_catalog
 from runtime import Router
-from runtime.aliases import usable_aliases
-from runtime.errors import InvalidConfig, RequestError
+from runtime.bundle.aliases import usable_aliases
+from runtime.bundle.errors import InvalidConfig, RequestError
 from tests.strategies import SERVICES, catalogs, write_catalog
 
 Files = dict[str, list[dict[str, Any]]]

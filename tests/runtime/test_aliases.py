@@ -15,10 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from runtime import Router
-from runtime.aliases import usable_aliases
-from runtime.bundle import Bundle
-from runtime.canonical import seal
-from runtime.errors import (
+from runtime.bundle.aliases import usable_aliases
+from runtime.bundle.canonical import seal
+from runtime.bundle.errors import (
     AccessDenied,
     BundleContentError,
     BundleError,
@@ -26,6 +25,7 @@ from runtime.errors import (
     RequestError,
     UnknownModel,
 )
+from runtime.bundle.load import Bundle
 from tests.runtime.conftest import OPENAI_PROVIDER, compile_files
 
 FILES = {

@@ -19,7 +19,7 @@ from runtime import (
     BundleReadError,
     Router,
 )
-from runtime.canonical import seal
+from runtime.bundle.canonical import seal
 from tests.conftest import ROOT
 
 
@@ -94,7 +94,7 @@ def test_reload_swaps_and_a_bad_bundle_leaves_the_old_serving(
 
 
 def test_runtime_never_imports_the_compiler() -> None:
-    code = "import sys, runtime; import runtime.router; print(sorted(m for m in sys.modules if m.startswith('catalog_compiler')))"
+    code = "import sys, runtime; import runtime.routing.router; print(sorted(m for m in sys.modules if m.startswith('catalog_compiler')))"
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
     )

@@ -11,7 +11,7 @@ from typing import Any
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from runtime.bundle import ModelInfo, Prices, endpoint_parts
+from runtime.bundle.load import ModelInfo, Prices, endpoint_parts
 from runtime.gateway.endpoints import _Reader
 
 NAMES = st.from_regex(r"[A-Za-z][A-Za-z0-9-]{0,12}", fullmatch=True)

@@ -298,8 +298,8 @@ def test_workers_lease_budgets_and_return_them_at_exit(
 ) -> None:
     """--redis-lease-budgets: two workers admit a budget of 7 requests out of leased blocks,
     exactly 7 in all, and return what they hold when they stop."""
+    from runtime.bundle.periods import window_at
     from runtime.limits.redis_store import RedisStore
-    from runtime.periods import window_at
 
     files = catalog()
     files["w.yaml"] = files["w.yaml"].replace(

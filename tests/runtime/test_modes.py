@@ -1,4 +1,4 @@
-"""`Router.resolve(..., endpoint=...)`: the mode rule of runtime/modes.py, for every mode and
+"""`Router.resolve(..., endpoint=...)`: the mode rule of runtime/routing/modes.py, for every mode and
 endpoint, and where a compiled model's mode comes from."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from collections.abc import Callable
 import pytest
 
 from runtime import ModeMismatch, Router
-from runtime.errors import InvalidRequest
-from runtime.modes import ENDPOINT_MODES, ENDPOINT_PATHS, MODES
+from runtime.bundle.errors import InvalidRequest
+from runtime.routing.modes import ENDPOINT_MODES, ENDPOINT_PATHS, MODES
 from tests.runtime.conftest import OPENAI_PROVIDER
 
 CUSTOMS = "\n".join(f"      - {{name: m-{mode}, mode: {mode}}}" for mode in MODES)

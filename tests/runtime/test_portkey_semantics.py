@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from runtime import AccessDenied, InvalidConfig, RequestError, Router, UnknownModel
-from runtime.plan import Attempt
+from runtime.routing.plan import Attempt
 from tests.conftest import ROOT
 
 

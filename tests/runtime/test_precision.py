@@ -17,12 +17,12 @@ from hypothesis import strategies as st
 from catalog_compiler.compiler import compile_catalog
 from catalog_compiler.diagnostics import Diagnostic
 from runtime import Estimate, Router, Store, Usage
-from runtime.bundle import Prices
+from runtime.bundle.load import Prices
+from runtime.bundle.money import MAX_TOKENS, UNITS_PER_USD, Rates, dollars, usd
 from runtime.limits.lua import LOW
 from runtime.limits.memory import MemoryStore
 from runtime.limits.redis_store import RedisStore, split_money
 from runtime.limits.spec import BudgetSpec, ChainSpec
-from runtime.money import MAX_TOKENS, UNITS_PER_USD, Rates, dollars, usd
 from tests.redis_server import RedisServer
 from tests.runtime.conftest import OPENAI_PROVIDER, compile_files
 

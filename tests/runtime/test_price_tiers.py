@@ -12,10 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from runtime import Router
-from runtime.bundle import Prices, PriceTier
-from runtime.errors import InvalidRequest
-from runtime.money import Estimate, Usage, reserved_usage, usd
-from runtime.price_tables import RateCard
+from runtime.bundle.errors import InvalidRequest
+from runtime.bundle.load import Prices, PriceTier
+from runtime.bundle.money import Estimate, Usage, reserved_usage, usd
+from runtime.bundle.price_tables import RateCard
 
 M = Decimal(1_000_000)
 

@@ -22,9 +22,9 @@ from runtime import (
     StoreUnavailable,
     Usage,
 )
+from runtime.bundle.money import usd
+from runtime.bundle.periods import window_at
 from runtime.limits.redis_store import RedisStore
-from runtime.money import usd
-from runtime.periods import window_at
 from tests.redis_server import PERSISTENT, RedisServer
 from tests.runtime.conftest import compile_files
 from tests.runtime.hammer import hammer

@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 
 from runtime import BudgetExceeded, Estimate, Router, StoreUnavailable, Usage
+from runtime.bundle.periods import window_at
 from runtime.limits.redis_lease import Leases
 from runtime.limits.redis_store import RedisStore
-from runtime.periods import window_at
 from tests.redis_server import RedisServer
 from tests.runtime.conftest import OPENAI_PROVIDER, compile_files
 from tests.runtime.hammer import hammer, hold_and_hang

@@ -18,10 +18,10 @@ from runtime import (
     UnknownProvider,
     UnknownWorkspace,
 )
-from runtime.bundle import thaw
-from runtime.hosts import host_allowed, parse_host_pattern, parse_origin
-from runtime.inline import parse_config
-from runtime.params import drop, request_body
+from runtime.bundle.hosts import host_allowed, parse_host_pattern, parse_origin
+from runtime.bundle.load import thaw
+from runtime.routing.inline import parse_config
+from runtime.routing.params import drop, request_body
 from tests.conftest import MINIMAL_ORG, shared_data
 
 
@@ -450,7 +450,7 @@ def test_regex_conditions_accept_javascript_named_groups(router: Router) -> None
 def test_inline_checks_know_every_field_the_compiler_accepts() -> None:
     """A config pasted inline is not refused for a field a compiled config may have."""
     from catalog_compiler.model import routing as model
-    from runtime import inline
+    from runtime.routing import inline
 
     pairs = [
         (model.Target, inline.TARGET_FIELDS), (model.Strategy, inline.STRATEGY_CHECKS),

@@ -8,9 +8,9 @@ import threading
 from collections.abc import Callable
 
 from runtime import BudgetExceeded, ConcurrencyExceeded, Estimate, RateLimited, Router, Usage
+from runtime.bundle.money import UNITS_PER_USD
+from runtime.bundle.periods import window_at
 from runtime.limits.memory import MemoryStore
-from runtime.money import UNITS_PER_USD
-from runtime.periods import window_at
 from tests.runtime.conftest import FakeClock
 
 CATALOG = {

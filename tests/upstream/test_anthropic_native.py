@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from runtime.money import Usage
+from runtime.bundle.money import Usage
 from runtime.upstream import SERVICES
 from runtime.upstream.anthropic import error_body
 from runtime.upstream.base import Unsupported, UpstreamProtocolError

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
-from runtime.money import Usage
+from runtime.bundle.money import Usage
 from runtime.upstream import SERVICES
 from runtime.upstream.anthropic_request import DEFAULT_MAX_TOKENS
 from runtime.upstream.base import Unsupported

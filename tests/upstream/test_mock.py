@@ -15,7 +15,7 @@ from openai.types import CreateEmbeddingResponse
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.responses import Response as ResponsesResponse
 
-from runtime.money import Usage
+from runtime.bundle.money import Usage
 from runtime.upstream import adapter_for, mock
 from runtime.upstream.base import Call, Outbound, Reply, StreamTranslator
 from runtime.upstream.mock import MockResponse, MockUpstream

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from openai.types.chat import ChatCompletionChunk
 
-from runtime.money import MAX_TOKENS, Usage
+from runtime.bundle.money import MAX_TOKENS, Usage
 from runtime.upstream import SERVICES
 from runtime.upstream.base import Unsupported, UpstreamProtocolError
 from runtime.upstream.common import retry_after

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from runtime.money import Usage
+from runtime.bundle.money import Usage
 from runtime.upstream import SERVICES
 from runtime.upstream.base import Call, UpstreamProtocolError
 from tests.upstream.helpers import call, feed_in_pieces

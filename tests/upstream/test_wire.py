@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import ClientSession, web
 
-from runtime.money import Usage
+from runtime.bundle.money import Usage
 from runtime.upstream import adapter_for
 from runtime.upstream.base import Call, StreamTranslator
 from tests.upstream import fixtures as fx

@@ -11,8 +11,8 @@ from typing import Any
 
 from catalog_compiler.tools.gallery.snippets import IDENTIFIER, RESERVED_PARAMS, Scalar
 from catalog_compiler.tools.gallery.views import ConfigRoute, ConfigView
-from runtime.bundle import Bundle
-from runtime.plan import Context, matches
+from runtime.bundle.load import Bundle
+from runtime.routing.plan import Context, matches
 
 
 # -- configs: which targets each one can reach, and with what request -----------------------

@@ -1,7 +1,7 @@
 """The model gallery: what every page shows, assembled from the runtime's index of a bundle,
 then rendered with jinja2 into a static, offline site.
 
-Everything comes from `runtime.bundle.Bundle`, so the gallery shows what the router does:
+Everything comes from `runtime.bundle.load.Bundle`, so the gallery shows what the router does:
 the routes a workspace may use (`Bundle.routes`), their prices with workspace overrides
 (`Bundle.price`), the counter chain and its effective limits (`Bundle.chain`, `effective`).
 Credentials are never read: pages hold no secret values and no references to them.
@@ -42,8 +42,8 @@ from catalog_compiler.tools.gallery.views import (
     page_name,
 )
 from catalog_compiler.tools.price_words import variant_lines
-from runtime.aliases import usable_aliases
-from runtime.bundle import (
+from runtime.bundle.aliases import usable_aliases
+from runtime.bundle.load import (
     Bundle,
     Counter,
     Prices,

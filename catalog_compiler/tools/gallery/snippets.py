@@ -39,7 +39,7 @@ DEFAULT_API_KEY_ENV = "CATALOG_API_KEY"
 
 CHAT_PROMPT = "Say hello in one short sentence."
 COMPLETION_PROMPT = "Once upon a time"
-# The endpoint each mode is asked on (runtime/modes.py); a mode without one gets no snippet.
+# The endpoint each mode is asked on (runtime/routing/modes.py); a mode without one gets no snippet.
 MODE_ENDPOINTS = {"chat": "/chat/completions", "completion": "/completions",
                   "embedding": "/embeddings", "responses": "/responses"}  # fmt: skip
 EMBEDDING_INPUT = "The quick brown fox jumps over the lazy dog."

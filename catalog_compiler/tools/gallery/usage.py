@@ -11,7 +11,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from runtime.money import dollars
+from runtime.bundle.money import dollars
 
 MAX_BYTES = 16 * 1024 * 1024
 MAX_ROWS = 100_000

@@ -109,7 +109,7 @@ class ModelView:
         return " ".join((self.target, self.mode)).lower()
 
 
-# The order modes are shown in: the endpoints' order (runtime/modes.py), then the rest.
+# The order modes are shown in: the endpoints' order (runtime/routing/modes.py), then the rest.
 MODE_ORDER = ("chat", "responses", "completion", "embedding", "image", "audio", "rerank")
 
 

@@ -9,7 +9,8 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from runtime.bundle_check_values import (
+from runtime.bundle.canonical import MAX_SAFE_INTEGER
+from runtime.bundle.check_values import (
     _DROP_STEP,
     BRANCH,
     CACHE,
@@ -41,9 +42,15 @@ from runtime.bundle_check_values import (
     texts,
     url,
 )
-from runtime.canonical import MAX_SAFE_INTEGER
-from runtime.config_syntax import CARRIED, MODES, QUERY_LOGIC, QUERY_OPS, SECRET_FIELDS, query_field
-from runtime.config_syntax import compile_regex as _compile_regex
+from runtime.bundle.config_syntax import (
+    CARRIED,
+    MODES,
+    QUERY_LOGIC,
+    QUERY_OPS,
+    SECRET_FIELDS,
+    query_field,
+)
+from runtime.bundle.config_syntax import compile_regex as _compile_regex
 
 
 class ConfigChecks:
@@ -173,7 +180,7 @@ class ConfigChecks:
 
 
 def query(value: Any, depth: int) -> None:
-    """A conditional's query, as runtime/plan.py evaluates it."""
+    """A conditional's query, as runtime/routing/plan.py evaluates it."""
     if depth > MAX_JSON_DEPTH:
         raise Bad(f"queries nested deeper than {MAX_JSON_DEPTH} levels")
     for key, cond in mapping(value).items():

@@ -6,10 +6,10 @@ from __future__ import annotations
 from decimal import Decimal
 from types import TracebackType
 
+from runtime.bundle.money import Estimate, Usage, usd
+from runtime.bundle.price_tables import requested_tier
 from runtime.limits.base import Reservation, Store
-from runtime.money import Estimate, Usage, usd
-from runtime.plan import Attempt
-from runtime.price_tables import requested_tier
+from runtime.routing.plan import Attempt
 
 
 class Ticket:

@@ -1,6 +1,6 @@
 """Attempts as a bundle decides them: one bundle's derived state (plan cache, compiled counter
 chains, base attempts), a catalog target's attempt and a raw service's, and an attempt
-sending a request's own body. The router resolves names to these (runtime/router.py)."""
+sending a request's own body. The router resolves names to these (runtime/routing/router.py)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from runtime.bundle import Bundle, Counter
+from runtime.bundle.load import Bundle, Counter
+from runtime.bundle.price_tables import RateCard
 from runtime.limits.spec import ChainSpec, compile_chain
-from runtime.params import request_body
-from runtime.plan import Attempt, Plan, Rule
-from runtime.price_tables import RateCard
+from runtime.routing.params import request_body
+from runtime.routing.plan import Attempt, Plan, Rule
 
 PLAN_CACHE_LIMIT = 100_000
 

@@ -1,6 +1,6 @@
 """Which price table a request is charged at: long-context tier, batch, service tier.
 
-A model's `Prices` may carry variants (see runtime/bundle.py): long-context `tiers` (a
+A model's `Prices` may carry variants (see runtime/bundle/load.py): long-context `tiers` (a
 request whose prompt tokens are strictly above a threshold is priced wholly at the highest
 tier it exceeds), a `batch` table, and `service_tiers` (`flex`, `priority`). A variant is a
 partial table: its absent fields fall back to the base table at the same long-context tier;
@@ -25,9 +25,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from runtime.bundle import Prices
-from runtime.errors import InvalidRequest
-from runtime.money import Rates, Usage, shown
+from runtime.bundle.errors import InvalidRequest
+from runtime.bundle.load import Prices
+from runtime.bundle.money import Rates, Usage, shown
 
 SERVICE_TIERS = ("flex", "priority")
 # a request's `service_tier` -> the tables its answer may be charged at. No tier is the

@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from runtime.bundle import Counter, Prices
-from runtime.configs import regex_search, weight_of
-from runtime.errors import InvalidConfig
+from runtime.bundle.errors import InvalidConfig
+from runtime.bundle.load import Counter, Prices
+from runtime.bundle.price_tables import RateCard
 from runtime.limits.spec import ChainSpec
-from runtime.price_tables import RateCard
+from runtime.routing.configs import regex_search, weight_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +44,7 @@ class Attempt:
     limits: ChainSpec | None = None  # the chain compiled for admission
     option: str | None = None  # where in the config it came from: "config.targets[1]"
     catalog_rates: RateCard | None = None  # the catalog's price (rates: the workspace's)
-    mode: str | None = None  # the model's mode (runtime/modes.py); None: a raw service
+    mode: str | None = None  # the model's mode (runtime/routing/modes.py); None: a raw service
 
     @property
     def target(self) -> str:
@@ -78,7 +78,7 @@ class Plan:
     attempts: tuple[Attempt, ...]
     config: str | None = None
     branch: str | None = None  # the target a conditional strategy selected
-    alias: str | None = None  # the model alias the request named (runtime/aliases.py)
+    alias: str | None = None  # the model alias the request named (runtime/bundle/aliases.py)
 
 
 Rule = tuple[frozenset[int] | None, int]

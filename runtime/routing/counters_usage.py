@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from runtime.bundle import Bundle, Counter
+from runtime.bundle.load import Bundle, Counter
+from runtime.bundle.money import dollars, usd
+from runtime.bundle.periods import NS_PER_DAY, span
 from runtime.limits.base import Store
 from runtime.limits.spec import Bucket, BudgetSpec, LeaseSpec, compile_chain
-from runtime.money import dollars, usd
-from runtime.periods import NS_PER_DAY, span
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 

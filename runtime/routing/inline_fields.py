@@ -10,12 +10,12 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
-from runtime.bounds import CONFIG_BOUNDS
-from runtime.configs import secret_ref
-from runtime.hosts import HostError, credential_header, parse_origin
+from runtime.bundle.hosts import HostError, credential_header, parse_origin
+from runtime.routing.bounds import CONFIG_BOUNDS
+from runtime.routing.configs import secret_ref
 
 if TYPE_CHECKING:
-    from runtime.inline import Checker
+    from runtime.routing.inline import Checker
 
 MAX_CONFIG_BYTES = 32 * 1024  # a header value; servers commonly cap all headers at 8-32 KiB
 MAX_JSON_DEPTH = CONFIG_BOUNDS.depth

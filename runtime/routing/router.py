@@ -18,24 +18,24 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from runtime.aliases import Alias
-from runtime.aliases import expand as expand_alias
-from runtime.attempts import PLAN_CACHE_LIMIT, State, base_attempt, raw_attempt, with_params
-from runtime.bounds import METADATA_BOUNDS, PARAMS_BOUNDS
-from runtime.bundle import Bundle
-from runtime.counters_usage import CounterUsage, counters_of, read_usage
-from runtime.errors import AccessDenied, InvalidConfig, UnknownConfig
-from runtime.inline import check_destination, compile_inline
+from runtime.bundle.aliases import Alias
+from runtime.bundle.aliases import expand as expand_alias
+from runtime.bundle.errors import AccessDenied, InvalidConfig, UnknownConfig
+from runtime.bundle.load import Bundle
+from runtime.bundle.money import Estimate, Usage, reserved_usage
+from runtime.bundle.price_tables import requested_tier
+from runtime.bundle.suggest import nearest
 from runtime.limits.base import Reservation, Store, checked_request_id
 from runtime.limits.memory import MemoryStore
 from runtime.limits.spec import BudgetSpec, ChainSpec
-from runtime.modes import check_plan
-from runtime.money import Estimate, Usage, reserved_usage
-from runtime.params import request_body
-from runtime.plan import Attempt, Context, Plan, Rule, expand
-from runtime.price_tables import requested_tier
-from runtime.suggest import nearest
-from runtime.targets import (
+from runtime.routing.attempts import PLAN_CACHE_LIMIT, State, base_attempt, raw_attempt, with_params
+from runtime.routing.bounds import METADATA_BOUNDS, PARAMS_BOUNDS
+from runtime.routing.counters_usage import CounterUsage, counters_of, read_usage
+from runtime.routing.inline import check_destination, compile_inline
+from runtime.routing.modes import check_plan
+from runtime.routing.params import request_body
+from runtime.routing.plan import Attempt, Context, Plan, Rule, expand
+from runtime.routing.targets import (
     MAX_NAME,
     bounded_object,
     check_names,
@@ -43,7 +43,7 @@ from runtime.targets import (
     split_target,
     takes_request_provider,
 )
-from runtime.ticket import Ticket
+from runtime.routing.ticket import Ticket
 
 __all__ = ["AlertHook", "Router", "Ticket"]  # Ticket: where users import it from
 
@@ -99,7 +99,7 @@ class Router:
     ) -> Plan:
         """As `_resolve`; with `endpoint` (`chat`, `completions`, `embeddings`, `responses`,
         `messages`), a plan with a model of another mode is refused (ModeMismatch, 400)
-        before anything is admitted: see runtime/modes.py."""
+        before anything is admitted: see runtime/routing/modes.py."""
         plan = self._resolve(workspace, model, provider=provider, config=config,
                              metadata=metadata, params=params, seed=seed, path=path)  # fmt: skip
         if endpoint is not None:
@@ -124,8 +124,8 @@ class Router:
         `default_config`. `path` is the request's URL path (`url.pathname` in conditions).
 
         Everything here may come from a client: names are checked, `metadata` and `params`
-        are copied within bounds (runtime/bounds.py), an inline config is held to the rules
-        of runtime/inline.py. Every refusal is a RequestError."""
+        are copied within bounds (runtime/routing/bounds.py), an inline config is held to the rules
+        of runtime/routing/inline.py. Every refusal is a RequestError."""
         state = self._state  # one snapshot, even if a reload happens meanwhile
         if config is None and params is None and metadata is None and path is None:
             try:  # the hot path: names seen before were checked before
@@ -175,7 +175,8 @@ class Router:
         seed: int | None,
         path: str | None,
     ) -> Plan:
-        """The plan of the alias's target, named in the same request form (runtime/aliases.py):
+        """The plan of the alias's target, named in the same request form
+        (runtime/bundle/aliases.py):
         the target's own checks, limits and prices apply, nothing else."""
         model, alias_config = expand_alias(alias, provider, config)
         if params is not None:  # the body names the target too (conditions see `params.model`)
@@ -301,7 +302,7 @@ class Router:
     # -- usage ---------------------------------------------------------------------------
     def usage(self, workspace: str | None = None) -> list[CounterUsage]:
         """Every counter's use in its current window (or those a workspace is charged to):
-        limit, spent, reserved in flight, remaining; see runtime/counters_usage.py."""
+        limit, spent, reserved in flight, remaining; see runtime/routing/counters_usage.py."""
         state = self._state
         counters = counters_of(state.bundle, workspace)
         clock = getattr(self.store, "clock", time.time_ns)  # the store's idea of now

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from runtime.errors import InvalidConfig
+from runtime.bundle.errors import InvalidConfig
 
 MAX_INT = 2**63 - 1  # what every JSON consumer can hold; beyond is an error, not a rounding
 

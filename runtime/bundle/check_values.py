@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
-from runtime.canonical import MAX_SAFE_INTEGER, is_double_text
+from runtime.bundle.canonical import MAX_SAFE_INTEGER, is_double_text
 
 # -- the compiler's bounds (its model/common.py, types.py, routing.py) ------------------
 MAX_BUDGET_USD = 10**9

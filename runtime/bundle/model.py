@@ -11,9 +11,9 @@ from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
 
-from runtime.access import Pattern, Refusal, Rules, qualified
-from runtime.aliases import NO_ALIASES, Alias
-from runtime.errors import (
+from runtime.bundle.access import Pattern, Refusal, Rules, qualified
+from runtime.bundle.aliases import NO_ALIASES, Alias
+from runtime.bundle.errors import (
     AccessDenied,
     amount_words,
     period_words,
@@ -91,7 +91,7 @@ class Prices:
     """USD per 1M tokens (and per request); None where the model has no such price.
 
     The variants (long-context `tiers`, `batch`, `service_tiers`) are partial tables whose
-    absent fields fall back to this one's; runtime/price_tables.py picks one per request."""
+    absent fields fall back to this one's; runtime/bundle/price_tables.py picks one per request."""
 
     input: Decimal | None = None
     output: Decimal | None = None
@@ -219,7 +219,7 @@ class Workspace:
     counter: str
     default_config: str | None
     api_keys: tuple[Mapping[str, Any], ...]
-    # name -> its target (runtime/aliases.py)
+    # name -> its target (runtime/bundle/aliases.py)
     aliases: Mapping[str, Alias] = field(default_factory=lambda: NO_ALIASES)
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from runtime.bounds import Bounds, plain_json
-from runtime.errors import InvalidConfig
+from runtime.bundle.errors import InvalidConfig
+from runtime.routing.bounds import Bounds, plain_json
 
 MAX_NAME = 1_024  # a workspace, model, provider or config slug in a request
 

@@ -3,7 +3,7 @@ that arrive inline with a request.
 
 One implementation serves both sides: the compiler validates a config's structure with its
 typed models (for positions), then calls `normalize` here for the tree and the semantic
-checks; the router validates inline configs with `runtime.inline` and the same `normalize`.
+checks; the router validates inline configs with `runtime.routing.inline` and the same `normalize`.
 
 A normalized node carries its effective settings after inheritance, so the router never
 walks up: `override_params` merge down the tree key by key (a child's key replaces the
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
-from runtime.config_syntax import (
+from runtime.bundle.config_syntax import (
     CARRIED,
     OPERATOR_SYNONYMS,
     QUERY_LOGIC,
@@ -30,10 +30,10 @@ from runtime.config_syntax import (
     compile_regex,
     query_field,
 )
-from runtime.config_syntax import regex_search as regex_search  # re-exported for plan.py
-from runtime.config_syntax import weight_of as weight_of  # re-exported for plan.py
-from runtime.params import deep_merge, drop_path_problem
-from runtime.suggest import did_you_mean
+from runtime.bundle.config_syntax import regex_search as regex_search  # re-exported for plan.py
+from runtime.bundle.config_syntax import weight_of as weight_of  # re-exported for plan.py
+from runtime.bundle.suggest import did_you_mean
+from runtime.routing.params import deep_merge, drop_path_problem
 
 Path = tuple[str | int, ...]
 

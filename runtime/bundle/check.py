@@ -21,9 +21,9 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from runtime.aliases import NAME_RE
-from runtime.bundle_check_configs import ConfigChecks
-from runtime.bundle_check_values import (
+from runtime.bundle.aliases import NAME_RE
+from runtime.bundle.check_configs import ConfigChecks
+from runtime.bundle.check_values import (
     _DATE,
     _DIGEST,
     _HEX,
@@ -88,7 +88,7 @@ from runtime.bundle_check_values import (
     texts,
     where,
 )
-from runtime.errors import BundleContentError
+from runtime.bundle.errors import BundleContentError
 
 # -- the bundle ---------------------------------------------------------------------------
 

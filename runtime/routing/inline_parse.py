@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from runtime.errors import InvalidConfig
-from runtime.inline_fields import MAX_CONFIG_BYTES, MAX_INT_DIGITS, MAX_JSON_DEPTH
+from runtime.bundle.errors import InvalidConfig
+from runtime.routing.inline_fields import MAX_CONFIG_BYTES, MAX_INT_DIGITS, MAX_JSON_DEPTH
 
 
 # -- parsing --------------------------------------------------------------------------------

@@ -14,9 +14,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from runtime.access import Refusal, Rules, pattern, qualified
-from runtime.aliases import aliases_of
-from runtime.bundle_build import (
+from runtime.bundle.access import Refusal, Rules, pattern, qualified
+from runtime.bundle.aliases import aliases_of
+from runtime.bundle.build import (
     _check_resolved,
     _counter,
     _model,
@@ -24,8 +24,18 @@ from runtime.bundle_build import (
     _Shared,
     endpoint_parts,
 )
-from runtime.bundle_check import check
-from runtime.bundle_model import (
+from runtime.bundle.check import check
+from runtime.bundle.errors import (
+    BundleContentError,
+    BundleReadError,
+    UnknownModel,
+    UnknownProvider,
+    UnknownWorkspace,
+    amount_words,
+    counter_label,
+    period_words,
+)
+from runtime.bundle.model import (
     FREE,
     PRICE_FIELDS,
     VARIANT_FIELDS,
@@ -51,18 +61,8 @@ from runtime.bundle_model import (
     rate_words,
     thaw,
 )
-from runtime.bundle_read import MAX_BUNDLE_BYTES, check_format, parse, read_bounded, verify_digest
-from runtime.errors import (
-    BundleContentError,
-    BundleReadError,
-    UnknownModel,
-    UnknownProvider,
-    UnknownWorkspace,
-    amount_words,
-    counter_label,
-    period_words,
-)
-from runtime.suggest import closest, nearest
+from runtime.bundle.read import MAX_BUNDLE_BYTES, check_format, parse, read_bounded, verify_digest
+from runtime.bundle.suggest import closest, nearest
 
 
 @dataclass(eq=False)

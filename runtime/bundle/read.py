@@ -13,7 +13,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from runtime.canonical import (
+from runtime.bundle.canonical import (
     FORMAT,
     FORMAT_PREFIX,
     FORMAT_VERSION,
@@ -21,7 +21,7 @@ from runtime.canonical import (
     CanonicalError,
     body_digest,
 )
-from runtime.errors import (
+from runtime.bundle.errors import (
     BundleFormatError,
     BundleIntegrityError,
     BundleReadError,

@@ -178,7 +178,7 @@ class StoreUnavailable(CatalogRuntimeError):
 
 
 class ModeMismatch(RequestError):
-    """A model asked on an endpoint that does not serve its mode (runtime/modes.py)."""
+    """A model asked on an endpoint that does not serve its mode (runtime/routing/modes.py)."""
 
     status = 400
 

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from runtime.errors import InvalidRequest, ModeMismatch
-from runtime.plan import Plan
+from runtime.bundle.errors import InvalidRequest, ModeMismatch
+from runtime.routing.plan import Plan
 
 MODES = ("audio", "chat", "completion", "embedding", "image", "rerank", "responses")
 

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from runtime.errors import InvalidConfig
+from runtime.bundle.errors import InvalidConfig
 
 if TYPE_CHECKING:
-    from runtime.bundle import Bundle
+    from runtime.bundle.load import Bundle
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}\Z")
 SOURCES = ("organization", "workspace")

@@ -11,9 +11,10 @@ from decimal import Decimal
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, cast
 
-from runtime.access import Rules
-from runtime.bundle_check import where
-from runtime.bundle_model import (
+from runtime.bundle.access import Rules
+from runtime.bundle.check import where
+from runtime.bundle.errors import BundleContentError
+from runtime.bundle.model import (
     VARIANT_FIELDS,
     BudgetLimit,
     Counter,
@@ -22,10 +23,9 @@ from runtime.bundle_model import (
     Provider,
     RateLimit,
 )
-from runtime.errors import BundleContentError
 
 if TYPE_CHECKING:
-    from runtime.bundle import Bundle
+    from runtime.bundle.load import Bundle
 
 
 class _Shared:

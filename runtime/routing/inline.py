@@ -4,9 +4,9 @@ A client is not the catalog's author, so an inline config is held to more than a
 one (docs/inline-configs.md):
 
 - it is parsed strictly (`parse_config`: bytes bounded, no NaN/Infinity, no duplicate keys,
-  integers and nesting bounded) and bounded as a value (`runtime.bounds`);
+  integers and nesting bounded) and bounded as a value (`runtime.routing.bounds`);
 - its structure is checked field by field, numbers within their ranges, then normalized by
-  the same rules as a compiled config (`runtime.configs.normalize`);
+  the same rules as a compiled config (`runtime.routing.configs.normalize`);
 - it routes only to catalog providers (`@slug`): no raw services, no credentials of any
   kind (literal or `{env:}`/`{file:}` reference: the gateway would read its own environment
   or files for the client), no field that moves a provider to another resource or region,
@@ -22,12 +22,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from runtime.bounds import CONFIG_BOUNDS, plain_json, where
-from runtime.config_syntax import MODE_SYNONYMS, MODES, query_field
-from runtime.configs import Normalized, Problem, normalize
-from runtime.errors import AccessDenied, InvalidConfig
-from runtime.hosts import HostError, host_allowed, parse_origin
-from runtime.inline_fields import (
+from runtime.bundle.config_syntax import MODE_SYNONYMS, MODES, query_field
+from runtime.bundle.errors import AccessDenied, InvalidConfig
+from runtime.bundle.hosts import HostError, host_allowed, parse_origin
+from runtime.bundle.suggest import did_you_mean
+from runtime.routing.bounds import CONFIG_BOUNDS, plain_json, where
+from runtime.routing.configs import Normalized, Problem, normalize
+from runtime.routing.inline_fields import (
     CACHE_CHECKS,
     CB_CHECKS,
     CONDITION_CHECKS,
@@ -57,8 +58,7 @@ from runtime.inline_fields import (
     TARGET_FIELDS,
     Check,
 )
-from runtime.inline_parse import json_depth, parse_config
-from runtime.suggest import did_you_mean
+from runtime.routing.inline_parse import json_depth, parse_config
 
 
 # -- checking -------------------------------------------------------------------------------
@@ -208,7 +208,7 @@ class Checker:
 # -- destinations ---------------------------------------------------------------------------
 def check_destination(
     workspace: str,
-    provider: Any,  # runtime.bundle.Provider
+    provider: Any,  # runtime.bundle.load.Provider
     custom_host: str,
     path: tuple[str | int, ...],
     origin_of: Callable[[str], str | None],

@@ -17,8 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, Context, Decimal, Inexact
 
-from runtime.bundle import Prices
-from runtime.errors import InvalidRequest
+from runtime.bundle.errors import InvalidRequest
+from runtime.bundle.load import Prices
 
 UNITS_PER_USD = 10**16
 PLACES = 16  # decimal places of USD a unit resolves
@@ -42,7 +42,7 @@ class Usage:
     cache_write_tokens: int = 0  # cache writes of the default (5-minute) TTL
     cache_write_1h_tokens: int = 0  # cache writes of the 1-hour TTL (Anthropic)
     # the service tier the upstream says it served ("default", "flex", "priority"); None:
-    # it said nothing, and the requested tier is charged (runtime/price_tables.py). Not
+    # it said nothing, and the requested tier is charged (runtime/bundle/price_tables.py). Not
     # part of equality: two usages of the same tokens are the same usage.
     service_tier: str | None = field(default=None, compare=False)
 

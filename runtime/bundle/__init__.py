@@ -1,0 +1,76 @@
+"""The bundle layer: takes the compiled bundle file (the only contract
+with the compiler), reads it within bounds, verifies its format and digest, checks every
+member, and hands on a frozen, indexed `Bundle`, together with the vocabulary a bundle is
+written in (prices, money, periods, hosts, access rules, aliases, config syntax) and the
+runtime's exceptions (errors.py, the base of everything). It imports nothing above it. The
+loader's public names are re-exported here, so `from runtime.bundle import Bundle` reads as
+before.
+"""
+
+from runtime.bundle.load import (
+    FREE,
+    MAX_BUNDLE_BYTES,
+    PRICE_FIELDS,
+    VARIANT_FIELDS,
+    BudgetLimit,
+    Bundle,
+    ConfigInfo,
+    Counter,
+    Decision,
+    Effective,
+    Integration,
+    ModelInfo,
+    PriceQuote,
+    PriceRule,
+    Prices,
+    PriceTier,
+    Provider,
+    RateLimit,
+    Workspace,
+    amount_words,
+    budget_words,
+    check_format,
+    counter_label,
+    effective,
+    endpoint_parts,
+    parse,
+    period_words,
+    rate_words,
+    read_bounded,
+    thaw,
+    verify_digest,
+)
+
+__all__ = [
+    "FREE",
+    "MAX_BUNDLE_BYTES",
+    "PRICE_FIELDS",
+    "VARIANT_FIELDS",
+    "BudgetLimit",
+    "Bundle",
+    "ConfigInfo",
+    "Counter",
+    "Decision",
+    "Effective",
+    "Integration",
+    "ModelInfo",
+    "PriceQuote",
+    "PriceRule",
+    "PriceTier",
+    "Prices",
+    "Provider",
+    "RateLimit",
+    "Workspace",
+    "amount_words",
+    "budget_words",
+    "check_format",
+    "counter_label",
+    "effective",
+    "endpoint_parts",
+    "parse",
+    "period_words",
+    "rate_words",
+    "read_bounded",
+    "thaw",
+    "verify_digest",
+]
