@@ -34,6 +34,8 @@ from typing import Any
 import redis
 
 from runtime.bundle.money import UNITS_PER_USD
+from runtime.limits.lua import ADMIT, SETTLE
+from runtime.limits.redis_acked import sha1
 from runtime.limits.redis_store import RedisStore
 from runtime.limits.spec import PER_NS, Bucket, BudgetSpec, ChainSpec, LeaseSpec
 from tests.redis_server import RedisServer
@@ -129,6 +131,9 @@ def _raw(value: Any) -> bytes:
     return value if isinstance(value, bytes) else str(value).encode()
 
 
+NONCE = "0" * 12  # the store draws one per admission; the script only stores and compares it
+
+
 class Commands:
     """The admission and settlement EVALSHA of one request, as RESP bytes, for any request
     id: keys and arguments come from the store's own (private) helpers once, with a
@@ -137,18 +142,18 @@ class Commands:
 
     def __init__(self, store: RedisStore, spec: ChainSpec, prefix: str) -> None:
         store.start()
-        store._admit.sha = store.client.script_load(store._admit.script)
-        store._settle.sha = store.client.script_load(store._settle.script)
+        admit_sha = store.client.script_load(ADMIT)
+        settle_sha = store.client.script_load(SETTLE)
         self.prefix = prefix
         self.n = 0
         placeholder = "P" * 20
         plan = store.plan(spec, store._day())
-        keys, args = store._call(plan, placeholder, TOKENS, COST)
+        keys, args = store._call(plan, placeholder, TOKENS, COST, NONCE)
         reservation = store._outcome(plan, placeholder, TOKENS, COST, 0)
         assert reservation is not None
         skeys, sargs = store._settle_call(reservation, TOKENS - 100, COST - REFUND)
-        self.admit = self._template(store._admit.sha, keys, args, placeholder)
-        self.settle = self._template(store._settle.sha, skeys, sargs, placeholder)
+        self.admit = self._template(admit_sha, keys, args, placeholder)
+        self.settle = self._template(settle_sha, skeys, sargs, placeholder)
 
     @staticmethod
     def _template(sha: str, keys: list[str], args: list[Any], placeholder: str) -> list[bytes]:
@@ -280,6 +285,8 @@ def script_times(url: str, chain: Chain, n: int = 3000) -> tuple[float, float]:
     store.start()
     plan = store.plan(spec, store._day())
     client = store.client
+    client.script_load(ADMIT)  # the store loads a script on first use; a pipeline cannot
+    client.script_load(SETTLE)
     times = []
     for phase in ("admit", "settle"):
         client.config_resetstat()
@@ -287,13 +294,13 @@ def script_times(url: str, chain: Chain, n: int = 3000) -> tuple[float, float]:
         for i in range(n):
             rid = f"x-{i}"
             if phase == "admit":
-                keys, args = store._call(plan, rid, TOKENS, COST)
-                store._admit(keys=keys, args=args, client=pipe)
+                keys, args = store._call(plan, rid, TOKENS, COST, NONCE)
+                pipe.evalsha(sha1(ADMIT), len(keys), *keys, *args)
             else:
                 reservation = store._outcome(plan, rid, TOKENS, COST, 0)
                 assert reservation is not None
                 keys, args = store._settle_call(reservation, TOKENS - 100, COST - REFUND)
-                store._settle(keys=keys, args=args, client=pipe)
+                pipe.evalsha(sha1(SETTLE), len(keys), *keys, *args)
         pipe.execute()
         times.append(float(client.info("commandstats")["cmdstat_evalsha"]["usec_per_call"]))
     store.close()
