@@ -269,7 +269,7 @@ def url_or_ref(value: Any, *steps: str | int) -> None:
 
 def endpoint(entry: dict[str, Any]) -> None:
     """`base_url` (null, a URL, or `{"ref": …}`) and the optional `headers` of an
-    integration, a provider or a model (refs.py of the compiler; runtime/endpoints.py)."""
+    integration, a provider or a model (refs.py of the compiler; runtime/gateway/endpoints.py)."""
     if entry.get("base_url") is not None:
         url_or_ref(entry["base_url"], "base_url")
     if "headers" not in entry:
