@@ -312,3 +312,59 @@ if __name__ == "__main__":  # print the runtime's layer-to-layer imports (for re
         if src != dst:
             print(f"{src} -> {dst}:", *rows, sep="\n    ")
     print(*(" -> ".join(c) for c in find_cycles(_edges(import_graph(module_files())))), sep="\n")
+
+
+# The compiler's stages, earliest first (docs/architecture.md): a module may import its own
+# stage and earlier ones, never a later one. The package itself only names the program.
+STAGES: tuple[tuple[str, ...], ...] = (
+    ("catalog_compiler.diagnostics", "catalog_compiler.registry", "catalog_compiler.services"),
+    ("catalog_compiler.load", "catalog_compiler.model"),
+    ("catalog_compiler.check",),
+    ("catalog_compiler.resolve", "catalog_compiler.emit"),
+    ("catalog_compiler.pipeline",),
+    ("catalog_compiler.compiler",),
+    ("catalog_compiler.tools",),
+    ("catalog_compiler.cli", "catalog_compiler.__main__"),
+)
+
+
+def stage_of(module: str) -> int | None:
+    best: tuple[int, int] | None = None
+    for index, prefixes in enumerate(STAGES):
+        for prefix in prefixes:
+            hit = module == prefix or module.startswith(prefix + ".")
+            if hit and (best is None or len(prefix) > best[0]):
+                best = (len(prefix), index)
+    return best[1] if best else None
+
+
+def stage_violations(imports: Iterable[Import]) -> list[str]:
+    wrong = []
+    for imp in imports:
+        if not imp.source.startswith("catalog_compiler.") or imp.target == "catalog_compiler":
+            continue
+        src, dst = stage_of(imp.source), stage_of(imp.target)
+        if src is None or dst is None:
+            if imp.target.startswith("catalog_compiler"):
+                missing = imp.source if src is None else imp.target
+                wrong.append(f"{imp.where()}: {missing} is in no stage of STAGES")
+        elif dst > src:
+            wrong.append(f"{imp.where()}: {imp.source} imports a later stage ({imp.target})")
+    return wrong
+
+
+def test_compiler_stages_import_backwards_only() -> None:
+    known = module_files(("catalog_compiler",))
+    unplaced = [m for m in known if m != "catalog_compiler" and stage_of(m) is None]
+    assert not unplaced, f"compiler modules in no stage of STAGES: {unplaced}"
+    wrong = stage_violations(import_graph(known))
+    assert not wrong, "imports of a later stage:\n" + "\n".join(wrong)
+
+
+def test_checker_reports_a_later_stage() -> None:
+    planted = Import("catalog_compiler.load.sources", "catalog_compiler.check.files",
+                     ROOT / "catalog_compiler/load/sources.py", 9)  # fmt: skip
+    assert stage_violations([planted]) == [
+        "catalog_compiler/load/sources.py:9: catalog_compiler.load.sources imports a later stage"
+        " (catalog_compiler.check.files)"
+    ]
