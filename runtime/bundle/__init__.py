@@ -3,74 +3,20 @@ with the compiler), reads it within bounds, verifies its format and digest, chec
 member, and hands on a frozen, indexed `Bundle`, together with the vocabulary a bundle is
 written in (prices, money, periods, hosts, access rules, aliases, config syntax) and the
 runtime's exceptions (errors.py, the base of everything). It imports nothing above it. The
-loader's public names are re-exported here, so `from runtime.bundle import Bundle` reads as
-before.
+loader's public names (runtime/bundle/load.py `__all__`) are importable from here too, on
+first use: a small module of this layer (errors, suggest) must not pay for the whole loader,
+which the compiler's checks never need.
 """
 
-from runtime.bundle.load import (
-    FREE,
-    MAX_BUNDLE_BYTES,
-    PRICE_FIELDS,
-    VARIANT_FIELDS,
-    BudgetLimit,
-    Bundle,
-    ConfigInfo,
-    Counter,
-    Decision,
-    Effective,
-    Integration,
-    ModelInfo,
-    PriceQuote,
-    PriceRule,
-    Prices,
-    PriceTier,
-    Provider,
-    RateLimit,
-    Workspace,
-    amount_words,
-    budget_words,
-    check_format,
-    counter_label,
-    effective,
-    endpoint_parts,
-    parse,
-    period_words,
-    rate_words,
-    read_bounded,
-    thaw,
-    verify_digest,
-)
+from __future__ import annotations
 
-__all__ = [
-    "FREE",
-    "MAX_BUNDLE_BYTES",
-    "PRICE_FIELDS",
-    "VARIANT_FIELDS",
-    "BudgetLimit",
-    "Bundle",
-    "ConfigInfo",
-    "Counter",
-    "Decision",
-    "Effective",
-    "Integration",
-    "ModelInfo",
-    "PriceQuote",
-    "PriceRule",
-    "PriceTier",
-    "Prices",
-    "Provider",
-    "RateLimit",
-    "Workspace",
-    "amount_words",
-    "budget_words",
-    "check_format",
-    "counter_label",
-    "effective",
-    "endpoint_parts",
-    "parse",
-    "period_words",
-    "rate_words",
-    "read_bounded",
-    "thaw",
-    "verify_digest",
-]
+import importlib
+from typing import Any
+
+
+def __getattr__(name: str) -> Any:
+    # importlib, not `from runtime.bundle import load`: that would ask this hook for `load`
+    load = importlib.import_module("runtime.bundle.load")
+    if name in load.__all__:
+        return getattr(load, name)
+    raise AttributeError(f"module 'runtime.bundle' has no attribute {name!r}")

@@ -103,6 +103,27 @@ def test_runtime_never_imports_the_compiler() -> None:
         assert "catalog_compiler" not in path.read_text(), path
 
 
+def test_the_bundle_layers_small_modules_do_not_load_the_loader() -> None:
+    """The compiler's checks import errors and suggest from the bundle layer; the package
+    must not pull in the whole loader with them (~110 ms), yet still answers for the
+    loader's names on first use."""
+    code = (
+        "import sys; import runtime.bundle.errors, runtime.bundle.suggest;"
+        " print('runtime.bundle.load' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert out.stdout.strip() == "False"
+    import runtime.bundle
+    from runtime.bundle import load
+
+    for name in load.__all__:
+        assert getattr(runtime.bundle, name) is getattr(load, name)
+    with pytest.raises(AttributeError):
+        _ = runtime.bundle.no_such_name
+
+
 def test_exported_members_are_sorted_and_real() -> None:
     import runtime
 
