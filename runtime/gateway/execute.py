@@ -185,7 +185,7 @@ class Engine:
         finally:
             out.tries.append((attempt, answered, out.retries))
             if ticket is not None:
-                out.cost += await _settle(ticket, settle)
+                out.cost += await ticket.asettle_through_cancel(settle)
                 out.tickets.append(ticket)
 
     def _call(self, job: Job, attempt: Attempt, live: Live, trace: Mapping[str, str]) -> Call:
@@ -246,15 +246,6 @@ def timeout_of(job: Job, attempt: Attempt) -> float:
 def _refused(out: Outcome, failure: Failure) -> int:
     out.status, out.failure, out.retry_after = failure.status, failure, failure.retry_after
     return failure.status
-
-
-async def _settle(ticket: Ticket, usage: Usage | None) -> Decimal:
-    """Settle even when the request's task is being cancelled (a client went away): in
-    process when the store allows (nothing to interrupt), else shielded in a task."""
-    if ticket.store.settles_inline:
-        return ticket.cancel() if usage is None else ticket.settle(usage)
-    work = ticket.acancel() if usage is None else ticket.asettle(usage)
-    return await asyncio.shield(work)
 
 
 def _retry_policy(retry: Mapping[str, Any] | None) -> tuple[int, frozenset[int], bool]:

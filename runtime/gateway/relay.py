@@ -103,7 +103,4 @@ async def settle_stream(
         usage = reported
     else:
         usage = replace(reported, output_tokens=max(reported.output_tokens, seen))
-    if ticket.store.settles_inline:  # in process: nothing a cancellation could interrupt
-        return ticket.settle(usage), usage
-    cost = await asyncio.shield(ticket.asettle(usage))
-    return cost, usage
+    return await ticket.asettle_through_cancel(usage), usage

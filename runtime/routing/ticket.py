@@ -3,6 +3,7 @@ charges the input only and releases the lease)."""
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 from types import TracebackType
 
@@ -54,8 +55,8 @@ class Ticket:
         return self.cost
 
     async def asettle(self, usage: Usage) -> Decimal:
-        if self.cost is not None or self.store.settles_inline:
-            return self.settle(usage)
+        if self.cost is not None:
+            return self.cost
         cost = self.charge(usage)
         await self.store.asettle(self.reservation, usage.tokens, cost)
         self.cost, self.usage = usd(cost), usage
@@ -78,6 +79,15 @@ class Ticket:
 
     async def acancel(self) -> Decimal:
         return await self.asettle(self._input_only())
+
+    async def asettle_through_cancel(self, usage: Usage | None) -> Decimal:
+        """Settle with `usage` (None: cancel, the input only) even while the calling task is
+        being cancelled (a client went away): in process when the store settles inline, as
+        nothing can interrupt it, else in a task shielded from the cancellation."""
+        if self.store.settles_inline:
+            return self.cancel() if usage is None else self.settle(usage)
+        work = self.acancel() if usage is None else self.asettle(usage)
+        return await asyncio.shield(work)
 
     def __enter__(self) -> Ticket:
         return self

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 from collections.abc import Callable
 from decimal import Decimal
@@ -15,6 +17,7 @@ from runtime import (
     ConcurrencyExceeded,
     Estimate,
     RateLimited,
+    Reservation,
     Router,
     Usage,
 )
@@ -223,6 +226,45 @@ def test_settlement_is_idempotent_and_cancel_pays_the_input(
     with admit(router, input_tokens=50, max_tokens=500):
         pass  # cancelled: only the input is charged
     assert store.spent(key, day) == 170
+
+
+class SlowSettlingStore(MemoryStore):
+    """A store whose settlement awaits, as a networked one does (not inline)."""
+
+    settles_inline = False
+
+    async def asettle(self, reservation: Reservation, tokens: int, cost: int) -> bool:
+        await asyncio.sleep(0.05)
+        return self.settle(reservation, tokens, cost)
+
+
+@pytest.mark.parametrize("inline", [True, False])
+@pytest.mark.parametrize("usage", [Usage(input_tokens=100, output_tokens=20), None])
+def test_settlement_survives_the_callers_cancellation(
+    make_router: Callable[..., Router], clock: FakeClock, inline: bool, usage: Usage | None
+) -> None:
+    """A client going away cancels the request's task while it settles: the settlement (or,
+    with no usage, the input-only cancel) still lands, whichever way the store settles."""
+    router = one_level(make_router, "budgets: [{limit: 1000, unit: tokens, period: daily}]\n")
+    if not inline:
+        router.store = SlowSettlingStore(clock=clock)
+    store = router.store
+    assert isinstance(store, MemoryStore) and store.settles_inline is inline
+    day = window_at("daily", store.clock(), None)[0]
+    ticket = admit(router, input_tokens=100, max_tokens=300)
+
+    async def settle_then_be_cancelled() -> None:
+        task = asyncio.ensure_future(ticket.asettle_through_cancel(usage))
+        await asyncio.sleep(0)  # the settlement has started
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await asyncio.sleep(0.1)  # a shielded settlement finishes on its own
+
+    asyncio.run(settle_then_be_cancelled())
+    assert ticket.settled
+    spent = store.spent("workspace/team|budget|tokens/daily", day)
+    assert spent == (120 if usage is not None else 100)
 
 
 def test_alert_threshold_calls_the_hook_once(
