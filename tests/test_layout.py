@@ -14,7 +14,9 @@ import itertools
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
+K = TypeVar("K")
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("catalog_compiler", "runtime", "benchmarks")
 
@@ -184,14 +186,19 @@ def _circle(component: list[str], edges: Mapping[str, Iterable[str]]) -> list[st
     return [*component, start]  # unreachable for a real component
 
 
-def layer_of(module: str) -> str | None:
-    best: tuple[int, str] | None = None
-    for layer, prefixes in LAYERS.items():
+def placed(module: str, table: Iterable[tuple[K, Iterable[str]]]) -> K | None:
+    """The key whose longest prefix (a module name or a package) names `module`."""
+    best: tuple[int, K] | None = None
+    for key, prefixes in table:
         for prefix in prefixes:
             hit = module == prefix or module.startswith(prefix + ".")
             if hit and (best is None or len(prefix) > best[0]):
-                best = (len(prefix), layer)
+                best = (len(prefix), key)
     return best[1] if best else None
+
+
+def layer_of(module: str) -> str | None:
+    return placed(module, LAYERS.items())
 
 
 def layer_violations(imports: Iterable[Import]) -> list[str]:
@@ -329,13 +336,7 @@ STAGES: tuple[tuple[str, ...], ...] = (
 
 
 def stage_of(module: str) -> int | None:
-    best: tuple[int, int] | None = None
-    for index, prefixes in enumerate(STAGES):
-        for prefix in prefixes:
-            hit = module == prefix or module.startswith(prefix + ".")
-            if hit and (best is None or len(prefix) > best[0]):
-                best = (len(prefix), index)
-    return best[1] if best else None
+    return placed(module, enumerate(STAGES))
 
 
 def stage_violations(imports: Iterable[Import]) -> list[str]:
