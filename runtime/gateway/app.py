@@ -28,6 +28,7 @@ from runtime.gateway.relay import Counted, relay, settle_stream
 from runtime.gateway.replies import Failure, error_body, failure_of, retry_after_header
 from runtime.gateway.tracing import trace_context
 from runtime.routing.router import Router
+from runtime.upstream.json_codec import loads
 
 ENDPOINTS = {
     "/v1/chat/completions": "chat",
@@ -256,7 +257,7 @@ async def _body(request: web.Request) -> tuple[bytes, dict[str, Any]]:
         raise Failure(413, f"the request body is larger than {request.app._client_max_size} "
                       "bytes", "request_too_large") from None  # fmt: skip
     try:
-        body = json.loads(raw)
+        body = loads(raw)
     except (ValueError, RecursionError):
         raise Failure(400, "the request body is not JSON", "invalid_json") from None
     if not isinstance(body, dict):

@@ -4,21 +4,21 @@ catalog slugs, statuses, counts, costs and timings: never a key, a credential or
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import sys
 import time
 from typing import Any
 
+from runtime.upstream.json_codec import dumps_line
+
 _pending: list[str] = []  # lines of this event-loop turn, written together at its end
-_encode = json.JSONEncoder(ensure_ascii=False, default=str).encode  # built once, not per line
 
 
 def log(event: str, **fields: Any) -> None:
     """Write one line. Inside a running loop, the lines of one turn go out in one write
     after it (a write and a flush per request cost as much as the rest of the log line)."""
     line = {"ts": round(time.time(), 3), "event": event, **fields}
-    text = _encode(line) + "\n"
+    text = dumps_line(line) + "\n"
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:

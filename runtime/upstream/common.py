@@ -10,7 +10,6 @@ refund a budget with a negative count.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Mapping, MutableMapping
@@ -19,6 +18,8 @@ from typing import Any
 
 from runtime.bundle.money import MAX_TOKENS, shown
 from runtime.upstream.base import Call, Unsupported, UpstreamProtocolError
+from runtime.upstream.json_codec import dumps as json_dumps
+from runtime.upstream.json_codec import loads
 
 MAX_BODY = 64 * 1024 * 1024  # an upstream answer we agree to parse (the gateway reads less)
 MAX_RETRY_AFTER = 86_400.0  # seconds; the gateway caps what it honours far lower
@@ -30,7 +31,7 @@ def load_json(data: bytes | str, what: str) -> Any:
     if len(data) > MAX_BODY:
         raise UpstreamProtocolError(f"upstream {what} is larger than {MAX_BODY:,} bytes")
     try:
-        return json.loads(data)
+        return loads(data)
     except (ValueError, RecursionError, UnicodeDecodeError):
         raise UpstreamProtocolError(f"upstream {what} is not valid JSON") from None
 
@@ -43,9 +44,10 @@ def load_object(data: bytes | str, what: str) -> dict[str, Any]:
 
 
 def dumps(value: Any) -> bytes:
-    """Compact JSON; ASCII escapes keep lone surrogates a client sent encodable."""
+    """Compact JSON (runtime/upstream/json_codec.py); lone surrogates a client sent are
+    escaped, NaN and Infinity refused."""
     try:
-        return json.dumps(value, ensure_ascii=True, separators=(",", ":"), allow_nan=False).encode()
+        return json_dumps(value)
     except (ValueError, TypeError, RecursionError):
         raise Unsupported("the request body cannot be encoded as JSON") from None
 
