@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from runtime.bundle.money import UNITS_PER_USD, usd
+from runtime.bundle.money import UNITS_PER_USD
 from runtime.bundle.price_tables import requested_tier
 from runtime.gateway.log import log
 from runtime.gateway.replies import Failure
@@ -102,15 +102,18 @@ class Record:
             for kind, n in zip(TOKEN_KINDS, counts, strict=True):
                 if n:
                     m.count(m.tokens, (*key, kind), n)
-            catalog = (a.catalog_rates or a.rates).cost(used, requested_tier(a.params))
+            charged = ticket.units or 0
+            if a.catalog_rates is None and not ticket.batch:  # the catalog's price was charged
+                catalog = charged
+            else:
+                catalog = (a.catalog_rates or a.rates).cost(used, requested_tier(a.params))
             # micro-USD as a float (exact to ~15 digits): the exact sums are the usage events
             m.count(m.cost, (*key, "catalog"), catalog * 1_000_000 / UNITS_PER_USD)
-            charged = ticket.cost if ticket.cost is not None else usd(0)
-            m.count(m.cost, (*key, "chargeback"), float(charged * 1_000_000))
+            m.count(m.cost, (*key, "chargeback"), charged * 1_000_000 / UNITS_PER_USD)
         moves = 0
         for i, (attempt, seconds, retry) in enumerate(out.tries):
             if seconds is not None:
-                m.child(m.latency, _provider(attempt), attempt.model).observe(seconds)
+                m.observe(m.latency, (_provider(attempt), attempt.model), seconds)
             if retry:
                 m.count(m.retries, (_provider(attempt), attempt.model))
             elif i:
@@ -118,7 +121,7 @@ class Record:
         if moves:
             m.count(m.fallbacks, (workspace,), moves)
         if self.ttft is not None and last is not None:
-            m.child(m.ttft, _provider(last), last.model).observe(self.ttft)
+            m.observe(m.ttft, (_provider(last), last.model), self.ttft)
 
 
 def _provider(attempt: Any) -> str:

@@ -51,7 +51,8 @@ def read_form(
     model = body.get("model")
     if model is not None and not isinstance(model, str):
         raise Failure(400, "`model` must be a string", "invalid_request")
-    _refuse_destination_headers(headers)
+    if not _portkey_headers(headers):  # the common case: the body names everything
+        return Form(model, None, None, None, trace_id or new_trace_id())
     return Form(model, _provider(headers), _config(headers), _metadata(headers),
                 _trace_id(headers, trace_id), _timeout(headers), _forward(headers))  # fmt: skip
 
@@ -95,13 +96,20 @@ _DESTINATION_PREFIXES = ("x-portkey-aws-", "x-portkey-azure-", "x-portkey-vertex
                          "x-portkey-bedrock-")  # fmt: skip
 
 
-def _refuse_destination_headers(headers: Mapping[str, str]) -> None:
+def _portkey_headers(headers: Mapping[str, str]) -> bool:
+    """Whether the request sends any `x-portkey-*` header, in one pass over the names that
+    also refuses the destination headers (all of them `x-portkey-*`)."""
+    found = False
     for name in headers:
         low = name.lower()
+        if not low.startswith("x-portkey-"):
+            continue
+        found = True
         if low == "x-portkey-custom-host" or low.startswith(_DESTINATION_PREFIXES):
             raise Failure(400, f"`{low[:64]}` is not accepted: the catalog sets where a provider "
                           "is and how it authenticates (a custom_host goes in a config, held to "
                           "the catalog's allowed_hosts)", "invalid_request")  # fmt: skip
+    return found
 
 
 def _provider(headers: Mapping[str, str]) -> str | None:

@@ -31,6 +31,7 @@ class Ticket:
         self.estimate = estimate
         self.batch = batch  # admitted as a Batch API request: charged at batch prices
         self.cost: Decimal | None = None  # USD, once settled
+        self.units: int | None = None  # the same in units of 1e-16 USD
         self.usage: Usage | None = None  # what it was settled with
 
     @property
@@ -51,7 +52,7 @@ class Ticket:
             return self.cost
         cost = self.charge(usage)
         self.store.settle(self.reservation, usage.tokens, cost)
-        self.cost, self.usage = usd(cost), usage
+        self.cost, self.units, self.usage = usd(cost), cost, usage
         return self.cost
 
     async def asettle(self, usage: Usage) -> Decimal:
@@ -59,7 +60,7 @@ class Ticket:
             return self.cost
         cost = self.charge(usage)
         await self.store.asettle(self.reservation, usage.tokens, cost)
-        self.cost, self.usage = usd(cost), usage
+        self.cost, self.units, self.usage = usd(cost), cost, usage
         return self.cost
 
     def charge(self, usage: Usage) -> int:

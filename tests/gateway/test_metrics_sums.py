@@ -42,3 +42,18 @@ def test_pending_sums_are_bounded_and_lose_nothing(monkeypatch: pytest.MonkeyPat
         m.count(m.fallbacks, (f"w{i}",), 1)
         assert len(m._due) <= 6
     assert scraped(m, "catalog_fallbacks_total") == 40
+
+
+def test_observations_reach_the_scrape_once_and_stay_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(metrics_module, "MAX_OBSERVED", 4)
+    m = Metrics()
+    for seconds in (0.004, 0.02, 0.3, 7.0, 0.004, 0.02, 0.3, 7.0, 0.004, 0.02):
+        m.observe(m.latency, ("fast", "echo"), seconds)
+        assert len(m._observed) < 4
+    assert scraped(m, "catalog_upstream_latency_seconds_count", provider="fast") == 10
+    assert scraped(m, "catalog_upstream_latency_seconds_bucket", provider="fast", le="0.005") == 3
+    assert scraped(m, "catalog_upstream_latency_seconds_sum") == pytest.approx(14.672)
+    # a second scrape with nothing new observes nothing twice
+    assert scraped(m, "catalog_upstream_latency_seconds_count", provider="fast") == 10

@@ -133,7 +133,9 @@ def test_a_log_line_means_what_the_stdlib_line_meant(fields: dict[str, Any]) -> 
     line = {"ts": 1.5, "event": "request", **fields}
     finite = not any(isinstance(v, float) and not math.isfinite(v) for v in _leaves(line))
     if finite:  # msgspec writes NaN as null where the stdlib writes NaN
-        assert same(json.loads(json_codec.dumps_line(line)), json.loads(json_codec._stdlib_line(line)))
+        assert same(
+            json.loads(json_codec.dumps_line(line)), json.loads(json_codec._stdlib_line(line))
+        )
 
 
 def _leaves(value: Any) -> list[Any]:
