@@ -53,12 +53,17 @@ def _env() -> dict[str, str]:
 
 def aiohttp_floor(upstream: str, loop: str = "uvloop") -> Callable[[Path, str | None], Server]:
     def start(work: Path, cpus: str | None) -> Server:
-        port = free_port()
-        argv = [PY, "-m", "benchmarks.gateway.floor_aiohttp", "--port", str(port),
-                "--upstream", upstream, "--loop", loop]  # fmt: skip
-        return Server(f"floor-aiohttp-{loop}", argv, port, work, cpus, _env()).start()
+        return floor_server(upstream, work, cpus, loop).start()
 
     return start
+
+
+def floor_server(upstream: str, work: Path, cpus: str | None, loop: str = "uvloop") -> Server:
+    """The aiohttp floor, not started yet."""
+    port = free_port()
+    argv = [PY, "-m", "benchmarks.gateway.floor_aiohttp", "--port", str(port),
+            "--upstream", upstream, "--loop", loop]  # fmt: skip
+    return Server(f"floor-aiohttp-{loop}", argv, port, work, cpus, _env())
 
 
 def asgi_floor(upstream: str, server: str) -> Callable[[Path, str | None], Server]:
@@ -166,15 +171,20 @@ def compile_bundle(upstream: str, work: Path) -> Path:
 
 def gateway(bundle: Path, redis_url: str | None) -> Callable[[Path, str | None], Server]:
     def start(work: Path, cpus: str | None) -> Server:
-        port = free_port()
-        argv = [PY, "-m", "runtime.gateway", str(bundle), "--port", str(port)]
-        if redis_url:
-            argv += ["--redis", redis_url]
-        env = {**_env(), "BENCH_UPSTREAM_KEY": UPSTREAM_KEY}
-        name = "gateway-redis" if redis_url else "gateway-memory"
-        return Server(name, argv, port, work, cpus, env).start()
+        return gateway_server(bundle, redis_url, work, cpus).start()
 
     return start
+
+
+def gateway_server(bundle: Path, redis_url: str | None, work: Path, cpus: str | None) -> Server:
+    """`python -m runtime.gateway` on `bundle`, not started yet."""
+    port = free_port()
+    argv = [PY, "-m", "runtime.gateway", str(bundle), "--port", str(port)]
+    if redis_url:
+        argv += ["--redis", redis_url]
+    env = {**_env(), "BENCH_UPSTREAM_KEY": UPSTREAM_KEY}
+    name = "gateway-redis" if redis_url else "gateway-memory"
+    return Server(name, argv, port, work, cpus, env)
 
 
 def gateway_headers() -> dict[str, str]:

@@ -189,20 +189,20 @@ class Engine:
                 out.tickets.append(ticket)
 
     def _call(self, job: Job, attempt: Attempt, live: Live, trace: Mapping[str, str]) -> Call:
-        integ = live.integration_of(attempt)
-        if integ is not None and integ in live.secrets.missing:
-            ref = live.secrets.missing[integ]
+        up = live.upstream(attempt)
+        if up.missing_secret is not None:
             raise Failure(
                 503,
                 f"`{attempt.target}` is unavailable: its credential reference "
-                f"`{ref}` could not be read at start",
+                f"`{up.missing_secret}` could not be read at start",
                 "credentials_unavailable",
             )
-        missing = live.unavailable(attempt)
-        if missing is not None:
+        if up.unavailable is not None:
             raise Failure(503, f"`{attempt.target}` is unavailable: its endpoint reference "
-                          f"`{missing}` could not be read at start",
+                          f"`{up.unavailable}` could not be read at start",
                           "endpoint_unavailable")  # fmt: skip
+        if up.base_url is None:
+            raise Failure(502, f"`{attempt.target}` has no base_url to call", "no_base_url")
         forwarded = {k: v for k in FORWARDED if (v := job.headers.get(k)) is not None}
         if attempt.service == "mock":
             forwarded.update(
@@ -210,10 +210,9 @@ class Engine:
             )
         return Call(
             endpoint=job.endpoint, body=attempt.params, stream=job.stream,
-            base_url=live.base_url(attempt), secrets=live.secrets.of(integ) if integ else {},
-            settings=live.settings(attempt), headers=forwarded,
+            base_url=up.base_url, secrets=up.secrets, settings=up.settings, headers=forwarded,
             include_usage=job.include_usage, service=attempt.service, auth=attempt.auth,
-            passed={**passed_headers(job, attempt), **trace, **live.headers(attempt)},
+            passed={**passed_headers(job, attempt), **trace, **up.headers},
         )  # fmt: skip
 
 

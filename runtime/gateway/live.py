@@ -10,11 +10,24 @@ from types import MappingProxyType
 from runtime.bundle.load import Bundle
 from runtime.gateway.auth import KeyIndex
 from runtime.gateway.endpoints import Endpoints, resolve_endpoints
-from runtime.gateway.replies import Failure
 from runtime.gateway.secrets import MissingSecrets, Secrets, load_secrets
 from runtime.routing.plan import Attempt
 
 _NONE: Mapping[str, str] = MappingProxyType({})
+MAX_UPSTREAMS = 4_096  # remembered targets (an inline custom_host is a client's string)
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """What calling one target needs from the bundle served now, read once per target."""
+
+    integration: str | None
+    missing_secret: str | None  # the credential reference that could not be read at start
+    unavailable: str | None  # the endpoint reference (base_url, header) that could not
+    base_url: str | None  # None: nowhere to call
+    secrets: Mapping[str, str]
+    settings: Mapping[str, str]
+    headers: Mapping[str, str]
 
 
 @dataclass(eq=False)
@@ -23,6 +36,7 @@ class Live:
     keys: KeyIndex
     secrets: Secrets
     _models: dict[str, bytes] = field(default_factory=dict)  # workspace -> /v1/models body
+    _upstreams: dict[tuple[str | None, str, str | None], Upstream] = field(default_factory=dict)
     endpoints: Endpoints | None = None  # what endpoint references could not be read
 
     @classmethod
@@ -38,6 +52,27 @@ class Live:
         if ends.failures and not allow_missing_secrets:
             raise MissingSecrets(ends.failures)
         return cls(ends.bundle, KeyIndex(ends.bundle), secrets, endpoints=ends)
+
+    def upstream(self, attempt: Attempt) -> Upstream:
+        """Everything below about `attempt`'s target, remembered (a plan's attempts are
+        made again and again; the bundle and secrets of one Live never change)."""
+        key = (attempt.provider, attempt.model, attempt.url)
+        found = self._upstreams.get(key)
+        if found is None:
+            integ = self.integration_of(attempt)
+            url = attempt.url
+            if url is None and attempt.provider is not None:
+                url = self.bundle.providers[attempt.provider].integration.base_url
+            found = Upstream(
+                integ, self.secrets.missing.get(integ) if integ else None,
+                self.unavailable(attempt), url or None,
+                self.secrets.of(integ) if integ else _NONE, self.settings(attempt),
+                self.headers(attempt),
+            )  # fmt: skip
+            if len(self._upstreams) >= MAX_UPSTREAMS:
+                self._upstreams.clear()
+            self._upstreams[key] = found
+        return found
 
     def unavailable(self, attempt: Attempt) -> str | None:
         """The endpoint reference (base_url, header) that keeps `attempt` from being made."""
@@ -62,14 +97,6 @@ class Live:
             return None
         provider = self.bundle.providers.get(attempt.provider)
         return provider.integration.slug if provider is not None else None
-
-    def base_url(self, attempt: Attempt) -> str:
-        url = attempt.url
-        if url is None and attempt.provider is not None:
-            url = self.bundle.providers[attempt.provider].integration.base_url
-        if not url:
-            raise Failure(502, f"`{attempt.target}` has no base_url to call", "no_base_url")
-        return url
 
     def settings(self, attempt: Attempt) -> Mapping[str, str]:
         if attempt.provider is None:

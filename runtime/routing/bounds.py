@@ -50,11 +50,8 @@ def problem(value: Any, bounds: Bounds) -> str | None:
     if isinstance(value, str):
         if len(value) > bounds.string:
             return f"a string longer than {bounds.string} characters"
-        if not value.isascii():
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError:
-                return "a string that is not valid Unicode (a lone surrogate)"
+        if not value.isascii() and not _unicode(value):
+            return "a string that is not valid Unicode (a lone surrogate)"
         return None
     if isinstance(value, int):
         return None if -MAX_INT <= value <= MAX_INT else "an integer beyond ±(2^63-1)"
@@ -119,6 +116,22 @@ class _Walk:
         self.scalar(item)
         return _json_number(item) if isinstance(item, Decimal) else item
 
+    def plain_leaf(self, item: Any) -> bool:
+        """Counted and True for a short ASCII string, an integer in range, a bool or None
+        within the node bound: what `copy` would return unchanged. False: `copy` decides."""
+        kind = type(item)
+        if not (
+            (kind is str and item.isascii() and len(item) <= self.bounds.string)
+            or (kind is int and -MAX_INT <= item <= MAX_INT)
+            or kind is bool
+            or item is None
+        ):
+            return False
+        if self.nodes >= self.bounds.nodes:
+            return False  # `copy` refuses it, naming the bound
+        self.nodes += 1
+        return True
+
     def scalar(self, item: Any) -> None:
         found = problem(item, self.bounds)
         if found is not None:
@@ -136,8 +149,11 @@ class _Walk:
                 raise _Refused(f"an object key of type {type(key).__name__}")
             if len(key) > bounds.key:
                 raise _Refused(f"an object key longer than {bounds.key} characters")
-            if not key.isascii() and problem(key, bounds) is not None:
+            if not key.isascii() and not _unicode(key):  # its length is checked above
                 raise _Refused("an object key that is not valid Unicode")
+            if self.plain_leaf(child):  # most members: no call to `copy`
+                out[key] = child
+                continue
             try:
                 out[key] = self.copy(child, depth + 1)
             except _Refused as refused:
@@ -153,12 +169,24 @@ class _Walk:
             raise _Refused(f"a list longer than {bounds.items} items")
         out: list[Any] = []
         for i, child in enumerate(item):
+            if self.plain_leaf(child):
+                out.append(child)
+                continue
             try:
                 out.append(self.copy(child, depth + 1))
             except _Refused as refused:
                 refused.steps.append(i)
                 raise
         return out
+
+
+def _unicode(text: str) -> bool:
+    """False for a string with a lone surrogate, which no UTF-8 encoder can write."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _json_number(value: Decimal) -> int | float:

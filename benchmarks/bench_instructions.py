@@ -1,0 +1,125 @@
+"""Instructions per request of the floor and of our gateway, counted by valgrind: a number
+that does not move with the VM's speed, for changes too small for wall-clock runs to see.
+
+    python -m benchmarks.bench_instructions [--small 50] [--large 250]
+
+`benchmarks/bench_gateway.py` times the servers; on a shared 2-vCPU VM its CPU-per-request
+column moves ±25% between quiet runs, so a 3% change can only be seen interleaved, many
+times. Here each server (the bare aiohttp pass-through, `python -m runtime.gateway` on the
+memory store) runs under `valgrind --tool=callgrind`, answers `--small` and then, in a
+second run, `--large` sequential keep-alive requests from one client, and exits; the
+difference of the two runs' instruction totals over the difference of the counts is what
+one more request costs, start-up and shutdown cancelling out. Same code, same count, to
+a few hundred instructions. Rows: a chat completion, whole and streamed (SSE).
+
+What it does not show: cache misses and the loop's batching under load (instructions at
+one client are not CPU time at 32). Needs valgrind (`apt-get install valgrind`); a run
+takes a few minutes, as every instruction is simulated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from benchmarks.gateway import rows as R
+from benchmarks.gateway.loadgen import body
+from benchmarks.gateway.procs import Server, free_port
+
+STARTUP = 600.0  # seconds: the gateway imports and loads under simulation
+
+
+def callgrind(server: Server, out: Path) -> Server:
+    """`server` started under callgrind, writing its totals to `out` when it exits."""
+    tool = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
+    server.argv = [*tool, *server.argv]
+    return server.start(timeout=STARTUP)
+
+
+def send(server: Server, model: str, headers: dict[str, str], count: int, stream: bool) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=STARTUP)
+    data = body(model, stream)
+    for _ in range(count):
+        conn.request("POST", R.CHAT, data, {"Content-Type": "application/json", **headers})
+        answer = conn.getresponse()
+        answer.read()
+        if answer.status != 200:
+            raise SystemExit(f"{server.name} answered {answer.status}:\n{server.tail()}")
+    conn.close()
+
+
+def total(out: Path) -> int:
+    for line in out.read_text().splitlines():
+        if line.startswith(("summary:", "totals:")):
+            return int(line.split()[1])
+    raise SystemExit(f"no instruction total in {out}")
+
+
+Make = Callable[[], Server]  # a server of the row, not started yet
+
+
+def per_request(make: Make, model: str, headers: dict[str, str], work: Path, small: int,
+                large: int, stream: bool) -> float:  # fmt: skip
+    counts = {}
+    for n in (small, large):
+        server = make()
+        out = work / f"{server.name}-{int(stream)}-{n}.callgrind"
+        callgrind(server, out)
+        try:
+            send(server, model, headers, 3, stream)  # pools, first-use imports
+            send(server, model, headers, n, stream)
+        finally:
+            server.stop()
+        counts[n] = total(out)
+    return (counts[large] - counts[small]) / (large - small)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--small", type=int, default=50)
+    parser.add_argument("--large", type=int, default=250)
+    args = parser.parse_args(argv)
+    if shutil.which("valgrind") is None:
+        print("valgrind is needed: apt-get install valgrind", file=sys.stderr)
+        return 2
+    if (why := R.gateway_available()) is not None:
+        print(why, file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="bench-instr-") as tmp:
+        work = Path(tmp)
+        port = free_port()
+        upstream = Server("upstream", [R.PY, "-m", "benchmarks.gateway.upstream", "--port",
+                                       str(port)], port, work, None, R._env()).start()  # fmt: skip
+        try:
+            os.environ["BENCH_UPSTREAM_KEY"] = R.UPSTREAM_KEY
+            bundle = R.compile_bundle(upstream.url, work)
+            rows: dict[str, tuple[Make, str, dict[str, str]]] = {
+                "floor": (lambda: R.floor_server(upstream.url, work, None), "bench-model", {}),
+                "gateway": (lambda: R.gateway_server(bundle, None, work, None),
+                            "@bench/bench-model", R.gateway_headers()),
+            }  # fmt: skip
+            found = {(name, stream): per_request(*row, work, args.small, args.large, stream)
+                     for stream in (False, True) for name, row in rows.items()}  # fmt: skip
+        finally:
+            upstream.stop()
+    print("| request | floor | gateway (memory store) | gateway's own | floor / gateway |\n"
+          "|---|---:|---:|---:|---:|")  # fmt: skip
+    for stream, name in ((False, "chat completion"), (True, "chat completion, streamed")):
+        floor, ours = found[("floor", stream)], found[("gateway", stream)]
+        print(f"| {name} | {floor:,.0f} | {ours:,.0f} | {ours - floor:,.0f} | "
+              f"{floor / ours:.0%} |")  # fmt: skip
+    print(
+        f"\ninstructions per request (callgrind), {args.large - args.small} requests "
+        f"between two runs of {args.small} and {args.large}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
