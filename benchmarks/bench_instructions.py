@@ -1,7 +1,7 @@
 """Instructions per request of the floor and of our gateway, counted by valgrind: a number
 that does not move with the VM's speed, for changes too small for wall-clock runs to see.
 
-    python -m benchmarks.bench_instructions [--small 50] [--large 250]
+    python -m benchmarks.bench_instructions [--small 30] [--large 130]
 
 `benchmarks/bench_gateway.py` times the servers; on a shared 2-vCPU VM its CPU-per-request
 column moves ±25% between quiet runs, so a 3% change can only be seen interleaved, many
@@ -9,8 +9,13 @@ times. Here each server (the bare aiohttp pass-through, `python -m runtime.gatew
 memory store) runs under `valgrind --tool=callgrind`, answers `--small` and then, in a
 second run, `--large` sequential keep-alive requests from one client, and exits; the
 difference of the two runs' instruction totals over the difference of the counts is what
-one more request costs, start-up and shutdown cancelling out. Same code, same count, to
-a few hundred instructions. Rows: a chat completion, whole and streamed (SSE).
+one more request costs, start-up and shutdown cancelling out. Same code, same count,
+within ~0.5% (hash seeds and the loop's timing still vary a little).
+
+Rows: a chat completion, whole and streamed (SSE). The fake upstream spaces its stream's
+events `--chunk-ms` apart (20 ms, against 2 in the timed benchmark): a simulated server is
+~50 times slower, and events arriving closer would be read several at a time, a number
+that changes with timing, and the count with it.
 
 What it does not show: cache misses and the loop's batching under load (instructions at
 one client are not CPU time at 32). Needs valgrind (`apt-get install valgrind`); a run
@@ -82,8 +87,9 @@ def per_request(make: Make, model: str, headers: dict[str, str], work: Path, sma
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--small", type=int, default=50)
-    parser.add_argument("--large", type=int, default=250)
+    parser.add_argument("--small", type=int, default=30)
+    parser.add_argument("--large", type=int, default=130)
+    parser.add_argument("--chunk-ms", type=float, default=20.0)
     args = parser.parse_args(argv)
     if shutil.which("valgrind") is None:
         print("valgrind is needed: apt-get install valgrind", file=sys.stderr)
@@ -94,8 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-instr-") as tmp:
         work = Path(tmp)
         port = free_port()
-        upstream = Server("upstream", [R.PY, "-m", "benchmarks.gateway.upstream", "--port",
-                                       str(port)], port, work, None, R._env()).start()  # fmt: skip
+        argv = [R.PY, "-m", "benchmarks.gateway.upstream", "--port", str(port),
+                "--chunk-ms", str(args.chunk_ms)]  # fmt: skip
+        upstream = Server("upstream", argv, port, work, None, R._env()).start()
         try:
             os.environ["BENCH_UPSTREAM_KEY"] = R.UPSTREAM_KEY
             bundle = R.compile_bundle(upstream.url, work)

@@ -17,6 +17,7 @@ from runtime.bundle.errors import BudgetExceeded, RequestError, StoreUnavailable
 from runtime.bundle.hosts import credential_header
 from runtime.bundle.money import MAX_TOKENS, Estimate, Usage, reserved_usage
 from runtime.gateway.alerts import Alerts
+from runtime.gateway.deadline import Deadline
 from runtime.gateway.forms import NOT_FORWARDED
 from runtime.gateway.live import Live
 from runtime.gateway.replies import Failure, failure_of
@@ -148,7 +149,7 @@ class Engine:
         sent = time.perf_counter()
         answered: float | None = None
         try:
-            async with asyncio.timeout(timeout):
+            async with Deadline(timeout):
                 resp = await self.transport.send(outbound, attempt.service, call.settings)
                 answered = time.perf_counter() - sent
                 if job.stream and 200 <= resp.status < 300:

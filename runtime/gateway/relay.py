@@ -10,13 +10,13 @@ relayed (streams send a token or a few per event), never more than the reservati
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from decimal import Decimal
 
 from runtime.bundle.money import Usage, reserved_usage
+from runtime.gateway.deadline import Deadline
 from runtime.gateway.transport import BROKEN
 from runtime.routing.ticket import Ticket
 from runtime.upstream.base import Response, StreamTranslator, UpstreamProtocolError
@@ -51,15 +51,17 @@ async def relay(
     chunks = resp.chunks().__aiter__()
     ended = "ok"
     try:
-        while True:
-            try:
-                async with asyncio.timeout(idle_timeout):
+        async with Deadline(idle_timeout) as idle:
+            while True:
+                idle.restart()  # only the wait for the upstream counts
+                try:
                     data = await anext(chunks)
-            except StopAsyncIteration:
-                break
-            out = translator.feed(data)
-            if out:
-                await _send(write, out)
+                except StopAsyncIteration:
+                    break
+                idle.pause()
+                out = translator.feed(data)
+                if out:
+                    await _send(write, out)
         if translator.done:
             await _send(write, translator.finish())
             return ended

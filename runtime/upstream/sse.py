@@ -51,6 +51,27 @@ class SSEParser:
         return bool(self._raw or self._line)
 
     def feed(self, chunk: bytes) -> list[Event]:
+        if not (self._raw or self._line or self._cr) and b"\r" not in chunk:
+            whole = self._whole_data_events(chunk)
+            if whole is not None:
+                return whole
+        return self._feed(chunk)
+
+    def _whole_data_events(self, chunk: bytes) -> list[Event] | None:
+        """The common chunk, parsed in one go: whole events of one `data:` line each
+        (`data: …\n\n` …), nothing pending before it. None: anything else, for `_feed`,
+        which reads it line by line to the same events."""
+        if not chunk.endswith(b"\n\n"):
+            return None
+        events = []
+        for block in chunk[:-2].split(b"\n\n"):
+            if not block.startswith(b"data:") or b"\n" in block or len(block) + 2 > self._max:
+                return None
+            value = block[6:] if block[5:6] == b" " else block[5:]
+            events.append(Event(None, value.decode("utf-8", "replace"), block + b"\n\n"))
+        return events
+
+    def _feed(self, chunk: bytes) -> list[Event]:
         events: list[Event] = []
         start, size = 0, len(chunk)
         if self._cr and size and chunk[0] == _LF:

@@ -131,19 +131,12 @@ def test_written_json_means_what_the_stdlib_would_have_written(value: Any) -> No
 @given(st.dictionaries(text, values, max_size=5))
 def test_a_log_line_means_what_the_stdlib_line_meant(fields: dict[str, Any]) -> None:
     line = {"ts": 1.5, "event": "request", **fields}
-    finite = not any(isinstance(v, float) and not math.isfinite(v) for v in _leaves(line))
-    if finite:  # msgspec writes NaN as null where the stdlib writes NaN
-        assert same(
-            json.loads(json_codec.dumps_line(line)), json.loads(json_codec._stdlib_line(line))
-        )
-
-
-def _leaves(value: Any) -> list[Any]:
-    if isinstance(value, dict):
-        return [x for v in value.values() for x in _leaves(v)]
-    if isinstance(value, list):
-        return [x for v in value for x in _leaves(v)]
-    return [value]
+    try:
+        json.dumps(line, allow_nan=False)
+    except ValueError:
+        return  # NaN or Infinity: msgspec writes null where the stdlib writes NaN
+    ours, theirs = json_codec.dumps_line(line), json_codec._stdlib_line(line)
+    assert same(json.loads(ours), json.loads(theirs))
 
 
 def test_the_fast_path_answers_plain_json(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -148,3 +150,53 @@ def test_real_streams_round_trip_byte_for_byte(stream: bytes) -> None:
     events = parse(*[stream[i : i + 7] for i in range(0, len(stream), 7)])
     assert b"".join(e.raw for e in events) == stream
     assert all(e.data is not None for e in events)
+
+
+def line_by_line(pieces: list[bytes], max_event: int) -> list[Any]:
+    parser = SSEParser(max_event=max_event)
+    out: list[Any] = []
+    for piece in pieces:
+        try:
+            out += parser._feed(piece)  # the general reader alone, never the one-go path
+        except UpstreamProtocolError:
+            return [*out, "refused"]
+    return out
+
+
+def fed(pieces: list[bytes], max_event: int) -> list[Any]:
+    parser = SSEParser(max_event=max_event)
+    out: list[Any] = []
+    for piece in pieces:
+        try:
+            out += parser.feed(piece)
+        except UpstreamProtocolError:
+            return [*out, "refused"]
+    return out
+
+
+_data_events = st.lists(
+    st.tuples(st.sampled_from([b"data: ", b"data:", b"data:  ", b": ", b"event: ", b"id:"]),
+              st.binary(max_size=12).map(lambda b: b.replace(b"\n", b"").replace(b"\r", b"")),
+              st.sampled_from([b"\n\n", b"\n\n", b"\n\n\n", b"\r\n\r\n", b"\n"])),
+    max_size=8,
+).map(lambda parts: b"".join(a + b + c for a, b, c in parts))  # fmt: skip
+
+
+@settings(max_examples=500)
+@given(_data_events, st.lists(st.integers(0, 200), max_size=6), st.integers(4, 40))
+def test_the_one_go_path_reads_what_the_line_reader_reads(
+    stream: bytes, cuts: list[int], max_event: int
+) -> None:
+    """Chunks of whole `data:` events take a shortcut; every chunk, whole or not, must give
+    the events (raw bytes included) and refusals the line-by-line reader gives."""
+    for pieces in ([stream], split(stream, cuts)):
+        assert fed(pieces, max_event) == line_by_line(pieces, max_event)
+
+
+def test_a_chunk_of_whole_data_events_takes_the_one_go_path() -> None:
+    parser = SSEParser()
+    chunk = b'data: {"a":1}\n\ndata:[DONE]\n\n'
+    events = parser._whole_data_events(chunk)
+    assert events is not None
+    assert [(e.data, e.raw) for e in events] == [
+        ('{"a":1}', b'data: {"a":1}\n\n'), ("[DONE]", b"data:[DONE]\n\n")]  # fmt: skip
