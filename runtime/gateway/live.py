@@ -21,7 +21,6 @@ MAX_UPSTREAMS = 4_096  # remembered targets (an inline custom_host is a client's
 class Upstream:
     """What calling one target needs from the bundle served now, read once per target."""
 
-    integration: str | None
     missing_secret: str | None  # the credential reference that could not be read at start
     unavailable: str | None  # the endpoint reference (base_url, header) that could not
     base_url: str | None  # None: nowhere to call
@@ -64,7 +63,7 @@ class Live:
             if url is None and attempt.provider is not None:
                 url = self.bundle.providers[attempt.provider].integration.base_url
             found = Upstream(
-                integ, self.secrets.missing.get(integ) if integ else None,
+                self.secrets.missing.get(integ) if integ else None,
                 self.unavailable(attempt), url or None,
                 self.secrets.of(integ) if integ else _NONE, self.settings(attempt),
                 self.headers(attempt),
