@@ -30,8 +30,7 @@ class Ticket:
         self.reservation = reservation
         self.estimate = estimate
         self.batch = batch  # admitted as a Batch API request: charged at batch prices
-        self.cost: Decimal | None = None  # USD, once settled
-        self.units: int | None = None  # the same in units of 1e-16 USD
+        self.units: int | None = None  # the settled cost in units of 1e-16 USD
         self.usage: Usage | None = None  # what it was settled with
 
     @property
@@ -43,25 +42,30 @@ class Ticket:
         return usd(self.reservation.cost)
 
     @property
+    def cost(self) -> Decimal | None:
+        """The settled cost in USD (None until settled)."""
+        return usd(self.units) if self.units is not None else None
+
+    @property
     def settled(self) -> bool:
-        return self.cost is not None
+        return self.units is not None
 
     def settle(self, usage: Usage) -> Decimal:
         """Reconcile the reservation with real usage; idempotent (returns the first cost)."""
-        if self.cost is not None:
-            return self.cost
+        if self.units is not None:
+            return usd(self.units)
         cost = self.charge(usage)
         self.store.settle(self.reservation, usage.tokens, cost)
-        self.cost, self.units, self.usage = usd(cost), cost, usage
-        return self.cost
+        self.units, self.usage = cost, usage
+        return usd(cost)
 
     async def asettle(self, usage: Usage) -> Decimal:
-        if self.cost is not None:
-            return self.cost
+        if self.units is not None:
+            return usd(self.units)
         cost = self.charge(usage)
         await self.store.asettle(self.reservation, usage.tokens, cost)
-        self.cost, self.units, self.usage = usd(cost), cost, usage
-        return self.cost
+        self.units, self.usage = cost, usage
+        return usd(cost)
 
     def charge(self, usage: Usage) -> int:
         """What `usage` costs in units of 1e-16 USD: at the service tier the upstream reported, else
@@ -96,7 +100,7 @@ class Ticket:
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self.cost is None:
+        if self.units is None:
             self.cancel()
 
     async def __aenter__(self) -> Ticket:
@@ -105,5 +109,5 @@ class Ticket:
     async def __aexit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self.cost is None:
+        if self.units is None:
             await self.acancel()
