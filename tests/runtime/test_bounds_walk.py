@@ -3,7 +3,6 @@ written out plainly: the same copy, or the same refusal naming the same first pr
 
 from __future__ import annotations
 
-import math
 from decimal import Decimal
 from typing import Any
 
@@ -12,6 +11,7 @@ from hypothesis import strategies as st
 
 from runtime.bundle.errors import InvalidConfig
 from runtime.routing.bounds import MAX_INT, Bounds, plain_json, problem, where
+from tests.json_equality import same
 
 keys = st.one_of(st.text(max_size=6), st.just("\ud800"), st.integers(0, 3))
 scalars = st.one_of(
@@ -84,18 +84,6 @@ def reference(value: Any, limits: Bounds, root: str) -> Any:
         return item
 
     return visit(value, 0, ())
-
-
-def same(a: Any, b: Any) -> bool:
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, float):
-        return (math.isnan(a) and math.isnan(b)) or a == b
-    if isinstance(a, dict):
-        return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
-    if isinstance(a, list):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
-    return bool(a == b)
 
 
 @settings(max_examples=1500)

@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from runtime.upstream import json_codec
+from tests.json_equality import same
 
 # Values a client's JSON may hold, including what only the stdlib reads or writes: NaN,
 # Infinity, lone surrogates, integers beyond 64 bits, non-ASCII text.
@@ -27,22 +28,6 @@ values = st.recursive(
     lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(text, inner, max_size=4)),
     max_leaves=20,
 )
-
-
-def same(a: Any, b: Any) -> bool:
-    """Equal and of the same types all the way down (1 is not 1.0 nor True; -0.0 is not
-    0.0; NaN is NaN; object members in the same order)."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, float):
-        if math.isnan(a):
-            return math.isnan(b)
-        return a == b and math.copysign(1, a) == math.copysign(1, b)
-    if isinstance(a, dict):
-        return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
-    if isinstance(a, list):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
-    return bool(a == b)
 
 
 def outcome(parse: Any, data: bytes | str) -> tuple[str, Any]:
