@@ -181,7 +181,9 @@ class Alerts:
         headers = {"content-type": "application/json", SIGNATURE: f"sha256={signature}",
                    ALERT_ID: json.loads(body)["id"]}  # fmt: skip
         if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=TIMEOUT))
+            self._session = aiohttp.ClientSession(  # no cookies: each alert stands alone
+                timeout=aiohttp.ClientTimeout(total=TIMEOUT), cookie_jar=aiohttp.DummyCookieJar()
+            )
         why = ""
         for attempt in range(ATTEMPTS):
             if attempt:

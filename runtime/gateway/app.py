@@ -184,9 +184,9 @@ async def serve(request: web.Request, endpoint: str) -> web.StreamResponse:
     try:
         return await _serve(request, gw, endpoint, record)
     except Failure as exc:
-        record.failure = exc
-        record.write(exc.status)
-        return _error(exc, anthropic, record.fields.get("trace_id"))
+        failure = record.failure = exc.detached()
+        record.write(failure.status)
+        return _error(failure, anthropic, record.fields.get("trace_id"))
     except (RequestError, StoreUnavailable) as exc:
         failure = record.failure = failure_of(exc)
         record.write(failure.status)

@@ -181,6 +181,7 @@ class Engine:
             return _refused(out, Failure(502, f"the upstream answered badly: {exc}",
                                          "upstream_protocol_error"))  # fmt: skip
         except BROKEN as exc:  # a reset or closed connection mid-answer
+            exc.__traceback__ = None  # aiohttp keeps it on `resp`: a cycle through this frame
             return _refused(out, Failure(502, f"the upstream connection failed "
                                          f"({type(exc).__name__})", "upstream_error"))  # fmt: skip
         finally:
@@ -244,6 +245,7 @@ def timeout_of(job: Job, attempt: Attempt) -> float:
 
 
 def _refused(out: Outcome, failure: Failure) -> int:
+    failure = failure.detached()  # a caught one's frames would hold the request in a cycle
     out.status, out.failure, out.retry_after = failure.status, failure, failure.retry_after
     return failure.status
 

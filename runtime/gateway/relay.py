@@ -75,6 +75,7 @@ async def relay(
         resp.close()
         return "client_gone"
     except BROKEN as exc:
+        exc.__traceback__ = None  # aiohttp keeps it on `resp`: a cycle through this frame
         ended, message = "upstream_error", f"the upstream connection failed ({type(exc).__name__})"
     resp.close()
     try:

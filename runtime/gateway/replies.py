@@ -59,6 +59,13 @@ class Failure(Exception):
     def __str__(self) -> str:
         return self.message
 
+    def detached(self) -> Failure:
+        """This refusal as data to keep past its `except` block: without its traceback and
+        context, whose frames hold the request (and its body) in a reference cycle that only
+        the cyclic collector frees, and it runs rarely (runtime/gateway/server.py)."""
+        self.__traceback__ = self.__context__ = self.__cause__ = None
+        return self
+
 
 def failure_of(exc: RequestError | StoreUnavailable) -> Failure:
     """A runtime refusal as the client sees it (status, code, Retry-After)."""

@@ -36,6 +36,11 @@ from runtime.limits.base import Store
 from runtime.routing.router import Router
 
 WATCH_EVERY = 1.0  # seconds between looks at the bundle file
+# Allocations, net of frees, between the cyclic collector's young passes (CPython: 700).
+# A request's objects are freed by reference counting (it leaves no cycles), but at 32
+# requests in flight a pass every 700 allocations keeps walking the live ones: ~6% of the
+# instructions per request, measured. Cyclic garbage waits for at most this many objects.
+YOUNG_COLLECTION_EVERY = 20_000
 
 
 @dataclass(frozen=True)
@@ -157,6 +162,8 @@ def freeze_heap() -> None:
     gc.unfreeze()
     gc.collect()
     gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(YOUNG_COLLECTION_EVERY, older, oldest)
 
 
 async def watch(gw: Gateway, options: Options) -> None:

@@ -57,10 +57,13 @@ class Transport:
 
     async def open(self) -> None:
         connector = aiohttp.TCPConnector(limit=CONNECTIONS, ttl_dns_cache=300)
-        # no session timeout: each attempt runs under its own deadline (request_timeout)
+        # No session timeout: each attempt runs under its own deadline (request_timeout).
+        # No cookie jar: the pool serves every workspace, and a cookie one answer set would
+        # go out with the next request to that host, whoever sent it.
         self._session = aiohttp.ClientSession(
             connector=connector, timeout=aiohttp.ClientTimeout(total=None),
             auto_decompress=True, skip_auto_headers=("User-Agent",), trust_env=False,
+            cookie_jar=aiohttp.DummyCookieJar(),
         )  # fmt: skip
 
     async def close(self) -> None:
