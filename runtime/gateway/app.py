@@ -185,17 +185,17 @@ async def serve(request: web.Request, endpoint: str) -> web.StreamResponse:
         return await _serve(request, gw, endpoint, record)
     except Failure as exc:
         failure = record.failure = exc.detached()
-        record.write(failure.status)
+        record.write_after_answer(failure.status)
         return _error(failure, anthropic, record.fields.get("trace_id"))
     except (RequestError, StoreUnavailable) as exc:
         failure = record.failure = failure_of(exc)
-        record.write(failure.status)
+        record.write_after_answer(failure.status)
         return _error(failure, anthropic, record.fields.get("trace_id"))
     except Exception as exc:  # a bug: answered, logged by type only
         log("internal_error", endpoint=endpoint, error=type(exc).__name__,
             where=_where(exc))  # fmt: skip
         record.failure = Failure(500, "internal error", "internal_error")
-        record.write(500)
+        record.write_after_answer(500)
         return _error(Failure(500, "internal error", "internal_error"), anthropic,
                       record.fields.get("trace_id"))  # fmt: skip
     finally:
@@ -237,7 +237,7 @@ async def _serve(
         return await _stream(request, gw, job, outcome, headers, record)
     if outcome.failure is not None:
         record.failure = outcome.failure
-        record.write(outcome.failure.status)
+        record.write_after_answer(outcome.failure.status)
         headers.update(retry_after_header(outcome.failure.retry_after))
         failure = outcome.failure
         return web.Response(status=failure.status, headers=headers, content_type=JSON,
@@ -245,7 +245,7 @@ async def _serve(
                                             endpoint == "messages"))  # fmt: skip
     if outcome.status == 429 or outcome.status >= 500:
         headers.update(retry_after_header(outcome.retry_after))
-    record.write(outcome.status)
+    record.write_after_answer(outcome.status)
     return web.Response(status=outcome.status, body=outcome.body, headers=headers,
                         content_type=JSON)  # fmt: skip
 
@@ -347,8 +347,8 @@ async def _stream(
         if writer.first is not None:
             record.ttft = writer.first - record.started
         _usage(record, usage, outcome.cost + cost)
-        record.write(resp.status if complete else 499 if record.fields.get("stream") ==
-                     "client_gone" else 502)  # fmt: skip
+        gone = record.fields.get("stream") == "client_gone"
+        record.write_after_answer(resp.status if complete else 499 if gone else 502)
     with contextlib.suppress(ConnectionError, RuntimeError):
         await client.write_eof()
     return client

@@ -3,6 +3,7 @@ event (runtime/gateway/usage_events.py) and its metrics (runtime/gateway/metrics
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -43,6 +44,18 @@ class Record:
     failure: Failure | None = None  # the gateway's own refusal, when that was the answer
     ttft: float | None = None  # seconds to the first streamed event
     span: Any = None  # the request's OpenTelemetry span, when tracing is on
+
+    def write_after_answer(self, status: int) -> None:
+        """`write`, once the answer has gone out: aiohttp writes what the handler returns
+        before the loop runs its next callback, so the client does not wait for the books."""
+        asyncio.get_running_loop().call_soon(self._write_logged, status)
+
+    def _write_logged(self, status: int) -> None:
+        try:
+            self.write(status)
+        except Exception as exc:  # a bug: no handler is left to answer it, so log it here
+            log("internal_error", endpoint=self.endpoint, error=type(exc).__name__,
+                where="books")  # fmt: skip
 
     def write(self, status: int) -> None:
         ms = (time.perf_counter() - self.started) * 1000

@@ -129,6 +129,7 @@ async def run(options: Options, sock: socket.socket, first: Live) -> None:
     if watcher is not None:
         watcher.cancel()
     await runner.cleanup()  # stops accepting, waits for in-flight handlers
+    await asyncio.sleep(0)  # the books of the last answers (Record.write_after_answer)
     await alerts.stop()
     await transport.close()
     close = getattr(store, "aclose", None)

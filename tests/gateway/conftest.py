@@ -13,6 +13,7 @@ import pytest
 from tests.gateway.fakes import Fakes, running_fakes
 from tests.gateway.harness import (
     PROMPT_MARKER,
+    UPSTREAM_ENV,
     GatewayProcess,
     compile_catalog,
     main_catalog,
@@ -20,6 +21,7 @@ from tests.gateway.harness import (
     secrets_in,
     write_catalog,
 )
+from tests.gateway.in_process import InProcess
 
 
 @pytest.fixture(scope="session")
@@ -63,3 +65,17 @@ def client(gateway: GatewayProcess) -> Iterator[openai.OpenAI]:
     """The openai SDK as a `team` member configures it (see harness.openai_client)."""
     with openai_client(gateway) as c:
         yield c
+
+
+@pytest.fixture
+def in_process(fakes: Fakes, bundle: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[InProcess]:
+    """The gateway app in this process (tests/gateway/in_process.py), with the credentials
+    the catalog's references name in the environment."""
+    for name, value in UPSTREAM_ENV.items():
+        monkeypatch.setenv(name, value)
+    app = InProcess(fakes, bundle)
+    fakes.loop.run(app.start())
+    try:
+        yield app
+    finally:
+        fakes.loop.run(app.stop())

@@ -13,93 +13,17 @@ or a frame of `runtime` code) fails the test."""
 from __future__ import annotations
 
 import gc
-import http.client
 import json
-import socket
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 
-from runtime.bundle.load import Bundle
-from runtime.gateway.app import Gateway, build_app
-from runtime.gateway.books import Books
-from runtime.gateway.execute import Engine
-from runtime.gateway.live import Live
-from runtime.gateway.metrics import Metrics
-from runtime.gateway.transport import Transport
-from runtime.limits.memory import MemoryStore
-from runtime.routing.router import Router
 from tests.gateway.fakes import Answer, Fakes
-from tests.gateway.harness import LIMITED_KEY, PROMPT, TEAM_KEY, UPSTREAM_ENV
+from tests.gateway.harness import LIMITED_KEY, PROMPT, TEAM_KEY
+from tests.gateway.in_process import MAX_BODY, InProcess
 
 REPEAT = 5  # requests per case: a cycle made once per request shows five times
-MAX_BODY = 256 * 1024  # the app's body limit here, so a body past it is quick to send
-
-
-class InProcess:
-    """The gateway app on the fakes' event loop, answering on a free loopback port."""
-
-    def __init__(self, fakes: Fakes, bundle: Path) -> None:
-        self.loop = fakes.loop
-        router = Router(Bundle.load(bundle), MemoryStore())
-        self.live = Live.of(router.bundle, False)
-        self.transport = Transport()
-        engine = Engine(router, self.transport)
-        self.gw = Gateway(router, self.live, engine, "memory", books=Books(metrics=Metrics()))
-        self.runner: web.AppRunner | None = None
-        self.port = 0
-
-    async def start(self) -> None:
-        await self.transport.open()
-        self.runner = web.AppRunner(build_app(self.gw, MAX_BODY), access_log=None)
-        await self.runner.setup()
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        await web.SockSite(self.runner, sock).start()
-
-    async def stop(self) -> None:
-        if self.runner is not None:
-            await self.runner.cleanup()
-        await self.transport.close()
-
-    def post(self, path: str, body: bytes, headers: dict[str, str]) -> int:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        try:
-            conn.request("POST", path, body, {"Content-Type": "application/json", **headers})
-            answer = conn.getresponse()
-            answer.read()
-            return answer.status
-        finally:
-            conn.close()
-
-    def cut_stream(self, body: bytes, headers: dict[str, str]) -> int:
-        """A streamed request whose client hangs up after the first bytes."""
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        try:
-            conn.request("POST", "/v1/chat/completions", body,
-                         {"Content-Type": "application/json", **headers})  # fmt: skip
-            answer = conn.getresponse()
-            answer.read(1)
-            return answer.status
-        finally:
-            conn.close()
-
-
-@pytest.fixture
-def server(fakes: Fakes, bundle: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[InProcess]:
-    for name, value in UPSTREAM_ENV.items():
-        monkeypatch.setenv(name, value)
-    app = InProcess(fakes, bundle)
-    fakes.loop.run(app.start())
-    try:
-        yield app
-    finally:
-        fakes.loop.run(app.stop())
 
 
 def chat(model: str, **extra: Any) -> bytes:
@@ -172,13 +96,13 @@ def ours(found: object) -> bool:
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_a_request_leaves_no_cycle_of_ours(server: InProcess, fakes: Fakes, case: str) -> None:
+def test_a_request_leaves_no_cycle_of_ours(in_process: InProcess, fakes: Fakes, case: str) -> None:
     this = CASES[case]
     fake = fakes.anthropic if this.anthropic else fakes.openai
     # once first: imports, pools and caches made on first use are not per-request garbage
     if this.answer is not None:
         fake.script(this.answer)
-    assert this.send(server) == this.status
+    assert this.send(in_process) == this.status
     fakes.loop.run(_settled())
     gc.collect()
     gc.disable()
@@ -187,7 +111,7 @@ def test_a_request_leaves_no_cycle_of_ours(server: InProcess, fakes: Fakes, case
         for _ in range(REPEAT):
             if this.answer is not None:
                 fake.script(this.answer)
-            assert this.send(server) == this.status
+            assert this.send(in_process) == this.status
         fakes.loop.run(_settled())
         gc.collect()
         kept = [o for o in gc.garbage if ours(o)]
