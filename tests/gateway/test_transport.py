@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import gzip
+import tracemalloc
+
+import pytest
+
 from runtime.gateway.transport import Transport
 from runtime.upstream.base import Outbound
 from tests.gateway.fakes import Answer, Fakes
@@ -32,3 +37,33 @@ def test_an_upstream_cookie_is_not_kept_for_later_requests(fakes: Fakes) -> None
     assert fakes.loop.run(twice()) == [200, 200]
     first, second = fakes.openai.requests
     assert "cookie" not in first.headers and "cookie" not in second.headers
+
+
+def test_a_decompression_bomb_is_cut_at_the_read_limit(fakes: Fakes) -> None:
+    """256 MiB of zeros gzipped to a few hundred KiB: the answer is refused once its
+    decompressed size passes the read limit, decompressed a bounded step at a time, never
+    held whole."""
+    limit = 8 << 20
+    bomb = gzip.compress(b"\0" * (256 << 20), compresslevel=9)
+    fakes.openai.script(Answer(body=bomb, headers={"Content-Encoding": "gzip"}))
+    out = Outbound("POST", fakes.openai.url + "/chat/completions",
+                   {"content-type": "application/json"}, b"{}")  # fmt: skip
+
+    async def read() -> tuple[str, int]:
+        transport = Transport()
+        await transport.open()
+        try:
+            resp = await transport.send(out, "openai", {})
+            tracemalloc.start()
+            try:
+                with pytest.raises(ValueError) as refused:
+                    await resp.read(limit)
+                return str(refused.value), tracemalloc.get_traced_memory()[1]
+            finally:
+                tracemalloc.stop()
+        finally:
+            await transport.close()
+
+    message, peak = fakes.loop.run(read(), timeout=60)
+    assert f"larger than {limit} bytes" in message
+    assert peak < 2 * limit, f"{peak >> 20} MiB held at the peak"
