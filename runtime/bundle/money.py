@@ -19,6 +19,7 @@ from decimal import ROUND_CEILING, Context, Decimal, Inexact
 
 from runtime.bundle.errors import InvalidRequest
 from runtime.bundle.load import Prices
+from runtime.bundle.values import value
 
 UNITS_PER_USD = 10**16
 PLACES = 16  # decimal places of USD a unit resolves
@@ -29,7 +30,7 @@ _PER_TOKEN = Decimal(10**10)  # units per token for a price of 1 USD per 1M toke
 _EXACT = Context(prec=60, traps=[Inexact])
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Usage:
     """What a request really used, as the upstream reports it.
 
@@ -86,7 +87,7 @@ class Usage:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Estimate:
     """What admission reserves: the input plus the most the model may write."""
 

@@ -10,12 +10,12 @@ import json
 import re
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from runtime.bundle.errors import InvalidConfig
 from runtime.bundle.hosts import credential_header
 from runtime.bundle.money import MAX_TOKENS
+from runtime.bundle.values import value
 from runtime.gateway.replies import Failure
 from runtime.routing.inline import parse_config
 
@@ -33,7 +33,7 @@ MAX_METADATA_BYTES = 8 * 1024
 MAX_TIMEOUT_MS = 3_600_000  # as an inline config's request_timeout
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Form:
     model: str | None
     provider: str | None

@@ -14,11 +14,12 @@ from typing import Any
 from runtime.bundle.errors import InvalidConfig
 from runtime.bundle.load import Counter, Prices
 from runtime.bundle.price_tables import RateCard
+from runtime.bundle.values import value
 from runtime.limits.spec import ChainSpec
 from runtime.routing.configs import regex_search, weight_of
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Attempt:
     """One upstream call the plan may make, with everything needed to make and charge it."""
 
@@ -71,7 +72,7 @@ class Attempt:
         return self.next_after(status) is not None
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Plan:
     workspace: str
     mode: str  # single | fallback | loadbalance | conditional
@@ -84,7 +85,7 @@ class Plan:
 Rule = tuple[frozenset[int] | None, int]
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Choice:
     """A leaf of the tree to try, and where to go after its answer."""
 

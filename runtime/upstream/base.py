@@ -10,10 +10,11 @@ runtime/upstream/__init__.py maps each catalog service to its adapter.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, Protocol
 
 from runtime.bundle.money import Usage
+from runtime.bundle.values import value
 
 # The gateway's endpoints, by the wire format the *client* speaks.
 ENDPOINTS: Mapping[str, str] = {
@@ -38,7 +39,7 @@ class UpstreamProtocolError(Exception):
     """The upstream answered something its API never sends (not JSON, wrong shape): 502."""
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Call:
     """One attempt, as the gateway hands it to an adapter."""
 
@@ -59,7 +60,7 @@ class Call:
     passed: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Outbound:
     """The HTTP request to send upstream."""
 
@@ -69,7 +70,7 @@ class Outbound:
     body: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Reply:
     """A whole (non-streamed) upstream answer in the client's shape."""
 

@@ -11,8 +11,7 @@ not UTF-8 are decoded with replacement characters: the parser never raises on co
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from runtime.bundle.values import value
 from runtime.upstream.base import UpstreamProtocolError
 
 # One event must fit here. Chat chunks are a few hundred bytes, but the Responses API's
@@ -22,7 +21,7 @@ MAX_EVENT = 4 * 1024 * 1024
 _CR, _LF = 0x0D, 0x0A
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Event:
     """One dispatched block: `data` is None for a block of comments only (a keep-alive)."""
 
