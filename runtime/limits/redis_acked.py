@@ -11,6 +11,7 @@ error is raised for the store's fail policy.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import time
 from typing import Any
@@ -25,6 +26,7 @@ ATTEMPTS = 4  # redirects followed before giving up (a slot moves once per resha
 TRYAGAIN_S = 0.02
 
 
+@functools.lru_cache(maxsize=64)  # our few Lua scripts: hashing one per call cost ~1% of a request
 def sha1(script: str) -> str:
     return hashlib.sha1(script.encode()).hexdigest()
 
