@@ -5,7 +5,7 @@ frozen one is.
 
 Why not `frozen=True`: a frozen dataclass's `__init__` sets each field through
 `object.__setattr__`, a generic call several times the cost of a plain slot store; the
-seven values of one gateway request (about sixty fields) cost 13% of the request handler's
+values one gateway request makes (about sixty fields) cost 15% of the request handler's
 instructions that way (benchmarks/RESULTS.md). Values made once, at load (the bundle's
 model), stay `frozen=True`: there the run-time guarantee costs nothing."""
 

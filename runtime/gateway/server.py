@@ -37,9 +37,10 @@ from runtime.routing.router import Router
 
 WATCH_EVERY = 1.0  # seconds between looks at the bundle file
 # Allocations, net of frees, between the cyclic collector's young passes (CPython: 700).
-# A request's objects are freed by reference counting (it leaves no cycles), but at 32
-# requests in flight a pass every 700 allocations keeps walking the live ones: ~6% of the
-# instructions per request, measured. Cyclic garbage waits for at most this many objects.
+# A request's objects are freed by reference counting: it leaves no cycles (held by
+# tests/gateway/test_no_cycles.py and test_memory_bounds.py). But at 32 requests in flight
+# a pass every 700 allocations keeps walking the live ones: ~6% of the instructions per
+# request, measured. Cyclic garbage waits for at most this many objects.
 YOUNG_COLLECTION_EVERY = 20_000
 
 
