@@ -109,7 +109,7 @@ class Estimate:
             out = self.max_tokens
         else:
             out = min(max(max_output_tokens or 0, 0), MAX_TOKENS)
-        return _checked_usage(self.input_tokens, out)
+        return Usage(self.input_tokens, out)
 
 
 def reserved_usage(estimate: object, max_output_tokens: int | None) -> Usage:
@@ -144,19 +144,6 @@ def shown(value: object) -> str:
     if isinstance(value, float):
         return repr(value)
     return f"a value of type {type(value).__name__}"
-
-
-def _checked_usage(input_tokens: int, output_tokens: int) -> Usage:
-    """A Usage of values already checked, without checking them again (the hot path)."""
-    usage = object.__new__(Usage)
-    setattr_ = object.__setattr__
-    setattr_(usage, "input_tokens", input_tokens)
-    setattr_(usage, "output_tokens", output_tokens)
-    setattr_(usage, "cache_read_tokens", 0)
-    setattr_(usage, "cache_write_tokens", 0)
-    setattr_(usage, "cache_write_1h_tokens", 0)
-    setattr_(usage, "service_tier", None)
-    return usage
 
 
 _NOTHING = Estimate(0)
