@@ -181,6 +181,34 @@ class Leases(LeaseHoldings):
         args = [pack_numbers(numbers), self.rid, generation]
         return chain, amounts, parts, _Acquire(chain, amounts, parts, tuple(short), keys, args)
 
+    def take_held(
+        self, request_id: str, spec: ChainSpec, amounts: tuple[int, ...]
+    ) -> list[tuple[Holding | None, int]] | None:
+        """After LEASE refused: the parts of an admission from the holdings alone, when they
+        now cover all of it, else None. Requests admitted together each find the holding
+        short and ask Redis; the grants of the first ones top it up while the last ones are
+        refused by a budget that this replica holds the rest of. Without this, those units
+        sat in the holding while the requests that could use them were refused."""
+        now_ns = self.store.clock() + self.store._skew_ns
+        with self.lock:
+            if request_id in self.live or request_id in self.settled:
+                return None  # the caller's id is in use: its refusal stands
+            found: list[Holding] = []
+            for j, g in enumerate(spec.budgets):
+                h = self.holdings.get(g.key)
+                ended = h is not None and h.end_ns is not None and now_ns >= h.end_ns
+                if h is None or h.dead or ended or h.held < amounts[j]:
+                    return None
+                found.append(h)
+            parts: list[tuple[Holding | None, int]] = []
+            for h, amount in zip(found, amounts, strict=True):
+                h.held -= amount
+                h.inflight += 1
+                h.last = time.monotonic()
+                parts.append((h, amount))
+            self.live[request_id] = None
+            return parts
+
     def _acquired(self, budget: str) -> None:
         left = self.acquiring.pop(budget, 1) - 1
         if left > 0:

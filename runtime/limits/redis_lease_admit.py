@@ -6,6 +6,9 @@ what an unreachable or lost store means for them.
 
 from __future__ import annotations
 
+from typing import Any
+
+from runtime.bundle.errors import BudgetExceeded
 from runtime.limits.base import Reservation
 from runtime.limits.redis_codec import BYPASS, UNREACHABLE, _maybe_ran
 from runtime.limits.redis_lease import Leased, Leases
@@ -35,7 +38,7 @@ def admit(leases: Leases, request_id: str, spec: ChainSpec, tokens: int, cost: i
                 leases.failed(request_id, acq)
                 store._drop_demoted(exc)
                 return store._unreachable(Reservation(request_id, spec, tokens, cost, (), ()), exc)
-            got = leases.acquired_reply(request_id, acq, result)
+            got = _reply(leases, request_id, spec, amounts, acq, result)
             if got is None:  # fail-open after a lost generation: count afresh
                 if attempt == 0:
                     try:
@@ -55,6 +58,19 @@ def admit(leases: Leases, request_id: str, spec: ChainSpec, tokens: int, cost: i
                 raise
         return leases.reservation(request_id, spec, tokens, cost, amounts, parts, crossed, inner)
     raise AssertionError("unreachable")
+
+
+def _reply(leases: Leases, request_id: str, spec: ChainSpec, amounts: tuple[int, ...],
+           acq: Any, result: Any) -> Any:  # fmt: skip
+    """LEASE's reply applied; a refusal stands only if the holdings cannot cover the whole
+    request now (Leases.take_held)."""
+    try:
+        return leases.acquired_reply(request_id, acq, result)
+    except BudgetExceeded:
+        parts = leases.take_held(request_id, spec, amounts)
+        if parts is None:
+            raise
+        return parts, ()
 
 
 async def aadmit(
@@ -79,7 +95,7 @@ async def aadmit(
                 leases.failed(request_id, acq)
                 await store._adrop_demoted(exc)
                 return store._unreachable(Reservation(request_id, spec, tokens, cost, (), ()), exc)
-            got = leases.acquired_reply(request_id, acq, result)
+            got = _reply(leases, request_id, spec, amounts, acq, result)
             if got is None:
                 if attempt == 0:
                     try:

@@ -518,6 +518,35 @@ def test_async_leased_admissions(tmp_path: Path, redis_server: RedisServer) -> N
     assert RedisStore(redis_server.url, namespace=ns).spent(REQUESTS, today()) == 300
 
 
+def test_a_refusal_while_this_replica_holds_enough_is_not_a_refusal(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """Requests admitted together each find the holding short and ask Redis; the first
+    grants (blocks of 5) top the holding up while the last asks are refused by the budget.
+    Those requests are admitted from the holding, not refused beside unused units."""
+    bundle = bundle_of(
+        tmp_path, "budgets: [{limit: 20, unit: requests, period: daily}]\nconcurrency: 64\n"
+    )
+    store = RedisStore(redis_server.url, namespace=namespace(), lease_budgets=True,
+                       lease_block=0.25)  # fmt: skip
+    router = Router.load(bundle, store)
+
+    async def one() -> bool:
+        try:
+            ticket = await router.aadmit(team(router), Estimate(1, 1))
+        except BudgetExceeded:
+            return False
+        await ticket.asettle(Usage(1, 1))
+        return True
+
+    async def many() -> list[bool]:
+        return await asyncio.gather(*(one() for _ in range(40)))
+
+    assert sum(asyncio.run(many())) == 20
+    assert sum(h.held for h in leases(store).holdings.values()) == 0  # nothing stranded
+    store.close()
+
+
 def _raise(exc: BaseException) -> Any:
     raise exc
 
