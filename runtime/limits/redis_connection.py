@@ -29,6 +29,7 @@ from runtime.limits.base import Store
 from runtime.limits.lua import RECOVER, START
 from runtime.limits.redis_acked import sha1
 from runtime.limits.redis_codec import UNREACHABLE, _text
+from runtime.limits.redis_pipe import Pipe
 from runtime.limits.redis_topology import AsyncClient, Client, Topology, safe_url
 from runtime.limits.redis_topology import async_client as build_async
 from runtime.limits.redis_topology import sync_client as build_sync
@@ -36,6 +37,7 @@ from runtime.limits.redis_topology import sync_client as build_sync
 if TYPE_CHECKING:
     from runtime.limits.redis_lease import Leases
 
+MAX_LOOPS = 64  # event loops remembered with a pipe (a process runs one; tests run many)
 PRIMARY_CHECK_S = 0.25  # Sentinel: how often the store asks which server is the primary
 log = logging.getLogger("runtime.limits.redis")
 
@@ -62,6 +64,8 @@ class RedisConnection(Store):
     _client_lock: threading.Lock
     _given_async: AsyncClient | None
     _aclients: dict[int, AsyncClient]
+    _apipes: dict[int, Pipe]
+    _pipe_address: tuple[str, int, int, str | None, str | None] | None
     _next_primary_check: float
 
     @property
@@ -88,12 +92,31 @@ class RedisConnection(Store):
             return client.evalsha(sha1(script), len(keys), *keys, *args)
 
     async def _aeval(self, script: str, keys: list[str], args: list[Any]) -> Any:
+        pipe = self._apipe()
+        if pipe is not None:  # the hot path: one pipelined connection (redis_pipe.py)
+            try:
+                return await pipe.call("EVALSHA", sha1(script), len(keys), *keys, *args)
+            except redis.exceptions.NoScriptError:
+                await pipe.call("SCRIPT", "LOAD", script)
+                return await pipe.call("EVALSHA", sha1(script), len(keys), *keys, *args)
         client: Any = self.async_client()
         try:
             return await client.evalsha(sha1(script), len(keys), *keys, *args)
         except redis.exceptions.NoScriptError:
             await client.script_load(script)
             return await client.evalsha(sha1(script), len(keys), *keys, *args)
+
+    def _apipe(self) -> Pipe | None:
+        """The running loop's pipe to a plain `redis://` server, or None (redis-py's client)."""
+        if self._pipe_address is None:
+            return None
+        loop = asyncio.get_running_loop()
+        found = self._apipes.get(id(loop))
+        if found is None or found.loop is not loop:  # an id can be reused by a later loop
+            if len(self._apipes) >= MAX_LOOPS:
+                self._apipes.clear()
+            found = self._apipes[id(loop)] = Pipe(self._pipe_address, self._timeout)
+        return found
 
     # -- start: the server's eviction policy, the namespace's generation ------------------
     def start(self) -> str:
@@ -225,6 +248,9 @@ class RedisConnection(Store):
             pool.disconnect(inuse_connections=True)
 
     async def _adrop_demoted(self, exc: BaseException) -> None:
+        pipe = self._apipes.get(id(asyncio.get_running_loop()))
+        if isinstance(exc, redis.exceptions.ReadOnlyError) and pipe is not None:
+            pipe.close()
         client = self._aclients.get(id(asyncio.get_running_loop()), self._given_async)
         pool: Any = getattr(client, "connection_pool", None)
         if isinstance(exc, redis.exceptions.ReadOnlyError) and pool is not None:
@@ -262,9 +288,13 @@ class RedisConnection(Store):
         return time.perf_counter() - start
 
     async def aclose(self) -> None:
-        """At shutdown in an event loop (the gateway): return leased budgets' holdings."""
+        """At shutdown in an event loop (the gateway): return leased budgets' holdings, and
+        close this loop's pipe."""
         if self.budget_leases is not None:
             await self.budget_leases.aclose()
+        pipe = self._apipes.pop(id(asyncio.get_running_loop()), None)
+        if pipe is not None:
+            pipe.close()
 
     def _can_sync(self) -> bool:
         return self._client is not None or self.topology is not None

@@ -78,6 +78,7 @@ from runtime.limits.redis_codec import (
     split_money,
 )
 from runtime.limits.redis_connection import PRIMARY_CHECK_S, RedisConnection, _describe
+from runtime.limits.redis_pipe import Pipe, pipe_address
 from runtime.limits.redis_settle import MAX_VOIDS, RedisSettlement, _Pending
 from runtime.limits.redis_topology import AsyncClient, Client, Topology, parse, safe_url
 from runtime.limits.spec import ChainSpec
@@ -165,6 +166,9 @@ class RedisStore(RedisSettlement):
         self._client_lock = threading.Lock()
         self._given_async = async_client
         self._aclients: dict[int, AsyncClient] = {}  # one per event loop
+        self._apipes: dict[int, Pipe] = {}  # likewise (redis_pipe.py)
+        single = self.topology if self.topology and self.topology.kind == "single" else None
+        self._pipe_address = pipe_address(single.options) if single else None
         self._anodes: dict[int, dict[str, aioredis.Redis]] = {}  # strict mode, cluster nodes
         # settlements to replay, and voids (the nonce of an admission whose reply was lost)
         self._pending: collections.deque[_Pending] = collections.deque()
