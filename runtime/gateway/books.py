@@ -8,18 +8,15 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from runtime.bundle.money import UNITS_PER_USD
 from runtime.bundle.price_tables import requested_tier
 from runtime.gateway.log import log
 from runtime.gateway.replies import Failure
 
 if TYPE_CHECKING:
     from runtime.gateway.execute import Outcome
-    from runtime.gateway.metrics import Metrics
+    from runtime.gateway.metrics import Metrics, Tally
     from runtime.gateway.tracing import Tracing
     from runtime.gateway.usage_events import EventLog
-
-TOKEN_KINDS = ("input", "output", "cache_read", "cache_write")
 
 
 @dataclass
@@ -99,30 +96,36 @@ class Record:
         workspace = str(self.fields.get("workspace", ""))
         out = self.outcome
         last = out.attempt if out is not None else None
-        labels = (workspace, _provider(last), last.model if last else "")
-        m.count(m.requests, (*labels, str(status)))
+        tally = m.tally((workspace, _provider(last), last.model if last else ""))
+        statuses = tally.statuses
+        statuses[status] = statuses.get(status, 0) + 1
         if self.failure is not None:
             m.count(m.refusals, (self.failure.reason, self.failure.level))
-        if out is None:
-            return
+        if out is not None:
+            self._count_tickets(m, out, workspace, last, tally)
+            self._count_tries(m, out, workspace, last)
+        m.settle()
+
+    def _count_tickets(self, m: Metrics, out: Outcome, workspace: str, last: Any,
+                       last_tally: Tally) -> None:  # fmt: skip
         for ticket in out.tickets:
             used, a = ticket.usage, ticket.attempt
             if used is None:
                 continue
-            key = (workspace, _provider(a), a.model)
-            counts = (used.input_tokens, used.output_tokens, used.cache_read_tokens,
-                      used.cache_write_tokens + used.cache_write_1h_tokens)  # fmt: skip
-            for kind, n in zip(TOKEN_KINDS, counts, strict=True):
-                if n:
-                    m.count(m.tokens, (*key, kind), n)
+            t = last_tally if a is last else m.tally((workspace, _provider(a), a.model))
+            t.settled += 1
+            t.inputs += used.input_tokens
+            t.outputs += used.output_tokens
+            t.reads += used.cache_read_tokens
+            t.writes += used.cache_write_tokens + used.cache_write_1h_tokens
             charged = ticket.units or 0
+            t.charged += charged
             if a.catalog_rates is None and not ticket.batch:  # the catalog's price was charged
-                catalog = charged
+                t.catalog += charged
             else:
-                catalog = (a.catalog_rates or a.rates).cost(used, requested_tier(a.params))
-            # micro-USD as a float (exact to ~15 digits): the exact sums are the usage events
-            m.count(m.cost, (*key, "catalog"), catalog * 1_000_000 / UNITS_PER_USD)
-            m.count(m.cost, (*key, "chargeback"), charged * 1_000_000 / UNITS_PER_USD)
+                t.catalog += (a.catalog_rates or a.rates).cost(used, requested_tier(a.params))
+
+    def _count_tries(self, m: Metrics, out: Outcome, workspace: str, last: Any) -> None:
         moves = 0
         for i, (attempt, seconds, retry) in enumerate(out.tries):
             if seconds is not None:

@@ -11,12 +11,30 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from runtime.bundle.money import UNITS_PER_USD
+
 NAMESPACE = "catalog"
 # seconds: from a fast local upstream to a long generation
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 MAX_CHILDREN = 100_000
 MAX_OBSERVED = 10_000  # histogram observations held before they are passed on
+UNITS_PER_MICRO_USD = UNITS_PER_USD // 1_000_000
+
+
+class Tally:
+    """What one (workspace, provider, model) did since the last scrape: a request's books
+    add to it with a few integer additions, where a counter increment per figure (a label
+    tuple, a key and a dict update each) cost ~10% of a request's instructions."""
+
+    __slots__ = ("catalog", "charged", "inputs", "outputs", "reads", "settled", "statuses",
+                 "writes")  # fmt: skip
+
+    def __init__(self) -> None:
+        self.statuses: dict[int, int] = {}
+        self.settled = 0  # tickets settled (a cost series exists once one was, even at 0)
+        self.inputs = self.outputs = self.reads = self.writes = 0
+        self.catalog = self.charged = 0  # exact units of 1e-16 USD
 
 
 class Metrics:
@@ -31,6 +49,8 @@ class Metrics:
         self._due: dict[tuple[Any, tuple[str, ...]], float] = {}
         # histogram observations not yet passed on: (histogram, labels, value) (`observe`)
         self._observed: list[tuple[Any, tuple[str, ...], float]] = []
+        # per (workspace, provider, model): requests, tokens and cost since the last scrape
+        self._tallies: dict[tuple[str, str, str], Tally] = {}
         self.registry = pc.CollectorRegistry(auto_describe=True)
         self.multiprocess = bool(os.environ.get(MULTIPROC_ENV))
         own = None if self.multiprocess else self.registry  # multiprocess: files, summed
@@ -84,6 +104,22 @@ class Metrics:
             found = self._children[key] = metric.labels(*labels)
         return found
 
+    def tally(self, labels: tuple[str, str, str]) -> Tally:
+        """The running tally of (workspace, provider, model), passed on at the scrape (with
+        workers, at once: `settle`)."""
+        found = self._tallies.get(labels)
+        if found is None:
+            if len(self._tallies) >= MAX_CHILDREN:  # a bound, whatever happens
+                self.flush()
+            found = self._tallies[labels] = Tally()
+        return found
+
+    def settle(self) -> None:
+        """After a request's books: with workers, each scrape reads every worker's files,
+        so what the request added is passed on now."""
+        if self.multiprocess:
+            self._flush_tallies()
+
     def count(self, metric: Any, labels: tuple[str, ...], amount: float = 1.0) -> None:
         """`metric.labels(*labels).inc(amount)`. In one process, increments are summed here
         and passed on when a scrape asks (`text`): a dict update instead of
@@ -114,12 +150,26 @@ class Metrics:
 
     def flush(self) -> None:
         """Pass the summed increments and held observations on to prometheus_client."""
+        self._flush_tallies()
         due, self._due = self._due, {}
         for (metric, labels), amount in due.items():
             self.child(metric, *labels).inc(amount)
         observed, self._observed = self._observed, []
         for metric, labels, value in observed:
             self.child(metric, *labels).observe(value)
+
+    def _flush_tallies(self) -> None:
+        tallies, self._tallies = self._tallies, {}
+        for labels, t in tallies.items():
+            for status, n in t.statuses.items():
+                self.child(self.requests, *labels, str(status)).inc(n)
+            for kind, n in (("input", t.inputs), ("output", t.outputs),
+                            ("cache_read", t.reads), ("cache_write", t.writes)):  # fmt: skip
+                if n:
+                    self.child(self.tokens, *labels, kind).inc(n)
+            if t.settled:  # micro-USD as a float (exact to ~15 digits): the usage events
+                self.child(self.cost, *labels, "catalog").inc(t.catalog / UNITS_PER_MICRO_USD)
+                self.child(self.cost, *labels, "chargeback").inc(t.charged / UNITS_PER_MICRO_USD)
 
     def budgets(self, rows: list[Any]) -> None:
         """Set the budget gauges from `Router.usage()` rows."""

@@ -57,3 +57,38 @@ def test_observations_reach_the_scrape_once_and_stay_bounded(
     assert scraped(m, "catalog_upstream_latency_seconds_sum") == pytest.approx(14.672)
     # a second scrape with nothing new observes nothing twice
     assert scraped(m, "catalog_upstream_latency_seconds_count", provider="fast") == 10
+
+
+def test_tallies_reach_the_scrape_once_and_stay_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(metrics_module, "MAX_CHILDREN", 5)
+    m = Metrics()
+    for i in range(40):
+        t = m.tally((f"w{i % 8}", "fast", "echo"))
+        t.statuses[200] = t.statuses.get(200, 0) + 1
+        t.settled += 1
+        t.inputs += 3
+        t.charged += 7 * metrics_module.UNITS_PER_MICRO_USD
+        assert len(m._tallies) <= 5
+    assert scraped(m, "catalog_requests_total", status="200") == 40
+    assert scraped(m, "catalog_tokens_total", kind="input") == 120
+    assert scraped(m, "catalog_cost_micro_usd_total", price="chargeback") == 280
+    # a settled ticket has its cost series, at 0 too; a token kind never used has none
+    assert "catalog_tokens_total{" not in _lines(m, 'kind="output"')
+    assert 'price="catalog"' in _lines(m, 'workspace="w0"')
+    # a second scrape with nothing new counts nothing twice
+    assert scraped(m, "catalog_requests_total", status="200") == 40
+
+
+def test_tallied_cost_is_summed_exactly_before_it_becomes_a_float() -> None:
+    """A million requests of 3e-16 USD each: summed as units, then made micro-USD once (a
+    float sum of 3e-10 a million times drifts)."""
+    m = Metrics()
+    t = m.tally(("team", "fast", "echo"))
+    for _ in range(1_000_000):
+        t.charged += 3
+    t.settled = 1
+    assert scraped(m, "catalog_cost_micro_usd_total", price="chargeback") == 3e6 / 1e10
+
+
+def _lines(m: Metrics, needle: str) -> str:
+    return "\n".join(line for line in m.text().decode().splitlines() if needle in line)
