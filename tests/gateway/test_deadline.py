@@ -115,3 +115,60 @@ def test_one_timer_per_period_not_per_restart(monkeypatch: pytest.MonkeyPatch) -
         return timers
 
     assert run(main()) <= 3
+
+
+def test_the_deadlines_of_a_loop_share_one_timer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Requests one after another, and many at once with the same timeout: one loop timer,
+    not one each; a shorter deadline added later sets it earlier."""
+
+    async def main() -> int:
+        loop = asyncio.get_running_loop()
+        timers = 0
+        call_at = loop.call_at
+
+        def counted(*args: Any, **kwargs: Any) -> asyncio.TimerHandle:
+            nonlocal timers
+            timers += getattr(args[1], "__self__", None).__class__.__module__ == Deadline.__module__
+            return call_at(*args, **kwargs)  # (asyncio.sleep's own timers are not counted)
+
+        monkeypatch.setattr(loop, "call_at", counted)
+        for _ in range(100):
+            async with Deadline(30):
+                await asyncio.sleep(0)
+
+        async def one() -> None:
+            async with Deadline(30):
+                await asyncio.sleep(0.01)
+
+        await asyncio.gather(*(one() for _ in range(100)))
+        with pytest.raises(TimeoutError):
+            async with Deadline(0.02):  # earlier than the shared timer: it is set again
+                await asyncio.sleep(5)
+        return timers
+
+    assert run(main()) <= 3
+
+
+def test_deadlines_sharing_a_timer_expire_each_on_time() -> None:
+    """Forty waits under deadlines of 30 to 200 ms, half of them longer than their own:
+    exactly those time out, each no earlier than its deadline and not much later."""
+
+    async def one(i: int) -> tuple[bool, float, float]:
+        seconds = 0.03 + (i % 8) * 0.025
+        wait = seconds * (2.0 if i % 2 else 0.3)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        try:
+            async with Deadline(seconds):
+                await asyncio.sleep(wait)
+        except TimeoutError:
+            return True, loop.time() - start, seconds
+        return False, loop.time() - start, seconds
+
+    async def main() -> list[tuple[bool, float, float]]:
+        return await asyncio.gather(*(one(i) for i in range(40)))
+
+    for i, (timed_out, took, seconds) in enumerate(run(main())):
+        assert timed_out == bool(i % 2)
+        if timed_out:
+            assert seconds * 0.95 <= took < seconds + 0.5
