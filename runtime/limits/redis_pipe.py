@@ -17,8 +17,8 @@ store's timeout raises `redis.TimeoutError` and drops the connection, failing ev
 on it (their replies would come out of order otherwise). The next command connects again.
 
 Only a plain `redis://` server without client options beyond credentials and the database
-uses it (`pipe_address`); TLS, unix sockets, RESP3, Sentinel and Cluster keep redis-py's
-clients, as do a store's rarer commands.
+uses it (`pipe_address`), and only with hiredis installed; TLS, unix sockets, RESP3,
+Sentinel and Cluster keep redis-py's clients, as do a store's rarer commands.
 """
 
 from __future__ import annotations
@@ -28,10 +28,14 @@ import collections
 from collections.abc import Mapping
 from typing import Any
 
-import hiredis
 import redis
 from redis._parsers.base import BaseParser
 from redis.exceptions import DataError, InvalidResponse
+
+try:  # the `redis` extra installs it (redis[hiredis]); without it, redis-py's client serves
+    import hiredis
+except ImportError:  # pragma: no cover - exercised by the fallback test
+    hiredis = None  # type: ignore[assignment]
 
 # redis-py URL options the pipe understands; any other (TLS, RESP3, a client name, socket
 # options...) means the URL asks for something only redis-py's client does
@@ -41,7 +45,7 @@ _PLAIN_OPTIONS = frozenset({"host", "port", "db", "username", "password"})
 def pipe_address(options: Mapping[str, Any]) -> tuple[str, int, int, str | None, str | None] | None:
     """(host, port, db, username, password) of a plain `redis://` URL's parsed options, or
     None when the URL needs redis-py's client."""
-    if not set(options) <= _PLAIN_OPTIONS or "host" not in options:
+    if hiredis is None or not set(options) <= _PLAIN_OPTIONS or "host" not in options:
         return None
     return (options["host"], int(options.get("port") or 6379), int(options.get("db") or 0),
             options.get("username"), options.get("password"))  # fmt: skip

@@ -289,3 +289,20 @@ def test_the_store_admits_and_settles_through_the_pipe(redis_server: RedisServer
         asyncio.run(one(9))
     assert sent.count(("EVALSHA",)) >= 7  # three admissions and settlements, one refusal
     store.close()
+
+
+def test_without_hiredis_the_store_keeps_redis_pys_client(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import runtime.limits.redis_pipe as pipe_module
+
+    monkeypatch.setattr(pipe_module, "hiredis", None)
+    assert pipe_address(parse(redis_server.url).options) is None
+    store = RedisStore(redis_server.url, namespace=f"t-{uuid.uuid4().hex[:8]}")
+
+    async def go() -> None:
+        assert store._apipe() is None
+        await store.astart()  # redis-py's client answers
+
+    asyncio.run(go())
+    store.close()
