@@ -28,7 +28,13 @@ from runtime.bundle.suggest import nearest
 from runtime.limits.base import Reservation, Store, checked_request_id
 from runtime.limits.memory import MemoryStore
 from runtime.limits.spec import BudgetSpec, ChainSpec
-from runtime.routing.attempts import PLAN_CACHE_LIMIT, State, base_attempt, raw_attempt, with_params
+from runtime.routing.attempts import (
+    PLAN_CACHE_LIMIT,
+    State,
+    base_attempt,
+    raw_attempt,
+    with_params,
+)
 from runtime.routing.bounds import METADATA_BOUNDS, PARAMS_BOUNDS
 from runtime.routing.counters_usage import CounterUsage, counters_of, read_usage
 from runtime.routing.inline import check_destination, compile_inline
@@ -127,13 +133,21 @@ class Router:
         are copied within bounds (runtime/routing/bounds.py), an inline config is held to the rules
         of runtime/routing/inline.py. Every refusal is a RequestError."""
         state = self._state  # one snapshot, even if a reload happens meanwhile
-        if config is None and params is None and metadata is None and path is None:
-            try:  # the hot path: names seen before were checked before
-                cached = state.plans.get((workspace, model, provider))
+        if config is None and metadata is None and seed is None:
+            try:  # the hot paths: names seen before were checked before
+                key = (workspace, model, provider)
+                cached = state.plans.get(key) if params is None and path is None else None
+                direct = state.direct.get(key) if params is not None else None  # type: ignore[arg-type]
             except TypeError:  # an unhashable "name": refused below
-                cached = None
+                cached = direct = None
             if cached is not None:
                 return cached
+            short_path = path is None or (type(path) is str and len(path) <= MAX_NAME)
+            if direct is not None and short_path:
+                base, defaults, name = direct
+                body = request_body(bounded_object(params, PARAMS_BOUNDS, "params"), defaults,
+                                    None, name, owned=True)  # fmt: skip
+                return Plan(workspace, "single", (with_params(base, body),))
         check_names(workspace, model, provider, config, seed)
         if not isinstance(path, str | None) or (path is not None and len(path) > MAX_NAME):
             raise InvalidConfig([f"path: expected a URL path of at most {MAX_NAME} characters"])
@@ -161,6 +175,10 @@ class Router:
         plan = Plan(workspace, "single", (attempt,))
         if params is None:
             state.remember(key, plan)
+        else:  # the next request naming it with params skips to their merge (above)
+            base = self._attempt(state, workspace, provider_slug, model_name, None, None, ())
+            defaults = state.bundle.providers[provider_slug].default_params
+            state.remember_direct(key, base, defaults, model_name)
         return plan
 
     def _resolve_alias(

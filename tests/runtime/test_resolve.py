@@ -7,6 +7,8 @@ from collections import Counter
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from runtime import (
     AccessDenied,
@@ -460,3 +462,44 @@ def test_inline_checks_know_every_field_the_compiler_accepts() -> None:
     ]  # fmt: skip
     for typed, checks in pairs:
         assert set(typed.model_fields) == set(checks), typed.__name__
+
+
+_LEAF = (st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats()
+         | st.text(max_size=8))  # fmt: skip
+_PARAMS = st.dictionaries(
+    st.text(max_size=6),
+    st.recursive(_LEAF, lambda inner: st.lists(inner, max_size=3)
+                 | st.dictionaries(st.text(max_size=6), inner, max_size=3), max_leaves=10),
+    max_size=4,
+)  # fmt: skip
+_TARGETS = [("support", "@openai-prod/gpt-4o", None), ("support", "gpt-4o", "@openai-prod"),
+            ("support", "@azure-eu/gpt-4o", None), ("support", "@openai-prod/gpt-4-omni", None)]  # fmt: skip
+
+
+def _outcome(resolve: Any) -> Any:
+    try:
+        return ("plan", resolve())
+    except RequestError as exc:
+        return ("refused", type(exc), str(exc))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    first=_PARAMS,
+    then=_PARAMS | st.lists(_LEAF, max_size=2),
+    target=st.sampled_from(_TARGETS),
+    path=st.none() | st.text(max_size=5) | st.just("/v1/" + "x" * 5000),
+)
+def test_a_target_named_before_resolves_as_it_did_the_first_time(
+    acme_bundle: bytes, first: dict[str, Any], then: Any, target: Any, path: str | None
+) -> None:
+    """The second request naming a target with params takes the remembered route (only
+    the params merged): the same plan, or the same refusal, as a router seeing it first."""
+    workspace, model, provider = target
+    warm, cold = Router.load(acme_bundle), Router.load(acme_bundle)
+    _outcome(lambda: warm.resolve(workspace, model, provider=provider, params=first))
+    again = _outcome(lambda: warm.resolve(workspace, model, provider=provider, params=then,
+                                          path=path))  # fmt: skip
+    fresh = _outcome(lambda: cold.resolve(workspace, model, provider=provider, params=then,
+                                          path=path))  # fmt: skip
+    assert again == fresh
