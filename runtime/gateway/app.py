@@ -232,7 +232,7 @@ async def _serve(
               form.forward, trace, span)  # fmt: skip
     outcome = await gw.engine.run(job, plan, live)
     _describe(record, outcome)
-    headers = _headers(outcome, form)
+    headers = _headers(outcome, form, record.fields["cost_usd"])
     if outcome.stream is not None:
         return await _stream(request, gw, job, outcome, headers, record)
     if outcome.failure is not None:
@@ -277,10 +277,13 @@ def _flag(body: Mapping[str, Any], name: str) -> bool:
 def _describe(record: Record, outcome: Outcome) -> None:
     record.outcome = outcome
     attempt = outcome.attempt
+    fields = record.fields
     if attempt is not None:
-        record.fields.update(provider=attempt.provider or attempt.service, model=attempt.model,
-                             option=attempt.option)  # fmt: skip
-    record.fields.update(attempts=outcome.attempts, retries=outcome.retries)
+        fields["provider"] = attempt.provider or attempt.service
+        fields["model"] = attempt.model
+        fields["option"] = attempt.option
+    fields["attempts"] = outcome.attempts
+    fields["retries"] = outcome.retries
     _usage(record, outcome.usage, outcome.cost)
 
 
@@ -302,7 +305,8 @@ def retry_count(outcome: Outcome) -> str:
     return "-1" if outcome.exhausted else str(outcome.retries)
 
 
-def _headers(outcome: Outcome, form: Form) -> dict[str, str]:
+def _headers(outcome: Outcome, form: Form, cost_usd: str) -> dict[str, str]:
+    """`cost_usd`: the request's cost as the log line has it (`_describe`)."""
     headers = {"x-portkey-trace-id": form.trace_id,
                "x-portkey-retry-attempt-count": retry_count(outcome),
                "x-portkey-cache-status": "DISABLED"}  # fmt: skip  # no response cache (yet)
@@ -313,7 +317,7 @@ def _headers(outcome: Outcome, form: Form) -> dict[str, str]:
         if attempt.option is not None:
             headers["x-portkey-last-used-option-index"] = attempt.option
     if outcome.stream is None:
-        headers["x-catalog-cost-usd"] = dollars(outcome.cost)
+        headers["x-catalog-cost-usd"] = cost_usd
     return headers
 
 
