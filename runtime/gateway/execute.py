@@ -35,7 +35,9 @@ MAX_RETRY_WAIT = 60.0  # seconds of waiting per request, in total (Portkey's cap
 BACKOFF_BASE = 0.1  # seconds; doubled per retry, with jitter
 DEFAULT_TIMEOUT = 600.0  # seconds, when the plan sets no request_timeout
 MAX_ANSWER_BYTES = 64 * 1024 * 1024  # a whole (non-streamed) upstream answer
-FORWARDED = ("anthropic-version", "anthropic-beta", "openai-organization", "openai-project")
+# client headers an adapter may read from Call.headers (the Anthropic one's); OpenAI's
+# organization and project come from the catalog's secrets, never from the client
+FORWARDED = ("anthropic-version", "anthropic-beta")
 
 
 @dataclass

@@ -51,7 +51,7 @@ class Call:
     secrets: Mapping[str, str] = field(default_factory=dict)  # credential name -> value
     settings: Mapping[str, str] = field(default_factory=dict)  # integration settings
     headers: Mapping[str, str] = field(default_factory=dict)  # client headers to forward,
-    #   lower-case names (anthropic-version, anthropic-beta, openai-organization, x-mock-*)
+    #   lower-case names (anthropic-version, anthropic-beta, x-mock-*)
     include_usage: bool = False  # the client itself asked stream_options.include_usage
     service: str = "openai"  # the catalog service id (azure-openai, groq, mock, ...)
     auth: str = "bearer"  # bearer | x-api-key | api-key | none (runtime/bundle Integration.auth)
