@@ -27,6 +27,8 @@ Write = Callable[[bytes], Awaitable[None]]
 class Counted:
     """The client's writer, counting the events it sent."""
 
+    __slots__ = ("events", "first", "write")
+
     def __init__(self, write: Write) -> None:
         self.write = write
         self.events = 0
@@ -34,6 +36,9 @@ class Counted:
 
     async def __call__(self, data: bytes) -> None:
         await self.write(data)
+        self.sent(data)
+
+    def sent(self, data: bytes) -> None:
         if self.first is None:
             self.first = time.perf_counter()
         self.events += data.count(b"\n\n")
@@ -44,11 +49,12 @@ class ClientGone(Exception):
 
 
 async def relay(
-    resp: Response, translator: StreamTranslator, write: Write, idle_timeout: float
+    resp: Response, translator: StreamTranslator, write: Counted, idle_timeout: float
 ) -> str:
     """Copy the stream to the client; returns how it ended: "ok", "upstream_cut",
     "upstream_timeout", "upstream_error" or "client_gone"."""
     chunks = resp.chunks().__aiter__()
+    send = write.write  # awaited here, not through two more coroutines per chunk
     ended = "ok"
     try:
         async with Deadline(idle_timeout) as idle:
@@ -61,7 +67,11 @@ async def relay(
                 idle.pause()
                 out = translator.feed(data)
                 if out:
-                    await _send(write, out)
+                    try:
+                        await send(out)
+                    except (ConnectionError, RuntimeError) as exc:  # as in _send
+                        raise ClientGone from exc
+                    write.sent(out)
         if translator.done:
             await _send(write, translator.finish())
             return ended
