@@ -15,6 +15,22 @@ def run(coro: Any) -> Any:
     return asyncio.run(coro)
 
 
+def count_timers(monkeypatch: pytest.MonkeyPatch, deadlines_only: bool = False) -> list[int]:
+    """Counts the running loop's timers set from now on (in its one item)."""
+    loop = asyncio.get_running_loop()
+    count = [0]
+    call_at = loop.call_at
+
+    def counted(when: float, callback: Any, *args: Any, **kwargs: Any) -> asyncio.TimerHandle:
+        owner = getattr(callback, "__self__", None)
+        if not deadlines_only or type(owner).__module__ == Deadline.__module__:
+            count[0] += 1
+        return call_at(when, callback, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "call_at", counted)
+    return count
+
+
 def test_a_wait_past_the_deadline_is_a_timeout() -> None:
     async def main() -> float:
         loop = asyncio.get_running_loop()
@@ -97,22 +113,13 @@ def test_a_cancellation_with_the_expiry_stays_a_cancellation() -> None:
 
 def test_one_timer_per_period_not_per_restart(monkeypatch: pytest.MonkeyPatch) -> None:
     async def main() -> int:
-        loop = asyncio.get_running_loop()
-        timers = 0
-        call_at = loop.call_at
-
-        def counted(*args: Any, **kwargs: Any) -> asyncio.TimerHandle:
-            nonlocal timers
-            timers += 1
-            return call_at(*args, **kwargs)
-
-        monkeypatch.setattr(loop, "call_at", counted)
+        timers = count_timers(monkeypatch)
         async with Deadline(0.2) as deadline:
             for _ in range(200):  # a fast stream: 200 chunks within one period or two
                 deadline.restart()
                 await asyncio.sleep(0)
                 deadline.pause()
-        return timers
+        return timers[0]
 
     assert run(main()) <= 3
 
@@ -122,16 +129,7 @@ def test_the_deadlines_of_a_loop_share_one_timer(monkeypatch: pytest.MonkeyPatch
     not one each; a shorter deadline added later sets it earlier."""
 
     async def main() -> int:
-        loop = asyncio.get_running_loop()
-        timers = 0
-        call_at = loop.call_at
-
-        def counted(*args: Any, **kwargs: Any) -> asyncio.TimerHandle:
-            nonlocal timers
-            timers += getattr(args[1], "__self__", None).__class__.__module__ == Deadline.__module__
-            return call_at(*args, **kwargs)  # (asyncio.sleep's own timers are not counted)
-
-        monkeypatch.setattr(loop, "call_at", counted)
+        timers = count_timers(monkeypatch, deadlines_only=True)  # not asyncio.sleep's
         for _ in range(100):
             async with Deadline(30):
                 await asyncio.sleep(0)
@@ -144,7 +142,7 @@ def test_the_deadlines_of_a_loop_share_one_timer(monkeypatch: pytest.MonkeyPatch
         with pytest.raises(TimeoutError):
             async with Deadline(0.02):  # earlier than the shared timer: it is set again
                 await asyncio.sleep(5)
-        return timers
+        return timers[0]
 
     assert run(main()) <= 3
 
