@@ -106,6 +106,12 @@ class RedisConnection(Store):
             await client.script_load(script)
             return await client.evalsha(sha1(script), len(keys), *keys, *args)
 
+    def _loop_pipe(self) -> Pipe | None:
+        """The running loop's pipe if it has one (not one left by a loop whose id it reuses)."""
+        loop = asyncio.get_running_loop()
+        found = self._apipes.get(id(loop))
+        return found if found is not None and found.loop is loop else None
+
     def _apipe(self) -> Pipe | None:
         """The running loop's pipe to a plain `redis://` server, or None (redis-py's client)."""
         if self._pipe_address is None:
@@ -248,7 +254,7 @@ class RedisConnection(Store):
             pool.disconnect(inuse_connections=True)
 
     async def _adrop_demoted(self, exc: BaseException) -> None:
-        pipe = self._apipes.get(id(asyncio.get_running_loop()))
+        pipe = self._loop_pipe()
         if isinstance(exc, redis.exceptions.ReadOnlyError) and pipe is not None:
             pipe.close()
         client = self._aclients.get(id(asyncio.get_running_loop()), self._given_async)
@@ -292,8 +298,9 @@ class RedisConnection(Store):
         close this loop's pipe."""
         if self.budget_leases is not None:
             await self.budget_leases.aclose()
-        pipe = self._apipes.pop(id(asyncio.get_running_loop()), None)
+        pipe = self._loop_pipe()
         if pipe is not None:
+            del self._apipes[id(pipe.loop)]
             pipe.close()
 
     def _can_sync(self) -> bool:

@@ -306,3 +306,39 @@ def test_without_hiredis_the_store_keeps_redis_pys_client(
 
     asyncio.run(go())
     store.close()
+
+
+def test_a_demoted_server_drops_the_pipe_and_a_new_connection_follows(
+    own_redis: RedisServer,
+) -> None:
+    """READONLY (a failover behind one DNS name made the server a replica): the admission
+    is refused as the store being unavailable, the pipe's connection is dropped, and once
+    the server is a primary again the next admission goes through on a new one."""
+    from runtime.bundle.errors import StoreUnavailable
+    from runtime.limits.spec import BudgetSpec, ChainSpec
+
+    store = RedisStore(own_redis.url, namespace=f"t-{uuid.uuid4().hex[:8]}")
+    spec = ChainSpec(("team",), (), (BudgetSpec("b", "team", "requests", "daily", 9, None),),
+                     (), None)  # fmt: skip
+    admin = own_redis.client()
+
+    async def go() -> None:
+        await store.asettle(await store.aadmit("r1", spec, 1, 0), 1, 0)
+        pipe = store._apipe()
+        assert pipe is not None and pipe._wire is not None
+        admin.replicaof("127.0.0.1", str(_free_port()))  # its primary is gone
+        with pytest.raises(StoreUnavailable, match=r"READONLY|read only"):
+            await store.aadmit("r2", spec, 1, 0)
+        assert pipe._wire is None  # dropped: the next command connects again
+        admin.replicaof("NO", "ONE")
+        await store.asettle(await store.aadmit("r3", spec, 1, 0), 1, 0)
+
+    asyncio.run(go())
+    store.close()
+    admin.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
