@@ -130,7 +130,11 @@ class _Wire(asyncio.Protocol):
             self._timer = self._loop.call_at(due, self._check)
 
     def fail(self, error: BaseException) -> None:
-        """Every waiting command fails with `error`, and the connection is dropped."""
+        """Every waiting command fails with `error` (each with its own copy), and the
+        connection is dropped."""
+        # kept on the wire: a traceback's frames would hold the wire, a cycle; and one
+        # instance raised in many tasks would gather all their frames on it
+        error.__traceback__ = None
         if self.broken is None:
             self.broken = error
         if self._timer is not None:
@@ -139,7 +143,7 @@ class _Wire(asyncio.Protocol):
         waiting, self.waiting = self.waiting, collections.deque()
         for future, _ in waiting:
             if not future.done():
-                future.set_exception(error)
+                future.set_exception(type(error)(*error.args))
         if self.transport is not None:
             self.transport.abort()
 

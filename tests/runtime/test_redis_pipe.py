@@ -6,6 +6,7 @@ refuses failing every command on it with the error redis-py would raise, then re
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
 import threading
 import uuid
@@ -342,3 +343,43 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def _ours(found: object) -> bool:
+    code = getattr(found, "f_code", None)
+    if code is not None:
+        return "runtime/limits" in code.co_filename
+    return type(found).__module__.startswith("runtime.limits")
+
+
+def test_a_failed_connection_leaves_no_cycle_of_ours() -> None:
+    """Three commands waiting when the connection fails, each caller catching its error as
+    the store does: nothing of the pipe is left in a reference cycle (a failure kept on the
+    wire with its traceback, or one instance raised in every task, would be)."""
+    port, stop = _lying_server(b"!!! not RESP\r\n")
+
+    async def go() -> None:
+        pipe = Pipe(("127.0.0.1", port, 0, None, None), 2.0)
+
+        async def one() -> None:
+            try:
+                await pipe.call("PING")
+            except redis.RedisError as exc:
+                assert _maybe_ran(exc) in (True, False)
+
+        await asyncio.gather(*(one() for _ in range(3)))
+        pipe.close()
+
+    gc.collect()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        run(go)
+        gc.collect()
+        kept = [o for o in gc.garbage if _ours(o)]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+        stop.set()
+    assert not kept, sorted({type(o).__name__ for o in kept})
