@@ -105,19 +105,18 @@ class Metrics:
         return found
 
     def tally(self, labels: tuple[str, str, str]) -> Tally:
-        """The running tally of (workspace, provider, model), passed on at the scrape (with
-        workers, at once: `settle`)."""
+        """The running tally of (workspace, provider, model), passed on at the scrape, or
+        by `settle` (never in the middle of a request's books, whose tallies would be lost)."""
         found = self._tallies.get(labels)
         if found is None:
-            if len(self._tallies) >= MAX_CHILDREN:  # a bound, whatever happens
-                self.flush()
             found = self._tallies[labels] = Tally()
         return found
 
     def settle(self) -> None:
         """After a request's books: with workers, each scrape reads every worker's files,
-        so what the request added is passed on now."""
-        if self.multiprocess:
+        so what the request added is passed on now; alone, when the tallies reach their
+        bound (whatever happens, they stay bounded)."""
+        if self.multiprocess or len(self._tallies) >= MAX_CHILDREN:
             self._flush_tallies()
 
     def count(self, metric: Any, labels: tuple[str, ...], amount: float = 1.0) -> None:

@@ -68,7 +68,8 @@ def test_tallies_reach_the_scrape_once_and_stay_bounded(monkeypatch: pytest.Monk
         t.settled += 1
         t.inputs += 3
         t.charged += 7 * metrics_module.UNITS_PER_MICRO_USD
-        assert len(m._tallies) <= 5
+        m.settle()  # the end of a request's books
+        assert len(m._tallies) < 5
     assert scraped(m, "catalog_requests_total", status="200") == 40
     assert scraped(m, "catalog_tokens_total", kind="input") == 120
     assert scraped(m, "catalog_cost_micro_usd_total", price="chargeback") == 280
@@ -88,6 +89,21 @@ def test_tallied_cost_is_summed_exactly_before_it_becomes_a_float() -> None:
         t.charged += 3
     t.settled = 1
     assert scraped(m, "catalog_cost_micro_usd_total", price="chargeback") == 3e6 / 1e10
+
+
+def test_a_tally_taken_early_in_a_request_is_never_flushed_under_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A request's books take the tally of its last attempt first, then those of earlier
+    attempts (fallbacks): reaching the bound in between must not drop what is added after."""
+    monkeypatch.setattr(metrics_module, "MAX_CHILDREN", 2)
+    m = Metrics()
+    last = m.tally(("team", "fast", "echo"))
+    m.tally(("team", "slow", "echo"))  # the bound is reached here
+    m.tally(("team", "other", "echo"))
+    last.inputs += 5  # the last attempt's ticket, counted after
+    m.settle()
+    assert scraped(m, "catalog_tokens_total", provider="fast", kind="input") == 5
 
 
 def _lines(m: Metrics, needle: str) -> str:
