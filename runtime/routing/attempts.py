@@ -29,15 +29,16 @@ class State:
     bases: dict[tuple[Any, ...], Attempt] = field(default_factory=dict)
     # a `@provider/model` (or model plus provider) resolved before to one target, with the
     # provider's default params: a request that sends params needs only their merge
-    direct: dict[tuple[str, str, str | None], tuple[Attempt, Mapping[str, Any], str]] = field(
+    direct: dict[tuple[str, str, str | None], tuple[Attempt, Mapping[str, Any]]] = field(
         default_factory=dict
     )
 
-    def remember_direct(self, key: tuple[str, str, str | None], base: Attempt,
-                        defaults: Mapping[str, Any], model: str) -> None:  # fmt: skip
+    def remember_direct(
+        self, key: tuple[str, str, str | None], base: Attempt, defaults: Mapping[str, Any]
+    ) -> None:
         if len(self.direct) >= PLAN_CACHE_LIMIT:
             self.direct.clear()
-        self.direct[key] = (base, defaults, model)
+        self.direct[key] = (base, defaults)
 
     def remember(self, key: tuple[str, str | None, str | None], plan: Plan) -> None:
         """Cache a plan (bounded: a full cache starts over)."""

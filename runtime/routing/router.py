@@ -144,9 +144,9 @@ class Router:
                 return cached
             short_path = path is None or (type(path) is str and len(path) <= MAX_NAME)
             if direct is not None and short_path:
-                base, defaults, name = direct
+                base, defaults = direct
                 body = request_body(bounded_object(params, PARAMS_BOUNDS, "params"), defaults,
-                                    None, name, owned=True)  # fmt: skip
+                                    None, base.model, owned=True)  # fmt: skip
                 return Plan(workspace, "single", (with_params(base, body),))
         check_names(workspace, model, provider, config, seed)
         if not isinstance(path, str | None) or (path is not None and len(path) > MAX_NAME):
@@ -178,7 +178,7 @@ class Router:
         else:  # the next request naming it with params skips to their merge (above)
             base = self._attempt(state, workspace, provider_slug, model_name, None, None, ())
             defaults = state.bundle.providers[provider_slug].default_params
-            state.remember_direct(key, base, defaults, model_name)
+            state.remember_direct(key, base, defaults)
         return plan
 
     def _resolve_alias(
