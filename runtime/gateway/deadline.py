@@ -21,7 +21,7 @@ import asyncio
 import math
 from types import TracebackType
 
-MAX_LOOPS = 64  # event loops remembered with a clock (a process runs one; tests run many)
+from runtime.bundle.loops import PerLoop
 
 
 class _Clock:
@@ -65,16 +65,11 @@ class _Clock:
             self._set(after)
 
 
-_clocks: dict[int, _Clock] = {}
+_clocks: PerLoop[_Clock] = PerLoop()
 
 
 def _clock(loop: asyncio.AbstractEventLoop) -> _Clock:
-    found = _clocks.get(id(loop))
-    if found is None or found.loop is not loop:  # an id can be reused by a later loop
-        if len(_clocks) >= MAX_LOOPS:
-            _clocks.clear()
-        found = _clocks[id(loop)] = _Clock(loop)
-    return found
+    return _clocks.get(loop, _Clock, loop)
 
 
 class Deadline:

@@ -25,6 +25,7 @@ import redis.cluster
 import redis.sentinel
 
 from runtime.bundle.errors import StoreUnavailable
+from runtime.bundle.loops import PerLoop
 from runtime.limits.base import Store
 from runtime.limits.lua import RECOVER, START
 from runtime.limits.redis_acked import sha1
@@ -37,7 +38,6 @@ from runtime.limits.redis_topology import sync_client as build_sync
 if TYPE_CHECKING:
     from runtime.limits.redis_lease import Leases
 
-MAX_LOOPS = 64  # event loops remembered with a pipe (a process runs one; tests run many)
 PRIMARY_CHECK_S = 0.25  # Sentinel: how often the store asks which server is the primary
 log = logging.getLogger("runtime.limits.redis")
 
@@ -63,8 +63,8 @@ class RedisConnection(Store):
     _client: Client | None
     _client_lock: threading.Lock
     _given_async: AsyncClient | None
-    _aclients: dict[int, AsyncClient]
-    _apipes: dict[int, Pipe]
+    _aclients: PerLoop[AsyncClient]
+    _apipes: PerLoop[Pipe]
     _pipe_address: tuple[str, int, int, str | None, str | None] | None
     _next_primary_check: float
 
@@ -106,23 +106,11 @@ class RedisConnection(Store):
             await client.script_load(script)
             return await client.evalsha(sha1(script), len(keys), *keys, *args)
 
-    def _loop_pipe(self) -> Pipe | None:
-        """The running loop's pipe if it has one (not one left by a loop whose id it reuses)."""
-        loop = asyncio.get_running_loop()
-        found = self._apipes.get(id(loop))
-        return found if found is not None and found.loop is loop else None
-
     def _apipe(self) -> Pipe | None:
         """The running loop's pipe to a plain `redis://` server, or None (redis-py's client)."""
         if self._pipe_address is None:
             return None
-        loop = asyncio.get_running_loop()
-        found = self._apipes.get(id(loop))
-        if found is None or found.loop is not loop:  # an id can be reused by a later loop
-            if len(self._apipes) >= MAX_LOOPS:
-                self._apipes.clear()
-            found = self._apipes[id(loop)] = Pipe(self._pipe_address, self._timeout)
-        return found
+        return self._apipes.get(asyncio.get_running_loop(), Pipe, self._pipe_address, self._timeout)
 
     # -- start: the server's eviction policy, the namespace's generation ------------------
     def start(self) -> str:
@@ -236,7 +224,7 @@ class RedisConnection(Store):
                 pool.disconnect(inuse_connections=True)
 
     async def _acheck_primary(self) -> None:
-        client = self._aclients.get(id(asyncio.get_running_loop()), self._given_async)
+        client = self._aclients.find(asyncio.get_running_loop()) or self._given_async
         pool: Any = getattr(client, "connection_pool", None)
         if not isinstance(pool, aiosentinel.SentinelConnectionPool) or not self._due():
             return
@@ -254,10 +242,11 @@ class RedisConnection(Store):
             pool.disconnect(inuse_connections=True)
 
     async def _adrop_demoted(self, exc: BaseException) -> None:
-        pipe = self._loop_pipe()
+        loop = asyncio.get_running_loop()
+        pipe = self._apipes.find(loop)
         if isinstance(exc, redis.exceptions.ReadOnlyError) and pipe is not None:
             pipe.close()
-        client = self._aclients.get(id(asyncio.get_running_loop()), self._given_async)
+        client = self._aclients.find(loop) or self._given_async
         pool: Any = getattr(client, "connection_pool", None)
         if isinstance(exc, redis.exceptions.ReadOnlyError) and pool is not None:
             await pool.disconnect(inuse_connections=True)
@@ -274,15 +263,11 @@ class RedisConnection(Store):
         """The client of the running event loop (an asyncio pool cannot cross loops)."""
         if self._given_async is not None:
             return self._given_async
-        loop = id(asyncio.get_running_loop())
-        found = self._aclients.get(loop)
-        if found is None:
-            if self.topology is None:  # given only a sync client: no asyncio pool to build
-                raise TypeError("this store was given only a sync client: pass async_client= "
-                                "for the async methods")  # fmt: skip
-            found = build_async(self.topology, self._timeout, self._max_connections)
-            self._aclients[loop] = found
-        return found
+        if self.topology is None:  # given only a sync client: no asyncio pool to build
+            raise TypeError("this store was given only a sync client: pass async_client= "
+                            "for the async methods")  # fmt: skip
+        return self._aclients.get(asyncio.get_running_loop(), build_async, self.topology,
+                                  self._timeout, self._max_connections)  # fmt: skip
 
     def ping(self) -> float:
         """One round trip, in seconds (for benchmarks and health checks)."""
@@ -298,9 +283,8 @@ class RedisConnection(Store):
         close this loop's pipe."""
         if self.budget_leases is not None:
             await self.budget_leases.aclose()
-        pipe = self._loop_pipe()
+        pipe = self._apipes.pop(asyncio.get_running_loop())
         if pipe is not None:
-            del self._apipes[id(pipe.loop)]
             pipe.close()
 
     def _can_sync(self) -> bool:

@@ -62,6 +62,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from runtime.bundle.errors import StoreUnavailable
+from runtime.bundle.loops import PerLoop
 from runtime.limits import redis_lease, redis_lease_admit
 from runtime.limits.base import Reservation, budget_refusal, lease_refusal, reused_id
 from runtime.limits.lua import ADMIT, LOW
@@ -165,11 +166,11 @@ class RedisStore(RedisSettlement):
         self._client: Client | None = client
         self._client_lock = threading.Lock()
         self._given_async = async_client
-        self._aclients: dict[int, AsyncClient] = {}  # one per event loop
-        self._apipes: dict[int, Pipe] = {}  # likewise (redis_pipe.py)
+        self._aclients: PerLoop[AsyncClient] = PerLoop()  # an asyncio pool cannot cross loops
+        self._apipes: PerLoop[Pipe] = PerLoop()  # likewise (redis_pipe.py)
         single = self.topology if self.topology and self.topology.kind == "single" else None
         self._pipe_address = pipe_address(single.options) if single else None
-        self._anodes: dict[int, dict[str, aioredis.Redis]] = {}  # strict mode, cluster nodes
+        self._anodes: PerLoop[dict[str, aioredis.Redis]] = PerLoop()  # strict mode, cluster nodes
         # settlements to replay, and voids (the nonce of an admission whose reply was lost)
         self._pending: collections.deque[_Pending] = collections.deque()
         self._pending_lock = threading.Lock()
@@ -258,11 +259,9 @@ class RedisStore(RedisSettlement):
                 nonce = secrets.token_hex(6)
                 keys, args = self._call(plan, request_id, tokens, cost, nonce)
                 if self.replicas:
-                    loop = id(asyncio.get_running_loop())
-                    result, count = await aacked(
-                        self.async_client(), ADMIT, keys, args, self.replicas,
-                        self._wait_ms, self._anodes.setdefault(loop, {}),
-                    )  # fmt: skip
+                    nodes = self._anodes.get(asyncio.get_running_loop(), dict)
+                    result, count = await aacked(self.async_client(), ADMIT, keys, args,
+                                                 self.replicas, self._wait_ms, nodes)  # fmt: skip
                 else:
                     result, count = await self._aeval(ADMIT, keys, args), 0
                 reservation = self._outcome(plan, request_id, tokens, cost, result)
