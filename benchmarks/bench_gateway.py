@@ -22,8 +22,10 @@ what one Node process or one Python worker uses. Before each point the run waits
 than `--foreign` cores is run again (at most `--tries` times; else the least disturbed run
 is kept), and the table says how much others used. `--nice -10` (root) puts everything this
 run starts ahead of other work. Gateway rows are skipped with a message while
-`runtime.gateway` cannot run. Prints markdown tables and the targets of issue 11 (item 10)
-with ✓/✗.
+`runtime.gateway` cannot run. A last row relays bytes without reading HTTP
+(benchmarks/gateway/floor_tcp.py): what the hops between processes alone add, against which
+the absolute one-client and first-byte targets can be read. Prints markdown tables and the
+targets of issue 11 (item 10) with ✓/✗.
 """
 
 from __future__ import annotations
@@ -180,6 +182,7 @@ def targets(results: dict[str, Samples], names: dict[str, str]) -> list[str]:
     direct, floor, mem, red, pk = (
         get[k] for k in ("direct", "floor", "memory", "redis", "portkey")
     )
+    relay = get.get("relay")
     lines = []
 
     def line(ok: bool | None, text: str) -> None:
@@ -200,6 +203,11 @@ def targets(results: dict[str, Samples], names: dict[str, str]) -> list[str]:
         line(ratio >= 0.7, f"32 clients: {ratio:.0%} of the floor (target >= 70%)")
     over = mem.median("ttfb") - direct.median("ttfb")
     line(over <= 500, f"streaming TTFB overhead {fmt_delta(over)} (target <= +0.5 ms)")
+    if relay is not None:  # context for the two absolute targets, not a target itself
+        hops = relay.median("p50_1") - direct.median("p50_1")
+        first = relay.median("ttfb") - direct.median("ttfb")
+        line(None, f"a byte relay (no HTTP, no work) alone adds {fmt_delta(hops)} at 1 client "
+                   f"and {fmt_delta(first)} to the first byte here")  # fmt: skip
     if red is not None:
         ratio = red.median("rps32") / mem.median("rps32")
         line(ratio >= 0.5, f"Redis store: {ratio:.0%} of the memory store's req/s (target >= 50%)")
@@ -246,6 +254,9 @@ def gateway_rows(upstream: Server, work: Path, args: argparse.Namespace) -> list
         R.Row("bare pass-through (aiohttp + uvloop), the floor", "bench-model", {},
               R.aiohttp_floor(upstream.url)),
         mem, red, pk,
+        # no HTTP at all: what the hops alone add at one client and to the first byte
+        R.Row("byte relay, no HTTP (the least any proxy adds)", "bench-model", {},
+              R.tcp_relay(upstream.url)),
     ]  # fmt: skip
 
 
@@ -327,7 +338,7 @@ def report(rows: list[R.Row], results: dict[str, Samples], args: argparse.Namesp
           f"servers' CPU (median of points; range {min(speed):.0f}–{max(speed):.0f}).\n")  # fmt: skip
     print("\n".join(table(rows, results)))
     if not args.stacks:
-        names = dict(zip(("direct", "floor", "memory", "redis", "portkey"),
+        names = dict(zip(("direct", "floor", "memory", "redis", "portkey", "relay"),
                          (row.name for row in rows), strict=True))  # fmt: skip
         print()
         print("\n".join(targets(results, names)))

@@ -66,6 +66,18 @@ def floor_server(upstream: str, work: Path, cpus: str | None, loop: str = "uvloo
     return Server(f"floor-aiohttp-{loop}", argv, port, work, cpus, _env())
 
 
+def tcp_relay(upstream: str) -> Callable[[Path, str | None], Server]:
+    """The byte relay (floor_tcp.py): no HTTP, what any proxy adds before doing anything."""
+
+    def start(work: Path, cpus: str | None) -> Server:
+        port = free_port()
+        argv = [PY, "-m", "benchmarks.gateway.floor_tcp", "--port", str(port),
+                "--upstream", upstream]  # fmt: skip
+        return Server("relay-tcp", argv, port, work, cpus, _env()).start()
+
+    return start
+
+
 def asgi_floor(upstream: str, server: str) -> Callable[[Path, str | None], Server]:
     """uvicorn (httptools, uvloop) or granian (asgi or rsgi, uvloop, one runtime thread)."""
 
@@ -91,6 +103,8 @@ def stack_rows(upstream: str) -> list[Row]:
     """The stack decision: the same bare pass-through on each candidate server."""
     return [
         Row("upstream directly", "bench-model", {}),
+        Row("byte relay, no HTTP (asyncio Protocols, uvloop)", "bench-model", {},
+            tcp_relay(upstream)),
         Row("aiohttp server + client, asyncio loop", "bench-model", {},
             aiohttp_floor(upstream, "asyncio")),
         Row("aiohttp server + client, uvloop", "bench-model", {}, aiohttp_floor(upstream)),
