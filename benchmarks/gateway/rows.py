@@ -78,6 +78,18 @@ def tcp_relay(upstream: str) -> Callable[[Path, str | None], Server]:
     return start
 
 
+def raw_client_floor(upstream: str) -> Callable[[Path, str | None], Server]:
+    """aiohttp's server, a minimal upstream client (floor_rawclient.py): whose latency is it."""
+
+    def start(work: Path, cpus: str | None) -> Server:
+        port = free_port()
+        argv = [PY, "-m", "benchmarks.gateway.floor_rawclient", "--port", str(port),
+                "--upstream", upstream]  # fmt: skip
+        return Server("floor-rawclient", argv, port, work, cpus, _env()).start()
+
+    return start
+
+
 def asgi_floor(upstream: str, server: str) -> Callable[[Path, str | None], Server]:
     """uvicorn (httptools, uvloop) or granian (asgi or rsgi, uvloop, one runtime thread)."""
 
@@ -108,6 +120,8 @@ def stack_rows(upstream: str) -> list[Row]:
         Row("aiohttp server + client, asyncio loop", "bench-model", {},
             aiohttp_floor(upstream, "asyncio")),
         Row("aiohttp server + client, uvloop", "bench-model", {}, aiohttp_floor(upstream)),
+        Row("aiohttp server + a minimal httptools client, uvloop", "bench-model", {},
+            raw_client_floor(upstream)),
         Row("uvicorn (httptools, uvloop) + aiohttp client, ASGI", "bench-model", {},
             asgi_floor(upstream, "uvicorn")),
         Row("granian (uvloop) + aiohttp client, ASGI", "bench-model", {},
