@@ -30,7 +30,6 @@ from pathlib import Path
 
 from benchmarks.gateway import rows as R
 from benchmarks.gateway.loadgen import StreamClient, Target
-from benchmarks.gateway.marked_gateway import STAGES
 from benchmarks.gateway.procs import Server, free_port, pin_self
 
 SERVER_CPUS, LOAD_CPUS = "1", "0"
@@ -60,7 +59,9 @@ def marked(bundle: Path, work: Path, out: Path) -> Server:
 
 
 def stage_table(runs: dict[str, list[dict[str, float]]]) -> list[str]:
-    names = [f"{stage}{edge}" for _, _, stage in STAGES[1:] for edge in (">", "<")]
+    first = next(iter(runs.values()))
+    names = sorted({name for marks in first for name in marks},
+                   key=lambda name: statistics.median(m[name] for m in first if name in m))  # fmt: skip
     head = " | ".join(f"{label}: µs after the handler starts" for label in runs)
     lines = [f"| mark | {head} |", "|---|" + "---:|" * len(runs)]
     for name in names:
