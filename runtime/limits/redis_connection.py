@@ -224,7 +224,7 @@ class RedisConnection(Store):
                 pool.disconnect(inuse_connections=True)
 
     async def _acheck_primary(self) -> None:
-        client = self._aclients.find(asyncio.get_running_loop()) or self._given_async
+        client = self._loop_client(asyncio.get_running_loop())
         pool: Any = getattr(client, "connection_pool", None)
         if not isinstance(pool, aiosentinel.SentinelConnectionPool) or not self._due():
             return
@@ -246,10 +246,15 @@ class RedisConnection(Store):
         pipe = self._apipes.find(loop)
         if isinstance(exc, redis.exceptions.ReadOnlyError) and pipe is not None:
             pipe.close()
-        client = self._aclients.find(loop) or self._given_async
+        client = self._loop_client(loop)
         pool: Any = getattr(client, "connection_pool", None)
         if isinstance(exc, redis.exceptions.ReadOnlyError) and pool is not None:
             await pool.disconnect(inuse_connections=True)
+
+    def _loop_client(self, loop: asyncio.AbstractEventLoop) -> AsyncClient | None:
+        """The client `loop` already has, if any (a client object may not be truthy)."""
+        found = self._aclients.find(loop)
+        return found if found is not None else self._given_async
 
     def _due(self) -> bool:
         now = time.monotonic()
