@@ -66,28 +66,25 @@ def floor_server(upstream: str, work: Path, cpus: str | None, loop: str = "uvloo
     return Server(f"floor-aiohttp-{loop}", argv, port, work, cpus, _env())
 
 
-def tcp_relay(upstream: str) -> Callable[[Path, str | None], Server]:
-    """The byte relay (floor_tcp.py): no HTTP, what any proxy adds before doing anything."""
+def _script(module: str, name: str, upstream: str) -> Callable[[Path, str | None], Server]:
+    """A floor that is one script taking --port and --upstream."""
 
     def start(work: Path, cpus: str | None) -> Server:
         port = free_port()
-        argv = [PY, "-m", "benchmarks.gateway.floor_tcp", "--port", str(port),
-                "--upstream", upstream]  # fmt: skip
-        return Server("relay-tcp", argv, port, work, cpus, _env()).start()
+        argv = [PY, "-m", module, "--port", str(port), "--upstream", upstream]
+        return Server(name, argv, port, work, cpus, _env()).start()
 
     return start
+
+
+def tcp_relay(upstream: str) -> Callable[[Path, str | None], Server]:
+    """The byte relay (floor_tcp.py): no HTTP, what any proxy adds before doing anything."""
+    return _script("benchmarks.gateway.floor_tcp", "relay-tcp", upstream)
 
 
 def raw_client_floor(upstream: str) -> Callable[[Path, str | None], Server]:
     """aiohttp's server, a minimal upstream client (floor_rawclient.py): whose latency is it."""
-
-    def start(work: Path, cpus: str | None) -> Server:
-        port = free_port()
-        argv = [PY, "-m", "benchmarks.gateway.floor_rawclient", "--port", str(port),
-                "--upstream", upstream]  # fmt: skip
-        return Server("floor-rawclient", argv, port, work, cpus, _env()).start()
-
-    return start
+    return _script("benchmarks.gateway.floor_rawclient", "floor-rawclient", upstream)
 
 
 def asgi_floor(upstream: str, server: str) -> Callable[[Path, str | None], Server]:
