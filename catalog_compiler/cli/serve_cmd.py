@@ -65,6 +65,7 @@ def tuning_argv(
     metrics: bool = True,
     alerts_dead_letter: str | None = None,
     lease_block: float | None = None,
+    client_timeout: float | None = None,
 ) -> list[str]:
     """The gateway's own options, forwarded only when given (its defaults stay its own).
     `lease_block`: lease budgets from Redis in blocks of this fraction (None: exact)."""
@@ -85,6 +86,8 @@ def tuning_argv(
         argv += ["--max-body-bytes", str(max_body_bytes)]
     if drain_timeout is not None:
         argv += ["--drain-timeout", repr(drain_timeout)]
+    if client_timeout is not None:
+        argv += ["--client-timeout", repr(client_timeout)]
     if not watch:
         argv.append("--no-watch")
     return argv
@@ -184,6 +187,13 @@ def write_bundle(compiled: Compiled, source: str, out_dir: Path) -> Path:
     help="Seconds in-flight requests get to finish on SIGTERM (default: 30).",
 )
 @click.option(
+    "--client-timeout",
+    type=click.FloatRange(min=0.1, max=3600),
+    default=None,
+    help="Seconds a client may take to send a request's headers or body, or to read what is "
+    "streamed to it, and a connection may stay idle (default: 30).",
+)
+@click.option(
     "--watch/--no-watch",
     default=True,
     show_default=True,
@@ -237,6 +247,7 @@ def serve(
     namespace: str | None,
     max_body_bytes: int | None,
     drain_timeout: float | None,
+    client_timeout: float | None,
     watch: bool,
     events: str | None,
     events_max_bytes: int | None,
@@ -261,7 +272,8 @@ def serve(
     tuning = tuning_argv(namespace, max_body_bytes, drain_timeout, watch, events=events,
                          events_max_bytes=events_max_bytes, metrics=metrics,
                          alerts_dead_letter=alerts_dead_letter,
-                         lease_block=redis_lease_block if lease_budgets else None)  # fmt: skip
+                         lease_block=redis_lease_block if lease_budgets else None,
+                         client_timeout=client_timeout)  # fmt: skip
     if not is_catalog(Path(source)):
         main = load_gateway()
         sys.exit(main(gateway_argv(source, host, port, workers, redis, allow_missing_secrets,

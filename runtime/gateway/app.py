@@ -20,6 +20,7 @@ from runtime.bundle.errors import RequestError, StoreUnavailable
 from runtime.bundle.money import Usage, dollars
 from runtime.gateway.alerts import Alerts
 from runtime.gateway.books import Books, Record
+from runtime.gateway.deadline import Deadline
 from runtime.gateway.execute import Engine, Job, Outcome, estimate, timeout_of
 from runtime.gateway.forms import Form, any_trace_id, max_output, read_form
 from runtime.gateway.live import Live
@@ -55,6 +56,7 @@ class Gateway:
     extra: dict[str, Any] = field(default_factory=dict)
     books: Books = field(default_factory=Books)
     alerts: Alerts | None = None
+    client_timeout: float = 30.0  # seconds for a request body to arrive, a stream to be read
 
     def __post_init__(self) -> None:
         self.books.bundle = self.live.bundle.digest
@@ -186,7 +188,10 @@ async def serve(request: web.Request, endpoint: str) -> web.StreamResponse:
     except Failure as exc:
         failure = record.failure = exc.detached()
         record.write_after_answer(failure.status)
-        return _error(failure, anthropic, record.fields.get("trace_id"))
+        answer = _error(failure, anthropic, record.fields.get("trace_id"))
+        if failure.close:
+            answer.force_close()
+        return answer
     except (RequestError, StoreUnavailable) as exc:
         failure = record.failure = failure_of(exc)
         record.write_after_answer(failure.status)
@@ -210,7 +215,7 @@ async def _serve(
         raise Failure(401, "a workspace API key is required (`Authorization: Bearer <key>` or "
                       "`x-portkey-api-key`)", "invalid_api_key")  # fmt: skip
     record.fields["workspace"] = caller.workspace
-    raw, body = await _body(request)
+    raw, body = await _body(request, gw.client_timeout)
     # From here on one bundle serves the whole request, even across a reload: the plan
     # (resolved synchronously below) and `live` (secrets, URLs) come from the same swap.
     live = gw.live
@@ -250,9 +255,16 @@ async def _serve(
                         content_type=JSON)  # fmt: skip
 
 
-async def _body(request: web.Request) -> tuple[bytes, dict[str, Any]]:
+async def _body(request: web.Request, timeout: float) -> tuple[bytes, dict[str, Any]]:
     try:
-        raw = await request.read()
+        if request.content.is_eof():  # all of it is here (the common case): nothing to wait
+            raw = await request.read()
+        else:  # a client trickling its body must not hold the request open for ever
+            async with Deadline(timeout):
+                raw = await request.read()
+    except TimeoutError:
+        raise Failure(408, f"the request body did not arrive within {timeout:g} s",
+                      "request_body_timeout", close=True) from None  # fmt: skip
     except web.HTTPRequestEntityTooLarge:
         raise Failure(413, f"the request body is larger than {request.app._client_max_size} "
                       "bytes", "request_too_large") from None  # fmt: skip
@@ -342,7 +354,7 @@ async def _stream(
         await client.prepare(request)
         # a stream's request_timeout bounds each silence between chunks
         idle = timeout_of(job, ticket.attempt)
-        ended = await relay(resp, translator, writer, idle)
+        ended = await relay(resp, translator, writer, idle, gw.client_timeout)
         complete = ended == "ok"
         record.fields["stream"] = ended
     finally:
@@ -351,11 +363,25 @@ async def _stream(
         if writer.first is not None:
             record.ttft = writer.first - record.started
         _usage(record, usage, outcome.cost + cost)
-        gone = record.fields.get("stream") == "client_gone"
+        gone = record.fields.get("stream") in ("client_gone", "client_timeout")
         record.write_after_answer(resp.status if complete else 499 if gone else 502)
-    with contextlib.suppress(ConnectionError, RuntimeError):
-        await client.write_eof()
+    if record.fields.get("stream") == "client_timeout":
+        _abort(request)  # it stopped reading: what is still buffered for it goes
+        return client
+    try:
+        async with Deadline(gw.client_timeout):
+            await client.write_eof()
+    except TimeoutError:
+        _abort(request)
+    except (ConnectionError, RuntimeError):
+        pass
     return client
+
+
+def _abort(request: web.Request) -> None:
+    transport = request.transport
+    if transport is not None:
+        transport.abort()
 
 
 def _where(exc: BaseException) -> str:

@@ -57,6 +57,9 @@ def parser() -> argparse.ArgumentParser:
         default=30.0,
         help="seconds in-flight requests get to finish on SIGTERM",
     )
+    p.add_argument("--client-timeout", type=float, default=30.0, metavar="S",
+                   help="seconds a client may take to send a request's headers or body, or "
+                   "to read what is streamed to it, and a connection may idle")  # fmt: skip
     p.add_argument("--no-watch", action="store_true", help="reload on SIGHUP only")
     p.add_argument("--events", default=None, metavar="PATH",
                    help="write one usage event per settled request to PATH (JSON Lines, "
@@ -81,7 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                       args.drain_timeout, not args.no_watch, args.events,
                       args.events_max_bytes, not args.no_metrics,
                       args.alerts_dead_letter, lease_budgets=args.redis_lease_budgets,
-                      lease_block=args.redis_lease_block)  # fmt: skip
+                      lease_block=args.redis_lease_block,
+                      client_timeout=args.client_timeout)  # fmt: skip
     try:
         live = Live.of(Bundle.load(options.bundle), options.allow_missing_secrets)
     except (BundleError, MissingSecrets) as exc:
@@ -118,6 +122,8 @@ def _check(args: argparse.Namespace) -> str | None:
         return "--max-body-bytes is at least 1024"
     if args.events_max_bytes < 4096:
         return "--events-max-bytes is at least 4096"
+    if not 0.1 <= args.client_timeout <= 3600:  # NaN fails too
+        return "--client-timeout is 0.1 to 3600 seconds"
     return None
 
 

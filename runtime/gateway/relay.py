@@ -48,18 +48,30 @@ class ClientGone(Exception):
     """The client closed its connection mid-stream."""
 
 
+class ClientStuck(ClientGone):
+    """The client stopped reading: a write did not go out within the client timeout."""
+
+
 async def relay(
-    resp: Response, translator: StreamTranslator, write: Counted, idle_timeout: float
+    resp: Response,
+    translator: StreamTranslator,
+    write: Counted,
+    idle_timeout: float,
+    client_timeout: float = 30.0,
 ) -> str:
     """Copy the stream to the client; returns how it ended: "ok", "upstream_cut",
-    "upstream_timeout", "upstream_error" or "client_gone"."""
+    "upstream_timeout", "upstream_error", "client_gone" or "client_timeout" (it stopped
+    reading: a write waited `client_timeout` for room)."""
     chunks = resp.chunks().__aiter__()
     send = write.write  # awaited here, not through two more coroutines per chunk
     ended = "ok"
+    stuck: Deadline | None = None
     try:
-        async with Deadline(idle_timeout) as idle:
+        # `idle` runs while the upstream is waited for, `stuck` while the client is written to
+        async with Deadline(idle_timeout) as idle, Deadline(client_timeout) as stuck:
+            stuck.pause()
             while True:
-                idle.restart()  # only the wait for the upstream counts
+                idle.restart()
                 try:
                     data = await anext(chunks)
                 except StopAsyncIteration:
@@ -67,37 +79,45 @@ async def relay(
                 idle.pause()
                 out = translator.feed(data)
                 if out:
+                    stuck.restart()
                     try:
                         await send(out)
                     except (ConnectionError, RuntimeError) as exc:  # as in _send
                         raise ClientGone from exc
+                    stuck.pause()
                     write.sent(out)
         if translator.done:
-            await _send(write, translator.finish())
+            await _send(write, translator.finish(), client_timeout)
             return ended
         ended = "upstream_cut"
         message = "the upstream closed the stream before it finished"
     except TimeoutError:
+        if stuck is not None and stuck.expired:
+            resp.close()
+            return "client_timeout"
         ended, message = "upstream_timeout", f"the upstream was silent for {idle_timeout:g} s"
     except UpstreamProtocolError as exc:
         ended, message = "upstream_error", f"the upstream stream is malformed: {exc}"
-    except ClientGone:
+    except ClientGone as exc:
         resp.close()
-        return "client_gone"
+        return "client_timeout" if isinstance(exc, ClientStuck) else "client_gone"
     except BROKEN as exc:
         exc.__traceback__ = None  # aiohttp keeps it on `resp`: a cycle through this frame
         ended, message = "upstream_error", f"the upstream connection failed ({type(exc).__name__})"
     resp.close()
     try:
-        await _send(write, translator.error_event(502, message))
-    except ClientGone:
-        return "client_gone"
+        await _send(write, translator.error_event(502, message), client_timeout)
+    except ClientGone as exc:
+        return "client_timeout" if isinstance(exc, ClientStuck) else "client_gone"
     return ended
 
 
-async def _send(write: Write, data: bytes) -> None:
+async def _send(write: Write, data: bytes, timeout: float) -> None:
     try:
-        await write(data)
+        async with Deadline(timeout):
+            await write(data)
+    except TimeoutError:
+        raise ClientStuck from None
     except (ConnectionError, RuntimeError) as exc:  # aiohttp: reset, or closing transport
         raise ClientGone from exc
 

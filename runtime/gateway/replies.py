@@ -50,6 +50,7 @@ class Failure(Exception):
     retry_after: float | None = None
     headers: dict[str, str] = field(default_factory=dict)
     level: str = ""  # organization | integration | provider | workspace: who refused
+    close: bool = False  # close the connection after the answer (a body left unread)
 
     @property
     def reason(self) -> str:

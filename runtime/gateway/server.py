@@ -62,6 +62,9 @@ class Options:
     alerts_dead_letter: str | None = None  # undeliverable budget alerts, JSON Lines
     lease_budgets: bool = False  # budget leasing on the Redis store (docs/scaling.md)
     lease_block: float = 0.001
+    # seconds a client may take to send a request's headers, or its body, or to read a
+    # stream, and that a connection may idle between requests; then it is closed
+    client_timeout: float = 30.0
 
 
 def listen(options: Options) -> socket.socket:
@@ -105,12 +108,16 @@ async def run(options: Options, sock: socket.socket, first: Live) -> None:
     books = make_books(options)
     books.tracing = Tracing()
     gw = Gateway(router, first, Engine(router, transport, books.tracing, alerts),
-                 "redis" if options.redis else "memory", books=books, alerts=alerts)  # fmt: skip
+                 "redis" if options.redis else "memory", books=books, alerts=alerts,
+                 client_timeout=options.client_timeout)  # fmt: skip
     alerts.start()
     runner = web.AppRunner(
         build_app(gw, options.max_body), access_log=None, handle_signals=False,
         shutdown_timeout=options.drain_timeout,
         max_field_size=40 * 1024, max_line_size=16 * 1024,  # a header; an inline config fits
+        # aiohttp closes a connection this long idle, or this long into headers that never
+        # end (its own default is an hour: a slow client could hold connections that long)
+        keepalive_timeout=options.client_timeout,
     )  # fmt: skip
     await runner.setup()
     await web.SockSite(runner, sock).start()

@@ -232,6 +232,20 @@ def test_the_gateways_own_options_are_forwarded_only_when_given() -> None:
     )
 
 
+def test_the_client_timeout_reaches_the_gateway_and_is_bounded(run_cli: Callable[..., Any]) -> None:
+    from runtime.gateway.cli import _check, parser
+
+    argv = gateway_argv("/b.json", "127.0.0.1", 0, 1, None, False,
+                        tuning_argv(None, None, None, True, client_timeout=2.5))  # fmt: skip
+    assert parser().parse_args(argv).client_timeout == 2.5
+    assert parser().parse_args(["/b.json"]).client_timeout == 30.0
+    for bad in ("0", "-1", "nan", "1e9"):
+        assert "--client-timeout" in (_check(parser().parse_args(["/b.json", "--client-timeout",
+                                                                   bad])) or "")  # fmt: skip
+    done = run_cli("serve", str(ROOT / "examples" / "gateway"), "--client-timeout", "0")
+    assert done.exit_code == 2 and "--client-timeout" in done.output
+
+
 def test_the_books_and_leasing_options_reach_the_gateway(run_cli: Callable[..., Any]) -> None:
     from runtime.gateway.cli import parser
 

@@ -1,0 +1,134 @@
+"""Slow clients cannot hold the gateway: a connection idle, or sending its headers or body
+slower than `--client-timeout`, or not reading what is streamed to it, is closed, and what
+a stream used is settled. Real gateway processes on loopback sockets, raw client sockets."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.runtime.gateway_proc import Gateway
+from tests.runtime.test_gateway_server import AUTH, CREDENTIAL, KEY, bundle, chat  # noqa: F401
+
+TIMEOUT = 1.0  # --client-timeout of these gateways
+WAIT = 8.0  # how long a test waits for the gateway to act at most
+
+
+@pytest.fixture
+def gateway(bundle: Path) -> Iterator[Gateway]:  # noqa: F811  # bundle: the shared fixture
+    gw = Gateway(bundle, "--client-timeout", str(TIMEOUT), env={"GW_OPS_FAKE_KEY": CREDENTIAL})
+    try:
+        yield gw
+    finally:
+        gw.stop()
+
+
+def connect(gw: Gateway) -> socket.socket:
+    host, port = gw.url.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)), timeout=WAIT)
+    return sock
+
+
+def closed_within(sock: socket.socket, seconds: float) -> tuple[bool, bytes]:
+    """Did the gateway close the connection within `seconds`? And what it sent before."""
+    sock.settimeout(seconds)
+    got = b""
+    try:
+        while chunk := sock.recv(65536):
+            got += chunk
+        return True, got
+    except TimeoutError:
+        return False, got
+    except ConnectionResetError:
+        return True, got
+
+
+def head(body: bytes, length: int | None = None) -> bytes:
+    return (f"POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {KEY}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {length or len(body)}\r\n\r\n"
+            ).encode()  # fmt: skip
+
+
+def test_an_idle_connection_and_one_whose_headers_never_end_are_closed(gateway: Gateway) -> None:
+    idle, partial = connect(gateway), connect(gateway)
+    partial.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nX-Slow: ")
+    start = time.monotonic()
+    for sock in (idle, partial):
+        closed, _ = closed_within(sock, WAIT)
+        assert closed
+        sock.close()
+    assert time.monotonic() - start < TIMEOUT + 5
+    # meanwhile and after, others are served
+    assert gateway.request("POST", "/v1/chat/completions", chat(), AUTH)[0] == 200
+    assert not gateway.events("internal_error") and "Traceback" not in gateway.text()
+
+
+def test_a_connection_idle_between_requests_is_closed(gateway: Gateway) -> None:
+    sock = connect(gateway)
+    body = json.dumps(chat()).encode()
+    sock.sendall(head(body) + body)
+    answer = sock.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 200")
+    closed, _ = closed_within(sock, WAIT)
+    assert closed
+    sock.close()
+
+
+def test_a_body_that_does_not_arrive_in_time_gets_408(gateway: Gateway) -> None:
+    sock = connect(gateway)
+    body = json.dumps(chat()).encode()
+    sock.sendall(head(body, len(body) + 100) + body)  # 100 bytes short, and never sent
+    # answered at once; closed once aiohttp's lingering read (10 s) of the rest gives up
+    closed, got = closed_within(sock, TIMEOUT + 10 + WAIT)
+    sock.close()
+    assert closed and got.startswith(b"HTTP/1.1 408"), got[:200]
+    assert b"connection: close" in got.lower()  # never reused: its body was not read
+    error = json.loads(got.split(b"\r\n\r\n", 1)[1].split(b"\r\n")[-1] or b"{}")
+    assert error["error"]["code"] == "request_body_timeout"
+    line = next(line for line in gateway.events("request") if line["status"] == 408)
+    assert line["workspace"] == "ops"
+    assert not gateway.events("internal_error") and "Traceback" not in gateway.text()
+
+
+def test_a_stream_the_client_stops_reading_is_ended_and_settled(gateway: Gateway) -> None:
+    """The mock echoes each word as an event: 300,000 words make ~50 MB of events, more than
+    the sockets can buffer, so the gateway's writes wait for a client that never reads."""
+    sock = connect(gateway)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    words = " ".join(["w"] * 300_000)
+    body = json.dumps(chat(stream=True, messages=[{"role": "user", "content": words}])).encode()
+    sock.sendall(head(body) + body)
+    deadline = time.monotonic() + WAIT + 10
+    lines: list[dict[str, object]] = []
+    while time.monotonic() < deadline:
+        lines = [line for line in gateway.events("request") if line.get("stream")]
+        if lines:
+            break
+        time.sleep(0.2)
+    sock.close()
+    assert lines, gateway.text()[-2000:]
+    assert (lines[0]["stream"], lines[0]["status"]) == ("client_timeout", 499)
+    assert lines[0]["cost_usd"] != "0"  # what it used is charged: the input at least
+    assert gateway.request("POST", "/v1/chat/completions", chat(), AUTH)[0] == 200
+    assert not gateway.events("internal_error") and "Traceback" not in gateway.text()
+
+
+def test_a_slow_upstream_is_not_a_slow_client(gateway: Gateway) -> None:
+    """A stream that lasts several client timeouts (the upstream paces it), read as it
+    comes, and a slow whole answer, are served to the end."""
+    words = " ".join(["w"] * 8)
+    body = chat(stream=True, messages=[{"role": "user", "content": words}])
+    started = time.monotonic()
+    status, _, data = gateway.request("POST", "/v1/chat/completions", body,
+                                      {**AUTH, "x-mock-chunk-ms": "400"}, timeout=30)  # fmt: skip
+    assert status == 200 and data.rstrip().endswith(b"data: [DONE]")
+    assert time.monotonic() - started > 3 * TIMEOUT
+    status, _, _ = gateway.request("POST", "/v1/chat/completions", chat(),
+                                   {**AUTH, "x-mock-latency-ms": "2500"}, timeout=30)  # fmt: skip
+    assert status == 200
+    assert [line["stream"] for line in gateway.events("request") if "stream" in line] == ["ok"]
