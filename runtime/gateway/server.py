@@ -71,6 +71,12 @@ def listen(options: Options) -> socket.socket:
     family = socket.AF_INET6 if ":" in options.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if hasattr(socket, "TCP_USER_TIMEOUT"):  # Linux; accepted connections inherit it
+        # A client that stops reading leaves our data unacknowledged (a zero window): the
+        # kernel drops the connection after this long, whatever the answer (aiohttp's own
+        # last write of a whole answer waits for room with no bound).
+        timeout_ms = int(options.client_timeout * 1000)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, timeout_ms)
     sock.bind((options.host, options.port))
     sock.listen(1024)
     sock.setblocking(False)
