@@ -190,8 +190,8 @@ def write_bundle(compiled: Compiled, source: str, out_dir: Path) -> Path:
     "--client-timeout",
     type=click.FloatRange(min=0.1, max=3600),
     default=None,
-    help="Seconds a client may take to send a request's headers or body, or to read what is "
-    "streamed to it, and a connection may stay idle (default: 30).",
+    help="Seconds a client may take to send a request's headers or body, or to read its "
+    "answer, and a connection may stay idle (default: 30).",
 )
 @click.option(
     "--watch/--no-watch",

@@ -59,7 +59,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--client-timeout", type=float, default=30.0, metavar="S",
                    help="seconds a client may take to send a request's headers or body, or "
-                   "to read what is streamed to it, and a connection may idle")  # fmt: skip
+                   "to read its answer, and a connection may idle")  # fmt: skip
     p.add_argument("--no-watch", action="store_true", help="reload on SIGHUP only")
     p.add_argument("--events", default=None, metavar="PATH",
                    help="write one usage event per settled request to PATH (JSON Lines, "

@@ -62,8 +62,8 @@ class Options:
     alerts_dead_letter: str | None = None  # undeliverable budget alerts, JSON Lines
     lease_budgets: bool = False  # budget leasing on the Redis store (docs/scaling.md)
     lease_block: float = 0.001
-    # seconds a client may take to send a request's headers, or its body, or to read a
-    # stream, and that a connection may idle between requests; then it is closed
+    # seconds a client may take to send a request's headers, or its body, or to read its
+    # answer, and that a connection may idle between requests; then it is closed
     client_timeout: float = 30.0
 
 
