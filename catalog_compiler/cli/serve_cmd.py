@@ -66,6 +66,7 @@ def tuning_argv(
     alerts_dead_letter: str | None = None,
     lease_block: float | None = None,
     client_timeout: float | None = None,
+    max_connections: int | None = None,
 ) -> list[str]:
     """The gateway's own options, forwarded only when given (its defaults stay its own).
     `lease_block`: lease budgets from Redis in blocks of this fraction (None: exact)."""
@@ -88,6 +89,8 @@ def tuning_argv(
         argv += ["--drain-timeout", repr(drain_timeout)]
     if client_timeout is not None:
         argv += ["--client-timeout", repr(client_timeout)]
+    if max_connections is not None:
+        argv += ["--max-connections", str(max_connections)]
     if not watch:
         argv.append("--no-watch")
     return argv
@@ -194,6 +197,13 @@ def write_bundle(compiled: Compiled, source: str, out_dir: Path) -> Path:
     "answer, and a connection may stay idle (default: 30).",
 )
 @click.option(
+    "--max-connections",
+    type=click.IntRange(min=0, max=1_000_000),
+    default=None,
+    help="Open client connections per process; more are answered 503 (default: half the "
+    "descriptor limit, at most 10,000).",
+)
+@click.option(
     "--watch/--no-watch",
     default=True,
     show_default=True,
@@ -248,6 +258,7 @@ def serve(
     max_body_bytes: int | None,
     drain_timeout: float | None,
     client_timeout: float | None,
+    max_connections: int | None,
     watch: bool,
     events: str | None,
     events_max_bytes: int | None,
@@ -273,7 +284,8 @@ def serve(
                          events_max_bytes=events_max_bytes, metrics=metrics,
                          alerts_dead_letter=alerts_dead_letter,
                          lease_block=redis_lease_block if lease_budgets else None,
-                         client_timeout=client_timeout)  # fmt: skip
+                         client_timeout=client_timeout,
+                         max_connections=max_connections)  # fmt: skip
     if not is_catalog(Path(source)):
         main = load_gateway()
         sys.exit(main(gateway_argv(source, host, port, workers, redis, allow_missing_secrets,

@@ -60,6 +60,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--client-timeout", type=float, default=30.0, metavar="S",
                    help="seconds a client may take to send a request's headers or body, or "
                    "to read its answer, and a connection may idle")  # fmt: skip
+    p.add_argument("--max-connections", type=int, default=0, metavar="N",
+                   help="open client connections per process; more are answered 503 "
+                   "(default 0: half the descriptor limit, at most 10,000)")  # fmt: skip
     p.add_argument("--no-watch", action="store_true", help="reload on SIGHUP only")
     p.add_argument("--events", default=None, metavar="PATH",
                    help="write one usage event per settled request to PATH (JSON Lines, "
@@ -85,7 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                       args.events_max_bytes, not args.no_metrics,
                       args.alerts_dead_letter, lease_budgets=args.redis_lease_budgets,
                       lease_block=args.redis_lease_block,
-                      client_timeout=args.client_timeout)  # fmt: skip
+                      client_timeout=args.client_timeout,
+                      max_connections=args.max_connections)  # fmt: skip
     try:
         live = Live.of(Bundle.load(options.bundle), options.allow_missing_secrets)
     except (BundleError, MissingSecrets) as exc:
@@ -124,6 +128,8 @@ def _check(args: argparse.Namespace) -> str | None:
         return "--events-max-bytes is at least 4096"
     if not 0.1 <= args.client_timeout <= 3600:  # NaN fails too
         return "--client-timeout is 0.1 to 3600 seconds"
+    if not 0 <= args.max_connections <= 1_000_000:
+        return "--max-connections is 0 (from the descriptor limit) to 1,000,000"
     return None
 
 

@@ -24,6 +24,7 @@ from runtime.bundle.load import Bundle
 from runtime.gateway.alerts import Alerts
 from runtime.gateway.app import Gateway, build_app
 from runtime.gateway.books import Books
+from runtime.gateway.capped_site import CappedSite, default_max_connections
 from runtime.gateway.execute import Engine
 from runtime.gateway.live import Live
 from runtime.gateway.log import flush, log
@@ -65,6 +66,7 @@ class Options:
     # seconds a client may take to send a request's headers, or its body, or to read its
     # answer, and that a connection may idle between requests; then it is closed
     client_timeout: float = 30.0
+    max_connections: int = 0  # open client connections; 0: from the descriptor limit
 
 
 def listen(options: Options) -> socket.socket:
@@ -126,7 +128,8 @@ async def run(options: Options, sock: socket.socket, first: Live) -> None:
         keepalive_timeout=options.client_timeout,
     )  # fmt: skip
     await runner.setup()
-    await web.SockSite(runner, sock).start()
+    limit = options.max_connections or default_max_connections()
+    await CappedSite(runner, sock, limit).start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
@@ -136,7 +139,7 @@ async def run(options: Options, sock: socket.socket, first: Live) -> None:
     freeze_heap()
     host, port = sock.getsockname()[:2]
     log("listening", host=host, port=port, digest=first.bundle.digest, pid=os.getpid(),
-        store=gw.store_kind)  # fmt: skip
+        store=gw.store_kind, max_connections=limit)  # fmt: skip
     await stop.wait()
     gw.draining = True
     log("draining", pid=os.getpid(), inflight=gw.inflight)

@@ -244,6 +244,23 @@ def test_the_client_timeout_reaches_the_gateway_and_is_bounded(run_cli: Callable
                                                                    bad])) or "")  # fmt: skip
     done = run_cli("serve", str(ROOT / "examples" / "gateway"), "--client-timeout", "0")
     assert done.exit_code == 2 and "--client-timeout" in done.output
+    argv = gateway_argv("/b.json", "127.0.0.1", 0, 1, None, False,
+                        tuning_argv(None, None, None, True, max_connections=7))  # fmt: skip
+    assert parser().parse_args(argv).max_connections == 7
+    assert "--max-connections" in (_check(parser().parse_args(["/b.json", "--max-connections",
+                                                               "-1"])) or "")  # fmt: skip
+
+
+def test_the_default_connection_cap_follows_the_descriptor_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import resource
+
+    from runtime.gateway import capped_site
+
+    for soft, cap in ((1024, 512), (100, 64), (10**6, 10_000), (resource.RLIM_INFINITY, 10_000)):
+        monkeypatch.setattr(resource, "getrlimit", lambda _kind, soft=soft: (soft, soft))
+        assert capped_site.default_max_connections() == cap
 
 
 def test_the_books_and_leasing_options_reach_the_gateway(run_cli: Callable[..., Any]) -> None:

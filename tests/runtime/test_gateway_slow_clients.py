@@ -156,3 +156,29 @@ def test_a_whole_answer_the_client_stops_reading_is_dropped(gateway: Gateway) ->
     assert len(answer) < length  # dropped, not held until the client came back for it
     assert gateway.request("POST", "/v1/chat/completions", chat(), AUTH)[0] == 200
     assert not gateway.events("internal_error") and "Traceback" not in gateway.text()
+
+
+def test_connections_beyond_the_cap_are_refused_and_the_others_served(bundle: Path) -> None:  # noqa: F811
+    gw = Gateway(bundle, "--max-connections", "4", env={"GW_OPS_FAKE_KEY": CREDENTIAL})
+    held: list[socket.socket] = []
+    try:
+        assert gw.events("listening")[0]["max_connections"] == 4
+        held = [connect(gw) for _ in range(4)]
+        time.sleep(0.3)  # accepted and counted
+        refused = connect(gw)
+        closed, got = closed_within(refused, WAIT)
+        refused.close()
+        assert closed and got.startswith(b"HTTP/1.1 503"), got[:200]
+        assert b"retry-after: 1" in got.lower() and b"too_many_connections" in got
+        body = json.dumps(chat()).encode()
+        held[0].sendall(head(body) + body)  # those open are served as before
+        assert held[0].recv(65536).startswith(b"HTTP/1.1 200")
+        for sock in held[1:]:
+            sock.close()
+        time.sleep(0.3)  # their slots are free again
+        assert gw.request("POST", "/v1/chat/completions", chat(), AUTH)[0] == 200
+    finally:
+        for sock in held:
+            sock.close()
+        gw.stop()
+    assert not gw.events("internal_error") and "Traceback" not in gw.text()
