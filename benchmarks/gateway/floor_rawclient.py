@@ -20,6 +20,8 @@ from urllib.parse import urlsplit
 import httptools
 from aiohttp import web
 
+from benchmarks.gateway.upstream import install_uvloop
+
 FORWARD = ("Content-Type", "Authorization")
 
 
@@ -136,9 +138,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--upstream", required=True)
     args = parser.parse_args()
-    import uvloop
-
-    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    install_uvloop()
     print(json.dumps({"event": "listening", "port": args.port}), flush=True)
     web.run_app(make_app(args.upstream), host=args.host, port=args.port, access_log=None,
                 print=None)  # fmt: skip

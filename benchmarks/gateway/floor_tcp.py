@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 from urllib.parse import urlsplit
+
+from benchmarks.gateway.upstream import install_uvloop, serve
 
 
 class _Half(asyncio.Protocol):
@@ -63,28 +64,16 @@ class _Client(_Half):
         self.early.clear()
 
 
-async def serve(host: str, port: int, upstream: str) -> None:
-    parts = urlsplit(upstream)
-    _Client.host, _Client.port = parts.hostname or "127.0.0.1", parts.port or 80
-    loop = asyncio.get_running_loop()
-    server = await loop.create_server(_Client, host, port, backlog=1024)
-    print(json.dumps({"event": "listening", "port": port}), flush=True)
-    async with server:
-        await server.serve_forever()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--upstream", required=True)
     args = parser.parse_args()
-    try:
-        import uvloop
-
-        uvloop.run(serve(args.host, args.port, args.upstream))
-    except ImportError:
-        asyncio.run(serve(args.host, args.port, args.upstream))
+    parts = urlsplit(args.upstream)
+    _Client.host, _Client.port = parts.hostname or "127.0.0.1", parts.port or 80
+    install_uvloop()
+    asyncio.run(serve(args.host, args.port, _Client))
 
 
 if __name__ == "__main__":

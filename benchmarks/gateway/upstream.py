@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import json
 import re
+from collections.abc import Callable
 
 STREAM = re.compile(rb'"stream"\s*:\s*true')
 INCLUDE_USAGE = re.compile(rb'"include_usage"\s*:\s*true')
@@ -189,9 +190,10 @@ def install_uvloop() -> str:
     return "uvloop"
 
 
-async def serve(host: str, port: int) -> None:
+async def serve(host: str, port: int, protocol: Callable[[], asyncio.Protocol] = Upstream) -> None:
+    """Serve `protocol` (floor_tcp.py serves its relay the same way) until killed."""
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(Upstream, host, port, backlog=1024)
+    server = await loop.create_server(protocol, host, port, backlog=1024)
     print(json.dumps({"event": "listening", "port": port}), flush=True)
     async with server:
         await server.serve_forever()
