@@ -67,6 +67,7 @@ def tuning_argv(
     lease_block: float | None = None,
     client_timeout: float | None = None,
     max_connections: int | None = None,
+    max_body_memory: int | None = None,
 ) -> list[str]:
     """The gateway's own options, forwarded only when given (its defaults stay its own).
     `lease_block`: lease budgets from Redis in blocks of this fraction (None: exact)."""
@@ -91,6 +92,8 @@ def tuning_argv(
         argv += ["--client-timeout", repr(client_timeout)]
     if max_connections is not None:
         argv += ["--max-connections", str(max_connections)]
+    if max_body_memory is not None:
+        argv += ["--max-body-memory", str(max_body_memory)]
     if not watch:
         argv.append("--no-watch")
     return argv
@@ -184,6 +187,13 @@ def write_bundle(compiled: Compiled, source: str, out_dir: Path) -> Path:
     help="Largest request body accepted (default: 16 MiB); larger ones get 413.",
 )
 @click.option(
+    "--max-body-memory",
+    type=click.IntRange(min=1024),
+    default=None,
+    help="Bytes of request bodies one process holds at once; a body past it gets 503 "
+    "(default: 256 MiB; bodies up to 64 KiB always pass).",
+)
+@click.option(
     "--drain-timeout",
     type=click.FloatRange(min=0),
     default=None,
@@ -256,6 +266,7 @@ def serve(
     allow_missing_secrets: bool,
     namespace: str | None,
     max_body_bytes: int | None,
+    max_body_memory: int | None,
     drain_timeout: float | None,
     client_timeout: float | None,
     max_connections: int | None,
@@ -285,7 +296,8 @@ def serve(
                          alerts_dead_letter=alerts_dead_letter,
                          lease_block=redis_lease_block if lease_budgets else None,
                          client_timeout=client_timeout,
-                         max_connections=max_connections)  # fmt: skip
+                         max_connections=max_connections,
+                         max_body_memory=max_body_memory)  # fmt: skip
     if not is_catalog(Path(source)):
         main = load_gateway()
         sys.exit(main(gateway_argv(source, host, port, workers, redis, allow_missing_secrets,

@@ -19,6 +19,7 @@ from runtime.bundle.aliases import usable_aliases
 from runtime.bundle.errors import RequestError, StoreUnavailable
 from runtime.bundle.money import Usage, dollars
 from runtime.gateway.alerts import Alerts
+from runtime.gateway.body_budget import BodyBudget, Lease
 from runtime.gateway.books import Books, Record
 from runtime.gateway.deadline import Deadline
 from runtime.gateway.execute import Engine, Job, Outcome, estimate, timeout_of
@@ -57,6 +58,7 @@ class Gateway:
     books: Books = field(default_factory=Books)
     alerts: Alerts | None = None
     client_timeout: float = 30.0  # seconds for a request body to arrive, a stream to be read
+    bodies: BodyBudget = field(default_factory=BodyBudget)  # request bodies held at once
 
     def __post_init__(self) -> None:
         self.books.bundle = self.live.bundle.digest
@@ -183,8 +185,9 @@ async def serve(request: web.Request, endpoint: str) -> web.StreamResponse:
     record = Record(endpoint, gw.books)
     record.fields["trace_id"] = any_trace_id(request.headers)
     gw.inflight += 1
+    lease = gw.bodies.lease()
     try:
-        return await _serve(request, gw, endpoint, record)
+        return await _serve(request, gw, endpoint, record, lease)
     except Failure as exc:
         failure = record.failure = exc.detached()
         record.write_after_answer(failure.status)
@@ -204,18 +207,19 @@ async def serve(request: web.Request, endpoint: str) -> web.StreamResponse:
         return _error(Failure(500, "internal error", "internal_error"), anthropic,
                       record.fields.get("trace_id"))  # fmt: skip
     finally:
+        lease.close()
         gw.inflight -= 1
 
 
 async def _serve(
-    request: web.Request, gw: Gateway, endpoint: str, record: Record
+    request: web.Request, gw: Gateway, endpoint: str, record: Record, lease: Lease
 ) -> web.StreamResponse:
     caller = gw.live.keys.caller(request.headers)
     if caller is None:
         raise Failure(401, "a workspace API key is required (`Authorization: Bearer <key>` or "
                       "`x-portkey-api-key`)", "invalid_api_key")  # fmt: skip
     record.fields["workspace"] = caller.workspace
-    raw, body = await _body(request, gw.client_timeout)
+    raw, body = await _body(request, gw.client_timeout, lease)
     # From here on one bundle serves the whole request, even across a reload: the plan
     # (resolved synchronously below) and `live` (secrets, URLs) come from the same swap.
     live = gw.live
@@ -255,19 +259,19 @@ async def _serve(
                         content_type=JSON)  # fmt: skip
 
 
-async def _body(request: web.Request, timeout: float) -> tuple[bytes, dict[str, Any]]:
+async def _body(request: web.Request, timeout: float, lease: Lease) -> tuple[bytes, dict[str, Any]]:
     try:
         if request.content.is_eof():  # all of it is here (the common case): nothing to wait
-            raw = await request.read()
+            raw = await _read(request, lease)
         else:  # a client trickling its body must not hold the request open for ever
             async with Deadline(timeout):
-                raw = await request.read()
+                raw = await _read(request, lease)
     except TimeoutError:
         raise Failure(408, f"the request body did not arrive within {timeout:g} s",
                       "request_body_timeout", close=True) from None  # fmt: skip
-    except web.HTTPRequestEntityTooLarge:
-        raise Failure(413, f"the request body is larger than {request.app._client_max_size} "
-                      "bytes", "request_too_large") from None  # fmt: skip
+    except ConnectionError:  # it went away mid-body: logged as a client gone, not a fault
+        raise Failure(499, "the client closed the connection before its body arrived",
+                      "client_gone", close=True) from None  # fmt: skip
     try:
         body = loads(raw)
     except (ValueError, RecursionError):
@@ -275,6 +279,33 @@ async def _body(request: web.Request, timeout: float) -> tuple[bytes, dict[str, 
     if not isinstance(body, dict):
         raise Failure(400, "the request body is not a JSON object", "invalid_json")
     return raw, body
+
+
+async def _read(request: web.Request, lease: Lease) -> bytes:
+    """The body, each part counted in the process's budget as it is read
+    (runtime/gateway/body_budget.py); refused as soon as it is too large for either."""
+    limit = request.app._client_max_size
+    length = request.content_length
+    if length is not None and length > limit:  # refused before reading any of it
+        raise _too_large(limit)
+    parts: list[bytes] = []
+    size = 0
+    content = request.content
+    while chunk := await content.readany():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        if not lease.take(len(chunk)):
+            raise Failure(503, "the gateway holds as many request bodies as it may at once "
+                          "(--max-body-memory); retry shortly", "body_memory_full",
+                          retry_after=1.0, close=True)  # fmt: skip
+        parts.append(chunk)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def _too_large(limit: int) -> Failure:
+    return Failure(413, f"the request body is larger than {limit} bytes", "request_too_large",
+                   close=True)  # fmt: skip
 
 
 def _flag(body: Mapping[str, Any], name: str) -> bool:

@@ -23,6 +23,7 @@ from runtime.bundle.errors import BundleError
 from runtime.bundle.load import Bundle
 from runtime.gateway.alerts import Alerts
 from runtime.gateway.app import Gateway, build_app
+from runtime.gateway.body_budget import DEFAULT_LIMIT, BodyBudget
 from runtime.gateway.books import Books
 from runtime.gateway.capped_site import CappedSite, default_max_connections
 from runtime.gateway.execute import Engine
@@ -67,6 +68,7 @@ class Options:
     # answer, and that a connection may idle between requests; then it is closed
     client_timeout: float = 30.0
     max_connections: int = 0  # open client connections; 0: from the descriptor limit
+    max_body_memory: int = DEFAULT_LIMIT  # bytes of request bodies held at once
 
 
 def listen(options: Options) -> socket.socket:
@@ -117,7 +119,8 @@ async def run(options: Options, sock: socket.socket, first: Live) -> None:
     books.tracing = Tracing()
     gw = Gateway(router, first, Engine(router, transport, books.tracing, alerts),
                  "redis" if options.redis else "memory", books=books, alerts=alerts,
-                 client_timeout=options.client_timeout)  # fmt: skip
+                 client_timeout=options.client_timeout,
+                 bodies=BodyBudget(options.max_body_memory))  # fmt: skip
     alerts.start()
     runner = web.AppRunner(
         build_app(gw, options.max_body), access_log=None, handle_signals=False,

@@ -251,6 +251,23 @@ def test_the_client_timeout_reaches_the_gateway_and_is_bounded(run_cli: Callable
                                                                "-1"])) or "")  # fmt: skip
 
 
+def test_the_body_memory_bound_reaches_the_gateway_and_fits_a_largest_body(
+    run_cli: Callable[..., Any],
+) -> None:
+    from runtime.gateway.cli import _check, parser
+
+    argv = gateway_argv("/b.json", "127.0.0.1", 0, 1, None, False,
+                        tuning_argv(None, None, None, True, max_body_memory=10**8))  # fmt: skip
+    assert parser().parse_args(argv).max_body_memory == 10**8
+    assert parser().parse_args(["/b.json"]).max_body_memory == 256 * 1024 * 1024
+    for bad in (["--max-body-memory", "4095", "--max-body-bytes", "4096"],
+                ["--max-body-memory", "-1"], ["--max-body-memory", str(2**60)]):  # fmt: skip
+        assert "--max-body-memory" in (_check(parser().parse_args(["/b.json", *bad])) or "")
+    assert _check(parser().parse_args(["/b.json", "--max-body-memory", "16777216"])) is None
+    done = run_cli("serve", str(ROOT / "examples" / "gateway"), "--max-body-memory", "10")
+    assert done.exit_code == 2 and "--max-body-memory" in done.output
+
+
 def test_the_default_connection_cap_follows_the_descriptor_limit(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -1,0 +1,190 @@
+"""The bytes of request bodies one gateway process holds at once are bounded
+(`--max-body-memory`): past it a large body is refused with 503 as it arrives, small ones
+still pass, a body announced larger than `--max-body-bytes` is refused before any of it is
+read, and every request gives its share back however it ends. Real gateway processes on
+loopback sockets, raw client sockets where a client misbehaves."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from runtime.gateway.body_budget import SMALL, BodyBudget, Lease
+from tests.runtime.gateway_proc import Gateway
+from tests.runtime.test_gateway_server import AUTH, CREDENTIAL, KEY, bundle, chat  # noqa: F401
+
+BUDGET = 600_000  # --max-body-memory and --max-body-bytes of these gateways
+WAIT = 8.0  # seconds a test waits for the gateway to act at most
+
+
+@pytest.fixture
+def gateway(bundle: Path) -> Iterator[Gateway]:  # noqa: F811  # bundle: the shared fixture
+    gw = Gateway(bundle, "--max-body-bytes", str(BUDGET), "--max-body-memory", str(BUDGET),
+                 "--client-timeout", "5", env={"GW_OPS_FAKE_KEY": CREDENTIAL})  # fmt: skip
+    try:
+        yield gw
+    finally:
+        gw.stop()
+
+
+def body_of(size: int) -> bytes:
+    """A valid chat request of exactly `size` bytes."""
+    base = json.dumps(chat(padding="")).encode()
+    return json.dumps(chat(padding="x" * (size - len(base)))).encode()
+
+
+def connect(gw: Gateway) -> socket.socket:
+    host, port = gw.url.removeprefix("http://").split(":")
+    return socket.create_connection((host, int(port)), timeout=WAIT)
+
+
+def head(length: int) -> bytes:
+    return (f"POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {KEY}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n").encode()  # fmt: skip
+
+
+def post(gw: Gateway, body: bytes, chunked: bool = False) -> tuple[int, dict[str, str], bytes]:
+    host, port = gw.url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=WAIT)
+    try:
+        headers = {**AUTH, "Content-Type": "application/json"}
+        if chunked:  # no Content-Length: the gateway learns the size as it reads
+            parts = (body[i : i + 50_000] for i in range(0, len(body), 50_000))
+            conn.request("POST", "/v1/chat/completions", parts, headers, encode_chunked=True)
+        else:
+            conn.request("POST", "/v1/chat/completions", body, headers)
+        answer = conn.getresponse()
+        return answer.status, {k.lower(): v for k, v in answer.getheaders()}, answer.read()
+    except (ConnectionResetError, BrokenPipeError):  # answered and closed while we sent
+        return 0, {}, b""
+    finally:
+        conn.close()
+
+
+def until(status: int, send: object, seconds: float = WAIT) -> tuple[int, dict[str, str], bytes]:
+    """`send()` again until it answers `status` (the gateway reads and frees concurrently)."""
+    end = time.monotonic() + seconds
+    while True:
+        got = send()  # type: ignore[operator]
+        if got[0] == status or time.monotonic() > end:
+            return got  # type: ignore[no-any-return]
+        time.sleep(0.1)
+
+
+def test_bodies_past_the_budget_are_refused_and_given_back(gateway: Gateway) -> None:
+    # two clients send most of a large body and stop: ~500,000 bytes held between them
+    holders = []
+    for _ in range(2):
+        sock = connect(gateway)
+        sock.sendall(head(260_000) + body_of(260_000)[:250_000])
+        holders.append(sock)
+    # a third large body does not fit: refused, with Retry-After, and its connection closed
+    status, headers, answer = until(503, lambda: post(gateway, body_of(150_000)))
+    assert status == 503, (status, answer[:300])
+    assert json.loads(answer)["error"]["code"] == "body_memory_full"
+    assert headers["retry-after"] == "1" and headers.get("connection") == "close"
+    # ordinary requests still pass, whole or chunked
+    assert post(gateway, json.dumps(chat()).encode())[0] == 200
+    assert post(gateway, body_of(SMALL - 1000), chunked=True)[0] == 200
+    # the holders go away mid-body: their shares come back, all of them (a body of nearly
+    # the whole budget fits again only if less than 1,000 bytes are still counted)
+    for sock in holders:
+        sock.close()
+    status, _, answer = until(200, lambda: post(gateway, body_of(BUDGET - 1000)))
+    assert status == 200, (status, answer[:300])
+    assert not gateway.events("internal_error") and "Traceback" not in gateway.text()
+
+
+def test_every_way_a_request_ends_gives_its_share_back(gateway: Gateway) -> None:
+    big = 200_000
+    endings = [
+        post(gateway, body_of(big))[0],  # answered
+        post(gateway, b"{" + b" " * big)[0],  # not JSON
+        post(gateway, json.dumps(chat(model="@mock/none", padding="x" * big)).encode())[0],
+        post(gateway, json.dumps(chat(stream=True, padding="x" * big)).encode())[0],  # stream
+        post(gateway, body_of(BUDGET + 10_000), chunked=True)[0],  # too large, found reading
+    ]
+    assert endings[:4] == [200, 400, 404, 200] and endings[4] in (413, 0), endings
+    sock = connect(gateway)  # a body that never ends: 408 after the client timeout
+    sock.sendall(head(big) + body_of(big)[: big - 100])
+    assert sock.recv(65536).startswith(b"HTTP/1.1 408")
+    sock.close()
+    assert post(gateway, body_of(BUDGET - 1000))[0] == 200  # nothing was left counted
+
+
+def test_a_body_announced_too_large_is_refused_before_it_is_sent(gateway: Gateway) -> None:
+    sock = connect(gateway)
+    sock.sendall(head(10**9))  # and then nothing: the answer must not wait for the body
+    start = time.monotonic()
+    answer = sock.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert b"request_too_large" in answer and b"Connection: close" in answer
+    assert time.monotonic() - start < 2.0  # not the client timeout (5 s)
+    sock.close()
+
+
+def test_announced_lengths_alone_do_not_hold_the_budget(gateway: Gateway) -> None:
+    # headers promising large bodies, none of it sent: nothing is counted until it arrives
+    silent = [connect(gateway) for _ in range(3)]
+    for sock in silent:
+        sock.sendall(head(BUDGET - 1000))
+    time.sleep(0.3)
+    assert post(gateway, body_of(BUDGET - 1000))[0] == 200
+    for sock in silent:
+        sock.close()
+
+
+def test_a_client_gone_mid_body_is_logged_as_gone_not_as_a_fault(gateway: Gateway) -> None:
+    sock = connect(gateway)
+    sock.sendall(head(100_000) + body_of(100_000)[:40_000])
+    time.sleep(0.3)  # the gateway is reading it
+    sock.close()
+    end = time.monotonic() + WAIT
+    while not gateway.events("request") and time.monotonic() < end:
+        time.sleep(0.1)
+    assert [line["status"] for line in gateway.events("request")] == [499]
+    assert not gateway.events("internal_error") and "Traceback" not in gateway.text()
+
+
+# -- the budget's own law -------------------------------------------------------------------
+
+steps = st.lists(
+    st.one_of(
+        st.tuples(st.just("take"), st.integers(0, 5), st.integers(0, 3 * SMALL)),
+        st.tuples(st.just("close"), st.integers(0, 5), st.just(0)),
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(limit=st.integers(SMALL, 6 * SMALL), program=steps)
+def test_the_budget_counts_exactly_and_only_small_bodies_pass_it(
+    limit: int, program: list[tuple[str, int, int]]
+) -> None:
+    budget = BodyBudget(limit)
+    leases: dict[int, Lease] = {}
+    for op, which, size in program:
+        lease = leases.setdefault(which, budget.lease())
+        if op == "close":
+            lease.close()
+            continue
+        before_held, before_size = budget.held, lease.size
+        fits = budget.held + size <= limit
+        taken = lease.take(size)
+        assert taken == (fits or before_size + size <= SMALL)
+        assert (budget.held, lease.size) == (
+            (before_held + size, before_size + size) if taken else (before_held, before_size)
+        )
+        assert budget.held == sum(one.size for one in leases.values())
+    for lease in leases.values():
+        lease.close()
+    assert budget.held == 0
