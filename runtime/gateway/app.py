@@ -219,7 +219,7 @@ async def _serve(
         raise Failure(401, "a workspace API key is required (`Authorization: Bearer <key>` or "
                       "`x-portkey-api-key`)", "invalid_api_key")  # fmt: skip
     record.fields["workspace"] = caller.workspace
-    raw, body = await _body(request, gw.client_timeout, lease)
+    size, body = await _body(request, gw.client_timeout, lease)
     # From here on one bundle serves the whole request, even across a reload: the plan
     # (resolved synchronously below) and `live` (secrets, URLs) come from the same swap.
     live = gw.live
@@ -237,7 +237,7 @@ async def _serve(
     trace = trace_context(request.headers)
     span = record.span = gw.engine.tracing.request_span(f"POST {request.path}", trace)
     job = Job(caller.workspace, endpoint, body, request.headers, stream, include_usage,
-              estimate(len(raw), max_output(body, endpoint)), form.timeout_ms,
+              estimate(size, max_output(body, endpoint)), form.timeout_ms,
               form.forward, trace, span)  # fmt: skip
     outcome = await gw.engine.run(job, plan, live)
     _describe(record, outcome)
@@ -259,7 +259,9 @@ async def _serve(
                         content_type=JSON)  # fmt: skip
 
 
-async def _body(request: web.Request, timeout: float, lease: Lease) -> tuple[bytes, dict[str, Any]]:
+async def _body(request: web.Request, timeout: float, lease: Lease) -> tuple[int, dict[str, Any]]:
+    """The body's size and its JSON object. The bytes are not kept: a request waits on its
+    upstream (or relays a stream) for seconds, holding only what it parsed."""
     try:
         if request.content.is_eof():  # all of it is here (the common case): nothing to wait
             raw = await _read(request, lease)
@@ -278,7 +280,7 @@ async def _body(request: web.Request, timeout: float, lease: Lease) -> tuple[byt
         raise Failure(400, "the request body is not JSON", "invalid_json") from None
     if not isinstance(body, dict):
         raise Failure(400, "the request body is not a JSON object", "invalid_json")
-    return raw, body
+    return len(raw), body
 
 
 async def _read(request: web.Request, lease: Lease) -> bytes:
