@@ -210,8 +210,9 @@ def write_bundle(compiled: Compiled, source: str, out_dir: Path) -> Path:
     "--max-connections",
     type=click.IntRange(min=0, max=1_000_000),
     default=None,
-    help="Open client connections per process; more are answered 503 (default: half the "
-    "descriptor limit, at most 10,000).",
+    help="Open client connections per process; at the cap a new one replaces the oldest "
+    "idle one, or is answered 503 when none is idle (default: half the descriptor limit, at "
+    "most 10,000).",
 )
 @click.option(
     "--watch/--no-watch",

@@ -2,14 +2,18 @@
 
 Every connection holds a descriptor, and the process needs descriptors of its own for the
 upstreams and the store: a flood of connections (each lives up to `--client-timeout` idle)
-must not leave none for them, or every caller gets 502s. Beyond `--max-connections`, a new
-connection is answered 503 with `Retry-After: 1` and closed at once, before aiohttp reads
-anything from it; those already open are served as before.
+must not leave none for them, or every caller gets 502s. At `--max-connections`, a new
+connection takes the place of the oldest one that is waiting for a request (idle between
+requests, or its headers not complete): one client opening connections and sending nothing
+cannot keep the others out, and an idle keep-alive connection costs its client only a
+reconnect. When every open connection has a request in progress, the new one is answered
+503 with `Retry-After: 1` and closed at once, before aiohttp reads anything from it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import resource
 import socket
@@ -18,6 +22,7 @@ from typing import Any
 from aiohttp import web
 
 CAP = 10_000  # connections, at most, when chosen from the descriptor limit
+SCAN = 256  # the oldest connections looked at for one waiting for a request
 _BODY = json.dumps({"error": {"message": "the gateway has too many open connections; retry",
                               "type": "server_error", "param": None,
                               "code": "too_many_connections"}}).encode()  # fmt: skip
@@ -36,6 +41,18 @@ def default_max_connections() -> int:
     return max(64, min(CAP, soft // 2))
 
 
+def evict_waiting(live: dict[Any, Any]) -> bool:
+    """Close the oldest connection waiting for a request, as aiohttp's own keep-alive timeout
+    would; False if none of the oldest SCAN is. Reads aiohttp's private `_waiter` (the
+    future a connection awaits between requests): the cap's test fails if it is renamed."""
+    for handler in itertools.islice(live, SCAN):
+        waiter = getattr(handler, "_waiter", None)
+        if waiter is not None and not waiter.done() and handler.transport is not None:
+            handler.force_close()  # leaves `live` when its transport is closed
+            return True
+    return False
+
+
 class _Refuse(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         transport.write(REFUSAL)  # type: ignore[attr-defined]
@@ -43,7 +60,7 @@ class _Refuse(asyncio.Protocol):
 
 
 class CappedSite(web.SockSite):
-    """`web.SockSite` that refuses connections beyond `limit` (aiohttp has no such bound)."""
+    """`web.SockSite` that keeps at most `limit` connections (aiohttp has no such bound)."""
 
     __slots__ = ("_limit",)
 
@@ -59,7 +76,12 @@ class CappedSite(web.SockSite):
         limit = self._limit
 
         def accept() -> asyncio.BaseProtocol:
-            return _Refuse() if len(live) >= limit else server()
+            # each connection past the cap takes an evicted one's place (which leaves `live`
+            # once its transport has closed, a loop turn later)
+            if len(live) >= limit and not evict_waiting(live):
+                return _Refuse()
+            handler: asyncio.BaseProtocol = server()
+            return handler
 
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(accept, sock=self._sock, backlog=self._backlog)

@@ -65,8 +65,9 @@ def parser() -> argparse.ArgumentParser:
                    help="seconds a client may take to send a request's headers or body, or "
                    "to read its answer, and a connection may idle")  # fmt: skip
     p.add_argument("--max-connections", type=int, default=0, metavar="N",
-                   help="open client connections per process; more are answered 503 "
-                   "(default 0: half the descriptor limit, at most 10,000)")  # fmt: skip
+                   help="open client connections per process; at the cap a new one replaces "
+                   "the oldest idle one, or is answered 503 when none is idle (default 0: "
+                   "half the descriptor limit, at most 10,000)")  # fmt: skip
     p.add_argument("--no-watch", action="store_true", help="reload on SIGHUP only")
     p.add_argument("--events", default=None, metavar="PATH",
                    help="write one usage event per settled request to PATH (JSON Lines, "

@@ -158,27 +158,57 @@ def test_a_whole_answer_the_client_stops_reading_is_dropped(gateway: Gateway) ->
     assert not gateway.events("internal_error") and "Traceback" not in gateway.text()
 
 
-def test_connections_beyond_the_cap_are_refused_and_the_others_served(bundle: Path) -> None:  # noqa: F811
+def test_at_the_cap_a_new_connection_takes_the_place_of_the_oldest_waiting_one(
+    bundle: Path,  # noqa: F811
+) -> None:
     gw = Gateway(bundle, "--max-connections", "4", env={"GW_OPS_FAKE_KEY": CREDENTIAL})
     held: list[socket.socket] = []
     try:
         assert gw.events("listening")[0]["max_connections"] == 4
-        held = [connect(gw) for _ in range(4)]
+        held = [connect(gw) for _ in range(3)]
+        partial = connect(gw)  # headers that never end: waiting for its request, too
+        partial.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nX-Slow: ")
+        held.append(partial)
         time.sleep(0.3)  # accepted and counted
+        body = json.dumps(chat()).encode()
+        for expected in range(2):  # each newcomer is served; the oldest waiting one goes
+            newcomer = connect(gw)
+            newcomer.sendall(head(body) + body)
+            assert newcomer.recv(65536).startswith(b"HTTP/1.1 200")
+            held.append(newcomer)
+            closed, got = closed_within(held[expected], WAIT)
+            assert closed and got == b"", got[:200]  # closed, nothing written to it
+        held[2].sendall(head(body) + body)  # the others are served as before
+        assert held[2].recv(65536).startswith(b"HTTP/1.1 200")
+    finally:
+        for sock in held:
+            sock.close()
+        gw.stop()
+    assert not gw.events("internal_error") and "Traceback" not in gw.text()
+
+
+def test_when_every_connection_is_busy_a_new_one_is_refused(bundle: Path) -> None:  # noqa: F811
+    gw = Gateway(bundle, "--max-connections", "4", env={"GW_OPS_FAKE_KEY": CREDENTIAL})
+    busy: list[socket.socket] = []
+    body = json.dumps(chat()).encode()
+    try:
+        busy = [connect(gw) for _ in range(4)]
+        for sock in busy:  # a request in progress on each: its body not all sent yet
+            sock.sendall(head(body) + body[:10])
+        time.sleep(0.3)
         refused = connect(gw)
         closed, got = closed_within(refused, WAIT)
         refused.close()
         assert closed and got.startswith(b"HTTP/1.1 503"), got[:200]
         assert b"retry-after: 1" in got.lower() and b"too_many_connections" in got
-        body = json.dumps(chat()).encode()
-        held[0].sendall(head(body) + body)  # those open are served as before
-        assert held[0].recv(65536).startswith(b"HTTP/1.1 200")
-        for sock in held[1:]:
+        busy[0].sendall(body[10:])  # those open are served as before
+        assert busy[0].recv(65536).startswith(b"HTTP/1.1 200")
+        for sock in busy[1:]:
             sock.close()
         time.sleep(0.3)  # their slots are free again
         assert gw.request("POST", "/v1/chat/completions", chat(), AUTH)[0] == 200
     finally:
-        for sock in held:
+        for sock in busy:
             sock.close()
         gw.stop()
     assert not gw.events("internal_error") and "Traceback" not in gw.text()
