@@ -21,6 +21,7 @@ from runtime.bundle.money import Usage, dollars
 from runtime.gateway.alerts import Alerts
 from runtime.gateway.body_budget import BodyBudget, Lease
 from runtime.gateway.books import Books, Record
+from runtime.gateway.capped_site import Lingering
 from runtime.gateway.deadline import Deadline
 from runtime.gateway.execute import Engine, Job, Outcome, estimate, timeout_of
 from runtime.gateway.forms import Form, any_trace_id, max_output, read_form
@@ -59,6 +60,7 @@ class Gateway:
     alerts: Alerts | None = None
     client_timeout: float = 30.0  # seconds for a request body to arrive, a stream to be read
     bodies: BodyBudget = field(default_factory=BodyBudget)  # request bodies held at once
+    lingering: Lingering = field(default_factory=Lingering)  # answered, body not all read
 
     def __post_init__(self) -> None:
         self.books.bundle = self.live.bundle.digest
@@ -86,7 +88,15 @@ def build_app(gw: Gateway, max_body: int = MAX_BODY_BYTES) -> web.Application:
     app.router.add_get("/v1/catalog/usage", usage)
     for path, endpoint in ENDPOINTS.items():
         app.router.add_post(path, _handler(endpoint))
+    app.on_response_prepare.append(_mark_unread)
     return app
+
+
+async def _mark_unread(request: web.Request, response: web.StreamResponse) -> None:
+    """Any answer (aiohttp's own 404 too) given before the body was all read: aiohttp will
+    read and drop the rest, and at the connection cap such a connection may be evicted."""
+    if not request.content.is_eof():
+        request.app[GATEWAY].lingering.add(request.protocol, request.content)
 
 
 async def metrics(request: web.Request) -> web.Response:

@@ -6,8 +6,11 @@ must not leave none for them, or every caller gets 502s. At `--max-connections`,
 connection takes the place of the oldest one that is waiting for a request (idle between
 requests, or its headers not complete): one client opening connections and sending nothing
 cannot keep the others out, and an idle keep-alive connection costs its client only a
-reconnect. When every open connection has a request in progress, the new one is answered
-503 with `Retry-After: 1` and closed at once, before aiohttp reads anything from it.
+reconnect. So does one whose last request was answered before its body was all read
+(aiohttp then reads and drops the rest for up to 10 s, so that the client can read the
+answer): a caller without a key could otherwise hold connections that way. When every open
+connection has a request in progress, the new one is answered 503 with `Retry-After: 1` and
+closed at once, before aiohttp reads anything from it.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from aiohttp import web
 
 CAP = 10_000  # connections, at most, when chosen from the descriptor limit
 SCAN = 256  # the oldest connections looked at for one waiting for a request
+PRUNE = 256  # Lingering's entries, at least, before those no longer lingering are dropped
 _BODY = json.dumps({"error": {"message": "the gateway has too many open connections; retry",
                               "type": "server_error", "param": None,
                               "code": "too_many_connections"}}).encode()  # fmt: skip
@@ -41,13 +45,47 @@ def default_max_connections() -> int:
     return max(64, min(CAP, soft // 2))
 
 
-def evict_waiting(live: dict[Any, Any]) -> bool:
-    """Close the oldest connection waiting for a request, as aiohttp's own keep-alive timeout
-    would; False if none of the oldest SCAN is. Reads aiohttp's private `_waiter` (the
-    future a connection awaits between requests): the cap's test fails if it is renamed."""
+class Lingering:
+    """Connections whose last request was answered with its body not all read (the app tells
+    `add`): aiohttp reads and drops the rest before the next request, or closes."""
+
+    __slots__ = ("_bodies", "_prune_at")
+
+    def __init__(self) -> None:
+        self._bodies: dict[Any, Any] = {}  # aiohttp's connection -> the unread body's stream
+        self._prune_at = PRUNE
+
+    def add(self, handler: Any, body: Any) -> None:
+        self._bodies[handler] = body
+        if len(self._bodies) >= self._prune_at:  # those closed or drained since go
+            self._bodies = {h: b for h, b in self._bodies.items() if _still_unread(h, b)}
+            self._prune_at = max(PRUNE, 2 * len(self._bodies))
+
+    def holds(self, handler: Any) -> bool:
+        body = self._bodies.get(handler)
+        return body is not None and _still_unread(handler, body)
+
+    def discard(self, handler: Any) -> None:
+        self._bodies.pop(handler, None)
+
+
+def _still_unread(handler: Any, body: Any) -> bool:
+    return handler.transport is not None and not body.is_eof()
+
+
+def evict_waiting(live: dict[Any, Any], lingering: Lingering) -> bool:
+    """Close the oldest connection waiting for a request, or reading the rest of a body whose
+    request was answered, as aiohttp's own keep-alive timeout closes one; False if none of
+    the oldest SCAN is. Reads aiohttp's private `_waiter` (the future a connection awaits
+    between requests) and `_request_in_progress`: the cap's tests fail if they are renamed."""
     for handler in itertools.islice(live, SCAN):
+        if handler.transport is None:
+            continue  # closing already
         waiter = getattr(handler, "_waiter", None)
-        if waiter is not None and not waiter.done() and handler.transport is not None:
+        waiting = waiter is not None and not waiter.done()
+        if waiting or (lingering.holds(handler)
+                       and not getattr(handler, "_request_in_progress", True)):  # fmt: skip
+            lingering.discard(handler)
             handler.force_close()  # leaves `live` when its transport is closed
             return True
     return False
@@ -62,23 +100,25 @@ class _Refuse(asyncio.Protocol):
 class CappedSite(web.SockSite):
     """`web.SockSite` that keeps at most `limit` connections (aiohttp has no such bound)."""
 
-    __slots__ = ("_limit",)
+    __slots__ = ("_limit", "_lingering")
 
-    def __init__(self, runner: web.BaseRunner, sock: socket.socket, limit: int) -> None:
+    def __init__(self, runner: web.BaseRunner, sock: socket.socket, limit: int,
+                 lingering: Lingering) -> None:  # fmt: skip
         super().__init__(runner, sock)
         self._limit = limit
+        self._lingering = lingering
 
     async def start(self) -> None:
         await web.BaseSite.start(self)  # registers the site; SockSite.start would serve
         server: Any = self._runner.server
         assert server is not None
         live: dict[Any, Any] = server._connections  # aiohttp's own count of open ones
-        limit = self._limit
+        limit, lingering = self._limit, self._lingering
 
         def accept() -> asyncio.BaseProtocol:
             # each connection past the cap takes an evicted one's place (which leaves `live`
             # once its transport has closed, a loop turn later)
-            if len(live) >= limit and not evict_waiting(live):
+            if len(live) >= limit and not evict_waiting(live, lingering):
                 return _Refuse()
             handler: asyncio.BaseProtocol = server()
             return handler

@@ -187,6 +187,36 @@ def test_at_the_cap_a_new_connection_takes_the_place_of_the_oldest_waiting_one(
     assert not gw.events("internal_error") and "Traceback" not in gw.text()
 
 
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/nowhere"])
+def test_at_the_cap_connections_answered_before_their_body_was_read_make_room(
+    bundle: Path,  # noqa: F811
+    path: str,
+) -> None:
+    # no key (401) or no such path (aiohttp's 404): answered at once, and then aiohttp reads
+    # and drops the body for up to 10 s; a caller without a key must not hold slots that way
+    gw = Gateway(bundle, "--max-connections", "4", env={"GW_OPS_FAKE_KEY": CREDENTIAL})
+    held: list[socket.socket] = []
+    try:
+        for _ in range(4):
+            sock = connect(gw)
+            sock.sendall(f"POST {path} HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json"
+                         "\r\nContent-Length: 1000000\r\n\r\n{".encode())  # fmt: skip
+            assert sock.recv(65536).split(b" ")[1] in (b"401", b"404")
+            held.append(sock)
+        newcomer = connect(gw)
+        body = json.dumps(chat()).encode()
+        newcomer.sendall(head(body) + body)
+        assert newcomer.recv(65536).startswith(b"HTTP/1.1 200")
+        held.append(newcomer)
+        closed, _ = closed_within(held[0], WAIT)  # the oldest of them made room
+        assert closed
+    finally:
+        for sock in held:
+            sock.close()
+        gw.stop()
+    assert not gw.events("internal_error") and "Traceback" not in gw.text()
+
+
 def test_when_every_connection_is_busy_a_new_one_is_refused(bundle: Path) -> None:  # noqa: F811
     gw = Gateway(bundle, "--max-connections", "4", env={"GW_OPS_FAKE_KEY": CREDENTIAL})
     busy: list[socket.socket] = []
