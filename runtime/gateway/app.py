@@ -29,6 +29,7 @@ from runtime.gateway.live import Live
 from runtime.gateway.log import log
 from runtime.gateway.relay import Counted, relay, settle_stream
 from runtime.gateway.replies import Failure, error_body, failure_of, retry_after_header
+from runtime.gateway.spaced import Spaced
 from runtime.gateway.tracing import trace_context
 from runtime.routing.router import Router
 from runtime.upstream.json_codec import loads
@@ -64,6 +65,17 @@ class Gateway:
 
     def __post_init__(self) -> None:
         self.books.bundle = self.live.bundle.digest
+        # /metrics is unauthenticated and costly on a large catalog: spaced (spaced.py)
+        self.exposition: Spaced[bytes] = Spaced(self._expose)
+
+    async def _expose(self) -> bytes:
+        metrics = self.books.metrics
+        assert metrics is not None
+        # the budget gauges, from what the store holds now; without the store the rest
+        # still answers (/readyz reports the store)
+        with contextlib.suppress(StoreUnavailable, NotImplementedError):
+            metrics.budgets(await asyncio.to_thread(self.router.usage))
+        return metrics.text()
 
     def swap(self, live: Live) -> None:
         """Serve a new bundle from the next request on (no await between the assignments)."""
@@ -105,11 +117,7 @@ async def metrics(request: web.Request) -> web.Response:
     gw = request.app[GATEWAY]
     if gw.books.metrics is None:
         return web.json_response({"error": "metrics are off (--no-metrics)"}, status=404)
-    # the budget gauges, from what the store holds now; without the store the rest still
-    # answers (/readyz reports the store)
-    with contextlib.suppress(StoreUnavailable, NotImplementedError):
-        gw.books.metrics.budgets(await asyncio.to_thread(gw.router.usage))
-    body = gw.books.metrics.text()
+    body = await gw.exposition.get()
     return web.Response(body=body, headers={"content-type": gw.books.metrics.content_type})
 
 
