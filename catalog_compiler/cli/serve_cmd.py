@@ -190,8 +190,8 @@ def write_bundle(compiled: Compiled, source: str, out_dir: Path) -> Path:
     "--max-body-memory",
     type=click.IntRange(min=1024),
     default=None,
-    help="Bytes of request bodies one process holds at once; a body past it gets 503 "
-    "(default: 256 MiB; bodies up to 64 KiB always pass).",
+    help="Bytes of request bodies one process holds at once, half of it per workspace; a "
+    "body past either gets 503 (default: 256 MiB; bodies up to 64 KiB always pass).",
 )
 @click.option(
     "--drain-timeout",

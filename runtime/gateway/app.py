@@ -236,7 +236,7 @@ async def _serve(
     if caller is None:
         raise Failure(401, "a workspace API key is required (`Authorization: Bearer <key>` or "
                       "`x-portkey-api-key`)", "invalid_api_key")  # fmt: skip
-    record.fields["workspace"] = caller.workspace
+    record.fields["workspace"] = lease.workspace = caller.workspace
     size, body = await _body(request, gw.client_timeout, lease)
     # From here on one bundle serves the whole request, even across a reload: the plan
     # (resolved synchronously below) and `live` (secrets, URLs) come from the same swap.
@@ -316,8 +316,9 @@ async def _read(request: web.Request, lease: Lease) -> bytes:
         if size > limit:
             raise _too_large(limit)
         if not lease.take(len(chunk)):
-            raise Failure(503, "the gateway holds as many request bodies as it may at once "
-                          "(--max-body-memory); retry shortly", "body_memory_full",
+            raise Failure(503, "the gateway holds as many request bodies as it may at once, "
+                          "or as many as one workspace may (--max-body-memory, half of it "
+                          "per workspace); retry shortly", "body_memory_full",
                           retry_after=1.0, close=True)  # fmt: skip
         parts.append(chunk)
     return parts[0] if len(parts) == 1 else b"".join(parts)

@@ -4,49 +4,69 @@ Each request's body is bounded (`--max-body-bytes`), but not their sum: a caller
 sending a few hundred large bodies at once (each is read whole, parsed, and serialized again
 for the upstream: about three times its size in memory) could take gigabytes and get the
 process killed for everyone. The budget counts the bytes of bodies being read or served;
-a body that would take the sum past `--max-body-memory` is refused with 503 and Retry-After
-as it arrives, before it is read further. Bodies of up to SMALL bytes always pass (they are
-counted): the connection cap bounds their sum, and one caller's large bodies must not keep
-everyone's ordinary requests out. Bytes count as they are read, not as a Content-Length
-announces them: a client cannot hold the budget with headers alone."""
+a body that would take the sum past `--max-body-memory`, or its workspace's share past half
+of it, is refused with 503 and Retry-After as it arrives, before it is read further. The
+share keeps one workspace's flood from taking every other workspace's large bodies down
+with it. Bodies of up to SMALL bytes always pass (they are counted): the connection cap
+bounds their sum, and no caller's large bodies must keep anyone's ordinary requests out.
+Bytes count as they are read, not as a Content-Length announces them: a client cannot hold
+the budget with headers alone."""
 
 from __future__ import annotations
 
 SMALL = 64 * 1024  # bytes of one body that pass whatever the sum
 DEFAULT_LIMIT = 256 * 1024 * 1024
+SHARE = 2  # one workspace holds at most 1/SHARE of the limit
 
 
 class BodyBudget:
     """One per process; `lease()` per request."""
 
-    __slots__ = ("held", "limit")
+    __slots__ = ("by_workspace", "held", "limit")
 
     def __init__(self, limit: int = DEFAULT_LIMIT) -> None:
         self.limit = limit
         self.held = 0  # bytes of all open leases
+        self.by_workspace: dict[str, int] = {}  # of those, per workspace (none left at 0)
 
     def lease(self) -> Lease:
         return Lease(self)
 
 
 class Lease:
-    """One request's share of the budget, given back whole by `close` (idempotent)."""
+    """One request's share of the budget, given back whole by `close` (idempotent).
+    `workspace` is set once the caller is known, before any of the body is read."""
 
-    __slots__ = ("budget", "size")
+    __slots__ = ("budget", "size", "workspace")
 
     def __init__(self, budget: BodyBudget) -> None:
         self.budget = budget
         self.size = 0
+        self.workspace = ""
 
     def take(self, size: int) -> bool:
         """Add `size` bytes of this body; False (nothing taken) if they do not fit."""
+        if not size:
+            return True
         budget = self.budget
-        if self.size + size > SMALL and budget.held + size > budget.limit:
+        own = budget.by_workspace.get(self.workspace, 0)
+        if self.size + size > SMALL and (
+            budget.held + size > budget.limit or own + size > budget.limit // SHARE
+        ):
             return False
         self.size += size
         budget.held += size
+        budget.by_workspace[self.workspace] = own + size
         return True
 
     def close(self) -> None:
-        self.budget.held -= self.size
+        if not self.size:
+            return
+        budget = self.budget
+        budget.held -= self.size
+        left = budget.by_workspace[self.workspace] - self.size
+        if left:
+            budget.by_workspace[self.workspace] = left
+        else:
+            del budget.by_workspace[self.workspace]
         self.size = 0

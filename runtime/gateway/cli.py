@@ -14,7 +14,7 @@ from pathlib import Path
 
 from runtime.bundle.errors import BundleError
 from runtime.bundle.load import Bundle
-from runtime.gateway.body_budget import DEFAULT_LIMIT
+from runtime.gateway.body_budget import DEFAULT_LIMIT, SHARE
 from runtime.gateway.live import Live
 from runtime.gateway.log import log, route_library_logs
 from runtime.gateway.metrics import MULTIPROC_ENV
@@ -53,8 +53,8 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--max-body-bytes", type=int, default=16 * 1024 * 1024)
     p.add_argument("--max-body-memory", type=int, default=DEFAULT_LIMIT, metavar="BYTES",
-                   help="bytes of request bodies held at once; a body past it is answered "
-                   "503 (bodies up to 64 KiB always pass)")  # fmt: skip
+                   help="bytes of request bodies held at once, half of it per workspace; "
+                   "a body past either gets 503 (bodies up to 64 KiB always pass)")  # fmt: skip
     p.add_argument(
         "--drain-timeout",
         type=float,
@@ -130,9 +130,9 @@ def _check(args: argparse.Namespace) -> str | None:
         return "--port is 0 to 65535"
     if args.max_body_bytes < 1024:
         return "--max-body-bytes is at least 1024"
-    if not args.max_body_bytes <= args.max_body_memory <= 2**50:
-        return ("--max-body-memory is at least --max-body-bytes (a body of the largest size "
-                "must fit)")  # fmt: skip
+    if not SHARE * args.max_body_bytes <= args.max_body_memory <= 2**50:
+        return ("--max-body-memory is at least twice --max-body-bytes (one workspace may hold "
+                "half of it, and a body of the largest size must fit)")  # fmt: skip
     if args.events_max_bytes < 4096:
         return "--events-max-bytes is at least 4096"
     if not 0.1 <= args.client_timeout <= 3600:  # NaN fails too

@@ -1,11 +1,12 @@
 """The bytes of request bodies one gateway process holds at once are bounded
-(`--max-body-memory`): past it a large body is refused with 503 as it arrives, small ones
-still pass, a body announced larger than `--max-body-bytes` is refused before any of it is
-read, and every request gives its share back however it ends. Real gateway processes on
-loopback sockets, raw client sockets where a client misbehaves."""
+(`--max-body-memory`, half of it per workspace): past either a large body is refused with
+503 as it arrives, small ones still pass, a body announced larger than `--max-body-bytes` is
+refused before any of it is read, and every request gives its share back however it ends.
+Real gateway processes on loopback sockets, raw client sockets where a client misbehaves."""
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import json
 import socket
@@ -17,17 +18,33 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runtime.gateway.body_budget import SMALL, BodyBudget, Lease
+from runtime.gateway.body_budget import SHARE, SMALL, BodyBudget, Lease
+from tests.runtime.conftest import compile_files
 from tests.runtime.gateway_proc import Gateway
-from tests.runtime.test_gateway_server import AUTH, CREDENTIAL, KEY, bundle, chat  # noqa: F401
+from tests.runtime.test_gateway_server import CREDENTIAL, KEY, catalog, chat
 
-BUDGET = 600_000  # --max-body-memory and --max-body-bytes of these gateways
+MAX_BODY = 600_000  # --max-body-bytes of these gateways: also one workspace's share
+BUDGET = SHARE * MAX_BODY  # --max-body-memory
 WAIT = 8.0  # seconds a test waits for the gateway to act at most
+OTHERS = ("w2", "w3")  # workspaces besides `ops`, each with the key "<slug>-key-FAKE"
 
 
 @pytest.fixture
-def gateway(bundle: Path) -> Iterator[Gateway]:  # noqa: F811  # bundle: the shared fixture
-    gw = Gateway(bundle, "--max-body-bytes", str(BUDGET), "--max-body-memory", str(BUDGET),
+def bundle(tmp_path: Path) -> Path:
+    files = catalog()
+    for slug in OTHERS:
+        digest = hashlib.sha256(f"{slug}-key-FAKE".encode()).hexdigest()
+        files["w.yaml"] += (
+            f"---\nkind: Workspace\nslug: {slug}\napi_keys: [{{name: k, sha256: {digest}}}]\n"
+        )
+    path = tmp_path / "b.json"
+    path.write_bytes(compile_files(tmp_path / "cat", files))
+    return path
+
+
+@pytest.fixture
+def gateway(bundle: Path) -> Iterator[Gateway]:
+    gw = Gateway(bundle, "--max-body-bytes", str(MAX_BODY), "--max-body-memory", str(BUDGET),
                  "--client-timeout", "5", env={"GW_OPS_FAKE_KEY": CREDENTIAL})  # fmt: skip
     try:
         yield gw
@@ -46,16 +63,29 @@ def connect(gw: Gateway) -> socket.socket:
     return socket.create_connection((host, int(port)), timeout=WAIT)
 
 
-def head(length: int) -> bytes:
-    return (f"POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {KEY}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n").encode()  # fmt: skip
+def key(workspace: str) -> str:
+    return KEY if workspace == "ops" else f"{workspace}-key-FAKE"
 
 
-def post(gw: Gateway, body: bytes, chunked: bool = False) -> tuple[int, dict[str, str], bytes]:
+def head(length: int, workspace: str = "ops") -> bytes:
+    return (f"POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer "
+            f"{key(workspace)}\r\nContent-Type: application/json\r\nContent-Length: {length}"
+            "\r\n\r\n").encode()  # fmt: skip
+
+
+def hold(gw: Gateway, size: int, workspace: str = "ops") -> socket.socket:
+    """A client that sends all but 10 bytes of a `size`-byte body, then waits."""
+    sock = connect(gw)
+    sock.sendall(head(size, workspace) + body_of(size)[: size - 10])
+    return sock
+
+
+def post(gw: Gateway, body: bytes, chunked: bool = False,
+         workspace: str = "ops") -> tuple[int, dict[str, str], bytes]:  # fmt: skip
     host, port = gw.url.removeprefix("http://").split(":")
     conn = http.client.HTTPConnection(host, int(port), timeout=WAIT)
     try:
-        headers = {**AUTH, "Content-Type": "application/json"}
+        headers = {"Authorization": f"Bearer {key(workspace)}", "Content-Type": "application/json"}
         if chunked:  # no Content-Length: the gateway learns the size as it reads
             parts = (body[i : i + 50_000] for i in range(0, len(body), 50_000))
             conn.request("POST", "/v1/chat/completions", parts, headers, encode_chunked=True)
@@ -80,27 +110,39 @@ def until(status: int, send: object, seconds: float = WAIT) -> tuple[int, dict[s
 
 
 def test_bodies_past_the_budget_are_refused_and_given_back(gateway: Gateway) -> None:
-    # two clients send most of a large body and stop: ~500,000 bytes held between them
-    holders = []
-    for _ in range(2):
-        sock = connect(gateway)
-        sock.sendall(head(260_000) + body_of(260_000)[:250_000])
-        holders.append(sock)
-    # a third large body does not fit: refused, with Retry-After, and its connection closed
-    status, headers, answer = until(503, lambda: post(gateway, body_of(150_000)))
+    # two workspaces each send most of a large body and stop: 1,000,000 of 1,200,000 held
+    holders = [hold(gateway, 500_000, "ops"), hold(gateway, 500_000, "w2")]
+    # a third workspace's large body does not fit the process's budget (it fits its share):
+    # refused, with Retry-After, and its connection closed
+    status, headers, answer = until(503, lambda: post(gateway, body_of(300_000), workspace="w3"))
     assert status == 503, (status, answer[:300])
     assert json.loads(answer)["error"]["code"] == "body_memory_full"
     assert headers["retry-after"] == "1" and headers.get("connection") == "close"
     # ordinary requests still pass, whole or chunked
-    assert post(gateway, json.dumps(chat()).encode())[0] == 200
+    assert post(gateway, json.dumps(chat()).encode(), workspace="w3")[0] == 200
     assert post(gateway, body_of(SMALL - 1000), chunked=True)[0] == 200
     # the holders go away mid-body: their shares come back, all of them (a body of nearly
-    # the whole budget fits again only if less than 1,000 bytes are still counted)
+    # a whole share fits again only if less than 1,000 bytes are still counted for it)
     for sock in holders:
         sock.close()
-    status, _, answer = until(200, lambda: post(gateway, body_of(BUDGET - 1000)))
-    assert status == 200, (status, answer[:300])
+    for workspace in ("ops", "w2"):
+        status, _, answer = until(200, lambda w=workspace: post(gateway, body_of(MAX_BODY - 1000),
+                                                                workspace=w))  # fmt: skip
+        assert status == 200, (workspace, status, answer[:300])
     assert not gateway.events("internal_error") and "Traceback" not in gateway.text()
+
+
+def test_one_workspace_holds_at_most_half_and_the_others_are_served(gateway: Gateway) -> None:
+    holders = [hold(gateway, 500_000, "ops")]  # ops floods: most of its share is held
+    status, _, answer = until(503, lambda: post(gateway, body_of(150_000)))  # past its share
+    assert status == 503 and json.loads(answer)["error"]["code"] == "body_memory_full"
+    # another workspace's large body is served meanwhile: the flood took only ops' half
+    assert post(gateway, body_of(MAX_BODY - 1000), workspace="w2")[0] == 200
+    assert post(gateway, json.dumps(chat()).encode())[0] == 200  # and ops' small ones
+    for sock in holders:
+        sock.close()
+    status, _, _ = until(200, lambda: post(gateway, body_of(MAX_BODY - 1000)))
+    assert status == 200
 
 
 def test_every_way_a_request_ends_gives_its_share_back(gateway: Gateway) -> None:
@@ -110,14 +152,14 @@ def test_every_way_a_request_ends_gives_its_share_back(gateway: Gateway) -> None
         post(gateway, b"{" + b" " * big)[0],  # not JSON
         post(gateway, json.dumps(chat(model="@mock/none", padding="x" * big)).encode())[0],
         post(gateway, json.dumps(chat(stream=True, padding="x" * big)).encode())[0],  # stream
-        post(gateway, body_of(BUDGET + 10_000), chunked=True)[0],  # too large, found reading
+        post(gateway, body_of(MAX_BODY + 10_000), chunked=True)[0],  # too large, found reading
     ]
     assert endings[:4] == [200, 400, 404, 200] and endings[4] in (413, 0), endings
     sock = connect(gateway)  # a body that never ends: 408 after the client timeout
     sock.sendall(head(big) + body_of(big)[: big - 100])
     assert sock.recv(65536).startswith(b"HTTP/1.1 408")
     sock.close()
-    assert post(gateway, body_of(BUDGET - 1000))[0] == 200  # nothing was left counted
+    assert post(gateway, body_of(MAX_BODY - 1000))[0] == 200  # nothing was left counted
 
 
 def test_a_body_announced_too_large_is_refused_before_it_is_sent(gateway: Gateway) -> None:
@@ -135,9 +177,9 @@ def test_announced_lengths_alone_do_not_hold_the_budget(gateway: Gateway) -> Non
     # headers promising large bodies, none of it sent: nothing is counted until it arrives
     silent = [connect(gateway) for _ in range(3)]
     for sock in silent:
-        sock.sendall(head(BUDGET - 1000))
+        sock.sendall(head(MAX_BODY - 1000))
     time.sleep(0.3)
-    assert post(gateway, body_of(BUDGET - 1000))[0] == 200
+    assert post(gateway, body_of(MAX_BODY - 1000))[0] == 200
     for sock in silent:
         sock.close()
 
@@ -166,25 +208,32 @@ steps = st.lists(
 
 
 @settings(max_examples=300, deadline=None)
-@given(limit=st.integers(SMALL, 6 * SMALL), program=steps)
+@given(limit=st.integers(SMALL, 8 * SMALL), program=steps)
 def test_the_budget_counts_exactly_and_only_small_bodies_pass_it(
     limit: int, program: list[tuple[str, int, int]]
 ) -> None:
     budget = BodyBudget(limit)
-    leases: dict[int, Lease] = {}
+    leases: dict[int, Lease] = {}  # lease i belongs to workspace "w{i % 3}"
     for op, which, size in program:
-        lease = leases.setdefault(which, budget.lease())
+        if which not in leases:
+            leases[which] = budget.lease()
+            leases[which].workspace = f"w{which % 3}"
+        lease = leases[which]
         if op == "close":
             lease.close()
             continue
         before_held, before_size = budget.held, lease.size
-        fits = budget.held + size <= limit
+        own = sum(one.size for one in leases.values() if one.workspace == lease.workspace)
+        fits = budget.held + size <= limit and own + size <= limit // SHARE
         taken = lease.take(size)
         assert taken == (fits or before_size + size <= SMALL)
         assert (budget.held, lease.size) == (
             (before_held + size, before_size + size) if taken else (before_held, before_size)
         )
         assert budget.held == sum(one.size for one in leases.values())
+        for workspace in ("w0", "w1", "w2"):  # per workspace, exact, and no entry at 0
+            held = sum(one.size for one in leases.values() if one.workspace == workspace)
+            assert budget.by_workspace.get(workspace) == (held or None)
     for lease in leases.values():
         lease.close()
-    assert budget.held == 0
+    assert budget.held == 0 and budget.by_workspace == {}
