@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from benchmarks.gateway.procs import Server, free_port
-from benchmarks.gateway.rows import PY, _env
+from benchmarks.gateway.rows import PY, _env, compile_files
 
 KEY = "catalogc-bench-FAKE-0000"  # obviously fake; only its sha256 is in the catalog
 OFF = 2**50  # --max-body-memory that never refuses
@@ -51,18 +51,7 @@ api_keys:
 
 
 def compile_bundle(work: Path) -> Path:
-    from catalog_compiler.compiler import compile_catalog
-
-    root = work / "catalog"
-    root.mkdir()
-    for name, text in catalog().items():
-        (root / name).write_text(text)
-    compiled = compile_catalog(root)
-    if compiled.data is None:
-        raise SystemExit(f"the benchmark catalog does not compile: {compiled.errors}")
-    bundle = work / "bench.bundle.json"
-    bundle.write_bytes(compiled.data)
-    return bundle
+    return compile_files(catalog(), work)
 
 
 def peak_rss(pid: int) -> int:

@@ -180,11 +180,16 @@ budgets:
 
 
 def compile_bundle(upstream: str, work: Path) -> Path:
+    return compile_files(catalog(upstream), work)
+
+
+def compile_files(files: dict[str, str], work: Path) -> Path:
+    """The catalog `files` (name -> YAML) compiled to `work`/bench.bundle.json."""
     from catalog_compiler.compiler import compile_catalog
 
     root = work / "catalog"
     root.mkdir(exist_ok=True)
-    for name, text in catalog(upstream).items():
+    for name, text in files.items():
         (root / name).write_text(text)
     compiled = compile_catalog(root)
     if compiled.data is None:
