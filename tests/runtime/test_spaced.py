@@ -1,7 +1,8 @@
 """`Spaced` (runtime/gateway/spaced.py), the gate in front of `/metrics`: one computation at a
-time, each after a pause of SHARE_GAP times the last one's duration, and every caller gets
-the result of a computation that started after it asked. Times are the loop's clock, which
-the gate itself reads: the laws hold by construction, not by how fast this machine is."""
+time, each after a pause of SHARE_GAP times the last one's cost (at most MAX_GAP), and every
+caller gets the result of a computation that started after it asked. Cost is measured here
+on the loop's clock, which the gate itself reads (in production: the process's CPU time):
+the laws hold by construction, not by how fast this machine is."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ def test_one_at_a_time_spaced_and_never_stale(arrivals: list[int], duration: int
             runs.append((start, loop.time()))
             return runs[-1]
 
-        spaced = Spaced(compute, gap)
+        spaced = Spaced(compute, gap, cost=loop.time)
         got: list[tuple[float, tuple[float, float]]] = []
 
         async def caller(at_ms: int) -> None:
@@ -72,3 +73,38 @@ def test_callers_that_ask_during_a_computation_share_the_next_one() -> None:
 
     first, rest = asyncio.run(main())
     assert first == 1 and rest == [2] * 20  # twenty callers, one more computation
+
+
+def test_the_pause_is_bounded_whatever_a_computation_cost() -> None:
+    async def main() -> list[tuple[float, float]]:
+        loop = asyncio.get_running_loop()
+        runs: list[tuple[float, float]] = []
+
+        async def compute() -> None:
+            start = loop.time()
+            await asyncio.sleep(0.05)  # "costs" 50 ms: an uncapped pause would be 450 ms
+            runs.append((start, loop.time()))
+
+        spaced: Spaced[None] = Spaced(compute, 9.0, max_gap=0.02, cost=loop.time)
+        await spaced.get()
+        await spaced.get()
+        return runs
+
+    (_, first_end), (second_start, _) = asyncio.run(main())
+    assert 0.02 <= second_start - first_end + 1e-9 < 0.3  # the cap, not nine times the cost
+
+
+def test_waiting_costs_nothing_by_default() -> None:
+    async def main() -> float:  # a computation that only waits (a slow store, say)
+        loop = asyncio.get_running_loop()
+
+        async def compute() -> None:
+            await asyncio.sleep(0.2)
+
+        spaced: Spaced[None] = Spaced(compute)  # CPU time: ~0 spent
+        await spaced.get()
+        start = loop.time()
+        await spaced.get()
+        return loop.time() - start
+
+    assert asyncio.run(main()) < 0.2 + 0.15  # the second waited for its own run, not 1.8 s
