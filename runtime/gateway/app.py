@@ -21,7 +21,7 @@ from runtime.bundle.money import Usage, dollars
 from runtime.gateway.alerts import Alerts
 from runtime.gateway.body_budget import BodyBudget, Lease
 from runtime.gateway.books import Books, Record
-from runtime.gateway.capped_site import Lingering
+from runtime.gateway.capped_site import Lingering, Reading
 from runtime.gateway.deadline import Deadline
 from runtime.gateway.execute import Engine, Job, Outcome, estimate, timeout_of
 from runtime.gateway.forms import Form, any_trace_id, max_output, read_form
@@ -62,6 +62,7 @@ class Gateway:
     client_timeout: float = 30.0  # seconds for a request body to arrive, a stream to be read
     bodies: BodyBudget = field(default_factory=BodyBudget)  # request bodies held at once
     lingering: Lingering = field(default_factory=Lingering)  # answered, body not all read
+    reading: Reading = field(default_factory=Reading)  # bodies still arriving
 
     def __post_init__(self) -> None:
         self.books.bundle = self.live.bundle.digest
@@ -237,7 +238,7 @@ async def _serve(
         raise Failure(401, "a workspace API key is required (`Authorization: Bearer <key>` or "
                       "`x-portkey-api-key`)", "invalid_api_key")  # fmt: skip
     record.fields["workspace"] = lease.workspace = caller.workspace
-    size, body = await _body(request, gw.client_timeout, lease)
+    size, body = await _body(request, gw, lease)
     # From here on one bundle serves the whole request, even across a reload: the plan
     # (resolved synchronously below) and `live` (secrets, URLs) come from the same swap.
     live = gw.live
@@ -277,15 +278,15 @@ async def _serve(
                         content_type=JSON)  # fmt: skip
 
 
-async def _body(request: web.Request, timeout: float, lease: Lease) -> tuple[int, dict[str, Any]]:
+async def _body(request: web.Request, gw: Gateway, lease: Lease) -> tuple[int, dict[str, Any]]:
     """The body's size and its JSON object. The bytes are not kept: a request waits on its
     upstream (or relays a stream) for seconds, holding only what it parsed."""
+    timeout = gw.client_timeout
     try:
         if request.content.is_eof():  # all of it is here (the common case): nothing to wait
             raw = await _read(request, lease)
         else:  # a client trickling its body must not hold the request open for ever
-            async with Deadline(timeout):
-                raw = await _read(request, lease)
+            raw = await _read_slowly(request, lease, timeout, gw.reading)
     except TimeoutError:
         raise Failure(408, f"the request body did not arrive within {timeout:g} s",
                       "request_body_timeout", close=True) from None  # fmt: skip
@@ -299,6 +300,25 @@ async def _body(request: web.Request, timeout: float, lease: Lease) -> tuple[int
     if not isinstance(body, dict):
         raise Failure(400, "the request body is not a JSON object", "invalid_json")
     return len(raw), body
+
+
+async def _read_slowly(request: web.Request, lease: Lease, timeout: float,
+                       reading: Reading) -> bytes:  # fmt: skip
+    """`_read` for a body still arriving: within `timeout`, and where the connection cap
+    may cut it (runtime/gateway/capped_site.py, `Reading`)."""
+    handler = request.protocol
+    reading.start(handler)
+    try:
+        async with Deadline(timeout):
+            return await _read(request, lease)
+    except ConnectionError:
+        if reading.finish(handler):
+            raise Failure(408, "the request body was the slowest to arrive while the gateway "
+                          "was at its connection cap (--max-connections)",
+                          "request_body_too_slow", close=True) from None  # fmt: skip
+        raise
+    finally:
+        reading.finish(handler)
 
 
 async def _read(request: web.Request, lease: Lease) -> bytes:

@@ -8,9 +8,11 @@ requests, or its headers not complete): one client opening connections and sendi
 cannot keep the others out, and an idle keep-alive connection costs its client only a
 reconnect. So does one whose last request was answered before its body was all read
 (aiohttp then reads and drops the rest for up to 10 s, so that the client can read the
-answer): a caller without a key could otherwise hold connections that way. When every open
-connection has a request in progress, the new one is answered 503 with `Retry-After: 1` and
-closed at once, before aiohttp reads anything from it.
+answer): a caller without a key could otherwise hold connections that way. Failing those,
+the request whose body has been arriving the longest (at least READING_GRACE) is cut: a
+caller with a key trickling bodies could otherwise hold every connection for the client
+timeout. When every open connection has a request in progress otherwise, the new one is
+answered 503 with `Retry-After: 1` and closed at once, before aiohttp reads anything from it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import itertools
 import json
 import resource
 import socket
+import time
 from typing import Any
 
 from aiohttp import web
@@ -27,6 +30,7 @@ from aiohttp import web
 CAP = 10_000  # connections, at most, when chosen from the descriptor limit
 SCAN = 256  # the oldest connections looked at for one waiting for a request
 PRUNE = 256  # Lingering's entries, at least, before those no longer lingering are dropped
+READING_GRACE = 1.0  # seconds a request body may take to arrive before the cap may cut it
 _BODY = json.dumps({"error": {"message": "the gateway has too many open connections; retry",
                               "type": "server_error", "param": None,
                               "code": "too_many_connections"}}).encode()  # fmt: skip
@@ -73,11 +77,48 @@ def _still_unread(handler: Any, body: Any) -> bool:
     return handler.transport is not None and not body.is_eof()
 
 
-def evict_waiting(live: dict[Any, Any], lingering: Lingering) -> bool:
+class Reading:
+    """Requests whose body is still arriving (the app tells `start` and `finish`; a body that
+    came whole with its headers is never here), oldest first."""
+
+    __slots__ = ("_cut", "_since")
+
+    def __init__(self) -> None:
+        self._since: dict[Any, float] = {}  # aiohttp's connection -> when its body began
+        self._cut: set[Any] = set()  # of those, the ones the cap closed
+
+    def start(self, handler: Any) -> None:
+        self._since[handler] = time.monotonic()
+
+    def finish(self, handler: Any) -> bool:
+        """Forget `handler`; True if the cap closed it (idempotent)."""
+        self._since.pop(handler, None)
+        if handler in self._cut:
+            self._cut.discard(handler)
+            return True
+        return False
+
+    def slowest(self) -> Any:
+        """The connection whose body has been arriving longest, if at least READING_GRACE."""
+        now = time.monotonic()
+        for handler, since in self._since.items():
+            if now - since < READING_GRACE:
+                return None  # the rest began later
+            if handler.transport is not None and handler not in self._cut:
+                return handler
+        return None
+
+    def cut(self, handler: Any) -> None:
+        self._cut.add(handler)
+        handler.force_close()  # the body's read fails; `finish` tells the app why
+
+
+def evict_waiting(live: dict[Any, Any], lingering: Lingering, reading: Reading) -> bool:
     """Close the oldest connection waiting for a request, or reading the rest of a body whose
-    request was answered, as aiohttp's own keep-alive timeout closes one; False if none of
-    the oldest SCAN is. Reads aiohttp's private `_waiter` (the future a connection awaits
-    between requests) and `_request_in_progress`: the cap's tests fail if they are renamed."""
+    request was answered, as aiohttp's own keep-alive timeout closes one; failing those, cut
+    the slowest body (`Reading`); False if there is none. Reads aiohttp's private `_waiter`
+    (the future a connection awaits between requests) and `_request_in_progress`: the cap's
+    tests fail if they are renamed."""
     for handler in itertools.islice(live, SCAN):
         if handler.transport is None:
             continue  # closing already
@@ -88,7 +129,11 @@ def evict_waiting(live: dict[Any, Any], lingering: Lingering) -> bool:
             lingering.discard(handler)
             handler.force_close()  # leaves `live` when its transport is closed
             return True
-    return False
+    slowest = reading.slowest()
+    if slowest is None:
+        return False
+    reading.cut(slowest)
+    return True
 
 
 class _Refuse(asyncio.Protocol):
@@ -100,25 +145,25 @@ class _Refuse(asyncio.Protocol):
 class CappedSite(web.SockSite):
     """`web.SockSite` that keeps at most `limit` connections (aiohttp has no such bound)."""
 
-    __slots__ = ("_limit", "_lingering")
+    __slots__ = ("_limit", "_lingering", "_reading")
 
     def __init__(self, runner: web.BaseRunner, sock: socket.socket, limit: int,
-                 lingering: Lingering) -> None:  # fmt: skip
+                 lingering: Lingering, reading: Reading) -> None:  # fmt: skip
         super().__init__(runner, sock)
         self._limit = limit
-        self._lingering = lingering
+        self._lingering, self._reading = lingering, reading
 
     async def start(self) -> None:
         await web.BaseSite.start(self)  # registers the site; SockSite.start would serve
         server: Any = self._runner.server
         assert server is not None
         live: dict[Any, Any] = server._connections  # aiohttp's own count of open ones
-        limit, lingering = self._limit, self._lingering
+        limit, lingering, reading = self._limit, self._lingering, self._reading
 
         def accept() -> asyncio.BaseProtocol:
             # each connection past the cap takes an evicted one's place (which leaves `live`
             # once its transport has closed, a loop turn later)
-            if len(live) >= limit and not evict_waiting(live, lingering):
+            if len(live) >= limit and not evict_waiting(live, lingering, reading):
                 return _Refuse()
             handler: asyncio.BaseProtocol = server()
             return handler

@@ -132,7 +132,7 @@ async def run(options: Options, sock: socket.socket, first: Live) -> None:
     )  # fmt: skip
     await runner.setup()
     limit = options.max_connections or default_max_connections()
-    await CappedSite(runner, sock, limit, gw.lingering).start()
+    await CappedSite(runner, sock, limit, gw.lingering, gw.reading).start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)

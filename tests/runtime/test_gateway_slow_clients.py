@@ -217,22 +217,51 @@ def test_at_the_cap_connections_answered_before_their_body_was_read_make_room(
     assert not gw.events("internal_error") and "Traceback" not in gw.text()
 
 
+def test_at_the_cap_the_slowest_body_is_cut_for_a_newcomer(bundle: Path) -> None:  # noqa: F811
+    # callers with a key trickle bodies on every connection: after READING_GRACE the one
+    # whose body has been arriving longest is cut (logged 408 request_body_too_slow)
+    gw = Gateway(bundle, "--max-connections", "4", env={"GW_OPS_FAKE_KEY": CREDENTIAL})
+    held: list[socket.socket] = []
+    body = json.dumps(chat()).encode()
+    try:
+        for _ in range(4):
+            held.append(connect(gw))
+            held[-1].sendall(head(body) + body[:10])
+            time.sleep(0.05)  # in this order
+        time.sleep(1.3)  # past the grace
+        newcomer = connect(gw)
+        newcomer.sendall(head(body) + body)
+        assert newcomer.recv(65536).startswith(b"HTTP/1.1 200")
+        closed, _ = closed_within(held[0], WAIT)  # the oldest trickler
+        assert closed
+        held[1].sendall(body[10:])  # the others go on
+        assert held[1].recv(65536).startswith(b"HTTP/1.1 200")
+    finally:
+        for sock in held:
+            sock.close()
+        gw.stop()
+    assert 408 in [line["status"] for line in gw.events("request")]
+    assert not gw.events("internal_error") and "Traceback" not in gw.text()
+
+
 def test_when_every_connection_is_busy_a_new_one_is_refused(bundle: Path) -> None:  # noqa: F811
     gw = Gateway(bundle, "--max-connections", "4", env={"GW_OPS_FAKE_KEY": CREDENTIAL})
     busy: list[socket.socket] = []
     body = json.dumps(chat()).encode()
+    slow = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {KEY}"
+            "\r\nContent-Type: application/json\r\nx-mock-latency-ms: 3000\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode() + body  # fmt: skip
     try:
         busy = [connect(gw) for _ in range(4)]
-        for sock in busy:  # a request in progress on each: its body not all sent yet
-            sock.sendall(head(body) + body[:10])
+        for sock in busy:  # a request in progress on each: its upstream answers in 3 s
+            sock.sendall(slow)
         time.sleep(0.3)
         refused = connect(gw)
         closed, got = closed_within(refused, WAIT)
         refused.close()
         assert closed and got.startswith(b"HTTP/1.1 503"), got[:200]
         assert b"retry-after: 1" in got.lower() and b"too_many_connections" in got
-        busy[0].sendall(body[10:])  # those open are served as before
-        assert busy[0].recv(65536).startswith(b"HTTP/1.1 200")
+        assert busy[0].recv(65536).startswith(b"HTTP/1.1 200")  # those open are served
         for sock in busy[1:]:
             sock.close()
         time.sleep(0.3)  # their slots are free again
