@@ -1,14 +1,18 @@
-"""One client floods the gateway with connections it never uses; how many of another
+"""One client floods the gateway with connections it does not use; how many of another
 client's requests are served meanwhile?
 
     python -m benchmarks.bench_connection_flood [--max-connections 64] [--requests 200]
+        [--mode idle|unread|trickle]
 
 The gateway (memory store, the in-process mock, `--max-connections` small so the flood
-reaches it at once) is started; a flooding thread opens connections as fast as it can,
-sends nothing on them and keeps up to 500 open (closing the oldest half when it has 500);
-meanwhile a caller sends `--requests` chat requests one after another, each on a new
-connection, as a client whose keep-alive connection was closed would. Prints the caller's
-answers by status (or the error its socket raised) and how many connections the flood opened.
+reaches it at once) is started; a flooding thread opens connections as fast as it can and
+keeps up to 500 open (closing the oldest half when it has 500). On each it sends, by
+`--mode`: nothing (idle); a request without a key announcing a 1 MB body it never sends
+(unread: answered 401 at once, then aiohttp waits up to 10 s for the body); or a request
+with the workspace's key and the first byte of its body (trickle). Meanwhile a caller sends
+`--requests` chat requests one after another, each on a new connection, as a client whose
+keep-alive connection was closed would. Prints the caller's answers by status (or the error
+its socket raised) and how many connections the flood opened.
 """
 
 from __future__ import annotations
@@ -29,11 +33,24 @@ from benchmarks.gateway.rows import PY, _env
 HOLD = 500  # connections the flood keeps open at most
 
 
-def flood(port: int, stop: threading.Event, opened: list[int]) -> None:
+def opening(mode: str) -> bytes:
+    """What the flood sends on each connection."""
+    if mode == "idle":
+        return b""
+    auth = f"Authorization: Bearer {KEY}\r\n" if mode == "trickle" else ""
+    return (f"POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\n{auth}Content-Type: "
+            "application/json\r\nContent-Length: 1000000\r\n\r\n{").encode()  # fmt: skip
+
+
+def flood(port: int, stop: threading.Event, opened: list[int], mode: str) -> None:
     held: list[socket.socket] = []
+    first = opening(mode)
     while not stop.is_set():
         try:
-            held.append(socket.create_connection(("127.0.0.1", port), timeout=2))
+            sock = socket.create_connection(("127.0.0.1", port), timeout=2)
+            if first:
+                sock.sendall(first)
+            held.append(sock)
             opened[0] += 1
         except OSError:
             stop.wait(0.01)
@@ -66,6 +83,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max-connections", type=int, default=64)
     parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--mode", choices=["idle", "unread", "trickle"], default="idle")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -74,7 +92,7 @@ def main() -> None:
                 "--max-connections", str(args.max_connections)]  # fmt: skip
         server = Server("gateway", argv, port, work, None, _env()).start()
         stop, opened = threading.Event(), [0]
-        flooder = threading.Thread(target=flood, args=(port, stop, opened))
+        flooder = threading.Thread(target=flood, args=(port, stop, opened, args.mode))
         try:
             flooder.start()
             stop.wait(1.0)  # the flood reaches the cap
@@ -84,8 +102,8 @@ def main() -> None:
             flooder.join()
             server.stop()
     shown = ", ".join(f"{n} × {what}" for what, n in sorted(answers.items()))
-    print(f"--max-connections {args.max_connections}: the caller's {args.requests} requests: "
-          f"{shown}; the flood opened {opened[0]:,} connections")  # fmt: skip
+    print(f"--max-connections {args.max_connections}, flood {args.mode}: the caller's "
+          f"{args.requests} requests: {shown}; the flood opened {opened[0]:,} connections")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -307,7 +307,7 @@ async def _read_slowly(request: web.Request, lease: Lease, timeout: float,
     """`_read` for a body still arriving: within `timeout`, and where the connection cap
     may cut it (runtime/gateway/capped_site.py, `Reading`)."""
     handler = request.protocol
-    reading.start(handler)
+    reading.start(handler, asyncio.get_running_loop().time())
     try:
         async with Deadline(timeout):
             return await _read(request, lease)

@@ -9,10 +9,11 @@ cannot keep the others out, and an idle keep-alive connection costs its client o
 reconnect. So does one whose last request was answered before its body was all read
 (aiohttp then reads and drops the rest for up to 10 s, so that the client can read the
 answer): a caller without a key could otherwise hold connections that way. Failing those,
-the request whose body has been arriving the longest (at least READING_GRACE) is cut: a
-caller with a key trickling bodies could otherwise hold every connection for the client
-timeout. When every open connection has a request in progress otherwise, the new one is
-answered 503 with `Retry-After: 1` and closed at once, before aiohttp reads anything from it.
+the request whose body has been arriving the longest is cut: a caller with a key trickling
+bodies could otherwise hold every connection for the client timeout (a body that came with
+its headers, as almost all do, is never among them). When every open connection has a
+request in progress otherwise, the new one is answered 503 with `Retry-After: 1` and closed
+at once, before aiohttp reads anything from it.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import itertools
 import json
 import resource
 import socket
-import time
 from typing import Any
 
 from aiohttp import web
@@ -30,7 +30,6 @@ from aiohttp import web
 CAP = 10_000  # connections, at most, when chosen from the descriptor limit
 SCAN = 256  # the oldest connections looked at for one waiting for a request
 PRUNE = 256  # Lingering's entries, at least, before those no longer lingering are dropped
-READING_GRACE = 1.0  # seconds a request body may take to arrive before the cap may cut it
 _BODY = json.dumps({"error": {"message": "the gateway has too many open connections; retry",
                               "type": "server_error", "param": None,
                               "code": "too_many_connections"}}).encode()  # fmt: skip
@@ -51,7 +50,10 @@ def default_max_connections() -> int:
 
 class Lingering:
     """Connections whose last request was answered with its body not all read (the app tells
-    `add`): aiohttp reads and drops the rest before the next request, or closes."""
+    `add`): aiohttp reads and drops the rest before the next request, or closes, for up to
+    10 s; and it keeps the connection in its table that long even once the client has gone
+    (its lingering read waits on the body, which a closed connection never ends): `release`
+    ends that read, so that the connection leaves the table and its slot is free."""
 
     __slots__ = ("_bodies", "_prune_at")
 
@@ -61,20 +63,27 @@ class Lingering:
 
     def add(self, handler: Any, body: Any) -> None:
         self._bodies[handler] = body
-        if len(self._bodies) >= self._prune_at:  # those closed or drained since go
-            self._bodies = {h: b for h, b in self._bodies.items() if _still_unread(h, b)}
+        if len(self._bodies) >= self._prune_at:  # those drained or given up since go
+            self._bodies = {h: b for h, b in self._bodies.items() if _lingering(b)}
             self._prune_at = max(PRUNE, 2 * len(self._bodies))
 
     def holds(self, handler: Any) -> bool:
         body = self._bodies.get(handler)
-        return body is not None and _still_unread(handler, body)
+        return body is not None and _lingering(body)
 
-    def discard(self, handler: Any) -> None:
-        self._bodies.pop(handler, None)
+    def release(self, handler: Any) -> bool:
+        """End aiohttp's lingering read on `handler`, if there is one; True if there was."""
+        body = self._bodies.pop(handler, None)
+        if body is None or not _lingering(body):
+            return False
+        body.feed_eof()
+        return True
 
 
-def _still_unread(handler: Any, body: Any) -> bool:
-    return handler.transport is not None and not body.is_eof()
+def _lingering(body: Any) -> bool:
+    """aiohttp still reads the rest of `body`: neither all read, nor given up (it then sets
+    an exception on the body)."""
+    return not body.is_eof() and body.exception() is None
 
 
 class Reading:
@@ -84,11 +93,12 @@ class Reading:
     __slots__ = ("_cut", "_since")
 
     def __init__(self) -> None:
-        self._since: dict[Any, float] = {}  # aiohttp's connection -> when its body began
+        self._since: dict[Any, float] = {}  # aiohttp's connection -> loop time its body began
         self._cut: set[Any] = set()  # of those, the ones the cap closed
 
-    def start(self, handler: Any) -> None:
-        self._since[handler] = time.monotonic()
+    def start(self, handler: Any, now: float) -> None:
+        """`now`: the loop's time, which aiohttp's keep-alive times are in too."""
+        self._since[handler] = now
 
     def finish(self, handler: Any) -> bool:
         """Forget `handler`; True if the cap closed it (idempotent)."""
@@ -98,14 +108,11 @@ class Reading:
             return True
         return False
 
-    def slowest(self) -> Any:
-        """The connection whose body has been arriving longest, if at least READING_GRACE."""
-        now = time.monotonic()
+    def slowest(self) -> tuple[Any, float] | None:
+        """The connection whose body has been arriving longest, and since when (loop time)."""
         for handler, since in self._since.items():
-            if now - since < READING_GRACE:
-                return None  # the rest began later
             if handler.transport is not None and handler not in self._cut:
-                return handler
+                return handler, since
         return None
 
     def cut(self, handler: Any) -> None:
@@ -114,25 +121,38 @@ class Reading:
 
 
 def evict_waiting(live: dict[Any, Any], lingering: Lingering, reading: Reading) -> bool:
-    """Close the oldest connection waiting for a request, or reading the rest of a body whose
-    request was answered, as aiohttp's own keep-alive timeout closes one; failing those, cut
-    the slowest body (`Reading`); False if there is none. Reads aiohttp's private `_waiter`
-    (the future a connection awaits between requests) and `_request_in_progress`: the cap's
-    tests fail if they are renamed."""
+    """Make room for one connection; False if there is none to take. First one that serves
+    no one: a connection aiohttp lingers on, closed or answered before its body was read.
+    Else the one idle the longest: waiting for a request (its first, or its next) since
+    longest, or its body arriving since longest, whichever began earlier. Only the oldest
+    SCAN connections are looked at. Reads aiohttp's private `_waiter` (the future a connection
+    awaits between requests), `_request_in_progress` and `_next_keepalive_close_time`: the
+    cap's tests fail if they are renamed."""
+    idlest, since = None, float("inf")  # the connection waiting for a request since longest
     for handler in itertools.islice(live, SCAN):
-        if handler.transport is None:
-            continue  # closing already
+        if handler.transport is None:  # closed; aiohttp may still be lingering on it
+            if lingering.release(handler):
+                return True  # it leaves `live` once the read has ended, a loop turn later
+            continue
         waiter = getattr(handler, "_waiter", None)
-        waiting = waiter is not None and not waiter.done()
-        if waiting or (lingering.holds(handler)
-                       and not getattr(handler, "_request_in_progress", True)):  # fmt: skip
-            lingering.discard(handler)
-            handler.force_close()  # leaves `live` when its transport is closed
-            return True
+        if waiter is not None and not waiter.done():
+            # aiohttp closes an idle connection at this time: it has idled since then less
+            # the keep-alive timeout (since it opened, before its first request)
+            idle = handler._next_keepalive_close_time - handler.keepalive_timeout
+            if idle < since:
+                idlest, since = handler, idle
+        elif lingering.holds(handler) and not getattr(handler, "_request_in_progress", True):
+            return _evict(handler, lingering)
     slowest = reading.slowest()
-    if slowest is None:
-        return False
-    reading.cut(slowest)
+    if slowest is not None and slowest[1] <= since:
+        reading.cut(slowest[0])
+        return True
+    return idlest is not None and _evict(idlest, lingering)
+
+
+def _evict(handler: Any, lingering: Lingering) -> bool:
+    lingering.release(handler)
+    handler.force_close()  # leaves `live` when its transport is closed
     return True
 
 

@@ -218,8 +218,8 @@ def test_at_the_cap_connections_answered_before_their_body_was_read_make_room(
 
 
 def test_at_the_cap_the_slowest_body_is_cut_for_a_newcomer(bundle: Path) -> None:  # noqa: F811
-    # callers with a key trickle bodies on every connection: after READING_GRACE the one
-    # whose body has been arriving longest is cut (logged 408 request_body_too_slow)
+    # callers with a key trickle bodies on every connection: the one whose body has been
+    # arriving longest is cut (logged 408 request_body_too_slow)
     gw = Gateway(bundle, "--max-connections", "4", env={"GW_OPS_FAKE_KEY": CREDENTIAL})
     held: list[socket.socket] = []
     body = json.dumps(chat()).encode()
@@ -228,7 +228,7 @@ def test_at_the_cap_the_slowest_body_is_cut_for_a_newcomer(bundle: Path) -> None
             held.append(connect(gw))
             held[-1].sendall(head(body) + body[:10])
             time.sleep(0.05)  # in this order
-        time.sleep(1.3)  # past the grace
+        time.sleep(0.3)  # all four are reading
         newcomer = connect(gw)
         newcomer.sendall(head(body) + body)
         assert newcomer.recv(65536).startswith(b"HTTP/1.1 200")
@@ -241,6 +241,35 @@ def test_at_the_cap_the_slowest_body_is_cut_for_a_newcomer(bundle: Path) -> None
             sock.close()
         gw.stop()
     assert 408 in [line["status"] for line in gw.events("request")]
+    assert not gw.events("internal_error") and "Traceback" not in gw.text()
+
+
+def test_at_the_cap_what_idled_longest_makes_room(bundle: Path) -> None:  # noqa: F811
+    # three bodies trickling, then a connection that sends nothing: the oldest body has been
+    # arriving longer than that connection has waited, so the body is cut, not the connection
+    gw = Gateway(bundle, "--max-connections", "4", env={"GW_OPS_FAKE_KEY": CREDENTIAL})
+    held: list[socket.socket] = []
+    body = json.dumps(chat()).encode()
+    try:
+        for _ in range(3):
+            held.append(connect(gw))
+            held[-1].sendall(head(body) + body[:10])
+            time.sleep(0.05)
+        quiet = connect(gw)
+        held.append(quiet)
+        time.sleep(0.3)
+        newcomer = connect(gw)
+        newcomer.sendall(head(body) + body)
+        assert newcomer.recv(65536).startswith(b"HTTP/1.1 200")
+        held.append(newcomer)
+        assert closed_within(held[0], WAIT)[0]  # the oldest body
+        assert not closed_within(quiet, 0.5)[0]  # the quiet one is still open, and served
+        quiet.sendall(head(body) + body)
+        assert quiet.recv(65536).startswith(b"HTTP/1.1 200")
+    finally:
+        for sock in held:
+            sock.close()
+        gw.stop()
     assert not gw.events("internal_error") and "Traceback" not in gw.text()
 
 

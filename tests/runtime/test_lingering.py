@@ -6,11 +6,10 @@ gateway processes in tests/runtime/test_gateway_slow_clients.py."""
 
 from __future__ import annotations
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runtime.gateway.capped_site import PRUNE, READING_GRACE, Lingering, Reading
+from runtime.gateway.capped_site import PRUNE, Lingering, Reading
 
 
 class _Conn:
@@ -21,16 +20,23 @@ class _Conn:
 class _Body:
     def __init__(self) -> None:
         self.eof = False
+        self.error: Exception | None = None  # aiohttp gave up lingering on it
 
     def is_eof(self) -> bool:
         return self.eof
 
+    def exception(self) -> Exception | None:
+        return self.error
+
+    def feed_eof(self) -> None:
+        self.eof = True
+
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.sampled_from(["add", "add", "close", "drain"]), max_size=3000))
+@given(st.lists(st.sampled_from(["add", "add", "close", "drain", "give up"]), max_size=3000))
 def test_lingering_connections_are_remembered_within_a_bound(program: list[str]) -> None:
     lingering = Lingering()
-    open_: list[tuple[_Conn, _Body]] = []
+    open_: list[tuple[_Conn, _Body]] = []  # aiohttp still lingers on these
     peak = 0  # the most lingering at once
     for op in program:
         if op == "add":
@@ -38,29 +44,40 @@ def test_lingering_connections_are_remembered_within_a_bound(program: list[str])
             lingering.add(conn, body)
             open_.append((conn, body))
             peak = max(peak, len(open_))
-        elif open_ and op == "close":
-            open_.pop(0)[0].transport = None
-        elif open_:
+        elif open_ and op == "close":  # the client went: aiohttp still lingers on it
+            open_[0][0].transport = None
+        elif open_ and op == "drain":
             open_.pop(0)[1].eof = True
+        elif open_:
+            open_.pop(0)[1].error = RuntimeError("aiohttp gave up")
         # those still lingering are known; the rest are forgotten before they pile up
         assert all(lingering.holds(conn) for conn, _ in open_)
         assert len(lingering._bodies) <= max(PRUNE, 2 * peak)
 
 
-def test_lingering_forgets_connections_once_closed_or_drained() -> None:
+def test_lingering_forgets_connections_once_drained_or_given_up() -> None:
     lingering = Lingering()
     kept = [(_Conn(), _Body()) for _ in range(10)]  # lingering throughout
     for conn, body in kept:
         lingering.add(conn, body)
-    for i in range(20 * PRUNE):  # churn: one at a time, each closed or drained at once
+    for i in range(20 * PRUNE):  # churn: one at a time, each drained or given up at once
         conn, body = _Conn(), _Body()
         lingering.add(conn, body)
         if i % 2:
-            conn.transport = None
+            body.error = RuntimeError("aiohttp gave up")
         else:
             body.eof = True
         assert len(lingering._bodies) <= PRUNE
     assert all(lingering.holds(conn) for conn, _ in kept)
+
+
+def test_releasing_ends_the_lingering_read_once() -> None:
+    lingering = Lingering()
+    conn, body = _Conn(), _Body()
+    lingering.add(conn, body)
+    conn.transport = None  # the client went; aiohttp's read would wait for the body
+    assert lingering.release(conn) is True and body.eof  # the read ends now
+    assert lingering.release(conn) is False and not lingering.holds(conn)
 
 
 class _Handler(_Conn):
@@ -75,33 +92,37 @@ class _Handler(_Conn):
 def test_reading_forgets_every_body_once_finished(program: list[tuple[str, int]]) -> None:
     reading = Reading()
     handlers = [_Handler() for _ in range(5)]
-    for op, i in program:
-        if op == "start":
-            reading.start(handlers[i])
-        elif op == "cut":
-            reading.cut(handlers[i])
-            assert handlers[i].closed
-        else:
-            reading.finish(handlers[i])
-        assert reading.slowest() is None  # none has been arriving for the grace yet
+    started: list[_Handler] = []  # still reading, in the order they began, not cut
+    for step, (op, i) in enumerate(program):
+        handler = handlers[i]
+        if op == "start" and handler not in started and not handler.closed:  # a cut one is
+            # closed: no body of it starts again
+            reading.start(handler, float(step))
+            started.append(handler)
+        elif op == "cut":  # what the cap does: cut the slowest, if any
+            slowest = reading.slowest()
+            if slowest is not None:
+                reading.cut(slowest[0])
+                assert slowest[0].closed
+                started.remove(slowest[0])
+        elif op == "finish":
+            reading.finish(handler)
+            if handler in started:
+                started.remove(handler)
+        first = reading.slowest()
+        assert (first[0] if first else None) is (started[0] if started else None)
     for handler in handlers:
         reading.finish(handler)
     assert not reading._since and not reading._cut  # nothing left behind
 
 
-def test_the_slowest_body_is_the_one_arriving_longest(monkeypatch: pytest.MonkeyPatch) -> None:
-    import runtime.gateway.capped_site as site
-
-    now = [100.0]
-    monkeypatch.setattr(site.time, "monotonic", lambda: now[0])
+def test_a_cut_body_is_reported_once() -> None:
     reading = Reading()
     first, second = _Handler(), _Handler()
-    reading.start(first)
-    now[0] += 0.5
-    reading.start(second)
-    now[0] += READING_GRACE - 0.1
-    assert reading.slowest() is first  # past the grace; the second is not
+    reading.start(first, 1.0)
+    reading.start(second, 2.0)
+    assert reading.slowest() == (first, 1.0)
     reading.cut(first)
-    assert reading.slowest() is None and reading.finish(first) is True
-    now[0] += 0.2
-    assert reading.slowest() is second and reading.finish(second) is False
+    assert reading.slowest() == (second, 2.0)  # the cut one is not offered again
+    assert reading.finish(first) is True and reading.finish(first) is False
+    assert reading.finish(second) is False
