@@ -138,7 +138,7 @@ def evict_waiting(live: dict[Any, Any], lingering: Lingering, reading: Reading) 
         if waiter is not None and not waiter.done():
             # aiohttp closes an idle connection at this time: it has idled since then less
             # the keep-alive timeout (since it opened, before its first request)
-            idle = handler._next_keepalive_close_time - handler.keepalive_timeout
+            idle = getattr(handler, "_next_keepalive_close_time", 0.0) - handler.keepalive_timeout
             if idle < since:
                 idlest, since = handler, idle
         elif lingering.holds(handler) and not getattr(handler, "_request_in_progress", True):
