@@ -55,6 +55,15 @@ def head(body: bytes, length: int | None = None) -> bytes:
             ).encode()  # fmt: skip
 
 
+def served(gw: Gateway) -> socket.socket:
+    """A new connection whose chat request is answered 200 (the connection stays open)."""
+    sock = connect(gw)
+    body = json.dumps(chat()).encode()
+    sock.sendall(head(body) + body)
+    assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+    return sock
+
+
 def test_an_idle_connection_and_one_whose_headers_never_end_are_closed(gateway: Gateway) -> None:
     idle, partial = connect(gateway), connect(gateway)
     partial.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nX-Slow: ")
@@ -172,10 +181,7 @@ def test_at_the_cap_a_new_connection_takes_the_place_of_the_oldest_waiting_one(
         time.sleep(0.3)  # accepted and counted
         body = json.dumps(chat()).encode()
         for expected in range(2):  # each newcomer is served; the oldest waiting one goes
-            newcomer = connect(gw)
-            newcomer.sendall(head(body) + body)
-            assert newcomer.recv(65536).startswith(b"HTTP/1.1 200")
-            held.append(newcomer)
+            held.append(served(gw))
             closed, got = closed_within(held[expected], WAIT)
             assert closed and got == b"", got[:200]  # closed, nothing written to it
         held[2].sendall(head(body) + body)  # the others are served as before
@@ -203,11 +209,7 @@ def test_at_the_cap_connections_answered_before_their_body_was_read_make_room(
                          "\r\nContent-Length: 1000000\r\n\r\n{".encode())  # fmt: skip
             assert sock.recv(65536).split(b" ")[1] in (b"401", b"404")
             held.append(sock)
-        newcomer = connect(gw)
-        body = json.dumps(chat()).encode()
-        newcomer.sendall(head(body) + body)
-        assert newcomer.recv(65536).startswith(b"HTTP/1.1 200")
-        held.append(newcomer)
+        held.append(served(gw))
         closed, _ = closed_within(held[0], WAIT)  # the oldest of them made room
         assert closed
     finally:
@@ -229,9 +231,7 @@ def test_at_the_cap_the_slowest_body_is_cut_for_a_newcomer(bundle: Path) -> None
             held[-1].sendall(head(body) + body[:10])
             time.sleep(0.05)  # in this order
         time.sleep(0.3)  # all four are reading
-        newcomer = connect(gw)
-        newcomer.sendall(head(body) + body)
-        assert newcomer.recv(65536).startswith(b"HTTP/1.1 200")
+        held.append(served(gw))
         closed, _ = closed_within(held[0], WAIT)  # the oldest trickler
         assert closed
         held[1].sendall(body[10:])  # the others go on
@@ -258,10 +258,7 @@ def test_at_the_cap_what_idled_longest_makes_room(bundle: Path) -> None:  # noqa
         quiet = connect(gw)
         held.append(quiet)
         time.sleep(0.3)
-        newcomer = connect(gw)
-        newcomer.sendall(head(body) + body)
-        assert newcomer.recv(65536).startswith(b"HTTP/1.1 200")
-        held.append(newcomer)
+        held.append(served(gw))
         assert closed_within(held[0], WAIT)[0]  # the oldest body
         assert not closed_within(quiet, 0.5)[0]  # the quiet one is still open, and served
         quiet.sendall(head(body) + body)
