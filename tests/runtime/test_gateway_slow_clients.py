@@ -9,6 +9,7 @@ import re
 import socket
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -167,133 +168,122 @@ def test_a_whole_answer_the_client_stops_reading_is_dropped(gateway: Gateway) ->
     assert not gateway.events("internal_error") and "Traceback" not in gateway.text()
 
 
-def test_at_the_cap_a_new_connection_takes_the_place_of_the_oldest_waiting_one(
-    bundle: Path,  # noqa: F811
-) -> None:
-    gw = Gateway(bundle, "--max-connections", "4", env={"GW_OPS_FAKE_KEY": CREDENTIAL})
-    held: list[socket.socket] = []
+@dataclass
+class Capped:
+    gw: Gateway  # with --max-connections 4
+    held: list[socket.socket]  # the test's client sockets, closed after it
+
+
+@pytest.fixture
+def capped(bundle: Path) -> Iterator[Capped]:  # noqa: F811
+    """A gateway with `--max-connections 4`; after the test its sockets are closed, the
+    gateway is stopped, and it must have logged no internal error."""
+    cap = Capped(Gateway(bundle, "--max-connections", "4", env={"GW_OPS_FAKE_KEY": CREDENTIAL}),
+                 [])  # fmt: skip
     try:
-        assert gw.events("listening")[0]["max_connections"] == 4
-        held = [connect(gw) for _ in range(3)]
-        partial = connect(gw)  # headers that never end: waiting for its request, too
-        partial.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nX-Slow: ")
-        held.append(partial)
-        time.sleep(0.3)  # accepted and counted
-        body = json.dumps(chat()).encode()
-        for expected in range(2):  # each newcomer is served; the oldest waiting one goes
-            held.append(served(gw))
-            closed, got = closed_within(held[expected], WAIT)
-            assert closed and got == b"", got[:200]  # closed, nothing written to it
-        held[2].sendall(head(body) + body)  # the others are served as before
-        assert held[2].recv(65536).startswith(b"HTTP/1.1 200")
+        yield cap
     finally:
-        for sock in held:
+        for sock in cap.held:
             sock.close()
-        gw.stop()
-    assert not gw.events("internal_error") and "Traceback" not in gw.text()
+        cap.gw.stop()
+    assert not cap.gw.events("internal_error") and "Traceback" not in cap.gw.text()
+
+
+def test_at_the_cap_a_new_connection_takes_the_place_of_the_oldest_waiting_one(
+    capped: Capped,
+) -> None:
+    gw, held = capped.gw, capped.held
+    assert gw.events("listening")[0]["max_connections"] == 4
+    held.extend(connect(gw) for _ in range(3))
+    partial = connect(gw)  # headers that never end: waiting for its request, too
+    partial.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nX-Slow: ")
+    held.append(partial)
+    time.sleep(0.3)  # accepted and counted
+    body = json.dumps(chat()).encode()
+    for expected in range(2):  # each newcomer is served; the oldest waiting one goes
+        held.append(served(gw))
+        closed, got = closed_within(held[expected], WAIT)
+        assert closed and got == b"", got[:200]  # closed, nothing written to it
+    held[2].sendall(head(body) + body)  # the others are served as before
+    assert held[2].recv(65536).startswith(b"HTTP/1.1 200")
 
 
 @pytest.mark.parametrize("path", ["/v1/chat/completions", "/nowhere"])
 def test_at_the_cap_connections_answered_before_their_body_was_read_make_room(
-    bundle: Path,  # noqa: F811
-    path: str,
+    capped: Capped, path: str
 ) -> None:
     # no key (401) or no such path (aiohttp's 404): answered at once, and then aiohttp reads
     # and drops the body for up to 10 s; a caller without a key must not hold slots that way
-    gw = Gateway(bundle, "--max-connections", "4", env={"GW_OPS_FAKE_KEY": CREDENTIAL})
-    held: list[socket.socket] = []
-    try:
-        for _ in range(4):
-            sock = connect(gw)
-            sock.sendall(f"POST {path} HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json"
-                         "\r\nContent-Length: 1000000\r\n\r\n{".encode())  # fmt: skip
-            assert sock.recv(65536).split(b" ")[1] in (b"401", b"404")
-            held.append(sock)
-        held.append(served(gw))
-        closed, _ = closed_within(held[0], WAIT)  # the oldest of them made room
-        assert closed
-    finally:
-        for sock in held:
-            sock.close()
-        gw.stop()
-    assert not gw.events("internal_error") and "Traceback" not in gw.text()
+    gw, held = capped.gw, capped.held
+    for _ in range(4):
+        sock = connect(gw)
+        held.append(sock)
+        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json"
+                     "\r\nContent-Length: 1000000\r\n\r\n{".encode())  # fmt: skip
+        assert sock.recv(65536).split(b" ")[1] in (b"401", b"404")
+    held.append(served(gw))
+    closed, _ = closed_within(held[0], WAIT)  # the oldest of them made room
+    assert closed
 
 
-def test_at_the_cap_the_slowest_body_is_cut_for_a_newcomer(bundle: Path) -> None:  # noqa: F811
+def trickle(gw: Gateway, held: list[socket.socket], count: int) -> bytes:
+    """`count` connections, one after another, each sending all of a request but the rest
+    of its body after the first 10 bytes; the whole body is returned."""
+    body = json.dumps(chat()).encode()
+    for _ in range(count):
+        held.append(connect(gw))
+        held[-1].sendall(head(body) + body[:10])
+        time.sleep(0.05)  # in this order
+    return body
+
+
+def test_at_the_cap_the_slowest_body_is_cut_for_a_newcomer(capped: Capped) -> None:
     # callers with a key trickle bodies on every connection: the one whose body has been
     # arriving longest is cut (logged 408 request_body_too_slow)
-    gw = Gateway(bundle, "--max-connections", "4", env={"GW_OPS_FAKE_KEY": CREDENTIAL})
-    held: list[socket.socket] = []
-    body = json.dumps(chat()).encode()
-    try:
-        for _ in range(4):
-            held.append(connect(gw))
-            held[-1].sendall(head(body) + body[:10])
-            time.sleep(0.05)  # in this order
-        time.sleep(0.3)  # all four are reading
-        held.append(served(gw))
-        closed, _ = closed_within(held[0], WAIT)  # the oldest trickler
-        assert closed
-        held[1].sendall(body[10:])  # the others go on
-        assert held[1].recv(65536).startswith(b"HTTP/1.1 200")
-    finally:
-        for sock in held:
-            sock.close()
-        gw.stop()
+    gw, held = capped.gw, capped.held
+    body = trickle(gw, held, 4)
+    time.sleep(0.3)  # all four are reading
+    held.append(served(gw))
+    closed, _ = closed_within(held[0], WAIT)  # the oldest trickler
+    assert closed
+    held[1].sendall(body[10:])  # the others go on
+    assert held[1].recv(65536).startswith(b"HTTP/1.1 200")
+    gw.stop()  # its log is complete
     assert 408 in [line["status"] for line in gw.events("request")]
-    assert not gw.events("internal_error") and "Traceback" not in gw.text()
 
 
-def test_at_the_cap_what_idled_longest_makes_room(bundle: Path) -> None:  # noqa: F811
+def test_at_the_cap_what_idled_longest_makes_room(capped: Capped) -> None:
     # three bodies trickling, then a connection that sends nothing: the oldest body has been
     # arriving longer than that connection has waited, so the body is cut, not the connection
-    gw = Gateway(bundle, "--max-connections", "4", env={"GW_OPS_FAKE_KEY": CREDENTIAL})
-    held: list[socket.socket] = []
-    body = json.dumps(chat()).encode()
-    try:
-        for _ in range(3):
-            held.append(connect(gw))
-            held[-1].sendall(head(body) + body[:10])
-            time.sleep(0.05)
-        quiet = connect(gw)
-        held.append(quiet)
-        time.sleep(0.3)
-        held.append(served(gw))
-        assert closed_within(held[0], WAIT)[0]  # the oldest body
-        assert not closed_within(quiet, 0.5)[0]  # the quiet one is still open, and served
-        quiet.sendall(head(body) + body)
-        assert quiet.recv(65536).startswith(b"HTTP/1.1 200")
-    finally:
-        for sock in held:
-            sock.close()
-        gw.stop()
-    assert not gw.events("internal_error") and "Traceback" not in gw.text()
+    gw, held = capped.gw, capped.held
+    body = trickle(gw, held, 3)
+    quiet = connect(gw)
+    held.append(quiet)
+    time.sleep(0.3)
+    held.append(served(gw))
+    assert closed_within(held[0], WAIT)[0]  # the oldest body
+    assert not closed_within(quiet, 0.5)[0]  # the quiet one is still open, and served
+    quiet.sendall(head(body) + body)
+    assert quiet.recv(65536).startswith(b"HTTP/1.1 200")
 
 
-def test_when_every_connection_is_busy_a_new_one_is_refused(bundle: Path) -> None:  # noqa: F811
-    gw = Gateway(bundle, "--max-connections", "4", env={"GW_OPS_FAKE_KEY": CREDENTIAL})
-    busy: list[socket.socket] = []
+def test_when_every_connection_is_busy_a_new_one_is_refused(capped: Capped) -> None:
+    gw, busy = capped.gw, capped.held
     body = json.dumps(chat()).encode()
     slow = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {KEY}"
             "\r\nContent-Type: application/json\r\nx-mock-latency-ms: 3000\r\n"
             f"Content-Length: {len(body)}\r\n\r\n").encode() + body  # fmt: skip
-    try:
-        busy = [connect(gw) for _ in range(4)]
-        for sock in busy:  # a request in progress on each: its upstream answers in 3 s
-            sock.sendall(slow)
-        time.sleep(0.3)
-        refused = connect(gw)
-        closed, got = closed_within(refused, WAIT)
-        refused.close()
-        assert closed and got.startswith(b"HTTP/1.1 503"), got[:200]
-        assert b"retry-after: 1" in got.lower() and b"too_many_connections" in got
-        assert busy[0].recv(65536).startswith(b"HTTP/1.1 200")  # those open are served
-        for sock in busy[1:]:
-            sock.close()
-        time.sleep(0.3)  # their slots are free again
-        assert gw.request("POST", "/v1/chat/completions", chat(), AUTH)[0] == 200
-    finally:
-        for sock in busy:
-            sock.close()
-        gw.stop()
-    assert not gw.events("internal_error") and "Traceback" not in gw.text()
+    busy.extend(connect(gw) for _ in range(4))
+    for sock in busy:  # a request in progress on each: its upstream answers in 3 s
+        sock.sendall(slow)
+    time.sleep(0.3)
+    refused = connect(gw)
+    closed, got = closed_within(refused, WAIT)
+    refused.close()
+    assert closed and got.startswith(b"HTTP/1.1 503"), got[:200]
+    assert b"retry-after: 1" in got.lower() and b"too_many_connections" in got
+    assert busy[0].recv(65536).startswith(b"HTTP/1.1 200")  # those open are served
+    for sock in busy[1:]:
+        sock.close()
+    time.sleep(0.3)  # their slots are free again
+    assert gw.request("POST", "/v1/chat/completions", chat(), AUTH)[0] == 200
