@@ -47,9 +47,13 @@ class Counted:
 class ClientGone(Exception):
     """The client closed its connection mid-stream."""
 
+    ended = "client_gone"  # how the stream ended, as `relay` reports it
+
 
 class ClientStuck(ClientGone):
     """The client stopped reading: a write did not go out within the client timeout."""
+
+    ended = "client_timeout"
 
 
 async def relay(
@@ -100,7 +104,7 @@ async def relay(
         ended, message = "upstream_error", f"the upstream stream is malformed: {exc}"
     except ClientGone as exc:
         resp.close()
-        return "client_timeout" if isinstance(exc, ClientStuck) else "client_gone"
+        return exc.ended
     except BROKEN as exc:
         exc.__traceback__ = None  # aiohttp keeps it on `resp`: a cycle through this frame
         ended, message = "upstream_error", f"the upstream connection failed ({type(exc).__name__})"
@@ -108,7 +112,7 @@ async def relay(
     try:
         await _send(write, translator.error_event(502, message), client_timeout)
     except ClientGone as exc:
-        return "client_timeout" if isinstance(exc, ClientStuck) else "client_gone"
+        return exc.ended
     return ended
 
 
