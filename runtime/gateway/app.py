@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 
 from runtime.bundle.aliases import usable_aliases
 from runtime.bundle.errors import RequestError, StoreUnavailable
@@ -21,7 +21,7 @@ from runtime.bundle.money import Usage, dollars
 from runtime.gateway.alerts import Alerts
 from runtime.gateway.body_budget import BodyBudget, Lease
 from runtime.gateway.books import Books, Record
-from runtime.gateway.capped_site import Lingering, Reading
+from runtime.gateway.capped_site import Lingering, Reading, close_unread
 from runtime.gateway.deadline import Deadline
 from runtime.gateway.execute import Engine, Job, Outcome, estimate, timeout_of
 from runtime.gateway.forms import Form, any_trace_id, max_output, read_form
@@ -42,6 +42,8 @@ ENDPOINTS = {
     "/v1/messages": "messages",
 }
 JSON = "application/json"
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+INVITED = "catalogc.invited"  # a request's key: its `Expect: 100-continue` was answered
 MAX_BODY_BYTES = 16 * 1024 * 1024
 
 
@@ -100,16 +102,49 @@ def build_app(gw: Gateway, max_body: int = MAX_BODY_BYTES) -> web.Application:
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/v1/catalog/usage", usage)
     for path, endpoint in ENDPOINTS.items():
-        app.router.add_post(path, _handler(endpoint))
+        app.router.add_post(path, _handler(endpoint), expect_handler=_defer_expect)
+    # last: what no route above takes (aiohttp would answer in plain text, and invite the
+    # body of an `Expect: 100-continue` first)
+    app.router.add_route("*", "/{tail:.*}", _unrouted, expect_handler=_defer_expect)
     app.on_response_prepare.append(_mark_unread)
     return app
 
 
+GETS = ("/healthz", "/readyz", "/v1/models", "/metrics", "/v1/catalog/usage")
+
+
+async def _unrouted(request: web.Request) -> web.Response:
+    """A path the gateway does not serve, or a method its path does not take: answered in
+    the OpenAI error shape (Anthropic's on /v1/messages), quoting nothing the client sent."""
+    if request.path in ENDPOINTS or request.path in GETS:
+        allowed = "POST" if request.path in ENDPOINTS else "GET, HEAD"
+        failure = Failure(405, f"this endpoint takes {allowed} only", "method_not_allowed",
+                          headers={"Allow": allowed})  # fmt: skip
+    else:
+        served = ", ".join(ENDPOINTS)
+        failure = Failure(404, f"no endpoint at this path: the gateway serves POST {served}, "
+                          "and GET /v1/models", "unknown_endpoint")  # fmt: skip
+    return _error(failure, request.path == "/v1/messages")
+
+
+async def _defer_expect(request: web.Request) -> None:
+    """aiohttp's default answers `Expect: 100-continue` before any handler runs, inviting
+    the body of a client without a key, or of one too large. Here nothing is answered yet:
+    `_read` invites the body once the caller is known and its announced size fits."""
+
+
 async def _mark_unread(request: web.Request, response: web.StreamResponse) -> None:
     """Any answer (aiohttp's own 404 too) given before the body was all read: aiohttp will
-    read and drop the rest, and at the connection cap such a connection may be evicted."""
-    if not request.content.is_eof():
-        request.app[GATEWAY].lingering.add(request.protocol, request.content)
+    read and drop the rest, and at the connection cap such a connection may be evicted.
+    A body never invited (`Expect: 100-continue`) may never come: that connection closes."""
+    if request.content.is_eof():
+        return
+    if _expects_continue(request) and not request.get(INVITED):
+        response.force_close()  # the hook runs after aiohttp chose the header, not after it
+        response.headers["Connection"] = "close"  # wrote it: say so to the client
+        close_unread(request.protocol)
+        return
+    request.app[GATEWAY].lingering.add(request.protocol, request.content)
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -328,6 +363,7 @@ async def _read(request: web.Request, lease: Lease) -> bytes:
     length = request.content_length
     if length is not None and length > limit:  # refused before reading any of it
         raise _too_large(limit)
+    await _invite(request, lease, length)
     parts: list[bytes] = []
     size = 0
     content = request.content
@@ -336,12 +372,41 @@ async def _read(request: web.Request, lease: Lease) -> bytes:
         if size > limit:
             raise _too_large(limit)
         if not lease.take(len(chunk)):
-            raise Failure(503, "the gateway holds as many request bodies as it may at once, "
-                          "or as many as one workspace may (--max-body-memory, half of it "
-                          "per workspace); retry shortly", "body_memory_full",
-                          retry_after=1.0, close=True)  # fmt: skip
+            raise _memory_full()
         parts.append(chunk)
     return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+async def _invite(request: web.Request, lease: Lease, length: int | None) -> None:
+    """Answer the request's expectation, now that it is to be read (see `_defer_expect`):
+    a body announced larger than the budget has room for is refused, not invited."""
+    expect = request.headers.get("Expect")
+    if expect is None or request.version != HttpVersion11 or request.content.is_eof():
+        return  # HTTP/1.0 has no expectations; an empty body needs no invitation
+    if expect.lower() != "100-continue":  # the value is the client's: not quoted back
+        raise Failure(417, "the only expectation supported is `Expect: 100-continue`",
+                      "expectation_failed", close=True)  # fmt: skip
+    if length is not None and not lease.fits(length):
+        raise _memory_full()
+    if not request.get(INVITED):
+        request[INVITED] = True
+        await request.writer.write(CONTINUE)
+        request.writer.output_size = 0  # the interim answer is not the answer's size
+
+
+def _expects_continue(request: web.Request) -> bool:
+    """The client holds its body until invited (another expectation's body comes anyway)."""
+    expect = request.headers.get("Expect")
+    return (
+        expect is not None and expect.lower() == "100-continue" and request.version == HttpVersion11
+    )
+
+
+def _memory_full() -> Failure:
+    return Failure(503, "the gateway holds as many request bodies as it may at once, or as "
+                   "many as one workspace may (--max-body-memory, half of it per "
+                   "workspace); retry shortly", "body_memory_full", retry_after=1.0,
+                   close=True)  # fmt: skip
 
 
 def _too_large(limit: int) -> Failure:

@@ -44,16 +44,22 @@ class Lease:
         self.size = 0
         self.workspace = ""
 
+    def fits(self, size: int) -> bool:
+        """Would `size` more bytes of this body be taken now?"""
+        budget = self.budget
+        own = budget.by_workspace.get(self.workspace, 0)
+        return self.size + size <= SMALL or (
+            budget.held + size <= budget.limit and own + size <= budget.limit // SHARE
+        )
+
     def take(self, size: int) -> bool:
         """Add `size` bytes of this body; False (nothing taken) if they do not fit."""
         if not size:
             return True
+        if not self.fits(size):
+            return False
         budget = self.budget
         own = budget.by_workspace.get(self.workspace, 0)
-        if self.size + size > SMALL and (
-            budget.held + size > budget.limit or own + size > budget.limit // SHARE
-        ):
-            return False
         self.size += size
         budget.held += size
         budget.by_workspace[self.workspace] = own + size

@@ -80,6 +80,15 @@ class Lingering:
         return True
 
 
+def close_unread(handler: Any) -> None:
+    """Close `handler`'s connection once its answer is written, without aiohttp's lingering
+    read: for a body the client was never invited to send (`Expect: 100-continue`), so
+    that none is in flight to be cut off. (Private: aiohttp has no public switch for it; if
+    it goes, the connection lingers as before, and the tests say so.)"""
+    if hasattr(handler, "_lingering_time"):
+        handler._lingering_time = 0.0
+
+
 def _lingering(body: Any) -> bool:
     """aiohttp still reads the rest of `body`: neither all read, nor given up (it then sets
     an exception on the body)."""

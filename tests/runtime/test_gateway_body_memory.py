@@ -196,6 +196,128 @@ def test_a_client_gone_mid_body_is_logged_as_gone_not_as_a_fault(gateway: Gatewa
     assert not gateway.events("internal_error") and "Traceback" not in gateway.text()
 
 
+# -- Expect: 100-continue: a body is invited only once it would be read ---------------------
+
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+def expecting(length: int, workspace: str | None = "ops", expect: str = "100-continue",
+              path: str = "/v1/chat/completions") -> bytes:  # fmt: skip
+    """Headers announcing a body of `length` bytes that the client holds until invited."""
+    auth = f"Authorization: Bearer {key(workspace)}\r\n" if workspace else ""
+    return (f"POST {path} HTTP/1.1\r\nHost: gw\r\n{auth}Content-Type: application/json\r\n"
+            f"Content-Length: {length}\r\nExpect: {expect}\r\n\r\n").encode()  # fmt: skip
+
+
+def first_answer(sock: socket.socket) -> bytes:
+    """What the gateway sends first: an interim 100 alone, or a whole final answer."""
+    got = b""
+    while b"\r\n\r\n" not in got:
+        part = sock.recv(65536)
+        if not part:
+            return got
+        got += part
+    if got.startswith(CONTINUE):
+        return got
+    head_end = got.index(b"\r\n\r\n") + 4
+    length = int(got.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+    while len(got) < head_end + length:
+        got += sock.recv(65536)
+    return got
+
+
+def closed(sock: socket.socket) -> bool:
+    """The gateway closed the connection (within WAIT), having sent nothing more."""
+    try:
+        return sock.recv(1) == b""
+    except ConnectionResetError:
+        return True
+
+
+@pytest.mark.parametrize(
+    ("workspace", "length", "expect", "path", "status", "code"),
+    [
+        (None, 1000, "100-continue", "", 401, "invalid_api_key"),  # no key: nothing to invite
+        ("ops", 10**9, "100-continue", "", 413, "request_too_large"),  # announced too large
+        ("ops", 1000, "a-treat", "", 417, "expectation_failed"),  # not an expectation we meet
+        ("ops", 1000, "100-continue", "/v1/nowhere", 404, "unknown_endpoint"),  # no route
+    ],
+)
+def test_a_body_refused_before_it_is_read_is_not_invited(
+    gateway: Gateway, workspace: str | None, length: int, expect: str, path: str, status: int,
+    code: str,
+) -> None:  # fmt: skip
+    sock = connect(gateway)
+    sock.sendall(expecting(length, workspace, expect, path or "/v1/chat/completions"))
+    answer = first_answer(sock)  # the refusal itself, no "100 Continue" before it
+    assert answer.startswith(f"HTTP/1.1 {status} ".encode()), answer[:200]
+    assert code.encode() in answer and b"Connection: close" in answer
+    if expect != "100-continue":  # an expectation we do not know holds no body back
+        sock.sendall(b"x" * length)
+    assert closed(sock)  # and none the client was never asked for is waited on
+    sock.close()
+    logged = [line["status"] for line in gateway.events("request")]
+    assert logged == ([] if path else [status])  # an unrouted path is not a request
+
+
+def test_what_no_route_takes_is_answered_in_the_clients_error_shape(gateway: Gateway) -> None:
+    status, headers, answer = gateway.request("GET", "/v1/images/generations")
+    assert status == 404 and headers["content-type"].startswith("application/json")
+    error = json.loads(answer)["error"]
+    assert error["code"] == "unknown_endpoint" and "/v1/chat/completions" in error["message"]
+    assert "images" not in error["message"]  # nothing the client sent is quoted back
+    status, headers, answer = gateway.request("GET", "/v1/chat/completions")
+    assert status == 405 and headers["allow"] == "POST"
+    assert json.loads(answer)["error"]["code"] == "method_not_allowed"
+    status, headers, answer = gateway.request("DELETE", "/v1/models")
+    assert status == 405 and headers["allow"] == "GET, HEAD"
+    status, _, answer = gateway.request("GET", "/v1/messages")  # Anthropic's shape there
+    assert status == 405 and json.loads(answer)["type"] == "error"
+    assert gateway.request("GET", "/healthz")[0] == 200  # the routes themselves still answer
+
+
+def test_a_body_that_fits_is_invited_once_and_served(gateway: Gateway) -> None:
+    sock = connect(gateway)
+    data = body_of(200_000)
+    for _ in range(2):  # and the connection stays usable for the next request
+        sock.sendall(expecting(len(data)))
+        assert first_answer(sock) == CONTINUE
+        sock.sendall(data)
+        answer = first_answer(sock)
+        assert answer.startswith(b"HTTP/1.1 200 "), answer[:300]
+        assert CONTINUE not in answer and b"Connection: close" not in answer
+    sock.close()
+
+
+def test_a_body_the_budget_has_no_room_for_is_not_invited(gateway: Gateway) -> None:
+    holders = [hold(gateway, 500_000, "ops"), hold(gateway, 500_000, "w2")]
+    time.sleep(0.3)  # both are counted
+    sock = connect(gateway)
+    sock.sendall(expecting(300_000, "w3"))
+    answer = first_answer(sock)
+    assert answer.startswith(b"HTTP/1.1 503 "), answer[:200]
+    assert b"body_memory_full" in answer and closed(sock)
+    sock.close()
+    for holder in holders:
+        holder.close()
+    # with room again, the same request is invited
+    sock = until_invited(gateway, expecting(300_000, "w3"))
+    sock.sendall(body_of(300_000))
+    assert first_answer(sock).startswith(b"HTTP/1.1 200 ")
+    sock.close()
+
+
+def until_invited(gw: Gateway, headers: bytes) -> socket.socket:
+    end = time.monotonic() + WAIT
+    while True:
+        sock = connect(gw)
+        sock.sendall(headers)
+        if first_answer(sock) == CONTINUE or time.monotonic() > end:
+            return sock
+        sock.close()
+        time.sleep(0.1)
+
+
 # -- the budget's own law -------------------------------------------------------------------
 
 steps = st.lists(
@@ -225,6 +347,7 @@ def test_the_budget_counts_exactly_and_only_small_bodies_pass_it(
         before_held, before_size = budget.held, lease.size
         own = sum(one.size for one in leases.values() if one.workspace == lease.workspace)
         fits = budget.held + size <= limit and own + size <= limit // SHARE
+        assert lease.fits(size) == (fits or before_size + size <= SMALL)  # and takes nothing
         taken = lease.take(size)
         assert taken == (fits or before_size + size <= SMALL)
         assert (budget.held, lease.size) == (
