@@ -23,6 +23,7 @@ import itertools
 import json
 import resource
 import socket
+from collections.abc import Iterator
 from typing import Any
 
 from aiohttp import web
@@ -129,19 +130,55 @@ class Reading:
         handler.force_close()  # the body's read fails; `finish` tells the app why
 
 
-def evict_waiting(live: dict[Any, Any], lingering: Lingering, reading: Reading) -> bool:
+class Rotor:
+    """Where to look past the oldest SCAN connections when none of those can go (all busy):
+    each such newcomer looks at the next SCAN in turn, so that an idle connection anywhere in
+    the table is found within len/SCAN newcomers, at a bounded cost for each."""
+
+    __slots__ = ("at",)
+
+    def __init__(self) -> None:
+        self.at = SCAN
+
+    def window(self, live: dict[Any, Any]) -> Iterator[Any]:
+        if self.at >= len(live):
+            self.at = SCAN
+        start, self.at = self.at, self.at + SCAN
+        return itertools.islice(live, start, start + SCAN)
+
+
+def evict_waiting(live: dict[Any, Any], lingering: Lingering, reading: Reading,
+                  rotor: Rotor | None = None) -> bool:  # fmt: skip
     """Make room for one connection; False if there is none to take. First one that serves
     no one: a connection aiohttp lingers on, closed or answered before its body was read.
     Else the one idle the longest: waiting for a request (its first, or its next) since
     longest, or its body arriving since longest, whichever began earlier. Only the oldest
-    SCAN connections are looked at. Reads aiohttp's private `_waiter` (the future a connection
-    awaits between requests), `_request_in_progress` and `_next_keepalive_close_time`: the
-    cap's tests fail if they are renamed."""
-    idlest, since = None, float("inf")  # the connection waiting for a request since longest
-    for handler in itertools.islice(live, SCAN):
+    SCAN connections are looked at, and, if none of those can go, the next SCAN of the
+    `rotor`'s turn. Reads aiohttp's private `_waiter` (the future a connection awaits between
+    requests), `_request_in_progress` and `_next_keepalive_close_time`: the cap's tests fail
+    if they are renamed."""
+    let_go, idlest, since = _scan(itertools.islice(live, SCAN), lingering)
+    if let_go:
+        return True
+    slowest = reading.slowest()
+    if slowest is not None and slowest[1] <= since:
+        reading.cut(slowest[0])
+        return True
+    if idlest is None and rotor is not None and len(live) > SCAN:
+        let_go, idlest, _ = _scan(rotor.window(live), lingering)
+        if let_go:
+            return True
+    return idlest is not None and _evict(idlest, lingering)
+
+
+def _scan(handlers: Iterator[Any], lingering: Lingering) -> tuple[bool, Any, float]:
+    """(True, …) if one of `handlers` was let go; else the one waiting for a request since
+    longest (or None), and since when."""
+    idlest, since = None, float("inf")
+    for handler in handlers:
         if handler.transport is None:  # closed; aiohttp may still be lingering on it
             if lingering.release(handler):
-                return True  # it leaves `live` once the read has ended, a loop turn later
+                return True, None, since  # it leaves `live` once the read has ended
             continue
         waiter = getattr(handler, "_waiter", None)
         if waiter is not None and not waiter.done():
@@ -151,12 +188,8 @@ def evict_waiting(live: dict[Any, Any], lingering: Lingering, reading: Reading) 
             if idle < since:
                 idlest, since = handler, idle
         elif lingering.holds(handler) and not getattr(handler, "_request_in_progress", True):
-            return _evict(handler, lingering)
-    slowest = reading.slowest()
-    if slowest is not None and slowest[1] <= since:
-        reading.cut(slowest[0])
-        return True
-    return idlest is not None and _evict(idlest, lingering)
+            return _evict(handler, lingering), None, since
+    return False, idlest, since
 
 
 def _evict(handler: Any, lingering: Lingering) -> bool:
@@ -188,11 +221,12 @@ class CappedSite(web.SockSite):
         assert server is not None
         live: dict[Any, Any] = server._connections  # aiohttp's own count of open ones
         limit, lingering, reading = self._limit, self._lingering, self._reading
+        rotor = Rotor()
 
         def accept() -> asyncio.BaseProtocol:
             # each connection past the cap takes an evicted one's place (which leaves `live`
             # once its transport has closed, a loop turn later)
-            if len(live) >= limit and not evict_waiting(live, lingering, reading):
+            if len(live) >= limit and not evict_waiting(live, lingering, reading, rotor):
                 return _Refuse()
             handler: asyncio.BaseProtocol = server()
             return handler

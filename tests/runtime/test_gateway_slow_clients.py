@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from runtime.gateway.capped_site import SCAN
 from tests.runtime.gateway_proc import Gateway
 from tests.runtime.test_gateway_server import AUTH, CREDENTIAL, KEY, bundle, chat  # noqa: F401
 
@@ -287,3 +288,31 @@ def test_when_every_connection_is_busy_a_new_one_is_refused(capped: Capped) -> N
         sock.close()
     time.sleep(0.3)  # their slots are free again
     assert gw.request("POST", "/v1/chat/completions", chat(), AUTH)[0] == 200
+
+
+def test_at_the_cap_idle_connections_behind_the_oldest_busy_ones_make_room(
+    bundle: Path,  # noqa: F811
+) -> None:
+    # more requests in progress (waiting on their upstream) than the cap's first look covers
+    # (the oldest SCAN connections), then idle connections filling the table: newcomers are
+    # still served, each in the place of an idle one, not refused because the oldest are busy
+    busy, idle = SCAN + 4, 8
+    gw = Gateway(bundle, "--max-connections", str(busy + idle), "--drain-timeout", "1",
+                 env={"GW_OPS_FAKE_KEY": CREDENTIAL})  # fmt: skip
+    held: list[socket.socket] = []
+    try:
+        body = json.dumps(chat()).encode()
+        slow = head(body).replace(b"\r\n\r\n", b"\r\nx-mock-latency-ms: 10000\r\n\r\n")
+        for _ in range(busy):
+            held.append(connect(gw))
+            held[-1].sendall(slow + body)
+        time.sleep(1.0)  # all in progress
+        held.extend(connect(gw) for _ in range(idle))
+        time.sleep(0.3)  # the table is full
+        for _ in range(3):
+            held.append(served(gw))
+        assert not gw.events("internal_error")
+    finally:
+        for sock in held:
+            sock.close()
+        gw.stop()
