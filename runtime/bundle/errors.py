@@ -105,10 +105,18 @@ class UnknownConfig(RequestError):
 
 class InvalidConfig(RequestError):
     status = 400
+    prefix = "invalid routing config: "
 
     def __init__(self, problems: list[str]) -> None:
-        super().__init__("invalid routing config: " + "; ".join(problems))
+        super().__init__(self.prefix + "; ".join(problems))
         self.problems = problems
+
+
+class InvalidRequestInput(InvalidConfig):
+    """The request's own values (its names, path, body or metadata), where no config is at
+    fault: said so, not "invalid routing config"."""
+
+    prefix = "invalid request: "
 
 
 class AccessDenied(RequestError):

@@ -20,7 +20,7 @@ from typing import Any
 
 from runtime.bundle.aliases import Alias
 from runtime.bundle.aliases import expand as expand_alias
-from runtime.bundle.errors import AccessDenied, InvalidConfig, UnknownConfig
+from runtime.bundle.errors import AccessDenied, InvalidConfig, InvalidRequestInput, UnknownConfig
 from runtime.bundle.load import Bundle
 from runtime.bundle.money import Estimate, Usage, reserved_usage
 from runtime.bundle.price_tables import requested_tier
@@ -150,7 +150,8 @@ class Router:
                 return Plan(workspace, "single", (with_params(base, body),))
         check_names(workspace, model, provider, config, seed)
         if not isinstance(path, str | None) or (path is not None and len(path) > MAX_NAME):
-            raise InvalidConfig([f"path: expected a URL path of at most {MAX_NAME} characters"])
+            raise InvalidRequestInput([f"path: expected a URL path of at most {MAX_NAME} "
+                                       "characters"])  # fmt: skip
         if model is not None and model[:1] != "@":
             alias = state.bundle.workspace(workspace).aliases.get(model)
             if alias is not None:
@@ -167,7 +168,7 @@ class Router:
                 state, workspace, config, metadata, params, seed, model, path, provider
             )
         if model is None:
-            raise InvalidConfig(["a request names a model (`@provider/model`) or a config"])
+            raise InvalidRequestInput(["a request names a model (`@provider/model`) or a config"])
         key = (workspace, model, provider)
         provider_slug, model_name = split_target(model, provider)
         attempt = self._attempt(state, workspace, provider_slug, model_name, None, params, (),

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from runtime.bundle.errors import InvalidConfig
+from runtime.bundle.errors import InvalidConfig, InvalidRequestInput
 from runtime.routing.bounds import Bounds, plain_json
 
 MAX_NAME = 1_024  # a workspace, model, provider or config slug in a request
@@ -50,8 +50,11 @@ def split_target(model: str, provider: str | None) -> tuple[str, str]:
 
 def bounded_object(value: Any, bounds: Bounds, what: str) -> dict[str, Any]:
     if not isinstance(value, Mapping):
-        raise InvalidConfig([f"{what}: expected an object"])
-    copy: dict[str, Any] = plain_json(value, bounds, what)
+        raise InvalidRequestInput([f"{what}: expected an object"])
+    try:
+        copy: dict[str, Any] = plain_json(value, bounds, what)
+    except InvalidConfig as exc:  # the client's values, not a config
+        raise InvalidRequestInput(exc.problems) from None
     return copy
 
 
@@ -61,11 +64,11 @@ def check_names(workspace: Any, model: Any, provider: Any, config: Any, seed: An
     if isinstance(config, str):
         named["config"] = config
     elif config is not None and not isinstance(config, Mapping):
-        raise InvalidConfig(["config: a config slug or a config object"])
+        raise InvalidRequestInput(["config: a config slug or a config object"])
     for what, value in named.items():
         if value is None and what != "workspace":
             continue
         if not isinstance(value, str) or not 0 < len(value) <= MAX_NAME:
-            raise InvalidConfig([f"{what}: expected a name of 1-{MAX_NAME} characters"])
+            raise InvalidRequestInput([f"{what}: expected a name of 1-{MAX_NAME} characters"])
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        raise InvalidConfig(["seed: expected an integer"])
+        raise InvalidRequestInput(["seed: expected an integer"])

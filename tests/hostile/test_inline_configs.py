@@ -363,9 +363,9 @@ BOMBS: dict[str, tuple[Callable[[Router], object], str]] = {
     "lone surrogate escape": (lambda r: r.resolve("support", "gpt-4o", config=parse_config(
         '{"provider": "@openai-prod", "name": "\\ud800"}')), "InvalidConfig"),
     "deep Python dict config": (lambda r: r.resolve("support", "gpt-4o", config=_deep(5000)), "InvalidConfig"),
-    "deep metadata": (lambda r: r.resolve("support", "@openai-prod/gpt-4o", metadata=_deep(5000)), "InvalidConfig"),
-    "deep params": (lambda r: r.resolve("support", "@openai-prod/gpt-4o", params=_deep(5000)), "InvalidConfig"),
-    "self-referencing params": (lambda r: r.resolve("support", "@openai-prod/gpt-4o", params=(p := {"a": []}, p["a"].append(p), p)[2]), "InvalidConfig"),
+    "deep metadata": (lambda r: r.resolve("support", "@openai-prod/gpt-4o", metadata=_deep(5000)), "InvalidRequestInput"),
+    "deep params": (lambda r: r.resolve("support", "@openai-prod/gpt-4o", params=_deep(5000)), "InvalidRequestInput"),
+    "self-referencing params": (lambda r: r.resolve("support", "@openai-prod/gpt-4o", params=(p := {"a": []}, p["a"].append(p), p)[2]), "InvalidRequestInput"),
     "129 targets": (lambda r: r.resolve("support", "gpt-4o", config={"strategy": {"mode": "fallback"}, "targets": [{"provider": "@openai-prod"}] * 129}), "InvalidConfig"),
     "9 nested strategies": (lambda r: r.resolve("support", "gpt-4o", config=_nested_targets(9)), "InvalidConfig"),
     "8 nested strategies": (lambda r: r.resolve("support", "gpt-4o", config=_nested_targets(8)), "ok"),
@@ -397,11 +397,11 @@ BOMBS: dict[str, tuple[Callable[[Router], object], str]] = {
     "mode a list": (lambda r: r.resolve("support", "gpt-4o", config={"strategy": {"mode": []}, "targets": [{"provider": "@openai-prod"}]}), "InvalidConfig"),
     "a set in a config": (lambda r: r.resolve("support", "gpt-4o", config={"provider": "@openai-prod", "metadata": {"s": {1, 2}}}), "InvalidConfig"),
     "a non-string key": (lambda r: r.resolve("support", "gpt-4o", config={"provider": "@openai-prod", 1: 2}), "InvalidConfig"),
-    "a config that is a list": (lambda r: r.resolve("support", "gpt-4o", config=[1]), "InvalidConfig"),  # type: ignore[arg-type]
-    "a 10 MB model name": (lambda r: r.resolve("support", "@openai-prod/" + "g" * 10_000_000), "InvalidConfig"),
+    "a config that is a list": (lambda r: r.resolve("support", "gpt-4o", config=[1]), "InvalidRequestInput"),  # type: ignore[arg-type]
+    "a 10 MB model name": (lambda r: r.resolve("support", "@openai-prod/" + "g" * 10_000_000), "InvalidRequestInput"),
     "a 10 MB params model": (lambda r: r.resolve("support", config={"provider": "@openai-prod"}, params={"model": "g" * 10_000_000}), "InvalidConfig"),
-    "a workspace that is a number": (lambda r: r.resolve(7, "@openai-prod/gpt-4o"), "InvalidConfig"),  # type: ignore[arg-type]
-    "a seed that is a string": (lambda r: r.resolve("support", "gpt-4o", config=_lb(1), seed="x"), "InvalidConfig"),  # type: ignore[arg-type]
+    "a workspace that is a number": (lambda r: r.resolve(7, "@openai-prod/gpt-4o"), "InvalidRequestInput"),  # type: ignore[arg-type]
+    "a seed that is a string": (lambda r: r.resolve("support", "gpt-4o", config=_lb(1), seed="x"), "InvalidRequestInput"),  # type: ignore[arg-type]
 }  # fmt: skip
 
 

@@ -143,6 +143,16 @@ def test_hostile_requests_get_typed_errors(
     assert head["x-portkey-trace-id"]
 
 
+def test_a_bad_value_in_the_request_is_not_called_a_config_error(gateway: Gateway) -> None:
+    # the body's own values out of bounds: the client's request, not a routing config
+    raw = b'{"model": "@mock/echo", "messages": [{"role": "user", "content": "\\ud800"}]}'
+    status, _, body = gateway.request("POST", "/v1/chat/completions", raw=raw, headers=AUTH)
+    message = json.loads(body)["error"]["message"]
+    assert status == 400 and message.startswith("invalid request: params.messages[0].content")
+    status, _, body = gateway.request("POST", "/v1/chat/completions", raw=b"{}", headers=AUTH)
+    assert json.loads(body)["error"]["message"].startswith("invalid request: ")  # no model
+
+
 def test_unknown_callers_get_401_in_each_endpoints_shape(gateway: Gateway) -> None:
     for headers in ({}, {"authorization": "Bearer wrong"}, {"x-portkey-api-key": KEY + "x"}):
         status, _, body = gateway.request("POST", "/v1/chat/completions", chat(), headers)
