@@ -28,6 +28,8 @@ from typing import Any
 
 from aiohttp import web
 
+from runtime.gateway.bad_http import typed
+
 CAP = 10_000  # connections, at most, when chosen from the descriptor limit
 SCAN = 256  # the oldest connections looked at for one waiting for a request
 PRUNE = 256  # Lingering's entries, at least, before those no longer lingering are dropped
@@ -228,8 +230,7 @@ class CappedSite(web.SockSite):
             # once its transport has closed, a loop turn later)
             if len(live) >= limit and not evict_waiting(live, lingering, reading, rotor):
                 return _Refuse()
-            handler: asyncio.BaseProtocol = server()
-            return handler
+            return typed(server())
 
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(accept, sock=self._sock, backlog=self._backlog)
