@@ -32,6 +32,7 @@ from runtime.gateway.replies import Failure, error_body, failure_of, retry_after
 from runtime.gateway.spaced import Spaced
 from runtime.gateway.tracing import trace_context
 from runtime.routing.router import Router
+from runtime.upstream.common import scrubber
 from runtime.upstream.json_codec import loads
 
 ENDPOINTS = {
@@ -491,7 +492,7 @@ async def _stream(
         await client.prepare(request)
         # a stream's request_timeout bounds each silence between chunks
         idle = timeout_of(job, ticket.attempt)
-        ended = await relay(resp, translator, writer, idle, gw.client_timeout)
+        ended = await relay(resp, translator, writer, idle, gw.client_timeout, scrubber(call))
         complete = ended == "ok"
         record.fields["stream"] = ended
     finally:

@@ -28,6 +28,7 @@ from runtime.routing.router import Router
 from runtime.routing.ticket import Ticket
 from runtime.upstream import adapter_for
 from runtime.upstream.base import Adapter, Call, Response, Unsupported, UpstreamProtocolError
+from runtime.upstream.common import redact
 
 DEFAULT_RETRY_ON = frozenset({429, 500, 502, 503, 504})
 MAX_RETRIES = 5  # Portkey's cap on `retry.attempts`
@@ -160,7 +161,8 @@ class Engine:
                     return resp.status
                 body = await resp.read(MAX_ANSWER_BYTES)
             reply = adapter.reply(call, resp.status, body, resp.headers)
-            out.status, out.body, out.retry_after = reply.status, reply.body, reply.retry_after
+            out.status, out.retry_after = reply.status, reply.retry_after
+            out.body = redact(reply.body, call)  # whatever it said, its credential goes no further
             if reply.usage is not None:
                 settle = reply.usage
             elif 200 <= reply.status < 300:  # no usage reported: charge what was reserved

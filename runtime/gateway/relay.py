@@ -2,7 +2,8 @@
 
 However the stream ends, the client never mistakes a cut for a finished answer: an upstream
 that stops before its terminal event, breaks or goes silent past the deadline gets an error
-event in the client's format. A client that goes away closes the upstream call. Either way
+event in the client's format; an error event of its own is relayed as it came, and ends
+the stream. A client that goes away closes the upstream call. Either way
 the admission is settled from the usage the upstream reported. Where it reported none
 (a cut before its usage chunk, a client gone), what was consumed is estimated: the input
 at its reservation (the request's bytes, an upper bound), the output at one token per event
@@ -62,13 +63,17 @@ async def relay(
     write: Counted,
     idle_timeout: float,
     client_timeout: float = 30.0,
+    scrub: Callable[[bytes], bytes] | None = None,
 ) -> str:
     """Copy the stream to the client; returns how it ended: "ok", "upstream_cut",
-    "upstream_timeout", "upstream_error", "client_gone" or "client_timeout" (it stopped
-    reading: a write waited `client_timeout` for room)."""
+    "upstream_timeout", "upstream_error" (malformed, broken, or the upstream's own error
+    event, relayed), "client_gone" or "client_timeout" (it stopped reading: a write waited
+    `client_timeout` for room). `scrub` takes the credential out of what the upstream sent
+    (an error event may echo it)."""
     chunks = resp.chunks().__aiter__()
     send = write.write  # awaited here, not through two more coroutines per chunk
     ended = "ok"
+    partial = b""  # what a malformed event's read gave before it (UpstreamProtocolError)
     stuck: Deadline | None = None
     try:
         # `idle` runs while the upstream is waited for, `stuck` while the client is written to
@@ -83,6 +88,8 @@ async def relay(
                 idle.pause()
                 out = translator.feed(data)
                 if out:
+                    if scrub:
+                        out = scrub(out)
                     stuck.restart()
                     try:
                         await send(out)
@@ -90,6 +97,11 @@ async def relay(
                         raise ClientGone from exc
                     stuck.pause()
                     write.sent(out)
+                if translator.failed:
+                    break  # its error event went out as it came: the stream ends there
+        if translator.failed:
+            resp.close()
+            return "upstream_error"
         if translator.done:
             await _send(write, translator.finish(), client_timeout)
             return ended
@@ -102,6 +114,7 @@ async def relay(
         ended, message = "upstream_timeout", f"the upstream was silent for {idle_timeout:g} s"
     except UpstreamProtocolError as exc:
         ended, message = "upstream_error", f"the upstream stream is malformed: {exc}"
+        partial = scrub(exc.partial) if scrub else exc.partial
     except ClientGone as exc:
         resp.close()
         return exc.ended
@@ -110,7 +123,7 @@ async def relay(
         ended, message = "upstream_error", f"the upstream connection failed ({type(exc).__name__})"
     resp.close()
     try:
-        await _send(write, translator.error_event(502, message), client_timeout)
+        await _send(write, partial + translator.error_event(502, message), client_timeout)
     except ClientGone as exc:
         return exc.ended
     return ended
@@ -130,11 +143,17 @@ async def settle_stream(
     ticket: Ticket, translator: StreamTranslator, complete: bool, events: int
 ) -> tuple[Decimal, Usage]:
     """A complete stream is charged what the upstream reported. A cut one may have reported
-    only its input so far (Anthropic does, first), or nothing: see the module's note."""
+    only its input so far (Anthropic does, first), or nothing: see the module's note. So
+    may one the upstream ended with its own error event (not output: not counted); if that
+    came before anything was relayed, and no usage, nothing was used: as an upstream error
+    answered whole, it is not billed."""
     reported = translator.usage
     bound = reserved_usage(ticket.estimate, ticket.attempt.max_output_tokens)
-    seen = min(events, bound.output_tokens)
-    if reported is None:
+    relayed = events - 1 if translator.failed else events
+    seen = min(relayed, bound.output_tokens)
+    if reported is None and translator.failed and relayed <= 0:
+        usage = Usage()
+    elif reported is None:
         usage = Usage(input_tokens=bound.input_tokens, output_tokens=seen)
     elif complete:
         usage = reported

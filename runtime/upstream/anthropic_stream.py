@@ -8,6 +8,7 @@ block `content_block_start` / `content_block_delta`* / `content_block_stop`, `pi
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -16,7 +17,7 @@ from runtime.upstream import anthropic_wire as wire
 from runtime.upstream import openai
 from runtime.upstream.base import Call, UpstreamProtocolError
 from runtime.upstream.common import dumps, load_object
-from runtime.upstream.sse import SSEParser
+from runtime.upstream.sse import Event, SSEParser, client_bytes
 
 MAX_TOOL_CALLS = 4096  # per answer: the index map must not grow without bound
 _USAGE_EVENTS = frozenset({"message_start", "message_delta", "message_stop", "error"})
@@ -25,24 +26,21 @@ _USAGE_EVENTS = frozenset({"message_start", "message_delta", "message_stop", "er
 class NativeStream:
     """Relays the upstream's events unchanged, metering usage; done on `message_stop`."""
 
-    __slots__ = ("_meter", "_parser", "done", "usage")
+    __slots__ = ("_meter", "_parser", "done", "failed", "usage")
 
     def __init__(self) -> None:
         self.usage: Usage | None = None
-        self.done = False
+        self.done = self.failed = False
         self._meter = wire.Meter()
         self._parser = SSEParser()
 
     def feed(self, data: bytes) -> bytes:
-        events = [] if self.done else self._parser.feed(data)
-        out: list[bytes] = []
-        for event in events:
-            if self.done:
-                break
-            out.append(event.raw)
-            if event.data is not None and (event.event is None or event.event in _USAGE_EVENTS):
-                self._watch(load_object(event.data, "stream event"))
-        return b"".join(out)
+        return b"" if self.done else client_bytes(self, self._parser.feed(data), self._step)
+
+    def _step(self, event: Event, out: list[bytes]) -> None:
+        out.append(event.raw)
+        if event.data is not None and (event.event is None or event.event in _USAGE_EVENTS):
+            self._watch(load_object(event.data, "stream event"))
 
     def _watch(self, payload: dict[str, Any]) -> None:
         kind = payload.get("type")
@@ -54,6 +52,8 @@ class NativeStream:
             self.usage = self._meter.add(payload.get("usage"), "usage")
         elif kind == "message_stop":
             self.done = True
+        elif kind == "error":  # relayed as it came; nothing follows it
+            self.done = self.failed = True
 
     def finish(self) -> bytes:
         return b""
@@ -69,13 +69,13 @@ class ChatStream:
     client asked for it (`stream_options.include_usage`), then `data: [DONE]`."""
 
     __slots__ = (
-        "_created", "_finish", "_id", "_meter", "_model", "_parser", "_tools", "_with_usage",
-        "done", "usage",
+        "_created", "_finish", "_id", "_meter", "_model", "_parser", "_quiet", "_tools",
+        "_with_usage", "done", "failed", "usage",
     )  # fmt: skip
 
     def __init__(self, call: Call) -> None:
         self.usage: Usage | None = None
-        self.done = False
+        self.done = self.failed = False
         self._meter = wire.Meter()
         self._parser = SSEParser()
         self._with_usage = call.include_usage
@@ -84,16 +84,17 @@ class ChatStream:
         self._model = str(call.body.get("model") or "")
         self._finish = "stop"
         self._tools: dict[int, int] = {}  # content block index -> tool call index
+        # tool_use blocks no argument text has come for yet -> the input their start gave
+        self._quiet: dict[int, Any] = {}
 
     def feed(self, data: bytes) -> bytes:
-        events = [] if self.done else self._parser.feed(data)
-        out: list[bytes] = []
-        for event in events:
-            if self.done:
-                break
-            if event.data is not None and event.event not in ("ping", "content_block_stop"):
-                self._translate(event.data, out)
-        return b"".join(out)
+        return b"" if self.done else client_bytes(self, self._parser.feed(data), self._step)
+
+    def _step(self, event: Event, out: list[bytes]) -> None:
+        if event.data is None or event.event == "ping":
+            return
+        if event.event != "content_block_stop" or self._quiet:
+            self._translate(event.data, out)
 
     def _translate(self, data: str, out: list[bytes]) -> None:
         payload = load_object(data, "stream event")
@@ -109,15 +110,20 @@ class ChatStream:
             if isinstance(delta, dict) and delta.get("stop_reason") is not None:
                 self._finish = wire.finish_reason(delta["stop_reason"])
             self.usage = self._meter.add(payload.get("usage"), "usage")
+        elif kind == "content_block_stop":
+            self._arguments(_index(payload), out)
         elif kind == "message_stop":
+            for block in list(self._quiet):
+                self._arguments(block, out)
             self._stop(out)
-        elif kind == "error":
+        elif kind == "error":  # the upstream's own: in OpenAI's shape, and nothing after it
             error = payload.get("error")
             error = error if isinstance(error, dict) else {}
             message = error.get("message") if isinstance(error.get("message"), str) else None
             kind = error.get("type") if isinstance(error.get("type"), str) else "api_error"
             body = openai.error_body(502, message or "upstream stream error", kind)
             out.append(b"data: " + body + b"\n\n")
+            self.done = self.failed = True
 
     def _start(self, payload: dict[str, Any], out: list[bytes]) -> None:
         message = payload.get("message")
@@ -139,6 +145,7 @@ class ChatStream:
             if index >= MAX_TOOL_CALLS:
                 raise UpstreamProtocolError(f"upstream began over {MAX_TOOL_CALLS} tool calls")
             self._tools[_index(payload)] = index
+            self._quiet[_index(payload)] = block.get("input")
             call = {
                 "index": index,
                 "id": block.get("id"),
@@ -157,12 +164,28 @@ class ChatStream:
         if kind == "text_delta" and isinstance(delta.get("text"), str):
             out.append(self._chunk({"content": delta["text"]}))
         elif kind == "input_json_delta" and isinstance(delta.get("partial_json"), str):
-            index = self._tools.get(_index(payload))
+            block = _index(payload)
+            index = self._tools.get(block)
             if index is None:
                 raise UpstreamProtocolError("upstream sent tool input for a block it never started")
-            arguments = {"index": index, "function": {"arguments": delta["partial_json"]}}
-            out.append(self._chunk({"tool_calls": [arguments]}))
+            if delta["partial_json"]:
+                self._quiet.pop(block, None)
+                self._tool_arguments(index, delta["partial_json"], out)
         # thinking and signature deltas have no Chat Completions form
+
+    def _arguments(self, block: int, out: list[bytes]) -> None:
+        """A tool_use block ended with no argument text (a tool without parameters streams
+        `partial_json: ""`): its arguments are the input its start gave, `{}` at least, as
+        in a whole answer; a client parsing them as JSON never gets an empty string."""
+        if block in self._quiet:
+            given = self._quiet.pop(block)
+            text = "{}"
+            if isinstance(given, dict) and given:  # as a whole answer's `_tool_call` writes it
+                text = json.dumps(given, ensure_ascii=False, separators=(",", ":"))
+            self._tool_arguments(self._tools[block], text, out)
+
+    def _tool_arguments(self, index: int, text: str, out: list[bytes]) -> None:
+        out.append(self._chunk({"tool_calls": [{"index": index, "function": {"arguments": text}}]}))
 
     def _stop(self, out: list[bytes]) -> None:
         out.append(self._chunk({}, self._finish))

@@ -109,11 +109,14 @@ def usage_of(usage: Any, where: str = "usage") -> Usage | None:
 
 def chat_usage(usage: Usage) -> dict[str, Any]:
     """Chat Completions' usage for an Anthropic answer: the prompt counts everything read,
-    cached or not; cache reads are `cached_tokens`. (Usage keeps them apart, exactly.)"""
+    cached or not; cache reads are `cached_tokens`, cache writes `cache_write_tokens` (the
+    openai SDK's field, which the OpenAI adapter reads: a gateway in front prices them)."""
     prompt = usage.prompt_tokens
+    written = usage.cache_write_tokens + usage.cache_write_1h_tokens
     return {
         "prompt_tokens": prompt,
         "completion_tokens": usage.output_tokens,
         "total_tokens": prompt + usage.output_tokens,
-        "prompt_tokens_details": {"cached_tokens": usage.cache_read_tokens},
-    }
+        "prompt_tokens_details": {"cached_tokens": usage.cache_read_tokens,
+                                  "cache_write_tokens": written},
+    }  # fmt: skip

@@ -38,6 +38,10 @@ class Unsupported(Exception):
 class UpstreamProtocolError(Exception):
     """The upstream answered something its API never sends (not JSON, wrong shape): 502."""
 
+    # in a stream: the client's bytes translated from the same read before the fault, which
+    # go out ahead of the error event (what the client was sent is what it is charged)
+    partial = b""
+
 
 @value
 class Call:
@@ -85,6 +89,7 @@ class StreamTranslator(Protocol):
 
     usage: Usage | None  # the latest usage the upstream reported (may grow while streaming)
     done: bool  # the upstream sent its terminal event: the answer is complete
+    failed: bool  # that event was the upstream's own error (relayed as it came): done too
 
     def feed(self, data: bytes) -> bytes:
         """Raw upstream bytes in (any split, even mid-line); client bytes to send now."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -146,9 +146,24 @@ def _clamp(seconds: float) -> float:
 
 def redact(body: bytes, call: Call) -> bytes:
     """An upstream's error may echo the credential it was sent: never pass that on."""
-    for value in call.secrets.values():
-        secret = value.strip().encode("utf-8", "replace")
-        if len(secret) >= _MIN_SECRET and secret in body:
+    return _scrub(body, _secret_bytes(call))
+
+
+def scrubber(call: Call) -> Callable[[bytes], bytes] | None:
+    """`redact` for the many pieces of one answer (a stream's events); None when the call
+    carries no credential to take out."""
+    secrets = _secret_bytes(call)
+    return (lambda data: _scrub(data, secrets)) if secrets else None
+
+
+def _secret_bytes(call: Call) -> tuple[bytes, ...]:
+    found = (value.strip().encode("utf-8", "replace") for value in call.secrets.values())
+    return tuple(secret for secret in found if len(secret) >= _MIN_SECRET)
+
+
+def _scrub(body: bytes, secrets: tuple[bytes, ...]) -> bytes:
+    for secret in secrets:
+        if secret in body:
             body = body.replace(secret, b"[redacted]")
     return body
 

@@ -30,7 +30,7 @@ from runtime.upstream.common import (
     redact,
     retry_after,
 )
-from runtime.upstream.sse import Event, SSEParser
+from runtime.upstream.sse import Event, SSEParser, client_bytes
 
 PATHS: Mapping[str, str] = {
     "chat": "chat/completions",
@@ -254,27 +254,24 @@ class OpenAIStream:
     `include_usage` ourselves. `done` comes with `data: [DONE]` or, for /v1/responses, the
     terminal `response.completed` / `response.incomplete` / `response.failed` event."""
 
-    __slots__ = ("_drop", "_endpoint", "_parser", "_responses", "done", "usage")
+    __slots__ = ("_drop", "_endpoint", "_parser", "_responses", "done", "failed", "usage")
 
     def __init__(self, call: Call) -> None:
         self.usage: Usage | None = None
-        self.done = False
+        self.done = self.failed = False
         self._drop = not call.include_usage
         self._responses = call.endpoint == "responses"
         self._parser = SSEParser()
         self._endpoint = call.endpoint
 
     def feed(self, data: bytes) -> bytes:
-        # nothing after the terminal event is part of the answer
-        events = [] if self.done else self._parser.feed(data)
-        out: list[bytes] = []
-        keep = self._keep_event if self._responses else self._keep_chunk
-        for event in events:
-            if self.done:
-                break
-            if keep(event):
-                out.append(event.raw)
-        return b"".join(out)
+        if self.done:  # nothing after the terminal event is part of the answer
+            return b""
+        return client_bytes(self, self._parser.feed(data), self._step)
+
+    def _step(self, event: Event, out: list[bytes]) -> None:
+        if (self._keep_event if self._responses else self._keep_chunk)(event):
+            out.append(event.raw)
 
     def _keep_chunk(self, event: Event) -> bool:
         data = event.data
@@ -282,6 +279,9 @@ class OpenAIStream:
             return True  # a comment: a keep-alive the client may want too
         if data.strip() == "[DONE]":
             self.done = True
+            return True
+        if '"error"' in data and _failed(load_object(data, "stream chunk")):
+            self.done = self.failed = True  # some OpenAI-compatible servers end so mid-stream
             return True
         at = data.find('"usage"')
         if at < 0 or (data.startswith('"usage":null', at) and data.find('"usage"', at + 7) < 0):
@@ -299,6 +299,9 @@ class OpenAIStream:
     def _keep_event(self, event: Event) -> bool:
         data = event.data
         if data is None:
+            return True
+        if event.event == "error":  # the Responses API's own error event ends the stream
+            self.done = self.failed = True
             return True
         if event.event is not None and event.event not in _TERMINAL:
             return True
@@ -320,3 +323,9 @@ class OpenAIStream:
 
     def error_event(self, status: int, message: str) -> bytes:
         return b"data: " + error_body(status, message) + b"\n\n"
+
+
+def _failed(chunk: dict[str, Any]) -> bool:
+    """A chunk that is the upstream's error: `{"error": {...}}`, maybe beside a last choice
+    with `finish_reason: "error"` (OpenRouter's shape; the SDKs raise on `error`)."""
+    return isinstance(chunk.get("error"), dict)

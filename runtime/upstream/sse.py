@@ -11,6 +11,9 @@ not UTF-8 are decoded with replacement characters: the parser never raises on co
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from runtime.bundle.values import value
 from runtime.upstream.base import UpstreamProtocolError
 
@@ -157,6 +160,24 @@ class SSEParser:
             raise UpstreamProtocolError(
                 f"upstream sent a stream event larger than {self._max:,} bytes ({size:,} so far)"
             )
+
+
+def client_bytes(
+    translator: Any, events: list[Event], step: Callable[[Event, list[bytes]], None]
+) -> bytes:
+    """The client's bytes for `events`, each through `step`, until `translator.done`. A
+    malformed event keeps what the events before it gave: `UpstreamProtocolError.partial`,
+    sent ahead of the error event (the relay charges for what the client was sent)."""
+    out: list[bytes] = []
+    try:
+        for event in events:
+            if translator.done:
+                break
+            step(event, out)
+    except UpstreamProtocolError as exc:
+        exc.partial = b"".join(out)
+        raise
+    return b"".join(out)
 
 
 def _first(a: int, b: int) -> int:

@@ -104,6 +104,7 @@ class Answer:
     tool_call: tuple[str, dict[str, Any]] | None = None  # (name, arguments): call a tool
     message: str = "scripted failure"  # the error message of a status >= 400
     service_tier: str | None = None  # OpenAI chat: the tier the answer says it was served at
+    events: tuple[bytes, ...] | None = None  # stream: these writes instead of the generated ones
 
     @classmethod
     def error(cls, status: int, retry_after: int | str | None = None, **kw: Any) -> Answer:
@@ -277,7 +278,8 @@ class FakeUpstream:
             )  # fmt: skip
         payload = json.loads(rec.body)
         if payload.get("stream"):
-            return await self.stream(request, rec, answer, self.events(kind, payload, answer))
+            events = self.events(kind, payload, answer) if answer.events is None else answer.events
+            return await self.stream(request, rec, answer, list(events))
         rec.completed = True
         return web.json_response(
             self.whole(kind, payload, answer), status=answer.status, headers=answer.headers

@@ -111,10 +111,11 @@ def test_later_message_delta_counts_win() -> None:
     assert translator.usage == Usage(12, 40, 3, 0)
 
 
-def test_upstream_error_event_is_relayed_and_not_done() -> None:
+def test_upstream_error_event_is_relayed_and_ends_the_stream_as_failed() -> None:
     translator = ANTHROPIC.stream(native(stream=True))
     assert translator.feed(fx.ANTHROPIC_STREAM_ERROR) == fx.ANTHROPIC_STREAM_ERROR
-    assert not translator.done
+    assert translator.done and translator.failed and translator.usage is None
+    assert translator.feed(fx.ANTHROPIC_STREAM) == b""  # nothing after it is relayed
 
 
 def test_error_event_and_body_in_anthropic_shape() -> None:

@@ -12,6 +12,7 @@ from runtime.bundle.money import Usage
 from runtime.upstream import SERVICES
 from runtime.upstream.anthropic_request import DEFAULT_MAX_TOKENS
 from runtime.upstream.base import Unsupported
+from runtime.upstream.openai import usage_of
 from tests.upstream import fixtures as fx
 from tests.upstream.helpers import call, data_lines, feed_in_pieces
 
@@ -253,6 +254,50 @@ def test_errors_in_openai_shape_with_the_same_status() -> None:
 # ---- streams ------------------------------------------------------------------------------
 
 
+def tool_calls(parsed: list[ChatCompletionChunk]) -> dict[int, dict[str, str]]:
+    """Each streamed tool call, its pieces joined as an OpenAI client joins them."""
+    calls: dict[int, dict[str, str]] = {}
+    for c in parsed:
+        for tool in c.choices[0].delta.tool_calls or []:
+            entry = calls.setdefault(tool.index, {"id": "", "name": "", "arguments": ""})
+            entry["id"] += tool.id or ""
+            entry["name"] += (tool.function and tool.function.name) or ""
+            entry["arguments"] += (tool.function and tool.function.arguments) or ""
+    return calls
+
+
+def test_streamed_tool_arguments_are_json_without_argument_text() -> None:
+    """A tool without parameters streams `partial_json: ""`: its arguments were an empty
+    string (not JSON; the whole answer gives "{}"). A server that gives the input whole in
+    `content_block_start`, with no deltas, had its arguments lost."""
+
+    def event(kind: str, **body: Any) -> bytes:
+        return f"event: {kind}\ndata: {json.dumps({'type': kind, **body})}\n\n".encode()
+
+    def tool(index: int, name: str, given: dict[str, Any], *pieces: str) -> bytes:
+        block = {"type": "tool_use", "id": f"toolu_{index}", "name": name, "input": given}
+        deltas = [event("content_block_delta", index=index,
+                        delta={"type": "input_json_delta", "partial_json": p}) for p in pieces]  # fmt: skip
+        return b"".join([event("content_block_start", index=index, content_block=block), *deltas,
+                         event("content_block_stop", index=index)])  # fmt: skip
+
+    start = {"id": "msg_1", "model": MODEL, "usage": {"input_tokens": 3, "output_tokens": 1}}
+    stream = b"".join([
+        event("message_start", message=start), tool(0, "now", {}, ""),
+        tool(1, "whole", {"city": "Oslo"}), tool(2, "parts", {}, '{"a": ', "", "1}"),
+        tool(3, "unstopped", {}),  # no content_block_stop: message_stop still gives "{}"
+    ])[: -len(event("content_block_stop", index=3))] + event(
+        "message_delta", delta={"stop_reason": "tool_use"}, usage={"output_tokens": 9}
+    ) + event("message_stop")  # fmt: skip
+    for size in (1, 7, 100_000):
+        translator, chunks = translate(stream, size, include_usage=False)
+        assert translator.done and chunks[-1] == "[DONE]"
+        calls = tool_calls([ChatCompletionChunk.model_validate(c) for c in chunks[:-1]])
+        arguments = {calls[i]["name"]: json.loads(calls[i]["arguments"]) for i in calls}
+        assert arguments == {"now": {}, "whole": {"city": "Oslo"}, "parts": {"a": 1},
+                             "unstopped": {}}  # fmt: skip
+
+
 def translate(stream: bytes, size: int, include_usage: bool) -> tuple[Any, list[Any]]:
     translator = ANTHROPIC.stream(chat({}, stream=True, include_usage=include_usage))
     out = feed_in_pieces(translator, stream, size)
@@ -268,14 +313,7 @@ def test_stream_translation(size: int) -> None:
     assert parsed[0].choices[0].delta.role == "assistant"
     text = "".join(c.choices[0].delta.content or "" for c in parsed)
     assert text == "Okay, let's check é."
-    calls: dict[int, dict[str, str]] = {}
-    for c in parsed:
-        for tool in c.choices[0].delta.tool_calls or []:
-            entry = calls.setdefault(tool.index, {"id": "", "name": "", "arguments": ""})
-            entry["id"] += tool.id or ""
-            entry["name"] += (tool.function and tool.function.name) or ""
-            entry["arguments"] += (tool.function and tool.function.arguments) or ""
-    assert calls == {
+    assert tool_calls(parsed) == {
         0: {"id": "toolu_01T1x1fJ34qAmk2tNTrN7Up6", "name": "get_weather",
             "arguments": '{"location": "San Francisco, CA"}'},
         1: {"id": "toolu_02second", "name": "get_time", "arguments": '{"tz": "PST"}'},
@@ -293,6 +331,9 @@ def test_stream_usage_chunk_only_when_asked() -> None:
     assert usage_chunk.usage.completion_tokens == 89
     assert usage_chunk.usage.prompt_tokens_details is not None
     assert usage_chunk.usage.prompt_tokens_details.cached_tokens == 2000
+    # read back as an OpenAI-family answer (a gateway in front of this one): the same usage,
+    # cache writes apart from the prompt (they were folded into it, priced as input)
+    assert usage_of("chat", chunks[-2]["usage"]) == Usage(472, 89, 2000, 100)
 
 
 def test_a_cut_stream_is_not_done_but_metered() -> None:
@@ -309,4 +350,4 @@ def test_upstream_error_event_becomes_an_openai_error_chunk() -> None:
     translator, chunks = translate(fx.ANTHROPIC_STREAM_ERROR, 10, include_usage=False)
     assert chunks == [{"error": {"message": "Overloaded", "type": "overloaded_error",
                                  "code": None, "param": None}}]  # fmt: skip
-    assert not translator.done
+    assert translator.done and translator.failed  # the relay adds no error of its own
