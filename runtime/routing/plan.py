@@ -156,8 +156,12 @@ def pick_weighted(
     if total <= 0:
         raise InvalidConfig(["every target of a loadbalance has weight 0"])
     sticky = strategy.get("sticky") or {}
-    if sticky.get("enabled", True) and sticky.get("hash_fields"):
-        key = "|".join(str(lookup(f, ctx)) for f in sticky["hash_fields"])
+    values = [lookup(f, ctx) for f in sticky.get("hash_fields") or ()]
+    if sticky.get("enabled", True) and any(v is not _MISSING for v in values):
+        # a field the request lacks hashes as a fixed mark (an object's `str` is its memory
+        # address: another pick in every process); a request with none of them is not
+        # sticky, so the weights hold for such requests too
+        key = "|".join(_ABSENT if v is _MISSING else str(v) for v in values)
         digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
         point = int.from_bytes(digest[:8], "big") % total
     elif ctx.seed is not None:
@@ -188,6 +192,7 @@ def pick_branch(
 
 
 _MISSING = object()
+_ABSENT = "\x00absent"  # a sticky key's mark for a field the request lacks
 
 
 def lookup(name: str, ctx: Context) -> Any:

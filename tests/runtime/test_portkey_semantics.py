@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -237,29 +238,47 @@ def test_sticky_picks_are_a_function_of_the_hash_fields(router: Router) -> None:
     assert 0.72 < share < 0.78  # and the weights still hold across users (expected 0.75)
 
 
-def test_sticky_picks_agree_across_replicas(acme_bundle: bytes, tmp_path: Any) -> None:
-    """Another process (another hash seed, no shared memory) picks the same targets."""
-    bundle = tmp_path / "b.json"
-    bundle.write_bytes(acme_bundle)
+def picks_elsewhere(bundle: Path, config: dict[str, Any], seed: int) -> list[str]:
+    """The first attempt's model for users u0..u299 (metadata `user` only), picked in
+    another process with hash seed `seed`."""
     script = (
         "import json, sys; from runtime import Router; r = Router.load(sys.argv[1]); "
-        f"c = json.loads({json.dumps(json.dumps(STICKY))}); "
+        f"c = json.loads({json.dumps(json.dumps(config))}); "
         "print(json.dumps([r.resolve('support', config=c, metadata={'user': f'u{u}'})"
         ".attempts[0].model for u in range(300)]))"
     )
-    runs = [
-        subprocess.run(
-            [sys.executable, "-c", script, str(bundle)],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=ROOT,
-            env={**os.environ, "PYTHONHASHSEED": str(seed)},
-        ).stdout
-        for seed in (1, 2)
-    ]
-    assert json.loads(runs[0]) == json.loads(runs[1]) == sticky_picks(Router.load(acme_bundle),
-                                                                    range(300))  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(bundle)], capture_output=True, text=True,
+        check=True, cwd=ROOT, env={**os.environ, "PYTHONHASHSEED": str(seed)},
+    ).stdout  # fmt: skip
+    picks: list[str] = json.loads(out)
+    return picks
+
+
+def test_sticky_picks_agree_across_replicas(acme_bundle: bytes, tmp_path: Path) -> None:
+    """Another process (another hash seed, no shared memory) picks the same targets."""
+    bundle = tmp_path / "b.json"
+    bundle.write_bytes(acme_bundle)
+    runs = [picks_elsewhere(bundle, STICKY, seed) for seed in (1, 2)]
+    assert runs[0] == runs[1] == sticky_picks(Router.load(acme_bundle), range(300))
+
+
+def test_a_sticky_field_the_request_lacks_picks_alike_everywhere(
+    acme_bundle: bytes, tmp_path: Path
+) -> None:
+    """A missing field hashed as a Python object's `str`, its memory address: each process
+    picked its own target. Now the pick is fixed; and a request with none of the fields is
+    not sticky, so the weights hold for it too (every such request went to one target)."""
+    two = {**STICKY, "strategy": {**STICKY["strategy"],
+                                  "sticky": {"hash_fields": ["metadata.user", "metadata.team"]}}}  # fmt: skip
+    bundle = tmp_path / "b.json"
+    bundle.write_bytes(acme_bundle)
+    runs = [picks_elsewhere(bundle, two, seed) for seed in (1, 2, 3)]
+    assert runs[0] == runs[1] == runs[2]
+    router = Router.load(acme_bundle)
+    lacking = [router.resolve("support", config=two, metadata={}).attempts[0].model
+               for _ in range(400)]  # fmt: skip
+    assert 0.65 < Counter(lacking)["gpt-4o-mini"] / len(lacking) < 0.85
 
 
 def test_a_targets_own_status_codes_do_not_decide(router: Router) -> None:
