@@ -18,7 +18,7 @@ from runtime.bundle.hosts import credential_header
 from runtime.bundle.money import MAX_TOKENS, Estimate, Usage, reserved_usage
 from runtime.gateway.alerts import Alerts
 from runtime.gateway.deadline import Deadline
-from runtime.gateway.forms import NOT_FORWARDED
+from runtime.gateway.forms import NOT_FORWARDED, max_output
 from runtime.gateway.live import Live
 from runtime.gateway.replies import Failure, failure_of
 from runtime.gateway.tracing import Tracing
@@ -136,12 +136,13 @@ class Engine:
             adapter = adapter_for(attempt.service)
             call = self._call(job, attempt, live, self.tracing.headers(span, job.trace))
             outbound = adapter.prepare(call)
+            reserve = _reserve(job, attempt, adapter, call)
         except Unsupported as exc:
             return _refused(out, Failure(exc.status, exc.message, "unsupported"))
         except Failure as exc:
             return _refused(out, exc)
         try:
-            ticket = await self.router.aadmit(attempt, job.estimate)
+            ticket = await self.router.aadmit(attempt, reserve)
         except (RequestError, StoreUnavailable) as exc:
             out.tries.append((attempt, None, out.retries))
             if isinstance(exc, BudgetExceeded) and self.alerts is not None:
@@ -166,7 +167,7 @@ class Engine:
             if reply.usage is not None:
                 settle = reply.usage
             elif 200 <= reply.status < 300:  # no usage reported: charge what was reserved
-                settle = reserved_usage(job.estimate, attempt.max_output_tokens)
+                settle = reserved_usage(reserve, attempt.max_output_tokens)
             else:  # an upstream error with no usage is not billed
                 settle = Usage()
             out.usage = settle
@@ -239,6 +240,18 @@ def passed_headers(job: Job, attempt: Attempt) -> dict[str, str]:
         if value is not None:
             passed[low] = value
     return passed
+
+
+def _reserve(job: Job, attempt: Attempt, adapter: Adapter, call: Call) -> Estimate:
+    """What admission reserves for this attempt: the output cap of the body it sends, not
+    the client's (a config's `override_params` or `drop_params` may change `max_tokens`),
+    else the cap the adapter sends on its own, else (None) the model's most."""
+    cap = max_output(attempt.params, job.endpoint)
+    if cap is None:
+        cap = adapter.output_cap(call)
+    if cap == job.estimate.max_tokens:
+        return job.estimate
+    return Estimate(job.estimate.input_tokens, cap)
 
 
 def timeout_of(job: Job, attempt: Attempt) -> float:

@@ -19,7 +19,7 @@ from typing import Any
 
 from runtime.bundle.money import Usage
 from runtime.upstream import openai
-from runtime.upstream.anthropic_request import to_messages
+from runtime.upstream.anthropic_request import default_max_tokens, to_messages
 from runtime.upstream.anthropic_stream import ChatStream, NativeStream
 from runtime.upstream.anthropic_wire import (
     DEFAULT_VERSION,
@@ -57,6 +57,10 @@ class AnthropicAdapter:
 
     def __init__(self) -> None:
         self.family = "anthropic"
+
+    def output_cap(self, call: Call) -> int | None:
+        # a native request's `max_tokens` is the client's (Anthropic refuses one without)
+        return default_max_tokens(call.settings) if call.endpoint == "chat" else None
 
     def prepare(self, call: Call) -> Outbound:
         if call.endpoint == "messages":

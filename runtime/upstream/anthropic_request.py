@@ -200,6 +200,11 @@ def _max_tokens(body: Mapping[str, Any], settings: Mapping[str, str]) -> int:
         if type(value) is not int or not 1 <= value <= MAX_TOKENS:
             raise Unsupported(f"`{name}` must be a whole number from 1 to {MAX_TOKENS:,}")
         return value
+    return default_max_tokens(settings)
+
+
+def default_max_tokens(settings: Mapping[str, str]) -> int:
+    """`max_tokens` when the request names none: the integration's setting, else 4096."""
     default = settings.get("default_max_tokens", "")
     if default.isdigit() and 1 <= int(default[:10]) <= MAX_TOKENS:
         return int(default)

@@ -108,6 +108,11 @@ class Adapter(Protocol):
     def prepare(self, call: Call) -> Outbound:
         """The upstream request; raises Unsupported when the endpoint is not served."""
 
+    def output_cap(self, call: Call) -> int | None:
+        """The most output tokens `prepare` asks the upstream for when the body names none
+        (Anthropic requires a number: the adapter sends one); None when it asks no cap.
+        Admission reserves this much, never less than the upstream may write."""
+
     def reply(self, call: Call, status: int, body: bytes, headers: Mapping[str, str]) -> Reply:
         """Translate a whole upstream answer (success or error) for the client.
         `headers` have lower-case names. Raises UpstreamProtocolError on a 2xx that is not

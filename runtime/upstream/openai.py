@@ -110,6 +110,9 @@ class OpenAIAdapter:
         self.stream_options = stream_options
         self.azure = azure  # deployments in the URL, `api-version` query, `api-key` header
 
+    def output_cap(self, call: Call) -> int | None:
+        return None  # what the body says is what the upstream gets
+
     def prepare(self, call: Call) -> Outbound:
         path = PATHS.get(call.endpoint)
         if path is None:

@@ -337,3 +337,34 @@ def test_workers_lease_budgets_and_return_them_at_exit(
 def test_lease_budgets_need_the_redis_store(bundle: Path) -> None:
     done = run_cli(str(bundle), "--redis-lease-budgets")
     assert done.returncode == 2 and "--redis-lease-budgets needs --redis" in done.stderr
+
+
+def test_admission_reserves_the_output_cap_each_attempt_sends(tmp_path: Path) -> None:
+    """A config's `override_params` or `drop_params` changes the `max_tokens` sent upstream:
+    the reservation followed the client's own, so a budget of 0.001 USD admitted a request
+    that could cost 0.01 (max_tokens 1 asked, 100 sent)."""
+    files = catalog()
+    files["i.yaml"] += """\
+---
+kind: Integration
+slug: mock-priced
+service: mock
+models: {custom: [{name: pricey, max_output_tokens: 100, pricing: {input: 0, output: 100}}]}
+---
+kind: Provider
+slug: priced
+integration: mock-priced
+budgets: [{limit: "0.001", unit: usd, period: monthly}]
+"""
+    path = tmp_path / "b.json"
+    path.write_bytes(compile_files(tmp_path / "cat", files))
+    gw = Gateway(path, env={"GW_OPS_FAKE_KEY": CREDENTIAL})
+    try:
+        for change, refused in (({}, False), ({"override_params": {"max_tokens": 100}}, True),
+                                ({"drop_params": ["max_tokens"]}, True)):  # fmt: skip
+            config = json.dumps({"provider": "@priced", **change})
+            status, _, body = gw.request("POST", "/v1/chat/completions", chat("pricey", max_tokens=1),
+                                         {**AUTH, "x-portkey-config": config})  # fmt: skip
+            assert status == (412 if refused else 200), (change, body)
+    finally:
+        gw.stop()

@@ -69,6 +69,20 @@ def test_max_tokens_sources() -> None:
             sent({"messages": messages, "max_tokens": bad})
 
 
+def test_the_output_cap_the_adapter_sends_is_what_admission_reserves() -> None:
+    """Without `max_tokens` the gateway reserved the model's most (64,000 for a Sonnet: a
+    false 412 on a small budget) while the adapter sent 4096."""
+    messages = [{"role": "user", "content": "Hi"}]
+    for settings in ({}, {"default_max_tokens": "777"}):
+        body = chat({"messages": messages}, settings=settings)
+        assert (
+            ANTHROPIC.output_cap(body)
+            == sent({"messages": messages}, settings=settings)["max_tokens"]
+        )
+    assert ANTHROPIC.output_cap(call("messages", {"model": MODEL, "messages": messages})) is None
+    assert SERVICES["openai"].output_cap(call()) is None  # the body's own, or none at all
+
+
 def test_sampling_stop_user_and_stream() -> None:
     got = sent({"messages": [{"role": "user", "content": "Hi"}], "temperature": 0.2, "top_p": 0.9,
                 "stop": "END", "user": "u-42", "stream": True, "frequency_penalty": 1,
