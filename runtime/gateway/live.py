@@ -24,7 +24,7 @@ class Upstream:
     missing_secret: str | None  # the credential reference that could not be read at start
     unavailable: str | None  # the endpoint reference (base_url, header) that could not
     base_url: str | None  # None: nowhere to call
-    secrets: Mapping[str, str]
+    secrets: Mapping[str, str]  # credentials, and header values from references (`hidden`)
     settings: Mapping[str, str]
     headers: Mapping[str, str]
 
@@ -62,11 +62,11 @@ class Live:
             url = attempt.url
             if url is None and attempt.provider is not None:
                 url = self.bundle.providers[attempt.provider].integration.base_url
+            headers = self.headers(attempt)
             found = Upstream(
                 self.secrets.missing.get(integ) if integ else None,
                 self.unavailable(attempt), url or None,
-                self.secrets.of(integ) if integ else _NONE, self.settings(attempt),
-                self.headers(attempt),
+                self.hidden(attempt, integ, headers), self.settings(attempt), headers,
             )  # fmt: skip
             if len(self._upstreams) >= MAX_UPSTREAMS:
                 self._upstreams.clear()
@@ -78,6 +78,23 @@ class Live:
         if self.endpoints is None or attempt.provider is None:
             return None
         return self.endpoints.unavailable(attempt.provider, attempt.model)
+
+    def hidden(self, attempt: Attempt, integ: str | None,
+               headers: Mapping[str, str]) -> Mapping[str, str]:  # fmt: skip
+        """The credentials, and the header values read from references (secrets too, under
+        `header:NAME`, a name no credential has): what an upstream's answer is scrubbed of."""
+        credentials = self.secrets.of(integ) if integ else _NONE
+        if attempt.provider is None:
+            return credentials
+        provider = self.bundle.providers[attempt.provider]
+        info = provider.models.get(attempt.model)
+        named = {key.removeprefix("header:").lower()
+                 for entry in (provider.integration, provider, info) if entry is not None
+                 for key in entry.refs if key.startswith("header:")}  # fmt: skip
+        if not named:
+            return credentials
+        read = {f"header:{name}": headers[name] for name in sorted(named) if name in headers}
+        return {**credentials, **read}
 
     def headers(self, attempt: Attempt) -> Mapping[str, str]:
         """The catalog's custom headers for `attempt`: the integration's, then the

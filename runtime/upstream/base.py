@@ -52,7 +52,9 @@ class Call:
     #                          upstream's model name (no `@provider/`)
     stream: bool
     base_url: str  # e.g. "https://api.openai.com/v1" (custom_host or the provider's)
-    secrets: Mapping[str, str] = field(default_factory=dict)  # credential name -> value
+    # credential name -> value; and `header:NAME` -> a header value read from a reference,
+    # there only so that an answer echoing it is scrubbed (common.redact)
+    secrets: Mapping[str, str] = field(default_factory=dict)
     settings: Mapping[str, str] = field(default_factory=dict)  # integration settings
     headers: Mapping[str, str] = field(default_factory=dict)  # client headers to forward,
     #   lower-case names (anthropic-version, anthropic-beta, x-mock-*)

@@ -10,11 +10,14 @@ refund a budget with a negative count.
 
 from __future__ import annotations
 
+import functools
+import json
 import math
 import time
 from collections.abc import Callable, Mapping, MutableMapping
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import quote
 
 from runtime.bundle.money import MAX_TOKENS, shown
 from runtime.upstream.base import Call, Unsupported, UpstreamProtocolError
@@ -157,8 +160,23 @@ def scrubber(call: Call) -> Callable[[bytes], bytes] | None:
 
 
 def _secret_bytes(call: Call) -> tuple[bytes, ...]:
-    found = (value.strip().encode("utf-8", "replace") for value in call.secrets.values())
-    return tuple(secret for secret in found if len(secret) >= _MIN_SECRET)
+    return _forms(tuple(call.secrets.values())) if call.secrets else ()
+
+
+@functools.lru_cache(maxsize=1024)
+def _forms(values: tuple[str, ...]) -> tuple[bytes, ...]:
+    """Each secret as an upstream may echo it: as sent, JSON-escaped (`/` as `\\/` too, as
+    some encoders write it, non-ASCII as `\\u` escapes or not) and URL-encoded; longest
+    first, so that a longer form is taken out whole before a shorter one inside it."""
+    forms: set[str] = set()
+    for value in values:
+        secret = value.strip()
+        if len(secret.encode("utf-8", "replace")) < _MIN_SECRET:
+            continue
+        escaped = {json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1]}
+        forms |= {secret, quote(secret, safe=""), *escaped}
+        forms |= {form.replace("/", "\\/") for form in escaped}
+    return tuple(sorted((f.encode("utf-8", "replace") for f in forms), key=len, reverse=True))
 
 
 def _scrub(body: bytes, secrets: tuple[bytes, ...]) -> bytes:

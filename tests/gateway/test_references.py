@@ -148,6 +148,31 @@ def test_a_base_url_from_env_and_headers_from_file_and_env_reach_the_upstream(
     assert line["status"] == 200 and TOKEN not in json.dumps(line)
 
 
+def test_an_upstream_echoing_a_header_secret_or_an_escaped_key_is_scrubbed(
+    ref_bundle: Path, fakes: Fakes
+) -> None:
+    """Only the credentials were scrubbed, and only as sent: a header value read from a
+    reference, or the key JSON-escaped (`/` as `\\/`, valid JSON), reached the client."""
+    key = "sk-test/FAKE/slashed+key-0009"
+    echo = f"tenant {TOKEN} route {ROUTE} key {key.replace('/', chr(92) + '/')}"
+    gw = GatewayProcess(ref_bundle, ref_bundle.parent / "gw.log",
+                        env=env_for(fakes, TEST_FAKE_BACKUP_KEY=key)).start()  # fmt: skip
+    try:
+        for stream in (False, True):
+            fakes.backup.script(
+                Answer(status=401, body=b'{"error": {"message": "%s"}}' % echo.encode())
+            )
+            status, _, body = http("POST", gw.v1 + "/chat/completions",
+                                   {"model": "@selfhosted/ref-chat", "messages": user(),
+                                    "stream": stream}, {"x-portkey-api-key": TEAM_KEY})  # fmt: skip
+            text = json.loads(body)["error"]["message"]
+            assert status == 401 and text.count("[redacted]") == 3, text
+            assert TOKEN not in text and ROUTE not in text and "slashed" not in text, text
+    finally:
+        gw.stop()
+    assert TOKEN not in gw.log_text()
+
+
 def test_custom_host_is_held_to_the_resolved_host(started: GatewayProcess, fakes: Fakes) -> None:
     def via(host: str) -> int:
         config = {"provider": "@selfhosted", "custom_host": host,
