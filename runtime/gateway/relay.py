@@ -12,7 +12,7 @@ relayed (streams send a token or a few per event), never more than the reservati
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from decimal import Decimal
 
@@ -23,6 +23,7 @@ from runtime.routing.ticket import Ticket
 from runtime.upstream.base import Response, StreamTranslator, UpstreamProtocolError
 
 Write = Callable[[bytes], Awaitable[None]]
+AFTER_DONE = 1.0  # seconds the rest of a finished stream is read for (the body's own end)
 
 
 class Counted:
@@ -97,13 +98,14 @@ async def relay(
                         raise ClientGone from exc
                     stuck.pause()
                     write.sent(out)
-                if translator.failed:
-                    break  # its error event went out as it came: the stream ends there
+                if translator.done:
+                    break  # whole (or ended by its own error event, relayed as it came)
         if translator.failed:
             resp.close()
             return "upstream_error"
         if translator.done:
             await _send(write, translator.finish(), client_timeout)
+            await _rest(chunks, resp)
             return ended
         ended = "upstream_cut"
         message = "the upstream closed the stream before it finished"
@@ -127,6 +129,21 @@ async def relay(
     except ClientGone as exc:
         return exc.ended
     return ended
+
+
+async def _rest(chunks: AsyncIterator[bytes], resp: Response) -> None:
+    """What an upstream sends after its terminal event is no part of the answer, and the
+    answer is whole: the rest is read (the connection then serves the next call) for at
+    most AFTER_DONE seconds; an upstream that lingers longer, or resets, is closed."""
+    try:
+        async with Deadline(AFTER_DONE):
+            async for _ in chunks:
+                pass
+    except TimeoutError:
+        resp.close()
+    except BROKEN as exc:
+        exc.__traceback__ = None  # aiohttp keeps it on `resp`: a cycle through this frame
+        resp.close()
 
 
 async def _send(write: Write, data: bytes, timeout: float) -> None:

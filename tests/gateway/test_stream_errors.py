@@ -177,3 +177,29 @@ def test_what_came_before_a_malformed_event_is_relayed(
                                                     stream=True):  # fmt: skip
             got.append(chunk.choices[0].delta.content or "")
     assert "".join(got) == "kept too"
+
+
+@pytest.mark.parametrize("after", ["lingers", "resets"])
+def test_a_finished_stream_stays_finished_whatever_the_upstream_does_after(
+    gateway: GatewayProcess, fakes: Fakes, bundle: Path, after: str
+) -> None:
+    """After its usage chunk and `[DONE]` the upstream keeps the body open past the
+    request's timeout, or resets the connection: the client got an error event after
+    `[DONE]`, the log a 502, and the settlement was the estimate, not the usage reported."""
+    used = {"prompt_tokens": 7, "completion_tokens": 4, "total_tokens": 11}
+    chunk = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": GPT,
+             "choices": [{"index": 0, "delta": {"content": "done "}, "finish_reason": "stop"}]}  # fmt: skip
+    whole = sse(chunk) + sse({**chunk, "choices": [], "usage": used}) + b"data: [DONE]\n\n"
+    if after == "lingers":
+        fakes.openai.script(Answer(events=(whole,), chunk_delay=4.0))
+    else:
+        fakes.openai.script(Answer(events=(whole, b""), cut_after=1, cut="abort"))
+    trace = trace_id()
+    status, _, data = http("POST", gateway.v1 + "/chat/completions",
+                           {"model": f"@openai-main/{GPT}", "messages": user(), "stream": True},
+                           {"authorization": f"Bearer {TEAM_KEY}", "x-portkey-trace-id": trace,
+                            "x-portkey-request-timeout": "1500"})  # fmt: skip
+    assert status == 200 and data.endswith(b"data: [DONE]\n\n") and not errors_in(data), data
+    line = gateway.request_line(trace)
+    assert line["status"] == 200 and line["stream"] == "ok", line
+    assert Decimal(line["cost_usd"]) == expected_cost(bundle, "openai-main", GPT, Tokens(7, 4))
