@@ -489,7 +489,12 @@ async def _stream(
     complete = False
     writer = Counted(client.write)
     try:
-        await client.prepare(request)
+        try:
+            await client.prepare(request)
+        except (ConnectionError, RuntimeError):  # gone before its headers went out
+            resp.close()
+            record.fields["stream"] = "client_gone"
+            return client
         # a stream's request_timeout bounds each silence between chunks
         idle = timeout_of(job, ticket.attempt)
         ended = await relay(resp, translator, writer, idle, gw.client_timeout, scrubber(call))

@@ -41,10 +41,15 @@ class Record:
     failure: Failure | None = None  # the gateway's own refusal, when that was the answer
     ttft: float | None = None  # seconds to the first streamed event
     span: Any = None  # the request's OpenTelemetry span, when tracing is on
+    closed: bool = False  # written, or about to be (`write_after_answer`)
 
     def write_after_answer(self, status: int) -> None:
         """`write`, once the answer has gone out: aiohttp writes what the handler returns
-        before the loop runs its next callback, so the client does not wait for the books."""
+        before the loop runs its next callback, so the client does not wait for the books.
+        Once per request: a later call (a fault after the books were closed) is ignored."""
+        if self.closed:
+            return
+        self.closed = True
         asyncio.get_running_loop().call_soon(self._write_logged, status)
 
     def _write_logged(self, status: int) -> None:

@@ -4,6 +4,10 @@ the upstream call and pays for what was consumed."""
 
 from __future__ import annotations
 
+import json
+import socket
+import struct
+import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -140,3 +144,30 @@ def test_client_disconnect_closes_upstream_and_settles(gateway: GatewayProcess, 
     line = gateway.request_line(trace, timeout=10)
     assert line["status"] != 200 or line.get("stream") not in (None, "ok"), line
     assert Decimal(line["cost_usd"]) > 0  # the input was consumed: it is paid for
+
+
+def test_a_client_gone_before_the_stream_began_is_settled_once_and_the_upstream_closed(
+    gateway: GatewayProcess, fakes: Fakes
+) -> None:
+    """The client resets while the upstream is still to answer: writing the stream's
+    headers failed, which was logged as an internal error, the request written to the books
+    twice (502, then 500), and the upstream left streaming to no one."""
+    faults = sum(1 for line in gateway.lines() if line.get("event") == "internal_error")
+    fakes.openai.script(Answer(latency=0.6, chunk_delay=0.05, text=" ".join(["word"] * 200)))
+    trace = trace_id()
+    body = json.dumps({"model": "@openai-main/gpt-4o-mini", "messages": user(), "stream": True})
+    head = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {TEAM_KEY}"
+            f"\r\nx-portkey-trace-id: {trace}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n")  # fmt: skip
+    host, port = gateway.origin.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall(head.encode() + body.encode())
+        fakes.openai.wait_for(lambda rs: len(rs) == 1, timeout=5)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    (rec,) = fakes.openai.wait_for(lambda rs: rs[0].aborted, timeout=10)
+    assert not rec.completed
+    line = gateway.request_line(trace, timeout=10)
+    assert (line["status"], line["stream"]) == (499, "client_gone"), line
+    time.sleep(0.3)  # a second line, or a fault, would be written by now
+    assert len(gateway.request_lines(trace)) == 1
+    assert sum(1 for line in gateway.lines() if line.get("event") == "internal_error") == faults
