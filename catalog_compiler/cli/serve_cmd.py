@@ -24,6 +24,7 @@ from catalog_compiler.cli.options import EXIT_ERRORS, EXIT_USAGE, make_cache, re
 from catalog_compiler.compiler import Compiled, compile_catalog
 from catalog_compiler.load.fsutil import write_atomic
 from catalog_compiler.load.sources import CATALOG_FILE
+from runtime.gateway import hup
 
 GatewayMain = Callable[[list[str]], int]  # runtime.gateway.cli.main
 BUNDLE_NAME = "catalog.bundle.json"
@@ -285,6 +286,7 @@ def serve(
     Exit status: 1 catalog errors (nothing served), 2 usage errors or the gateway extra not
     installed; otherwise the gateway's own.
     """
+    hup.catch()  # a SIGHUP while compiling or starting is a reload once serving, not a kill
     if workers > 1 and redis is None:  # before a compile that may take a while
         raise click.UsageError(
             f"--workers {workers} needs --redis URL: the memory store counts per process, "

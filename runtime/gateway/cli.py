@@ -14,12 +14,13 @@ from pathlib import Path
 
 from runtime.bundle.errors import BundleError
 from runtime.bundle.load import Bundle
+from runtime.gateway import hup
 from runtime.gateway.body_budget import DEFAULT_LIMIT, SHARE
 from runtime.gateway.live import Live
 from runtime.gateway.log import log, route_library_logs
 from runtime.gateway.metrics import MULTIPROC_ENV
 from runtime.gateway.secrets import MissingSecrets
-from runtime.gateway.server import Options, listen, run
+from runtime.gateway.server import Options, Stamp, listen, run, stamp
 
 MAX_WORKERS = 256
 
@@ -96,6 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                       client_timeout=args.client_timeout,
                       max_connections=args.max_connections,
                       max_body_memory=args.max_body_memory)  # fmt: skip
+    hup.catch()  # (again: `main` may be called directly)
+    loaded = stamp(options.bundle)  # before reading it: a change from here on is reloaded
     try:
         live = Live.of(Bundle.load(options.bundle), options.allow_missing_secrets)
     except (BundleError, MissingSecrets) as exc:
@@ -112,8 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
               file=sys.stderr)  # fmt: skip
         return 2
     if options.workers == 1:
-        return _serve(options, sock, live)
-    return _supervise(options, sock, live)
+        return _serve(options, sock, live, loaded)
+    return _supervise(options, sock, live, loaded)
 
 
 def _check(args: argparse.Namespace) -> str | None:
@@ -142,7 +145,7 @@ def _check(args: argparse.Namespace) -> str | None:
     return None
 
 
-def _serve(options: Options, sock: object, live: Live) -> int:
+def _serve(options: Options, sock: object, live: Live, loaded: Stamp | None) -> int:
     try:
         import uvloop
 
@@ -150,14 +153,14 @@ def _serve(options: Options, sock: object, live: Live) -> int:
     except ImportError:  # the default loop works, a little slower
         pass
     try:
-        asyncio.run(run(options, sock, live))  # type: ignore[arg-type]
+        asyncio.run(run(options, sock, live, loaded))  # type: ignore[arg-type]
     except Exception as exc:  # start-up failures (e.g. Redis unreachable), by type and text
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     return 0
 
 
-def _supervise(options: Options, sock: object, live: Live) -> int:
+def _supervise(options: Options, sock: object, live: Live, loaded: Stamp | None) -> int:
     """Fork the workers on the shared socket; pass signals on; wait for all of them.
     Their metrics go to files in one directory, so that a scrape of any worker sums all."""
     shared = tempfile.TemporaryDirectory(prefix="catalogc-metrics-") if options.metrics else None
@@ -169,7 +172,7 @@ def _supervise(options: Options, sock: object, live: Live) -> int:
         if pid == 0:  # a worker
             code = 1
             try:
-                code = _serve(options, sock, live)
+                code = _serve(options, sock, live, loaded)
             finally:
                 os._exit(code)
         children.append(pid)

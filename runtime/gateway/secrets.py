@@ -4,14 +4,17 @@ start. A value never leaves this module except into the upstream request that ne
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from types import MappingProxyType
 
 from runtime.bundle.load import Bundle
 
 MAX_SECRET_BYTES = 64 * 1024  # a service-account JSON is a few KiB
+# the credentials adapters send as header values (runtime/upstream: add_auth, the OpenAI
+# organization and project): one line of printable text, or the header cannot carry them
+IN_HEADERS = frozenset({"api_key", "organization", "project"})
 
 
 class MissingSecrets(Exception):
@@ -47,11 +50,7 @@ def read_reference(ref: str) -> str:
             raise LookupError("not set")
         return value
     if kind == "file":
-        try:
-            with Path(name).open("rb") as handle:
-                data = handle.read(MAX_SECRET_BYTES + 1)
-        except OSError as exc:
-            raise LookupError(exc.strerror or type(exc).__name__) from None
+        data = _read_file(name)
         if len(data) > MAX_SECRET_BYTES:
             raise LookupError(f"larger than {MAX_SECRET_BYTES} bytes")
         try:
@@ -64,6 +63,33 @@ def read_reference(ref: str) -> str:
     raise LookupError("not an env: or file: reference")
 
 
+def _usable(name: str, value: str) -> str:
+    """`value`, if a credential sent in a header can be: one with a line break or another
+    control character inside was dropped at each request, unsent (the upstream's 401 the
+    only clue); now it is as missing as an unreadable one, named at start."""
+    if name in IN_HEADERS and not value.strip().isprintable():
+        raise LookupError("holds a line break or control character: no header can carry it")
+    return value
+
+
+def _read_file(name: str) -> bytes:
+    """A regular file's first bytes. Opened without blocking and checked before any read:
+    a FIFO (or a device) would otherwise hold start-up, or a reload, until written to."""
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise LookupError(exc.strerror or type(exc).__name__) from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise LookupError("not a regular file")
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            return handle.read(MAX_SECRET_BYTES + 1)
+    except OSError as exc:
+        raise LookupError(exc.strerror or type(exc).__name__) from None
+    finally:
+        os.close(fd)
+
+
 def load_secrets(bundle: Bundle, allow_missing: bool) -> Secrets:
     """Read every credential the bundle references. Missing ones fail start-up
     (MissingSecrets) unless `allow_missing`: then only their providers answer 503."""
@@ -74,7 +100,7 @@ def load_secrets(bundle: Bundle, allow_missing: bool) -> Secrets:
         found: dict[str, str] = {}
         for name, ref in sorted(integ.credentials.items()):
             try:
-                found[name] = read_reference(ref)
+                found[name] = _usable(name, read_reference(ref))
             except LookupError as exc:
                 failures[ref] = str(exc)
                 missing.setdefault(slug, ref)

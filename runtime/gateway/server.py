@@ -21,6 +21,7 @@ from aiohttp import web
 
 from runtime.bundle.errors import BundleError
 from runtime.bundle.load import Bundle
+from runtime.gateway import hup
 from runtime.gateway.alerts import Alerts
 from runtime.gateway.app import Gateway, build_app
 from runtime.gateway.body_budget import DEFAULT_LIMIT, BodyBudget
@@ -105,8 +106,10 @@ def make_books(options: Options) -> Books:
     return Books(events=events, metrics=Metrics() if options.metrics else None)
 
 
-async def run(options: Options, sock: socket.socket, first: Live) -> None:
-    """Serve on `sock` until SIGTERM/SIGINT, then drain."""
+async def run(options: Options, sock: socket.socket, first: Live,
+              loaded: Stamp | None = None) -> None:  # fmt: skip
+    """Serve on `sock` until SIGTERM/SIGINT, then drain. `loaded`: the bundle file's stamp
+    taken before `first` was read from it (a change since is reloaded)."""
     store = make_store(options)
     if options.redis is not None:
         await store.astart()  # type: ignore[attr-defined]
@@ -137,8 +140,11 @@ async def run(options: Options, sock: socket.socket, first: Live) -> None:
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(reload(gw, options)))
-    watcher = asyncio.ensure_future(watch(gw, options)) if options.watch else None
+    reloads = Reloads(gw, options)
+    loop.add_signal_handler(signal.SIGHUP, reloads.request)
+    if hup.pending:  # one came while starting (hup.catch): its reload is made now
+        reloads.request()
+    watcher = asyncio.ensure_future(watch(options, reloads, loaded)) if options.watch else None
     freeze_heap()
     host, port = sock.getsockname()[:2]
     log("listening", host=host, port=port, digest=first.bundle.digest, pid=os.getpid(),
@@ -161,10 +167,37 @@ async def run(options: Options, sock: socket.socket, first: Live) -> None:
     flush()
 
 
+class Reloads:
+    """Reloads made one at a time: two at once could finish out of order and leave the
+    older file serving. A reload asked for while one runs makes one more after it (the file
+    as it is then): a storm of SIGHUPs costs two loads, not one per signal."""
+
+    def __init__(self, gw: Gateway, options: Options) -> None:
+        self.gw, self.options = gw, options
+        self.running: asyncio.Task[None] | None = None
+        self.again = False
+
+    def request(self) -> None:
+        if self.running is not None:
+            self.again = True
+            return
+        self.running = asyncio.ensure_future(self._run())
+
+    async def _run(self) -> None:
+        try:
+            self.again = True
+            while self.again:
+                self.again = False
+                await reload(self.gw, self.options)
+        finally:
+            self.running = None
+
+
 async def reload(gw: Gateway, options: Options) -> None:
     try:
+        # in a thread, both: a bundle is large, and a secret file may be slow to read
         bundle = await asyncio.to_thread(Bundle.load, options.bundle)
-        live = Live.of(bundle, options.allow_missing_secrets)
+        live = await asyncio.to_thread(Live.of, bundle, options.allow_missing_secrets)
     except (BundleError, MissingSecrets) as exc:
         gw.reload_error = str(exc)
         log("reload_failed", error=str(exc), serving=gw.live.bundle.digest)
@@ -187,18 +220,24 @@ def freeze_heap() -> None:
     gc.set_threshold(YOUNG_COLLECTION_EVERY, older, oldest)
 
 
-async def watch(gw: Gateway, options: Options) -> None:
-    """Reload when the bundle file is replaced or rewritten (polling: works everywhere)."""
-    seen = _stamp(options.bundle)
+async def watch(options: Options, reloads: Reloads, seen: Stamp | None) -> None:
+    """Reload when the bundle file is replaced or rewritten (polling: works everywhere),
+    from `seen`: the stamp of the file the serving bundle was read from."""
+    if seen is None:
+        seen = stamp(options.bundle)
     while True:
-        await asyncio.sleep(WATCH_EVERY)
-        now = _stamp(options.bundle)
+        now = stamp(options.bundle)
         if now != seen and now is not None:
             seen = now
-            await reload(gw, options)
+            reloads.request()
+        await asyncio.sleep(WATCH_EVERY)
 
 
-def _stamp(path: Path) -> tuple[int, int, int] | None:
+Stamp = tuple[int, int, int]
+
+
+def stamp(path: Path) -> Stamp | None:
+    """The file's identity and version: a replacement or a rewrite changes it."""
     try:
         st = path.stat()
     except OSError:

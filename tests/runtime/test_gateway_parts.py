@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -126,6 +128,29 @@ def test_secret_files_are_bounded_and_must_be_text(tmp_path: Path) -> None:
             read_reference(f"file:{path}")
     with pytest.raises(LookupError, match="not an env"):
         read_reference("vault:x")
+
+
+def test_a_secret_file_that_is_no_regular_file_is_refused_at_once(tmp_path: Path) -> None:
+    """A FIFO held start-up (or, on reload, the whole gateway) until someone wrote to it."""
+    fifo = tmp_path / "key.fifo"
+    os.mkfifo(fifo)
+    for path in (fifo, tmp_path, Path("/dev/zero")):
+        started = time.monotonic()
+        with pytest.raises(LookupError, match=r"not a regular file|Is a directory"):
+            read_reference(f"file:{path}")
+        assert time.monotonic() - started < 5
+
+
+def test_a_credential_no_header_can_carry_is_missing_named(
+    bundle: Bundle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A key with a line break inside was read, then dropped unsent at every request."""
+    monkeypatch.setenv("GW_TEST_FAKE_OPENAI", "sk-test-FAKE\n-0000")
+    (tmp_path / "anthropic.key").write_text("sk-ant-test-FAKE\n")  # a trailing one is fine
+    with pytest.raises(MissingSecrets, match=r"env:GW_TEST_FAKE_OPENAI \(holds a line break"):
+        load_secrets(bundle, allow_missing=False)
+    allowed = load_secrets(bundle, allow_missing=True)
+    assert set(allowed.missing) == {"openai-main"} and "FAKE" not in repr(allowed)
 
 
 def test_request_forms_read_from_headers() -> None:
