@@ -66,6 +66,7 @@ class Gateway:
     bodies: BodyBudget = field(default_factory=BodyBudget)  # request bodies held at once
     lingering: Lingering = field(default_factory=Lingering)  # answered, body not all read
     reading: Reading = field(default_factory=Reading)  # bodies still arriving
+    serving: set[asyncio.Task[Any]] = field(default_factory=set)  # the requests' own tasks
 
     def __post_init__(self) -> None:
         self.books.bundle = self.live.bundle.digest
@@ -240,6 +241,9 @@ async def serve(request: web.Request, endpoint: str) -> web.StreamResponse:
     record = Record(endpoint, gw.books)
     record.fields["trace_id"] = any_trace_id(request.headers)
     gw.inflight += 1
+    task = asyncio.current_task()
+    if task is not None:  # a drain that times out cancels it (server.drain)
+        gw.serving.add(task)
     lease = gw.bodies.lease()
     try:
         return await _serve(request, gw, endpoint, record, lease)
@@ -254,6 +258,14 @@ async def serve(request: web.Request, endpoint: str) -> web.StreamResponse:
         failure = record.failure = failure_of(exc)
         record.write_after_answer(failure.status)
         return _error(failure, anthropic, record.fields.get("trace_id"))
+    except asyncio.CancelledError:  # the drain timed out (server.drain): answered, settled
+        _uncancel()
+        failure = record.failure = Failure(503, "the gateway is shutting down; retry",
+                                           "gateway_shutdown", retry_after=1.0)  # fmt: skip
+        record.write_after_answer(503)
+        answer = _error(failure, anthropic, record.fields.get("trace_id"))
+        answer.force_close()
+        return answer
     except Exception as exc:  # a bug: answered, logged by type only
         log("internal_error", endpoint=endpoint, error=type(exc).__name__,
             where=_where(exc))  # fmt: skip
@@ -264,6 +276,8 @@ async def serve(request: web.Request, endpoint: str) -> web.StreamResponse:
     finally:
         lease.close()
         gw.inflight -= 1
+        if task is not None:
+            gw.serving.discard(task)
 
 
 async def _serve(
@@ -498,6 +512,8 @@ async def _stream(
         # a stream's request_timeout bounds each silence between chunks
         idle = timeout_of(job, ticket.attempt)
         ended = await relay(resp, translator, writer, idle, gw.client_timeout, scrubber(call))
+        if ended == "gateway_shutdown":
+            _uncancel()
         complete = ended == "ok"
         record.fields["stream"] = ended
     finally:
@@ -506,8 +522,11 @@ async def _stream(
         if writer.first is not None:
             record.ttft = writer.first - record.started
         _usage(record, usage, outcome.cost + cost)
-        gone = record.fields.get("stream") in ("client_gone", "client_timeout")
-        record.write_after_answer(resp.status if complete else 499 if gone else 502)
+        how = record.fields.get("stream")
+        gone = how in ("client_gone", "client_timeout")
+        stopped = how == "gateway_shutdown"
+        record.write_after_answer(resp.status if complete else 499 if gone else 503 if stopped
+                                  else 502)  # fmt: skip
     if record.fields.get("stream") == "client_timeout":
         _abort(request)  # it stopped reading: what is still buffered for it goes
         return client
@@ -519,6 +538,14 @@ async def _stream(
     except (ConnectionError, RuntimeError):
         pass
     return client
+
+
+def _uncancel() -> None:
+    """The cancel is answered, not passed on: aiohttp's shutdown waits for the handler to
+    end, and this one ends by answering (the task is no longer being cancelled)."""
+    task = asyncio.current_task()
+    if task is not None:
+        task.uncancel()
 
 
 def _abort(request: web.Request) -> None:

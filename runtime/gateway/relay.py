@@ -11,6 +11,7 @@ relayed (streams send a token or a few per event), never more than the reservati
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
@@ -24,6 +25,7 @@ from runtime.upstream.base import Response, StreamTranslator, UpstreamProtocolEr
 
 Write = Callable[[bytes], Awaitable[None]]
 AFTER_DONE = 1.0  # seconds the rest of a finished stream is read for (the body's own end)
+SHUTDOWN_WRITE = 0.5  # seconds to write a shutdown's error event (within the drain's grace)
 
 
 class Counted:
@@ -68,13 +70,15 @@ async def relay(
 ) -> str:
     """Copy the stream to the client; returns how it ended: "ok", "upstream_cut",
     "upstream_timeout", "upstream_error" (malformed, broken, or the upstream's own error
-    event, relayed), "client_gone" or "client_timeout" (it stopped reading: a write waited
-    `client_timeout` for room). `scrub` takes the credential out of what the upstream sent
+    event, relayed), "client_gone", "client_timeout" (it stopped reading: a write waited
+    `client_timeout` for room) or "gateway_shutdown" (cancelled by a drain that timed out:
+    the caller ends the cancel). `scrub` takes the credential out of what the upstream sent
     (an error event may echo it)."""
     chunks = resp.chunks().__aiter__()
     send = write.write  # awaited here, not through two more coroutines per chunk
     ended = "ok"
     partial = b""  # what a malformed event's read gave before it (UpstreamProtocolError)
+    status = 502  # of the error event, when the stream does not end well
     stuck: Deadline | None = None
     try:
         # `idle` runs while the upstream is waited for, `stuck` while the client is written to
@@ -114,6 +118,8 @@ async def relay(
             resp.close()
             return "client_timeout"
         ended, message = "upstream_timeout", f"the upstream was silent for {idle_timeout:g} s"
+    except asyncio.CancelledError:  # the drain timed out (server.drain): the client is told
+        ended, message, status = "gateway_shutdown", "the gateway is shutting down; retry", 503
     except UpstreamProtocolError as exc:
         ended, message = "upstream_error", f"the upstream stream is malformed: {exc}"
         partial = scrub(exc.partial) if scrub else exc.partial
@@ -125,7 +131,8 @@ async def relay(
         ended, message = "upstream_error", f"the upstream connection failed ({type(exc).__name__})"
     resp.close()
     try:
-        await _send(write, partial + translator.error_event(502, message), client_timeout)
+        await _send(write, partial + translator.error_event(status, message),
+                    SHUTDOWN_WRITE if ended == "gateway_shutdown" else client_timeout)  # fmt: skip
     except ClientGone as exc:
         return exc.ended
     return ended

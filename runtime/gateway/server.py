@@ -39,6 +39,9 @@ from runtime.limits.base import Store
 from runtime.routing.router import Router
 
 WATCH_EVERY = 1.0  # seconds between looks at the bundle file
+CANCEL_GRACE = 2.0  # seconds, at most, of the drain timeout for cancelled requests (drain)
+LAST_WAIT = 0.25  # seconds aiohttp waits (twice) for a handler still running after that
+DRAIN_POLL = 0.05  # seconds between looks at what is still in flight while draining
 # Allocations, net of frees, between the cyclic collector's young passes (CPython: 700).
 # A request's objects are freed by reference counting: it leaves no cycles (held by
 # tests/gateway/test_no_cycles.py and test_memory_bounds.py). But at 32 requests in flight
@@ -127,7 +130,7 @@ async def run(options: Options, sock: socket.socket, first: Live,
     alerts.start()
     runner = web.AppRunner(
         build_app(gw, options.max_body), access_log=None, handle_signals=False,
-        shutdown_timeout=options.drain_timeout,
+        shutdown_timeout=LAST_WAIT,  # for what `drain` left (nothing, unless a bug)
         max_field_size=40 * 1024, max_line_size=16 * 1024,  # a header; an inline config fits
         # aiohttp closes a connection this long idle, or this long into headers that never
         # end (its own default is an hour: a slow client could hold connections that long)
@@ -154,7 +157,7 @@ async def run(options: Options, sock: socket.socket, first: Live,
     log("draining", pid=os.getpid(), inflight=gw.inflight)
     if watcher is not None:
         watcher.cancel()
-    await runner.cleanup()  # stops accepting, waits for in-flight handlers
+    await drain(gw, runner, options)
     await asyncio.sleep(0)  # the books of the last answers (Record.write_after_answer)
     await alerts.stop()
     await transport.close()
@@ -165,6 +168,31 @@ async def run(options: Options, sock: socket.socket, first: Live,
         gw.books.events.close()
     log("stopped", pid=os.getpid())
     flush()
+
+
+async def drain(gw: Gateway, runner: web.AppRunner, options: Options) -> None:
+    """Stop accepting; let what is in flight finish until the drain timeout less a grace;
+    then cancel what is left, which answers in the grace: a request 503, a stream an error
+    event, both settled and logged (app.py). aiohttp alone waits the timeout, waits it
+    again, then cancels and closes the connection at once: past a supervisor's patience,
+    and with no answer, nor a log line, for what it cut."""
+    for site in list(runner.sites):
+        await site.stop()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + options.drain_timeout - _grace(options)
+    while gw.inflight and loop.time() < deadline:
+        await asyncio.sleep(DRAIN_POLL)
+    for task in list(gw.serving):
+        task.cancel()
+    deadline = loop.time() + _grace(options)
+    while gw.inflight and loop.time() < deadline:
+        await asyncio.sleep(DRAIN_POLL)
+    await runner.cleanup()  # closes the idle connections
+
+
+def _grace(options: Options) -> float:
+    """Seconds of the drain timeout kept for cancelled requests to answer and settle."""
+    return min(CANCEL_GRACE, options.drain_timeout / 4)
 
 
 class Reloads:

@@ -368,3 +368,50 @@ budgets: [{limit: "0.001", unit: usd, period: monthly}]
             assert status == (412 if refused else 200), (change, body)
     finally:
         gw.stop()
+
+
+@pytest.mark.parametrize("store", ["memory", "redis"])
+def test_what_outlasts_the_drain_timeout_is_answered_settled_and_logged_in_time(
+    tmp_path: Path, own_redis: RedisServer, store: str
+) -> None:
+    """aiohttp waited the drain timeout, cancelled, then waited it again (twice the time a
+    supervisor allows); a cancelled request got no answer and no log line, a cancelled
+    stream a truncated body; with Redis the books of both were lost as the store closed."""
+    path = tmp_path / "b.json"
+    path.write_bytes(compile_files(tmp_path / "cat", catalog()))
+    args = ["--drain-timeout", "2"]
+    if store == "redis":
+        args += ["--redis", f"redis://127.0.0.1:{own_redis.port}/0", "--namespace", "drain"]
+    gw = Gateway(path, *args, env={"GW_OPS_FAKE_KEY": CREDENTIAL})
+    answers: dict[str, tuple[int, bytes]] = {}
+
+    def call(name: str, body: dict[str, object], headers: dict[str, str]) -> None:
+        status, _, data = gw.request("POST", "/v1/chat/completions", body, {**AUTH, **headers},
+                                     timeout=20)  # fmt: skip
+        answers[name] = (status, data)
+
+    slow = {"x-mock-latency-ms": "15000", "x-portkey-trace-id": "slow"}
+    stream = {"x-mock-chunk-ms": "400", "x-portkey-trace-id": "stream"}
+    long = "word " * 200
+    threads = [threading.Thread(target=call, args=("slow", chat(), slow)),
+               threading.Thread(target=call, args=("stream", chat(stream=True, messages=[
+                   {"role": "user", "content": long}]), stream))]  # fmt: skip
+    for t in threads:
+        t.start()
+    time.sleep(1.0)
+    started = time.monotonic()
+    gw.signal(signal.SIGTERM)
+    assert gw.proc.wait(10) == 0
+    took = time.monotonic() - started
+    for t in threads:
+        t.join(10)
+    assert took < 3.3, took  # the drain timeout (2 s), and the exit (aiohttp alone: 4 s)
+    assert answers["slow"][0] == 503 and b"gateway_shutdown" in answers["slow"][1]
+    status, data = answers["stream"]
+    assert status == 200 and b"gateway is shutting down" in data and b"[DONE]" not in data
+    lines = {e["trace_id"]: e for e in gw.events("request")}
+    assert lines["slow"]["status"] == 503 and lines["stream"]["status"] == 503
+    assert lines["stream"]["stream"] == "gateway_shutdown"
+    assert "internal_error" not in gw.text()
+    events = [e["event"] for e in gw.events()]
+    assert events.index("draining") < events.index("request") < events.index("stopped")
