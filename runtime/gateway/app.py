@@ -17,7 +17,7 @@ from aiohttp import HttpVersion11, web
 
 from runtime.bundle.aliases import usable_aliases
 from runtime.bundle.errors import RequestError, StoreUnavailable
-from runtime.bundle.money import Usage, dollars
+from runtime.bundle.money import dollars
 from runtime.gateway.alerts import Alerts
 from runtime.gateway.body_budget import BodyBudget, Lease
 from runtime.gateway.books import Books, Record
@@ -32,6 +32,7 @@ from runtime.gateway.replies import Failure, error_body, failure_of, retry_after
 from runtime.gateway.spaced import Spaced
 from runtime.gateway.tracing import trace_context
 from runtime.routing.router import Router
+from runtime.routing.ticket import Ticket
 from runtime.upstream.common import scrubber
 from runtime.upstream.json_codec import loads
 
@@ -448,19 +449,24 @@ def _describe(record: Record, outcome: Outcome) -> None:
         fields["option"] = attempt.option
     fields["attempts"] = outcome.attempts
     fields["retries"] = outcome.retries
-    _usage(record, outcome.usage, outcome.cost)
+    _usage(record, outcome.tickets, outcome.cost)
 
 
-def _usage(record: Record, usage: Usage | None, cost: Decimal) -> None:
+def _usage(record: Record, tickets: list[Ticket], cost: Decimal) -> None:
+    """The request's cost and the tokens it was charged for: both summed over every
+    attempt settled (a 408's input, a retry's), so that one always explains the other."""
     record.fields["cost_usd"] = dollars(cost)
-    if usage is not None:
-        record.fields["tokens"] = {
-            "input": usage.input_tokens, "output": usage.output_tokens,
-            "cache_read": usage.cache_read_tokens,
-            "cache_write": usage.cache_write_tokens + usage.cache_write_1h_tokens,
-        }  # fmt: skip
-        if usage.cache_write_1h_tokens:  # of which 1-hour TTL (priced apart)
-            record.fields["tokens"]["cache_write_1h"] = usage.cache_write_1h_tokens
+    used = [t.usage for t in tickets if t.usage is not None]
+    if used:
+        tokens = record.fields["tokens"] = {
+            "input": sum(u.input_tokens for u in used),
+            "output": sum(u.output_tokens for u in used),
+            "cache_read": sum(u.cache_read_tokens for u in used),
+            "cache_write": sum(u.cache_write_tokens + u.cache_write_1h_tokens for u in used),
+        }
+        hour = sum(u.cache_write_1h_tokens for u in used)
+        if hour:  # of which 1-hour TTL (priced apart)
+            tokens["cache_write_1h"] = hour
 
 
 def retry_count(outcome: Outcome) -> str:
@@ -517,11 +523,11 @@ async def _stream(
         complete = ended == "ok"
         record.fields["stream"] = ended
     finally:
-        cost, usage = await settle_stream(ticket, translator, complete, writer.events)
+        cost, _ = await settle_stream(ticket, translator, complete, writer.events)
         outcome.tickets.append(ticket)
         if writer.first is not None:
             record.ttft = writer.first - record.started
-        _usage(record, usage, outcome.cost + cost)
+        _usage(record, outcome.tickets, outcome.cost + cost)
         how = record.fields.get("stream")
         gone = how in ("client_gone", "client_timeout")
         stopped = how == "gateway_shutdown"

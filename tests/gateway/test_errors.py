@@ -225,3 +225,30 @@ def test_portkey_sdk_raises_typed_errors(gateway: GatewayProcess, fakes: Fakes, 
         Portkey(base_url=gateway.v1, api_key=key).chat.completions.create(model=model,
                                                                           messages=user())  # fmt: skip
     assert not any(f.requests for f in fakes.all())
+
+
+def test_the_logged_tokens_are_those_of_every_attempt_charged(
+    gateway: GatewayProcess, fakes: Fakes, bundle: Path
+) -> None:
+    """A 408 is charged its input, then the fallback answers: the log's cost counted both
+    attempts, its tokens only the last (a cost no token count explained)."""
+    fakes.openai.script(Answer(latency=3.0))
+    used = Tokens(input=20, output=5)
+    fakes.backup.script(Answer(usage=used))
+    config = {"strategy": {"mode": "fallback", "on_status_codes": [408]},
+              "targets": [{"provider": "@openai-main", "request_timeout": 300,
+                           "override_params": {"model": "gpt-4o-mini"}},
+                          {"provider": "@backup", "override_params": {"model": "backup-chat"}}]}  # fmt: skip
+    trace = trace_id()
+    status, headers, _ = http("POST", gateway.v1 + "/chat/completions",
+                              {"model": "x", "messages": user()},
+                              {"authorization": f"Bearer {TEAM_KEY}", "x-portkey-trace-id": trace,
+                               "x-portkey-config": json.dumps(config)})  # fmt: skip
+    assert status == 200
+    line = gateway.request_line(trace)
+    tokens = line["tokens"]
+    first = tokens["input"] - used.input  # the 408's input: its reservation, charged
+    assert first > 0 and tokens["output"] == used.output, tokens
+    cost = expected_cost(bundle, "openai-main", "gpt-4o-mini", Tokens(input=first, output=0)) + (
+        expected_cost(bundle, "backup", "backup-chat", used))  # fmt: skip
+    assert Decimal(line["cost_usd"]) == cost == Decimal(headers["x-catalog-cost-usd"]), line
