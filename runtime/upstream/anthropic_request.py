@@ -15,7 +15,8 @@
   Claude model can write that much; the gateway reserves budget for it the same way).
 
 What Messages cannot express (n > 1, JSON response formats, audio or file parts, legacy
-function calls) is refused with a 400 naming the field, never silently dropped.
+function calls, log probabilities, audio output, predicted outputs) is refused with a 400
+naming the field, never silently dropped.
 """
 
 from __future__ import annotations
@@ -29,6 +30,17 @@ from runtime.upstream.base import Unsupported
 
 DEFAULT_MAX_TOKENS = 4096
 _COPIED = ("temperature", "top_p", "top_k", "thinking")
+# what Messages has no form for, with what to do instead: refused when set (not when null,
+# false or empty, which some clients send as defaults; `modalities: ["text"]` is the default)
+_NOT_SENT = (
+    ("functions", "use `tools` (legacy function calling)"),
+    ("function_call", "use `tool_choice` (legacy function calling)"),
+    ("logprobs", "Anthropic returns no log probabilities"),
+    ("top_logprobs", "Anthropic returns no log probabilities"),
+    ("modalities", "Anthropic answers in text only"),
+    ("audio", "Anthropic answers in text only"),
+    ("prediction", "Anthropic has no predicted outputs"),
+)
 _REFUSAL = "refusal"
 _EMPTY_SCHEMA = {"type": "object", "properties": {}}
 
@@ -215,6 +227,10 @@ def _sampling(body: Mapping[str, Any], out: dict[str, Any]) -> None:
     for name in _COPIED:
         if body.get(name) is not None:
             out[name] = body[name]
+    for name, why in _NOT_SENT:
+        value = body.get(name)
+        if value not in (None, False, [], {}) and not (name == "modalities" and value == ["text"]):
+            raise Unsupported(f"`{name}` cannot be sent to Anthropic: {why}")
     n = body.get("n")
     if n is not None and n != 1:
         raise Unsupported("`n` other than 1 cannot be sent to Anthropic (one answer per request)")

@@ -201,6 +201,21 @@ def test_what_messages_cannot_express_is_a_400(body: dict[str, Any]) -> None:
     assert caught.value.status == 400
 
 
+@pytest.mark.parametrize(("name", "value"), [
+    ("functions", [{"name": "f", "parameters": {"type": "object"}}]), ("function_call", "auto"),
+    ("logprobs", True), ("top_logprobs", 3), ("modalities", ["text", "audio"]),
+    ("audio", {"voice": "alloy", "format": "wav"}), ("prediction", {"type": "content"}),
+])  # fmt: skip
+def test_fields_messages_has_no_form_for_are_refused_naming_them(name: str, value: Any) -> None:
+    """They were dropped, silently: a model never saw the legacy functions it was given."""
+    body = {"messages": [{"role": "user", "content": "x"}]}
+    with pytest.raises(Unsupported, match=f"`{name}` cannot be sent to Anthropic"):
+        sent({**body, name: value})
+    for default in (None, False, [], {}):  # what clients send as defaults still passes
+        assert name not in sent({**body, name: default})
+    assert "modalities" not in sent({**body, "modalities": ["text"]})
+
+
 # ---- answers ------------------------------------------------------------------------------
 
 
