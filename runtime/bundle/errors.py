@@ -226,8 +226,9 @@ def counter_label(cid: str) -> str:
 
 
 def amount_words(amount: Decimal | int, unit: str) -> str:
-    if unit == "usd":
-        return f"{amount} USD"
+    if unit == "usd":  # plain and exact: `0E-16` (nothing left, in 1e-16 units) reads `0`
+        text = format(amount.normalize(), "f") if isinstance(amount, Decimal) else str(amount)
+        return f"{text} USD"
     word = unit if amount != 1 else unit.removesuffix("s")
     return f"{amount} {word}"
 

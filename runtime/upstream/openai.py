@@ -174,7 +174,7 @@ class OpenAIAdapter:
         return Reply(status, relay_error(call, status, body), None, retry_after(headers))
 
     def stream(self, call: Call) -> OpenAIStream:
-        return OpenAIStream(call)
+        return OpenAIStream(call, added=self.stream_options and call.endpoint in STREAMED_USAGE)
 
 
 def usage_of(endpoint: str, usage: Any, tier: Any = None) -> Usage | None:
@@ -257,12 +257,15 @@ class OpenAIStream:
     `include_usage` ourselves. `done` comes with `data: [DONE]` or, for /v1/responses, the
     terminal `response.completed` / `response.incomplete` / `response.failed` event."""
 
-    __slots__ = ("_drop", "_endpoint", "_parser", "_responses", "done", "failed", "usage")
+    __slots__ = ("_drop", "_endpoint", "_parser", "_responses", "_strip", "done", "failed",
+                 "usage")  # fmt: skip
 
-    def __init__(self, call: Call) -> None:
+    def __init__(self, call: Call, added: bool = True) -> None:
+        """`added`: the gateway asked for usage (`include_usage`) on its own."""
         self.usage: Usage | None = None
         self.done = self.failed = False
         self._drop = not call.include_usage
+        self._strip = added and self._drop
         self._responses = call.endpoint == "responses"
         self._parser = SSEParser()
         self._endpoint = call.endpoint
@@ -273,10 +276,18 @@ class OpenAIStream:
         return client_bytes(self, self._parser.feed(data), self._step)
 
     def _step(self, event: Event, out: list[bytes]) -> None:
-        if (self._keep_event if self._responses else self._keep_chunk)(event):
+        if self._responses:
+            if self._keep_event(event):
+                out.append(event.raw)
+            return
+        kept = self._keep_chunk(event)
+        if kept is True:
             out.append(event.raw)
+        elif kept:  # the chunk with its usage taken out
+            out.append(kept)
 
-    def _keep_chunk(self, event: Event) -> bool:
+    def _keep_chunk(self, event: Event) -> bool | bytes:
+        """True: relay the event as it came; False: drop it; bytes: relay these instead."""
         data = event.data
         if data is None:
             return True  # a comment: a keep-alive the client may want too
@@ -297,7 +308,16 @@ class OpenAIStream:
         if usage is None:
             return True
         self.usage = usage_of(self._endpoint, usage, chunk.get("service_tier"))
-        return not (self._drop and chunk.get("choices") == [])
+        if not self._drop:
+            return True
+        if not chunk.get("choices"):
+            return False  # the usage chunk the gateway asked for, not the client
+        if not self._strip or chunk.get("usage") is None:
+            return True  # usage the server always sends (Mistral's; Groq's `x_groq`): as it came
+        # asked for by the gateway, some servers report it on the last content chunk: that
+        # chunk goes on, without the usage the client did not ask for
+        del chunk["usage"]
+        return b"data: " + dumps(chunk) + b"\n\n"
 
     def _keep_event(self, event: Event) -> bool:
         data = event.data

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from catalog_compiler.compiler import compile_catalog
 from catalog_compiler.diagnostics import Diagnostic
 from runtime import Estimate, Router, Store, Usage
+from runtime.bundle.errors import amount_words
 from runtime.bundle.load import Prices
 from runtime.bundle.money import MAX_TOKENS, UNITS_PER_USD, Rates, dollars, usd
 from runtime.limits.lua import LOW
@@ -193,3 +194,10 @@ def test_redis_pairs_round_trip_any_charge_settle_and_refund(
         law()
     finally:
         store.close()
+
+
+@given(st.decimals(min_value=0, max_value=10**9, places=16, allow_nan=False, allow_infinity=False))
+def test_an_amount_left_reads_plainly_and_exactly(amount: Decimal) -> None:
+    """A budget with nothing left said `0E-16 USD left`."""
+    text = amount_words(amount, "usd").removesuffix(" USD")
+    assert "E" not in text and Decimal(text) == amount

@@ -309,6 +309,22 @@ def test_usage_beside_choices_is_kept_and_counted() -> None:
     assert translator.usage == Usage(10, 2)
 
 
+def test_usage_we_asked_for_on_a_content_chunk_is_taken_off_it() -> None:
+    """Some OpenAI-compatible servers answer `include_usage` on the last content chunk, not
+    a chunk of its own: that usage reached a client that never asked for it."""
+    last = (b'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m",'
+            b'"choices":[{"index":0,'
+            b'"delta":{"content":"!"},"finish_reason":"stop"}],"usage":{"prompt_tokens":8,'
+            b'"completion_tokens":2,"total_tokens":10}}\n\n')  # fmt: skip
+    for asked in (False, True):
+        translator = OPENAI.stream(call(stream=True, service="vllm", include_usage=asked))
+        out = translator.feed(last + fx.OPENAI_DONE)
+        assert translator.usage == Usage(8, 2) and translator.done
+        chunk = ChatCompletionChunk.model_validate(data_lines(out)[0])
+        assert chunk.choices[0].delta.content == "!"
+        assert (chunk.usage is not None) == asked and (out == last + fx.OPENAI_DONE) == asked
+
+
 def test_groq_usage_beside_a_null_usage_is_counted() -> None:
     translator = OPENAI.stream(call(stream=True, service="groq"))
     chunk = (
