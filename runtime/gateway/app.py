@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -104,6 +105,7 @@ def build_app(gw: Gateway, max_body: int = MAX_BODY_BYTES) -> web.Application:
     app.router.add_get("/v1/models", models)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/v1/catalog/usage", usage)
+    app.router.add_post("/v1/catalog/recover", recover)
     for path, endpoint in ENDPOINTS.items():
         app.router.add_post(path, _handler(endpoint), expect_handler=_defer_expect)
     # last: what no route above takes (aiohttp would answer in plain text, and invite the
@@ -114,13 +116,14 @@ def build_app(gw: Gateway, max_body: int = MAX_BODY_BYTES) -> web.Application:
 
 
 GETS = ("/healthz", "/readyz", "/v1/models", "/metrics", "/v1/catalog/usage")
+POSTS = ("/v1/catalog/recover",)  # besides the ENDPOINTS
 
 
 async def _unrouted(request: web.Request) -> web.Response:
     """A path the gateway does not serve, or a method its path does not take: answered in
     the OpenAI error shape (Anthropic's on /v1/messages), quoting nothing the client sent."""
-    if request.path in ENDPOINTS or request.path in GETS:
-        allowed = "POST" if request.path in ENDPOINTS else "GET, HEAD"
+    if request.path in ENDPOINTS or request.path in GETS or request.path in POSTS:
+        allowed = "GET, HEAD" if request.path in GETS else "POST"
         failure = Failure(405, f"this endpoint takes {allowed} only", "method_not_allowed",
                           headers={"Allow": allowed})  # fmt: skip
     else:
@@ -208,7 +211,32 @@ async def _store_problem(gw: Gateway) -> str | None:
             await client().ping()
     except Exception:  # any failure to answer a PING means "not ready"
         return "store_unreachable"
+    if getattr(gw.router.store, "counters_lost", False):  # refusing until accepted: not ready
+        return "counters_lost"
     return None
+
+
+async def recover(request: web.Request) -> web.Response:
+    """An organization admin accepts counters the Redis store lost (FLUSHALL, a failover to
+    an empty replica): they count afresh from now. Until then a fail-closed store refuses
+    what needs them, and /readyz says `counters_lost`. This process's store only: every
+    worker and replica sharing the namespace is recovered by this call to it, or restarted."""
+    gw = request.app[GATEWAY]
+    caller = gw.live.keys.admin(request.headers)
+    if caller is None:
+        return _error(Failure(401, "an organization admin key is required", "invalid_api_key"),
+                      False)  # fmt: skip
+    arecover = getattr(gw.router.store, "arecover", None)
+    if arecover is None:
+        return _error(Failure(501, "the memory store loses no counters: nothing to recover",
+                              "unsupported"), False)  # fmt: skip
+    try:
+        generation = await arecover()
+    except StoreUnavailable as exc:
+        return _error(failure_of(exc), False)
+    log("counters_recovered", generation=generation, pid=os.getpid())
+    return web.json_response({"object": "catalog.recovered", "generation": generation,
+                              "pid": os.getpid()})  # fmt: skip
 
 
 async def models(request: web.Request) -> web.Response:

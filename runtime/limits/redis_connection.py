@@ -161,6 +161,12 @@ class RedisConnection(Store):
         self.generation = generation
         return generation
 
+    @property
+    def counters_lost(self) -> bool:
+        """Lost counters were found and not yet accepted: a fail-closed store refuses the
+        admissions that need them (StoreUnavailable) until `recover`, or a restart."""
+        return bool(self._reported) and not self.fail_open
+
     def recover(self) -> str:
         """Accept lost counters: adopt the namespace's current generation (or start one)
         and let vanished keys count afresh. Fail-closed stores refuse admissions until then."""

@@ -415,3 +415,37 @@ def test_what_outlasts_the_drain_timeout_is_answered_settled_and_logged_in_time(
     assert "internal_error" not in gw.text()
     events = [e["event"] for e in gw.events()]
     assert events.index("draining") < events.index("request") < events.index("stopped")
+
+
+def test_lost_counters_show_in_readyz_and_an_admin_accepts_them(
+    tmp_path: Path, own_redis: RedisServer
+) -> None:
+    """Redis restarted empty (FLUSHALL here): the fail-closed store refused every request
+    while /readyz said ready, and nothing but a restart could end it."""
+    import redis
+
+    admin = "gw-ops-admin-FAKE-0009"
+    files = catalog(limit=1000)
+    files["catalog.yaml"] += (f"admin_keys: [{{name: ops-admin, sha256: "
+                              f"{hashlib.sha256(admin.encode()).hexdigest()}}}]\n")  # fmt: skip
+    path = tmp_path / "b.json"
+    path.write_bytes(compile_files(tmp_path / "cat", files))
+    gw = Gateway(path, "--redis", own_redis.url, "--namespace", "lost",
+                 env={"GW_OPS_FAKE_KEY": CREDENTIAL})  # fmt: skip
+    try:
+        assert gw.request("POST", "/v1/chat/completions", chat(), AUTH)[0] == 200
+        redis.Redis.from_url(own_redis.url).flushall()
+        status, _, body = gw.request("POST", "/v1/chat/completions", chat(), AUTH)
+        assert status == 503 and b"store_unavailable" in body
+        status, _, body = gw.request("GET", "/readyz")
+        assert status == 503 and json.loads(body)["status"] == "counters_lost"
+        for headers in ({}, AUTH):  # an organization admin's key, nobody else's
+            assert gw.request("POST", "/v1/catalog/recover", None, headers)[0] == 401
+        status, _, body = gw.request("POST", "/v1/catalog/recover", None,
+                                     {"authorization": f"Bearer {admin}"})  # fmt: skip
+        assert status == 200 and json.loads(body)["generation"]
+        assert gw.request("GET", "/readyz")[0] == 200
+        assert gw.request("POST", "/v1/chat/completions", chat(), AUTH)[0] == 200
+        assert admin not in gw.text()
+    finally:
+        gw.stop()
