@@ -172,7 +172,8 @@ def write_bundle(compiled: Compiled, source: str, out_dir: Path) -> Path:
     metavar="URL",
     default=None,
     help="Keep budgets and rate limits in Redis (redis://host:6379/0), shared by all "
-    "workers and replicas; default: in memory, this process only.",
+    "workers and replicas; default: in memory, this process only. env:NAME or file:PATH "
+    "reads the URL from there (a password stays out of the process list).",
 )
 @click.option(
     "--allow-missing-secrets",

@@ -19,7 +19,7 @@ from runtime.gateway.body_budget import DEFAULT_LIMIT, SHARE
 from runtime.gateway.live import Live
 from runtime.gateway.log import log, route_library_logs
 from runtime.gateway.metrics import MULTIPROC_ENV
-from runtime.gateway.secrets import MissingSecrets
+from runtime.gateway.secrets import MissingSecrets, read_reference
 from runtime.gateway.server import Options, Stamp, listen, run, stamp
 
 MAX_WORKERS = 256
@@ -39,7 +39,8 @@ def parser() -> argparse.ArgumentParser:
         "--redis",
         default=None,
         help="the shared limits store: redis://host:port/db, rediss:// (TLS), unix://, "
-        "redis+cluster://h1:p1,h2:p2, redis+sentinel://s1:p1,s2:p2/service (docs/redis.md)",
+        "redis+cluster://h1:p1,h2:p2, redis+sentinel://s1:p1,s2:p2/service (docs/redis.md); "
+        "or env:NAME / file:PATH holding it, to keep a password out of the process list",
     )
     p.add_argument("--namespace", default="catalog", help="the Redis key namespace")
     p.add_argument("--redis-lease-budgets", action="store_true",
@@ -88,6 +89,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
+    if args.redis is not None and args.redis.startswith(("env:", "file:")):
+        try:  # a URL with a password, read where `ps` cannot see it
+            args.redis = read_reference(args.redis)
+        except LookupError as exc:
+            print(f"error: cannot read --redis {args.redis}: {exc}", file=sys.stderr)
+            return 2
     options = Options(args.bundle, args.host, args.port, args.workers, args.redis,
                       args.namespace, args.allow_missing_secrets, args.max_body_bytes,
                       args.drain_timeout, not args.no_watch, args.events,

@@ -449,3 +449,24 @@ def test_lost_counters_show_in_readyz_and_an_admin_accepts_them(
         assert admin not in gw.text()
     finally:
         gw.stop()
+
+
+def test_the_redis_url_may_come_from_the_environment_out_of_the_process_list(
+    tmp_path: Path, own_redis: RedisServer
+) -> None:
+    """`--redis redis://:password@…` showed the password in `ps` to every local user."""
+    path = tmp_path / "b.json"
+    path.write_bytes(compile_files(tmp_path / "cat", catalog()))
+    gw = Gateway(path, "--redis", "env:GW_TEST_REDIS_URL", "--namespace", "from-env",
+                 env={"GW_OPS_FAKE_KEY": CREDENTIAL, "GW_TEST_REDIS_URL": own_redis.url})  # fmt: skip
+    try:
+        assert gw.events("listening")[0]["store"] == "redis"
+        assert gw.request("POST", "/v1/chat/completions", chat(), AUTH)[0] == 200
+        assert gw.proc is not None
+        argv = Path(f"/proc/{gw.proc.pid}/cmdline").read_bytes()
+        assert own_redis.url.encode() not in argv and b"env:GW_TEST_REDIS_URL" in argv
+    finally:
+        gw.stop()
+    done = run_cli(str(path), "--port", "0", "--redis", "env:GW_TEST_NO_SUCH_URL")
+    assert done.returncode == 2
+    assert "cannot read --redis env:GW_TEST_NO_SUCH_URL: not set" in done.stderr
