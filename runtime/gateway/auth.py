@@ -1,6 +1,6 @@
-"""Who is calling: a workspace API key, sent as `Authorization: Bearer <key>` or
-`x-portkey-api-key`, whose sha256 the catalog lists (a `disabled` key is refused like an
-unknown one). The presented key is hashed first, so the table lookup and the final
+"""Who is calling: a workspace API key, sent as `Authorization: Bearer <key>`,
+`x-portkey-api-key` or `x-api-key`, whose sha256 the catalog lists (a `disabled` key is
+refused like an unknown one). The presented key is hashed first, so the table lookup and the final
 constant-time comparison only ever see digests. An organization admin key (the
 Organization's `admin_keys`) is a separate table: it reads usage, it never routes."""
 
@@ -68,14 +68,20 @@ def _find(table: Table, headers: Mapping[str, str]) -> Caller | None:
 
 
 def presented_key(headers: Mapping[str, str]) -> str | None:
+    """`x-portkey-api-key`, else `Authorization: Bearer`, else `x-api-key` (what the
+    anthropic SDK sends its `api_key` as: a workspace key there works unchanged; never
+    passed upstream, like any credential header)."""
     key = headers.get("x-portkey-api-key")
     if key is None:
         auth = headers.get("authorization")
         if auth is None:
-            return None
-        scheme, _, key = auth.strip().partition(" ")
-        if scheme.lower() != "bearer":
-            return None
+            key = headers.get("x-api-key")
+            if key is None:
+                return None
+        else:
+            scheme, _, key = auth.strip().partition(" ")
+            if scheme.lower() != "bearer":
+                return None
     key = key.strip()
     if not key or len(key) > MAX_KEY:
         return None

@@ -170,6 +170,26 @@ def test_native_messages_whole(gateway: GatewayProcess, fakes: Fakes, bundle: Pa
     assert Decimal(headers["x-catalog-cost-usd"]) == expected_cost(bundle, "claude", SONNET, used)
 
 
+def test_native_messages_with_the_anthropic_sdks_own_key_header(
+    gateway: GatewayProcess, fakes: Fakes
+) -> None:
+    """The anthropic SDK sends its `api_key` as `x-api-key`: a workspace key there was a 401."""
+    fakes.anthropic.script(Answer())
+    body = {
+        "model": f"@claude/{SONNET}",
+        "max_tokens": 64,
+        "messages": [{"role": "user", "content": PROMPT}],
+    }
+    status, _, data = http("POST", gateway.v1 + "/messages", body,
+                           {"x-api-key": TEAM_KEY, "anthropic-version": "2023-06-01"})  # fmt: skip
+    assert status == 200, data
+    (sent,) = fakes.anthropic.requests  # the catalog's credential upstream, never the client's
+    assert sent.headers["x-api-key"] == ANTHROPIC_UPSTREAM_KEY
+    status, _, _ = http("POST", gateway.v1 + "/messages", body,
+                        {"x-api-key": "not-a-key", "anthropic-version": "2023-06-01"})  # fmt: skip
+    assert status == 401
+
+
 def test_native_messages_stream(gateway: GatewayProcess, fakes: Fakes) -> None:
     fakes.anthropic.script(Answer(tool_call=("get_weather", {"city": "Oslo"})))
     body = {"model": f"@claude/{SONNET}", "max_tokens": 64, "stream": True,
