@@ -9,7 +9,8 @@ import os
 import signal
 import sys
 import tempfile
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from runtime.bundle.errors import BundleError
@@ -23,6 +24,8 @@ from runtime.gateway.secrets import MissingSecrets, read_reference
 from runtime.gateway.server import Options, Stamp, listen, run, stamp
 
 MAX_WORKERS = 256
+QUICK_EXIT = 10.0  # seconds: a worker dying sooner after its start counts as failing to start
+MAX_QUICK_EXITS = 3  # such deaths in a row stop the supervisor instead of another restart
 
 
 def parser() -> argparse.ArgumentParser:
@@ -168,38 +171,82 @@ def _serve(options: Options, sock: object, live: Live, loaded: Stamp | None) -> 
 
 
 def _supervise(options: Options, sock: object, live: Live, loaded: Stamp | None) -> int:
-    """Fork the workers on the shared socket; pass signals on; wait for all of them.
-    Their metrics go to files in one directory, so that a scrape of any worker sums all."""
+    """Fork the workers on the shared socket; pass signals on; wait for them. A worker that
+    dies while serving (killed, a crash) is logged and replaced, and the new one reloads
+    the bundle file at start (the one in hand may be older than its siblings'); workers
+    that keep dying within seconds of starting stop the whole (exit 1). Their metrics go to
+    files in one directory, so that a scrape of any worker sums all."""
     shared = tempfile.TemporaryDirectory(prefix="catalogc-metrics-") if options.metrics else None
     if shared is not None:
         os.environ[MULTIPROC_ENV] = shared.name
-    children = []
-    for _ in range(options.workers):
+    workers: dict[int, float] = {}  # pid -> when it started (time.monotonic())
+    stopping: list[int] = []  # the SIGTERM/SIGINT that stops everything, once received
+
+    def spawn(restart: bool) -> None:
         pid = os.fork()
-        if pid == 0:  # a worker
+        if pid == 0:  # a worker: the signals are its own until its loop takes them
             code = 1
             try:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
+                hup.catch()
+                if restart:
+                    hup.pending.append(signal.SIGHUP)
                 code = _serve(options, sock, live, loaded)
             finally:
                 os._exit(code)
-        children.append(pid)
+        workers[pid] = time.monotonic()
 
     def forward(signum: int, frame: object) -> None:
-        for child in children:
+        if signum != signal.SIGHUP:
+            stopping.append(signum)
+        for pid in list(workers):
             with contextlib.suppress(ProcessLookupError):
-                os.kill(child, signum)
+                os.kill(pid, signum)
 
+    for _ in range(options.workers):
+        spawn(restart=False)
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, forward)
-    status = 0
-    for child in children:
-        while True:
-            try:
-                _, code = os.waitpid(child, 0)
-                break
-            except InterruptedError:
-                continue
-        status = status or os.waitstatus_to_exitcode(code)
+    status = _reap(workers, stopping, spawn, forward)
     if shared is not None:
         shared.cleanup()
     return status
+
+
+def _reap(workers: dict[int, float], stopping: list[int], spawn: Callable[[bool], None],
+          forward: Callable[[int, object], None]) -> int:  # fmt: skip
+    """Wait for the workers; replace one that dies unasked. The exit status: the first
+    worker's that failed when asked to stop, or 1 when workers kept dying at start."""
+    status, quick = 0, 0
+    while workers:
+        try:
+            pid, code = os.wait()
+        except ChildProcessError:
+            break
+        started = workers.pop(pid, None)
+        if started is None:
+            continue
+        exited = os.waitstatus_to_exitcode(code)
+        if stopping:
+            status = status or exited
+            continue
+        log("worker_exited", pid=pid, status=exited)
+        _forget_metrics(pid)
+        quick = quick + 1 if time.monotonic() - started < QUICK_EXIT else 0
+        if quick >= MAX_QUICK_EXITS:
+            log("workers_failing", exits=quick, within_s=QUICK_EXIT)
+            forward(signal.SIGTERM, None)
+            status = 1
+            continue
+        spawn(True)
+    return status
+
+
+def _forget_metrics(pid: int) -> None:
+    """A dead worker's live gauges leave the sums (its counters stay: they happened)."""
+    if os.environ.get(MULTIPROC_ENV):
+        with contextlib.suppress(ImportError, OSError):
+            from prometheus_client import multiprocess
+
+            multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]

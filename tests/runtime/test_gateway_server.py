@@ -470,3 +470,31 @@ def test_the_redis_url_may_come_from_the_environment_out_of_the_process_list(
     done = run_cli(str(path), "--port", "0", "--redis", "env:GW_TEST_NO_SUCH_URL")
     assert done.returncode == 2
     assert "cannot read --redis env:GW_TEST_NO_SUCH_URL: not set" in done.stderr
+
+
+def test_a_worker_that_dies_is_replaced_and_workers_dying_at_start_stop_the_whole(
+    tmp_path: Path, own_redis: RedisServer
+) -> None:
+    """A killed worker was neither logged nor replaced: half the capacity, silently."""
+    path = tmp_path / "b.json"
+    path.write_bytes(compile_files(tmp_path / "cat", catalog()))
+    gw = Gateway(path, "--workers", "2", "--redis", own_redis.url, "--namespace", "reaped",
+                 env={"GW_OPS_FAKE_KEY": CREDENTIAL})  # fmt: skip
+    try:
+        _wait(lambda: len(gw.events("listening")) == 2)
+        victim = gw.events("listening")[0]["pid"]
+        __import__("os").kill(victim, signal.SIGKILL)
+        _wait(lambda: len(gw.events("listening")) == 3)
+        (exited,) = gw.events("worker_exited")
+        assert exited["pid"] == victim and exited["status"] == -signal.SIGKILL
+        assert victim not in {e["pid"] for e in gw.events("listening")[2:]}
+        statuses = {gw.request("POST", "/v1/chat/completions", chat(), AUTH)[0] for _ in range(6)}
+        assert statuses == {200}
+    finally:
+        assert gw.stop() == 0
+    started = time.monotonic()
+    done = run_cli(str(path), "--port", "0", "--workers", "2", "--redis",
+                   "redis://127.0.0.1:1/0", env={**__import__("os").environ,
+                                                 "GW_OPS_FAKE_KEY": CREDENTIAL})  # fmt: skip
+    assert done.returncode == 1 and time.monotonic() - started < 50
+    assert '"workers_failing"' in done.stderr + done.stdout
