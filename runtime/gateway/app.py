@@ -23,6 +23,7 @@ from runtime.gateway.alerts import Alerts
 from runtime.gateway.body_budget import BodyBudget, Lease
 from runtime.gateway.books import Books, Record
 from runtime.gateway.capped_site import Lingering, Reading, close_unread
+from runtime.gateway.connection import when_lost
 from runtime.gateway.deadline import Deadline
 from runtime.gateway.execute import Engine, Job, Outcome, estimate, timeout_of
 from runtime.gateway.forms import Form, any_trace_id, max_output, read_form
@@ -536,6 +537,9 @@ async def _stream(
     )
     complete = False
     writer = Counted(client.write)
+    # a client gone while the upstream is silent: its call closes at once, and the relay,
+    # finding the upstream ended, then the client gone, says `client_gone`
+    forget = when_lost(request.protocol, resp.close)
     try:
         try:
             await client.prepare(request)
@@ -551,6 +555,7 @@ async def _stream(
         complete = ended == "ok"
         record.fields["stream"] = ended
     finally:
+        forget()
         cost, _ = await settle_stream(ticket, translator, complete, writer.events)
         outcome.tickets.append(ticket)
         if writer.first is not None:

@@ -28,7 +28,7 @@ from typing import Any
 
 from aiohttp import web
 
-from runtime.gateway.bad_http import typed
+from runtime.gateway.connection import adopt
 
 CAP = 10_000  # connections, at most, when chosen from the descriptor limit
 SCAN = 256  # the oldest connections looked at for one waiting for a request
@@ -230,7 +230,7 @@ class CappedSite(web.SockSite):
             # once its transport has closed, a loop turn later)
             if len(live) >= limit and not evict_waiting(live, lingering, reading, rotor):
                 return _Refuse()
-            return typed(server())
+            return adopt(server())
 
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(accept, sock=self._sock, backlog=self._backlog)

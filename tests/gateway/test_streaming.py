@@ -171,3 +171,29 @@ def test_a_client_gone_before_the_stream_began_is_settled_once_and_the_upstream_
     time.sleep(0.3)  # a second line, or a fault, would be written by now
     assert len(gateway.request_lines(trace)) == 1
     assert sum(1 for line in gateway.lines() if line.get("event") == "internal_error") == faults
+
+
+def test_a_client_gone_while_the_upstream_is_silent_is_noticed_at_once(
+    gateway: GatewayProcess, fakes: Fakes
+) -> None:
+    """The client left while the upstream thought: the gateway noticed only at the
+    upstream's next chunk (its call, lease and reservation held until then, or until the
+    request's timeout)."""
+    fakes.openai.script(Answer(chunk_delay=5.0, text="slow thinker"))
+    trace = trace_id()
+    body = json.dumps({"model": "@openai-main/gpt-4o-mini", "messages": user(), "stream": True})
+    head = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {TEAM_KEY}"
+            f"\r\nx-portkey-trace-id: {trace}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n")  # fmt: skip
+    host, port = gateway.origin.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(head.encode() + body.encode())
+        got = b""
+        while b"data: " not in got:  # the first event: the upstream is under way
+            got += sock.recv(65536)
+    left = time.monotonic()
+    line = gateway.request_line(trace, timeout=6)
+    assert time.monotonic() - left < 3, "noticed only at the upstream's next chunk"
+    assert (line["status"], line["stream"]) == (499, "client_gone"), line
+    (rec,) = fakes.openai.wait_for(lambda rs: rs[0].aborted, timeout=15)
+    assert not rec.completed
