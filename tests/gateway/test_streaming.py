@@ -146,6 +146,18 @@ def test_client_disconnect_closes_upstream_and_settles(gateway: GatewayProcess, 
     assert Decimal(line["cost_usd"]) > 0  # the input was consumed: it is paid for
 
 
+def raw_stream(gateway: GatewayProcess, trace: str) -> socket.socket:
+    """A connection that has sent a streamed chat request (the test decides how it ends)."""
+    body = json.dumps({"model": "@openai-main/gpt-4o-mini", "messages": user(), "stream": True})
+    head = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {TEAM_KEY}"
+            f"\r\nx-portkey-trace-id: {trace}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n")  # fmt: skip
+    host, port = gateway.origin.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)), timeout=10)
+    sock.sendall(head.encode() + body.encode())
+    return sock
+
+
 def test_a_client_gone_before_the_stream_began_is_settled_once_and_the_upstream_closed(
     gateway: GatewayProcess, fakes: Fakes
 ) -> None:
@@ -155,13 +167,7 @@ def test_a_client_gone_before_the_stream_began_is_settled_once_and_the_upstream_
     faults = sum(1 for line in gateway.lines() if line.get("event") == "internal_error")
     fakes.openai.script(Answer(latency=0.6, chunk_delay=0.05, text=" ".join(["word"] * 200)))
     trace = trace_id()
-    body = json.dumps({"model": "@openai-main/gpt-4o-mini", "messages": user(), "stream": True})
-    head = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {TEAM_KEY}"
-            f"\r\nx-portkey-trace-id: {trace}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n")  # fmt: skip
-    host, port = gateway.origin.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port))) as sock:
-        sock.sendall(head.encode() + body.encode())
+    with raw_stream(gateway, trace) as sock:
         fakes.openai.wait_for(lambda rs: len(rs) == 1, timeout=5)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     (rec,) = fakes.openai.wait_for(lambda rs: rs[0].aborted, timeout=10)
@@ -181,13 +187,7 @@ def test_a_client_gone_while_the_upstream_is_silent_is_noticed_at_once(
     request's timeout)."""
     fakes.openai.script(Answer(chunk_delay=5.0, text="slow thinker"))
     trace = trace_id()
-    body = json.dumps({"model": "@openai-main/gpt-4o-mini", "messages": user(), "stream": True})
-    head = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {TEAM_KEY}"
-            f"\r\nx-portkey-trace-id: {trace}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n")  # fmt: skip
-    host, port = gateway.origin.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=10) as sock:
-        sock.sendall(head.encode() + body.encode())
+    with raw_stream(gateway, trace) as sock:
         got = b""
         while b"data: " not in got:  # the first event: the upstream is under way
             got += sock.recv(65536)
