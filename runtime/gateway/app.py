@@ -550,8 +550,6 @@ async def _stream(
         # a stream's request_timeout bounds each silence between chunks
         idle = timeout_of(job, ticket.attempt)
         ended = await relay(resp, translator, writer, idle, gw.client_timeout, scrubber(call))
-        if ended == "gateway_shutdown":
-            _uncancel()
         complete = ended == "ok"
         record.fields["stream"] = ended
     finally:

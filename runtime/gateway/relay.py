@@ -71,9 +71,9 @@ async def relay(
     """Copy the stream to the client; returns how it ended: "ok", "upstream_cut",
     "upstream_timeout", "upstream_error" (malformed, broken, or the upstream's own error
     event, relayed), "client_gone", "client_timeout" (it stopped reading: a write waited
-    `client_timeout` for room) or "gateway_shutdown" (cancelled by a drain that timed out:
-    the caller ends the cancel). `scrub` takes the credential out of what the upstream sent
-    (an error event may echo it)."""
+    `client_timeout` for room) or "gateway_shutdown" (cancelled by a drain that timed out;
+    the cancel is answered: the client gets an error event). `scrub` takes the credential
+    out of what the upstream sent (an error event may echo it)."""
     chunks = resp.chunks().__aiter__()
     send = write.write  # awaited here, not through two more coroutines per chunk
     ended = "ok"
@@ -118,7 +118,13 @@ async def relay(
             resp.close()
             return "client_timeout"
         ended, message = "upstream_timeout", f"the upstream was silent for {idle_timeout:g} s"
-    except asyncio.CancelledError:  # the drain timed out (server.drain): the client is told
+    except asyncio.CancelledError:  # the drain timed out (server.drain): answered here
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()  # the handler ends by answering; aiohttp's shutdown waits for it
+        if translator.done:  # cancelled while reading what follows a whole answer
+            resp.close()
+            return ended
         ended, message, status = "gateway_shutdown", "the gateway is shutting down; retry", 503
     except UpstreamProtocolError as exc:
         ended, message = "upstream_error", f"the upstream stream is malformed: {exc}"
