@@ -18,7 +18,7 @@ from aiohttp import HttpVersion11, web
 
 from runtime.bundle.aliases import usable_aliases
 from runtime.bundle.errors import RequestError, StoreUnavailable
-from runtime.bundle.money import dollars
+from runtime.bundle.money import Usage, dollars
 from runtime.gateway.alerts import Alerts
 from runtime.gateway.body_budget import BodyBudget, Lease
 from runtime.gateway.books import Books, Record
@@ -486,7 +486,9 @@ def _usage(record: Record, tickets: list[Ticket], cost: Decimal) -> None:
     attempt settled (a 408's input, a retry's), so that one always explains the other."""
     record.fields["cost_usd"] = dollars(cost)
     used = [t.usage for t in tickets if t.usage is not None]
-    if used:
+    if len(used) == 1:  # the common case, without the sums
+        _tokens(record, used[0])
+    elif used:
         tokens = record.fields["tokens"] = {
             "input": sum(u.input_tokens for u in used),
             "output": sum(u.output_tokens for u in used),
@@ -496,6 +498,16 @@ def _usage(record: Record, tickets: list[Ticket], cost: Decimal) -> None:
         hour = sum(u.cache_write_1h_tokens for u in used)
         if hour:  # of which 1-hour TTL (priced apart)
             tokens["cache_write_1h"] = hour
+
+
+def _tokens(record: Record, usage: Usage) -> None:
+    tokens = record.fields["tokens"] = {
+        "input": usage.input_tokens, "output": usage.output_tokens,
+        "cache_read": usage.cache_read_tokens,
+        "cache_write": usage.cache_write_tokens + usage.cache_write_1h_tokens,
+    }  # fmt: skip
+    if usage.cache_write_1h_tokens:  # of which 1-hour TTL (priced apart)
+        tokens["cache_write_1h"] = usage.cache_write_1h_tokens
 
 
 def retry_count(outcome: Outcome) -> str:

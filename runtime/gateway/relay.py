@@ -12,6 +12,7 @@ relayed (streams send a token or a few per event), never more than the reservati
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
@@ -22,6 +23,7 @@ from runtime.gateway.deadline import Deadline
 from runtime.gateway.transport import BROKEN
 from runtime.routing.ticket import Ticket
 from runtime.upstream.base import Response, StreamTranslator, UpstreamProtocolError
+from runtime.upstream.common import REDACTED
 
 Write = Callable[[bytes], Awaitable[None]]
 AFTER_DONE = 1.0  # seconds the rest of a finished stream is read for (the body's own end)
@@ -66,14 +68,14 @@ async def relay(
     write: Counted,
     idle_timeout: float,
     client_timeout: float = 30.0,
-    scrub: Callable[[bytes], bytes] | None = None,
+    scrub: re.Pattern[bytes] | None = None,
 ) -> str:
     """Copy the stream to the client; returns how it ended: "ok", "upstream_cut",
     "upstream_timeout", "upstream_error" (malformed, broken, or the upstream's own error
     event, relayed), "client_gone", "client_timeout" (it stopped reading: a write waited
     `client_timeout` for room) or "gateway_shutdown" (cancelled by a drain that timed out;
     the cancel is answered: the client gets an error event). `scrub` takes the credential
-    out of what the upstream sent (an error event may echo it)."""
+    out of what the upstream sent (an error event may echo it): `common.scrubber`."""
     chunks = resp.chunks().__aiter__()
     send = write.write  # awaited here, not through two more coroutines per chunk
     ended = "ok"
@@ -93,8 +95,8 @@ async def relay(
                 idle.pause()
                 out = translator.feed(data)
                 if out:
-                    if scrub:
-                        out = scrub(out)
+                    if scrub is not None:
+                        out = scrub.sub(REDACTED, out)
                     stuck.restart()
                     try:
                         await send(out)
@@ -128,7 +130,7 @@ async def relay(
         ended, message, status = "gateway_shutdown", "the gateway is shutting down; retry", 503
     except UpstreamProtocolError as exc:
         ended, message = "upstream_error", f"the upstream stream is malformed: {exc}"
-        partial = scrub(exc.partial) if scrub else exc.partial
+        partial = scrub.sub(REDACTED, exc.partial) if scrub is not None else exc.partial
     except ClientGone as exc:
         resp.close()
         return exc.ended

@@ -9,7 +9,7 @@ chunk a client that did not ask for it would not expect.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
@@ -30,7 +30,7 @@ from runtime.upstream.common import (
     redact,
     retry_after,
 )
-from runtime.upstream.sse import Event, SSEParser, client_bytes
+from runtime.upstream.sse import Event, SSEParser
 
 PATHS: Mapping[str, str] = {
     "chat": "chat/completions",
@@ -271,20 +271,26 @@ class OpenAIStream:
         self._endpoint = call.endpoint
 
     def feed(self, data: bytes) -> bytes:
-        if self.done:  # nothing after the terminal event is part of the answer
-            return b""
-        return client_bytes(self, self._parser.feed(data), self._step)
-
-    def _step(self, event: Event, out: list[bytes]) -> None:
-        if self._responses:
-            if self._keep_event(event):
-                out.append(event.raw)
-            return
-        kept = self._keep_chunk(event)
-        if kept is True:
-            out.append(event.raw)
-        elif kept:  # the chunk with its usage taken out
-            out.append(kept)
+        # nothing after the terminal event is part of the answer
+        events = [] if self.done else self._parser.feed(data)
+        # sse.client_bytes, inlined: this loop runs for every event of every stream
+        out: list[bytes] = []
+        keep: Callable[[Event], bool | bytes] = (
+            self._keep_event if self._responses else self._keep_chunk
+        )
+        try:
+            for event in events:
+                if self.done:
+                    break
+                kept = keep(event)
+                if kept is True:
+                    out.append(event.raw)
+                elif kept:  # the chunk with its usage taken out
+                    out.append(kept)
+        except UpstreamProtocolError as exc:
+            exc.partial = b"".join(out)
+            raise
+        return b"".join(out)
 
     def _keep_chunk(self, event: Event) -> bool | bytes:
         """True: relay the event as it came; False: drop it; bytes: relay these instead."""
