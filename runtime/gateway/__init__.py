@@ -6,5 +6,8 @@ Modules, in the order a request meets them: `auth` (who is calling), `forms` (wh
 request forms it uses), `execute` (admit → call → settle, per attempt, with fallback and
 retry), `transport` (the upstream HTTP client, and the in-process mock), `replies` (errors
 and headers in the shape clients expect), `app` (the routes), `live` (the bundle being
-served, swapped whole on reload), `server` and `cli` (processes, signals, reload, drain).
+served, swapped whole on reload), `server` and `cli` (processes, signals, reload, drain;
+`hup`: a SIGHUP while starting). Under the routes: `capped_site` (the listening socket,
+its connection cap) and `connection` (one client connection: requests that are not HTTP,
+a client gone mid-stream).
 """
