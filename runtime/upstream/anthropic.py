@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from runtime.bundle.money import Usage
+from runtime.upstream import anthropic_wire as wire
 from runtime.upstream import openai
 from runtime.upstream.anthropic_request import default_max_tokens, to_messages
 from runtime.upstream.anthropic_stream import ChatStream, NativeStream
@@ -102,21 +103,29 @@ class AnthropicAdapter:
 
 def to_chat(message: Mapping[str, Any], usage: Usage | None) -> dict[str, Any]:
     """A Messages answer as a chat completion: text blocks joined, tool_use blocks as
-    tool_calls (input as a JSON string); thinking blocks have no Chat form and are left out."""
+    tool_calls (input as a JSON string), thinking as `reasoning_content` (its text) and
+    `thinking_blocks` (the blocks whole, signed: what a client sends back next turn)."""
     content = message.get("content")
     if not isinstance(content, list):
         raise UpstreamProtocolError("upstream answer has no `content` list")
     texts: list[str] = []
     calls: list[dict[str, Any]] = []
+    thinking: list[dict[str, Any]] = []
     for block in content:
         if not isinstance(block, dict):
             raise UpstreamProtocolError("upstream answer has a content block that is not an object")
-        if block.get("type") == "text" and isinstance(block.get("text"), str):
+        kind = block.get("type")
+        if kind == "text" and isinstance(block.get("text"), str):
             texts.append(block["text"])
-        elif block.get("type") == "tool_use":
+        elif kind == "tool_use":
             calls.append(_tool_call(block))
+        elif kind == "thinking" or kind == "redacted_thinking":
+            thinking.append(wire.thinking_block(block))
     text = "".join(texts) if texts or not calls else None  # OpenAI: null beside tool calls
     reply: dict[str, Any] = {"role": "assistant", "content": text}
+    if thinking:
+        reply["reasoning_content"] = "".join(b.get("thinking", "") for b in thinking)
+        reply["thinking_blocks"] = thinking
     if calls:
         reply["tool_calls"] = calls
     chat: dict[str, Any] = {

@@ -4,7 +4,10 @@
 - user content: text parts, `image_url` parts (a base64 `data:` URL becomes a base64 source,
   a PDF one a `document`; an http(s) URL a `url` source);
 - assistant `tool_calls` become `tool_use` blocks (the `arguments` JSON string becomes the
-  `input` object: anything but a JSON object is a 400); `tool` messages become `tool_result`
+  `input` object: anything but a JSON object is a 400); an assistant's thinking, as the
+  gateway answered it (`thinking_blocks`, or `thinking` / `redacted_thinking` content parts),
+  goes back as thinking blocks, first in the turn with their signatures (with `thinking` on,
+  Anthropic refuses a tool loop's next turn without them); `tool` messages become `tool_result`
   blocks of a user turn; consecutive turns of one role merge into one (Anthropic wants the
   results of parallel calls together, first in the user turn that follows the calls);
 - `tools`, `tool_choice` (`required` -> `any`), `parallel_tool_calls: false`,
@@ -42,6 +45,7 @@ _NOT_SENT = (
     ("prediction", "Anthropic has no predicted outputs"),
 )
 _REFUSAL = "refusal"
+_THINKING = ("thinking", "redacted_thinking")
 _EMPTY_SCHEMA = {"type": "object", "properties": {}}
 
 
@@ -156,10 +160,20 @@ def _image(part: Mapping[str, Any], where: str) -> dict[str, Any]:
 def _assistant_content(message: Mapping[str, Any], where: str) -> list[dict[str, Any]]:
     if message.get("function_call") is not None:
         raise Unsupported(f"`{where}.function_call` cannot be sent to Anthropic: use tool_calls")
+    blocks = _thinking_blocks(message.get("thinking_blocks"), f"{where}.thinking_blocks")
     content = message.get("content")
-    if isinstance(content, list):  # refusal parts carry no text to replay
-        content = [p for p in content if not (isinstance(p, Mapping) and p.get("type") == _REFUSAL)]
-    blocks = [b for b in _texts(content, where) if b["text"]]  # empty text blocks are refused
+    texts: list[dict[str, Any]] = []
+    if isinstance(content, list):
+        for j, part in enumerate(content):
+            here = f"{where}.content[{j}]"
+            kind = part.get("type") if isinstance(part, Mapping) else None
+            if kind in _THINKING:
+                blocks.append(_thinking(part, here))
+            elif kind != _REFUSAL:  # refusal parts carry no text to replay
+                texts.append(_text_part(part, here))
+    else:
+        texts = _texts(content, where)
+    blocks.extend(b for b in texts if b["text"])  # empty text blocks are refused
     calls = message.get("tool_calls")
     if calls is None:
         return blocks
@@ -167,6 +181,32 @@ def _assistant_content(message: Mapping[str, Any], where: str) -> list[dict[str,
         raise Unsupported(f"`{where}.tool_calls` must be a list")
     blocks.extend(_tool_use(call, f"{where}.tool_calls[{k}]") for k, call in enumerate(calls))
     return blocks
+
+
+def _thinking_blocks(given: Any, where: str) -> list[dict[str, Any]]:
+    if given is None:
+        return []
+    if not isinstance(given, list):
+        raise Unsupported(f"`{where}` must be a list")
+    return [_thinking(block, f"{where}[{k}]") for k, block in enumerate(given)]
+
+
+def _thinking(block: Any, where: str) -> dict[str, Any]:
+    """A thinking block as Anthropic gave it, its fields checked: it goes back verbatim
+    (Anthropic checks the signature, so nothing in it may change)."""
+    kind = block.get("type") if isinstance(block, Mapping) else None
+    if kind == "thinking":
+        text, signature = block.get("thinking"), block.get("signature")
+        if isinstance(text, str) and signature is None:  # a server that signs nothing
+            return {"type": "thinking", "thinking": text}
+        if isinstance(text, str) and isinstance(signature, str):
+            return {"type": "thinking", "thinking": text, "signature": signature}
+        raise Unsupported(f"`{where}` needs a string `thinking` and `signature`")
+    if kind == "redacted_thinking":
+        if isinstance(block.get("data"), str):
+            return {"type": "redacted_thinking", "data": block["data"]}
+        raise Unsupported(f"`{where}` needs a string `data`")
+    raise Unsupported(f"`{where}` must be a `thinking` or `redacted_thinking` block")
 
 
 def _tool_use(call: Any, where: str) -> dict[str, Any]:

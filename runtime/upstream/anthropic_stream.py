@@ -20,6 +20,9 @@ from runtime.upstream.common import dumps, load_object
 from runtime.upstream.sse import Event, SSEParser, client_bytes
 
 MAX_TOOL_CALLS = 4096  # per answer: the index map must not grow without bound
+# characters of thinking in one answer: each block is held to be given whole at its end
+# (64,000 tokens of thinking are ~256,000 characters)
+MAX_THINKING = 8 * 1024 * 1024
 _USAGE_EVENTS = frozenset({"message_start", "message_delta", "message_stop", "error"})
 
 
@@ -65,12 +68,14 @@ class NativeStream:
 class ChatStream:
     """Translates Messages events into Chat Completions chunks as they arrive: a role chunk,
     text deltas, tool calls (one index per tool_use block, arguments streamed as the
-    upstream's partial JSON), a last chunk with the finish reason, the usage chunk if the
-    client asked for it (`stream_options.include_usage`), then `data: [DONE]`."""
+    upstream's partial JSON), thinking as `reasoning_content` deltas and, at each thinking
+    block's end, the block whole in `thinking_blocks` (with its signature: what a client
+    sends back), a last chunk with the finish reason, the usage chunk if the client asked
+    for it (`stream_options.include_usage`), then `data: [DONE]`."""
 
     __slots__ = (
-        "_created", "_finish", "_id", "_meter", "_model", "_parser", "_quiet", "_tools",
-        "_with_usage", "done", "failed", "usage",
+        "_created", "_finish", "_id", "_meter", "_model", "_parser", "_quiet", "_thinking",
+        "_thought", "_tools", "_with_usage", "done", "failed", "usage",
     )  # fmt: skip
 
     def __init__(self, call: Call) -> None:
@@ -86,6 +91,9 @@ class ChatStream:
         self._tools: dict[int, int] = {}  # content block index -> tool call index
         # tool_use blocks no argument text has come for yet -> the input their start gave
         self._quiet: dict[int, Any] = {}
+        # thinking blocks begun and not ended: content block index -> [text parts, signature]
+        self._thinking: dict[int, list[Any]] = {}
+        self._thought = 0  # characters of thinking held, at most MAX_THINKING
 
     def feed(self, data: bytes) -> bytes:
         return b"" if self.done else client_bytes(self, self._parser.feed(data), self._step)
@@ -93,7 +101,7 @@ class ChatStream:
     def _step(self, event: Event, out: list[bytes]) -> None:
         if event.data is None or event.event == "ping":
             return
-        if event.event != "content_block_stop" or self._quiet:
+        if event.event != "content_block_stop" or self._quiet or self._thinking:
             self._translate(event.data, out)
 
     def _translate(self, data: str, out: list[bytes]) -> None:
@@ -111,10 +119,10 @@ class ChatStream:
                 self._finish = wire.finish_reason(delta["stop_reason"])
             self.usage = self._meter.add(payload.get("usage"), "usage")
         elif kind == "content_block_stop":
-            self._arguments(_index(payload), out)
+            self._block_stop(_index(payload), out)
         elif kind == "message_stop":
-            for block in list(self._quiet):
-                self._arguments(block, out)
+            for block in [*self._quiet, *self._thinking]:
+                self._block_stop(block, out)
             self._stop(out)
         elif kind == "error":  # the upstream's own: in OpenAI's shape, and nothing after it
             error = payload.get("error")
@@ -141,6 +149,9 @@ class ChatStream:
         if not isinstance(block, dict):
             return
         if block.get("type") == "tool_use":
+            if not isinstance(block.get("id"), str) or not isinstance(block.get("name"), str):
+                # as a whole answer's: a client's SDK cannot read a call without them
+                raise UpstreamProtocolError("upstream tool_use block needs a string id and name")
             index = len(self._tools)
             if index >= MAX_TOOL_CALLS:
                 raise UpstreamProtocolError(f"upstream began over {MAX_TOOL_CALLS} tool calls")
@@ -155,6 +166,13 @@ class ChatStream:
             out.append(self._chunk({"tool_calls": [call]}))
         elif block.get("type") == "text" and isinstance(block.get("text"), str) and block["text"]:
             out.append(self._chunk({"content": block["text"]}))
+        elif block.get("type") == "thinking":
+            if len(self._thinking) >= MAX_TOOL_CALLS:
+                raise UpstreamProtocolError(f"upstream began over {MAX_TOOL_CALLS} thinking blocks")
+            self._thinking[_index(payload)] = [[], block.get("signature")]
+            self._think(payload, block.get("thinking"), out)
+        elif block.get("type") == "redacted_thinking":  # whole at its start, nothing to read
+            out.append(self._chunk({"thinking_blocks": [wire.thinking_block(block)]}))
 
     def _delta(self, payload: dict[str, Any], out: list[bytes]) -> None:
         delta = payload.get("delta")
@@ -171,7 +189,33 @@ class ChatStream:
             if delta["partial_json"]:
                 self._quiet.pop(block, None)
                 self._tool_arguments(index, delta["partial_json"], out)
-        # thinking and signature deltas have no Chat Completions form
+        elif kind == "thinking_delta":
+            self._think(payload, delta.get("thinking"), out)
+        elif kind == "signature_delta" and isinstance(delta.get("signature"), str):
+            self._thought_of(payload)[1] = delta["signature"]
+
+    def _think(self, payload: dict[str, Any], text: Any, out: list[bytes]) -> None:
+        if not isinstance(text, str) or not text:
+            return
+        self._thought += len(text)
+        if self._thought > MAX_THINKING:
+            raise UpstreamProtocolError(f"upstream thinking is over {MAX_THINKING:,} characters")
+        self._thought_of(payload)[0].append(text)
+        out.append(self._chunk({"reasoning_content": text}))
+
+    def _thought_of(self, payload: dict[str, Any]) -> list[Any]:
+        thought = self._thinking.get(_index(payload))
+        if thought is None:
+            raise UpstreamProtocolError("upstream sent thinking for a block it never started")
+        return thought
+
+    def _block_stop(self, block: int, out: list[bytes]) -> None:
+        thought = self._thinking.pop(block, None)
+        if thought is None:
+            self._arguments(block, out)
+            return
+        whole = {"type": "thinking", "thinking": "".join(thought[0]), "signature": thought[1]}
+        out.append(self._chunk({"thinking_blocks": [wire.thinking_block(whole)]}))
 
     def _arguments(self, block: int, out: list[bytes]) -> None:
         """A tool_use block ended with no argument text (a tool without parameters streams

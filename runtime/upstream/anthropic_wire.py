@@ -120,3 +120,18 @@ def chat_usage(usage: Usage) -> dict[str, Any]:
         "prompt_tokens_details": {"cached_tokens": usage.cache_read_tokens,
                                   "cache_write_tokens": written},
     }  # fmt: skip
+
+
+def thinking_block(block: Mapping[str, Any]) -> dict[str, Any]:
+    """A `thinking` or `redacted_thinking` block as a chat client gets it in
+    `thinking_blocks`: its own fields only, to be sent back unchanged (they are signed;
+    a compatible server that signs nothing gives no `signature`)."""
+    if block.get("type") == "redacted_thinking":
+        if isinstance(block.get("data"), str):
+            return {"type": "redacted_thinking", "data": block["data"]}
+    elif isinstance(block.get("thinking"), str):
+        out = {"type": "thinking", "thinking": block["thinking"]}
+        if isinstance(block.get("signature"), str):
+            out["signature"] = block["signature"]
+        return out
+    raise UpstreamProtocolError(f"upstream `{block.get('type')}` block is missing its fields")

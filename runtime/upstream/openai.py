@@ -137,9 +137,10 @@ class OpenAIAdapter:
         return Outbound("POST", self._url(call, path), headers, dumps(self._body(call)))
 
     def _body(self, call: Call) -> Mapping[str, Any]:
+        given = call.body if call.endpoint != "chat" else without_thinking(call.body)
         if not call.stream:
-            return call.body if isinstance(call.body, dict) else dict(call.body)
-        body = dict(call.body)
+            return given if isinstance(given, dict) else dict(given)
+        body = dict(given)
         body["stream"] = True
         if call.endpoint in STREAMED_USAGE:
             if self.stream_options:
@@ -175,6 +176,33 @@ class OpenAIAdapter:
 
     def stream(self, call: Call) -> OpenAIStream:
         return OpenAIStream(call, added=self.stream_options and call.endpoint in STREAMED_USAGE)
+
+
+def without_thinking(body: Mapping[str, Any]) -> Mapping[str, Any]:
+    """`body` without the thinking an Anthropic answer gave the client (`thinking_blocks`,
+    `reasoning_content`: see anthropic.to_chat) on the assistant messages it sends back:
+    OpenAI-family servers refuse or ignore them, and a fallback from an Anthropic target
+    to one of them must not fail on what the gateway itself added."""
+    messages = body.get("messages")
+    if type(messages) is not list:
+        return body
+    for message in messages:  # a loop, not any(): this runs for every chat request
+        if _thought(message):
+            break
+    else:
+        return body
+    kept = [{k: v for k, v in m.items() if k not in _THINKING} if _thought(m) else m
+            for m in messages]  # fmt: skip
+    return {**body, "messages": kept}
+
+
+_THINKING = ("thinking_blocks", "reasoning_content")
+
+
+def _thought(message: Any) -> bool:
+    return type(message) is dict and (
+        "thinking_blocks" in message or "reasoning_content" in message
+    )
 
 
 def usage_of(endpoint: str, usage: Any, tier: Any = None) -> Usage | None:

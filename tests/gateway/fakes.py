@@ -277,6 +277,11 @@ class FakeUpstream:
                 content_type="application/json",
             )  # fmt: skip
         payload = json.loads(rec.body)
+        refusal = self.refuse(payload)
+        if refusal is not None:
+            rec.completed = True
+            body = self.error_body(Answer(status=400, message=refusal))
+            return web.json_response(body, status=400)
         if payload.get("stream"):
             events = self.events(kind, payload, answer) if answer.events is None else answer.events
             return await self.stream(request, rec, answer, list(events))
@@ -315,6 +320,10 @@ class FakeUpstream:
 
     def error_body(self, answer: Answer) -> Any:
         raise NotImplementedError
+
+    def refuse(self, payload: dict[str, Any]) -> str | None:
+        """Why the real API would answer this request 400 (None: it would not)."""
+        return None
 
     def whole(self, kind: str, payload: dict[str, Any], answer: Answer) -> Any:
         raise NotImplementedError
@@ -527,8 +536,28 @@ class FakeAnthropic(FakeUpstream):
         kind = ANTHROPIC_ERROR_TYPES.get(answer.status, "api_error")
         return {"type": "error", "error": {"type": kind, "message": answer.message}}
 
+    def refuse(self, payload: dict[str, Any]) -> str | None:
+        """As Anthropic with `thinking` on: the assistant turn that made the tool calls being
+        answered must be sent back beginning with its thinking block, signature intact."""
+        turns = [t for t in payload.get("messages", []) if t.get("role") == "assistant"]
+        if not thinking_on(payload) or not turns or not isinstance(turns[-1]["content"], list):
+            return None
+        first, *_ = turns[-1]["content"] or [{}]
+        if not any(b.get("type") == "tool_use" for b in turns[-1]["content"]):
+            return None
+        if first.get("type") == "redacted_thinking" or (
+            first.get("type") == "thinking" and first.get("signature") == sign(first["thinking"])
+        ):
+            return None
+        return ("messages.1.content.0.type: Expected `thinking` or `redacted_thinking`, but "
+                f"found `{first.get('type')}`. When `thinking` is enabled, a final `assistant` "
+                "message must start with a thinking block")  # fmt: skip
+
     def _content(self, payload: dict[str, Any], answer: Answer) -> tuple[list[Any], str]:
         content: list[Any] = [{"type": "text", "text": reply_text(payload, answer)}]
+        if thinking_on(payload):
+            thought = f"fake {payload.get('model')} thinks first"
+            content.insert(0, {"type": "thinking", "thinking": thought, "signature": sign(thought)})
         if answer.tool_call is None:
             return content, "end_turn"
         name, args = answer.tool_call
@@ -560,6 +589,14 @@ class FakeAnthropic(FakeUpstream):
                 out += [ev("content_block_delta", index=index,
                            delta={"type": "text_delta", "text": piece})
                         for piece in words(block["text"])]  # fmt: skip
+            elif block["type"] == "thinking":
+                out.append(ev("content_block_start", index=index, content_block={
+                    "type": "thinking", "thinking": ""}))  # fmt: skip
+                out += [ev("content_block_delta", index=index,
+                           delta={"type": "thinking_delta", "thinking": piece})
+                        for piece in words(block["thinking"])]  # fmt: skip
+                out.append(ev("content_block_delta", index=index, delta={
+                    "type": "signature_delta", "signature": block["signature"]}))  # fmt: skip
             else:
                 out.append(ev("content_block_start", index=index,
                               content_block={**block, "input": {}}))  # fmt: skip
@@ -573,6 +610,16 @@ class FakeAnthropic(FakeUpstream):
                       usage={"output_tokens": answer.usage.output}))  # fmt: skip
         out.append(ev("message_stop"))
         return out
+
+
+def thinking_on(payload: dict[str, Any]) -> bool:
+    thinking = payload.get("thinking")
+    return isinstance(thinking, dict) and thinking.get("type") == "enabled"
+
+
+def sign(thought: str) -> str:
+    """A fake signature that changes with the text, as Anthropic's does."""
+    return "sig-" + hashlib.sha256(thought.encode()).hexdigest()[:24]
 
 
 @dataclass

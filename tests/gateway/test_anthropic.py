@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import openai
+import pytest
 
-from tests.gateway.fakes import Answer, Fakes, Tokens
+from tests.gateway.fakes import Answer, Fakes, Tokens, sign
 from tests.gateway.harness import (
     ANTHROPIC_UPSTREAM_KEY,
     PROMPT,
@@ -145,6 +146,74 @@ def test_streamed_tool_call(fakes: Fakes, client: openai.OpenAI) -> None:
     args = "".join(tc.function.arguments or "" for tc in calls if tc.function)
     assert json.loads(args) == {"city": "Paris", "unit": "C"}
     assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "tool_calls"
+
+
+THINKING = {"thinking": {"type": "enabled", "budget_tokens": 1024}}
+
+
+def test_thinking_and_tools_round_trip_through_the_openai_sdk(fakes: Fakes,
+                                                              client: openai.OpenAI) -> None:  # fmt: skip
+    """With `thinking` on, Anthropic refuses a tool loop's next turn unless the turn with
+    the calls comes back starting with its signed thinking block. A client that appends
+    the SDK's own message object, as the openai docs show, sends it back."""
+    fakes.anthropic.script(Answer(tool_call=("get_weather", {"city": "Paris"})))
+    reply = client.chat.completions.create(model=f"@claude/{SONNET}", messages=CONVERSATION,
+                                           tools=[WEATHER_TOOL], max_tokens=2000,
+                                           extra_body=THINKING)  # fmt: skip
+    message = reply.choices[0].message
+    thought = f"fake {SONNET} thinks first"
+    extra = message.model_extra or {}
+    assert extra["reasoning_content"] == thought
+    assert extra["thinking_blocks"] == [{"type": "thinking", "thinking": thought,
+                                         "signature": sign(thought)}]  # fmt: skip
+    (call,) = message.tool_calls or []
+    turn: list[Any] = [*CONVERSATION, message,
+                       {"role": "tool", "tool_call_id": call.id, "content": "sunny"}]  # fmt: skip
+    again = client.chat.completions.create(model=f"@claude/{SONNET}", messages=turn,
+                                           tools=[WEATHER_TOOL], max_tokens=2000,
+                                           extra_body=THINKING)  # fmt: skip
+    assert again.choices[0].message.content == f"fake {SONNET} says hello"
+    sent = fakes.anthropic.requests[1].json["messages"][1]["content"]
+    assert [b["type"] for b in sent] == ["thinking", "text", "tool_use"]
+
+
+def test_streamed_thinking_is_given_whole_and_goes_back(fakes: Fakes,
+                                                        client: openai.OpenAI) -> None:  # fmt: skip
+    """Streamed: `reasoning_content` deltas as they come, and each block whole (signed) in
+    `thinking_blocks` at its end; a client that keeps those sends them back."""
+    fakes.anthropic.script(Answer(tool_call=("get_weather", {"city": "Oslo"})))
+    chunks = list(client.chat.completions.create(
+        model=f"@claude/{SONNET}", messages=CONVERSATION, tools=[WEATHER_TOOL], max_tokens=2000,
+        stream=True, extra_body=THINKING))  # fmt: skip
+    deltas = [c.choices[0].delta.model_extra or {} for c in chunks if c.choices]
+    thought = f"fake {SONNET} thinks first"
+    assert "".join(d.get("reasoning_content", "") for d in deltas) == thought
+    blocks = [b for d in deltas for b in d.get("thinking_blocks", [])]
+    assert blocks == [{"type": "thinking", "thinking": thought, "signature": sign(thought)}]
+    calls = [tc for c in chunks if c.choices for tc in (c.choices[0].delta.tool_calls or [])]
+    assistant = {"role": "assistant", "content": None, "thinking_blocks": blocks, "tool_calls": [
+        {"id": calls[0].id, "type": "function", "function": {
+            "name": "get_weather", "arguments": "".join(
+                tc.function.arguments or "" for tc in calls if tc.function)}}]}  # fmt: skip
+    turn: list[Any] = [*CONVERSATION, assistant,
+                       {"role": "tool", "tool_call_id": calls[0].id, "content": "rain"}]  # fmt: skip
+    again = client.chat.completions.create(model=f"@claude/{SONNET}", messages=turn,
+                                           tools=[WEATHER_TOOL], max_tokens=2000,
+                                           extra_body=THINKING)  # fmt: skip
+    assert again.choices[0].finish_reason == "stop"
+
+
+def test_thinking_left_out_of_the_turn_is_anthropics_400(fakes: Fakes,
+                                                         client: openai.OpenAI) -> None:  # fmt: skip
+    """The fake refuses what Anthropic refuses: the round trip above passes for a reason."""
+    turn: list[Any] = [*CONVERSATION, {"role": "assistant", "content": None, "tool_calls": [
+        {"id": "toolu_1", "type": "function",
+         "function": {"name": "get_weather", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "toolu_1", "content": "sunny"}]  # fmt: skip
+    with pytest.raises(openai.BadRequestError, match="must start with a thinking block"):
+        client.chat.completions.create(model=f"@claude/{SONNET}", messages=turn,
+                                       tools=[WEATHER_TOOL], max_tokens=2000,
+                                       extra_body=THINKING)  # fmt: skip
 
 
 # -- /v1/messages -------------------------------------------------------------------------------

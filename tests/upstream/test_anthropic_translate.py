@@ -11,7 +11,7 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from runtime.bundle.money import Usage
 from runtime.upstream import SERVICES
 from runtime.upstream.anthropic_request import DEFAULT_MAX_TOKENS
-from runtime.upstream.base import Unsupported
+from runtime.upstream.base import Unsupported, UpstreamProtocolError
 from runtime.upstream.openai import usage_of
 from tests.upstream import fixtures as fx
 from tests.upstream.helpers import call, data_lines, feed_in_pieces
@@ -160,6 +160,39 @@ def test_tool_calls_and_results() -> None:
     assert got["tool_choice"] == {"type": "any", "disable_parallel_tool_use": True}
 
 
+def test_thinking_goes_back_first_in_either_form() -> None:
+    """`thinking_blocks` (as the gateway answers) or thinking content parts (Portkey's form),
+    before the turn's text and calls; a block from a server that signs nothing stays unsigned."""
+    thought = {"type": "thinking", "thinking": "Hmm.", "signature": "c2ln"}
+    redacted = {"type": "redacted_thinking", "data": "ZW5j"}
+    unsigned = {"type": "thinking", "thinking": "No signature."}
+    messages = conversation()
+    messages[1]["thinking_blocks"] = [thought, unsigned]
+    messages[1]["content"] = [{"type": "text", "text": "Checking."}, redacted]
+    got = sent({"messages": messages})["messages"][1]["content"]
+    assert got[:4] == [thought, unsigned, redacted, {"type": "text", "text": "Checking."}]
+    assert [b["type"] for b in got[4:]] == ["tool_use", "tool_use"]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "where"),
+    [("thinking_blocks", {"type": "thinking"}, "messages[1].thinking_blocks"),
+     ("thinking_blocks", [{"type": "thinking", "thinking": 5, "signature": "s"}],
+      "messages[1].thinking_blocks[0]"),
+     ("thinking_blocks", [{"type": "thinking", "thinking": "t", "signature": 5}],
+      "messages[1].thinking_blocks[0]"),
+     ("thinking_blocks", [{"type": "redacted_thinking"}], "messages[1].thinking_blocks[0]"),
+     ("thinking_blocks", ["text"], "messages[1].thinking_blocks[0]"),
+     ("content", [{"type": "redacted_thinking", "data": None}], "messages[1].content[0]")],
+)  # fmt: skip
+def test_a_malformed_thinking_block_is_a_400_naming_it(field: str, value: Any, where: str) -> None:
+    messages = conversation()
+    messages[1][field] = value
+    with pytest.raises(Unsupported) as caught:
+        sent({"messages": messages})
+    assert caught.value.status == 400 and f"`{where}`" in caught.value.message
+
+
 @pytest.mark.parametrize(
     ("choice", "want"),
     [("auto", {"type": "auto"}), ("none", {"type": "none"}), ("required", {"type": "any"}),
@@ -225,7 +258,10 @@ def test_answer_as_a_chat_completion_with_exact_usage() -> None:
     choice = completion.choices[0]
     assert completion.id == "msg_01Aq9w938a90dw8q" and completion.model == MODEL
     assert choice.finish_reason == "tool_calls"
-    assert choice.message.content == "I'll check the weather."  # the thinking block left out
+    assert choice.message.content == "I'll check the weather."
+    extra = choice.message.model_extra or {}
+    assert extra["reasoning_content"] == "The user wants weather."
+    assert extra["thinking_blocks"] == [json.loads(fx.ANTHROPIC_MESSAGE)["content"][0]]
     (tool,) = choice.message.tool_calls or []
     assert tool.id == "toolu_01A09q90qw90lq917835lq9" and tool.function.name == "get_weather"
     assert json.loads(tool.function.arguments) == {
@@ -255,12 +291,13 @@ def test_stop_reasons(stop: str | None, finish: str) -> None:
 
 
 def test_tool_calls_round_trip() -> None:
-    """Anthropic's tool_use -> the client's tool_calls -> sent back: the same blocks."""
+    """Anthropic's thinking and tool_use -> the client's thinking_blocks and tool_calls ->
+    sent back: the same blocks, in the same order (thinking first, signature intact)."""
     reply = ANTHROPIC.reply(chat({}), 200, fx.ANTHROPIC_MESSAGE, {})
     assistant = json.loads(reply.body)["choices"][0]["message"]
     result = {"role": "tool", "tool_call_id": assistant["tool_calls"][0]["id"], "content": "18C"}
     again = sent({"messages": [{"role": "user", "content": "Weather?"}, assistant, result]})
-    original = [b for b in json.loads(fx.ANTHROPIC_MESSAGE)["content"] if b["type"] != "thinking"]
+    original = json.loads(fx.ANTHROPIC_MESSAGE)["content"]
     assert again["messages"][1] == {"role": "assistant", "content": original}
     assert again["messages"][2]["content"][0]["tool_use_id"] == "toolu_01A09q90qw90lq917835lq9"
 
@@ -373,6 +410,80 @@ def test_a_cut_stream_is_not_done_but_metered() -> None:
     error = data_lines(translator.error_event(502, "upstream cut the stream"))
     assert error == [{"error": {"message": "upstream cut the stream", "type": "api_error",
                                 "code": None, "param": None}}]  # fmt: skip
+
+
+def thinking_stream(*blocks: bytes, stop: bool = True) -> bytes:
+    start = {"id": "msg_1", "model": MODEL, "usage": {"input_tokens": 3, "output_tokens": 1}}
+    end = event("message_delta", delta={"stop_reason": "end_turn"}, usage={"output_tokens": 9})
+    return b"".join([event("message_start", message=start), *blocks, end,
+                     event("message_stop") if stop else b""])  # fmt: skip
+
+
+def event(kind: str, **body: Any) -> bytes:
+    return f"event: {kind}\ndata: {json.dumps({'type': kind, **body})}\n\n".encode()
+
+
+def thinking(index: int, *pieces: str, signature: str | None = "c2ln", stop: bool = True) -> bytes:
+    deltas = [event("content_block_delta", index=index,
+                    delta={"type": "thinking_delta", "thinking": p}) for p in pieces]  # fmt: skip
+    if signature is not None:
+        deltas.append(event("content_block_delta", index=index,
+                            delta={"type": "signature_delta", "signature": signature}))  # fmt: skip
+    return b"".join([event("content_block_start", index=index,
+                           content_block={"type": "thinking", "thinking": ""}), *deltas,
+                     event("content_block_stop", index=index) if stop else b""])  # fmt: skip
+
+
+@pytest.mark.parametrize("size", [1, 9, 100_000])
+def test_streamed_thinking_as_reasoning_deltas_and_whole_blocks(size: int) -> None:
+    redacted = {"type": "redacted_thinking", "data": "ZW5j"}
+    stream = thinking_stream(
+        thinking(0, "Let me ", "think."),
+        event("content_block_start", index=1, content_block=redacted),
+        event("content_block_stop", index=1),
+        event("content_block_start", index=2, content_block={"type": "text", "text": ""}),
+        event("content_block_delta", index=2, delta={"type": "text_delta", "text": "Hi."}),
+        event("content_block_stop", index=2),
+        thinking(3, "Unsigned, unstopped.", signature=None, stop=False),
+    )  # fmt: skip
+    translator, chunks = translate(stream, size, include_usage=False)
+    assert translator.done and chunks[-1] == "[DONE]"
+    deltas = [ChatCompletionChunk.model_validate(c).choices[0].delta for c in chunks[:-1]]
+    extras = [d.model_extra or {} for d in deltas]
+    assert "".join(e.get("reasoning_content", "") for e in extras) == (
+        "Let me think.Unsigned, unstopped."
+    )
+    assert [b for e in extras for b in e.get("thinking_blocks", [])] == [
+        {"type": "thinking", "thinking": "Let me think.", "signature": "c2ln"}, redacted,
+        {"type": "thinking", "thinking": "Unsigned, unstopped."}]  # fmt: skip
+    assert "".join(d.content or "" for d in deltas) == "Hi."
+
+
+@pytest.mark.parametrize("block", [
+    {"type": "tool_use", "id": "toolu_1", "name": False, "input": {}},
+    {"type": "tool_use", "id": None, "name": "f", "input": {}},
+    {"type": "redacted_thinking", "data": 5},
+])  # fmt: skip
+def test_a_streamed_block_a_client_could_not_read_is_a_protocol_error(block: Any) -> None:
+    """As in a whole answer: relayed, `"name": false` broke the client's SDK mid-stream."""
+    translator = ANTHROPIC.stream(chat({}, stream=True))
+    with pytest.raises(UpstreamProtocolError):
+        translator.feed(thinking_stream(event("content_block_start", index=0, content_block=block)))
+
+
+def test_streamed_thinking_is_bounded_and_must_belong_to_a_block(monkeypatch: Any) -> None:
+    from runtime.upstream import anthropic_stream
+
+    monkeypatch.setattr(anthropic_stream, "MAX_THINKING", 10)
+    for stream, said in [
+        (thinking_stream(thinking(0, "12345", "67890"), thinking(1, "x")), "over 10 characters"),
+        (thinking_stream(event("content_block_delta", index=4,
+                               delta={"type": "thinking_delta", "thinking": "?"})),
+         "never started"),
+    ]:  # fmt: skip
+        translator = ANTHROPIC.stream(chat({}, stream=True))
+        with pytest.raises(UpstreamProtocolError, match=said):
+            translator.feed(stream)
 
 
 def test_upstream_error_event_becomes_an_openai_error_chunk() -> None:

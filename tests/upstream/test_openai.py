@@ -88,6 +88,26 @@ def test_body_passes_through_when_not_streaming() -> None:
     assert out.body.isascii()
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_thinking_an_anthropic_answer_gave_is_not_sent_to_openai(stream: bool) -> None:
+    """A fallback from an Anthropic target: the assistant turn the client sends back carries
+    `thinking_blocks` and `reasoning_content` (the gateway's own answer fields), which
+    OpenAI-family servers refuse; they are left out, the client's body is not changed."""
+    turn = {
+        "role": "assistant",
+        "content": "Hi",
+        "reasoning_content": "Hmm.",
+        "thinking_blocks": [{"type": "thinking", "thinking": "Hmm.", "signature": "c2ln"}],
+    }
+    messages = [{"role": "user", "content": "hi"}, turn, {"role": "user", "content": "and?"}]
+    given = call(body={"model": "gpt-4o", "messages": messages}, stream=stream)
+    body = json.loads(OpenAIAdapter().prepare(given).body)
+    assert body["messages"] == [messages[0], {"role": "assistant", "content": "Hi"}, messages[2]]
+    assert "thinking_blocks" in given.body["messages"][1]
+    plain = call(body={"model": "gpt-4o", "messages": [messages[0]]}, stream=stream)
+    assert json.loads(OpenAIAdapter().prepare(plain).body)["messages"] == [messages[0]]
+
+
 def test_stream_asks_for_usage_and_keeps_the_clients_options() -> None:
     body = {"model": "m", "messages": [], "stream": True, "stream_options": {"x": 1}}
     sent = json.loads(OPENAI.prepare(call(body=body, stream=True)).body)
