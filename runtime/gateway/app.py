@@ -25,7 +25,7 @@ from runtime.gateway.books import Books, Record
 from runtime.gateway.capped_site import Lingering, Reading, close_unread
 from runtime.gateway.connection import when_lost
 from runtime.gateway.deadline import Deadline
-from runtime.gateway.execute import Engine, Job, Outcome, estimate, timeout_of
+from runtime.gateway.execute import Engine, Job, Outcome, check_served, estimate, timeout_of
 from runtime.gateway.forms import Form, any_trace_id, max_output, read_form
 from runtime.gateway.live import Live
 from runtime.gateway.log import log
@@ -331,6 +331,7 @@ async def _serve(
         caller.workspace, form.model, provider=form.provider, config=form.config,
         metadata=form.metadata, params=body, path=request.path, endpoint=endpoint,
     )  # fmt: skip
+    check_served(plan, endpoint)
     if plan.alias is not None:  # the log names the target as provider/model, and the alias
         record.fields["alias"] = plan.alias
     trace = trace_context(request.headers)

@@ -23,10 +23,11 @@ from runtime.gateway.live import Live
 from runtime.gateway.replies import Failure, failure_of
 from runtime.gateway.tracing import Tracing
 from runtime.gateway.transport import BROKEN, Transport, UpstreamUnreachable
+from runtime.routing.modes import ENDPOINT_PATHS
 from runtime.routing.plan import Attempt, Plan
 from runtime.routing.router import Router
 from runtime.routing.ticket import Ticket
-from runtime.upstream import adapter_for
+from runtime.upstream import SERVICES, adapter_for
 from runtime.upstream.base import Adapter, Call, Response, Unsupported, UpstreamProtocolError
 from runtime.upstream.common import redact
 
@@ -221,6 +222,22 @@ class Engine:
             include_usage=job.include_usage, service=attempt.service, auth=attempt.auth,
             passed={**passed_headers(job, attempt), **trace, **up.headers},
         )  # fmt: skip
+
+
+def check_served(plan: Plan, endpoint: str) -> None:
+    """Refuse the whole request (400) when an attempt's service speaks an API without this
+    endpoint (a fallback to an OpenAI target on /v1/messages, to an Anthropic one on
+    /v1/embeddings), as a model of the wrong mode is (runtime/routing/modes.py): taken in
+    turn, it would fail only once the targets before it had, and its 400 would replace
+    their real answer. A service without an adapter yet is left to its attempt (501)."""
+    for attempt in plan.attempts:
+        adapter = SERVICES.get(attempt.service)
+        if adapter is not None and endpoint not in adapter.endpoints:
+            served = " and ".join(ENDPOINT_PATHS[e] for e in sorted(adapter.endpoints))
+            raise Failure(400, f"`{attempt.target}` cannot serve {ENDPOINT_PATHS[endpoint]}: "
+                          f"service `{attempt.service}` speaks the {adapter.family} API, which "
+                          f"serves {served}; every target a request may reach must serve it",
+                          "unsupported")  # fmt: skip
 
 
 def passed_headers(job: Job, attempt: Attempt) -> dict[str, str]:

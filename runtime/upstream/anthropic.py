@@ -54,10 +54,11 @@ __all__ = ["AnthropicAdapter", "error_body"]
 
 
 class AnthropicAdapter:
-    __slots__ = ("family",)
+    __slots__ = ("endpoints", "family")
 
     def __init__(self) -> None:
         self.family = "anthropic"
+        self.endpoints = frozenset({"chat", "messages"})
 
     def output_cap(self, call: Call) -> int | None:
         # a native request's `max_tokens` is the client's (Anthropic refuses one without)

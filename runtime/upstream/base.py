@@ -106,6 +106,7 @@ class StreamTranslator(Protocol):
 
 class Adapter(Protocol):
     family: str  # "openai" | "anthropic"
+    endpoints: frozenset[str]  # the gateway endpoints its API serves ("chat", "messages", ...)
 
     def prepare(self, call: Call) -> Outbound:
         """The upstream request; raises Unsupported when the endpoint is not served."""

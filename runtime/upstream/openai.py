@@ -101,10 +101,11 @@ def error_body(
 class OpenAIAdapter:
     """One row of the service table: the family, with what a service needs different."""
 
-    __slots__ = ("azure", "family", "stream_options")
+    __slots__ = ("azure", "endpoints", "family", "stream_options")
 
     def __init__(self, *, stream_options: bool = True, azure: bool = False) -> None:
         self.family = "openai"
+        self.endpoints = frozenset(PATHS)
         # False for services that refuse `stream_options` (Mistral: 422 "extra inputs are not
         # permitted") and report streamed usage in their last chunk anyway.
         self.stream_options = stream_options

@@ -309,3 +309,33 @@ def test_native_messages_to_an_openai_provider_is_refused(gateway: GatewayProces
     assert 400 <= status < 500 or status == 501, (status, data)
     assert json.loads(data)["type"] == "error"
     assert fakes.openai.requests == []
+
+
+def test_a_target_that_cannot_serve_the_endpoint_refuses_the_request_whole(
+    gateway: GatewayProcess, fakes: Fakes
+) -> None:
+    """A fallback from Anthropic to an OpenAI target on /v1/messages: taken in turn, the
+    OpenAI target's 400 ("does not serve /v1/messages") replaced Anthropic's real answer
+    (a 529) once the first target failed, and the mistake showed only then. Now the request
+    is refused before any call, naming the target, as a model of the wrong mode is."""
+    config = {"strategy": {"mode": "fallback"},
+              "targets": [{"provider": "@claude", "override_params": {"model": SONNET}},
+                          {"provider": "@openai-main",
+                           "override_params": {"model": "gpt-4o-mini"}}]}  # fmt: skip
+    body = {"model": SONNET, "max_tokens": 64, "messages": [{"role": "user", "content": PROMPT}]}
+    fakes.anthropic.script(Answer.error(529))
+    status, _, data = http("POST", gateway.v1 + "/messages", body,
+                           {"x-portkey-api-key": TEAM_KEY, "anthropic-version": "2023-06-01",
+                            "x-portkey-config": json.dumps(config)})  # fmt: skip
+    assert status == 400, data
+    error = json.loads(data)
+    assert error["type"] == "error" and "`@openai-main/gpt-4o-mini`" in error["error"]["message"]
+    assert "/v1/messages" in error["error"]["message"]
+    assert fakes.anthropic.requests == [] and fakes.openai.requests == []
+    # the other way round on /v1/responses, which Anthropic's API does not have
+    config["targets"].reverse()  # type: ignore[attr-defined]
+    status, _, data = http("POST", gateway.v1 + "/responses", {"model": "x", "input": PROMPT},
+                           {"x-portkey-api-key": TEAM_KEY,
+                            "x-portkey-config": json.dumps(config)})  # fmt: skip
+    assert status == 400 and f"`@claude/{SONNET}`" in json.loads(data)["error"]["message"]
+    assert fakes.openai.requests == []
