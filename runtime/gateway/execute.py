@@ -227,7 +227,7 @@ class Engine:
 def check_served(plan: Plan, endpoint: str) -> None:
     """Refuse the whole request (400) when an attempt's service speaks an API without this
     endpoint (a fallback to an OpenAI target on /v1/messages, to an Anthropic one on
-    /v1/embeddings), as a model of the wrong mode is (runtime/routing/modes.py): taken in
+    /v1/responses), as a model of the wrong mode is (runtime/routing/modes.py): taken in
     turn, it would fail only once the targets before it had, and its 400 would replace
     their real answer. A service without an adapter yet is left to its attempt (501)."""
     for attempt in plan.attempts:

@@ -93,7 +93,7 @@ class ChatStream:
         self._quiet: dict[int, Any] = {}
         # thinking blocks begun and not ended: content block index -> [text parts, signature]
         self._thinking: dict[int, list[Any]] = {}
-        self._thought = 0  # characters of thinking held, at most MAX_THINKING
+        self._thought = 0  # characters of thinking in this answer, at most MAX_THINKING
 
     def feed(self, data: bytes) -> bytes:
         return b"" if self.done else client_bytes(self, self._parser.feed(data), self._step)
