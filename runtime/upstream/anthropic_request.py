@@ -11,15 +11,17 @@
   blocks of a user turn; consecutive turns of one role merge into one (Anthropic wants the
   results of parallel calls together, first in the user turn that follows the calls);
 - `tools`, `tool_choice` (`required` -> `any`), `parallel_tool_calls: false`,
-  `temperature`, `top_p`, `stop` -> `stop_sequences`, `user` -> `metadata.user_id`,
-  and Anthropic's own `top_k` and `thinking` when a client sends them;
+  `temperature`, `top_p`, `stop` -> `stop_sequences`, `user` (else `safety_identifier`)
+  -> `metadata.user_id`, and Anthropic's own `top_k` and `thinking` when a client sends them;
 - `max_tokens`: Anthropic requires it. `max_completion_tokens`, else `max_tokens`, else the
   integration setting `default_max_tokens`, else DEFAULT_MAX_TOKENS (4096: every current
   Claude model can write that much; the gateway reserves budget for it the same way).
 
 What Messages cannot express (n > 1, JSON response formats, audio or file parts, legacy
-function calls, log probabilities, audio output, predicted outputs) is refused with a 400
-naming the field, never silently dropped.
+function calls, log probabilities, audio output, predicted outputs, penalties, token
+biases, seeds, `reasoning_effort`, `verbosity`, web search options) is refused with a 400
+naming the field, never silently dropped; a routing config's `drop_params` leaves such a
+field out for an Anthropic target (a fallback from an OpenAI one).
 """
 
 from __future__ import annotations
@@ -43,7 +45,16 @@ _NOT_SENT = (
     ("modalities", "Anthropic answers in text only"),
     ("audio", "Anthropic answers in text only"),
     ("prediction", "Anthropic has no predicted outputs"),
+    ("frequency_penalty", "Anthropic has no repetition penalties"),
+    ("presence_penalty", "Anthropic has no repetition penalties"),
+    ("logit_bias", "Anthropic has no token biases"),
+    ("reasoning_effort", "use `thinking` with a `budget_tokens`"),
+    ("verbosity", "say how long to answer in the prompt"),
+    ("web_search_options", "Anthropic's web search is a server tool: use /v1/messages"),
 )
+# what changes nothing in the answer, left out: `metadata`, `store` (OpenAI's stored
+# completions), `service_tier`, `prompt_cache_key` (OpenAI's cache routing hint)
+_DROP_HINT = "; a routing config can leave it out for this target (`drop_params`)"
 _REFUSAL = "refusal"
 _THINKING = ("thinking", "redacted_thinking")
 _EMPTY_SCHEMA = {"type": "object", "properties": {}}
@@ -270,7 +281,11 @@ def _sampling(body: Mapping[str, Any], out: dict[str, Any]) -> None:
     for name, why in _NOT_SENT:
         value = body.get(name)
         if value not in (None, False, [], {}) and not (name == "modalities" and value == ["text"]):
-            raise Unsupported(f"`{name}` cannot be sent to Anthropic: {why}")
+            raise Unsupported(f"`{name}` cannot be sent to Anthropic: {why}{_DROP_HINT}")
+    if body.get("seed") is not None:  # any seed, 0 too: it asks for repeatable sampling
+        raise Unsupported(
+            f"`seed` cannot be sent to Anthropic: it has no seeded sampling{_DROP_HINT}"
+        )
     n = body.get("n")
     if n is not None and n != 1:
         raise Unsupported("`n` other than 1 cannot be sent to Anthropic (one answer per request)")
@@ -289,6 +304,8 @@ def _sampling(body: Mapping[str, Any], out: dict[str, Any]) -> None:
     elif stop is not None:
         raise Unsupported("`stop` must be a string or a list of strings")
     user = body.get("user")
+    if not isinstance(user, str):
+        user = body.get("safety_identifier")  # OpenAI's newer name for the end user
     if isinstance(user, str):
         out["metadata"] = {"user_id": user}
 

@@ -339,3 +339,23 @@ def test_a_target_that_cannot_serve_the_endpoint_refuses_the_request_whole(
                             "x-portkey-config": json.dumps(config)})  # fmt: skip
     assert status == 400 and f"`@claude/{SONNET}`" in json.loads(data)["error"]["message"]
     assert fakes.openai.requests == []
+
+
+def test_what_anthropic_cannot_take_is_refused_unless_the_config_drops_it(
+    fakes: Fakes, client: openai.OpenAI
+) -> None:
+    """`seed` and a penalty were dropped silently on the way to Anthropic; now a 400 names
+    them, and the remedy it names, a config's `drop_params` for that target, works."""
+    asked = {"seed": 7, "frequency_penalty": 0.3}
+    with pytest.raises(openai.BadRequestError, match="drop_params"):
+        client.chat.completions.create(model=f"@claude/{SONNET}", messages=CONVERSATION,
+                                       max_tokens=50, **asked)  # type: ignore[arg-type]  # fmt: skip
+    assert fakes.anthropic.requests == []
+    config = {"provider": "@claude", "override_params": {"model": SONNET},
+              "drop_params": ["seed", "frequency_penalty"]}  # fmt: skip
+    reply = client.chat.completions.create(
+        model=SONNET, messages=CONVERSATION, max_tokens=50, **asked,  # type: ignore[arg-type]
+        extra_headers={"x-portkey-config": json.dumps(config)},
+    )  # fmt: skip
+    assert reply.choices[0].message.content == f"fake {SONNET} says hello"
+    assert not {"seed", "frequency_penalty"} & set(fakes.anthropic.requests[0].json)

@@ -85,13 +85,13 @@ def test_the_output_cap_the_adapter_sends_is_what_admission_reserves() -> None:
 
 def test_sampling_stop_user_and_stream() -> None:
     got = sent({"messages": [{"role": "user", "content": "Hi"}], "temperature": 0.2, "top_p": 0.9,
-                "stop": "END", "user": "u-42", "stream": True, "frequency_penalty": 1,
+                "stop": "END", "user": "u-42", "stream": True,
                 "stream_options": {"include_usage": True}}, stream=True)  # fmt: skip
     assert got["temperature"] == 0.2 and got["top_p"] == 0.9
     assert got["stop_sequences"] == ["END"]
     assert got["metadata"] == {"user_id": "u-42"}
     assert got["stream"] is True
-    assert not {"frequency_penalty", "stream_options", "stop", "user"} & set(got)
+    assert not {"stream_options", "stop", "user"} & set(got)
     assert sent({"messages": [{"role": "user", "content": "x"}], "stop": ["a", "b"]})[
         "stop_sequences"
     ] == ["a", "b"]
@@ -238,15 +238,31 @@ def test_what_messages_cannot_express_is_a_400(body: dict[str, Any]) -> None:
     ("functions", [{"name": "f", "parameters": {"type": "object"}}]), ("function_call", "auto"),
     ("logprobs", True), ("top_logprobs", 3), ("modalities", ["text", "audio"]),
     ("audio", {"voice": "alloy", "format": "wav"}), ("prediction", {"type": "content"}),
+    ("frequency_penalty", 0.5), ("presence_penalty", -1), ("logit_bias", {"50256": -100}),
+    ("reasoning_effort", "high"), ("verbosity", "low"), ("web_search_options", {"x": 1}),
 ])  # fmt: skip
 def test_fields_messages_has_no_form_for_are_refused_naming_them(name: str, value: Any) -> None:
-    """They were dropped, silently: a model never saw the legacy functions it was given."""
+    """They were dropped, silently: a model never saw the legacy functions it was given,
+    nor a penalty, a token bias or a reasoning effort it was asked for."""
     body = {"messages": [{"role": "user", "content": "x"}]}
-    with pytest.raises(Unsupported, match=f"`{name}` cannot be sent to Anthropic"):
+    with pytest.raises(Unsupported, match=f"`{name}` cannot be sent to Anthropic.*drop_params"):
         sent({**body, name: value})
-    for default in (None, False, [], {}):  # what clients send as defaults still passes
+    for default in (None, False, 0, 0.0, [], {}):  # what clients send as defaults still passes
         assert name not in sent({**body, name: default})
     assert "modalities" not in sent({**body, "modalities": ["text"]})
+
+
+def test_any_seed_is_refused_and_what_changes_nothing_is_left_out() -> None:
+    body = {"messages": [{"role": "user", "content": "x"}]}
+    for seed in (0, 42):
+        with pytest.raises(Unsupported, match="`seed` cannot be sent to Anthropic"):
+            sent({**body, "seed": seed})
+    quiet = {"store": True, "metadata": {"k": "v"}, "service_tier": "auto",
+             "prompt_cache_key": "k1", "seed": None}  # fmt: skip
+    assert sent({**body, **quiet}) == sent(body)
+    assert sent({**body, "safety_identifier": "u-1"})["metadata"] == {"user_id": "u-1"}
+    both = {**body, "user": "u-2", "safety_identifier": "u-1"}
+    assert sent(both)["metadata"] == {"user_id": "u-2"}
 
 
 # ---- answers ------------------------------------------------------------------------------
