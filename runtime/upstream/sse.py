@@ -5,7 +5,9 @@ Bytes arrive in any split: mid-line, mid-`\\r\\n`, mid-UTF-8 sequence. An event 
 as soon as its blank line ends (no waiting for more bytes). Lines end with `\\n`,
 `\\r\\n` or a lone `\\r`; a blank line ends an event; `:` lines are comments; several `data:`
 lines join with `\\n`. Memory is bounded: an event (or a line that never ends) larger than
-`max_event` bytes is an UpstreamProtocolError, never an ever-growing buffer. Bytes that are
+`max_event` bytes is an UpstreamProtocolError, never an ever-growing buffer; the events
+the same chunk completed before it are returned first, and the error raised at the next
+feed (they were whole: a client is owed them, and the books count them). Bytes that are
 not UTF-8 are decoded with replacement characters: the parser never raises on content.
 """
 
@@ -36,7 +38,7 @@ class Event:
 class SSEParser:
     """Feed bytes, get the events they complete; `pending` says whether a block is open."""
 
-    __slots__ = ("_cr", "_data", "_event", "_line", "_max", "_open", "_raw")
+    __slots__ = ("_cr", "_data", "_event", "_failed", "_line", "_max", "_open", "_raw")
 
     def __init__(self, max_event: int = MAX_EVENT) -> None:
         self._max = max_event
@@ -46,6 +48,7 @@ class SSEParser:
         self._data: list[bytes] = []
         self._event: bytes | None = None
         self._open = False  # the current block has a non-blank line
+        self._failed: UpstreamProtocolError | None = None  # raised at the next feed
 
     @property
     def pending(self) -> bool:
@@ -53,6 +56,8 @@ class SSEParser:
         return bool(self._raw or self._line)
 
     def feed(self, chunk: bytes) -> list[Event]:
+        if self._failed is not None:
+            raise self._failed
         if not (self._raw or self._line or self._cr) and b"\r" not in chunk:
             whole = self._whole_data_events(chunk)
             if whole is not None:
@@ -75,6 +80,15 @@ class SSEParser:
 
     def _feed(self, chunk: bytes) -> list[Event]:
         events: list[Event] = []
+        try:
+            self._lines(chunk, events)
+        except UpstreamProtocolError as exc:
+            if not events:
+                raise
+            self._failed = exc
+        return events
+
+    def _lines(self, chunk: bytes, events: list[Event]) -> None:
         start, size = 0, len(chunk)
         if self._cr and size and chunk[0] == _LF:
             # the second half of a `\r\n` split across feeds; after a blank line the event
@@ -108,7 +122,6 @@ class SSEParser:
                 stop = end + 1
             self._line_done(chunk, start, end, stop, events)
             start = stop
-        return events
 
     def _line_done(
         self, chunk: bytes, start: int, end: int, stop: int, events: list[Event]

@@ -80,6 +80,21 @@ def test_an_event_of_many_lines_is_bounded_too() -> None:
             parser.feed(b"data: 0123456789\n")
 
 
+def test_events_before_a_too_large_one_are_given_and_the_error_follows() -> None:
+    """They were lost with the error (the client got nothing of a read whose end was bad,
+    though its first events were whole); now they come back, and the next feed raises."""
+    parser = SSEParser(max_event=64)
+    events = parser.feed(b"data: one\n\nevent: e\ndata: two\n\ndata: " + b"x" * 100)
+    assert [(e.event, e.data) for e in events] == [(None, "one"), ("e", "two")]
+    with pytest.raises(UpstreamProtocolError, match="larger than 64 bytes"):
+        parser.feed(b"data: three\n\n")
+    with pytest.raises(UpstreamProtocolError):  # and stays refused
+        parser.feed(b"")
+    alone = SSEParser(max_event=64)
+    with pytest.raises(UpstreamProtocolError):  # nothing before it: raised at once, as before
+        alone.feed(b"data: " + b"x" * 100)
+
+
 def test_default_bound_admits_a_large_responses_event() -> None:
     big = b"data: " + b"a" * (2 * 1024 * 1024) + b"\n\n"
     assert len(SSEParser().feed(big)) == 1
@@ -157,6 +172,8 @@ def line_by_line(pieces: list[bytes], max_event: int) -> list[Any]:
     out: list[Any] = []
     for piece in pieces:
         try:
+            if parser._failed is not None:  # as feed() does: an error deferred is raised
+                raise parser._failed
             out += parser._feed(piece)  # the general reader alone, never the one-go path
         except UpstreamProtocolError:
             return [*out, "refused"]
