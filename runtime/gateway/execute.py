@@ -72,6 +72,7 @@ class Outcome:
     cost: Decimal = Decimal(0)
     usage: Usage | None = None
     failure: Failure | None = None
+    refused: bool = False  # the last try was refused by the gateway itself, never sent
     retry_after: float | None = None
     # a stream ready to relay: the upstream response, its adapter call and admission
     stream: tuple[Response, Adapter, Call, Ticket] | None = None
@@ -104,7 +105,9 @@ class Engine:
             while True:
                 out.attempts += 1
                 status = await self._try(job, attempt, live, out)
-                if out.stream is not None or status not in retry_on:
+                # the gateway's own refusal (a budget, a rate limit, the store) is answered
+                # at once, as Portkey answers its own: only the upstream's statuses retry
+                if out.stream is not None or out.refused or status not in retry_on:
                     break
                 if out.retries >= count:
                     out.exhausted = True  # every retry used, and still a status that retries
@@ -123,7 +126,7 @@ class Engine:
 
     async def _try(self, job: Job, attempt: Attempt, live: Live, out: Outcome) -> int:
         """One upstream call; its status (the gateway's own for refusals) is recorded."""
-        out.failure, out.retry_after, out.body = None, None, b""
+        out.failure, out.retry_after, out.body, out.refused = None, None, b"", False
         span = self.tracing.attempt_span(job.span, attempt.provider or attempt.service,
                                          attempt.model, out.retries)  # fmt: skip
         try:
@@ -139,8 +142,10 @@ class Engine:
             outbound = adapter.prepare(call)
             reserve = _reserve(job, attempt, adapter, call)
         except Unsupported as exc:
+            out.refused = True
             return _refused(out, Failure(exc.status, exc.message, "unsupported"))
         except Failure as exc:
+            out.refused = True
             return _refused(out, exc)
         try:
             ticket = await self.router.aadmit(attempt, reserve)
@@ -148,6 +153,7 @@ class Engine:
             out.tries.append((attempt, None, out.retries))
             if isinstance(exc, BudgetExceeded) and self.alerts is not None:
                 self.alerts.refused(exc, self.router.bundle.organization.get("epoch"))
+            out.refused = True
             return _refused(out, failure_of(exc))
         timeout = timeout_of(job, attempt)
         settle: Usage | None = None  # None: cancelled (input only)
@@ -178,7 +184,7 @@ class Engine:
             ms = round(timeout * 1000)
             answered = timeout
             return _refused(out, Failure(408, "Request exceeded the timeout sent in the request: "
-                                         f"{ms}ms (request_timeout)", None))  # fmt: skip
+                                         f"{ms}ms", None))  # fmt: skip
         except UpstreamUnreachable as exc:
             settle = Usage()
             return _refused(out, Failure(502, f"the upstream of `{attempt.target}` cannot be "
@@ -291,7 +297,9 @@ def _retry_policy(retry: Mapping[str, Any] | None) -> tuple[int, frozenset[int],
         return 0, frozenset(), False
     codes = retry.get("on_status_codes")
     honour = bool(retry.get("use_retry_after_header") or retry.get("use_retry_after_headers"))
-    return count, frozenset(codes) if codes else DEFAULT_RETRY_ON, honour
+    # an empty list retries on nothing (Portkey's `onStatusCodes ?? defaults`): only an
+    # absent one means the defaults
+    return count, frozenset(codes) if codes is not None else DEFAULT_RETRY_ON, honour
 
 
 def _backoff(retries: int, retry_after: float | None) -> float:

@@ -19,12 +19,15 @@ OPENAI = "@openai-main/gpt-4o-mini"
 BACKUP = "@backup/backup-chat"
 
 
-def call(client: openai.OpenAI, config: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
+def call(client: openai.OpenAI, config: dict[str, Any],
+         trace: str | None = None) -> tuple[int, Any, dict[str, str]]:  # fmt: skip
     """(status, JSON body, headers) of one chat completion under an inline config."""
     raw = client.chat.completions.with_raw_response
+    headers = {"x-portkey-config": json.dumps(config)}
+    if trace is not None:
+        headers["x-portkey-trace-id"] = trace
     try:
-        resp = raw.create(model="gpt-4o-mini", messages=user(),
-                          extra_headers={"x-portkey-config": json.dumps(config)})  # fmt: skip
+        resp = raw.create(model="gpt-4o-mini", messages=user(), extra_headers=headers)
         return resp.status_code, json.loads(resp.text), dict(resp.headers)
     except openai.APIStatusError as err:
         return err.status_code, err.response.json(), dict(err.response.headers)
@@ -50,6 +53,32 @@ def test_retry_without_status_list_retries_portkeys_defaults(fakes: Fakes, clien
     status, _, headers = call(client, config)
     assert status == 400 and len(fakes.openai.requests) == 1
     assert headers["x-portkey-retry-attempt-count"] == "0"
+
+
+def test_an_empty_status_list_retries_nothing(fakes: Fakes, client: Any) -> None:
+    """Portkey reads `on_status_codes ?? defaults`: an empty list retries on no status. It
+    was taken as absent here, and a 503 was tried three times."""
+    fakes.openai.script(Answer.error(503), Answer.error(503))
+    config = {"provider": OPENAI, "retry": {"attempts": 2, "on_status_codes": []}}
+    status, _, headers = call(client, config)
+    assert status == 503 and len(fakes.openai.requests) == 1
+    assert headers["x-portkey-retry-attempt-count"] == "0"
+
+
+def test_the_gateways_own_refusal_is_answered_not_retried(gateway: Any, fakes: Fakes) -> None:
+    """A rate limit of the catalog's (429) under a config that retries 429: it was retried
+    with backoff (and, honouring its Retry-After, a client held for up to a minute); Portkey
+    answers its own refusals at once. Only an upstream's status retries."""
+    from tests.gateway.harness import LIMITED_KEY, openai_client, trace_id
+
+    config = {"provider": "@throttled", "override_params": {"model": "gpt-4o-mini"},
+              "retry": {"attempts": 3, "on_status_codes": [429]}}  # fmt: skip
+    with openai_client(gateway, key=LIMITED_KEY, max_retries=0) as limited:
+        for _ in range(2):  # the hour's one request, if no other test took it
+            trace = trace_id()
+            status, _, headers = call(limited, config, trace)
+        assert status == 429 and headers["x-portkey-retry-attempt-count"] == "0"
+    assert gateway.request_line(trace)["attempts"] == 1
 
 
 def test_exhausted_retries_are_counted_minus_one(fakes: Fakes, client: Any) -> None:
