@@ -112,6 +112,15 @@ class InvalidConfig(RequestError):
         self.problems = problems
 
 
+class NoBranch(InvalidConfig):
+    """A conditional strategy without `default` that no condition of matches: a 400 where
+    the request must take it, not when it is a later target of a fallback (plan.expand)."""
+
+    def __init__(self) -> None:
+        super().__init__(["no condition of the conditional strategy matches this request, "
+                          "and it has no `default`"])  # fmt: skip
+
+
 class InvalidRequestInput(InvalidConfig):
     """The request's own values (its names, path, body or metadata), where no config is at
     fault: said so, not "invalid routing config"."""

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from runtime.bundle.errors import InvalidConfig
+from runtime.bundle.errors import InvalidConfig, NoBranch
 from runtime.bundle.load import Counter, Prices
 from runtime.bundle.price_tables import RateCard
 from runtime.bundle.values import value
@@ -127,10 +127,22 @@ def expand(
         return expand(picked, ctx, f"{at}.targets[{index}]", first)
     codes = strategy.get("on_status_codes")
     group: frozenset[int] | None = frozenset(codes) if codes is not None else None
-    out: list[Choice] = []
+    kept: list[list[Choice]] = []
+    start = first
     for i, child in enumerate(targets):
-        choices = expand(child, ctx, f"{at}.targets[{i}]", first + len(out))
-        if i < len(targets) - 1:
+        try:
+            choices = expand(child, ctx, f"{at}.targets[{i}]", start)
+        except NoBranch:
+            if not kept:
+                raise
+            # As Portkey reads a later target's conditions only when the fallback reaches
+            # it: the targets before it serve, and if they fail, their answer stands.
+            break
+        kept.append(choices)
+        start += len(choices)
+    out: list[Choice] = []
+    for i, choices in enumerate(kept):
+        if i < len(kept) - 1:
             then = first + len(out) + len(choices)  # the next target's first leaf
             choices = [_then(c, group, then) for c in choices]
         out.extend(choices)
@@ -178,15 +190,16 @@ def pick_weighted(
 def pick_branch(
     targets: Sequence[Mapping[str, Any]], strategy: Mapping[str, Any], ctx: Context
 ) -> Mapping[str, Any]:
-    by_name = {t.get("name"): t for t in targets}
+    by_name: dict[Any, Mapping[str, Any]] = {}
+    for t in targets:  # the first target of a name, as Portkey's `findIndex`
+        by_name.setdefault(t.get("name"), t)
     for condition in strategy.get("conditions") or ():
         if matches(condition["query"], ctx):
             ctx.branch = condition["then"]
             return by_name[condition["then"]]
     default = strategy.get("default")
     if default is None:
-        raise InvalidConfig(["no condition of the conditional strategy matches this request, "
-                             "and it has no `default`"])  # fmt: skip
+        raise NoBranch
     ctx.branch = default
     return by_name[default]
 
@@ -221,21 +234,22 @@ def matches(query: Mapping[str, Any], ctx: Context) -> bool:
 
 def _holds(value: Any, cond: Any) -> bool:
     if not isinstance(cond, Mapping):
-        return value is not _MISSING and value == cond
+        return value is not _MISSING and _same(value, cond)
     return all(_test(op, value, arg) for op, arg in cond.items())
 
 
 def _test(op: str, value: Any, arg: Any) -> bool:
     if op == "$eq":
-        return value is not _MISSING and value == arg
+        return value is not _MISSING and _same(value, arg)
     if op == "$ne":
-        return value is _MISSING or value != arg
+        return value is _MISSING or not _same(value, arg)
     if op == "$in":
-        return value is not _MISSING and isinstance(arg, (list, tuple)) and value in arg
+        return value is not _MISSING and isinstance(arg, (list, tuple)) and _among(value, arg)
     if op == "$nin":
-        return value is _MISSING or not isinstance(arg, (list, tuple)) or value not in arg
+        return value is _MISSING or not isinstance(arg, (list, tuple)) or not _among(value, arg)
     if op == "$regex":
-        return isinstance(value, str) and isinstance(arg, str) and regex_search(arg, value)
+        text = _as_text(value)
+        return text is not None and isinstance(arg, str) and regex_search(arg, text)
     if value is _MISSING or not _comparable(value, arg):
         return False
     if op == "$gt":
@@ -247,6 +261,34 @@ def _test(op: str, value: Any, arg: Any) -> bool:
     if op == "$lte":
         return bool(value <= arg)
     return False
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal as JSON values are (JavaScript's `===` for what conditions compare): `true` is
+    not `1` (Python's `True == 1` is)."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    return bool(a == b)
+
+
+def _among(value: Any, options: Sequence[Any]) -> bool:
+    return any(_same(value, option) for option in options)
+
+
+def _as_text(value: Any) -> str | None:
+    """What `$regex` tests: a string as it is, a number or boolean as JavaScript writes it
+    (Portkey's `regex.test(value)`: `max_tokens` 100 is "100"); nothing else."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e21:
+        return str(int(value))
+    if isinstance(value, float):
+        return repr(value)
+    return None
 
 
 def _comparable(a: Any, b: Any) -> bool:

@@ -305,6 +305,73 @@ def test_a_conditional_without_default_refuses_what_matches_nothing(router: Rout
         router.resolve("support", config=config, metadata={"tier": "free"})
 
 
+NO_MATCH = {"strategy": {"mode": "conditional",
+                         "conditions": [{"query": {"metadata.tier": "pro"}, "then": "a"}]},
+            "targets": [{"name": "a", "provider": "@openai-prod/gpt-4o"}]}  # fmt: skip
+
+
+def test_a_later_fallback_target_s_conditions_are_read_only_when_reached(router: Router) -> None:
+    """Portkey routes a fallback target's conditions when the fallback reaches it: a
+    healthy first target serves a request that target's conditions do not match. Here the
+    whole tree was read first, and such a request was a 400 with no call made."""
+    config = {"strategy": {"mode": "fallback"},
+              "targets": [{"provider": "@openai-prod/gpt-4o-mini"}, NO_MATCH,
+                          {"provider": "@anthropic-prod/claude-3-5-sonnet-20241022"}]}  # fmt: skip
+    plan = router.resolve("support", config=config, metadata={"tier": "free"})
+    assert targets(plan) == [("openai-prod", "gpt-4o-mini")]  # it failing, its answer stands
+    assert plan.attempts[0].next_after(503) is None
+    matched = router.resolve("support", config=config, metadata={"tier": "pro"})
+    assert [t for t, _ in targets(matched)] == ["openai-prod", "openai-prod", "anthropic-prod"]
+    nested = {"strategy": {"mode": "fallback"},
+              "targets": [{"strategy": {"mode": "fallback", "on_status_codes": [429]},
+                           "targets": [{"provider": "@openai-prod/gpt-4o-mini"}, NO_MATCH]},
+                          {"provider": "@anthropic-prod/claude-3-5-sonnet-20241022"}]}  # fmt: skip
+    plan = router.resolve("support", config=nested, metadata={"tier": "free"})
+    # the inner group stops where its unmatched target was; the outer one still moves on
+    assert [t for t, _ in targets(plan)] == ["openai-prod", "anthropic-prod"]
+    assert plan.attempts[0].next_after(429) == 1 and plan.attempts[0].next_after(503) == 1
+    first = {"strategy": {"mode": "fallback"},
+             "targets": [NO_MATCH, {"provider": "@openai-prod/gpt-4o-mini"}]}  # fmt: skip
+    with pytest.raises(InvalidConfig, match="no `default`"):  # the first target is taken
+        router.resolve("support", config=first, metadata={"tier": "free"})
+
+
+def test_targets_of_one_name_the_first_is_taken(router: Router) -> None:
+    config = {"strategy": {"mode": "conditional", "conditions": [], "default": "a"},
+              "targets": [{"name": "a", "provider": "@openai-prod/gpt-4o-mini"},
+                          {"name": "a", "provider": "@openai-prod/gpt-4o"}]}  # fmt: skip
+    plan = router.resolve("support", config=config)
+    assert targets(plan) == [("openai-prod", "gpt-4o-mini")]
+    assert plan.attempts[0].option == "config.targets[0]"
+
+
+@pytest.mark.parametrize(("query", "metadata", "params", "hit"), [
+    ({"metadata.flag": {"$eq": 1}}, {"flag": True}, {}, False),  # true is not 1
+    ({"metadata.flag": 1}, {"flag": True}, {}, False),
+    ({"metadata.flag": {"$in": [1, 2]}}, {"flag": True}, {}, False),
+    ({"metadata.flag": {"$ne": 1}}, {"flag": True}, {}, True),
+    ({"metadata.flag": {"$eq": True}}, {"flag": True}, {}, True),
+    ({"params.max_tokens": {"$eq": 100}}, {}, {"max_tokens": 100}, True),
+    ({"params.max_tokens": {"$regex": "^1"}}, {}, {"max_tokens": 100}, True),  # as "100"
+    ({"params.temperature": {"$regex": "^0\\.5$"}}, {}, {"temperature": 0.5}, True),
+    ({"params.stream": {"$regex": "^true$"}}, {}, {"stream": True}, True),
+    ({"params.messages": {"$regex": "."}}, {}, {"messages": []}, False),
+])  # fmt: skip
+def test_conditions_compare_as_json_values_do(
+    router: Router, query: dict[str, Any], metadata: dict[str, Any], params: dict[str, Any],
+    hit: bool,
+) -> None:  # fmt: skip
+    """`$eq 1` matched `true` (Python's True == 1); `$regex` never matched a number, which
+    Portkey tests as JavaScript writes it."""
+    config = {"strategy": {"mode": "conditional", "conditions": [{"query": query, "then": "a"}],
+                           "default": "b"},
+              "targets": [{"name": "a", "provider": "@openai-prod/gpt-4o"},
+                          {"name": "b", "provider": "@openai-prod/gpt-4o-mini"}]}  # fmt: skip
+    plan = router.resolve("support", config=config, metadata=metadata,
+                          params={"messages": [], **params})  # fmt: skip
+    assert plan.branch == ("a" if hit else "b")
+
+
 # -- law: taking the provider from the request never widens access ------------------------
 PROVIDERS = ["@openai-prod", "@openai-research", "@anthropic-prod", "@azure-eu", "@llama-local"]
 MODELS = ["gpt-4o", "gpt-4o-mini", "gpt-4.1", "o4-mini", "claude-3-5-sonnet-20241022"]
