@@ -115,7 +115,8 @@ def _portkey_headers(headers: Mapping[str, str]) -> bool:
 def _provider(headers: Mapping[str, str]) -> str | None:
     named = headers.get("x-portkey-provider")
     legacy = headers.get("x-portkey-virtual-key")
-    if named is not None and legacy is not None and named.removeprefix("@") != legacy:
+    if (named is not None and legacy is not None
+            and named.strip().removeprefix("@") != legacy.strip().removeprefix("@")):  # fmt: skip
         raise Failure(400, "`x-portkey-provider` and `x-portkey-virtual-key` name different "
                       "providers", "invalid_request")  # fmt: skip
     found = named if named is not None else legacy

@@ -164,6 +164,9 @@ def test_request_forms_read_from_headers() -> None:
         "t-1",
     )
     assert read_form({"x-portkey-virtual-key": "openai-prod"}, {}).provider == "openai-prod"
+    for legacy in ("openai-prod", "@openai-prod", " @openai-prod"):  # one provider, either way
+        both = {"x-portkey-provider": "@openai-prod", "x-portkey-virtual-key": legacy}
+        assert read_form(both, {}).provider == "@openai-prod"
     assert read_form({"x-portkey-config": "support-bot"}, {}).config == "support-bot"
     inline = read_form({"x-portkey-config": '{"provider": "@openai-prod"}'}, {}).config
     assert inline == {"provider": "@openai-prod"}
