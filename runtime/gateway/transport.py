@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Mapping
 
 import aiohttp
 
+from runtime.gateway.upstream_pool import connector
 from runtime.upstream.base import Outbound, Response
 from runtime.upstream.mock import MockUpstream
 
@@ -56,12 +57,12 @@ class Transport:
         self._mock: MockUpstream | None = None
 
     async def open(self) -> None:
-        connector = aiohttp.TCPConnector(limit=CONNECTIONS, ttl_dns_cache=300)
+        pool = connector(CONNECTIONS)  # a connection that talks out of turn is not reused
         # No session timeout: each attempt runs under its own deadline (request_timeout).
         # No cookie jar: the pool serves every workspace, and a cookie one answer set would
         # go out with the next request to that host, whoever sent it.
         self._session = aiohttp.ClientSession(
-            connector=connector, timeout=aiohttp.ClientTimeout(total=None),
+            connector=pool, timeout=aiohttp.ClientTimeout(total=None),
             auto_decompress=True, skip_auto_headers=("User-Agent",), trust_env=False,
             cookie_jar=aiohttp.DummyCookieJar(),
         )  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import tracemalloc
 
 import pytest
@@ -67,3 +68,89 @@ def test_a_decompression_bomb_is_cut_at_the_read_limit(fakes: Fakes) -> None:
     message, peak = fakes.loop.run(read(), timeout=60)
     assert f"larger than {limit} bytes" in message
     assert peak < 2 * limit, f"{peak >> 20} MiB held at the peak"
+
+
+def _answer(text: str) -> bytes:
+    body = json.dumps({"choices": [{"message": {"content": text}}]}).encode()
+    head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}"
+    return head.encode() + b"\r\n\r\n" + body
+
+
+@pytest.mark.parametrize("late", [
+    _answer("STALE late duplicate of answer 1"),  # a whole second answer
+    _answer("STALE")[:20],  # the start of one: headers not even whole
+    b"\r\n",  # a stray line end
+])  # fmt: skip
+def test_a_connection_that_talks_out_of_turn_is_not_reused(late: bytes) -> None:
+    """The pool kept a connection on which the server, after its answer, sent more; the
+    next request on it (another workspace's, say) was handed those bytes as its answer
+    and billed for them, and its own answer was never read."""
+    import asyncio
+
+    connections: list[int] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(len(connections))
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            size = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                            if line.lower().startswith(b"content-length")))  # fmt: skip
+            asked = json.loads(await reader.readexactly(size))["ask"]
+            writer.write(_answer(f"answer to {asked}"))
+            await writer.drain()
+            await asyncio.sleep(0.2)  # the gateway has pooled the connection by now
+            writer.write(late)
+            await writer.drain()
+
+    async def run() -> list[str]:
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        transport = Transport()
+        await transport.open()
+        try:
+            said = []
+            for ask in ("one", "two", "three"):
+                out = Outbound("POST", f"http://127.0.0.1:{port}/v1/chat/completions",
+                               {"content-type": "application/json"},
+                               json.dumps({"ask": ask}).encode())  # fmt: skip
+                resp = await transport.send(out, "openai", {})
+                said.append(
+                    json.loads(await resp.read(1 << 20))["choices"][0]["message"]["content"]
+                )
+                await asyncio.sleep(0.5)  # the late bytes arrive while it sits in the pool
+            return said
+        finally:
+            await transport.close()
+            server.close()
+
+    assert asyncio.run(run()) == ["answer to one", "answer to two", "answer to three"]
+    assert len(connections) == 3  # each talked out of turn: none was reused
+
+
+def test_a_well_behaved_connection_is_still_reused(fakes: Fakes) -> None:
+    """The guard costs nothing to an upstream that speaks in turn: one connection serves
+    request after request, whole answers and streams alike."""
+    from runtime.gateway.upstream_pool import GuardedHandler
+
+    body = b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}'
+    whole = Outbound("POST", fakes.openai.url + "/chat/completions",
+                     {"content-type": "application/json"}, body)  # fmt: skip
+    streamed = Outbound("POST", fakes.openai.url + "/chat/completions",
+                        {"content-type": "application/json"},
+                        body[:-1] + b', "stream": true}')  # fmt: skip
+
+    async def run() -> int:
+        transport = Transport()
+        await transport.open()
+        try:
+            for out in (whole, streamed, whole, streamed):
+                resp = await transport.send(out, "openai", {})
+                await resp.read(1 << 20)
+            pool = transport._session.connector  # type: ignore[union-attr]
+            handlers = [h for conns in pool._conns.values() for h, _ in conns]  # type: ignore[union-attr]
+            assert all(isinstance(h, GuardedHandler) for h in handlers)
+            return len(handlers)
+        finally:
+            await transport.close()
+
+    assert fakes.loop.run(run()) == 1  # one connection, kept after four answers
