@@ -163,6 +163,9 @@ class Engine:
             async with Deadline(timeout):
                 resp = await self.transport.send(outbound, attempt.service, call.settings)
                 answered = time.perf_counter() - sent
+                if not 200 <= resp.status <= 599:  # 101, 999: no answer a client can read
+                    resp.close()
+                    raise UpstreamProtocolError(f"the upstream answered HTTP {resp.status}")
                 if job.stream and 200 <= resp.status < 300:
                     out.status, out.stream = resp.status, (resp, adapter, call, ticket)
                     ticket = None  # type: ignore[assignment]  # the relay settles it now

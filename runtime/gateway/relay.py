@@ -27,6 +27,7 @@ from runtime.upstream.common import REDACTED
 
 Write = Callable[[bytes], Awaitable[None]]
 AFTER_DONE = 1.0  # seconds the rest of a finished stream is read for (the body's own end)
+SLICE = 64 * 1024  # bytes of upstream stream translated between two turns of the loop
 SHUTDOWN_WRITE = 0.5  # seconds to write a shutdown's error event (within the drain's grace)
 
 
@@ -45,9 +46,11 @@ class Counted:
         self.sent(data)
 
     def sent(self, data: bytes) -> None:
+        """Counts the events with data, by their `data:` lines (one an event, as OpenAI and
+        Anthropic send them; LF- or CRLF-ended alike): a comment, a keep-alive, is none."""
         if self.first is None:
             self.first = time.perf_counter()
-        self.events += data.count(b"\n\n")
+        self.events += data.count(b"\ndata:") + data.startswith(b"data:")
 
 
 class ClientGone(Exception):
@@ -93,17 +96,28 @@ async def relay(
                 except StopAsyncIteration:
                     break
                 idle.pause()
-                out = translator.feed(data)
-                if out:
-                    if scrub is not None:
-                        out = scrub.sub(REDACTED, out)
-                    stuck.restart()
-                    try:
-                        await send(out)
-                    except (ConnectionError, RuntimeError) as exc:  # as in _send
-                        raise ClientGone from exc
-                    stuck.pause()
-                    write.sent(out)
+                while True:
+                    # a chunk is read at most SLICE bytes at a time, the loop let go between
+                    # them: aiohttp hands over what one read decompressed whole (64 KiB of
+                    # gzip can be 64 MiB), and it is all there, so nothing else would wait
+                    if len(data) <= SLICE:
+                        piece, data = data, b""
+                    else:
+                        piece, data = data[:SLICE], data[SLICE:]
+                    out = translator.feed(piece)
+                    if out:
+                        if scrub is not None:
+                            out = scrub.sub(REDACTED, out)
+                        stuck.restart()
+                        try:
+                            await send(out)
+                        except (ConnectionError, RuntimeError) as exc:  # as in _send
+                            raise ClientGone from exc
+                        stuck.pause()
+                        write.sent(out)
+                    if not data or translator.done:
+                        break
+                    await asyncio.sleep(0)
                 if translator.done:
                     break  # whole (or ended by its own error event, relayed as it came)
         if translator.failed:
@@ -138,11 +152,14 @@ async def relay(
         exc.__traceback__ = None  # aiohttp keeps it on `resp`: a cycle through this frame
         ended, message = "upstream_error", f"the upstream connection failed ({type(exc).__name__})"
     resp.close()
-    try:
-        await _send(write, partial + translator.error_event(status, message),
+    try:  # the gateway's own error event is no output: sent past the count
+        await _send(write.write, partial + translator.error_event(status, message),
                     SHUTDOWN_WRITE if ended == "gateway_shutdown" else client_timeout)  # fmt: skip
     except ClientGone as exc:
         return exc.ended
+    finally:
+        if partial:  # the upstream's events before the malformed one: output
+            write.sent(partial)
     return ended
 
 

@@ -116,7 +116,9 @@ async def run(options: Options, sock: socket.socket, first: Live,
     store = make_store(options)
     if options.redis is not None:
         await store.astart()  # type: ignore[attr-defined]
-    transport = Transport()
+    # as many upstream connections as client ones (each has one request at a time): a
+    # hung upstream cannot take the pool from the others before the clients' cap is full
+    transport = Transport(options.max_connections or default_max_connections())
     await transport.open()
     alerts = Alerts(store, options.alerts_dead_letter)
     alerts.serve(first.bundle, first.secrets.alert_secret)

@@ -11,7 +11,7 @@ from runtime.gateway.upstream_pool import connector
 from runtime.upstream.base import Outbound, Response
 from runtime.upstream.mock import MockUpstream
 
-CONNECTIONS = 1_024  # open upstream connections kept per gateway process
+CONNECTIONS = 1_024  # open upstream connections per gateway process, unless told
 READ_CHUNK = 64 * 1024
 
 
@@ -52,12 +52,13 @@ class HttpResponse:
 class Transport:
     """One per gateway process; opened on the server's loop."""
 
-    def __init__(self) -> None:
+    def __init__(self, connections: int = CONNECTIONS) -> None:
+        self._connections = connections  # open at once, in use or kept, every upstream's
         self._session: aiohttp.ClientSession | None = None
         self._mock: MockUpstream | None = None
 
     async def open(self) -> None:
-        pool = connector(CONNECTIONS)  # a connection that talks out of turn is not reused
+        pool = connector(self._connections)  # one that talks out of turn is not reused
         # No session timeout: each attempt runs under its own deadline (request_timeout).
         # No cookie jar: the pool serves every workspace, and a cookie one answer set would
         # go out with the next request to that host, whoever sent it.

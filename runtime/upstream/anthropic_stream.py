@@ -20,9 +20,10 @@ from runtime.upstream.common import dumps, load_object
 from runtime.upstream.sse import Event, SSEParser, client_bytes
 
 MAX_TOOL_CALLS = 4096  # per answer: the index map must not grow without bound
-# characters of thinking in one answer: each block is held to be given whole at its end
-# (64,000 tokens of thinking are ~256,000 characters)
-MAX_THINKING = 8 * 1024 * 1024
+# characters held in one answer for blocks not ended yet, to be given whole at their end:
+# thinking text and signatures, tool inputs given at a block's start (64,000 tokens of
+# thinking are ~256,000 characters). A stream that goes past it is malformed.
+MAX_HELD = 8 * 1024 * 1024
 _USAGE_EVENTS = frozenset({"message_start", "message_delta", "message_stop", "error"})
 
 
@@ -74,8 +75,8 @@ class ChatStream:
     for it (`stream_options.include_usage`), then `data: [DONE]`."""
 
     __slots__ = (
-        "_created", "_finish", "_id", "_meter", "_model", "_parser", "_quiet", "_thinking",
-        "_thought", "_tools", "_with_usage", "done", "failed", "usage",
+        "_created", "_finish", "_held", "_id", "_meter", "_model", "_parser", "_quiet",
+        "_thinking", "_tools", "_with_usage", "done", "failed", "usage",
     )  # fmt: skip
 
     def __init__(self, call: Call) -> None:
@@ -89,11 +90,12 @@ class ChatStream:
         self._model = str(call.body.get("model") or "")
         self._finish = "stop"
         self._tools: dict[int, int] = {}  # content block index -> tool call index
-        # tool_use blocks no argument text has come for yet -> the input their start gave
-        self._quiet: dict[int, Any] = {}
+        # tool_use blocks no argument text has come for yet -> their arguments if none comes:
+        # the input their start gave, as JSON text ("{}" at least)
+        self._quiet: dict[int, str] = {}
         # thinking blocks begun and not ended: content block index -> [text parts, signature]
         self._thinking: dict[int, list[Any]] = {}
-        self._thought = 0  # characters of thinking in this answer, at most MAX_THINKING
+        self._held = 0  # characters held for blocks in this answer, at most MAX_HELD
 
     def feed(self, data: bytes) -> bytes:
         return b"" if self.done else client_bytes(self, self._parser.feed(data), self._step)
@@ -156,7 +158,12 @@ class ChatStream:
             if index >= MAX_TOOL_CALLS:
                 raise UpstreamProtocolError(f"upstream began over {MAX_TOOL_CALLS} tool calls")
             self._tools[_index(payload)] = index
-            self._quiet[_index(payload)] = block.get("input")
+            given = block.get("input")
+            text = "{}"
+            if isinstance(given, dict) and given:  # as a whole answer's `_tool_call` writes it
+                text = json.dumps(given, ensure_ascii=False, separators=(",", ":"))
+                self._hold(len(text))
+            self._quiet[_index(payload)] = text
             call = {
                 "index": index,
                 "id": block.get("id"),
@@ -192,16 +199,22 @@ class ChatStream:
         elif kind == "thinking_delta":
             self._think(payload, delta.get("thinking"), out)
         elif kind == "signature_delta" and isinstance(delta.get("signature"), str):
+            self._hold(len(delta["signature"]))
             self._thought_of(payload)[1] = delta["signature"]
 
     def _think(self, payload: dict[str, Any], text: Any, out: list[bytes]) -> None:
         if not isinstance(text, str) or not text:
             return
-        self._thought += len(text)
-        if self._thought > MAX_THINKING:
-            raise UpstreamProtocolError(f"upstream thinking is over {MAX_THINKING:,} characters")
+        self._hold(len(text))
         self._thought_of(payload)[0].append(text)
         out.append(self._chunk({"reasoning_content": text}))
+
+    def _hold(self, size: int) -> None:
+        self._held += size
+        if self._held > MAX_HELD:
+            raise UpstreamProtocolError(
+                f"upstream blocks not ended hold over {MAX_HELD:,} characters"
+            )
 
     def _thought_of(self, payload: dict[str, Any]) -> list[Any]:
         thought = self._thinking.get(_index(payload))
@@ -222,11 +235,7 @@ class ChatStream:
         `partial_json: ""`): its arguments are the input its start gave, `{}` at least, as
         in a whole answer; a client parsing them as JSON never gets an empty string."""
         if block in self._quiet:
-            given = self._quiet.pop(block)
-            text = "{}"
-            if isinstance(given, dict) and given:  # as a whole answer's `_tool_call` writes it
-                text = json.dumps(given, ensure_ascii=False, separators=(",", ":"))
-            self._tool_arguments(self._tools[block], text, out)
+            self._tool_arguments(self._tools[block], self._quiet.pop(block), out)
 
     def _tool_arguments(self, index: int, text: str, out: list[bytes]) -> None:
         out.append(self._chunk({"tool_calls": [{"index": index, "function": {"arguments": text}}]}))

@@ -23,7 +23,7 @@ from urllib.parse import quote
 from runtime.bundle.money import MAX_TOKENS, shown
 from runtime.upstream.base import Call, Unsupported, UpstreamProtocolError
 from runtime.upstream.json_codec import dumps as json_dumps
-from runtime.upstream.json_codec import loads
+from runtime.upstream.json_codec import loads_finite
 
 MAX_BODY = 64 * 1024 * 1024  # an upstream answer we agree to parse (the gateway reads less)
 MAX_RETRY_AFTER = 86_400.0  # seconds; the gateway caps what it honours far lower
@@ -31,11 +31,12 @@ _MIN_SECRET = 8  # shorter credential values are not scrubbed from error bodies 
 
 
 def load_json(data: bytes | str, what: str) -> Any:
-    """Parse an upstream's JSON; anything else (or too big, too deep) is a protocol error."""
+    """Parse an upstream's JSON; anything else (or too big, too deep, or holding NaN or
+    Infinity, which no answer to a client may carry) is a protocol error."""
     if len(data) > MAX_BODY:
         raise UpstreamProtocolError(f"upstream {what} is larger than {MAX_BODY:,} bytes")
     try:
-        return loads(data)
+        return loads_finite(data)
     except (ValueError, RecursionError, UnicodeDecodeError):
         raise UpstreamProtocolError(f"upstream {what} is not valid JSON") from None
 

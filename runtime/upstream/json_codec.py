@@ -49,6 +49,28 @@ def loads(data: bytes | str) -> Any:
     return json.loads(data)
 
 
+def _not_finite(text: str) -> float:
+    raise ValueError(f"{text} is not a finite number")
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if number - number != 0:  # inf or nan: 1e999 reads as inf
+        raise ValueError(f"{text} is not a finite number")
+    return number
+
+
+def loads_finite(data: bytes | str) -> Any:
+    """As `loads`, but NaN, Infinity and numbers beyond the float range are refused
+    (ValueError): what an upstream sends must be JSON that can be written again."""
+    if _decode is not None:
+        try:
+            return _decode(data)  # msgspec refuses them already
+        except Exception:
+            pass
+    return json.loads(data, parse_constant=_not_finite, parse_float=_finite)
+
+
 def dumps(value: Any) -> bytes:
     """Compact JSON of a plain value. ValueError (NaN, Infinity), TypeError (not a JSON
     value) or RecursionError as `json.dumps(value, allow_nan=False)` would raise them."""

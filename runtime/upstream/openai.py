@@ -276,6 +276,7 @@ def relay_error(call: Call, status: int, body: bytes) -> bytes:
 
 
 _TERMINAL = ("response.completed", "response.incomplete", "response.failed")
+_ENDS = (*_TERMINAL, '"error"')  # what an event without an `event:` line may end with
 
 
 class OpenAIStream:
@@ -363,10 +364,14 @@ class OpenAIStream:
             return True
         if event.event is not None and event.event not in _TERMINAL:
             return True
-        if event.event is None and not any(name in data for name in _TERMINAL):
+        if event.event is None and not any(name in data for name in _ENDS):
             return True
         payload = load_object(data, "stream event")
-        if payload.get("type") not in _TERMINAL:
+        kind = payload.get("type")
+        if kind == "error":  # the same error event from a server that names no `event:`
+            self.done = self.failed = True
+            return True
+        if kind not in _TERMINAL:
             return True
         response = payload.get("response")
         if isinstance(response, dict):
@@ -374,6 +379,7 @@ class OpenAIStream:
             if usage is not None:
                 self.usage = usage
         self.done = True
+        self.failed = kind == "response.failed"  # booked as the upstream's error, not an ok
         return True
 
     def finish(self) -> bytes:

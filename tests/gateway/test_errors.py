@@ -201,6 +201,18 @@ def test_upstream_error_reaches_the_client_in_openai_shape(fakes: Fakes,
     assert err.value.response.headers["retry-after"] == "7"
 
 
+@pytest.mark.parametrize("status", [999, 101])
+def test_a_status_no_client_can_read_is_a_502(fakes: Fakes, client: openai.OpenAI,
+                                              status: int) -> None:  # fmt: skip
+    """An upstream's 999 went out to the client as it was (a 101 left the SDK with a
+    connection error): any status outside 200-599 is the upstream answering badly."""
+    fakes.openai.script(Answer(status=status, body={"odd": True}))
+    with pytest.raises(openai.APIStatusError) as err:
+        send(client, "@openai-main/gpt-4o-mini")
+    assert err.value.status_code == 502
+    assert f"HTTP {status}" in error_of(err.value)["message"]
+
+
 def test_no_secret_in_any_error(gateway: GatewayProcess, fakes: Fakes) -> None:
     """Error answers (auth, not found, upstream failure) hold no key of any kind."""
     fakes.openai.script(Answer.error(401, message="bad upstream key"))

@@ -203,3 +203,73 @@ def test_a_finished_stream_stays_finished_whatever_the_upstream_does_after(
     line = gateway.request_line(trace)
     assert line["status"] == 200 and line["stream"] == "ok", line
     assert Decimal(line["cost_usd"]) == expected_cost(bundle, "openai-main", GPT, Tokens(7, 4))
+
+
+# -- what a cut stream is billed for: its data events, however they end ------------------------
+def chunk(text: str, end: bytes = b"\n\n") -> bytes:
+    body = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": GPT,
+            "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]}  # fmt: skip
+    return b"data: " + json.dumps(body).encode() + end
+
+
+@pytest.mark.parametrize(("events", "output"), [
+    ((chunk("a", b"\r\n\r\n"),) * 50, 50),  # CRLF-ended events (sse-starlette's default): 1
+    ((b": keep-alive\n\n",) * 300, 0),  # comments are no output: they were 301
+    ((), 0),  # headers, then the cut: the gateway's own error event was 1
+])  # fmt: skip
+def test_a_cut_stream_is_billed_for_its_data_events_only(
+    gateway: GatewayProcess, fakes: Fakes, events: tuple[bytes, ...], output: int
+) -> None:
+    fakes.openai.script(Answer(events=(*events, chunk("never")), cut_after=len(events)))
+    trace = trace_id()
+    status, data = chat_stream(gateway, f"@openai-main/{GPT}", trace)
+    assert status == 200 and errors_in(data)  # the cut reaches the client as an error event
+    line = gateway.request_line(trace)
+    assert line["stream"] in ("upstream_cut", "upstream_error")  # a reset is the latter
+    assert line["tokens"]["output"] == output
+
+
+def test_a_failed_response_is_booked_as_the_upstreams_error(gateway: GatewayProcess,
+                                                            fakes: Fakes) -> None:  # fmt: skip
+    """/v1/responses: `response.failed` ended the stream as a success (200, `ok`), charged
+    the estimate; now as the upstream's own error event is (502 `upstream_error`)."""
+    failed = {"type": "response.failed", "response": {"id": "resp_1", "status": "failed",
+              "error": {"code": "server_error", "message": "boom"}, "usage": None}}  # fmt: skip
+    created = {"type": "response.created", "response": {"id": "resp_1", "status": "in_progress"}}
+    fakes.openai.script(Answer(events=(sse(created, event="response.created"),
+                                       sse(failed, event="response.failed"))))  # fmt: skip
+    trace = trace_id()
+    status, _, data = http("POST", gateway.v1 + "/responses",
+                           {"model": f"@openai-main/{GPT}", "input": "hi", "stream": True},
+                           {"authorization": f"Bearer {TEAM_KEY}", "x-portkey-trace-id": trace})  # fmt: skip
+    assert status == 200 and b"response.failed" in data
+    line = gateway.request_line(trace)
+    assert line["status"] == 502 and line["stream"] == "upstream_error"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_nan_from_an_upstream_is_its_protocol_error_not_ours(gateway: GatewayProcess,
+                                                             fakes: Fakes, stream: bool) -> None:  # fmt: skip
+    """JSON with NaN or Infinity, which no answer to a client may carry: a 500 internal
+    error (whole), a stream cut with no error event (streamed); now the upstream's 502."""
+    if stream:
+        bad = (
+            b'data: {"id":"c","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1,'
+            b'"total_tokens":2},"logprobs":NaN}\n\n'
+        )
+        fakes.openai.script(Answer(events=(chunk("a"), bad, b"data: [DONE]\n\n")))
+    else:
+        fakes.openai.script(Answer(status=400, body=b'{"error": {"message": "x", "code": NaN}}'))
+    trace = trace_id()
+    if stream:
+        _, data = chat_stream(gateway, f"@openai-main/{GPT}", trace)
+    else:
+        _, _, data = http("POST", gateway.v1 + "/chat/completions",
+                          {"model": f"@openai-main/{GPT}", "messages": user()},
+                          {"authorization": f"Bearer {TEAM_KEY}", "x-portkey-trace-id": trace})  # fmt: skip
+    line = gateway.request_line(trace)
+    assert "internal_error" not in gateway.log_text()
+    if stream:  # the upstream's own protocol error, told the client
+        assert line["status"] == 502 and errors_in(data) and b"NaN" not in data
+    else:  # the upstream's 400, its body unreadable: said so, in OpenAI's shape
+        assert line["status"] == 400 and json.loads(data)["error"]["message"]

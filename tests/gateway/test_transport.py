@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import tracemalloc
+from pathlib import Path
 
 import pytest
 
@@ -154,3 +155,44 @@ def test_a_well_behaved_connection_is_still_reused(fakes: Fakes) -> None:
             await transport.close()
 
     assert fakes.loop.run(run()) == 1  # one connection, kept after four answers
+
+
+def test_one_hung_upstream_cannot_take_every_upstream_connection(
+    bundle: Path, fakes: Fakes, tmp_path: Path
+) -> None:
+    """The upstream pool held 1,024 connections for every upstream together: 1,030
+    requests to one that never answers took them all, and another provider's request waited
+    for a slot until its timeout (408). Now the pool is as large as the client cap (each
+    client connection has one request at a time), so only a full gateway turns one away."""
+    import socket
+
+    from tests.gateway.harness import TEAM_KEY, GatewayProcess, http
+
+    hung = 1_030
+    fakes.openai.script(*[Answer(latency=30.0)] * hung)
+    gateway = GatewayProcess(
+        bundle, tmp_path / "gw.log", ["--max-connections", "1200", "--drain-timeout", "1"]
+    ).start()
+    body = json.dumps({"model": "@openai-main/gpt-4o-mini", "stream": True,  # let go at once
+                       "messages": [{"role": "user", "content": "hang"}]}).encode()  # fmt: skip
+    request = (b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+               b"\r\nAuthorization: Bearer " + TEAM_KEY.encode() +
+               b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body)  # fmt: skip
+    waiting: list[socket.socket] = []
+    try:
+        for _ in range(hung):
+            sock = socket.create_connection(("127.0.0.1", gateway.port))
+            sock.sendall(request)
+            waiting.append(sock)
+        fakes.openai.wait_for(lambda seen: len(seen) >= 1_024, timeout=60)
+        status, _, data = http("POST", gateway.v1 + "/chat/completions",
+                               {"model": "@backup/backup-chat", "messages": [
+                                   {"role": "user", "content": "hi"}]},
+                               {"Authorization": f"Bearer {TEAM_KEY}",
+                                "x-portkey-request-timeout": "3000"})  # fmt: skip
+        assert status == 200, data
+    finally:
+        for sock in waiting:
+            sock.close()
+        gateway.stop()
+        fakes.reset()

@@ -206,3 +206,53 @@ def test_max_output_is_checked() -> None:
     for bad in (-1, 1.5, True, "3", 10**12):
         with pytest.raises(Failure):
             max_output({"max_tokens": bad}, "chat")
+
+
+def test_the_relay_lets_the_loop_go_within_a_huge_chunk() -> None:
+    """aiohttp hands over what one read decompressed, whole (64 KiB of gzip can be 64 MiB),
+    and all of it is there: the relay translated it without letting the loop turn once,
+    so every other request waited. Now it lets go every SLICE bytes."""
+    import asyncio
+    from collections.abc import AsyncIterator
+
+    from runtime.gateway.relay import SLICE, Counted, relay
+    from runtime.upstream.base import Call
+    from runtime.upstream.openai import OpenAIStream
+
+    huge = b"\n" * (16 * SLICE) + b"data: [DONE]\n\n"
+    sent: list[bytes] = []
+
+    class Upstream:
+        status = 200
+
+        async def _chunks(self) -> AsyncIterator[bytes]:
+            yield huge
+
+        def chunks(self) -> AsyncIterator[bytes]:
+            return self._chunks()
+
+        def close(self) -> None:
+            pass
+
+    async def write(data: bytes) -> None:
+        sent.append(data)
+
+    async def run() -> tuple[str, int]:
+        turns = 0
+
+        async def tick() -> None:
+            nonlocal turns
+            while True:
+                await asyncio.sleep(0)
+                turns += 1
+
+        ticker = asyncio.create_task(tick())
+        await asyncio.sleep(0)
+        call = Call(endpoint="chat", body={}, stream=True, base_url="http://x")
+        ended = await relay(Upstream(), OpenAIStream(call), Counted(write), 5.0)  # type: ignore[arg-type]
+        ticker.cancel()
+        return ended, turns
+
+    ended, turns = asyncio.run(run())
+    assert ended == "ok" and b"".join(sent) == b"data: [DONE]\n\n"
+    assert turns >= 10  # the others ran between the slices

@@ -490,9 +490,12 @@ def test_a_streamed_block_a_client_could_not_read_is_a_protocol_error(block: Any
 def test_streamed_thinking_is_bounded_and_must_belong_to_a_block(monkeypatch: Any) -> None:
     from runtime.upstream import anthropic_stream
 
-    monkeypatch.setattr(anthropic_stream, "MAX_THINKING", 10)
+    monkeypatch.setattr(anthropic_stream, "MAX_HELD", 14)  # "12345" "67890" "c2ln" fit
+    tool = {"type": "tool_use", "id": "toolu_1", "name": "f", "input": {"a": "0123456789"}}
     for stream, said in [
-        (thinking_stream(thinking(0, "12345", "67890"), thinking(1, "x")), "over 10 characters"),
+        (thinking_stream(thinking(0, "12345", "67890"), thinking(1, "x")), "over 14 characters"),
+        (thinking_stream(thinking(0, "12345"), event("content_block_start", index=1,
+                                                     content_block=tool)), "over 14 characters"),
         (thinking_stream(event("content_block_delta", index=4,
                                delta={"type": "thinking_delta", "thinking": "?"})),
          "never started"),

@@ -217,3 +217,22 @@ def test_a_chunk_of_whole_data_events_takes_the_one_go_path() -> None:
     assert events is not None
     assert [(e.data, e.raw) for e in events] == [
         ('{"a":1}', b'data: {"a":1}\n\n'), ("[DONE]", b"data:[DONE]\n\n")]  # fmt: skip
+
+
+def test_a_flood_of_blank_lines_is_skipped_not_read_a_line_at_a_time(monkeypatch: Any) -> None:
+    """64 MiB of line ends (64 KiB gzipped) took a Python step per byte, a minute in all,
+    holding the process; between blocks they are now skipped in one search."""
+    lines = []
+    read_line = SSEParser._line_done
+
+    def counted(self: SSEParser, *args: Any) -> None:
+        lines.append(1)
+        read_line(self, *args)
+
+    monkeypatch.setattr(SSEParser, "_line_done", counted)
+    parser = SSEParser()
+    events = parser.feed(b"\n" * 1_000_000 + b"data: x\n\n" + b"\r\n" * 1_000 + b"\r")
+    events += parser.feed(b"\n\ndata: y\n\n")
+    assert [e.data for e in events] == ["x", "y"]
+    assert [e.raw for e in events] == [b"data: x\n\n", b"data: y\n\n"]
+    assert len(lines) == 4  # the four lines of the two events, not a million blank ones
