@@ -89,27 +89,30 @@ class Usage:
 
 @value
 class Estimate:
-    """What admission reserves: the input plus the most the model may write."""
+    """What admission reserves: the input plus the most the model may write, `max_tokens`
+    for each of `choices` completions (a request's `n`, `best_of`, or prompts)."""
 
     input_tokens: int
     max_tokens: int | None = None
+    choices: int = 1
 
     def __post_init__(self) -> None:
-        i, m = self.input_tokens, self.max_tokens
+        i, m, c = self.input_tokens, self.max_tokens, self.choices
         if not (
             type(i) is int and 0 <= i <= MAX_TOKENS
             and (m is None or (type(m) is int and 0 <= m <= MAX_TOKENS))
+            and type(c) is int and 1 <= c <= MAX_TOKENS
         ):  # fmt: skip
-            _refuse(self, ("input_tokens", "max_tokens"))
+            _refuse(self, ("input_tokens", "max_tokens", "choices"))
 
     def usage(self, max_output_tokens: int | None) -> Usage:
         """What to reserve: without `max_tokens`, the most the model may write (clamped to
-        the bounds, whatever the bundle says)."""
+        the bounds, whatever the bundle says), for each choice."""
         if self.max_tokens is not None:
             out = self.max_tokens
         else:
             out = min(max(max_output_tokens or 0, 0), MAX_TOKENS)
-        return Usage(self.input_tokens, out)
+        return Usage(self.input_tokens, min(out * self.choices, MAX_TOKENS))
 
 
 def reserved_usage(estimate: object, max_output_tokens: int | None) -> Usage:
@@ -127,6 +130,8 @@ def _refuse(owner: Estimate | Usage, fields: tuple[str, ...]) -> None:
         value = getattr(owner, name)
         if name == "max_tokens" and value is None:
             continue
+        if name == "choices" and value == 0:
+            raise InvalidRequest("Estimate.choices", "must be at least 1")
         if type(value) is not int or not 0 <= value <= MAX_TOKENS:
             raise InvalidRequest(
                 f"{type(owner).__name__}.{name}",

@@ -26,7 +26,7 @@ from runtime.gateway.capped_site import Lingering, Reading, close_unread
 from runtime.gateway.connection import when_lost
 from runtime.gateway.deadline import Deadline
 from runtime.gateway.execute import Engine, Job, Outcome, check_served, estimate, timeout_of
-from runtime.gateway.forms import Form, any_trace_id, max_output, read_form
+from runtime.gateway.forms import Form, any_trace_id, choices, max_output, read_form
 from runtime.gateway.live import Live
 from runtime.gateway.log import log
 from runtime.gateway.relay import Counted, relay, settle_stream
@@ -337,7 +337,7 @@ async def _serve(
     trace = trace_context(request.headers)
     span = record.span = gw.engine.tracing.request_span(f"POST {request.path}", trace)
     job = Job(caller.workspace, endpoint, body, request.headers, stream, include_usage,
-              estimate(size, max_output(body, endpoint)), form.timeout_ms,
+              estimate(size, max_output(body, endpoint), choices(body, endpoint)), form.timeout_ms,
               form.forward, trace, span)  # fmt: skip
     outcome = await gw.engine.run(job, plan, live)
     _describe(record, outcome)

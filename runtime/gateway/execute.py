@@ -18,7 +18,7 @@ from runtime.bundle.hosts import credential_header
 from runtime.bundle.money import MAX_TOKENS, Estimate, Usage, reserved_usage
 from runtime.gateway.alerts import Alerts
 from runtime.gateway.deadline import Deadline
-from runtime.gateway.forms import NOT_FORWARDED, max_output
+from runtime.gateway.forms import NOT_FORWARDED, choices, max_output, remote_input
 from runtime.gateway.live import Live
 from runtime.gateway.replies import Failure, failure_of
 from runtime.gateway.tracing import Tracing
@@ -271,13 +271,23 @@ def passed_headers(job: Job, attempt: Attempt) -> dict[str, str]:
 def _reserve(job: Job, attempt: Attempt, adapter: Adapter, call: Call) -> Estimate:
     """What admission reserves for this attempt: the output cap of the body it sends, not
     the client's (a config's `override_params` or `drop_params` may change `max_tokens`),
-    else the cap the adapter sends on its own, else (None) the model's most."""
+    else the cap the adapter sends on its own, else (None) the model's most; for each
+    completion asked (`n`...). Input: the body's bytes, or the model's context window when
+    the body names input it does not carry (an image URL, a stored response)."""
     cap = max_output(attempt.params, job.endpoint)
     if cap is None:
         cap = adapter.output_cap(call)
-    if cap == job.estimate.max_tokens:
+    many = choices(attempt.params, job.endpoint)
+    given = job.estimate.input_tokens
+    if attempt.context_window and remote_input(attempt.params, job.endpoint):
+        given = max(given, min(attempt.context_window, MAX_TOKENS))  # what it may read at most
+    if (
+        cap == job.estimate.max_tokens
+        and many == job.estimate.choices
+        and given == (job.estimate.input_tokens)
+    ):
         return job.estimate
-    return Estimate(job.estimate.input_tokens, cap)
+    return Estimate(given, cap, many)
 
 
 def timeout_of(job: Job, attempt: Attempt) -> float:
@@ -312,7 +322,8 @@ def _backoff(retries: int, retry_after: float | None) -> float:
     return BACKOFF_BASE * float(2**retries) * jitter
 
 
-def estimate(raw_size: int, max_output: int | None) -> Estimate:
+def estimate(raw_size: int, max_output: int | None, many: int = 1) -> Estimate:
     """What admission reserves. Input: the request's size in bytes, an upper bound on its
-    tokens for byte-level tokenizers (we do not tokenize); output: the client's max."""
-    return Estimate(min(raw_size, MAX_TOKENS), max_output)
+    tokens for byte-level tokenizers (we do not tokenize); output: the client's max, for
+    each of the `many` completions it asks for (forms.choices)."""
+    return Estimate(min(raw_size, MAX_TOKENS), max_output, many)

@@ -179,6 +179,74 @@ def _trace_id(headers: Mapping[str, str], fallback: str | None) -> str:
     return given
 
 
+MAX_CHOICES = 1_000_000  # what a reservation multiplies its output cap by, at most
+
+
+def choices(body: Mapping[str, Any], endpoint: str) -> int:
+    """How many completions the body asks for, each up to its output cap: `n` on chat;
+    `n` or `best_of` (the upstream writes and bills all of those) times the prompts on
+    completions (a list of strings or of token lists is several prompts; a list of
+    token numbers, one). A value the upstream will refuse counts as 1."""
+    if endpoint == "chat":
+        return _count(body.get("n"))
+    if endpoint != "completions":
+        return 1
+    prompt = body.get("prompt")
+    prompts = 1
+    if isinstance(prompt, list) and prompt and not isinstance(prompt[0], int):
+        prompts = len(prompt)
+    return min(max(_count(body.get("n")), _count(body.get("best_of"))) * prompts, MAX_CHOICES)
+
+
+_STORED = ("previous_response_id", "conversation", "prompt")  # Responses input kept upstream
+
+
+def remote_input(body: Mapping[str, Any], endpoint: str) -> bool:
+    """Whether the body names input it does not carry, which the upstream bills by its
+    size, not the body's: an image or file by URL or id, a stored response, conversation,
+    prompt or item (the body's bytes then bound nothing: the context window does)."""
+    if endpoint == "responses":
+        if any(body.get(name) is not None for name in _STORED):
+            return True
+        return _names_remote(body.get("input"), 0)
+    if endpoint != "chat":
+        return False
+    messages = body.get("messages")
+    if type(messages) is not list:
+        return False
+    for message in messages:  # a loop, not any(): this runs for every chat request
+        content = message.get("content") if type(message) is dict else None
+        if type(content) is list and _names_remote(content, 1):
+            return True
+    return False
+
+
+def _names_remote(items: Any, depth: int) -> bool:
+    if type(items) is not list:
+        return False
+    for part in items:
+        if type(part) is not dict:
+            continue
+        if "file_id" in part or "file_url" in part or part.get("type") == "item_reference":
+            return True
+        image = part.get("image_url")
+        url = image.get("url") if type(image) is dict else image
+        if type(url) is str and not url.startswith("data:"):
+            return True
+        file = part.get("file")
+        if type(file) is dict and ("file_id" in file or "file_url" in file):
+            return True
+        if depth < 1 and _names_remote(part.get("content"), depth + 1):  # a Responses item
+            return True
+    return False
+
+
+def _count(value: Any) -> int:
+    if type(value) is int and 1 <= value <= MAX_CHOICES:
+        return value
+    return 1
+
+
 def max_output(body: Mapping[str, Any], endpoint: str) -> int | None:
     """The most tokens the client lets the model write (None: the model's own limit)."""
     if endpoint == "embeddings":

@@ -95,6 +95,7 @@ def base_attempt(
         carried=leaf.get("carried") or {},
         limits=state.spec(chain),
         mode=info.mode,
+        context_window=info.context_window,
     )
 
 
@@ -128,5 +129,5 @@ def with_params(base: Attempt, body: dict[str, Any]) -> Attempt:
         base.workspace, base.provider, base.model, base.service, base.api, base.auth, base.url,
         base.credentials, MappingProxyType(body), base.retry, base.timeout_ms, base.fallback,
         base.prices, base.rates, base.chain, base.max_output_tokens, base.carried, base.limits,
-        base.option, base.catalog_rates, base.mode,
+        base.option, base.catalog_rates, base.mode, base.context_window,
     )  # fmt: skip

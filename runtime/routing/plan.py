@@ -46,6 +46,7 @@ class Attempt:
     option: str | None = None  # where in the config it came from: "config.targets[1]"
     catalog_rates: RateCard | None = None  # the catalog's price (rates: the workspace's)
     mode: str | None = None  # the model's mode (runtime/routing/modes.py); None: a raw service
+    context_window: int | None = None  # the model's, when the catalog says (None: unknown)
 
     @property
     def target(self) -> str:
