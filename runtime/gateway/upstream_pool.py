@@ -6,8 +6,8 @@ leaves bytes in that connection's parser; the next request on it, maybe another
 workspace's, was handed those bytes as its own answer, and billed for them. A connection
 that received anything while no answer was asked of it is not reused (closed instead).
 
-It reads three aiohttp internals (`set_response_params`, `_payload`, the connector's
-`_factory`); tests/gateway/test_transport.py fails if they change."""
+It reads aiohttp internals (`set_response_params`, `feed_data`, `_payload`, the
+connector's `_factory`); tests/gateway/test_transport.py fails if they change."""
 
 from __future__ import annotations
 
@@ -20,32 +20,32 @@ from aiohttp.client_proto import ResponseHandler
 
 
 class GuardedHandler(ResponseHandler):
-    """A ResponseHandler that knows whether an answer was asked of it."""
+    """A ResponseHandler that counts the answers asked of it and the answers it read. It
+    holds nothing of an answer's (a callback on its body would make a cycle that outlives
+    a request whose client left)."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__(loop)
-        self._asked = False  # a request went out and its answer has not ended yet
-        self._unasked = False  # bytes came while none was asked: never reuse
-        self._watched: object = None  # the answer body whose end is watched
+        self._asks = 0  # requests sent (set_response_params comes before each is written)
+        self._answers = 0  # final answers whose head was read
+        self._unasked = False  # bytes came while no answer was awaited: never reuse
 
-    def set_response_params(self, **params: Any) -> None:  # before each request is written
-        self._asked = True
+    def set_response_params(self, **params: Any) -> None:
+        self._asks += 1
         super().set_response_params(**params)
 
-    def data_received(self, data: bytes) -> None:
-        if data and not self._asked:
-            self._unasked = True
-        super().data_received(data)
-        payload = self._payload
-        if self._asked and payload is not None and payload is not self._watched:
-            self._watched = payload
-            if payload.is_eof():
-                self._asked = False
-            else:
-                payload.on_eof(self._answered)
+    def feed_data(self, data: Any, size: int = 0) -> None:  # one (message, body) per head
+        code = getattr(data[0], "code", 0)
+        if code >= 200 or code == 101:  # not an interim 1xx: the answer itself
+            self._answers += 1
+        super().feed_data(data, size)
 
-    def _answered(self) -> None:
-        self._asked = False
+    def data_received(self, data: bytes) -> None:
+        if data and self._answers >= self._asks:
+            payload = self._payload
+            if payload is None or payload.is_eof():  # every answer read whole: idle
+                self._unasked = True
+        super().data_received(data)
 
     def is_connected(self) -> bool:  # what the pool asks before reusing or keeping it
         return not self._unasked and super().is_connected()

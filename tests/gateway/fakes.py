@@ -177,6 +177,7 @@ class FakeUpstream:
         self._requests: list[Recorded] = []
         self._ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
+        self._waits: set[asyncio.Future[None]] = set()  # scripted latencies under way
         self.port = 0
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -195,6 +196,7 @@ class FakeUpstream:
 
     def stop(self) -> None:
         if self._runner is not None:
+            self.hurry()  # the server's cleanup waits for its handlers
             self.loop.run(self._runner.cleanup())
             self._runner = None
 
@@ -215,6 +217,27 @@ class FakeUpstream:
         """The next answers, in order; after them, default successes."""
         with self._lock:
             self._script.extend(answers)
+
+    def hurry(self) -> None:
+        """End every scripted latency under way now (after a test that hung many)."""
+
+        def end() -> None:
+            for wait in list(self._waits):
+                if not wait.done():
+                    wait.set_result(None)
+
+        self.loop.loop.call_soon_threadsafe(end)
+
+    async def _latency(self, seconds: float) -> None:
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        timer = loop.call_later(seconds, lambda: done.done() or done.set_result(None))
+        self._waits.add(done)
+        try:
+            await done
+        finally:
+            timer.cancel()
+            self._waits.discard(done)
 
     def reset(self) -> None:
         with self._lock:
@@ -267,7 +290,7 @@ class FakeUpstream:
         rec = await self._record(request)
         answer = self._next()
         if answer.latency:
-            await asyncio.sleep(answer.latency)
+            await self._latency(answer.latency)
         if answer.body is not None or answer.status >= 300:
             body = answer.body if answer.body is not None else self.error_body(answer)
             data = body if isinstance(body, bytes) else json.dumps(body).encode()

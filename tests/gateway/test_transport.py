@@ -195,4 +195,4 @@ def test_one_hung_upstream_cannot_take_every_upstream_connection(
         for sock in waiting:
             sock.close()
         gateway.stop()
-        fakes.reset()
+        fakes.openai.hurry()
