@@ -247,11 +247,19 @@ def _count(value: Any) -> int:
     return 1
 
 
+# the fields that cap an endpoint's output, first found first: only the endpoint's own (a
+# `max_tokens` on /v1/responses caps nothing there, and must not shrink the reservation)
+_CAPS: Mapping[str, tuple[str, ...]] = {
+    "chat": ("max_completion_tokens", "max_tokens"),
+    "responses": ("max_output_tokens",),
+}
+
+
 def max_output(body: Mapping[str, Any], endpoint: str) -> int | None:
     """The most tokens the client lets the model write (None: the model's own limit)."""
     if endpoint == "embeddings":
         return 0
-    for name in ("max_completion_tokens", "max_tokens", "max_output_tokens"):
+    for name in _CAPS.get(endpoint, ("max_tokens",)):
         value = body.get(name)
         if value is None:
             continue

@@ -203,6 +203,11 @@ def test_max_output_is_checked() -> None:
     assert max_output({"max_completion_tokens": 7, "max_tokens": 5}, "chat") == 7
     assert max_output({}, "chat") is None
     assert max_output({"max_tokens": 5}, "embeddings") == 0
+    # each endpoint's own field only: a `max_tokens` on /v1/responses caps nothing there
+    assert max_output({"max_tokens": 1}, "responses") is None
+    assert max_output({"max_output_tokens": 9, "max_tokens": 1}, "responses") == 9
+    assert max_output({"max_output_tokens": 9}, "chat") is None
+    assert max_output({"max_tokens": 4, "max_completion_tokens": 8}, "completions") == 4
     for bad in (-1, 1.5, True, "3", 10**12):
         with pytest.raises(Failure):
             max_output({"max_tokens": bad}, "chat")
