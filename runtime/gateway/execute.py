@@ -281,12 +281,9 @@ def _reserve(job: Job, attempt: Attempt, adapter: Adapter, call: Call) -> Estima
     given = job.estimate.input_tokens
     if attempt.context_window and remote_input(attempt.params, job.endpoint):
         given = max(given, min(attempt.context_window, MAX_TOKENS))  # what it may read at most
-    if (
-        cap == job.estimate.max_tokens
-        and many == job.estimate.choices
-        and given == (job.estimate.input_tokens)
-    ):
-        return job.estimate
+    base = job.estimate
+    if cap == base.max_tokens and many == base.choices and given == base.input_tokens:
+        return base
     return Estimate(given, cap, many)
 
 

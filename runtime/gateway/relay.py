@@ -96,14 +96,13 @@ async def relay(
                 except StopAsyncIteration:
                     break
                 idle.pause()
+                at, size = 0, len(data)
                 while True:
                     # a chunk is read at most SLICE bytes at a time, the loop let go between
                     # them: aiohttp hands over what one read decompressed whole (64 KiB of
                     # gzip can be 64 MiB), and it is all there, so nothing else would wait
-                    if len(data) <= SLICE:
-                        piece, data = data, b""
-                    else:
-                        piece, data = data[:SLICE], data[SLICE:]
+                    piece = data if size <= SLICE else data[at : at + SLICE]
+                    at += SLICE
                     out = translator.feed(piece)
                     if out:
                         if scrub is not None:
@@ -115,7 +114,7 @@ async def relay(
                             raise ClientGone from exc
                         stuck.pause()
                         write.sent(out)
-                    if not data or translator.done:
+                    if at >= size or translator.done:
                         break
                     await asyncio.sleep(0)
                 if translator.done:

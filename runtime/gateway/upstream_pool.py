@@ -18,6 +18,10 @@ from typing import Any
 import aiohttp
 from aiohttp.client_proto import ResponseHandler
 
+_set_response_params = ResponseHandler.set_response_params
+_feed_data = ResponseHandler.feed_data
+_data_received = ResponseHandler.data_received
+
 
 class GuardedHandler(ResponseHandler):
     """A ResponseHandler that counts the answers asked of it and the answers it read. It
@@ -30,22 +34,24 @@ class GuardedHandler(ResponseHandler):
         self._answers = 0  # final answers whose head was read
         self._unasked = False  # bytes came while no answer was awaited: never reuse
 
+    # (the base's methods called directly, not through super(): data_received runs for
+    # every read of every upstream answer)
     def set_response_params(self, **params: Any) -> None:
         self._asks += 1
-        super().set_response_params(**params)
+        _set_response_params(self, **params)
 
     def feed_data(self, data: Any, size: int = 0) -> None:  # one (message, body) per head
         code = getattr(data[0], "code", 0)
         if code >= 200 or code == 101:  # not an interim 1xx: the answer itself
             self._answers += 1
-        super().feed_data(data, size)
+        _feed_data(self, data, size)
 
     def data_received(self, data: bytes) -> None:
-        if data and self._answers >= self._asks:
+        if self._answers >= self._asks and data:
             payload = self._payload
             if payload is None or payload.is_eof():  # every answer read whole: idle
                 self._unasked = True
-        super().data_received(data)
+        _data_received(self, data)
 
     def is_connected(self) -> bool:  # what the pool asks before reusing or keeping it
         return not self._unasked and super().is_connected()
