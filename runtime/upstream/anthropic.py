@@ -62,7 +62,7 @@ class AnthropicAdapter:
 
     def output_cap(self, call: Call) -> int | None:
         # a native request's `max_tokens` is the client's (Anthropic refuses one without)
-        return default_max_tokens(call.settings) if call.endpoint == "chat" else None
+        return default_max_tokens(call.body, call.settings) if call.endpoint == "chat" else None
 
     def prepare(self, call: Call) -> Outbound:
         if call.endpoint == "messages":

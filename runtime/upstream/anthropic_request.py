@@ -15,7 +15,8 @@
   -> `metadata.user_id`, and Anthropic's own `top_k` and `thinking` when a client sends them;
 - `max_tokens`: Anthropic requires it. `max_completion_tokens`, else `max_tokens`, else the
   integration setting `default_max_tokens`, else DEFAULT_MAX_TOKENS (4096: every current
-  Claude model can write that much; the gateway reserves budget for it the same way).
+  Claude model can write that much; the gateway reserves budget for it the same way),
+  added to `thinking.budget_tokens` when that budget is not below it.
 
 What Messages cannot express (n > 1, JSON response formats, audio or file parts, legacy
 function calls, log probabilities, audio output, predicted outputs, penalties, token
@@ -263,15 +264,22 @@ def _max_tokens(body: Mapping[str, Any], settings: Mapping[str, str]) -> int:
         if type(value) is not int or not 1 <= value <= MAX_TOKENS:
             raise Unsupported(f"`{name}` must be a whole number from 1 to {MAX_TOKENS:,}")
         return value
-    return default_max_tokens(settings)
+    return default_max_tokens(body, settings)
 
 
-def default_max_tokens(settings: Mapping[str, str]) -> int:
-    """`max_tokens` when the request names none: the integration's setting, else 4096."""
-    default = settings.get("default_max_tokens", "")
-    if default.isdigit() and 1 <= int(default[:10]) <= MAX_TOKENS:
-        return int(default)
-    return DEFAULT_MAX_TOKENS
+def default_max_tokens(body: Mapping[str, Any], settings: Mapping[str, str]) -> int:
+    """`max_tokens` when the request names none: the integration's setting, else 4096;
+    with `thinking` on, that much more than its `budget_tokens` (Anthropic refuses a
+    `max_tokens` not above the budget: a budget of 8,000 with the default 4096 was a 400)."""
+    default = DEFAULT_MAX_TOKENS
+    given = settings.get("default_max_tokens", "")
+    if given.isdigit() and 1 <= int(given[:10]) <= MAX_TOKENS:
+        default = int(given)
+    thinking = body.get("thinking")
+    budget = thinking.get("budget_tokens") if isinstance(thinking, Mapping) else None
+    if type(budget) is int and 0 < budget < MAX_TOKENS and budget >= default:
+        return min(budget + default, MAX_TOKENS)
+    return default
 
 
 def _sampling(body: Mapping[str, Any], out: dict[str, Any]) -> None:

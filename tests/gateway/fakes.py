@@ -560,8 +560,11 @@ class FakeAnthropic(FakeUpstream):
         return {"type": "error", "error": {"type": kind, "message": answer.message}}
 
     def refuse(self, payload: dict[str, Any]) -> str | None:
-        """As Anthropic with `thinking` on: the assistant turn that made the tool calls being
-        answered must be sent back beginning with its thinking block, signature intact."""
+        """As Anthropic with `thinking` on: `max_tokens` above the thinking budget, and the
+        assistant turn that made the tool calls being answered sent back beginning with its
+        thinking block, signature intact."""
+        if thinking_on(payload) and payload["max_tokens"] <= payload["thinking"]["budget_tokens"]:
+            return "`max_tokens` must be greater than `thinking.budget_tokens`"
         turns = [t for t in payload.get("messages", []) if t.get("role") == "assistant"]
         if not thinking_on(payload) or not turns or not isinstance(turns[-1]["content"], list):
             return None

@@ -203,6 +203,18 @@ def test_streamed_thinking_is_given_whole_and_goes_back(fakes: Fakes,
     assert again.choices[0].finish_reason == "stop"
 
 
+def test_a_thinking_budget_without_max_tokens_is_served(fakes: Fakes,
+                                                        client: openai.OpenAI) -> None:  # fmt: skip
+    """The default `max_tokens` (4096) went out beside a larger thinking budget, and
+    Anthropic refuses a `max_tokens` not above the budget: a 400 for a request that named
+    none. Now the budget plus the default goes, and is what admission reserves."""
+    body = {"thinking": {"type": "enabled", "budget_tokens": 8000}}
+    reply = client.chat.completions.create(model=f"@claude/{SONNET}", messages=CONVERSATION,
+                                           extra_body=body)  # fmt: skip
+    assert reply.choices[0].message.content == f"fake {SONNET} says hello"
+    assert fakes.anthropic.requests[0].json["max_tokens"] == 8000 + 4096
+
+
 def test_thinking_left_out_of_the_turn_is_anthropics_400(fakes: Fakes,
                                                          client: openai.OpenAI) -> None:  # fmt: skip
     """The fake refuses what Anthropic refuses: the round trip above passes for a reason."""

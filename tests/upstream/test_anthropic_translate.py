@@ -80,6 +80,11 @@ def test_the_output_cap_the_adapter_sends_is_what_admission_reserves() -> None:
             == sent({"messages": messages}, settings=settings)["max_tokens"]
         )
     assert ANTHROPIC.output_cap(call("messages", {"model": MODEL, "messages": messages})) is None
+    # with thinking on, above its budget, which Anthropic requires (the default alone was
+    # a 400 for any budget of 4096 or more); below it, the default stands
+    for budget, want in ((8000, 8000 + 4096), (4096, 4096 + 4096), (1024, 4096)):
+        body = {"messages": messages, "thinking": {"type": "enabled", "budget_tokens": budget}}
+        assert sent(body)["max_tokens"] == want == ANTHROPIC.output_cap(chat(body))
     assert SERVICES["openai"].output_cap(call()) is None  # the body's own, or none at all
 
 
