@@ -142,19 +142,16 @@ class Engine:
             outbound = adapter.prepare(call)
             reserve = _reserve(job, attempt, adapter, call)
         except Unsupported as exc:
-            out.refused = True
-            return _refused(out, Failure(exc.status, exc.message, "unsupported"))
+            return _refused(out, Failure(exc.status, exc.message, "unsupported"), own=True)
         except Failure as exc:
-            out.refused = True
-            return _refused(out, exc)
+            return _refused(out, exc, own=True)
         try:
             ticket = await self.router.aadmit(attempt, reserve)
         except (RequestError, StoreUnavailable) as exc:
             out.tries.append((attempt, None, out.retries))
             if isinstance(exc, BudgetExceeded) and self.alerts is not None:
                 self.alerts.refused(exc, self.router.bundle.organization.get("epoch"))
-            out.refused = True
-            return _refused(out, failure_of(exc))
+            return _refused(out, failure_of(exc), own=True)
         timeout = timeout_of(job, attempt)
         settle: Usage | None = None  # None: cancelled (input only)
         sent = time.perf_counter()
@@ -294,9 +291,11 @@ def timeout_of(job: Job, attempt: Attempt) -> float:
     return ms / 1000 if ms else DEFAULT_TIMEOUT
 
 
-def _refused(out: Outcome, failure: Failure) -> int:
+def _refused(out: Outcome, failure: Failure, own: bool = False) -> int:
+    """The try ends in `failure`; `own`: the gateway refused it itself, nothing was sent."""
     failure = failure.detached()  # a caught one's frames would hold the request in a cycle
     out.status, out.failure, out.retry_after = failure.status, failure, failure.retry_after
+    out.refused = own
     return failure.status
 
 
