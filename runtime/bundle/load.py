@@ -137,9 +137,11 @@ class Bundle:
         return found
 
     def provider(self, slug: str) -> Provider:
-        found = self.providers.get(slug.removeprefix("@"))
+        # exact: the callers took the one `@` off already; `@@p` must not become `p` here
+        # while the attempt is made for `@p` (an internal error, found by review)
+        found = self.providers.get(slug)
         if found is None:
-            raise UnknownProvider(slug.removeprefix("@"), nearest(slug, self.providers))
+            raise UnknownProvider(slug, nearest(slug, self.providers))
         return found
 
     def origin(self, element: str) -> str | None:
