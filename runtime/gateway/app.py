@@ -15,6 +15,8 @@ from decimal import Decimal
 from typing import Any
 
 from aiohttp import HttpVersion11, web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 
 from runtime.bundle.aliases import usable_aliases
 from runtime.bundle.errors import RequestError, StoreUnavailable
@@ -374,6 +376,10 @@ async def _body(request: web.Request, gw: Gateway, lease: Lease) -> tuple[int, d
     except ConnectionError:  # it went away mid-body: logged as a client gone, not a fault
         raise Failure(499, "the client closed the connection before its body arrived",
                       "client_gone", close=True) from None  # fmt: skip
+    except (HttpProcessingError, RequestPayloadError):  # framing or content encoding
+        raise Failure(400, "the request body's framing is malformed (Content-Length, chunked "
+                      "encoding or content encoding)", "malformed_http",
+                      close=True) from None  # fmt: skip
     try:
         body = loads(raw)
     except (ValueError, RecursionError):

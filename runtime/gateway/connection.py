@@ -21,7 +21,7 @@ from typing import Any
 
 from aiohttp import http_exceptions as faults
 from aiohttp import web
-from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_protocol import RequestHandler, _ErrInfo
 
 from runtime.gateway.replies import error_body
 
@@ -41,6 +41,23 @@ class Connection(RequestHandler):
     and telling `when_lost` callbacks of its end."""
 
     __slots__ = ()  # so that a handler aiohttp made can take this class (`adopt`)
+
+    def data_received(self, data: bytes) -> None:
+        RequestHandler.data_received(self, data)
+        messages = self._messages
+        if messages and type(messages[-1][0]) is _ErrInfo:
+            self._fail_body()
+
+    def _fail_body(self) -> None:
+        """A framing fault after a request's body had begun (a bad chunk size, say): aiohttp
+        queues an error answer for the next request but leaves the body being read waiting,
+        so its handler would wait out the client timeout and blame the client. The body
+        fails now, and its handler answers 400 (`app._body`)."""
+        request = self._current_request
+        if request is not None and not request.content.is_eof():
+            request.content.set_exception(
+                faults.PayloadEncodingError("the request body's framing is malformed")
+            )
 
     def connection_lost(self, exc: BaseException | None) -> None:
         super().connection_lost(exc)
