@@ -292,6 +292,8 @@ async def serve(request: web.Request, endpoint: str) -> web.StreamResponse:
         return _error(failure, anthropic, record.fields.get("trace_id"))
     except asyncio.CancelledError:  # the drain timed out (server.drain): answered, settled
         _uncancel()
+        if record.outcome is not None and "cost_usd" not in record.fields:
+            _cancelled(record, record.outcome)
         failure = record.failure = Failure(503, "the gateway is shutting down; retry",
                                            "gateway_shutdown", retry_after=1.0)  # fmt: skip
         record.write_after_answer(503)
@@ -341,7 +343,8 @@ async def _serve(
     job = Job(caller.workspace, endpoint, body, request.headers, stream, include_usage,
               estimate(size, max_output(body, endpoint), choices(body, endpoint)), form.timeout_ms,
               form.forward, trace, span)  # fmt: skip
-    outcome = await gw.engine.run(job, plan, live)
+    outcome = record.outcome = Outcome()  # what a drain's cancel leaves is logged (`serve`)
+    await gw.engine.run(job, plan, live, outcome)
     _describe(record, outcome)
     headers = _headers(outcome, form, record.fields["cost_usd"])
     if outcome.stream is not None:
@@ -486,6 +489,13 @@ def _describe(record: Record, outcome: Outcome) -> None:
     fields["attempts"] = outcome.attempts
     fields["retries"] = outcome.retries
     _usage(record, outcome.tickets, outcome.cost)
+
+
+def _cancelled(record: Record, outcome: Outcome) -> None:
+    """The books of a run the drain cancelled: what its tickets were settled at (a cancel
+    may have cut the sum short while the last settlement ran)."""
+    outcome.cost = sum((t.cost for t in outcome.tickets if t.cost is not None), Decimal(0))
+    _describe(record, outcome)
 
 
 def _usage(record: Record, tickets: list[Ticket], cost: Decimal) -> None:

@@ -94,8 +94,10 @@ class Engine:
         self.tracing = tracing or Tracing()
         self.alerts = alerts
 
-    async def run(self, job: Job, plan: Plan, live: Live) -> Outcome:
-        out = Outcome()
+    async def run(self, job: Job, plan: Plan, live: Live, out: Outcome | None = None) -> Outcome:
+        """`out`: the caller's, filled as the plan runs, so that a run cancelled (by the
+        drain) still tells the books what it admitted and settled."""
+        out = Outcome() if out is None else out
         waited = 0.0
         index: int | None = 0
         while index is not None and index < len(plan.attempts):
@@ -199,8 +201,8 @@ class Engine:
         finally:
             out.tries.append((attempt, answered, out.retries))
             if ticket is not None:
+                out.tickets.append(ticket)  # first: a cancel below still leaves it in the books
                 out.cost += await ticket.asettle_through_cancel(settle)
-                out.tickets.append(ticket)
 
     def _call(self, job: Job, attempt: Attempt, live: Live, trace: Mapping[str, str]) -> Call:
         up = live.upstream(attempt)

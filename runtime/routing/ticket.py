@@ -91,8 +91,14 @@ class Ticket:
         nothing can interrupt it, else in a task shielded from the cancellation."""
         if self.store.settles_inline:
             return self.cancel() if usage is None else self.settle(usage)
-        work = self.acancel() if usage is None else self.asettle(usage)
-        return await asyncio.shield(work)
+        work = asyncio.ensure_future(self.acancel() if usage is None else self.asettle(usage))
+        try:
+            return await asyncio.shield(work)
+        except asyncio.CancelledError:
+            # the settlement ends before the cancel goes on (bounded by the store's own
+            # timeouts): the caller's books read its cost from this ticket (`cost`)
+            await asyncio.wait([work])
+            raise
 
     def __enter__(self) -> Ticket:
         return self

@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -379,7 +380,7 @@ def test_what_outlasts_the_drain_timeout_is_answered_settled_and_logged_in_time(
     stream a truncated body; with Redis the books of both were lost as the store closed."""
     path = tmp_path / "b.json"
     path.write_bytes(compile_files(tmp_path / "cat", catalog()))
-    args = ["--drain-timeout", "2"]
+    args = ["--drain-timeout", "2", "--events", str(tmp_path / "events.jsonl")]
     if store == "redis":
         args += ["--redis", f"redis://127.0.0.1:{own_redis.port}/0", "--namespace", "drain"]
     gw = Gateway(path, *args, env={"GW_OPS_FAKE_KEY": CREDENTIAL})
@@ -412,6 +413,15 @@ def test_what_outlasts_the_drain_timeout_is_answered_settled_and_logged_in_time(
     lines = {e["trace_id"]: e for e in gw.events("request")}
     assert lines["slow"]["status"] == 503 and lines["stream"]["status"] == 503
     assert lines["stream"]["stream"] == "gateway_shutdown"
+    # the cut whole request is logged with what it was charged (its input), as the stream
+    # is, and has its usage event: the books and the budget agree (review, 2026-12-03)
+    for name in ("slow", "stream"):
+        assert Decimal(lines[name]["cost_usd"]) > 0, lines[name]
+        assert lines[name]["attempts"] == 1 and lines[name]["provider"], lines[name]
+    assert lines["slow"]["tokens"]["output"] == 0
+    usage = {e["trace_id"]: e for e in map(json.loads,
+             (tmp_path / "events.jsonl").read_text().splitlines())}  # fmt: skip
+    assert set(usage) == {"slow", "stream"}
     assert "internal_error" not in gw.text()
     events = [e["event"] for e in gw.events()]
     assert events.index("draining") < events.index("request") < events.index("stopped")
