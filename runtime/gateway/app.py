@@ -22,6 +22,7 @@ from runtime.bundle.aliases import usable_aliases
 from runtime.bundle.errors import RequestError, StoreUnavailable
 from runtime.bundle.money import Usage, dollars
 from runtime.gateway.alerts import Alerts
+from runtime.gateway.auth import Caller
 from runtime.gateway.body_budget import BodyBudget, Lease
 from runtime.gateway.books import Books, Record
 from runtime.gateway.capped_site import Lingering, Reading, close_unread
@@ -317,15 +318,17 @@ async def serve(request: web.Request, endpoint: str) -> web.StreamResponse:
 async def _serve(
     request: web.Request, gw: Gateway, endpoint: str, record: Record, lease: Lease
 ) -> web.StreamResponse:
-    caller = gw.live.keys.caller(request.headers)
-    if caller is None:
-        raise Failure(401, "a workspace API key is required (`Authorization: Bearer <key>` or "
-                      "`x-portkey-api-key`)", "invalid_api_key")  # fmt: skip
+    authed = gw.live
+    caller = _caller(authed, request)
     record.fields["workspace"] = lease.workspace = caller.workspace
     size, body = await _body(request, gw, lease)
     # From here on one bundle serves the whole request, even across a reload: the plan
     # (resolved synchronously below) and `live` (secrets, URLs) come from the same swap.
     live = gw.live
+    if live is not authed:  # reloaded while the body came: the key is the new bundle's to judge
+        caller = _caller(live, request)
+        record.fields["workspace"] = caller.workspace
+    record.bundle = live.bundle.digest  # the bundle that prices it, for its usage event
     form = read_form(request.headers, body, record.fields["trace_id"])
     record.fields["trace_id"] = form.trace_id  # the id the answer's header carries
     stream = _flag(body, "stream")
@@ -362,6 +365,14 @@ async def _serve(
     record.write_after_answer(outcome.status)
     return web.Response(status=outcome.status, body=outcome.body, headers=headers,
                         content_type=JSON)  # fmt: skip
+
+
+def _caller(live: Live, request: web.Request) -> Caller:
+    caller = live.keys.caller(request.headers)
+    if caller is None:
+        raise Failure(401, "a workspace API key is required (`Authorization: Bearer <key>` or "
+                      "`x-portkey-api-key`)", "invalid_api_key")  # fmt: skip
+    return caller
 
 
 async def _body(request: web.Request, gw: Gateway, lease: Lease) -> tuple[int, dict[str, Any]]:

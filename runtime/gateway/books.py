@@ -42,6 +42,7 @@ class Record:
     ttft: float | None = None  # seconds to the first streamed event
     span: Any = None  # the request's OpenTelemetry span, when tracing is on
     closed: bool = False  # written, or about to be (`write_after_answer`)
+    bundle: str = ""  # the digest of the bundle that priced it (a reload may come after)
 
     def write_after_answer(self, status: int) -> None:
         """`write`, once the answer has gone out: aiohttp writes what the handler returns
@@ -88,7 +89,8 @@ class Record:
             provider=attempt.provider if attempt else None,
             model=attempt.model if attempt else None, endpoint=self.endpoint, status=status,
             attempts=out.attempts, stream="stream" in self.fields,
-            trace_id=self.fields.get("trace_id"), bundle=self.books.bundle if self.books else "",
+            trace_id=self.fields.get("trace_id"),
+            bundle=self.bundle or (self.books.bundle if self.books else ""),
         )  # fmt: skip
         if event is not None:
             if (
