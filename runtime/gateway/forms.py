@@ -23,9 +23,12 @@ _TRACE_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}\Z")
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9a-z-]{1,256}\Z")
 MAX_FORWARDED = 64
 # headers that frame or route the request: the gateway's own to set, never a client's
+# framing; trace context, which goes upstream only as validated (tracing.py); and which
+# OpenAI organization and project are billed, which is the catalog's to say (its secrets)
 NOT_FORWARDED = frozenset({
     "host", "content-length", "content-type", "transfer-encoding", "connection", "keep-alive",
     "te", "trailer", "upgrade", "expect", "accept-encoding", "content-encoding",
+    "traceparent", "tracestate", "openai-organization", "openai-project",
 })  # fmt: skip
 MAX_METADATA_BYTES = 8 * 1024
 

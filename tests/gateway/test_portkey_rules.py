@@ -224,11 +224,33 @@ def test_forward_headers_pass_named_client_headers_only(fakes: Fakes, client: An
                extra_headers={**sent, "x-portkey-forward-headers": "x-other"})  # fmt: skip
     (got,) = fakes.openai.requests
     assert got.headers.get("x-other") == "no" and "x-team" not in got.headers
-    for bad in ("authorization", "x-portkey-api-key", "host", "x-a, cookie", "bad name"):
+    # trace context goes only as validated; the billed OpenAI organization and project are
+    # the catalog's (a review found both forwarded as the client sent them)
+    for bad in (
+        "authorization",
+        "x-portkey-api-key",
+        "host",
+        "x-a, cookie",
+        "bad name",
+        "traceparent",
+        "TraceState",
+        "openai-organization",
+        "x-a, openai-project",
+    ):
         with pytest.raises(openai.BadRequestError):
             raw.create(model=OPENAI, messages=user(),
-                       extra_headers={"x-portkey-forward-headers": bad})  # fmt: skip
+                       extra_headers={"x-portkey-forward-headers": bad, "traceparent": "junk",
+                                      "openai-organization": "org-FAKE"})  # fmt: skip
     assert len(fakes.openai.requests) == 1
+    # named by a config, they are left out, as credential and framing headers are
+    fakes.reset()
+    config["forward_headers"] = ["x-team", "openai-organization", "tracestate"]
+    raw.create(model="m", messages=user(), extra_headers={
+        **sent, "x-portkey-config": json.dumps(config), "openai-organization": "org-FAKE",
+        "tracestate": "x" * 5000})  # fmt: skip
+    (got,) = fakes.openai.requests
+    assert got.headers.get("x-team") == "blue"
+    assert "openai-organization" not in got.headers and "tracestate" not in got.headers
 
 
 def test_headers_that_move_a_provider_are_refused(fakes: Fakes, client: Any) -> None:
