@@ -44,18 +44,26 @@ def _write(text: str) -> None:
         pass
 
 
+MAX_TEMPLATE = 200  # characters of another library's message template kept
+
+
 class JsonLines(logging.Handler):
     """Library log records (the Redis store's warnings, aiohttp's) as our JSON lines.
-    aiohttp's server errors quote the start of a bad request line or header, which may be
-    a client's key: for those only the exception's type is kept."""
+    Only our own modules' messages are kept whole. aiohttp's server errors quote the start
+    of a bad request line or header, which may be a client's key: for those only the
+    exception's type is kept. Other libraries fill their templates with what they were
+    given, a client's `tracestate` member say (OpenTelemetry's warning): their template is
+    kept, never its arguments."""
 
     def emit(self, record: logging.LogRecord) -> None:
         fields: dict[str, Any] = {"logger": record.name, "level": record.levelname.lower()}
-        if record.name.startswith("aiohttp"):
+        if record.name == "runtime" or record.name.startswith("runtime."):
+            fields["message"] = record.getMessage()
+        elif record.name.startswith("aiohttp"):
             kind = record.exc_info[0] if record.exc_info else None
             fields["error"] = kind.__name__ if kind is not None else "unknown"
         else:
-            fields["message"] = record.getMessage()
+            fields["message"] = str(record.msg)[:MAX_TEMPLATE]
         log("library", **fields)
 
 

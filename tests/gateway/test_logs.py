@@ -87,3 +87,33 @@ def test_sigterm_drains_in_flight_requests(bundle: Path, fakes: Fakes, tmp_path:
             http("GET", gw.origin + "/healthz", timeout=2)
     finally:
         gw.stop()
+
+
+def test_library_records_keep_only_what_cannot_quote_a_client(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Another library's message is its template, never the values it was filled with:
+    OpenTelemetry's warning about a bad `tracestate` member quoted the client's text, which
+    may hold anything (review, 2026-12-03). Our own modules' messages are ours, kept whole;
+    aiohttp's server errors keep only the exception's type."""
+    import logging
+
+    from runtime.gateway.log import MAX_TEMPLATE, JsonLines
+
+    handler = JsonLines()
+    leaked = "Bearer sk-live-FAKE-0000"
+
+    def emit(name: str, msg: str, *args: object, exc: BaseException | None = None) -> dict:
+        info = (type(exc), exc, None) if exc is not None else None
+        handler.emit(logging.LogRecord(name, logging.WARNING, __file__, 1, msg, args, info))
+        line = capsys.readouterr().err.splitlines()[-1]
+        assert leaked not in line
+        return dict(json.loads(line))
+
+    otel = emit("opentelemetry.trace.span", "Member doesn't match the w3c format %s", leaked)
+    assert otel["message"] == "Member doesn't match the w3c format %s"
+    assert len(emit("other.lib", "x" * 5000)["message"]) == MAX_TEMPLATE
+    ours = emit("runtime.limits.redis", "replayed %d settlements", 3)
+    assert ours["message"] == "replayed 3 settlements"
+    server = emit("aiohttp.server", "Error handling request %s", leaked, exc=ValueError(leaked))
+    assert server["error"] == "ValueError" and "message" not in server
