@@ -55,6 +55,15 @@ class BundleContentError(BundleError):
     pass
 
 
+MAX_QUOTED = 128  # characters of a name a request gave, quoted back in a refusal
+
+
+def clip(name: str) -> str:
+    """A name from a request as a refusal quotes it: whole when short, else its start (a
+    15,000-character query value came back whole)."""
+    return name if len(name) <= MAX_QUOTED else name[: MAX_QUOTED - 1] + "…"
+
+
 class RequestError(CatalogRuntimeError):
     status = 400
 
@@ -68,7 +77,7 @@ class UnknownWorkspace(RequestError):
 
     def __init__(self, workspace: str, suggestion: str | None = None) -> None:
         hint = f"; did you mean `{suggestion}`?" if suggestion else ""
-        super().__init__(f"unknown workspace `{workspace}`{hint}")
+        super().__init__(f"unknown workspace `{clip(workspace)}`{hint}")
         self.workspace = workspace
         self.suggestion = suggestion
 
@@ -78,7 +87,7 @@ class UnknownProvider(RequestError):
 
     def __init__(self, provider: str, suggestion: str | None = None) -> None:
         hint = f"; did you mean `@{suggestion}`?" if suggestion else ""
-        super().__init__(f"unknown provider `@{provider}`{hint}")
+        super().__init__(f"unknown provider `@{clip(provider)}`{hint}")
         self.provider = provider
         self.suggestion = suggestion
 
@@ -88,7 +97,7 @@ class UnknownModel(RequestError):
 
     def __init__(self, provider: str, model: str, suggestions: tuple[str, ...] = ()) -> None:
         hint = f"; did you mean {', '.join(f'`{s}`' for s in suggestions)}?" if suggestions else ""
-        super().__init__(f"`@{provider}` has no model `{model}`{hint}")
+        super().__init__(f"`@{provider}` has no model `{clip(model)}`{hint}")
         self.provider = provider
         self.model = model
         self.suggestions = suggestions
@@ -99,7 +108,7 @@ class UnknownConfig(RequestError):
 
     def __init__(self, config: str, suggestion: str | None = None) -> None:
         hint = f"; did you mean `{suggestion}`?" if suggestion else ""
-        super().__init__(f"unknown config `{config}`{hint}")
+        super().__init__(f"unknown config `{clip(config)}`{hint}")
         self.config = config
 
 

@@ -104,12 +104,12 @@ GATEWAY = web.AppKey("gateway", Gateway)
 def build_app(gw: Gateway, max_body: int = MAX_BODY_BYTES) -> web.Application:
     app = web.Application(client_max_size=max_body)
     app[GATEWAY] = gw
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/v1/models", models)
-    app.router.add_get("/metrics", metrics)
-    app.router.add_get("/v1/catalog/usage", usage)
-    app.router.add_post("/v1/catalog/recover", recover)
+    # every route: a body is invited only by `_read`, once the caller is known (none of
+    # these reads one, so none is invited)
+    for path, route in (("/healthz", healthz), ("/readyz", readyz), ("/v1/models", models),
+                        ("/metrics", metrics), ("/v1/catalog/usage", usage)):  # fmt: skip
+        app.router.add_get(path, route, expect_handler=_defer_expect)
+    app.router.add_post("/v1/catalog/recover", recover, expect_handler=_defer_expect)
     for path, endpoint in ENDPOINTS.items():
         app.router.add_post(path, _handler(endpoint), expect_handler=_defer_expect)
     # last: what no route above takes (aiohttp would answer in plain text, and invite the

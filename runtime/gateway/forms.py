@@ -144,7 +144,7 @@ def _metadata(headers: Mapping[str, str]) -> dict[str, Any] | None:
     value = headers.get("x-portkey-metadata")
     if value is None:
         return None
-    if len(value) > MAX_METADATA_BYTES:
+    if len(value) > MAX_METADATA_BYTES // 4 and _utf8_size(value) > MAX_METADATA_BYTES:
         raise Failure(400, f"`x-portkey-metadata` is longer than {MAX_METADATA_BYTES} bytes",
                       "invalid_request")  # fmt: skip
     try:
@@ -154,6 +154,11 @@ def _metadata(headers: Mapping[str, str]) -> dict[str, Any] | None:
     if not isinstance(found, dict):
         raise Failure(400, "`x-portkey-metadata` is not a JSON object", "invalid_request")
     return found
+
+
+def _utf8_size(text: str) -> int:
+    """Bytes, as the bound says: a header's characters may be up to four bytes each."""
+    return len(text.encode("utf-8", "surrogatepass"))
 
 
 def any_trace_id(headers: Mapping[str, str]) -> str:
