@@ -16,6 +16,7 @@ stream closes its upstream call) as soon as the connection is gone.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -43,10 +44,55 @@ class Connection(RequestHandler):
     __slots__ = ()  # so that a handler aiohttp made can take this class (`adopt`)
 
     def data_received(self, data: bytes) -> None:
-        RequestHandler.data_received(self, data)
         messages = self._messages
-        if messages and type(messages[-1][0]) is _ErrInfo:
-            self._fail_body()
+        before = len(messages)
+        # a body still arriving before these bytes: they are (the start of) its rest
+        body = _BODIES.pop(self, None) if _BODIES else None
+        if body is not None and not body.is_eof():
+            _BODIES[self] = body
+        else:
+            body = None
+        RequestHandler.data_received(self, data)
+        if len(messages) > before:  # a request's head completed (the common case: at once)
+            message, payload = messages[-1]
+            if _HEADS:
+                _release(self)
+            if type(message) is _ErrInfo:
+                self._fail_body()
+            elif not payload.is_eof():
+                _BODIES[self] = payload  # what follows is its body, until it ends
+        elif body is None and not (
+            self._force_close or self._close or self._payload_parser is not None
+        ):
+            self._head_arriving(len(data))
+
+    def _head_arriving(self, size: int) -> None:
+        """Bytes of a request head that is not complete yet, which the parser holds: bounded
+        per connection and over all of them, as bodies are (body_budget.py). Without it, a
+        caller with no key held ~5 MB per connection (128 header lines of 40 KiB) for the
+        client timeout, at any number of connections up to the cap: gigabytes."""
+        held = _HEADS.get(self, 0) + size
+        _HEADS[self] = held
+        _TOTAL[0] += size
+        if held > MAX_HEAD:
+            self._refuse(HEAD_TOO_LARGE)
+        elif _TOTAL[0] > MAX_HEADS:
+            self._refuse(HEADS_FULL)
+
+    def _refuse(self, answer: bytes) -> None:
+        """Answer and close; what else comes is read and dropped for a moment first, as
+        closing with unread bytes resets the connection, and the answer with it."""
+        _release(self)
+        transport = self.transport
+        self._force_close = True  # aiohttp drops what else arrives (data_received)
+        if self._waiter:
+            self._waiter.cancel()
+        self.transport = None  # aiohttp's own close, at once, would be such a reset
+        if transport is not None:
+            transport.write(answer)
+            if transport.can_write_eof():
+                transport.write_eof()
+            asyncio.get_running_loop().call_later(LINGER, transport.close)
 
     def _fail_body(self) -> None:
         """A framing fault after a request's body had begun (a bad chunk size, say): aiohttp
@@ -61,6 +107,9 @@ class Connection(RequestHandler):
 
     def connection_lost(self, exc: BaseException | None) -> None:
         super().connection_lost(exc)
+        _BODIES.pop(self, None)
+        if _HEADS:
+            _release(self)
         callback = _LOST.pop(self, None)
         if callback is not None:
             callback()
@@ -86,6 +135,32 @@ def adopt(handler: RequestHandler) -> RequestHandler:
     """`handler` (made by aiohttp's server, with its settings) as a Connection."""
     handler.__class__ = Connection
     return handler
+
+
+LINGER = 1.0  # seconds a refused connection is read (and dropped) before it closes
+MAX_HEAD = 128 * 1024  # bytes of one request head (its header lines are 40 KiB at most)
+MAX_HEADS = 32 * 1024 * 1024  # bytes of all the heads still arriving, over all connections
+_HEADS: dict[Any, int] = {}  # connection -> bytes of its head so far (only while incomplete)
+_TOTAL = [0]  # their sum
+_BODIES: dict[Any, Any] = {}  # connection -> the body still arriving after its head
+
+
+def _release(handler: Any) -> None:
+    _TOTAL[0] -= _HEADS.pop(handler, 0)
+
+
+def _refusal(status: str, message: str, code: str, extra: str = "") -> bytes:
+    body = error_body(int(status[:3]), message, code)
+    return (f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\nConnection: close\r\n"
+            f"{extra}Content-Length: {len(body)}\r\n\r\n").encode() + body  # fmt: skip
+
+
+HEAD_TOO_LARGE = _refusal("431 Request Header Fields Too Large", "the request's headers are "
+                          f"larger than the gateway accepts ({MAX_HEAD // 1024} KiB in all)",
+                          "request_header_too_large")  # fmt: skip
+HEADS_FULL = _refusal("503 Service Unavailable", "the gateway holds as many incomplete request "
+                      "heads as it may at once; retry shortly", "too_many_connections",
+                      "Retry-After: 1\r\n")  # fmt: skip
 
 
 # connection -> what to run when it is lost; one at a time (a connection serves one
