@@ -27,6 +27,7 @@ SETTLED_MEMORY = 100_000  # request ids remembered for idempotent settlement
 LIVE_MEMORY = 1_000_000  # admitted, unsettled ids; beyond it the oldest (abandoned) are forgotten
 _USD, _TOKENS, _REQUESTS = 0, 1, 2
 _KIND = {"usd": _USD, "tokens": _TOKENS, "requests": _REQUESTS}
+_NO_TAT = (0, 1)  # a bucket never charged: arrival time 0 (the bucket is full)
 
 
 class Prepared:
@@ -59,7 +60,9 @@ class MemoryStore(Store):
     def __init__(self, clock: Callable[[], int] = time.time_ns) -> None:
         self.clock = clock  # ns since 1970, injectable for tests
         self._lock = threading.Lock()
-        self._tat: dict[str, int] = {}  # bucket -> theoretical arrival time, scaled by limit
+        # bucket -> (theoretical arrival time scaled by a limit, that limit): a reload may
+        # change the limit under the same key, and the time must carry over (see _rescaled)
+        self._tat: dict[str, tuple[int, int]] = {}
         self._spent: dict[str, int] = {}  # "budget|window" -> amount
         self._reserved: dict[str, int] = {}  # of that, held by admitted, unsettled requests
         self._inflight: dict[str, int] = {}
@@ -91,7 +94,9 @@ class MemoryStore(Store):
             for key, limit, per_ns, capacity, by_tokens, b in prep.buckets:
                 units = tokens if by_tokens else 1
                 scaled_now = now * limit
-                tat = tat_of.get(key, 0)
+                tat, by = tat_of.get(key, _NO_TAT)
+                if by != limit:
+                    tat = _rescaled(tat, by, limit)
                 new = (tat if tat > scaled_now else scaled_now) + units * per_ns
                 if new - scaled_now > capacity or limit == 0:
                     raise rate_refusal(b, tat, now, units)
@@ -110,7 +115,7 @@ class MemoryStore(Store):
                     raise lease_refusal(lease)
             # every check passed: charge all
             for row, new in zip(prep.buckets, news, strict=True):
-                tat_of[row[0]] = new
+                tat_of[row[0]] = (new, row[1])
             reserved = self._reserved
             for key, kind, _, _, _ in prep.budgets:
                 spent_of[key] = spent_of.get(key, 0) + amounts[kind]
@@ -159,9 +164,13 @@ class MemoryStore(Store):
         full bucket in debt (see spec.py): a wild usage cannot lock a limit for years."""
         now = self.clock() if extra_tokens > 0 else 0
         for key, limit, per_ns, capacity, by_tokens, _ in prep.buckets:
-            if by_tokens and key in self._tat:
-                tat = self._tat[key] + extra_tokens * per_ns
-                self._tat[key] = min(tat, now * limit + 2 * capacity) if extra_tokens > 0 else tat
+            found = self._tat.get(key)
+            if by_tokens and found is not None and limit:
+                # the reservation's limit, which a reload since may have changed
+                tat = _rescaled(*found, limit) + extra_tokens * per_ns
+                if extra_tokens > 0:
+                    tat = min(tat, now * limit + 2 * capacity)
+                self._tat[key] = (tat, limit)
 
     def claim(self, key: str, ttl_s: int) -> bool:
         now = self.clock()
@@ -186,7 +195,7 @@ class MemoryStore(Store):
                 (self._spent.get(f"{g.key}|{w}", 0), self._reserved.get(f"{g.key}|{w}", 0))
                 for g, w in budgets
             )
-            tats = [self._tat.get(b.key, 0) for b in buckets]
+            tats = [_rescaled(*self._tat.get(b.key, _NO_TAT), b.limit) for b in buckets]
             inflight = tuple(self._inflight.get(lease.key, 0) for lease in leases)
         free = tuple(_available(b, tat, now) for b, tat in zip(buckets, tats, strict=True))
         return Snapshot(held, free, inflight)
@@ -198,6 +207,16 @@ class MemoryStore(Store):
     def inflight(self, lease_key: str) -> int:
         with self._lock:
             return self._inflight.get(lease_key, 0)
+
+
+def _rescaled(tat: int, by: int, limit: int) -> int:
+    """An arrival time scaled by the limit `by`, scaled by `limit` instead: the same instant,
+    so what a bucket used carries over a reload that changed its limit (as in the Redis
+    store, which keeps the time itself). Rounded up, the fraction lost is below 1 ns / limit
+    and every admission decision stays exact: its other terms are whole scaled units."""
+    if by == limit:
+        return tat
+    return -(-tat * limit // by)
 
 
 def _available(b: Bucket, tat: int, now: int) -> int:
