@@ -34,6 +34,7 @@ from runtime.limits.redis_codec import (
     split_units,
 )
 from runtime.limits.redis_connection import RedisConnection
+from runtime.limits.redis_upkeep import Upkeep
 from runtime.limits.spec import Bucket, BudgetSpec, ChainSpec, LeaseSpec
 
 MAX_VOIDS = 100_000  # queued voids beyond this are dropped (their leases expire by TTL)
@@ -51,6 +52,7 @@ class RedisSettlement(RedisConnection):
     _plans: dict[int, _Plan]
     _pending: collections.deque[_Pending]
     _pending_lock: threading.Lock
+    _upkeep: Upkeep
 
     # -- keys and arguments ---------------------------------------------------------------
     def plan(self, spec: ChainSpec, day: int) -> _Plan:
@@ -134,8 +136,7 @@ class RedisSettlement(RedisConnection):
                 self._flush()
             return self._settled(self._eval(SETTLE, keys, args))
         except UNREACHABLE:
-            with self._pending_lock:
-                self._pending.append(_Pending(reservation, tokens, cost, ""))
+            self._queue(_Pending(reservation, tokens, cost, ""))
             return True  # queued: replayed, once, when Redis answers again
 
     async def asettle(self, reservation: Reservation, tokens: int, cost: int) -> bool:
@@ -150,8 +151,7 @@ class RedisSettlement(RedisConnection):
                 await self._aflush()
             return self._settled(await self._aeval(SETTLE, keys, args))
         except UNREACHABLE:
-            with self._pending_lock:
-                self._pending.append(_Pending(reservation, tokens, cost, ""))
+            self._queue(_Pending(reservation, tokens, cost, ""))
             return True
 
     def flush(self) -> int:
@@ -196,8 +196,25 @@ class RedisSettlement(RedisConnection):
         """Queue the undoing of an admission that may have run (its reply was lost, or no
         replica acknowledged it): refunded and its leases released only if it ran."""
         with self._pending_lock:
-            if len(self._pending) < MAX_VOIDS:
-                self._pending.append(_Pending(reservation, 0, 0, nonce))
+            if len(self._pending) >= MAX_VOIDS:
+                return
+        self._queue(_Pending(reservation, 0, 0, nonce))
+
+    def _queue(self, item: _Pending) -> None:
+        """Queue a settlement or void, replayed in the background (redis_upkeep.py)."""
+        with self._pending_lock:
+            self._pending.append(item)
+        self._upkeep.queued()
+
+    async def aclose(self) -> None:
+        """At shutdown (the gateway): background upkeep stopped, queued settlements given
+        a last try, then the connection's own close."""
+        await self._upkeep.aclose()
+        await super().aclose()
+
+    def close(self) -> None:
+        self._upkeep.close()
+        super().close()
 
     # -- reads -----------------------------------------------------------------------------
     def spent(self, budget_key: str, window_key: str) -> int:

@@ -25,7 +25,8 @@ and charges every counter of the chain atomically (see lua.py for the arithmetic
 - Request ids are single-use (see base.py): admitting a live id, or one settled less than
   `settled_ttl` seconds ago, raises InvalidRequest (409) and charges nothing. Settlement is
   idempotent per request id. A settlement that cannot reach Redis is queued and replayed
-  once Redis answers again; nothing is lost.
+  in the background once Redis answers again, with no more traffic needed (redis_upkeep.py);
+  at close it gets a last try of 2 s, and what Redis still did not take is logged.
 - When Redis is unreachable or refuses (out of memory under noeviction, a read-only replica
   after a failover): fail-closed (default) raises StoreUnavailable (503); fail-open admits,
   counts the bypass and reports it to `on_bypass`.
@@ -82,6 +83,7 @@ from runtime.limits.redis_connection import PRIMARY_CHECK_S, RedisConnection, _d
 from runtime.limits.redis_pipe import Pipe, pipe_address
 from runtime.limits.redis_settle import MAX_VOIDS, RedisSettlement, _Pending
 from runtime.limits.redis_topology import AsyncClient, Client, Topology, parse, safe_url
+from runtime.limits.redis_upkeep import Upkeep
 from runtime.limits.spec import ChainSpec
 
 # what this module held before its split (redis_connection.py, redis_settle.py): importable here
@@ -175,6 +177,7 @@ class RedisStore(RedisSettlement):
         self._pending: collections.deque[_Pending] = collections.deque()
         self._pending_lock = threading.Lock()
         self._plans: dict[int, _Plan] = {}
+        self._upkeep = Upkeep(self, self.lease_ttl_us)  # replays the queue in the background
         self._next_primary_check = 0.0
         self.budget_leases: redis_lease.Leases | None = None
         if lease_budgets:  # budget leasing (redis_lease.py); off: nothing below changes
