@@ -328,12 +328,19 @@ return {1, lost}
 """
 SETTLE = _ARGS + _SETTLE_BODY.replace("__LOW__", str(LOW))
 
+# Renew leases: KEYS lease sets, ARGV the TTL (us) then, per key, the request id holding a
+# lease in it. Only leases still held are renewed (XX: a released one stays released), and
+# the set's own TTL (set at admission: the TTL plus a minute) is extended to match.
 RENEW = r"""
 local t = redis.call('TIME')
-local now = (tonumber(t[1]) - 1577836800) * 1000000 + tonumber(t[2])
+local expiry = (tonumber(t[1]) - 1577836800) * 1000000 + tonumber(t[2]) + tonumber(ARGV[1])
+local keep = math.floor(tonumber(ARGV[1]) / 1000) + 60000
 local renewed = 0
 for k = 1, #KEYS do
-  renewed = renewed + redis.call('ZADD', KEYS[k], 'XX', 'CH', now + tonumber(ARGV[2]), ARGV[1])
+  if redis.call('ZADD', KEYS[k], 'XX', 'CH', expiry, ARGV[k + 1]) == 1 then
+    renewed = renewed + 1
+    if redis.call('PTTL', KEYS[k]) < keep then redis.call('PEXPIRE', KEYS[k], keep) end
+  end
 end
 return renewed
 """

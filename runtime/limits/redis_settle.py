@@ -129,6 +129,7 @@ class RedisSettlement(RedisConnection):
             return redis_lease_admit.settle(self.budget_leases, reservation, tokens, cost)
         if reservation.prepared == BYPASS or reservation.spec.empty:
             return False
+        self._upkeep.settled(reservation.request_id)
         keys, args = self._settle_call(reservation, tokens, cost)
         try:
             self._check_primary()
@@ -144,6 +145,7 @@ class RedisSettlement(RedisConnection):
             return await redis_lease_admit.asettle(self.budget_leases, reservation, tokens, cost)
         if reservation.prepared == BYPASS or reservation.spec.empty:
             return False
+        self._upkeep.settled(reservation.request_id)
         keys, args = self._settle_call(reservation, tokens, cost)
         try:
             await self._acheck_primary()
@@ -286,13 +288,14 @@ class RedisSettlement(RedisConnection):
             return len(self._pending)
 
     def renew(self, reservation: Reservation, seconds: float | None = None) -> bool:
-        """Extend a long (streaming) request's concurrency leases."""
+        """Extend a request's concurrency leases now. The store renews those of requests it
+        admitted on an event loop itself (redis_upkeep.py); sync callers renew long ones."""
         keys = self.keys(reservation.spec, reservation.windows).leases
         if not keys:
             return False
         ttl = int((seconds if seconds is not None else self.lease_ttl_us / MICRO) * MICRO)
         try:
-            return bool(self._eval(RENEW, list(keys), [reservation.request_id, ttl]))
+            return bool(self._eval(RENEW, list(keys), [ttl, *[reservation.request_id] * len(keys)]))
         except UNREACHABLE as exc:
             raise self._unavailable(exc, "cannot renew leases") from None
 

@@ -21,7 +21,9 @@ and charges every counter of the chain atomically (see lua.py for the arithmetic
   where CONFIG is disabled, as on managed services) and refuses anything but `noeviction`,
   since budget keys carry TTLs and volatile-* policies evict them too. With
   `eviction_policy="warn"` it logs a warning instead; an unreadable policy counts as unsafe.
-- Concurrency is a sorted set of leases with a TTL; long (streaming) requests `renew` theirs.
+- Concurrency is a sorted set of leases with a TTL (`lease_ttl`); the store renews the
+  leases of requests it admitted on an event loop until they are settled (redis_upkeep.py),
+  so a lease outlives no request and a dead process's leases expire.
 - Request ids are single-use (see base.py): admitting a live id, or one settled less than
   `settled_ttl` seconds ago, raises InvalidRequest (409) and charges nothing. Settlement is
   idempotent per request id. A settlement that cannot reach Redis is queued and replayed
@@ -177,7 +179,7 @@ class RedisStore(RedisSettlement):
         self._pending: collections.deque[_Pending] = collections.deque()
         self._pending_lock = threading.Lock()
         self._plans: dict[int, _Plan] = {}
-        self._upkeep = Upkeep(self, self.lease_ttl_us)  # replays the queue in the background
+        self._upkeep = Upkeep(self, self.lease_ttl_us)  # replays the queue, renews leases
         self._next_primary_check = 0.0
         self.budget_leases: redis_lease.Leases | None = None
         if lease_budgets:  # budget leasing (redis_lease.py); off: nothing below changes
@@ -230,7 +232,7 @@ class RedisStore(RedisSettlement):
                     result, count = self._eval(ADMIT, keys, args), 0
                 reservation = self._outcome(plan, request_id, tokens, cost, result)
                 if reservation is not None:
-                    return self._replicated(reservation, count, nonce)
+                    return self._held(plan, self._replicated(reservation, count, nonce))
                 nonce = ""
                 if attempt == 0:
                     self._recover()  # fail-open after a loss: count afresh
@@ -269,7 +271,7 @@ class RedisStore(RedisSettlement):
                     result, count = await self._aeval(ADMIT, keys, args), 0
                 reservation = self._outcome(plan, request_id, tokens, cost, result)
                 if reservation is not None:
-                    return await self._areplicated(reservation, count, nonce)
+                    return self._held(plan, await self._areplicated(reservation, count, nonce))
                 nonce = ""
                 if attempt == 0:
                     await self._arecover()
@@ -324,6 +326,12 @@ class RedisStore(RedisSettlement):
         crossed = tuple(plan.spec.budgets[int(j) - 1] for j in result[1])
         return Reservation(request_id, plan.spec, tokens, cost, windows, ends, crossed,
                            self.generation)  # fmt: skip
+
+    def _held(self, plan: _Plan, reservation: Reservation) -> Reservation:
+        """An admission's leases, renewed until it is settled (redis_upkeep.py)."""
+        if n := len(plan.spec.leases):
+            self._upkeep.admitted(reservation.request_id, tuple(plan.key_list[-n:]))
+        return reservation
 
     def _replicated(self, reservation: Reservation, count: int, nonce: str) -> Reservation:
         """Strict mode: an admission fewer than `replicas` acknowledged may be lost in a
