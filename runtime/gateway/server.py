@@ -263,13 +263,16 @@ async def watch(options: Options, reloads: Reloads, seen: Stamp | None) -> None:
         await asyncio.sleep(WATCH_EVERY)
 
 
-Stamp = tuple[int, int, int]
+Stamp = tuple[int, int, int, int]
 
 
 def stamp(path: Path) -> Stamp | None:
-    """The file's identity and version: a replacement or a rewrite changes it."""
+    """The file's identity and version: a replacement or a rewrite changes it. The change
+    time too: `cp -p` or `rsync --inplace` may keep inode, size and mtime (reproducible
+    artifacts), and a chmod that makes the file readable changes nothing else; no tool can
+    set the ctime."""
     try:
         st = path.stat()
     except OSError:
         return None
-    return st.st_ino, st.st_mtime_ns, st.st_size
+    return st.st_ino, st.st_mtime_ns, st.st_size, st.st_ctime_ns
