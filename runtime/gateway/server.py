@@ -3,9 +3,9 @@ forks N processes sharing one listening socket, which needs the Redis store (the
 store is per process: N of them would admit N times the limits).
 
 SIGHUP, or a change of the bundle file, reloads: the new bundle is loaded and checked whole,
-its secrets read, and only then swapped in; a bad one keeps the old one serving (logged, and
-shown by /readyz). SIGTERM/SIGINT drain: stop accepting, let in-flight requests finish and
-settle (up to the drain timeout), then exit."""
+its secrets read, and only then swapped in; a bad one keeps the old one serving (logged,
+shown by /readyz, and tried again with backoff until one loads). SIGTERM/SIGINT drain: stop
+accepting, let in-flight requests finish and settle (up to the drain timeout), then exit."""
 
 from __future__ import annotations
 
@@ -39,6 +39,7 @@ from runtime.limits.base import Store
 from runtime.routing.router import Router
 
 WATCH_EVERY = 1.0  # seconds between looks at the bundle file
+RETRY_FIRST, RETRY_MOST = 1.0, 30.0  # seconds before retrying a failed reload (Backoff)
 CANCEL_GRACE = 2.0  # seconds, at most, of the drain timeout for cancelled requests (drain)
 LAST_WAIT = 0.25  # seconds aiohttp waits (twice) for a handler still running after that
 DRAIN_POLL = 0.05  # seconds between looks at what is still in flight while draining
@@ -157,6 +158,7 @@ async def run(options: Options, sock: socket.socket, first: Live,
     await stop.wait()
     gw.draining = True
     log("draining", pid=os.getpid(), inflight=gw.inflight)
+    reloads.stop()
     if watcher is not None:
         watcher.cancel()
     await drain(gw, runner, options)
@@ -197,17 +199,50 @@ def _grace(options: Options) -> float:
     return min(CANCEL_GRACE, options.drain_timeout / 4)
 
 
+class Backoff:
+    """When to retry a failed reload: its cause may lie outside the bundle file and go away
+    unseen by the watcher (a secret file landing after the bundle, as Kubernetes updates a
+    Secret volume apart from a ConfigMap's). 1 s after the first failure, doubling to 30 s."""
+
+    def __init__(self) -> None:
+        self.delay = RETRY_FIRST
+
+    def failed(self) -> float:
+        """The seconds to wait before the next try."""
+        delay, self.delay = self.delay, min(self.delay * 2, RETRY_MOST)
+        return delay
+
+    def succeeded(self) -> None:
+        self.delay = RETRY_FIRST
+
+
 class Reloads:
     """Reloads made one at a time: two at once could finish out of order and leave the
     older file serving. A reload asked for while one runs makes one more after it (the file
-    as it is then): a storm of SIGHUPs costs two loads, not one per signal."""
+    as it is then): a storm of SIGHUPs costs two loads, not one per signal. A failed one is
+    tried again, with backoff, until one succeeds; a retry logs only an error not logged
+    just before (an asked reload logs its own)."""
 
     def __init__(self, gw: Gateway, options: Options) -> None:
         self.gw, self.options = gw, options
         self.running: asyncio.Task[None] | None = None
         self.again = False
+        self.asked = False  # the next reload was asked for (SIGHUP, a change), not a retry
+        self.backoff = Backoff()
+        self.retry: asyncio.TimerHandle | None = None
+        self.stopped = False
 
     def request(self) -> None:
+        self.asked = True
+        self._start()
+
+    def stop(self) -> None:
+        """No more retries (draining)."""
+        self.stopped = True
+        if self.retry is not None:
+            self.retry.cancel()
+
+    def _start(self) -> None:
         if self.running is not None:
             self.again = True
             return
@@ -218,24 +253,44 @@ class Reloads:
             self.again = True
             while self.again:
                 self.again = False
-                await reload(self.gw, self.options)
+                asked, self.asked = self.asked, False
+                self._settle(await reload(self.gw, self.options), asked)
         finally:
             self.running = None
 
+    def _settle(self, error: str | None, asked: bool) -> None:
+        if self.retry is not None:
+            self.retry.cancel()
+            self.retry = None
+        if error is None:
+            self.backoff.succeeded()
+            return
+        delay = self.backoff.failed()
+        if asked or error != self.gw.reload_error:
+            log("reload_failed", error=error, serving=self.gw.live.bundle.digest,
+                retry_in_s=delay)  # fmt: skip
+        self.gw.reload_error = error
+        if not self.stopped:
+            self.retry = asyncio.get_running_loop().call_later(delay, self._retried)
 
-async def reload(gw: Gateway, options: Options) -> None:
+    def _retried(self) -> None:
+        self.retry = None
+        self._start()
+
+
+async def reload(gw: Gateway, options: Options) -> str | None:
+    """Load the bundle file and serve it; or the error that kept it out (nothing swapped)."""
     try:
         # in a thread, both: a bundle is large, and a secret file may be slow to read
         bundle = await asyncio.to_thread(Bundle.load, options.bundle)
         live = await asyncio.to_thread(Live.of, bundle, options.allow_missing_secrets)
     except (BundleError, MissingSecrets) as exc:
-        gw.reload_error = str(exc)
-        log("reload_failed", error=str(exc), serving=gw.live.bundle.digest)
-        return
+        return str(exc)
     old = gw.live.bundle.digest
     gw.swap(live)  # even the same bundle: its credentials were read again (rotated secrets)
     freeze_heap()
     log("reloaded", digest=bundle.digest, previous=old)
+    return None
 
 
 def freeze_heap() -> None:
