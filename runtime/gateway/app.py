@@ -201,6 +201,8 @@ async def readyz(request: web.Request) -> web.Response:
     body: dict[str, Any] = {"digest": gw.live.bundle.digest, "store": gw.store_kind}
     if gw.reload_error:
         body["reload_error"] = gw.reload_error
+    # what --allow-missing-secrets serves without (503 for those providers), by name
+    body.update((kind, listed) for kind, listed in gw.live.missing().items() if listed)
     problem = "draining" if gw.draining else await _store_problem(gw)
     body["status"] = problem or "ready"
     return web.json_response(body, status=503 if problem else 200)

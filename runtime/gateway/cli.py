@@ -21,7 +21,7 @@ from runtime.gateway.live import Live
 from runtime.gateway.log import log, route_library_logs
 from runtime.gateway.metrics import MULTIPROC_ENV
 from runtime.gateway.secrets import MissingSecrets, read_reference
-from runtime.gateway.server import Options, Stamp, listen, run, stamp
+from runtime.gateway.server import Options, Stamp, listen, log_missing, run, stamp
 
 MAX_WORKERS = 256
 QUICK_EXIT = 10.0  # seconds: a worker dying sooner after its start counts as failing to start
@@ -114,10 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (BundleError, MissingSecrets) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    for slug, ref in sorted(live.secrets.missing.items()):
-        log("credentials_missing", integration=slug, reference=ref)
-    for target, ref in sorted(live.endpoints.missing.items() if live.endpoints else ()):
-        log("endpoint_missing", target=target, reference=ref)  # base_url or header reference
+    log_missing(live)
     try:
         sock = listen(options)
     except OSError as exc:

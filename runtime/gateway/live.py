@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
 
 from runtime.bundle.load import Bundle
 from runtime.gateway.auth import KeyIndex
@@ -21,7 +22,7 @@ MAX_UPSTREAMS = 4_096  # remembered targets (an inline custom_host is a client's
 class Upstream:
     """What calling one target needs from the bundle served now, read once per target."""
 
-    missing_secret: str | None  # the credential reference that could not be read at start
+    missing_secret: str | None  # the credential reference that could not be read
     unavailable: str | None  # the endpoint reference (base_url, header) that could not
     base_url: str | None  # None: nowhere to call
     secrets: Mapping[str, str]  # credentials, and header values from references (`hidden`)
@@ -37,6 +38,7 @@ class Live:
     _models: dict[str, bytes] = field(default_factory=dict)  # workspace -> /v1/models body
     _upstreams: dict[tuple[str | None, str, str | None], Upstream] = field(default_factory=dict)
     endpoints: Endpoints | None = None  # what endpoint references could not be read
+    _missing: Mapping[str, list[dict[str, Any]]] | None = None  # missing(), once made
 
     @classmethod
     def of(cls, bundle: Bundle, allow_missing_secrets: bool) -> Live:
@@ -51,6 +53,26 @@ class Live:
         if ends.failures and not allow_missing_secrets:
             raise MissingSecrets(ends.failures)
         return cls(ends.bundle, KeyIndex(ends.bundle), secrets, endpoints=ends)
+
+    def missing(self) -> Mapping[str, list[dict[str, Any]]]:
+        """What `--allow-missing-secrets` let serve unread, by name only (never a value):
+        per integration its first unread credential reference and the providers that answer
+        503 for it; per target (a provider, or `provider/model`) its endpoint reference.
+        Made once: /readyz, which a probe calls often, says it."""
+        if self._missing is None:
+            users: dict[str, list[str]] = {}
+            for slug, provider in sorted(self.bundle.providers.items()):
+                users.setdefault(provider.integration.slug, []).append(slug)
+            ends = self.endpoints.missing if self.endpoints is not None else {}
+            self._missing = MappingProxyType({
+                "credentials_missing": [
+                    {"integration": slug, "reference": ref, "providers": users.get(slug, [])}
+                    for slug, ref in sorted(self.secrets.missing.items())
+                ],
+                "endpoints_missing": [{"target": target, "reference": ref}
+                                      for target, ref in sorted(ends.items())],
+            })  # fmt: skip
+        return self._missing
 
     def upstream(self, attempt: Attempt) -> Upstream:
         """Everything below about `attempt`'s target, remembered (a plan's attempts are

@@ -290,7 +290,17 @@ async def reload(gw: Gateway, options: Options) -> str | None:
     gw.swap(live)  # even the same bundle: its credentials were read again (rotated secrets)
     freeze_heap()
     log("reloaded", digest=bundle.digest, previous=old)
+    log_missing(live)  # a credential lost since: said as at start, not only by 503s
     return None
+
+
+def log_missing(live: Live) -> None:
+    """A line per reference `--allow-missing-secrets` let go unread (names, never values)."""
+    missing = live.missing()
+    for fields in missing["credentials_missing"]:
+        log("credentials_missing", **fields)
+    for fields in missing["endpoints_missing"]:
+        log("endpoint_missing", **fields)  # base_url or header reference
 
 
 def freeze_heap() -> None:
