@@ -5,13 +5,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import os
+import select
 import signal
+import socket
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from runtime.bundle.errors import BundleError
 from runtime.bundle.load import Bundle
@@ -21,7 +25,16 @@ from runtime.gateway.live import Live
 from runtime.gateway.log import log, route_library_logs
 from runtime.gateway.metrics import MULTIPROC_ENV
 from runtime.gateway.secrets import MissingSecrets, read_reference
-from runtime.gateway.server import Options, Stamp, listen, log_missing, run, stamp
+from runtime.gateway.server import (
+    WATCH_EVERY,
+    Backoff,
+    Options,
+    Stamp,
+    listen,
+    log_missing,
+    run,
+    stamp,
+)
 
 MAX_WORKERS = 256
 QUICK_EXIT = 10.0  # seconds: a worker dying sooner after its start counts as failing to start
@@ -152,7 +165,7 @@ def _check(args: argparse.Namespace) -> str | None:
     return None
 
 
-def _serve(options: Options, sock: object, live: Live, loaded: Stamp | None) -> int:
+def _serve(options: Options, sock: socket.socket, live: Live, loaded: Stamp | None) -> int:
     try:
         import uvloop
 
@@ -160,84 +173,186 @@ def _serve(options: Options, sock: object, live: Live, loaded: Stamp | None) -> 
     except ImportError:  # the default loop works, a little slower
         pass
     try:
-        asyncio.run(run(options, sock, live, loaded))  # type: ignore[arg-type]
+        asyncio.run(run(options, sock, live, loaded))
     except Exception as exc:  # start-up failures (e.g. Redis unreachable), by type and text
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     return 0
 
 
-def _supervise(options: Options, sock: object, live: Live, loaded: Stamp | None) -> int:
+def _supervise(options: Options, sock: socket.socket, live: Live, loaded: Stamp | None) -> int:
     """Fork the workers on the shared socket; pass signals on; wait for them. A worker that
-    dies while serving (killed, a crash) is logged and replaced, and the new one reloads
-    the bundle file at start (the one in hand may be older than its siblings'); workers
-    that keep dying within seconds of starting stop the whole (exit 1). Their metrics go to
-    files in one directory, so that a scrape of any worker sums all."""
+    dies while serving (killed, a crash) is logged and replaced, from the bundle its
+    siblings serve (Kept); workers that keep dying within seconds of starting stop the
+    whole (exit 1). Their metrics go to files in one directory, so that a scrape of any
+    worker sums all."""
     shared = tempfile.TemporaryDirectory(prefix="catalogc-metrics-") if options.metrics else None
     if shared is not None:
         os.environ[MULTIPROC_ENV] = shared.name
-    workers: dict[int, float] = {}  # pid -> when it started (time.monotonic())
-    stopping: list[int] = []  # the SIGTERM/SIGINT that stops everything, once received
-
-    def spawn(restart: bool) -> None:
-        pid = os.fork()
-        if pid == 0:  # a worker: the signals are its own until its loop takes them
-            code = 1
-            try:
-                signal.signal(signal.SIGTERM, signal.SIG_DFL)
-                signal.signal(signal.SIGINT, signal.SIG_DFL)
-                hup.catch()
-                if restart:
-                    hup.pending.append(signal.SIGHUP)
-                code = _serve(options, sock, live, loaded)
-            finally:
-                os._exit(code)
-        workers[pid] = time.monotonic()
-
-    def forward(signum: int, frame: object) -> None:
-        if signum != signal.SIGHUP:
-            stopping.append(signum)
-        for pid in list(workers):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signum)
-
-    for _ in range(options.workers):
-        spawn(restart=False)
-    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(signum, forward)
-    status = _reap(workers, stopping, spawn, forward)
+    status = Supervisor(options, sock, Kept(options, live, loaded)).run()
     if shared is not None:
         shared.cleanup()
     return status
 
 
-def _reap(workers: dict[int, float], stopping: list[int], spawn: Callable[[bool], None],
-          forward: Callable[[int, object], None]) -> int:  # fmt: skip
-    """Wait for the workers; replace one that dies unasked. The exit status: the first
-    worker's that failed when asked to stop, or 1 when workers kept dying at start."""
-    status, quick = 0, 0
-    while workers:
+class Kept:
+    """The supervisor's copy of the bundle its workers serve, reloaded when theirs are (a
+    SIGHUP, a change of the file, a retry of a failed reload): a replacement worker starts
+    from it. Started from the bundle loaded at start, it served what a reload had replaced
+    (a revoked key accepted again) until its own reload, and kept it if that failed."""
+
+    def __init__(self, options: Options, live: Live, loaded: Stamp | None) -> None:
+        self.options, self.live = options, live
+        self.loaded = loaded  # the stamp of the file `live` was read from
+        self.tried = loaded  # ... of the file read last, whether it loaded or not
+        self.failed = False  # the last reload failed: the workers are retrying it
+        self.backoff = Backoff()
+        self.retry_at = 0.0
+
+    def follow(self, asked: bool) -> None:
+        """Reload as the workers do: asked (SIGHUP), the file changed, or a retry is due."""
+        if asked or self.changed() or (self.failed and time.monotonic() >= self.retry_at):
+            self.reload()
+
+    def fresh(self) -> None:
+        """Before a worker starts: what the workers would have loaded by now, if anything."""
+        if self.changed() or self.failed:
+            self.reload()
+
+    def changed(self) -> bool:
+        now = stamp(self.options.bundle)
+        return self.options.watch and now is not None and now != self.tried
+
+    def reload(self) -> None:
+        seen = stamp(self.options.bundle)  # before reading it, as at start
+        self.tried = seen
         try:
-            pid, code = os.wait()
-        except ChildProcessError:
-            break
-        started = workers.pop(pid, None)
-        if started is None:
-            continue
-        exited = os.waitstatus_to_exitcode(code)
-        if stopping:
-            status = status or exited
-            continue
-        log("worker_exited", pid=pid, status=exited)
+            live = Live.of(Bundle.load(self.options.bundle), self.options.allow_missing_secrets)
+        except (BundleError, MissingSecrets):  # the workers log it and show it (/readyz)
+            self.failed = True
+            self.retry_at = time.monotonic() + self.backoff.failed()
+            return
+        self.live, self.loaded, self.failed = live, seen, False
+        self.backoff.succeeded()
+        gc.collect()  # the bundle replaced: the supervisor allocates too little for a pass
+
+
+class Supervisor:
+    """The workers' parent. It sleeps on a self-pipe (signal.set_wakeup_fd) that a signal
+    wakes, a worker's exit (SIGCHLD) among them, or for a look at the bundle file: the
+    handlers only forward and note, and the loop reaps, replaces and reloads (Kept)."""
+
+    def __init__(self, options: Options, sock: socket.socket, kept: Kept) -> None:
+        self.options, self.sock, self.kept = options, sock, kept
+        self.workers: dict[int, float] = {}  # pid -> when it started (time.monotonic())
+        self.stopping: list[int] = []  # the SIGTERM/SIGINT that stops everything, once received
+        self.hups = 0  # SIGHUPs the supervisor has not reloaded for yet
+        self.status, self.quick = 0, 0  # the exit status; deaths in a row soon after a start
+        self.wake = os.pipe()
+        for fd in self.wake:
+            os.set_blocking(fd, False)
+
+    def run(self) -> int:
+        """The exit status: the first worker's that failed when asked to stop, or 1 when
+        workers kept dying at start."""
+        self.catch()
+        for _ in range(self.options.workers):
+            self.spawn()
+        if hup.pending:  # one came while starting: the workers forked since make it too
+            hup.pending.clear()
+            self.hups += 1
+        while self.workers:
+            self.sleep()
+            self.reap()
+            if not self.stopping:
+                asked, self.hups = self.hups > 0, 0
+                self.kept.follow(asked)
+        return self.status
+
+    def catch(self) -> None:
+        signal.set_wakeup_fd(self.wake[1], warn_on_full_buffer=False)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self.on_stop)
+        signal.signal(signal.SIGHUP, self.on_hup)
+        signal.signal(signal.SIGCHLD, lambda signum, frame: None)  # the wakeup fd wakes
+
+    def on_stop(self, signum: int, frame: object) -> None:
+        self.stopping.append(signum)
+        self.forward(signum)
+
+    def on_hup(self, signum: int, frame: object) -> None:
+        self.hups += 1
+        self.forward(signum)
+
+    def forward(self, signum: int) -> None:
+        for pid in list(self.workers):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+
+    def sleep(self) -> None:
+        """Until a signal, or the next look at the bundle file (WATCH_EVERY)."""
+        select.select([self.wake[0]], [], [], WATCH_EVERY)
+        with contextlib.suppress(BlockingIOError):
+            os.read(self.wake[0], 4096)
+
+    def spawn(self) -> None:
+        """Fork a worker with the signals held: one that comes before it set its own
+        handlers waits for them (a SIGHUP is its reload, not the supervisor's handler)."""
+        caught = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD}
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, caught)
+        try:
+            pid = os.fork()
+            if pid == 0:
+                self.work(caught)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        self.workers[pid] = time.monotonic()
+
+    def work(self, caught: set[signal.Signals]) -> NoReturn:
+        """The worker, forked: the signals are its own until its loop takes them."""
+        code = 1
+        try:
+            signal.set_wakeup_fd(-1)
+            for fd in self.wake:
+                os.close(fd)
+            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
+                signal.signal(signum, signal.SIG_DFL)
+            hup.catch()
+            if self.kept.failed:  # its siblings are retrying a failed reload: so does it
+                hup.pending.append(signal.SIGHUP)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, caught)
+            code = _serve(self.options, self.sock, self.kept.live, self.kept.loaded)
+        finally:
+            os._exit(code)
+
+    def reap(self) -> None:
+        while self.workers:
+            try:
+                pid, code = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                self.workers.clear()
+                return
+            if pid == 0:
+                return
+            started = self.workers.pop(pid, None)
+            if started is not None:
+                self.exited(pid, started, os.waitstatus_to_exitcode(code))
+
+    def exited(self, pid: int, started: float, status: int) -> None:
+        """Replace a worker that died unasked, from the bundle its siblings serve."""
+        if self.stopping:
+            self.status = self.status or status
+            return
+        log("worker_exited", pid=pid, status=status)
         _forget_metrics(pid)
-        quick = quick + 1 if time.monotonic() - started < QUICK_EXIT else 0
-        if quick >= MAX_QUICK_EXITS:
-            log("workers_failing", exits=quick, within_s=QUICK_EXIT)
-            forward(signal.SIGTERM, None)
-            status = 1
-            continue
-        spawn(True)
-    return status
+        self.quick = self.quick + 1 if time.monotonic() - started < QUICK_EXIT else 0
+        if self.quick >= MAX_QUICK_EXITS:
+            log("workers_failing", exits=self.quick, within_s=QUICK_EXIT)
+            self.on_stop(signal.SIGTERM, None)
+            self.status = 1
+            return
+        self.kept.fresh()
+        self.spawn()
 
 
 def _forget_metrics(pid: int) -> None:

@@ -1,7 +1,8 @@
 """SIGHUP while the gateway is still starting: its default action would kill the process (a
 reload hook that fires during a start, or a supervisor passing one on). `catch` notes it
-instead, as early as the process can; `server.run` makes the reload once it serves. This
-module imports nothing heavy, so that `python -m runtime.gateway` can call it first."""
+instead, as early as the process can; `server.run` makes the reload once it serves (the
+supervisor notes one too for a worker it starts while its siblings retry a failed reload).
+This module imports nothing heavy, so that `python -m runtime.gateway` can call it first."""
 
 from __future__ import annotations
 
