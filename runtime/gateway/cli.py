@@ -277,7 +277,11 @@ class Supervisor:
         signal.signal(signal.SIGCHLD, lambda signum, frame: None)  # the wakeup fd wakes
 
     def on_stop(self, signum: int, frame: object) -> None:
+        """Close this copy of the listening socket too: while one is open the kernel
+        completes handshakes no worker will accept (reset after the drain), and a new
+        gateway cannot bind the port (a rolling restart)."""
         self.stopping.append(signum)
+        self.sock.close()
         self.forward(signum)
 
     def on_hup(self, signum: int, frame: object) -> None:
