@@ -138,6 +138,9 @@ class Alerts:
             alert = await self._queue.get()
             try:
                 await self._one(alert)
+            except asyncio.CancelledError:  # `stop`: the alert being delivered is not lost
+                self._dead(alert, None, "the gateway stopped while delivering it")
+                raise
             except Exception as exc:  # a bug must not stop delivery: logged by type
                 log("alert_failed", error=type(exc).__name__)
             finally:
@@ -175,7 +178,9 @@ class Alerts:
     async def _post(self, alert: Pending, body: bytes) -> None:
         assert self.webhook is not None
         if self.secret is None:
-            self._dead(alert, body, "its signing secret could not be read at start")
+            self._dead(
+                alert, body, "its signing secret could not be read when the bundle was loaded"
+            )
             return
         signature = hmac.new(self.secret, body, hashlib.sha256).hexdigest()
         headers = {"content-type": "application/json", SIGNATURE: f"sha256={signature}",

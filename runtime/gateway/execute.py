@@ -210,12 +210,12 @@ class Engine:
             raise Failure(
                 503,
                 f"`{attempt.target}` is unavailable: its credential reference "
-                f"`{up.missing_secret}` could not be read at start",
+                f"`{up.missing_secret}` could not be read when the bundle was loaded",
                 "credentials_unavailable",
             )
         if up.unavailable is not None:
             raise Failure(503, f"`{attempt.target}` is unavailable: its endpoint reference "
-                          f"`{up.unavailable}` could not be read at start",
+                          f"`{up.unavailable}` could not be read when the bundle was loaded",
                           "endpoint_unavailable")  # fmt: skip
         if up.base_url is None:
             raise Failure(502, f"`{attempt.target}` has no base_url to call", "no_base_url")

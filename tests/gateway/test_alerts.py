@@ -5,6 +5,7 @@ the receiver refuses ends in the dead-letter file."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -28,9 +29,10 @@ SECRET = "alert-signing-secret-FAKE-0001"
 class Receiver:
     """A webhook endpoint on 127.0.0.1 that records what it gets and answers `status`."""
 
-    def __init__(self, loop: Loop, status: int = 200) -> None:
+    def __init__(self, loop: Loop, status: int = 200, hang: float = 0.0) -> None:
         self.loop = loop
         self.status = status
+        self.hang = hang  # seconds before answering (after recording)
         self.got: list[tuple[dict[str, str], bytes]] = []
         self._lock = threading.Lock()
         self._runner: web.AppRunner | None = None
@@ -41,12 +43,13 @@ class Receiver:
             body = await request.read()
             with self._lock:
                 self.got.append(({k.lower(): v for k, v in request.headers.items()}, body))
+            await asyncio.sleep(self.hang)
             return web.Response(status=self.status)
 
         async def start() -> None:
             app = web.Application()
             app.router.add_post("/hook", take)
-            self._runner = web.AppRunner(app, access_log=None)
+            self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
             await self._runner.setup()
             await web.TCPSite(self._runner, "127.0.0.1", 0).start()
             self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}/hook"
@@ -174,3 +177,26 @@ def test_an_alert_the_receiver_refuses_goes_to_the_dead_letters(
         for g in gws:
             g.stop()
         receiver.stop()
+
+
+def test_an_alert_being_delivered_when_the_gateway_stops_goes_to_the_dead_letters(
+    tmp_path: Path, loop: Loop, own_redis: Any
+) -> None:
+    """The receiver hangs; SIGTERM stops the gateway while it waits. The alert it was
+    delivering was lost without a trace (its key claimed, so no replica ever sent it): only
+    the queued ones were dead-lettered (review, 2026-12-03)."""
+    receiver = Receiver(loop, hang=60.0).start()
+    dead = tmp_path / "dead.jsonl"
+    gws = gateways(tmp_path, receiver.url, own_redis.url, "alerts-stop",
+                   ("--alerts-dead-letter", str(dead)))  # fmt: skip
+    try:
+        spend(gws)
+        wait_for(lambda: receiver.got)
+    finally:
+        for g in gws:
+            g.stop()
+        receiver.stop()
+    lines = [json.loads(x) for x in dead.read_text().splitlines()] if dead.exists() else []
+    sent = {alert["threshold"] for alert in receiver.alerts()}
+    assert sent <= {line["alert"]["threshold"] for line in lines}, (sent, lines)
+    assert any(line["error"] == "the gateway stopped while delivering it" for line in lines)
