@@ -136,12 +136,16 @@ class Bundle:
             raise UnknownWorkspace(slug, nearest(slug, self.workspaces))
         return found
 
-    def provider(self, slug: str) -> Provider:
-        # exact: the callers took the one `@` off already; `@@p` must not become `p` here
-        # while the attempt is made for `@p` (an internal error, found by review)
+    def provider(self, slug: str, workspace: str | None = None) -> Provider:
+        """By the slug as given: the callers took the one `@` off already (`@@p` found as
+        `p`, then attempted as `@p`, was an internal error). Asked for `workspace`, the
+        "did you mean" names only a provider that workspace may use: another workspace's
+        private provider is not suggested to it."""
         found = self.providers.get(slug)
         if found is None:
-            raise UnknownProvider(slug, nearest(slug, self.providers))
+            among = self.providers if workspace is None else (
+                [p.slug for p in self.usable_providers(workspace)])  # fmt: skip
+            raise UnknownProvider(slug, nearest(slug, among))
         return found
 
     def origin(self, element: str) -> str | None:
@@ -182,10 +186,11 @@ class Bundle:
 
     def _decide(self, workspace: str, provider_slug: str, model: str) -> Decision:
         ws = self.workspace(workspace)
-        provider = self.provider(provider_slug)
+        provider = self.provider(provider_slug, workspace)
         refusal = self.provisioning(ws, provider)
-        if model not in provider.exposed:
-            raise UnknownModel(provider.slug, model, closest(model, provider.exposed))
+        if model not in provider.exposed:  # the models of one it may not use are not listed
+            near = closest(model, provider.exposed) if refusal is None else ()
+            raise UnknownModel(provider.slug, model, near)
         if refusal is None:
             refusal = self.model_refusal(provider, model, ws)
         origin = self.origin(refusal.element) if refusal else None

@@ -234,7 +234,9 @@ class Router:
             slug = config
             info = bundle.configs.get(slug)
             if info is None:
-                raise UnknownConfig(slug, nearest(slug, bundle.configs))
+                offered = [s for s, c in bundle.configs.items()
+                           if c.workspaces is None or workspace in c.workspaces]  # fmt: skip
+                raise UnknownConfig(slug, nearest(slug, offered))
             if info.workspaces is not None and workspace not in info.workspaces:
                 raise AccessDenied(workspace, f"config `{slug}`", f"config `{slug}`",
                                    "is not offered to this workspace",
@@ -285,7 +287,7 @@ class Router:
                 slug = from_request.removeprefix("@")
         if slug is None:
             return  # no provider at all: refused when the attempt is made
-        provider = state.bundle.provider(slug)
+        provider = state.bundle.provider(slug, workspace)
         check_destination(workspace, provider, host, path, state.bundle.origin)
 
     def _attempt(
