@@ -91,8 +91,7 @@ def usable_aliases(bundle: Bundle, workspace: str) -> list[Alias]:
     for name in sorted(ws.aliases):
         alias = ws.aliases[name]
         if alias.config is not None:
-            cfg = bundle.configs[alias.config]
-            usable = cfg.workspaces is None or workspace in cfg.workspaces
+            usable = bundle.configs[alias.config].offered_to(workspace)
         else:
             assert alias.provider is not None and alias.model is not None
             usable = bundle.decide(workspace, alias.provider, alias.model).allowed

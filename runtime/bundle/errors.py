@@ -58,10 +58,10 @@ class BundleContentError(BundleError):
 MAX_QUOTED = 128  # characters of a name a request gave, quoted back in a refusal
 
 
-def clip(name: str) -> str:
-    """A name from a request as a refusal quotes it: whole when short, else its start (a
-    15,000-character query value came back whole)."""
-    return name if len(name) <= MAX_QUOTED else name[: MAX_QUOTED - 1] + "…"
+def clip(text: str, limit: int = MAX_QUOTED) -> str:
+    """A client's text as a refusal quotes it: whole when short, else its start and an
+    ellipsis, `limit` characters in all (a 15,000-character query value came back whole)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class RequestError(CatalogRuntimeError):

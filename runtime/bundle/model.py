@@ -235,6 +235,9 @@ class ConfigInfo:
         self._raw = raw
         self._tree: Mapping[str, Any] | None = None
 
+    def offered_to(self, workspace: str) -> bool:
+        return self.workspaces is None or workspace in self.workspaces
+
     @property
     def tree(self) -> Mapping[str, Any]:
         if self._tree is None:

@@ -28,7 +28,7 @@ from typing import Any
 
 from aiohttp import web
 
-from runtime.gateway.connection import adopt
+from runtime.gateway.connection import adopt, raw_answer
 
 CAP = 10_000  # connections, at most, when chosen from the descriptor limit
 SCAN = 256  # the oldest connections looked at for one waiting for a request
@@ -36,10 +36,7 @@ PRUNE = 256  # Lingering's entries, at least, before those no longer lingering a
 _BODY = json.dumps({"error": {"message": "the gateway has too many open connections; retry",
                               "type": "server_error", "param": None,
                               "code": "too_many_connections"}}).encode()  # fmt: skip
-REFUSAL = (
-    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-    b"Retry-After: 1\r\nConnection: close\r\nContent-Length: %d\r\n\r\n" % len(_BODY)
-) + _BODY
+REFUSAL = raw_answer("503 Service Unavailable", _BODY, "Retry-After: 1\r\n")
 
 
 def default_max_connections() -> int:

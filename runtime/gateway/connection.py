@@ -47,10 +47,9 @@ class Connection(RequestHandler):
         messages = self._messages
         before = len(messages)
         # a body still arriving before these bytes: they are (the start of) its rest
-        body = _BODIES.pop(self, None) if _BODIES else None
-        if body is not None and not body.is_eof():
-            _BODIES[self] = body
-        else:
+        body = _BODIES.get(self) if _BODIES else None
+        if body is not None and body.is_eof():
+            del _BODIES[self]
             body = None
         RequestHandler.data_received(self, data)
         if len(messages) > before:  # a request's head completed (the common case: at once)
@@ -149,18 +148,19 @@ def _release(handler: Any) -> None:
     _TOTAL[0] -= _HEADS.pop(handler, 0)
 
 
-def _refusal(status: str, message: str, code: str, extra: str = "") -> bytes:
-    body = error_body(int(status[:3]), message, code)
-    return (f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\nConnection: close\r\n"
-            f"{extra}Content-Length: {len(body)}\r\n\r\n").encode() + body  # fmt: skip
+def raw_answer(status: str, body: bytes, extra: str = "") -> bytes:
+    """A whole JSON answer that closes its connection, as bytes: for refusals written to a
+    transport directly, before aiohttp has a request to answer."""
+    return (f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\n{extra}Connection: close"
+            f"\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body  # fmt: skip
 
 
-HEAD_TOO_LARGE = _refusal("431 Request Header Fields Too Large", "the request's headers are "
-                          f"larger than the gateway accepts ({MAX_HEAD // 1024} KiB in all)",
-                          "request_header_too_large")  # fmt: skip
-HEADS_FULL = _refusal("503 Service Unavailable", "the gateway holds as many incomplete request "
-                      "heads as it may at once; retry shortly", "too_many_connections",
-                      "Retry-After: 1\r\n")  # fmt: skip
+HEAD_TOO_LARGE = raw_answer("431 Request Header Fields Too Large", error_body(
+    431, f"the request's headers are larger than the gateway accepts ({MAX_HEAD // 1024} KiB "
+    "in all)", "request_header_too_large"))  # fmt: skip
+HEADS_FULL = raw_answer("503 Service Unavailable", error_body(
+    503, "the gateway holds as many incomplete request heads as it may at once; retry shortly",
+    "too_many_connections"), "Retry-After: 1\r\n")  # fmt: skip
 
 
 # connection -> what to run when it is lost; one at a time (a connection serves one

@@ -94,10 +94,9 @@ class Engine:
         self.tracing = tracing or Tracing()
         self.alerts = alerts
 
-    async def run(self, job: Job, plan: Plan, live: Live, out: Outcome | None = None) -> Outcome:
-        """`out`: the caller's, filled as the plan runs, so that a run cancelled (by the
-        drain) still tells the books what it admitted and settled."""
-        out = Outcome() if out is None else out
+    async def run(self, job: Job, plan: Plan, live: Live, out: Outcome) -> None:
+        """Fill `out`, the caller's, as the plan runs: a run cancelled (by the drain) still
+        tells the books what it admitted and settled."""
         waited = 0.0
         index: int | None = 0
         while index is not None and index < len(plan.attempts):
@@ -122,9 +121,8 @@ class Engine:
                 out.retries += 1
                 await asyncio.sleep(delay)
             if out.stream is not None:
-                return out
+                return
             index = attempt.next_after(status)
-        return out
 
     async def _try(self, job: Job, attempt: Attempt, live: Live, out: Outcome) -> int:
         """One upstream call; its status (the gateway's own for refusals) is recorded."""

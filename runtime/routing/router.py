@@ -234,10 +234,9 @@ class Router:
             slug = config
             info = bundle.configs.get(slug)
             if info is None:
-                offered = [s for s, c in bundle.configs.items()
-                           if c.workspaces is None or workspace in c.workspaces]  # fmt: skip
+                offered = [s for s, c in bundle.configs.items() if c.offered_to(workspace)]
                 raise UnknownConfig(slug, nearest(slug, offered))
-            if info.workspaces is not None and workspace not in info.workspaces:
+            if not info.offered_to(workspace):
                 raise AccessDenied(workspace, f"config `{slug}`", f"config `{slug}`",
                                    "is not offered to this workspace",
                                    bundle.origin(f"configs/{slug}"))  # fmt: skip

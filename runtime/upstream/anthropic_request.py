@@ -31,6 +31,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from runtime.bundle.errors import clip
 from runtime.bundle.money import MAX_TOKENS
 from runtime.upstream.base import Unsupported
 
@@ -370,4 +371,4 @@ def _name(value: Any) -> str:
     if value is None:
         return "null"
     text = value if isinstance(value, str) else type(value).__name__
-    return text if len(text) <= 40 else text[:39] + "…"
+    return clip(text, 40)

@@ -20,6 +20,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
 
+from runtime.bundle.errors import clip
 from runtime.bundle.money import MAX_TOKENS, shown
 from runtime.upstream.base import Call, Unsupported, UpstreamProtocolError
 from runtime.upstream.json_codec import dumps as json_dumps
@@ -190,7 +191,7 @@ def excerpt(body: bytes, limit: int = 200) -> str:
     text = body[: limit * 4].decode("utf-8", "replace")
     text = "".join(c if c.isprintable() else " " for c in text)
     text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return clip(text, limit)
 
 
 def forward(call: Call, headers: MutableMapping[str, str], names: tuple[str, ...]) -> None:
