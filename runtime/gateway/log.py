@@ -9,9 +9,12 @@ import sys
 import time
 from typing import Any
 
+from runtime.gateway.log_sink import Sink
 from runtime.upstream.json_codec import dumps_line
 
 _pending: list[str] = []  # lines of this event-loop turn, written together at its end
+_sink: Sink | None = None  # while serving: stderr without blocking the loop (log_sink.py)
+FINISH_WAIT = 2.0  # seconds the last lines may wait for a slow reader at exit
 
 
 def log(event: str, **fields: Any) -> None:
@@ -37,11 +40,41 @@ def flush() -> None:
 
 
 def _write(text: str) -> None:
+    if _sink is not None:
+        _sink.write(text.encode())
+        return
     try:
         sys.stderr.write(text)
         sys.stderr.flush()
     except (OSError, ValueError):  # a closed or full stderr must not fail a request
         pass
+
+
+def _dropped(lines: int) -> bytes:
+    line = {"ts": round(time.time(), 3), "event": "log_dropped", "lines": lines}
+    return (dumps_line(line) + "\n").encode()
+
+
+def open_sink() -> None:
+    """From here on, lines go to stderr without blocking (a serving process's loop)."""
+    global _sink
+    err = sys.stderr
+    if err is not sys.__stderr__ or err is None:  # redirected in this process: leave it so
+        return
+    try:
+        err.flush()
+        _sink = Sink(err.fileno(), _dropped)
+    except (OSError, ValueError):  # no descriptor behind it
+        _sink = None
+
+
+def close_sink(timeout: float = FINISH_WAIT) -> None:
+    """Write what waits (up to `timeout` seconds for the reader) and go back to stderr."""
+    global _sink
+    flush()
+    if _sink is not None:
+        sink, _sink = _sink, None
+        sink.finish(timeout)
 
 
 MAX_TEMPLATE = 200  # characters of another library's message template kept

@@ -29,7 +29,7 @@ from runtime.gateway.books import Books
 from runtime.gateway.capped_site import CappedSite, default_max_connections
 from runtime.gateway.execute import Engine
 from runtime.gateway.live import Live
-from runtime.gateway.log import flush, log
+from runtime.gateway.log import close_sink, log, open_sink
 from runtime.gateway.metrics import Metrics
 from runtime.gateway.secrets import MissingSecrets
 from runtime.gateway.tracing import Tracing
@@ -114,6 +114,14 @@ async def run(options: Options, sock: socket.socket, first: Live,
               loaded: Stamp | None = None) -> None:  # fmt: skip
     """Serve on `sock` until SIGTERM/SIGINT, then drain. `loaded`: the bundle file's stamp
     taken before `first` was read from it (a change since is reloaded)."""
+    open_sink()  # a log reader that stops reading must not stop the requests
+    try:
+        await _serve(options, sock, first, loaded)
+    finally:
+        close_sink()
+
+
+async def _serve(options: Options, sock: socket.socket, first: Live, loaded: Stamp | None) -> None:
     store = make_store(options)
     if options.redis is not None:
         await store.astart()  # type: ignore[attr-defined]
@@ -171,7 +179,6 @@ async def run(options: Options, sock: socket.socket, first: Live,
     if gw.books.events is not None:
         gw.books.events.close()
     log("stopped", pid=os.getpid())
-    flush()
 
 
 async def drain(gw: Gateway, runner: web.AppRunner, options: Options) -> None:

@@ -21,7 +21,8 @@ from typing import Any
 
 from runtime.bundle.money import Usage, dollars, usd
 from runtime.bundle.price_tables import requested_tier
-from runtime.gateway.log import log
+from runtime.gateway.log import FINISH_WAIT, log
+from runtime.gateway.log_sink import Sink
 from runtime.routing.ticket import Ticket
 
 VERSION = 1
@@ -34,10 +35,16 @@ class EventLog:
         self.path = path
         self.max_bytes = max_bytes
         self.keep = keep
-        self.dropped = 0
+        self.failed = 0  # events whose write failed
         self._pending: list[str] = []
         self._fd: int | None = None
         self._errors: set[str] = set()
+        self._stdout: Sink | None = None  # PATH "-": a reader that stops must not stop us
+
+    @property
+    def dropped(self) -> int:
+        """Events lost: failed writes, and those a stalled stdout reader had no room for."""
+        return self.failed + (self._stdout.lost if self._stdout is not None else 0)
 
     def add(self, event: dict[str, Any]) -> None:
         """Queue one event; inside a running loop the events of one turn go out together."""
@@ -60,15 +67,14 @@ class EventLog:
         self._pending.clear()
         try:
             if self.path == "-":
-                sys.stdout.buffer.write(data)
-                sys.stdout.buffer.flush()
+                self._to_stdout(data)
                 return
             fd = self._current()
             if os.fstat(fd).st_size + len(data) > self.max_bytes:
                 fd = self._rotate(len(data))
             os.write(fd, data)
         except (OSError, ValueError) as exc:
-            self.dropped += count
+            self.failed += count
             kind = type(exc).__name__
             if kind not in self._errors:  # once per kind: a full disk must not flood the log
                 self._errors.add(kind)
@@ -76,9 +82,30 @@ class EventLog:
 
     def close(self) -> None:
         self.flush()
+        if self._stdout is not None:
+            self._stdout.finish(FINISH_WAIT)
+            if self._stdout.lost:
+                log("usage_events_dropped", dropped=self.dropped)
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+    def _to_stdout(self, data: bytes) -> None:
+        out = sys.stdout
+        if self._stdout is None and out is sys.__stdout__ and out is not None:
+            out.flush()
+            self._stdout = Sink(out.fileno(), self._stalled)  # OSError: no descriptor
+        if self._stdout is not None:
+            self._stdout.write(data)
+            return
+        sys.stdout.buffer.write(data)  # stdout replaced in this process: write through it
+        sys.stdout.buffer.flush()
+
+    def _stalled(self, lines: int) -> bytes:
+        """The stdout reader reads again after `lines` events found no room: say so in the
+        log, not in the events (their readers expect usage events only)."""
+        log("usage_events_dropped", lines=lines, dropped=self.dropped)
+        return b""
 
     def _current(self) -> int:
         """The descriptor of PATH as it is now (reopened if another process rotated it)."""
