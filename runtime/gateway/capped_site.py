@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import resource
 import socket
 from collections.abc import Iterator
@@ -29,14 +28,14 @@ from typing import Any
 from aiohttp import web
 
 from runtime.gateway.connection import adopt, raw_answer
+from runtime.gateway.replies import error_body
 
 CAP = 10_000  # connections, at most, when chosen from the descriptor limit
 SCAN = 256  # the oldest connections looked at for one waiting for a request
 PRUNE = 256  # Lingering's entries, at least, before those no longer lingering are dropped
-_BODY = json.dumps({"error": {"message": "the gateway has too many open connections; retry",
-                              "type": "server_error", "param": None,
-                              "code": "too_many_connections"}}).encode()  # fmt: skip
-REFUSAL = raw_answer("503 Service Unavailable", _BODY, "Retry-After: 1\r\n")
+REFUSAL = raw_answer("503 Service Unavailable", error_body(
+    503, "the gateway has too many open connections; retry", "too_many_connections"),
+    "Retry-After: 1\r\n")  # fmt: skip
 
 
 def default_max_connections() -> int:

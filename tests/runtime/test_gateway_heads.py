@@ -6,11 +6,14 @@ aiohttp's limits) until the client timeout, and 150 such connections took 1.4 GB
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import time
 from pathlib import Path
 
-from runtime.gateway.connection import MAX_HEAD, MAX_HEADS
+from runtime.gateway.capped_site import REFUSAL
+from runtime.gateway.connection import HEAD_TOO_LARGE, HEADS_FULL, MAX_HEAD, MAX_HEADS
+from runtime.gateway.replies import error_body
 from tests.runtime.gateway_proc import Gateway
 from tests.runtime.test_gateway_server import AUTH, bundle, gateway  # noqa: F401
 
@@ -67,3 +70,14 @@ def test_heads_that_never_end_are_bounded_over_all_connections(gateway: Gateway)
             time.sleep(0.05)
         assert sock.recv(65536).startswith(b"HTTP/1.1 200")
     assert gateway.request("GET", "/healthz")[0] == 200
+
+
+def test_every_answer_written_before_a_request_has_its_status_s_error_type() -> None:
+    """The connection-level refusals are bytes built at import; each must carry the error
+    type every other answer of its status carries (the connection cap's 503 said
+    `server_error`, the heads' 503 `service_unavailable`)."""
+    for raw in (REFUSAL, HEAD_TOO_LARGE, HEADS_FULL):
+        head, _, body = raw.partition(b"\r\n\r\n")
+        status = int(head.split()[1])
+        error = json.loads(body)["error"]
+        assert error == json.loads(error_body(status, error["message"], error["code"]))["error"]
