@@ -204,8 +204,26 @@ class LocalChecker:
                 self.duplicate_limits(limits, block)
         if isinstance(model, Integration):
             self.integration(model)
+        if isinstance(model, Config):
+            self.client_params(model.config, ("config",))
         for path, pricing in self.prices(model):
             self.tiny_prices(pricing, path)
+
+    def client_params(self, t: Target, path: Path) -> None:
+        """E0515: `stream` set by a config. The client's request decides whether its answer
+        streams (how the gateway reads, relays and settles it); a config's value could only
+        make the upstream answer in a form the client did not ask for."""
+        for field in ("override_params", "default_params"):
+            if "stream" in (getattr(t, field) or {}):
+                self.emit(
+                    "E0515",
+                    f"`{field}` sets `stream`, which is the client's to choose",
+                    (*path, field, "stream"),
+                    key=True,
+                    help="remove it: a request streams when it asks to (`stream: true`)",
+                )
+        for i, child in enumerate(t.targets or ()):
+            self.client_params(child, (*path, "targets", i))
 
     @staticmethod
     def prices(model: Any) -> Iterator[tuple[Path, Pricing]]:

@@ -223,11 +223,21 @@ class Engine:
                 {k.lower(): v for k, v in job.headers.items() if k.lower().startswith("x-mock-")}
             )
         return Call(
-            endpoint=job.endpoint, body=attempt.params, stream=job.stream,
+            endpoint=job.endpoint, body=_as_asked(attempt.params, job.stream), stream=job.stream,
             base_url=up.base_url, secrets=up.secrets, settings=up.settings, headers=forwarded,
             include_usage=job.include_usage, service=attempt.service, auth=attempt.auth,
             passed={**passed_headers(job, attempt), **trace, **up.headers},
         )  # fmt: skip
+
+
+def _as_asked(params: Mapping[str, Any], stream: bool) -> Mapping[str, Any]:
+    """The upstream answers in the form the client asked for, which is how the answer is
+    read, relayed and settled: a config's `stream` (refused by the compiler, E0515, and in
+    inline configs) is dropped here too, for bundles compiled before that. A streamed call's
+    adapter sets `stream: true` itself."""
+    if not stream and params.get("stream", False) is not False:
+        return {key: value for key, value in params.items() if key != "stream"}
+    return params
 
 
 def check_served(plan: Plan, endpoint: str) -> None:

@@ -79,6 +79,18 @@ def _object(value: Any, path: tuple[str | int, ...], c: Checker) -> None:
     _no_secret_refs(value, path, c)
 
 
+def _params(value: Any, path: tuple[str | int, ...], c: Checker) -> None:
+    """`override_params`/`default_params`: an object, and not the client's `stream`."""
+    _object(value, path, c)
+    if isinstance(value, dict) and "stream" in value:
+        c.add(
+            (*path, "stream"),
+            "a config may not set `stream`: the request's own `stream` decides whether its "
+            "answer streams",
+            "remove it, and send `stream: true` in the request body to stream",
+        )
+
+
 def _no_secret_refs(value: Any, path: tuple[str | int, ...], c: Checker) -> None:
     """`{env: …}`/`{file: …}` anywhere would ask the gateway to read its own secrets."""
     stack: list[tuple[Any, tuple[str | int, ...]]] = [(value, path)]
@@ -244,7 +256,7 @@ TARGET_FIELDS: dict[str, Check] = {
     "targets": lambda v, p, c: None,  # Checker.targets_list (it needs the depth)
     "name": _TEXT, "provider": _provider, "virtual_key": _TEXT,
     "weight": _weight, "on_status_codes": _codes,
-    "override_params": _object, "default_params": _object, "drop_params": _drops,
+    "override_params": _params, "default_params": _params, "drop_params": _drops,
     "retry": _shape(RETRY_CHECKS, ("attempts",)), "cache": _shape(CACHE_CHECKS, ("mode",)),
     "cb_config": _shape(CB_CHECKS), "request_timeout": _integer(1, MAX_TIMEOUT_MS, "milliseconds"),
     "custom_host": _custom_host, "forward_headers": _headers, "passthrough": _flag,
