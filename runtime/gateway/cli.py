@@ -22,7 +22,7 @@ from runtime.bundle.load import Bundle
 from runtime.gateway import hup
 from runtime.gateway.body_budget import DEFAULT_LIMIT, SHARE
 from runtime.gateway.live import Live
-from runtime.gateway.log import log, route_library_logs
+from runtime.gateway.log import close_sink, log, open_sink, retry_sink, route_library_logs
 from runtime.gateway.metrics import MULTIPROC_ENV
 from runtime.gateway.secrets import MissingSecrets, read_reference
 from runtime.gateway.server import (
@@ -256,17 +256,22 @@ class Supervisor:
         """The exit status: the first worker's that failed when asked to stop, or 1 when
         workers kept dying at start."""
         self.catch()
-        for _ in range(self.options.workers):
-            self.spawn()
-        if hup.pending:  # one came while starting: the workers forked since make it too
-            hup.pending.clear()
-            self.hups += 1
-        while self.workers:
-            self.sleep()
-            self.reap()
-            if not self.stopping:
-                asked, self.hups = self.hups > 0, 0
-                self.kept.follow(asked)
+        open_sink()  # a stalled log reader must not stop restarts, nor the stop itself
+        try:
+            for _ in range(self.options.workers):
+                self.spawn()
+            if hup.pending:  # one came while starting: the workers forked since make it too
+                hup.pending.clear()
+                self.hups += 1
+            while self.workers:
+                self.sleep()
+                self.reap()
+                retry_sink()
+                if not self.stopping:
+                    asked, self.hups = self.hups > 0, 0
+                    self.kept.follow(asked)
+        finally:
+            close_sink()
         return self.status
 
     def catch(self) -> None:

@@ -5,16 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 import time
 from typing import Any
 
-from runtime.gateway.log_sink import Sink
+from runtime.gateway.log_sink import PIPE_BUF, Sink
 from runtime.upstream.json_codec import dumps_line
 
 _pending: list[str] = []  # lines of this event-loop turn, written together at its end
 _sink: Sink | None = None  # while serving: stderr without blocking the loop (log_sink.py)
 FINISH_WAIT = 2.0  # seconds the last lines may wait for a slow reader at exit
+# bytes of a line, at most: what a pipe writes whole (PIPE_BUF). Workers share stderr, and a
+# longer line could be torn by another's write (a reload error listing many references was)
+MAX_LINE = PIPE_BUF
+CLIPPED = 256  # characters of each string a line too long keeps
 
 
 def log(event: str, **fields: Any) -> None:
@@ -22,6 +27,8 @@ def log(event: str, **fields: Any) -> None:
     after it (a write and a flush per request cost as much as the rest of the log line)."""
     line = {"ts": round(time.time(), 3), "event": event, **fields}
     text = dumps_line(line) + "\n"
+    if len(text) > MAX_LINE // 4 and len(text.encode()) > MAX_LINE:  # UTF-8: 4 bytes a char
+        text = _fit(line)
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
@@ -30,6 +37,26 @@ def log(event: str, **fields: Any) -> None:
     if not _pending:
         loop.call_soon(flush)
     _pending.append(text)
+
+
+def _fit(line: dict[str, Any]) -> str:
+    """A line past MAX_LINE with its strings clipped (and saying so), or its event alone."""
+    shorter = {key: _clip(value) for key, value in line.items()}
+    shorter["clipped"] = True
+    text = dumps_line(shorter) + "\n"
+    if len(text.encode()) <= MAX_LINE:
+        return text
+    return dumps_line({"ts": line["ts"], "event": line["event"], "clipped": True}) + "\n"
+
+
+def _clip(value: Any) -> Any:
+    if isinstance(value, str):
+        return value if len(value) <= CLIPPED else value[:CLIPPED] + "…"
+    if isinstance(value, dict):
+        return {key: _clip(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clip(item) for item in value[:16]]
+    return value
 
 
 def flush() -> None:
@@ -43,9 +70,12 @@ def _write(text: str) -> None:
     if _sink is not None:
         _sink.write(text.encode())
         return
+    err = sys.stderr
+    if err is None:  # started with stderr closed: nowhere to write
+        return
     try:
-        sys.stderr.write(text)
-        sys.stderr.flush()
+        err.write(text)
+        err.flush()
     except (OSError, ValueError):  # a closed or full stderr must not fail a request
         pass
 
@@ -56,7 +86,8 @@ def _dropped(lines: int) -> bytes:
 
 
 def open_sink() -> None:
-    """From here on, lines go to stderr without blocking (a serving process's loop)."""
+    """From here on, lines go to stderr without ever waiting for its reader (log_sink.py).
+    Called by each serving process in its loop, and by the supervisor of workers."""
     global _sink
     err = sys.stderr
     if err is not sys.__stderr__ or err is None:  # redirected in this process: leave it so
@@ -66,15 +97,35 @@ def open_sink() -> None:
         _sink = Sink(err.fileno(), _dropped)
     except (OSError, ValueError):  # no descriptor behind it
         _sink = None
+        return
+    if _sink.blocking_reason is not None:
+        log("log_blocking", reason=_sink.blocking_reason)
 
 
-def close_sink(timeout: float = FINISH_WAIT) -> None:
-    """Write what waits (up to `timeout` seconds for the reader) and go back to stderr."""
+def close_sink(deadline: float | None = None) -> None:
+    """Write what waits, trying until `deadline` (time.monotonic(); FINISH_WAIT from now by
+    default), and go back to plain stderr."""
     global _sink
     flush()
     if _sink is not None:
         sink, _sink = _sink, None
-        sink.finish(timeout)
+        sink.finish(time.monotonic() + FINISH_WAIT if deadline is None else deadline)
+
+
+def retry_sink() -> None:
+    """Lines waiting for a stalled reader are tried again (the supervisor has no loop)."""
+    if _sink is not None:
+        _sink.retry()
+
+
+def _forget_inherited() -> None:
+    """A forked child does not write its parent's waiting lines (they would appear twice)."""
+    global _sink
+    _sink = None
+    _pending.clear()
+
+
+os.register_at_fork(after_in_child=_forget_inherited)
 
 
 MAX_TEMPLATE = 200  # characters of another library's message template kept

@@ -14,6 +14,7 @@ import gc
 import os
 import signal
 import socket
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from runtime.gateway.books import Books
 from runtime.gateway.capped_site import CappedSite, default_max_connections
 from runtime.gateway.execute import Engine
 from runtime.gateway.live import Live
-from runtime.gateway.log import close_sink, log, open_sink
+from runtime.gateway.log import FINISH_WAIT, close_sink, log, open_sink
 from runtime.gateway.metrics import Metrics
 from runtime.gateway.secrets import MissingSecrets
 from runtime.gateway.tracing import Tracing
@@ -115,13 +116,15 @@ async def run(options: Options, sock: socket.socket, first: Live,
     """Serve on `sock` until SIGTERM/SIGINT, then drain. `loaded`: the bundle file's stamp
     taken before `first` was read from it (a change since is reloaded)."""
     open_sink()  # a log reader that stops reading must not stop the requests
+    last = [time.monotonic() + FINISH_WAIT]  # when output still waiting at exit is given up
     try:
-        await _serve(options, sock, first, loaded)
+        await _serve(options, sock, first, loaded, last)
     finally:
-        close_sink()
+        close_sink(last[0])
 
 
-async def _serve(options: Options, sock: socket.socket, first: Live, loaded: Stamp | None) -> None:
+async def _serve(options: Options, sock: socket.socket, first: Live, loaded: Stamp | None,
+                 last: list[float]) -> None:  # fmt: skip
     store = make_store(options)
     if options.redis is not None:
         await store.astart()  # type: ignore[attr-defined]
@@ -177,7 +180,8 @@ async def _serve(options: Options, sock: socket.socket, first: Live, loaded: Sta
     if close is not None:
         await close()
     if gw.books.events is not None:
-        gw.books.events.close()
+        last[0] = time.monotonic() + FINISH_WAIT  # for the events and the log together
+        gw.books.events.close(last[0])
     log("stopped", pid=os.getpid())
 
 

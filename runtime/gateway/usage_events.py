@@ -14,6 +14,7 @@ import fcntl
 import json
 import os
 import sys
+import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -80,10 +81,11 @@ class EventLog:
                 self._errors.add(kind)
                 log("usage_events_failed", error=kind, dropped=self.dropped)
 
-    def close(self) -> None:
+    def close(self, deadline: float | None = None) -> None:
+        """Write what waits; on a stalled stdout, trying until `deadline` (time.monotonic())."""
         self.flush()
         if self._stdout is not None:
-            self._stdout.finish(FINISH_WAIT)
+            self._stdout.finish(time.monotonic() + FINISH_WAIT if deadline is None else deadline)
             if self._stdout.lost:
                 log("usage_events_dropped", dropped=self.dropped)
         if self._fd is not None:

@@ -6,23 +6,32 @@ whole lines, and a count of what a stalled reader lost."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import fcntl
 import json
 import os
 import select
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from runtime.gateway import log as log_module
+from runtime.gateway import log_sink
 from runtime.gateway.log_sink import PIPE_BUF, Sink, _pieces
 from tests.gateway.harness import ROOT, UPSTREAM_ENV, http
+from tests.redis_server import free_port
 from tests.runtime.test_gateway_server import AUTH, CREDENTIAL, bundle, chat  # noqa: F401
 
 F_SETPIPE_SZ = 1031  # fcntl.F_SETPIPE_SZ, Linux
@@ -81,7 +90,7 @@ def test_a_stalled_pipe_takes_a_bounded_backlog_then_drops_and_says_so() -> None
     assert sink.lost == notices[0]
     # the pipe's own description stays blocking: others writing to it are not changed
     assert os.get_blocking(w)
-    sink.finish(0.1)
+    sink.finish(time.monotonic() + 0.1)
     os.close(w)
     os.close(r)
 
@@ -103,7 +112,7 @@ def test_what_waits_is_written_at_finish_when_the_reader_comes_back() -> None:
 
     thread = threading.Thread(target=reader)
     thread.start()
-    sink.finish(5.0)
+    sink.finish(time.monotonic() + 5)
     os.close(w)
     thread.join(5)
     os.close(r)
@@ -132,7 +141,7 @@ def test_a_reader_gone_while_lines_wait_loses_them_counted_and_nothing_fails() -
     assert not errors  # a callback that raised (it recursed, noticing its own lost notice)
     in_pipe = 4096 // len(_line(0))
     assert sink.lost >= 301 - in_pipe - 1
-    sink.finish(0.1)
+    sink.finish(time.monotonic() + 0.1)
     os.close(w)
 
 
@@ -152,7 +161,7 @@ def test_processes_sharing_a_pipe_never_tear_each_other_s_lines() -> None:
                 await asyncio.sleep(0)
             while sink._backlog:  # what waits, written as the reader reads
                 await asyncio.sleep(0.001)
-            sink.finish(5)
+            sink.finish(time.monotonic() + 5)
 
         asyncio.run(write_all())
 
@@ -178,22 +187,198 @@ def test_processes_sharing_a_pipe_never_tear_each_other_s_lines() -> None:
     assert len(seen) == len(set(seen)) == expected
 
 
-def test_a_socket_is_written_without_waiting_and_left_blocking_for_others() -> None:
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_a_socket_is_written_without_waiting_and_its_flags_left_alone(loop: str) -> None:
+    """A review found the socket turned non-blocking for every writer during a stall, and
+    after exit: uvloop's watch of a descriptor (a dup shares its flags) sets O_NONBLOCK."""
     ours, theirs = socket.socketpair()
-    try:
-        ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
-        sink = Sink(ours.fileno(), _notice, limit=4096)
+    ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+
+    async def scenario() -> Sink:
+        sink = Sink(ours.fileno(), _notice, limit=1 << 20)
         assert sink.nonblocking
         started = time.monotonic()
         for i in range(2000):
             sink.write(_line(i))
         assert time.monotonic() - started < 0.5
-        assert sink.dropped > 0
-        assert ours.getblocking()
-        sink.finish(0)
+        await asyncio.sleep(0.2)  # stalled: the sink tries again meanwhile
+        got = b""
+        while b'"log_dropped"' not in got and got.count(b"\n") < 2000:
+            await asyncio.sleep(0.01)
+            with contextlib.suppress(BlockingIOError):
+                got += theirs.recv(1 << 20, socket.MSG_DONTWAIT)
+        assert ours.getblocking() and os.get_blocking(ours.fileno())
+        sink.finish(time.monotonic())
+        return sink
+
+    try:
+        if loop == "uvloop":
+            uvloop = pytest.importorskip("uvloop")
+            runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)
+        else:
+            runner = asyncio.Runner()
+        with runner:
+            sink = runner.run(scenario())
+        assert sink.lost == 0
+        assert os.get_blocking(ours.fileno())  # after it, too
     finally:
         ours.close()
         theirs.close()
+
+
+def test_a_line_written_from_another_thread_is_written_by_the_loop() -> None:
+    """A review found a write from a thread (the lease upkeep's log) during a stall left
+    the backlog with nothing to write it, for good: the loop's thread writes it now."""
+    r, w = _small_pipe()
+
+    async def scenario() -> list[dict[str, Any]]:
+        sink = Sink(w, _notice, limit=1 << 20)
+        first = b"".join(_line(i) for i in range(100))  # more than the pipe holds
+        thread = threading.Thread(target=sink.write, args=(first,))
+        thread.start()
+        thread.join()
+        await asyncio.sleep(0)
+        for i in range(100, 200):
+            sink.write(_line(i))
+        loop = asyncio.get_running_loop()
+        read = await loop.run_in_executor(None, _read_lines, r, time.monotonic() + 5, 200)
+        sink.finish(time.monotonic())
+        return read
+
+    read = asyncio.run(scenario())
+    assert sorted(x["i"] for x in read) == list(range(200))
+    os.close(w)
+    os.close(r)
+
+
+MAKE_PIPE = """
+import os, socket, sys
+to = socket.socket(fileno=int(sys.argv[1]))
+r, w = os.pipe()
+socket.send_fds(to, [b"pipe"], [r, w])
+"""
+
+WRITE_STALLED = """
+import os, sys, time
+sys.path.insert(0, sys.argv[1])
+from log_sink import Sink
+sink = Sink(2, lambda n: b"", limit=65536)
+started = time.monotonic()
+for i in range(5000):
+    sink.write(b"x" * 99 + b"\\n")  # 500 KB into a pipe nobody reads
+print(sink.nonblocking, round(time.monotonic() - started, 3), sink.lost, flush=True)
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None,
+                    reason="needs root and setpriv to make a pipe another user owns")  # fmt: skip
+def test_a_pipe_another_user_owns_is_written_without_waiting(tmp_path: Path) -> None:
+    """A review found the sink wrote blocking when it could not reopen the pipe (an
+    anonymous pipe is mode 0600, owned by its maker: a gateway under a container runtime
+    or `sudo -u app gateway 2>&1 | shipper`): a stalled reader froze it again."""
+    here, there = socket.socketpair(socket.AF_UNIX)
+    maker = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable,
+             "-c", MAKE_PIPE, str(there.fileno())]  # fmt: skip
+    subprocess.run(maker, pass_fds=[there.fileno()], check=True, timeout=30)
+    _, (r, w), _, _ = socket.recv_fds(here, 16, 2)
+    here.close()
+    there.close()
+    assert os.fstat(w).st_uid == 65534
+    shutil.copy(Path(log_sink.__file__), tmp_path / "log_sink.py")  # stdlib only
+    writer = ["setpriv", "--inh-caps=-all", "--bounding-set=-all", sys.executable, "-c",
+              WRITE_STALLED, str(tmp_path)]  # fmt: skip
+    try:
+        done = subprocess.run(writer, stderr=w, capture_output=False, stdout=subprocess.PIPE,
+                              timeout=20, text=True)  # fmt: skip
+    finally:
+        os.close(w)
+        os.close(r)
+    nonblocking, seconds, lost = done.stdout.split()
+    assert nonblocking == "True" and float(seconds) < 2 and int(lost) > 0
+
+
+def test_a_kernel_without_rwf_nowait_for_pipes_gets_a_description_of_our_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def refused(*args: object) -> int:
+        raise OSError(errno.EOPNOTSUPP, "not supported")
+
+    monkeypatch.setattr(log_sink.os, "pwritev", refused)
+    r, w = _small_pipe()
+    sink = Sink(w, _notice, limit=8192)
+    started = time.monotonic()
+    for i in range(300):
+        sink.write(_line(i))
+    assert time.monotonic() - started < 0.5 and sink.nonblocking and sink.dropped > 0
+    assert os.get_blocking(w)  # the shared description is untouched
+    sink.finish(time.monotonic())
+    real_open = os.open
+
+    def no_proc(path: str, *args: Any) -> int:
+        if str(path).startswith("/proc/self/fd/"):
+            raise PermissionError(errno.EACCES, "Permission denied")
+        return real_open(path, *args)
+
+    monkeypatch.setattr(log_sink.os, "open", no_proc)
+    os.set_blocking(r, False)
+    with contextlib.suppress(BlockingIOError):
+        while os.read(r, 65536):  # room again: what follows is written blocking
+            pass
+    sink = Sink(w, _notice)
+    sink.write(_line(0))  # fits: written blocking, and the reason is known
+    assert not sink.nonblocking and "Permission denied" in (sink.blocking_reason or "")
+    sink.finish(time.monotonic())
+    os.close(w)
+    os.close(r)
+
+
+def test_a_line_longer_than_a_pipe_s_atomic_write_is_clipped() -> None:
+    """Workers share stderr: a line longer than PIPE_BUF could be torn by another's write
+    (a review tore `reload_failed` lines listing many missing references)."""
+    written: list[str] = []
+    with patch.object(log_module, "_write", written.append):
+        log_module.log("reload_failed", error="cannot read " + "provider-ref, " * 2000, n=3)
+        log_module.log("reload_failed", error=["é" * 300] * 40)
+        log_module.log("short", error="fine")
+    long, wide, short = (json.loads(text) for text in written)
+    assert all(len(text.encode()) <= log_module.MAX_LINE for text in written)
+    assert long["clipped"] is True and long["n"] == 3 and long["error"].startswith("cannot")
+    assert wide["clipped"] is True
+    assert "clipped" not in short
+
+
+def test_the_gateway_idles_quietly_with_stderr_closed(bundle: Path) -> None:  # noqa: F811
+    """Started with `2>&-`, the gateway spun a core on a log flush that failed and logged
+    its own failure (a review; it predates the sink)."""
+    port = free_port()
+    shell = (f"exec {sys.executable} -m runtime.gateway {bundle} --host 127.0.0.1 "
+             f"--port {port} 2>&-")  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **UPSTREAM_ENV, "GW_OPS_FAKE_KEY": CREDENTIAL}
+    proc = subprocess.Popen(["sh", "-c", shell], stdout=subprocess.DEVNULL, env=env, cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            with contextlib.suppress(OSError):
+                if http("GET", f"http://127.0.0.1:{port}/healthz", None, None, 2)[0] == 200:
+                    break
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        status, _, _ = http("POST", f"http://127.0.0.1:{port}/v1/chat/completions", chat(),
+                            AUTH, 5)  # fmt: skip
+        assert status == 200
+        before = _cpu_seconds(proc.pid)
+        time.sleep(2)
+        assert _cpu_seconds(proc.pid) - before < 0.5  # it spun: ~2 s of CPU in 2 s
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def test_a_regular_file_is_written_through(tmp_path: Path) -> None:
@@ -203,7 +388,7 @@ def test_a_regular_file_is_written_through(tmp_path: Path) -> None:
         assert not sink.nonblocking
         sink.write(_line(1) + _line(2))
         assert path.read_bytes() == _line(1) + _line(2)
-        sink.finish(0)
+        sink.finish(time.monotonic())
 
 
 @given(st.lists(st.integers(min_value=0, max_value=3 * PIPE_BUF), max_size=40))
