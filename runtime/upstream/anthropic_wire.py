@@ -62,7 +62,11 @@ def finish_reason(stop_reason: Any) -> str:
 class Meter:
     """Usage as a Messages answer reports it: whole in a reply; in a stream, `message_start`
     carries input and cache counts and `message_delta` the (cumulative) output, and newer
-    API versions repeat the others there. The latest value of each count wins."""
+    API versions repeat the others there. Every count is a running total, so the largest
+    value reported wins: a later `input_tokens: 0` (servers that fill the delta's counts
+    with zeros) or a delta that overtook `message_start` lowers nothing. Usage without both
+    `input_tokens` and `output_tokens` is no usage (None): the request is settled as one
+    whose upstream reported none, not at zero input."""
 
     __slots__ = ("_counts",)
 
@@ -75,18 +79,20 @@ class Meter:
             return self.usage()
         if not isinstance(usage, Mapping):
             raise UpstreamProtocolError(f"upstream `{where}` is not an object")
+        counts = self._counts
         for name in _COUNTS:
             if usage.get(name) is not None:
-                self._counts[name] = count(usage, name, where)
+                counts[name] = max(counts.get(name, 0), count(usage, name, where))
         by_ttl = usage.get("cache_creation")  # the writes by TTL, within the total above
         if isinstance(by_ttl, Mapping):
             for name in _TTL_COUNTS:
                 if by_ttl.get(name) is not None:
-                    self._counts[name] = count(by_ttl, name, f"{where}.cache_creation")
+                    found = count(by_ttl, name, f"{where}.cache_creation")
+                    counts[name] = max(counts.get(name, 0), found)
         return self.usage()
 
     def usage(self) -> Usage | None:
-        if not self._counts:
+        if "input_tokens" not in self._counts or "output_tokens" not in self._counts:
             return None
         c = self._counts.get
         hour = c("ephemeral_1h_input_tokens", 0)

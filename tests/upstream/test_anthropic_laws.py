@@ -11,8 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from openai.types.chat import ChatCompletionChunk
 
+from runtime.bundle.money import Usage
 from runtime.upstream import SERVICES
 from runtime.upstream.anthropic_request import to_messages
+from runtime.upstream.anthropic_wire import Meter, usage_of
 from runtime.upstream.base import Unsupported, UpstreamProtocolError
 from tests.upstream.helpers import call, data_lines, feed_in_pieces
 
@@ -115,3 +117,45 @@ def test_thinking_split_anyhow_arrives_whole_and_goes_back_unchanged(
     sent = to_messages({"model": "m", "messages": [{"role": "user", "content": "q"}, turn]}, {},
                        stream=False)  # fmt: skip
     assert sent["messages"][1]["content"][0] == blocks[0]
+
+
+# Every count of a Messages answer's usage is a running total: what is charged is the
+# largest value each was reported at, whatever the order of the events or the zeros a
+# server fills a delta's counts with (a review: a `message_delta` with `input_tokens: 0`
+# wiped 5,000 input tokens; a delta ahead of `message_start` charged 1 output token).
+_COUNT_NAMES = ("input_tokens", "output_tokens", "cache_read_input_tokens",
+                "cache_creation_input_tokens")  # fmt: skip
+_reports = st.lists(
+    st.dictionaries(st.sampled_from(_COUNT_NAMES), st.integers(0, 10**6)), min_size=1, max_size=6
+)
+
+
+@given(_reports)
+def test_metered_usage_is_the_largest_of_each_count_reported_in_any_order(
+    reports: list[dict[str, int]],
+) -> None:
+    meter = Meter()
+    for report in reports:
+        meter.add(report, "usage")
+    got = meter.usage()
+    most = {
+        name: max((r[name] for r in reports if name in r), default=None) for name in _COUNT_NAMES
+    }
+    if most["input_tokens"] is None or most["output_tokens"] is None:
+        assert got is None  # no usage: settled as one the upstream did not report
+        return
+    assert got is not None
+    assert (got.input_tokens, got.output_tokens) == (most["input_tokens"], most["output_tokens"])
+    assert got.cache_read_tokens == (most["cache_read_input_tokens"] or 0)
+    assert got.cache_write_tokens == (most["cache_creation_input_tokens"] or 0)
+
+
+def test_a_delta_s_zero_input_and_an_early_delta_lower_nothing() -> None:
+    start = {"input_tokens": 5000, "output_tokens": 1}
+    for events in ([start, {"output_tokens": 7, "input_tokens": 0}],
+                   [{"output_tokens": 7}, start]):  # fmt: skip
+        meter = Meter()
+        for usage in events:
+            meter.add(usage, "usage")
+        assert meter.usage() == Usage(5000, 7, 0, 0, 0)
+    assert usage_of({"output_tokens": 5}) is None  # input not reported: not zero input
