@@ -217,6 +217,8 @@ def remote_input(body: Mapping[str, Any], endpoint: str) -> bool:
         if any(body.get(name) is not None for name in _STORED):
             return True
         return _names_remote(body.get("input"), 0)
+    if endpoint == "messages":
+        return _messages_remote(body)
     if endpoint != "chat":
         return False
     messages = body.get("messages")
@@ -246,6 +248,34 @@ def _names_remote(items: Any, depth: int) -> bool:
             return True
         if depth < 1 and _names_remote(part.get("content"), depth + 1):  # a Responses item
             return True
+    return False
+
+
+_SOURCES = frozenset({"url", "file"})  # a Messages block's `source` not in the body
+
+
+def _messages_remote(body: Mapping[str, Any]) -> bool:
+    """Anthropic's Messages: an image or document block whose `source` is a URL or a file
+    id, in a message, the system prompt, or a tool result's or a document's content."""
+    stack: list[tuple[Any, int]] = [(body.get("system"), 0)]
+    messages = body.get("messages")
+    if type(messages) is list:
+        stack += [(m.get("content"), 0) for m in messages if type(m) is dict]
+    while stack:
+        blocks, depth = stack.pop()
+        if type(blocks) is not list:
+            continue
+        for block in blocks:
+            if type(block) is not dict:
+                continue
+            source = block.get("source")
+            if type(source) is dict:
+                if source.get("type") in _SOURCES or "file_id" in source or "url" in source:
+                    return True
+                if depth < 2:
+                    stack.append((source.get("content"), depth + 1))  # a document's blocks
+            if depth < 2:
+                stack.append((block.get("content"), depth + 1))  # a tool result's blocks
     return False
 
 

@@ -120,6 +120,23 @@ def test_choices_a_body_asks_for(body: dict[str, Any], endpoint: str, want: int)
     ({"input": [{"type": "item_reference", "id": "msg_1"}]}, "responses", True),
     ({"input": [{"role": "user", "content": [
         {"type": "input_text", "text": "https://x/a.png"}]}]}, "responses", False),
+    # Anthropic's Messages (a review: these were reserved at their body's bytes)
+    ({"messages": [{"role": "user", "content": "https://x/a.pdf"}]}, "messages", False),
+    ({"messages": [{"role": "user", "content": [{"type": "image", "source": {
+        "type": "base64", "media_type": "image/png", "data": "AAAA"}}]}]}, "messages", False),
+    ({"messages": [{"role": "user", "content": [{"type": "image", "source": {
+        "type": "url", "url": "https://x/a.png"}}]}]}, "messages", True),
+    ({"messages": [{"role": "user", "content": [{"type": "document", "source": {
+        "type": "url", "url": "https://x/a.pdf"}}]}]}, "messages", True),
+    ({"messages": [{"role": "user", "content": [{"type": "document", "source": {
+        "type": "file", "file_id": "file_1"}}]}]}, "messages", True),
+    ({"messages": [{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t",
+        "content": [{"type": "image", "source": {"type": "url", "url": "https://x"}}]}]}]},
+     "messages", True),
+    ({"messages": [{"role": "user", "content": [{"type": "document", "source": {
+        "type": "content", "content": [{"type": "image", "source": {"type": "file",
+        "file_id": "f"}}]}}]}]}, "messages", True),
+    ({"system": [{"type": "text", "text": "be brief"}], "messages": []}, "messages", False),
 ])  # fmt: skip
 def test_input_a_body_names_but_does_not_carry(body: dict[str, Any], endpoint: str,
                                                remote: bool) -> None:  # fmt: skip
