@@ -134,7 +134,8 @@ async def _unrouted(request: web.Request) -> web.Response:
         served = ", ".join(ENDPOINTS)
         failure = Failure(404, f"no endpoint at this path: the gateway serves POST {served}, "
                           "and GET /v1/models", "unknown_endpoint")  # fmt: skip
-    return _error(failure, request.path == "/v1/messages")
+    path = request.path  # Anthropic's shape under its path: SDKs call /v1/messages/count_tokens
+    return _error(failure, path == "/v1/messages" or path.startswith("/v1/messages/"))
 
 
 async def _defer_expect(request: web.Request) -> None:

@@ -203,7 +203,7 @@ async def settle_stream(
         usage = Usage()
     elif reported is None:
         usage = Usage(input_tokens=bound.input_tokens, output_tokens=seen)
-    elif complete:
+    elif complete or translator.final:
         usage = reported
     else:
         usage = replace(reported, output_tokens=max(reported.output_tokens, seen))

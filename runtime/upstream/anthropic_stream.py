@@ -30,11 +30,11 @@ _USAGE_EVENTS = frozenset({"message_start", "message_delta", "message_stop", "er
 class NativeStream:
     """Relays the upstream's events unchanged, metering usage; done on `message_stop`."""
 
-    __slots__ = ("_meter", "_parser", "done", "failed", "usage")
+    __slots__ = ("_meter", "_parser", "done", "failed", "final", "usage")
 
     def __init__(self) -> None:
         self.usage: Usage | None = None
-        self.done = self.failed = False
+        self.done = self.failed = self.final = False
         self._meter = wire.Meter()
         self._parser = SSEParser()
 
@@ -76,12 +76,12 @@ class ChatStream:
 
     __slots__ = (
         "_created", "_finish", "_held", "_id", "_meter", "_model", "_parser", "_quiet",
-        "_thinking", "_tools", "_with_usage", "done", "failed", "usage",
+        "_thinking", "_tools", "_with_usage", "done", "failed", "final", "usage",
     )  # fmt: skip
 
     def __init__(self, call: Call) -> None:
         self.usage: Usage | None = None
-        self.done = self.failed = False
+        self.done = self.failed = self.final = False
         self._meter = wire.Meter()
         self._parser = SSEParser()
         self._with_usage = call.include_usage

@@ -92,6 +92,7 @@ class StreamTranslator(Protocol):
     usage: Usage | None  # the latest usage the upstream reported (may grow while streaming)
     done: bool  # the upstream sent its terminal event: the answer is complete
     failed: bool  # that event was the upstream's own error (relayed as it came): done too
+    final: bool  # `usage` came with the terminal event, failed or not: the whole account
 
     def feed(self, data: bytes) -> bytes:
         """Raw upstream bytes in (any split, even mid-line); client bytes to send now."""

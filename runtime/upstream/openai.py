@@ -288,12 +288,12 @@ class OpenAIStream:
     terminal `response.completed` / `response.incomplete` / `response.failed` event."""
 
     __slots__ = ("_drop", "_endpoint", "_parser", "_responses", "_strip", "done", "failed",
-                 "usage")  # fmt: skip
+                 "final", "usage")  # fmt: skip
 
     def __init__(self, call: Call, added: bool = True) -> None:
         """`added`: the gateway asked for usage (`include_usage`) on its own."""
         self.usage: Usage | None = None
-        self.done = self.failed = False
+        self.done = self.failed = self.final = False
         self._drop = not call.include_usage
         self._strip = added and self._drop
         self._responses = call.endpoint == "responses"
@@ -376,8 +376,8 @@ class OpenAIStream:
         response = payload.get("response")
         if isinstance(response, dict):
             usage = usage_of("responses", response.get("usage"), response.get("service_tier"))
-            if usage is not None:
-                self.usage = usage
+            if usage is not None:  # the response's own account, even of a failed one
+                self.usage, self.final = usage, True
         self.done = True
         self.failed = kind == "response.failed"  # booked as the upstream's error, not an ok
         return True

@@ -313,6 +313,19 @@ def test_native_messages_errors_in_anthropic_shape(gateway: GatewayProcess, fake
     assert fakes.anthropic.requests == []
 
 
+@pytest.mark.parametrize("path", ["/v1/messages/count_tokens", "/v1/messages/batches",
+                                  "/v1/messages/"])  # fmt: skip
+def test_paths_under_messages_answer_in_anthropic_shape(gateway: GatewayProcess, path: str) -> None:
+    """The Anthropic SDK and Claude Code call these: they got OpenAI's error shape (a review)."""
+    status, _, data = http("POST", gateway.origin + path, {"model": "x"},
+                           {"x-api-key": TEAM_KEY})  # fmt: skip
+    error = json.loads(data)
+    assert status == 404 and error["type"] == "error"
+    assert error["error"]["type"] == "not_found_error"
+    status, _, data = http("GET", gateway.origin + "/v1/messagesx", None, {"x-api-key": TEAM_KEY})
+    assert status == 404 and "type" not in json.loads(data)  # not Anthropic's path: OpenAI's
+
+
 def test_native_messages_to_an_openai_provider_is_refused(gateway: GatewayProcess,
                                                           fakes: Fakes) -> None:  # fmt: skip
     body = {"model": "@openai-main/gpt-4o-mini", "max_tokens": 64,

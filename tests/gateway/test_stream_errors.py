@@ -247,6 +247,30 @@ def test_a_failed_response_is_booked_as_the_upstreams_error(gateway: GatewayProc
     assert line["status"] == 502 and line["stream"] == "upstream_error"
 
 
+def test_a_failed_response_is_charged_the_usage_it_reports(gateway: GatewayProcess,
+                                                            fakes: Fakes, bundle: Path) -> None:  # fmt: skip
+    """`response.failed` with its usage is the response's whole account (as the same answer
+    whole is charged): it was charged the relayed events as output instead (a review)."""
+    usage = {"input_tokens": 10, "output_tokens": 2, "total_tokens": 12}
+    failed = {"type": "response.failed", "response": {"id": "resp_1", "status": "failed",
+              "error": {"code": "server_error", "message": "boom"}, "usage": usage}}  # fmt: skip
+    created = {"type": "response.created", "response": {"id": "resp_1", "status": "in_progress"}}
+    deltas = [sse({"type": "response.output_text.delta", "delta": f"w{i} "},
+                  event="response.output_text.delta") for i in range(6)]  # fmt: skip
+    fakes.openai.script(Answer(events=(sse(created, event="response.created"), *deltas,
+                                       sse(failed, event="response.failed"))))  # fmt: skip
+    trace = trace_id()
+    status, _, _ = http("POST", gateway.v1 + "/responses",
+                        {"model": f"@openai-main/{GPT}", "input": "hi", "stream": True},
+                        {"authorization": f"Bearer {TEAM_KEY}", "x-portkey-trace-id": trace})  # fmt: skip
+    assert status == 200
+    line = gateway.request_line(trace)
+    assert line["stream"] == "upstream_error"
+    assert (line["tokens"]["input"], line["tokens"]["output"]) == (10, 2)
+    cost = expected_cost(bundle, "openai-main", GPT, Tokens(input=10, output=2))
+    assert Decimal(line["cost_usd"]) == cost
+
+
 @pytest.mark.parametrize("stream", [False, True])
 def test_nan_from_an_upstream_is_its_protocol_error_not_ours(gateway: GatewayProcess,
                                                              fakes: Fakes, stream: bool) -> None:  # fmt: skip
