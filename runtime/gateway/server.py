@@ -116,15 +116,17 @@ async def run(options: Options, sock: socket.socket, first: Live,
     """Serve on `sock` until SIGTERM/SIGINT, then drain. `loaded`: the bundle file's stamp
     taken before `first` was read from it (a change since is reloaded)."""
     open_sink()  # a log reader that stops reading must not stop the requests
-    last = [time.monotonic() + FINISH_WAIT]  # when output still waiting at exit is given up
+    last: float | None = None  # when output still waiting at exit is given up
     try:
-        await _serve(options, sock, first, loaded, last)
+        last = await _serve(options, sock, first, loaded)
     finally:
-        close_sink(last[0])
+        close_sink(last)
 
 
-async def _serve(options: Options, sock: socket.socket, first: Live, loaded: Stamp | None,
-                 last: list[float]) -> None:  # fmt: skip
+async def _serve(options: Options, sock: socket.socket, first: Live,
+                 loaded: Stamp | None) -> float:  # fmt: skip
+    """`run`'s work; the time (monotonic) until which what is still waiting to be written
+    at exit, events and log together, may wait for its reader."""
     store = make_store(options)
     if options.redis is not None:
         await store.astart()  # type: ignore[attr-defined]
@@ -179,10 +181,11 @@ async def _serve(options: Options, sock: socket.socket, first: Live, loaded: Sta
     close = getattr(store, "aclose", None)
     if close is not None:
         await close()
+    last = time.monotonic() + FINISH_WAIT
     if gw.books.events is not None:
-        last[0] = time.monotonic() + FINISH_WAIT  # for the events and the log together
-        gw.books.events.close(last[0])
+        gw.books.events.close(last)
     log("stopped", pid=os.getpid())
+    return last
 
 
 async def drain(gw: Gateway, runner: web.AppRunner, options: Options) -> None:
