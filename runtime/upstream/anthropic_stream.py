@@ -76,7 +76,7 @@ class ChatStream:
 
     __slots__ = (
         "_created", "_finish", "_held", "_id", "_meter", "_model", "_parser", "_quiet",
-        "_thinking", "_tools", "_with_usage", "done", "failed", "final", "usage",
+        "_started", "_thinking", "_tools", "_with_usage", "done", "failed", "final", "usage",
     )  # fmt: skip
 
     def __init__(self, call: Call) -> None:
@@ -87,6 +87,7 @@ class ChatStream:
         self._with_usage = call.include_usage
         self._created = int(time.time())
         self._id = "chatcmpl-anthropic"
+        self._started = False  # `message_start` came: an answer, even an empty one, began
         self._model = str(call.body.get("model") or "")
         self._finish = "stop"
         self._tools: dict[int, int] = {}  # content block index -> tool call index
@@ -123,6 +124,8 @@ class ChatStream:
         elif kind == "content_block_stop":
             self._block_stop(_index(payload), out)
         elif kind == "message_stop":
+            if not self._started:  # an empty success to the client, from no answer at all
+                raise UpstreamProtocolError("upstream ended its stream before `message_start`")
             for block in [*self._quiet, *self._thinking]:
                 self._block_stop(block, out)
             self._stop(out)
@@ -139,6 +142,7 @@ class ChatStream:
         message = payload.get("message")
         if not isinstance(message, dict):
             raise UpstreamProtocolError("upstream `message_start` has no message")
+        self._started = True
         if isinstance(message.get("id"), str):
             self._id = message["id"]
         if isinstance(message.get("model"), str):

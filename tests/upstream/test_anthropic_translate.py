@@ -492,6 +492,16 @@ def test_a_streamed_block_a_client_could_not_read_is_a_protocol_error(block: Any
         translator.feed(thinking_stream(event("content_block_start", index=0, content_block=block)))
 
 
+def test_a_stream_that_stops_before_it_starts_is_a_protocol_error() -> None:
+    """`message_stop` with no `message_start` before it was an empty success to the client
+    (a review): no answer began, so none ended."""
+    translator = ANTHROPIC.stream(chat({}, stream=True))
+    with pytest.raises(UpstreamProtocolError, match="before `message_start`"):
+        translator.feed(event("message_stop") + thinking_stream())
+    translator = ANTHROPIC.stream(chat({}, stream=True))
+    assert translator.feed(thinking_stream()) and translator.done  # in order: served
+
+
 def test_streamed_thinking_is_bounded_and_must_belong_to_a_block(monkeypatch: Any) -> None:
     from runtime.upstream import anthropic_stream
 
