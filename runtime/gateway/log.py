@@ -10,7 +10,8 @@ import sys
 import time
 from typing import Any
 
-from runtime.gateway.log_sink import PIPE_BUF, Sink
+from runtime.bundle.errors import clip
+from runtime.gateway.log_sink import PIPE_BUF, Sink, own_sink
 from runtime.upstream.json_codec import dumps_line
 
 _pending: list[str] = []  # lines of this event-loop turn, written together at its end
@@ -25,10 +26,7 @@ CLIPPED = 256  # characters of each string a line too long keeps
 def log(event: str, **fields: Any) -> None:
     """Write one line. Inside a running loop, the lines of one turn go out in one write
     after it (a write and a flush per request cost as much as the rest of the log line)."""
-    line = {"ts": round(time.time(), 3), "event": event, **fields}
-    text = dumps_line(line) + "\n"
-    if len(text) > MAX_LINE // 4 and len(text.encode()) > MAX_LINE:  # UTF-8: 4 bytes a char
-        text = _fit(line)
+    text = _render(event, fields)
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
@@ -37,6 +35,15 @@ def log(event: str, **fields: Any) -> None:
     if not _pending:
         loop.call_soon(flush)
     _pending.append(text)
+
+
+def _render(event: str, fields: dict[str, Any]) -> str:
+    """One line's text: within MAX_LINE bytes, its strings clipped if it would be longer."""
+    line = {"ts": round(time.time(), 3), "event": event, **fields}
+    text = dumps_line(line) + "\n"
+    if len(text) > MAX_LINE // 4 and len(text.encode()) > MAX_LINE:  # UTF-8: 4 bytes a char
+        text = _fit(line)
+    return text
 
 
 def _fit(line: dict[str, Any]) -> str:
@@ -51,7 +58,7 @@ def _fit(line: dict[str, Any]) -> str:
 
 def _clip(value: Any) -> Any:
     if isinstance(value, str):
-        return value if len(value) <= CLIPPED else value[:CLIPPED] + "…"
+        return clip(value, CLIPPED)
     if isinstance(value, dict):
         return {key: _clip(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
@@ -81,24 +88,18 @@ def _write(text: str) -> None:
 
 
 def _dropped(lines: int) -> bytes:
-    line = {"ts": round(time.time(), 3), "event": "log_dropped", "lines": lines}
-    return (dumps_line(line) + "\n").encode()
+    return _render("log_dropped", {"lines": lines}).encode()
 
 
 def open_sink() -> None:
     """From here on, lines go to stderr without ever waiting for its reader (log_sink.py).
     Called by each serving process in its loop, and by the supervisor of workers."""
     global _sink
-    err = sys.stderr
-    if err is not sys.__stderr__ or err is None:  # redirected in this process: leave it so
-        return
     try:
-        err.flush()
-        _sink = Sink(err.fileno(), _dropped)
+        _sink = own_sink(sys.stderr, sys.__stderr__, _dropped)
     except (OSError, ValueError):  # no descriptor behind it
         _sink = None
-        return
-    if _sink.blocking_reason is not None:
+    if _sink is not None and _sink.blocking_reason is not None:
         log("log_blocking", reason=_sink.blocking_reason)
 
 

@@ -36,6 +36,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import TextIO
 
 MAX_BACKLOG = 4 * 1024 * 1024  # bytes waiting for a stalled reader, per sink
 PIPE_BUF = select.PIPE_BUF  # 4096 on Linux: a write this small to a pipe is atomic
@@ -205,6 +206,16 @@ class Sink:
         lines = data.count(b"\n")
         self.lost += lines
         return lines
+
+
+def own_sink(stream: TextIO | None, original: TextIO | None,
+             notice: Callable[[int], bytes]) -> Sink | None:  # fmt: skip
+    """A Sink on `stream`'s descriptor; None when this process replaced the stream (a test
+    capturing it) or it is closed. OSError or ValueError: no descriptor behind it."""
+    if stream is None or stream is not original:
+        return None
+    stream.flush()
+    return Sink(stream.fileno(), notice)
 
 
 def _mode(fd: int) -> int | None:

@@ -23,7 +23,7 @@ from typing import Any
 from runtime.bundle.money import Usage, dollars, usd
 from runtime.bundle.price_tables import requested_tier
 from runtime.gateway.log import FINISH_WAIT, log
-from runtime.gateway.log_sink import Sink
+from runtime.gateway.log_sink import Sink, own_sink
 from runtime.routing.ticket import Ticket
 
 VERSION = 1
@@ -93,10 +93,8 @@ class EventLog:
             self._fd = None
 
     def _to_stdout(self, data: bytes) -> None:
-        out = sys.stdout
-        if self._stdout is None and out is sys.__stdout__ and out is not None:
-            out.flush()
-            self._stdout = Sink(out.fileno(), self._stalled)  # OSError: no descriptor
+        if self._stdout is None:
+            self._stdout = own_sink(sys.stdout, sys.__stdout__, self._stalled)
         if self._stdout is not None:
             self._stdout.write(data)
             return
