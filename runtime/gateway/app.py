@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import json
 import os
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -17,6 +18,7 @@ from typing import Any
 from aiohttp import HttpVersion11, web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
+from aiohttp.web_urldispatcher import MatchInfoError, UrlMappingMatchInfo
 
 from runtime.bundle.aliases import usable_aliases
 from runtime.bundle.errors import RequestError, StoreUnavailable
@@ -102,7 +104,10 @@ GATEWAY = web.AppKey("gateway", Gateway)
 
 
 def build_app(gw: Gateway, max_body: int = MAX_BODY_BYTES) -> web.Application:
-    app = web.Application(client_max_size=max_body)
+    router = _Router()
+    with warnings.catch_warnings():  # "router argument is deprecated": the one way to it
+        warnings.simplefilter("ignore", DeprecationWarning)
+        app = web.Application(client_max_size=max_body, router=router)
     app[GATEWAY] = gw
     # every route: a body is invited only by `_read`, once the caller is known (none of
     # these reads one, so none is invited)
@@ -114,9 +119,24 @@ def build_app(gw: Gateway, max_body: int = MAX_BODY_BYTES) -> web.Application:
         app.router.add_post(path, _handler(endpoint), expect_handler=_defer_expect)
     # last: what no route above takes (aiohttp would answer in plain text, and invite the
     # body of an `Expect: 100-continue` first)
-    app.router.add_route("*", "/{tail:.*}", _unrouted, expect_handler=_defer_expect)
+    router.rest = app.router.add_route("*", "/{tail:.*}", _unrouted, expect_handler=_defer_expect)
     app.on_response_prepare.append(_mark_unread)
     return app
+
+
+class _Router(web.UrlDispatcher):
+    """Every request resolves to one of the gateway's routes. A request target that is not
+    a path (`OPTIONS *`, `CONNECT host:port`, `http://host` in absolute form) matches no
+    pattern, and aiohttp answered it before any handler: in text/plain, and its check of
+    the `Expect` header quoted the header back (a 417). Such a request goes to `_unrouted`."""
+
+    rest: web.AbstractRoute | None = None
+
+    async def resolve(self, request: web.Request) -> UrlMappingMatchInfo:
+        found = await super().resolve(request)
+        if isinstance(found, MatchInfoError) and self.rest is not None:
+            return UrlMappingMatchInfo({}, self.rest)
+        return found
 
 
 GETS = ("/healthz", "/readyz", "/v1/models", "/metrics", "/v1/catalog/usage")

@@ -19,7 +19,9 @@ from tests.runtime.test_gateway_server import CREDENTIAL, KEY, bundle, gateway  
 TIMEOUT = 10.0  # seconds an answer may take at most (the mock answers at once)
 
 PATHS = [*ENDPOINTS, *GETS, "/", "/v1", "/v1/chat/completions/", "/v1/models?workspace=ops",
-         "/v1/chat/completions?stream=true", "/v1/../v1/models", "/%00", "//v1/models"]  # fmt: skip
+         "/v1/chat/completions?stream=true", "/v1/../v1/models", "/%00", "//v1/models",
+         # request targets that are not paths: no route's pattern can take them
+         "*", "example.com:443", "http://gw", "http://gw/v1/models", "http://gw?x=1"]  # fmt: skip
 NAMES = [
     "x-portkey-config", "x-portkey-provider",
     "x-portkey-virtual-key", "x-portkey-metadata", "x-portkey-trace-id",
@@ -75,7 +77,7 @@ bodies = st.builds(
 )  # fmt: skip
 # any request line, key and headers: mostly refused at the gates
 requests = st.fixed_dictionaries({
-    "method": st.sampled_from(["POST", "GET", "HEAD", "PUT", "DELETE", "OPTIONS"]),
+    "method": st.sampled_from(["POST", "GET", "HEAD", "PUT", "DELETE", "OPTIONS", "CONNECT"]),
     "path": st.sampled_from(PATHS),
     "auth": st.none() | st.tuples(st.sampled_from(["authorization", "x-portkey-api-key"]),
                                   st.sampled_from([f"Bearer {KEY}", KEY]) | values),
@@ -123,11 +125,14 @@ def _recv(sock: socket.socket) -> bytes:
 
 
 def check(answer: bytes, method: str) -> None:
-    assert answer.startswith(b"HTTP/1.1 "), answer[:200]  # an answer, within TIMEOUT
+    # an answer, within TIMEOUT (HTTP/1.0 when the request line itself was refused)
+    assert answer[:9] in (b"HTTP/1.1 ", b"HTTP/1.0 "), answer[:200]
     status = int(answer[9:12])
     assert 200 <= status < 600 and status != 500, answer[:600]
     head, _, body = answer.partition(b"\r\n\r\n")
-    if status >= 400 and method != "HEAD" and b"application/json" in head.lower():
+    if status >= 400:  # every refusal in JSON, aiohttp's own too
+        assert b"\r\ncontent-type: application/json" in head.lower(), answer[:600]
+    if status >= 400 and method != "HEAD":
         error = json.loads(body)  # whole, and in OpenAI's or Anthropic's shape
         assert "error" in error and (error.get("type") == "error" or "message" in error["error"])
 
