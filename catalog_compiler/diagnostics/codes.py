@@ -111,6 +111,7 @@ _ALL = [
     Code("E0513", "price-override-matches-nothing", "a price override that applies to no model"),
     Code("E0514", "api-key-listed-twice", "one key hash names two callers"),
     Code("E0515", "config-sets-stream", "a config's params set `stream`, the client's choice"),
+    Code("E0516", "config-raw-service", "a config target naming a raw service, not a provider"),
     Code("E0520", "alias-shadows-model", "an alias named like a model the workspace can use"),
     Code("E0521", "alias-target-not-usable", "a workspace alias whose target it may not use"),
     Code("W0300", "unused-integration", "an integration no provider is made from", WARN),

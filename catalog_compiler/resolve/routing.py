@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from catalog_compiler.resolve.context import Context, Located, Path
+from catalog_compiler.services import ALIASES, SERVICES
 from runtime.bundle.hosts import (
     DEFAULT_PORTS,
     HostError,
@@ -23,6 +24,7 @@ from runtime.bundle.hosts import (
     parse_origin,
 )
 from runtime.routing.configs import normalize
+from runtime.routing.targets import takes_request_provider
 
 
 @dataclass
@@ -64,6 +66,7 @@ class ConfigCompiler:
             where = ("config", *path)
             self.leaves.append(Leaf(self.slug, node, where))
             self.ctx.remember(f"configs/{self.slug}/tree{tree_key(path)}", self.located, where)
+            self.check_governed(node, path)
             provider = node.get("provider")
             if isinstance(provider, str) and provider in destinations:
                 self.check_host(node, path, provider, destinations[provider])
@@ -108,6 +111,37 @@ class ConfigCompiler:
             "which the catalog does not allow",
             fix,
         )
+
+    def check_governed(self, node: dict[str, Any], path: Path) -> None:
+        """E0516: a raw service (`provider: openai` and an `api_key`) is no catalog provider,
+        so no access rule, price, budget or secret of the catalog would apply to it. E0507:
+        `custom_host` on a target whose provider comes from the request (`passthrough`, or
+        none of its own) would send whichever provider a client names there."""
+        service = node.get("service")
+        at = self.nearest(path, "provider")
+        raw = service in SERVICES or service in ALIASES  # else not a service: E0205
+        if raw and at is not None and self.first((*at, "provider"), "raw"):
+            self.ctx.sink.emit(
+                "E0516",
+                f"`provider: {service}` is a raw service, which the catalog does not govern "
+                "(no access rules, prices, budgets or credentials of the catalog apply)",
+                self.ctx.span(self.located, ("config", *at, "provider")),
+                help=f"define an Integration of service `{service}` and a Provider for it, "
+                "and target `@provider` here",
+            )
+        at = self.nearest(path, "custom_host")
+        from_request = service is None and takes_request_provider(node)
+        if from_request and at is not None and self.first((*at, "custom_host"), "request"):
+            passthrough = node.get("provider") is not None
+            why = "is `passthrough`" if passthrough else "names no provider"
+            fix = "remove `passthrough`" if passthrough else "name the provider (`@slug`)"
+            self.host_error(
+                at,
+                f"`custom_host` on a target that {why} sends the credentials of "
+                "whichever provider a request names to this host",
+                f"{fix}: then the target's own provider's base URL or `allowed_hosts` must "
+                "include this host",
+            )
 
     def host_error(self, at: Path, message: str, help: str) -> None:
         span = self.ctx.span(self.located, ("config", *at, "custom_host"))

@@ -9,9 +9,11 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from runtime.bundle.errors import AccessDenied
 from runtime.bundle.load import Bundle, Counter
 from runtime.bundle.price_tables import RateCard
 from runtime.limits.spec import ChainSpec, compile_chain
+from runtime.routing.inline import check_destination
 from runtime.routing.params import request_body
 from runtime.routing.plan import Attempt, Plan, Rule
 
@@ -69,6 +71,8 @@ def base_attempt(
     if not decision.allowed:
         raise decision.error()
     provider = bundle.providers[provider_slug]
+    if leaf.get("custom_host") is not None:  # the credentials of the provider it names
+        check_destination(workspace, provider, leaf["custom_host"], (), bundle.origin)
     info = provider.models[model]
     quote = bundle.price(workspace, provider_slug, model)
     integ = provider.integration
@@ -99,27 +103,15 @@ def base_attempt(
     )
 
 
-def raw_attempt(
-    state: State,
-    workspace: str,
-    model: str,
-    leaf: Mapping[str, Any],
-    params: Mapping[str, Any] | None,
-    fallback: tuple[Rule, ...],
-) -> Attempt:
-    bundle = state.bundle
-    ws = bundle.workspace(workspace)
+def raw_refusal(state: State, workspace: str, leaf: Mapping[str, Any]) -> AccessDenied:
+    """A config target naming a raw service (`provider: openai` with its own `api_key`) is
+    not governed: no access rules, prices or secret of the catalog's apply to it. The
+    compiler refuses it (E0516); a bundle compiled before it holds one."""
     service = str(leaf.get("service"))
-    key = leaf.get("api_key")
-    return Attempt(
-        workspace=workspace, provider=None, model=model, service=service, api="openai",
-        auth="bearer", url=leaf.get("custom_host"),
-        credentials=MappingProxyType({"api_key": key} if key else {}),
-        params=MappingProxyType(request_body(params, {}, leaf.get("params"), model)),
-        retry=leaf.get("retry"), timeout_ms=leaf.get("request_timeout"),
-        fallback=fallback, prices=None, rates=RateCard.of(None),
-        chain=(chain := (bundle.counters["organization"], bundle.counters[ws.counter])),
-        max_output_tokens=None, carried=leaf.get("carried") or {}, limits=state.spec(chain),
+    return AccessDenied(
+        workspace, service, f"raw service `{service}`",
+        "is not a catalog provider: target an `@provider` of an Integration of the service",
+        None,
     )  # fmt: skip
 
 

@@ -32,7 +32,7 @@ from runtime.routing.attempts import (
     PLAN_CACHE_LIMIT,
     State,
     base_attempt,
-    raw_attempt,
+    raw_refusal,
     with_params,
 )
 from runtime.routing.bounds import METADATA_BOUNDS, PARAMS_BOUNDS
@@ -47,7 +47,6 @@ from runtime.routing.targets import (
     check_names,
     leaf_target,
     split_target,
-    takes_request_provider,
 )
 from runtime.routing.ticket import Ticket
 
@@ -278,14 +277,13 @@ class Router:
         host = leaf.get("custom_host")
         if host is None:
             return
-        slug = leaf.get("provider")
-        if takes_request_provider(leaf):  # the provider may come from the request
-            if isinstance(requested, str) and requested.startswith("@"):
-                slug = requested[1:].partition("/")[0]
-            elif from_request is not None:
-                slug = from_request.removeprefix("@")
+        name = leaf.get("model") or requested  # as the attempt will name it
+        try:
+            slug = leaf_target(leaf, name, from_request)[0] if isinstance(name, str) else None
+        except InvalidConfig:
+            slug = None
         if slug is None:
-            return  # no provider at all: refused when the attempt is made
+            return  # no provider, or no model: refused when the attempt is made
         provider = state.bundle.provider(slug, workspace)
         check_destination(workspace, provider, host, path, state.bundle.origin)
 
@@ -303,8 +301,8 @@ class Router:
     ) -> Attempt:
         """The attempt for one leaf, with the request's `params` merged into its body.
         `cacheable`: the leaf is the bundle's (a client's inline leaf is new every time)."""
-        if provider_slug is None:  # an ungoverned raw service from an inline/pasted config
-            return raw_attempt(state, workspace, model, leaf or {}, params, fallback)
+        if provider_slug is None:  # a raw service, in a bundle compiled before E0516
+            raise raw_refusal(state, workspace, leaf or {})
         key = (workspace, provider_slug, model, id(leaf), fallback)
         base = state.bases.get(key) if cacheable else None
         if base is None:

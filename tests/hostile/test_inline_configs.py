@@ -629,6 +629,38 @@ def test_fuzz_header_bytes(router: Router, text: bytes) -> None:
     assert not result.startswith("BUG"), result
 
 
+# names from every side at once: the body's model, the provider header, a target's own
+# provider (or none, or passthrough), its override model, and a custom_host that is some
+# provider's own or allowed host: the host must be allowed for the provider whose
+# credentials the attempt carries, not for one the check happened to look at
+PROVIDERS = ["@openai-prod", "@anthropic-prod", "@llama-local", "@azure-eu"]
+MODEL_NAMES = ["gpt-4o", "claude-sonnet-4-5", "llama-3.3-70b-instruct"]
+NAMES = st.sampled_from(MODEL_NAMES) | st.builds("{}/{}".format, st.sampled_from(PROVIDERS),
+                                                 st.sampled_from(MODEL_NAMES))  # fmt: skip
+HOSTS = st.sampled_from(["https://api.openai.com/v1", "https://api.anthropic.com/v1",
+                         "https://gpu-1.llm.internal.acme.example/v1",
+                         "https://acme-weu.openai.azure.com/openai"])  # fmt: skip
+TARGET = st.fixed_dictionaries({}, optional={
+    "provider": st.sampled_from(PROVIDERS), "passthrough": st.just(True), "custom_host": HOSTS,
+    "override_params": st.fixed_dictionaries({"model": NAMES}),
+})  # fmt: skip
+NAMED_CONFIGS = TARGET | st.fixed_dictionaries(
+    {"strategy": st.fixed_dictionaries({"mode": st.sampled_from(["fallback", "loadbalance"])}),
+     "targets": st.lists(TARGET, min_size=1, max_size=3)},
+    optional={"custom_host": HOSTS, "provider": st.sampled_from(PROVIDERS)},
+)  # fmt: skip
+
+
+@FUZZ
+@given(config=NAMED_CONFIGS, model=NAMES, header=st.none() | st.sampled_from(PROVIDERS),
+       workspace=st.sampled_from(["support", "platform", "research", "data-science"]))  # fmt: skip
+def test_a_host_is_checked_for_the_provider_whose_credentials_go_there(
+    router: Router, config: Config, model: str, header: str | None, workspace: str
+) -> None:
+    result = outcome(resolve, router, config, workspace, model=model, provider=header)
+    assert not result.startswith("BUG"), (result, config, model, header, workspace)
+
+
 def test_every_real_config_resolves_or_is_refused_typed(router: Router) -> None:
     for config in shared_configs():
         for model in ("gpt-4o", "@openai-prod/gpt-4o"):
@@ -647,7 +679,7 @@ def probe_counts() -> dict[str, int]:
         "size, depth and number bombs": len(BOMBS),
         "drop_params paths": len(DROP_PATHS) + 1,
         "metadata/params bounds and conditions": len(REQUEST_DATA) * 3 + len(CONDITIONS) * len(VALUES),
-        "fuzz examples (3 properties)": 3 * FUZZ_EXAMPLES,
+        "fuzz examples (4 properties)": 4 * FUZZ_EXAMPLES,
     }  # fmt: skip
 
 
