@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 
 from catalog_compiler.compiler import compile_catalog
 from runtime import AccessDenied, InvalidConfig, RequestError, Router
+from runtime.bundle.canonical import seal
 from runtime.bundle.hosts import host_allowed, parse_origin
 from runtime.bundle.load import thaw
 from runtime.routing.inline import TARGET_FIELDS, parse_config
@@ -688,3 +689,33 @@ def test_every_class_keeps_its_probes() -> None:
     counts = probe_counts()
     print("\ninline-config probes:", json.dumps(counts, indent=1))
     assert min(counts.values()) >= 7, counts
+
+
+# -- a bundle compiled before E0507's request-provider rule and E0516 -------------------------
+PARAMS = {"default": {}, "drop": [], "override": {}}
+OLDER_LEAVES: list[tuple[str, Config, str]] = [
+    ("raw service", {"mode": "target", "service": "openai", "api_key": "env:KEY",
+                     "custom_host": "https://api.openai.com/v1", "params": PARAMS}, "gpt-4o"),
+    ("passthrough, another provider's host", {"mode": "target", "provider": "openai-prod",
+                                              "carried": {"passthrough": True},
+                                              "custom_host": "https://api.openai.com/v1",
+                                              "params": PARAMS}, "@anthropic-prod/claude-sonnet-4-5"),
+    ("no provider, another provider's host", {"mode": "target",
+                                              "custom_host": "https://api.openai.com/v1",
+                                              "params": PARAMS}, "@anthropic-prod/claude-sonnet-4-5"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "leaf", "model"), OLDER_LEAVES, ids=[o[0] for o in OLDER_LEAVES])
+def test_an_older_bundle_s_ungoverned_leaf_is_refused(
+    bundle_path: Path, tmp_path: Path, name: str, leaf: Config, model: str
+) -> None:
+    """What the compiler now refuses may still be in a bundle compiled before: the router
+    refuses it too (a 403 naming the rule), never sends the credentials."""
+    data = {k: v for k, v in json.loads(bundle_path.read_bytes()).items() if k != "digest"}
+    data["configs"]["support-bot"]["tree"] = leaf
+    doctored = tmp_path / "older.bundle.json"
+    doctored.write_bytes(seal(data))
+    older = Router.load(doctored)
+    with pytest.raises(AccessDenied, match=r"raw service|sends its credentials only"):
+        older.resolve("support", model, config="support-bot")
