@@ -40,20 +40,26 @@ _SyncSentinel: Any = redis.sentinel.Sentinel
 _AsyncSentinel: Any = aiosentinel.Sentinel
 _SyncNode: Any = redis.cluster.ClusterNode
 SINGLE_SCHEMES = ("redis", "rediss", "unix")
-SECRET_QUERY = re.compile(r"(?i)((?:^|[?&])[a-z_]*password=)[^&#]*")
+# a password query value, and all after it: an unencoded `&` or `#` may be part of it
+SECRET_QUERY = re.compile(r"(?i)((?:^|[?&])[a-z_]*password=).*")
 SENTINEL_OPTIONS = ("sentinel_username", "sentinel_password")
 
 
 def safe_url(url: str) -> str:
-    """The URL without its passwords (userinfo and `*password=` query values), for messages."""
+    """The URL without its passwords, for messages: a `*password=` query value and what
+    follows it, and everything before the last `@` (a password with an unencoded `/`, `?`
+    or `#` hides where the hosts begin: masking more is the safe side)."""
     scheme, sep, rest = url.partition("://")
+    rest = SECRET_QUERY.sub(r"\1***", rest if sep else url)
     if not sep:
-        return SECRET_QUERY.sub(r"\1***", url)
-    netloc, slash, tail = rest.partition("/")
-    head, qmark, query = netloc.partition("?")  # a query right after the hosts
-    if "@" in head:
-        head = "***@" + head.rsplit("@", 1)[1]
-    return SECRET_QUERY.sub(r"\1***", f"{scheme}{sep}{head}{qmark}{query}{slash}{tail}")
+        return rest
+    _, at, hosts = rest.rpartition("@")
+    return f"{scheme}{sep}{'***@' if at else ''}{hosts}"
+
+
+class _Unreadable(ValueError):
+    """Our own words on why a URL is not one: they never quote the URL (its password could
+    be anywhere in a URL that does not split as meant)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,8 +94,13 @@ def parse(url: str) -> Topology:
         base, _, form = scheme.partition("+")
         if base in ("redis", "rediss") and form in ("cluster", "sentinel"):
             return _parse_multi(url, base, form)
-    except ValueError as exc:
+    except _Unreadable as exc:
         raise ValueError(f"cannot read the limits store URL {safe_url(url)}: {exc}") from None
+    except ValueError:  # redis-py's or urllib's words may quote part of the password
+        raise ValueError(
+            f"cannot read the limits store URL {safe_url(url)}: it is not a URL of its form "
+            "(characters such as / ? # @ : in a user name or password must be percent-encoded)"
+        ) from None
     raise ValueError(
         f"the limits store URL {safe_url(url)} must start with redis://, rediss://, unix://, "
         "redis+cluster://, rediss+cluster://, redis+sentinel:// or rediss+sentinel://"
@@ -115,10 +126,10 @@ def _parse_multi(url: str, base: str, form: str) -> Topology:
     path = [p for p in parts.path.split("/") if p]
     if form == "cluster":
         if path and path != ["0"]:
-            raise ValueError("Redis Cluster has only database 0")
+            raise _Unreadable("Redis Cluster has only database 0")
         return Topology("cluster", url, nodes, options=options)
     if not 1 <= len(path) <= 2:
-        raise ValueError("a Sentinel URL names its service: redis+sentinel://host:port/service")
+        raise _Unreadable("a Sentinel URL names its service: redis+sentinel://host:port/service")
     db = int(path[1]) if len(path) == 2 else int(query.get("db", 0))
     options.pop("db", None)
     if base == "rediss":
@@ -135,9 +146,9 @@ def _host_port(text: str, default: int) -> tuple[str, int]:
     else:
         host, _, port = text.partition(":")
     if not host:
-        raise ValueError("a host is empty")
+        raise _Unreadable("a host is empty")
     if not (port or str(default)).isdigit() or not 0 < int(port or default) < 65536:
-        raise ValueError(f"the port of {host} is not a port number")
+        raise _Unreadable("a port is not a number from 1 to 65535")
     return host, int(port or default)
 
 
