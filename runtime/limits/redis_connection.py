@@ -329,6 +329,7 @@ def _read_policy(client: Any, key: str) -> str | None:
     target: dict[str, Any] = {}
     if isinstance(client, redis.cluster.RedisCluster):  # (its methods are untyped)
         target["target_nodes"] = client.get_node_from_key(key)  # type: ignore[no-untyped-call]
+    client.ping(**target)  # the connection's own refusals first (AUTH, SELECT of a db it lacks)
     try:
         return _policy_of(client.config_get("maxmemory-policy", **target), "maxmemory-policy")
     except redis.ResponseError:
@@ -344,6 +345,7 @@ async def _aread_policy(client: Any, key: str) -> str | None:
     if isinstance(client, aiocluster.RedisCluster):
         await client.initialize()
         target["target_nodes"] = client.get_node_from_key(key)
+    await client.ping(**target)  # as in _read_policy
     try:
         reply = await client.config_get("maxmemory-policy", **target)
         return _policy_of(reply, "maxmemory-policy")

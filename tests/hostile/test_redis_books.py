@@ -393,6 +393,21 @@ def test_the_eviction_policy_is_checked_at_start(
         assert refused in caplog.text
 
 
+def test_a_connection_refused_at_start_is_said_as_such(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """The server's own refusal, not "CONFIG GET and INFO are refused" (which sent the
+    operator to its ACLs and eviction policy when the URL's database did not exist)."""
+    said = "DB index is out of range"
+    url = redis_server.url.removesuffix("/0") + "/99"  # a database the server does not have
+    router = Router.load(bundle(tmp_path, LIMITS), RedisStore(url, namespace=namespace()))
+    with pytest.raises(StoreUnavailable, match=said) as caught:
+        router.admit(team(router), Estimate(1, 1))
+    assert "eviction" not in str(caught.value)
+    with pytest.raises(StoreUnavailable, match=said):
+        asyncio.run(router.aadmit(team(router), Estimate(1, 1)))
+
+
 @pytest.mark.parametrize("fail_open", [False, True])
 def test_a_demoted_server_follows_the_fail_policy(
     tmp_path: Path, own_redis: RedisServer, fail_open: bool
