@@ -85,17 +85,22 @@ class RedisSettlement(RedisConnection):
         spec = reservation.spec
         keys = self.keys(spec, reservation.windows)
         extra = tokens - reservation.tokens
+        if nonce:  # every bucket gives back what the admission took: a request, its tokens
+            changes = [(i, -b.cost(reservation.tokens)) for i, b in enumerate(spec.buckets)]
+        else:  # a request bucket's charge stands; a token bucket's follows the usage
+            changes = [(i, extra) for i in keys.token_buckets] if extra else []
         bucket_keys, bucket_args = [], []
-        if extra:
-            for i in keys.token_buckets:
-                b = spec.buckets[i]
-                per_us = b.per_ns // 1000
-                # a charge past one more full bucket is capped in the script: keep it exact
-                units = min(abs(extra), 2 * b.burst + 1)
-                dq, dr = split_units(units, per_us, b.limit)
-                bucket_keys.append(keys.buckets[i])
-                bucket_args += [1 if extra > 0 else -1, dq, dr, b.limit,
-                                2 * split_units(b.burst, per_us, b.limit)[0]]  # fmt: skip
+        for i, change in changes:
+            if not change:
+                continue
+            b = spec.buckets[i]
+            per_us = b.per_ns // 1000
+            # a charge past one more full bucket is capped in the script: keep it exact
+            units = min(abs(change), 2 * b.burst + 1)
+            dq, dr = split_units(units, per_us, b.limit)
+            bucket_keys.append(keys.buckets[i])
+            bucket_args += [1 if change > 0 else -1, dq, dr, b.limit,
+                            2 * split_units(b.burst, per_us, b.limit)[0]]  # fmt: skip
         budget_args: list[Any] = []
         for g in spec.budgets:
             used = 0 if nonce else g.amount(tokens, cost)

@@ -429,3 +429,33 @@ def test_a_demoted_server_follows_the_fail_policy(
 def test_eviction_policy_option_is_checked() -> None:
     with pytest.raises(ValueError, match="eviction_policy"):
         RedisStore(eviction_policy="ignore")
+
+
+@pytest.mark.parametrize("asynchronous", [False, True])
+def test_a_voided_admission_gives_back_every_charge(
+    tmp_path: Path, redis_server: RedisServer, asynchronous: bool
+) -> None:
+    """An admission that ran but cannot stand (here: no replica acknowledged it, in strict
+    mode; the same void follows a reply lost in flight) is undone whole: its request budget
+    and its request and token rate limits (the request buckets' charge stayed: each
+    hiccup took a rate slot from a client answered 503)."""
+    limits = ("rate_limits: [{limit: 2, unit: requests, per: minute},\n"
+              "              {limit: 500, unit: tokens, per: minute}]\n"
+              "budgets: [{limit: 3, unit: requests, period: monthly}]\n")  # fmt: skip
+    data = bundle(tmp_path, limits)
+    ns = namespace()
+    strict = Router.load(data, RedisStore(redis_server.url, namespace=ns, replicas=1,
+                                          replica_timeout=0.05))  # fmt: skip
+    for _ in range(4):  # each runs on Redis, is not acknowledged, and is voided
+        with pytest.raises(StoreUnavailable, match="replica"):
+            if asynchronous:
+                asyncio.run(strict.aadmit(team(strict), Estimate(100, 100)))
+            else:
+                strict.admit(team(strict), Estimate(100, 100))
+    assert strict.store.pending == 0  # type: ignore[attr-defined]
+    plain = Router.load(data, RedisStore(redis_server.url, namespace=ns))
+    for _ in range(2):  # the whole minute's requests are still there
+        plain.admit(team(plain), Estimate(100, 100)).settle(Usage(100, 100))
+    spent = {(u.kind, u.unit): u.spent for u in plain.usage() if u.counter == "workspace/team"}
+    assert spent == {("budget", "requests"): 2, ("rate_limit", "requests"): 2,
+                     ("rate_limit", "tokens"): 400}  # fmt: skip
