@@ -235,12 +235,22 @@ async def _store_problem(gw: Gateway) -> str | None:
         return None
     try:
         async with asyncio.timeout(1.0):
-            await client().ping()
+            await _ping(client())
     except Exception:  # any failure to answer a PING means "not ready"
         return "store_unreachable"
     if getattr(gw.router.store, "counters_lost", False):  # refusing until accepted: not ready
         return "counters_lost"
     return None
+
+
+async def _ping(client: Any) -> None:
+    """PING, once more on a connection error: a pooled connection the server closed (it
+    restarted, or its idle `timeout` passed) fails the first use, and the pool then makes
+    a new one. Without the second try /readyz said `store_unreachable` of a healthy store."""
+    try:
+        await client.ping()
+    except Exception:  # redis-py's errors (the gateway need not import redis)
+        await client.ping()
 
 
 async def recover(request: web.Request) -> web.Response:

@@ -4,6 +4,7 @@ endpoints, Anthropic's on `/v1/messages`, Portkey's statuses and `x-portkey-*` h
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -19,7 +20,9 @@ from runtime.bundle.errors import (
     UnknownModel,
     UnknownProvider,
     UnknownWorkspace,
+    clip,
 )
+from runtime.gateway.log import log
 from runtime.upstream import anthropic_wire, openai
 
 # status -> (OpenAI error type, Anthropic error type)
@@ -71,6 +74,7 @@ class Failure(Exception):
 def failure_of(exc: RequestError | StoreUnavailable) -> Failure:
     """A runtime refusal as the client sees it (status, code, Retry-After)."""
     if isinstance(exc, StoreUnavailable):
+        _STORE_TROUBLE.said(exc)
         return Failure(503, "the limits store is unreachable; try again later",
                        "store_unavailable", retry_after=1.0)  # fmt: skip
     retry = getattr(exc, "retry_after", None)
@@ -79,6 +83,26 @@ def failure_of(exc: RequestError | StoreUnavailable) -> Failure:
                    level=_level(exc))  # fmt: skip
 
 
+class _Trouble:
+    """Why the store refused, for the operator: the client is told only that it is
+    unavailable, and a full or read-only Redis answers PING (so /readyz stays ready). At
+    most one `store_unavailable` line a second, counting those it held back."""
+
+    def __init__(self, every: float = 1.0) -> None:
+        self.every = every
+        self.last = -math.inf
+        self.held = 0
+
+    def said(self, exc: StoreUnavailable) -> None:
+        now = time.monotonic()
+        if now - self.last < self.every:
+            self.held += 1
+            return
+        log("store_unavailable", cause=clip(str(exc), 400), held_back=self.held)
+        self.last, self.held = now, 0
+
+
+_STORE_TROUBLE = _Trouble()
 LEVELS = ("organization", "integration", "provider", "workspace")
 
 

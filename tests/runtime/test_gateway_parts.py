@@ -261,3 +261,23 @@ def test_the_relay_lets_the_loop_go_within_a_huge_chunk() -> None:
     ended, turns = asyncio.run(run())
     assert ended == "ok" and b"".join(sent) == b"data: [DONE]\n\n"
     assert turns >= 10  # the others ran between the slices
+
+
+def test_store_trouble_is_said_once_a_second_counting_what_it_held(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from runtime.bundle.errors import StoreUnavailable
+    from runtime.gateway import replies
+
+    lines: list[dict[str, object]] = []
+    monkeypatch.setattr(replies, "log", lambda event, **fields: lines.append(fields))
+    clock = iter([100.0, 100.2, 100.9, 101.1, 101.5, 103.0])
+    monkeypatch.setattr(replies.time, "monotonic", lambda: next(clock))
+    trouble = replies._Trouble(every=1.0)
+    for n in range(6):
+        trouble.said(StoreUnavailable(f"the limits store at redis://***@h/0 is full ({n})"))
+    assert [(line["cause"][-3:], line["held_back"]) for line in lines] == [  # type: ignore[index]
+        ("(0)", 0),
+        ("(3)", 2),
+        ("(5)", 1),
+    ]

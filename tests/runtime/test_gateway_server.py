@@ -461,6 +461,38 @@ def test_lost_counters_show_in_readyz_and_an_admin_accepts_them(
         gw.stop()
 
 
+def test_readyz_survives_closed_connections_and_the_log_says_why_the_store_refuses(
+    tmp_path: Path, own_redis: RedisServer
+) -> None:
+    """A review: after Redis closed the gateway's pooled connections (a restart, its idle
+    `timeout`, CLIENT KILL) the next /readyz said `store_unreachable` of a healthy store;
+    and a Redis out of memory refused every budgeted request with nothing in the log
+    saying why (the client hears only "unavailable")."""
+    import redis
+
+    path = tmp_path / "b.json"
+    path.write_bytes(compile_files(tmp_path / "cat", catalog(limit=1000)))
+    gw = Gateway(path, "--redis", own_redis.url, "--namespace", "ready",
+                 env={"GW_OPS_FAKE_KEY": CREDENTIAL})  # fmt: skip
+    admin = redis.Redis.from_url(own_redis.url)
+    try:
+        assert gw.request("GET", "/readyz")[0] == 200
+        for _ in range(3):
+            admin.client_kill_filter(_type="normal", skipme=True)
+            status, _, body = gw.request("GET", "/readyz")
+            assert status == 200, body
+        admin.config_set("maxmemory", "1")  # noeviction: every write is refused
+        for _ in range(3):
+            status, _, body = gw.request("POST", "/v1/chat/completions", chat(), AUTH)
+            assert status == 503 and b"store_unavailable" in body
+        admin.config_set("maxmemory", "0")
+        assert gw.request("POST", "/v1/chat/completions", chat(), AUTH)[0] == 200
+    finally:
+        gw.stop()
+    said = [e for e in gw.events() if e["event"] == "store_unavailable"]
+    assert said and "maxmemory" in said[0]["cause"], said
+
+
 def test_the_redis_url_may_come_from_the_environment_out_of_the_process_list(
     tmp_path: Path, own_redis: RedisServer
 ) -> None:
