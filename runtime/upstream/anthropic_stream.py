@@ -76,7 +76,8 @@ class ChatStream:
 
     __slots__ = (
         "_created", "_finish", "_held", "_id", "_meter", "_model", "_parser", "_quiet",
-        "_started", "_thinking", "_tools", "_with_usage", "done", "failed", "final", "usage",
+        "_started", "_thinking", "_thought", "_tools", "_with_usage", "done", "failed", "final",
+        "usage",
     )  # fmt: skip
 
     def __init__(self, call: Call) -> None:
@@ -96,6 +97,7 @@ class ChatStream:
         self._quiet: dict[int, str] = {}
         # thinking blocks begun and not ended: content block index -> [text parts, signature]
         self._thinking: dict[int, list[Any]] = {}
+        self._thought = 0  # thinking blocks sent whole so far
         self._held = 0  # characters held for blocks in this answer, at most MAX_HELD
 
     def feed(self, data: bytes) -> bytes:
@@ -183,7 +185,7 @@ class ChatStream:
             self._thinking[_index(payload)] = [[], block.get("signature")]
             self._think(payload, block.get("thinking"), out)
         elif block.get("type") == "redacted_thinking":  # whole at its start, nothing to read
-            out.append(self._chunk({"thinking_blocks": [wire.thinking_block(block)]}))
+            out.append(self._thinking_block(wire.thinking_block(block)))
 
     def _delta(self, payload: dict[str, Any], out: list[bytes]) -> None:
         delta = payload.get("delta")
@@ -232,7 +234,15 @@ class ChatStream:
             self._arguments(block, out)
             return
         whole = {"type": "thinking", "thinking": "".join(thought[0]), "signature": thought[1]}
-        out.append(self._chunk({"thinking_blocks": [wire.thinking_block(whole)]}))
+        out.append(self._thinking_block(wire.thinking_block(whole)))
+
+    def _thinking_block(self, block: dict[str, Any]) -> bytes:
+        """One block whole, with its place among the answer's thinking blocks as `index`:
+        the openai SDK's stream helpers merge a list in a delta by its entries' `index`
+        (a second block without one made them raise). Sent back, `index` is dropped."""
+        block["index"] = self._thought
+        self._thought += 1
+        return self._chunk({"thinking_blocks": [block]})
 
     def _arguments(self, block: int, out: list[bytes]) -> None:
         """A tool_use block ended with no argument text (a tool without parameters streams

@@ -189,7 +189,8 @@ def test_streamed_thinking_is_given_whole_and_goes_back(fakes: Fakes,
     thought = f"fake {SONNET} thinks first"
     assert "".join(d.get("reasoning_content", "") for d in deltas) == thought
     blocks = [b for d in deltas for b in d.get("thinking_blocks", [])]
-    assert blocks == [{"type": "thinking", "thinking": thought, "signature": sign(thought)}]
+    assert blocks == [{"type": "thinking", "thinking": thought, "signature": sign(thought),
+                       "index": 0}]  # fmt: skip
     calls = [tc for c in chunks if c.choices for tc in (c.choices[0].delta.tool_calls or [])]
     assistant = {"role": "assistant", "content": None, "thinking_blocks": blocks, "tool_calls": [
         {"id": calls[0].id, "type": "function", "function": {

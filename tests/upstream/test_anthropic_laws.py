@@ -112,11 +112,55 @@ def test_thinking_split_anyhow_arrives_whole_and_goes_back_unchanged(
     deltas = [c["choices"][0]["delta"] for c in chunks]
     assert "".join(d.get("reasoning_content", "") for d in deltas) == text
     blocks = [b for d in deltas for b in d.get("thinking_blocks", [])]
-    assert blocks == [{"type": "thinking", "thinking": text, "signature": signature}]
+    whole = {"type": "thinking", "thinking": text, "signature": signature}
+    assert blocks == [{**whole, "index": 0}]
     turn = {"role": "assistant", "content": "ok", "thinking_blocks": blocks}
     sent = to_messages({"model": "m", "messages": [{"role": "user", "content": "q"}, turn]}, {},
                        stream=False)  # fmt: skip
-    assert sent["messages"][1]["content"][0] == blocks[0]
+    assert sent["messages"][1]["content"][0] == whole  # as Anthropic signed it
+
+
+def test_the_openai_sdk_s_stream_helper_merges_several_thinking_blocks() -> None:
+    """A review: a thinking block and a redacted one made the SDK's `accumulate_delta`
+    (what `chat.completions.stream()` runs) raise, for want of each entry's `index`."""
+    from openai.lib.streaming._deltas import accumulate_delta
+
+    def ev(kind: str, **body: Any) -> bytes:
+        return f"event: {kind}\ndata: {json.dumps({'type': kind, **body})}\n\n".encode()
+
+    thought = [
+        ("thinking_delta", "thinking", "Let me think."),
+        ("signature_delta", "signature", "c2ln"),
+    ]
+    stream = b"".join([
+        ev("message_start", message={"id": "msg_1", "model": "m", "usage": {"input_tokens": 1}}),
+        ev("content_block_start", index=0, content_block={"type": "thinking", "thinking": ""}),
+        *[ev("content_block_delta", index=0, delta={"type": t, k: v}) for t, k, v in thought],
+        ev("content_block_stop", index=0),
+        ev("content_block_start", index=1, content_block={"type": "redacted_thinking", "data": "RW13"}),
+        ev("content_block_stop", index=1),
+        ev("content_block_start", index=2, content_block={"type": "thinking", "thinking": "More."}),
+        ev("content_block_stop", index=2),
+        ev("content_block_start", index=3, content_block={"type": "text", "text": ""}),
+        ev("content_block_delta", index=3, delta={"type": "text_delta", "text": "Hi"}),
+        ev("content_block_stop", index=3), ev("message_stop"),
+    ])  # fmt: skip
+    translator = ANTHROPIC.stream(call("chat", {"model": "m", "messages": []}, stream=True,
+                                       service="anthropic"))  # fmt: skip
+    merged: dict[object, object] = {}
+    for chunk in data_lines(translator.feed(stream))[:-1]:
+        accumulate_delta(merged, chunk["choices"][0]["delta"])
+    assert merged["content"] == "Hi"
+    blocks = merged["thinking_blocks"]
+    assert [b["type"] for b in blocks] == ["thinking", "redacted_thinking", "thinking"]  # type: ignore[attr-defined]
+    turn = {"role": "assistant", "content": "Hi", "thinking_blocks": blocks}
+    sent = to_messages({"model": "m", "messages": [{"role": "user", "content": "q"}, turn]}, {},
+                       stream=False)  # fmt: skip
+    assert sent["messages"][1]["content"][:3] == [
+        {"type": "thinking", "thinking": "Let me think.", "signature": "c2ln"},
+        {"type": "redacted_thinking", "data": "RW13"},
+        {"type": "thinking", "thinking": "More."},
+    ]
 
 
 # Every count of a Messages answer's usage is a running total: what is charged is the

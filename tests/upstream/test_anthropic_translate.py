@@ -475,8 +475,9 @@ def test_streamed_thinking_as_reasoning_deltas_and_whole_blocks(size: int) -> No
         "Let me think.Unsigned, unstopped."
     )
     assert [b for e in extras for b in e.get("thinking_blocks", [])] == [
-        {"type": "thinking", "thinking": "Let me think.", "signature": "c2ln"}, redacted,
-        {"type": "thinking", "thinking": "Unsigned, unstopped."}]  # fmt: skip
+        {"type": "thinking", "thinking": "Let me think.", "signature": "c2ln", "index": 0},
+        {**redacted, "index": 1},
+        {"type": "thinking", "thinking": "Unsigned, unstopped.", "index": 2}]  # fmt: skip
     assert "".join(d.content or "" for d in deltas) == "Hi."
 
 
