@@ -21,8 +21,9 @@ from aiohttp.web_protocol import RequestPayloadError
 from aiohttp.web_urldispatcher import MatchInfoError, UrlMappingMatchInfo
 
 from runtime.bundle.aliases import usable_aliases
-from runtime.bundle.errors import RequestError, StoreUnavailable
+from runtime.bundle.errors import RequestError, StoreUnavailable, clip
 from runtime.bundle.money import Usage, dollars
+from runtime.bundle.suggest import did_you_mean
 from runtime.gateway.alerts import Alerts
 from runtime.gateway.auth import Caller
 from runtime.gateway.body_budget import BodyBudget, Lease
@@ -114,6 +115,7 @@ def build_app(gw: Gateway, max_body: int = MAX_BODY_BYTES) -> web.Application:
     for path, route in (("/healthz", healthz), ("/readyz", readyz), ("/v1/models", models),
                         ("/metrics", metrics), ("/v1/catalog/usage", usage)):  # fmt: skip
         app.router.add_get(path, route, expect_handler=_defer_expect)
+    app.router.add_get("/v1/models/{model:.+}", model, expect_handler=_defer_expect)
     app.router.add_post("/v1/catalog/recover", recover, expect_handler=_defer_expect)
     for path, endpoint in ENDPOINTS.items():
         app.router.add_post(path, _handler(endpoint), expect_handler=_defer_expect)
@@ -146,15 +148,17 @@ POSTS = ("/v1/catalog/recover",)  # besides the ENDPOINTS
 async def _unrouted(request: web.Request) -> web.Response:
     """A path the gateway does not serve, or a method its path does not take: answered in
     the OpenAI error shape (Anthropic's on /v1/messages), quoting nothing the client sent."""
-    if request.path in ENDPOINTS or request.path in GETS or request.path in POSTS:
-        allowed = "GET, HEAD" if request.path in GETS else "POST"
+    path = request.path
+    one_model = path.startswith("/v1/models/")
+    if path in ENDPOINTS or path in GETS or path in POSTS or one_model:
+        allowed = "GET, HEAD" if path in GETS or one_model else "POST"
         failure = Failure(405, f"this endpoint takes {allowed} only", "method_not_allowed",
                           headers={"Allow": allowed})  # fmt: skip
     else:
         served = ", ".join(ENDPOINTS)
         failure = Failure(404, f"no endpoint at this path: the gateway serves POST {served}, "
-                          "and GET /v1/models", "unknown_endpoint")  # fmt: skip
-    path = request.path  # Anthropic's shape under its path: SDKs call /v1/messages/count_tokens
+                          "and GET /v1/models[/{id}]", "unknown_endpoint")  # fmt: skip
+    # Anthropic's shape under its path: SDKs call /v1/messages/count_tokens
     return _error(failure, path == "/v1/messages" or path.startswith("/v1/messages/"))
 
 
@@ -282,16 +286,39 @@ async def models(request: web.Request) -> web.Response:
     caller = live.keys.caller(request.headers)
     if caller is None:
         return _error(Failure(401, "a workspace API key is required", "invalid_api_key"), False)
-    body = live._models.get(caller.workspace)
-    if body is None:
-        data = [{"id": m, "object": "model", "created": 0, "owned_by": m[1:].split("/")[0],
-                 "mode": mode} for m, mode in live.models(caller.workspace)]  # fmt: skip
+    return web.Response(body=_models_of(live, caller.workspace)[0], content_type=JSON)
+
+
+async def model(request: web.Request) -> web.Response:
+    """One model of the caller's list, as OpenAI's `models.retrieve` answers (the SDKs send
+    `@provider/model` with its `/` percent-encoded; a raw `/` is read the same)."""
+    live = request.app[GATEWAY].live
+    caller = live.keys.caller(request.headers)
+    if caller is None:
+        return _error(Failure(401, "a workspace API key is required", "invalid_api_key"), False)
+    ident = request.match_info["model"]
+    found = _models_of(live, caller.workspace)[1].get(ident)
+    if found is not None:
+        return web.Response(body=found, content_type=JSON)
+    suggestion = did_you_mean(ident, _models_of(live, caller.workspace)[1])
+    hint = f"; did you mean `{suggestion}`?" if suggestion else ""
+    return _error(Failure(404, f"`{clip(ident)}` is not a model this workspace may use{hint}",
+                          "model_not_found"), False)  # fmt: skip
+
+
+def _models_of(live: Live, workspace: str) -> tuple[bytes, dict[str, bytes]]:
+    """What `workspace` may use, as /v1/models lists it: made once per bundle."""
+    made = live._models.get(workspace)
+    if made is None:
+        data: list[dict[str, Any]] = [
+            {"id": m, "object": "model", "created": 0, "owned_by": m[1:].split("/")[0],
+             "mode": mode} for m, mode in live.models(workspace)]  # fmt: skip
         data += [{"id": a.name, "object": "model", "created": 0,
                   "owned_by": a.provider or "config"}
-                 for a in usable_aliases(live.bundle, caller.workspace)]  # fmt: skip
+                 for a in usable_aliases(live.bundle, workspace)]  # fmt: skip
         body = json.dumps({"object": "list", "data": data}).encode()
-        live._models[caller.workspace] = body
-    return web.Response(body=body, content_type=JSON)
+        made = live._models[workspace] = (body, {m["id"]: json.dumps(m).encode() for m in data})
+    return made
 
 
 def _handler(endpoint: str):  # type: ignore[no-untyped-def]

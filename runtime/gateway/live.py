@@ -35,7 +35,8 @@ class Live:
     bundle: Bundle
     keys: KeyIndex
     secrets: Secrets
-    _models: dict[str, bytes] = field(default_factory=dict)  # workspace -> /v1/models body
+    # workspace -> /v1/models: its body, and each model object's by id (/v1/models/{id})
+    _models: dict[str, tuple[bytes, dict[str, bytes]]] = field(default_factory=dict)
     _upstreams: dict[tuple[str | None, str, str | None], Upstream] = field(default_factory=dict)
     endpoints: Endpoints | None = None  # what endpoint references could not be read
     _missing: Mapping[str, list[dict[str, Any]]] | None = None  # missing(), once made

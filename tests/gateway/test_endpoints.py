@@ -135,6 +135,26 @@ def test_models_list_shape(gateway: GatewayProcess) -> None:
     assert all(m["object"] == "model" and m["id"].startswith("@") for m in body["data"])
 
 
+def test_each_listed_model_is_retrieved_and_no_other(gateway: GatewayProcess) -> None:
+    """`models.retrieve` (the openai and portkey SDKs) answered 404 `unknown_endpoint` for
+    an id `models.list` had just given (a review)."""
+    with openai_client(gateway, key=TEAM_KEY) as c:
+        listed = {m.id: m for m in c.models.list()}
+        for ident, listed_model in listed.items():  # the SDK sends `/` as %2F
+            assert c.models.retrieve(ident) == listed_model
+        for other in ("@backup/backup-chat-x", "@openai-main/gpt-4.1-mini", "../healthz"):
+            with pytest.raises(openai.NotFoundError) as caught:
+                c.models.retrieve(other)
+            assert caught.value.body["code"] == "model_not_found"  # type: ignore[index]
+    with openai_client(gateway, key=OTHER_KEY) as c, pytest.raises(openai.NotFoundError):
+        c.models.retrieve("@openai-main/gpt-4o-mini")  # another workspace's model
+    raw = http("GET", gateway.v1 + "/models/@openai-main/gpt-4o-mini",
+               headers={"x-portkey-api-key": TEAM_KEY})  # fmt: skip
+    assert raw[0] == 200 and json.loads(raw[2])["id"] == "@openai-main/gpt-4o-mini"
+    assert http("GET", gateway.v1 + "/models/@openai-main/gpt-4o-mini")[0] == 401
+    assert http("POST", gateway.v1 + "/models/x", {}, {"x-portkey-api-key": TEAM_KEY})[0] == 405
+
+
 # -- health -------------------------------------------------------------------------------------
 def test_health_and_readiness(gateway: GatewayProcess, bundle: Path) -> None:
     status, _, data = http("GET", gateway.origin + "/healthz")

@@ -21,7 +21,8 @@ TIMEOUT = 10.0  # seconds an answer may take at most (the mock answers at once)
 PATHS = [*ENDPOINTS, *GETS, "/", "/v1", "/v1/chat/completions/", "/v1/models?workspace=ops",
          "/v1/chat/completions?stream=true", "/v1/../v1/models", "/%00", "//v1/models",
          # request targets that are not paths: no route's pattern can take them
-         "*", "example.com:443", "http://gw", "http://gw/v1/models", "http://gw?x=1"]  # fmt: skip
+         "*", "example.com:443", "http://gw", "http://gw/v1/models", "http://gw?x=1",
+         "/v1/models/@mock/echo", "/v1/models/@mock%2Fecho", "/v1/models/%00"]  # fmt: skip
 NAMES = [
     "x-portkey-config", "x-portkey-provider",
     "x-portkey-virtual-key", "x-portkey-metadata", "x-portkey-trace-id",
