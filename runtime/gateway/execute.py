@@ -217,7 +217,7 @@ class Engine:
                           "endpoint_unavailable")  # fmt: skip
         if up.base_url is None:
             raise Failure(502, f"`{attempt.target}` has no base_url to call", "no_base_url")
-        forwarded = {k: v for k in FORWARDED if (v := job.headers.get(k)) is not None}
+        forwarded = {k: v for k in FORWARDED if (v := _header(job.headers, k)) is not None}
         if attempt.service == "mock":
             forwarded.update(
                 {k.lower(): v for k, v in job.headers.items() if k.lower().startswith("x-mock-")}
@@ -228,6 +228,13 @@ class Engine:
             include_usage=job.include_usage, service=attempt.service, auth=attempt.auth,
             passed={**passed_headers(job, attempt), **trace, **up.headers},
         )  # fmt: skip
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    """A client header an adapter reads, or Portkey's name for it (the portkey SDKs send
+    `anthropic_beta=` as `x-portkey-anthropic-beta`): it was dropped, silently."""
+    value = headers.get(name)
+    return value if value is not None else headers.get("x-portkey-" + name)
 
 
 def _as_asked(params: Mapping[str, Any], stream: bool) -> Mapping[str, Any]:

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -65,10 +66,13 @@ class AnthropicAdapter:
         return default_max_tokens(call.body, call.settings) if call.endpoint == "chat" else None
 
     def prepare(self, call: Call) -> Outbound:
+        betas = _betas(call.body.get("anthropic_beta"))
         if call.endpoint == "messages":
             body: Mapping[str, Any] = call.body
+            if betas is not None:  # a header's value: Anthropic refuses it in a body
+                body = {k: v for k, v in body.items() if k != "anthropic_beta"}
             if call.stream:
-                body = {**call.body, "stream": True}
+                body = {**body, "stream": True}
         elif call.endpoint == "chat":
             body = to_messages(call.body, call.settings, call.stream)
         else:
@@ -84,6 +88,8 @@ class AnthropicAdapter:
             or DEFAULT_VERSION
         )
         forward(call, headers, ("anthropic-beta",))
+        if betas is not None:  # Portkey's body form, under the header (Portkey's order)
+            headers.setdefault("anthropic-beta", betas)
         url = join_url(call.base_url, "messages")
         return Outbound("POST", url, headers, dumps(body if isinstance(body, dict) else dict(body)))
 
@@ -180,3 +186,19 @@ def _relay_error(call: Call, status: int, body: bytes, native: bool) -> bytes:
     if isinstance(error, dict):  # as Portkey relays a provider's error to a chat client
         return openai.provider_error(call.service, {"message": message, "type": kind})
     return openai.error_body(status, message, kind)
+
+
+_BETA = re.compile(r"[A-Za-z0-9._-]{1,100}")
+
+
+def _betas(given: Any) -> str | None:
+    """`anthropic_beta` in a body (Portkey's other form of the `anthropic-beta` header): a
+    name or a list of names, sent as the header's comma-separated value."""
+    if given is None:
+        return None
+    names = [given] if isinstance(given, str) else given
+    if not isinstance(names, list) or not 0 < len(names) <= 32:
+        raise Unsupported("`anthropic_beta` must be a beta's name or a list of up to 32")
+    if not all(isinstance(n, str) and _BETA.fullmatch(n) for n in names):
+        raise Unsupported("`anthropic_beta` names a beta in letters, digits, `.`, `_` and `-`")
+    return ",".join(names)

@@ -24,8 +24,10 @@ from tests.gateway.harness import (
     check_logged,
     expected_cost,
     http,
+    openai_client,
     parse_sse,
     trace_id,
+    user,
 )
 
 SONNET = "claude-sonnet-4-5-20250929"
@@ -385,3 +387,50 @@ def test_what_anthropic_cannot_take_is_refused_unless_the_config_drops_it(
     )  # fmt: skip
     assert reply.choices[0].message.content == f"fake {SONNET} says hello"
     assert not {"seed", "frequency_penalty"} & set(fakes.anthropic.requests[0].json)
+
+
+BETA = "context-1m-2025-08-07"
+
+
+@pytest.mark.parametrize("form", ["portkey-sdk", "body-one", "body-list", "header"])
+def test_anthropic_betas_reach_anthropic_in_each_form_portkey_takes(
+    gateway: GatewayProcess, fakes: Fakes, form: str
+) -> None:
+    """The portkey SDK's `anthropic_beta=` (sent as `x-portkey-anthropic-beta`) and a body's
+    `anthropic_beta` were dropped without a word (a review): the upstream then refuses, or
+    answers without the beta's behaviour, and nothing says why."""
+    from portkey_ai import Portkey
+
+    fakes.anthropic.script(Answer(), Answer())
+    extra: dict[str, Any] = {}
+    if form == "body-one":
+        extra = {"anthropic_beta": BETA}
+    elif form == "body-list":
+        extra = {"anthropic_beta": [BETA, "output-128k-2025-02-19"]}
+    if form == "portkey-sdk":
+        client: Any = Portkey(base_url=gateway.v1, api_key=TEAM_KEY, anthropic_beta=BETA)
+    else:
+        headers = {"anthropic-beta": BETA} if form == "header" else {}
+        client = openai_client(gateway, default_headers=headers)
+    client.chat.completions.create(model=f"@claude/{SONNET}", messages=user(), max_tokens=50,
+                                   extra_body=extra)  # fmt: skip
+    native = {"model": f"@claude/{SONNET}", "max_tokens": 64, **extra,
+              "messages": [{"role": "user", "content": PROMPT}]}  # fmt: skip
+    status, _, data = http("POST", gateway.v1 + "/messages", native,
+                           {"x-portkey-api-key": TEAM_KEY, "anthropic-version": "2023-06-01",
+                            **({"x-portkey-anthropic-beta": BETA} if form == "portkey-sdk"
+                               else headers if form == "header" else {})})  # fmt: skip
+    assert status == 200, data
+    want = ",".join(extra["anthropic_beta"]) if form == "body-list" else BETA
+    for sent in fakes.anthropic.requests:
+        assert sent.headers.get("anthropic-beta") == want
+        assert "anthropic_beta" not in sent.json
+
+
+def test_a_malformed_anthropic_beta_is_refused(gateway: GatewayProcess, fakes: Fakes) -> None:
+    for bad in (5, [], ["ok", 7], "two words", "x\r\ny", ["a"] * 33):
+        status, _, data = http("POST", gateway.v1 + "/chat/completions",
+                               {"model": f"@claude/{SONNET}", "messages": user(),
+                                "anthropic_beta": bad}, {"x-portkey-api-key": TEAM_KEY})  # fmt: skip
+        assert status == 400 and b"anthropic_beta" in data, (bad, data)
+    assert not fakes.anthropic.requests
