@@ -21,8 +21,9 @@ from runtime.bundle.values import value
 from runtime.upstream.base import UpstreamProtocolError
 
 # One event must fit here. Chat chunks are a few hundred bytes, but the Responses API's
-# `response.completed` repeats the whole answer, so the bound is generous (still bounded).
-MAX_EVENT = 4 * 1024 * 1024
+# `response.completed` repeats the whole answer (an image generation's base64 result, a
+# few MB): an event may be as large as a whole answer may be (execute.MAX_ANSWER_BYTES).
+MAX_EVENT = 64 * 1024 * 1024
 
 _CR, _LF = 0x0D, 0x0A
 _CONTENT = re.compile(rb"[^\r\n]")  # where a run of line ends stops

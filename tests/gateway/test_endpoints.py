@@ -135,6 +135,25 @@ def test_models_list_shape(gateway: GatewayProcess) -> None:
     assert all(m["object"] == "model" and m["id"].startswith("@") for m in body["data"])
 
 
+def test_a_responses_stream_event_may_be_as_large_as_a_whole_answer(
+    gateway: GatewayProcess, fakes: Fakes, client: openai.OpenAI, bundle: Path
+) -> None:
+    """`response.completed` repeats the whole answer: an image generation's base64 result
+    of a few MB cut the stream (4 MiB an event) after the upstream had done, and billed,
+    the work, and the request was charged an estimate (a review)."""
+    used = Tokens(input=10, output=1000)
+    text = "i" * 6_000_000
+    fakes.openai.script(Answer(usage=used, text=text))
+    trace = trace_id()
+    with client.responses.stream(model="@openai-main/gpt-4o-mini", input=PROMPT,
+                                 extra_headers={"x-portkey-trace-id": trace}) as events:  # fmt: skip
+        final = events.get_final_response()
+    assert final.output_text == text
+    line = gateway.request_line(trace)
+    assert line["status"] == 200 and line["stream"] == "ok"
+    assert Decimal(line["cost_usd"]) == expected_cost(bundle, "openai-main", "gpt-4o-mini", used)
+
+
 def test_each_listed_model_is_retrieved_and_no_other(gateway: GatewayProcess) -> None:
     """`models.retrieve` (the openai and portkey SDKs) answered 404 `unknown_endpoint` for
     an id `models.list` had just given (a review)."""
