@@ -70,18 +70,24 @@ def limit_of(body: Mapping[str, Any], *names: str) -> int | None:
     return None
 
 
-class Echo:
-    """The reply to one request: its pieces, finish reason and token counts."""
+MAX_CHOICES = 128  # OpenAI's bound on `n`
+MAX_STOPS = 4  # OpenAI's bound on `stop` sequences
 
-    __slots__ = ("finish", "ident", "model", "pieces", "prompt_tokens")
+
+class Echo:
+    """The reply to one request: its pieces, finish reason and token counts, and how many
+    choices (`n`) carry it."""
+
+    __slots__ = ("choices", "finish", "ident", "model", "pieces", "prompt_tokens")
 
     def __init__(self, body: Mapping[str, Any], raw: bytes, prompt_tokens: int,
-                 last: str, limit: int | None) -> None:  # fmt: skip
+                 last: str, limit: int | None, multi: bool = False) -> None:  # fmt: skip
         self.ident = hashlib.sha256(raw).hexdigest()[:24]
         model = body.get("model")
         self.model = model if isinstance(model, str) else "mock"
         self.prompt_tokens = prompt_tokens
-        self.pieces = pieces("echo: " + last)
+        self.choices = choices_of(body) if multi else 1
+        self.pieces = pieces(_stopped("echo: " + last, stops_of(body) if multi else ()))
         self.finish = "stop"
         if limit is not None and len(self.pieces) > limit:
             self.pieces, self.finish = self.pieces[:limit], "length"
@@ -91,9 +97,36 @@ class Echo:
         return "".join(self.pieces)
 
     def usage(self) -> dict[str, Any]:
-        p, c = self.prompt_tokens, len(self.pieces)
+        p, c = self.prompt_tokens, len(self.pieces) * self.choices
         return {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c,
                 "prompt_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0}}  # fmt: skip
+
+
+def choices_of(body: Mapping[str, Any]) -> int:
+    """`n`: how many choices (each the same echo here), as OpenAI bounds it."""
+    n = body.get("n")
+    if n is None:
+        return 1
+    if type(n) is not int or not 1 <= n <= MAX_CHOICES:
+        raise BadRequest(f"`n` must be a whole number from 1 to {MAX_CHOICES}")
+    return n
+
+
+def stops_of(body: Mapping[str, Any]) -> tuple[str, ...]:
+    """`stop`: a string or up to four, where the reply ends (not included)."""
+    stop = body.get("stop")
+    if stop is None:
+        return ()
+    given = [stop] if isinstance(stop, str) else stop
+    if (not isinstance(given, list) or len(given) > MAX_STOPS
+            or not all(isinstance(s, str) and s for s in given)):  # fmt: skip
+        raise BadRequest(f"`stop` must be a string or a list of up to {MAX_STOPS} strings")
+    return tuple(given)
+
+
+def _stopped(text: str, stops: tuple[str, ...]) -> str:
+    found = [at for at in (text.find(s) for s in stops) if at >= 0]
+    return text[: min(found)] if found else text
 
 
 def chat_echo(body: Mapping[str, Any], raw: bytes) -> Echo:
@@ -108,7 +141,8 @@ def chat_echo(body: Mapping[str, Any], raw: bytes) -> Echo:
         prompt += words(text)
         if message.get("role") == "user":
             last = text
-    return Echo(body, raw, prompt, last, limit_of(body, "max_completion_tokens", "max_tokens"))
+    limit = limit_of(body, "max_completion_tokens", "max_tokens")
+    return Echo(body, raw, prompt, last, limit, multi=True)
 
 
 def completion_echo(body: Mapping[str, Any], raw: bytes) -> Echo:
@@ -117,7 +151,7 @@ def completion_echo(body: Mapping[str, Any], raw: bytes) -> Echo:
     if not isinstance(prompts, list) or not prompts or not all(isinstance(p, str) for p in prompts):
         raise BadRequest("`prompt` must be a string or a non-empty list of strings")
     total = sum(words(p) for p in prompts)
-    return Echo(body, raw, total, prompts[-1], limit_of(body, "max_tokens"))
+    return Echo(body, raw, total, prompts[-1], limit_of(body, "max_tokens"), multi=True)
 
 
 def responses_echo(body: Mapping[str, Any], raw: bytes) -> Echo:
@@ -144,8 +178,8 @@ def chat_body(echo: Echo) -> bytes:
     return dumps({
         "id": f"chatcmpl-mock-{echo.ident}", "object": "chat.completion", "created": CREATED,
         "model": echo.model, "system_fingerprint": "mock",
-        "choices": [{"index": 0, "message": message, "logprobs": None,
-                     "finish_reason": echo.finish}],
+        "choices": [{"index": i, "message": message, "logprobs": None,
+                     "finish_reason": echo.finish} for i in range(echo.choices)],
         "usage": echo.usage(),
     })  # fmt: skip
 
@@ -154,22 +188,25 @@ def chat_events(echo: Echo, include_usage: bool) -> list[bytes]:
     head = {"id": f"chatcmpl-mock-{echo.ident}", "object": "chat.completion.chunk",
             "created": CREATED, "model": echo.model, "system_fingerprint": "mock"}  # fmt: skip
 
-    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
-        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+    def chunk(index: int, delta: dict[str, Any], finish: str | None = None) -> bytes:
+        choice = {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
         return _data({**head, "choices": [choice]})
 
-    events = [chunk({"role": "assistant", "content": ""})]
-    events += [chunk({"content": piece}) for piece in echo.pieces]
-    events.append(chunk({}, echo.finish))
+    events = []
+    for i in range(echo.choices):  # each choice's chunks in turn
+        events.append(chunk(i, {"role": "assistant", "content": ""}))
+        events += [chunk(i, {"content": piece}) for piece in echo.pieces]
+        events.append(chunk(i, {}, echo.finish))
     if include_usage:
         events.append(_data({**head, "choices": [], "usage": echo.usage()}))
     return events
 
 
 def completion_body(echo: Echo) -> bytes:
-    choice = {"text": echo.text, "index": 0, "logprobs": None, "finish_reason": echo.finish}
+    choices = [{"text": echo.text, "index": i, "logprobs": None, "finish_reason": echo.finish}
+               for i in range(echo.choices)]  # fmt: skip
     return dumps({"id": f"cmpl-mock-{echo.ident}", "object": "text_completion",
-                  "created": CREATED, "model": echo.model, "choices": [choice],
+                  "created": CREATED, "model": echo.model, "choices": choices,
                   "usage": echo.usage()})  # fmt: skip
 
 
@@ -177,43 +214,71 @@ def completion_events(echo: Echo, include_usage: bool) -> list[bytes]:
     head = {"id": f"cmpl-mock-{echo.ident}", "object": "text_completion", "created": CREATED,
             "model": echo.model}  # fmt: skip
 
-    def chunk(text: str, finish: str | None = None) -> bytes:
-        choice = {"text": text, "index": 0, "logprobs": None, "finish_reason": finish}
+    def chunk(index: int, text: str, finish: str | None = None) -> bytes:
+        choice = {"text": text, "index": index, "logprobs": None, "finish_reason": finish}
         return _data({**head, "choices": [choice]})
 
-    events = [chunk(piece) for piece in echo.pieces]
-    events.append(chunk("", echo.finish))
+    events = []
+    for i in range(echo.choices):
+        events += [chunk(i, piece) for piece in echo.pieces]
+        events.append(chunk(i, "", echo.finish))
     if include_usage:
         events.append(_data({**head, "choices": [], "usage": echo.usage()}))
     return events
 
 
 def embeddings_body(body: Mapping[str, Any]) -> bytes:
-    given = body.get("input")
-    inputs = [given] if isinstance(given, str) else given
-    if not isinstance(inputs, list) or not inputs or not all(isinstance(t, str) for t in inputs):
-        raise BadRequest("`input` must be a string or a non-empty list of strings")
+    texts, tokens = _embedded(body.get("input"))
     encoding = body.get("encoding_format") or "float"
     if encoding not in ("float", "base64"):
         raise BadRequest("`encoding_format` must be `float` or `base64`")
+    size = body.get("dimensions", DIMENSIONS)
+    if type(size) is not int or not 1 <= size <= MAX_DIMENSIONS:
+        raise BadRequest(f"`dimensions` must be a whole number from 1 to {MAX_DIMENSIONS:,}")
     data = []
-    for index, text in enumerate(inputs):
-        vector = vector_of(text)
+    for index, text in enumerate(texts):
+        vector = vector_of(text, size)
         embedding: Any = vector
         if encoding == "base64":
-            embedding = base64.b64encode(struct.pack(f"<{DIMENSIONS}f", *vector)).decode()
+            embedding = base64.b64encode(struct.pack(f"<{size}f", *vector)).decode()
         data.append({"object": "embedding", "index": index, "embedding": embedding})
-    tokens = sum(words(t) for t in inputs)
     model = body.get("model") if isinstance(body.get("model"), str) else "mock"
     return dumps({"object": "list", "data": data, "model": model,
                   "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})  # fmt: skip
 
 
-def vector_of(text: str) -> list[float]:
-    """Eight numbers in [-1, 1) from the text's sha256, exact in float32 (base64 = float)."""
-    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
-    return [(int.from_bytes(digest[2 * i : 2 * i + 2], "big") - 32768) / 32768
-            for i in range(DIMENSIONS)]  # fmt: skip
+MAX_DIMENSIONS = 3_072  # text-embedding-3-large's
+_INPUT_ERROR = ("`input` must be a string, a non-empty list of strings, a list of token ids "
+                "or a non-empty list of such lists")  # fmt: skip
+
+
+def _embedded(given: Any) -> tuple[list[str], int]:
+    """The texts to embed and their tokens: strings (a token a word), or token ids as
+    OpenAI also takes them (a token an id; the vector is the ids' text's)."""
+    if isinstance(given, str):
+        return [given], words(given)
+    if not isinstance(given, list) or not given:
+        raise BadRequest(_INPUT_ERROR)
+    if all(isinstance(t, str) for t in given):
+        return given, sum(words(t) for t in given)
+    arrays = [given] if all(type(t) is int for t in given) else given
+    if not all(isinstance(a, list) and a and all(type(t) is int and t >= 0 for t in a)
+               for a in arrays):  # fmt: skip
+        raise BadRequest(_INPUT_ERROR)
+    return [" ".join(map(str, a)) for a in arrays], sum(len(a) for a in arrays)
+
+
+def vector_of(text: str, size: int = DIMENSIONS) -> list[float]:
+    """`size` numbers in [-1, 1) from the text's sha256 (and, past 16, the sha256 of it and
+    a counter), exact in float32 (base64 = float)."""
+    seed = text.encode("utf-8", "surrogatepass")
+    stream = hashlib.sha256(seed).digest()
+    block = 0
+    while len(stream) < 2 * size:
+        block += 1
+        stream += hashlib.sha256(seed + block.to_bytes(4, "big")).digest()
+    return [(int.from_bytes(stream[2 * i : 2 * i + 2], "big") - 32768) / 32768
+            for i in range(size)]  # fmt: skip
 
 
 def _data(value: Any) -> bytes:

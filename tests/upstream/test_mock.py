@@ -182,6 +182,52 @@ def test_embeddings_are_deterministic_vectors(encoding: str | None) -> None:
     assert len(vectors[0]) == 8 and all(-1 <= x < 1 for x in vectors[0])
 
 
+def test_n_and_stop_are_answered_as_openai_would() -> None:
+    """The mock answered one choice for `n: 2`, and echoed past a `stop` sequence (a review:
+    "answers like an OpenAI server would" was quietly not so)."""
+    body = {"model": "echo", "messages": MESSAGES, "n": 3, "stop": ["new", "zzz"]}
+    reply = whole(mock_call(body=body))
+    completion = ChatCompletion.model_validate_json(reply.body)
+    assert [c.index for c in completion.choices] == [0, 1, 2]
+    assert {c.message.content for c in completion.choices} == {"echo: hello  brave"}
+    assert reply.usage == Usage(10, 9)  # three choices of three words
+    translator, out, _ = streamed(mock_call(body=body, stream=True, include_usage=True))
+    merged: dict[int, str] = {}
+    for chunk in data_lines(out)[:-1]:
+        for choice in chunk["choices"]:
+            merged[choice["index"]] = merged.get(choice["index"], "") + (
+                choice["delta"].get("content") or ""
+            )
+    assert merged == dict.fromkeys(range(3), "echo: hello  brave")
+    assert translator.usage == Usage(10, 9)
+    completions = whole(mock_call("completions", {"model": "echo", "prompt": "a b c", "n": 2,
+                                                  "stop": " b"}))  # fmt: skip
+    assert [c["text"] for c in json.loads(completions.body)["choices"]] == ["echo: a"] * 2
+
+
+@pytest.mark.parametrize("body", [{"n": 0}, {"n": 129}, {"n": True}, {"stop": [""]},
+                                  {"stop": ["a"] * 5}, {"stop": 3}])  # fmt: skip
+def test_n_and_stop_out_of_bounds_are_400(body: dict[str, Any]) -> None:
+    reply = whole(mock_call(body={"model": "echo", "messages": MESSAGES, **body}))
+    assert reply.status == 400
+
+
+@pytest.mark.parametrize(("given", "texts", "tokens"), [
+    ([1, 2, 3], ["1 2 3"], 3),
+    ([[1, 2], [3]], ["1 2", "3"], 3),
+])  # fmt: skip
+def test_embeddings_take_token_ids_and_dimensions(
+    given: Any, texts: list[str], tokens: int
+) -> None:
+    reply = whole(mock_call("embeddings", {"model": "embed", "input": given, "dimensions": 40}))
+    data = json.loads(reply.body)["data"]
+    assert [d["embedding"] for d in data] == [mock.answers.vector_of(t, 40) for t in texts]
+    assert len(data[0]["embedding"]) == 40 and reply.usage == Usage(tokens, 0)
+    assert mock.answers.vector_of("x", 40)[:8] == mock.answers.vector_of("x")  # as before
+    for bad in ({"dimensions": 0}, {"dimensions": 3073}, {"input": [1, "a"]}, {"input": [[]]}):
+        assert whole(mock_call("embeddings", {"model": "embed", "input": "a", **bad})).status == 400
+
+
 def test_responses_whole_and_streamed() -> None:
     body = {"model": "echo", "instructions": "be kind", "input": [
         {"role": "user", "content": [{"type": "input_text", "text": "why is the sky"}]}]}  # fmt: skip
@@ -237,7 +283,7 @@ def test_controls_out_of_bounds_are_400(header: str, value: str) -> None:
      Outbound("POST", "mock://local/v1/chat/completions", {}, b'{"messages": "hi"}'),
      Outbound("POST", "mock://local/v1/chat/completions", {}, b'{"messages": [{"content": 5}]}'),
      Outbound("POST", "mock://local/v1/chat/completions", {}, b'{"messages": [{"role": "user"}], "max_tokens": -1}'),
-     Outbound("POST", "mock://local/v1/embeddings", {}, b'{"input": [1, 2]}'),
+     Outbound("POST", "mock://local/v1/embeddings", {}, b'{"input": [1, "a"]}'),
      Outbound("POST", "mock://local/v1/embeddings", {}, b'{"input": "x", "encoding_format": "int8"}')],
 )  # fmt: skip
 def test_garbage_requests_are_400_openai_errors(outbound: Outbound) -> None:
