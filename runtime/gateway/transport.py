@@ -9,6 +9,7 @@ import aiohttp
 
 from runtime.gateway.upstream_pool import connector
 from runtime.upstream.base import Outbound, Response
+from runtime.upstream.held import Held
 from runtime.upstream.mock import MockUpstream
 
 CONNECTIONS = 1_024  # open upstream connections per gateway process, unless told
@@ -32,13 +33,16 @@ class HttpResponse:
     async def read(self, limit: int) -> bytes:
         parts: list[bytes] = []
         size = 0
+        held = Held()  # in the process's sum of answers being read (runtime/upstream/held.py)
         try:
             while chunk := await self._resp.content.read(READ_CHUNK):
                 size += len(chunk)
                 if size > limit:
                     raise ValueError(f"the upstream answer is larger than {limit} bytes")
+                held.grow(size, "a whole answer")
                 parts.append(chunk)
         finally:
+            held.release()
             self._resp.release()
         return b"".join(parts)
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from runtime.bundle.values import value
 from runtime.upstream.base import UpstreamProtocolError
+from runtime.upstream.held import SMALL, Held
 
 # One event must fit here. Chat chunks are a few hundred bytes, but the Responses API's
 # `response.completed` repeats the whole answer (an image generation's base64 result, a
@@ -41,10 +42,11 @@ class Event:
 class SSEParser:
     """Feed bytes, get the events they complete; `pending` says whether a block is open."""
 
-    __slots__ = ("_cr", "_data", "_event", "_failed", "_line", "_max", "_open", "_raw")
+    __slots__ = ("_cr", "_data", "_event", "_failed", "_held", "_line", "_max", "_open", "_raw")
 
     def __init__(self, max_event: int = MAX_EVENT) -> None:
         self._max = max_event
+        self._held = Held()  # the current event's bytes, in the process's sum (held.py)
         self._line = bytearray()  # the current line, not yet terminated
         self._raw = bytearray()  # the current block's complete lines, terminators included
         self._cr = False  # the last line ended with `\r`: a `\n` first in the next feed joins it
@@ -170,19 +172,28 @@ class SSEParser:
         name = self._event.decode("utf-8", "replace") if self._event is not None else None
         event = Event(name, data, bytes(self._raw))
         self._raw.clear()
+        self._held.release()
         self._data = []
         self._event = None
         self._open = False
         return event
 
     def _check(self) -> None:
-        if len(self._raw) + len(self._line) > self._max:
-            size = len(self._raw) + len(self._line)
+        size = len(self._raw) + len(self._line)
+        if size <= SMALL and size <= self._max and not self._held.counted:
+            return  # the common event: nothing to count
+        try:
+            if size > self._max:
+                raise UpstreamProtocolError(
+                    f"upstream sent a stream event larger than {self._max:,} bytes "
+                    f"({size:,} so far)"
+                )
+            self._held.grow(size, "a stream event")
+        except UpstreamProtocolError:
             self._raw.clear()
             self._line.clear()
-            raise UpstreamProtocolError(
-                f"upstream sent a stream event larger than {self._max:,} bytes ({size:,} so far)"
-            )
+            self._held.release()
+            raise
 
 
 def client_bytes(
