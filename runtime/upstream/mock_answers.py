@@ -31,13 +31,16 @@ def words(text: str) -> int:
     return len(text.split())
 
 
-def pieces(text: str) -> list[str]:
+def pieces(text: str, most: int | None = None) -> list[str]:
     """`text` cut into words, each with the whitespace before it: joined, they give the
-    text back (trailing whitespace aside), so a stream of them adds up to the whole."""
+    text back (trailing whitespace aside), so a stream of them adds up to the whole. At
+    most `most` of them (and one more, to tell that there were more)."""
     out, start = [], 0
     for match in _WORD.finditer(text):
         out.append(text[start : match.end()])
         start = match.end()
+        if most is not None and len(out) > most:
+            break
     return out
 
 
@@ -72,6 +75,10 @@ def limit_of(body: Mapping[str, Any], *names: str) -> int | None:
 
 MAX_CHOICES = 128  # OpenAI's bound on `n`
 MAX_STOPS = 4  # OpenAI's bound on `stop` sequences
+# the mock's own bounds on what it writes (its answers are built whole, in the gateway's
+# process): a reply's words, as its largest model's output, and the words of all choices
+MAX_REPLY_WORDS = 8_192
+MAX_ALL_WORDS = 16_384
 
 
 class Echo:
@@ -87,10 +94,12 @@ class Echo:
         self.model = model if isinstance(model, str) else "mock"
         self.prompt_tokens = prompt_tokens
         self.choices = choices_of(body) if multi else 1
-        self.pieces = pieces(_stopped("echo: " + last, stops_of(body) if multi else ()))
+        most = min(MAX_REPLY_WORDS, MAX_ALL_WORDS // self.choices, limit if limit is not None
+                   else MAX_REPLY_WORDS)  # fmt: skip
+        self.pieces = pieces(_stopped("echo: " + last, stops_of(body) if multi else ()), most)
         self.finish = "stop"
-        if limit is not None and len(self.pieces) > limit:
-            self.pieces, self.finish = self.pieces[:limit], "length"
+        if len(self.pieces) > most:
+            self.pieces, self.finish = self.pieces[:most], "length"
 
     @property
     def text(self) -> str:
@@ -235,6 +244,9 @@ def embeddings_body(body: Mapping[str, Any]) -> bytes:
     size = body.get("dimensions", DIMENSIONS)
     if type(size) is not int or not 1 <= size <= MAX_DIMENSIONS:
         raise BadRequest(f"`dimensions` must be a whole number from 1 to {MAX_DIMENSIONS:,}")
+    if len(texts) * size > MAX_NUMBERS:
+        raise BadRequest(f"the mock answers at most {MAX_NUMBERS:,} numbers in all (inputs "
+                         "times `dimensions`)")  # fmt: skip
     data = []
     for index, text in enumerate(texts):
         vector = vector_of(text, size)
@@ -248,6 +260,8 @@ def embeddings_body(body: Mapping[str, Any]) -> bytes:
 
 
 MAX_DIMENSIONS = 3_072  # text-embedding-3-large's
+MAX_INPUTS = 2_048  # OpenAI's bound on the inputs of one request
+MAX_NUMBERS = 1_048_576  # the mock's own bound on inputs x dimensions (built whole)
 _INPUT_ERROR = ("`input` must be a string, a non-empty list of strings, a list of token ids "
                 "or a non-empty list of such lists")  # fmt: skip
 
@@ -259,6 +273,8 @@ def _embedded(given: Any) -> tuple[list[str], int]:
         return [given], words(given)
     if not isinstance(given, list) or not given:
         raise BadRequest(_INPUT_ERROR)
+    if len(given) > MAX_INPUTS and not all(type(t) is int for t in given):
+        raise BadRequest(f"`input` holds at most {MAX_INPUTS:,} inputs")
     if all(isinstance(t, str) for t in given):
         return given, sum(words(t) for t in given)
     arrays = [given] if all(type(t) is int for t in given) else given

@@ -43,7 +43,7 @@ async def send(c: Call, config: dict[str, str] | None = None) -> MockResponse:
 def whole(c: Call, config: dict[str, str] | None = None) -> Reply:
     async def run() -> Reply:
         response = await send(c, config)
-        return ADAPTER.reply(c, response.status, await response.read(1 << 20), response.headers)
+        return ADAPTER.reply(c, response.status, await response.read(1 << 26), response.headers)
 
     return asyncio.run(run())
 
@@ -345,3 +345,22 @@ def test_the_mock_never_raises(path: str, body: dict[str, Any], headers: dict[st
             assert isinstance(chunk, bytes)
 
     asyncio.run(run())
+
+
+def test_the_mock_s_answers_are_bounded_whatever_is_asked() -> None:
+    """A review: `n: 128` over a long prompt made 122 MB of stream built in one go (the
+    worker answered nothing else for 13 s), and embeddings of many inputs at 3,072
+    dimensions held 1.8 GB: each answer is built whole, so each is bounded."""
+    long = " ".join(["word"] * 20_000)
+    body = {"model": "echo", "messages": [{"role": "user", "content": long}], "n": 128}
+    reply = whole(mock_call(body=body))
+    choices = json.loads(reply.body)["choices"]
+    assert len(choices) == 128 and {c["finish_reason"] for c in choices} == {"length"}
+    assert reply.usage is not None and reply.usage.output_tokens == 128 * (16_384 // 128)
+    alone = whole(mock_call(body={"model": "echo", "messages": body["messages"]}))
+    assert alone.usage is not None and alone.usage.output_tokens == 8_192
+    too_many = {"model": "embed", "input": ["a"] * 2_049}
+    assert whole(mock_call("embeddings", too_many)).status == 400
+    too_wide = {"model": "embed", "input": ["a"] * 400, "dimensions": 3_072}
+    assert whole(mock_call("embeddings", too_wide)).status == 400
+    assert whole(mock_call("embeddings", {**too_wide, "dimensions": 2_048})).status == 200
