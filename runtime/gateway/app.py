@@ -149,7 +149,7 @@ async def _unrouted(request: web.Request) -> web.Response:
     """A path the gateway does not serve, or a method its path does not take: answered in
     the OpenAI error shape (Anthropic's on /v1/messages), quoting nothing the client sent."""
     path = request.path
-    one_model = path.startswith("/v1/models/")
+    one_model = path.startswith("/v1/models/") and path != "/v1/models/"
     if path in ENDPOINTS or path in GETS or path in POSTS or one_model:
         allowed = "GET, HEAD" if path in GETS or one_model else "POST"
         failure = Failure(405, f"this endpoint takes {allowed} only", "method_not_allowed",
@@ -248,9 +248,9 @@ async def _store_problem(gw: Gateway) -> str | None:
 
 
 async def _ping(client: Any) -> None:
-    """PING, once more on a connection error: a pooled connection the server closed (it
-    restarted, or its idle `timeout` passed) fails the first use, and the pool then makes
-    a new one. Without the second try /readyz said `store_unreachable` of a healthy store."""
+    """PING, once more if it fails: a pooled connection the server closed (it restarted,
+    its idle `timeout` passed, CLIENT KILL) fails its first use, and the pool then makes a
+    new one. Without the second try /readyz said `store_unreachable` of a healthy store."""
     try:
         await client.ping()
     except Exception:  # redis-py's errors (the gateway need not import redis)
@@ -296,11 +296,11 @@ async def model(request: web.Request) -> web.Response:
     caller = live.keys.caller(request.headers)
     if caller is None:
         return _error(Failure(401, "a workspace API key is required", "invalid_api_key"), False)
-    ident = request.match_info["model"]
-    found = _models_of(live, caller.workspace)[1].get(ident)
+    ident, listed = request.match_info["model"], _models_of(live, caller.workspace)[1]
+    found = listed.get(ident)
     if found is not None:
         return web.Response(body=found, content_type=JSON)
-    suggestion = did_you_mean(ident, _models_of(live, caller.workspace)[1])
+    suggestion = did_you_mean(ident, listed)
     hint = f"; did you mean `{suggestion}`?" if suggestion else ""
     return _error(Failure(404, f"`{clip(ident)}` is not a model this workspace may use{hint}",
                           "model_not_found"), False)  # fmt: skip

@@ -50,9 +50,9 @@ def safe_url(url: str) -> str:
     follows it, and everything before the last `@` (a password with an unencoded `/`, `?`
     or `#` hides where the hosts begin: masking more is the safe side)."""
     scheme, sep, rest = url.partition("://")
-    rest = SECRET_QUERY.sub(r"\1***", rest if sep else url)
-    if not sep:
-        return rest
+    if not sep:  # not a URL of any form, but may still hold one's password (`redis:pw@h`)
+        scheme, rest = "", url
+    rest = SECRET_QUERY.sub(r"\1***", rest)
     _, at, hosts = rest.rpartition("@")
     return f"{scheme}{sep}{'***@' if at else ''}{hosts}"
 
@@ -90,7 +90,7 @@ def parse(url: str) -> Topology:
     scheme = url.partition("://")[0].lower()
     try:
         if scheme in SINGLE_SCHEMES:
-            return Topology("single", url, options=_parse_url(url))
+            return Topology("single", url, options=_taken(_parse_url(url)))
         base, _, form = scheme.partition("+")
         if base in ("redis", "rediss") and form in ("cluster", "sentinel"):
             return _parse_multi(url, base, form)
@@ -135,6 +135,19 @@ def _parse_multi(url: str, base: str, form: str) -> Topology:
     if base == "rediss":
         sentinel_options["ssl"] = True
     return Topology("sentinel", url, nodes, path[0], db, options, sentinel_options)
+
+
+def _taken(options: dict[str, Any]) -> dict[str, Any]:
+    """`options` if the scheme's connection takes them all: `ssl_*` on a `redis://` URL
+    was a TypeError at the first connection, an internal error to the gateway's user."""
+    kind = options.get("connection_class", redis.connection.Connection)
+    try:
+        kind(**{k: v for k, v in options.items() if k != "connection_class"})
+    except TypeError:
+        raise _Unreadable(
+            "it sets an option its scheme does not take (the `ssl_*` options need rediss://)"
+        ) from None
+    return options
 
 
 def _host_port(text: str, default: int) -> tuple[str, int]:

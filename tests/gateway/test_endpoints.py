@@ -172,6 +172,7 @@ def test_each_listed_model_is_retrieved_and_no_other(gateway: GatewayProcess) ->
     assert raw[0] == 200 and json.loads(raw[2])["id"] == "@openai-main/gpt-4o-mini"
     assert http("GET", gateway.v1 + "/models/@openai-main/gpt-4o-mini")[0] == 401
     assert http("POST", gateway.v1 + "/models/x", {}, {"x-portkey-api-key": TEAM_KEY})[0] == 405
+    assert http("GET", gateway.v1 + "/models/", None, {"x-portkey-api-key": TEAM_KEY})[0] == 404
 
 
 # -- health -------------------------------------------------------------------------------------

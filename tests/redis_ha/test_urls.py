@@ -49,7 +49,8 @@ def test_tls_forms_ask_for_tls() -> None:
 @pytest.mark.parametrize(
     "url",
     [f"http://:{SECRET}@h", f"redis+cluster://:{SECRET}@h:99999", f"redis+sentinel://:{SECRET}@h",
-     f"redis+cluster://:{SECRET}@h/3"],
+     f"redis+cluster://:{SECRET}@h/3",
+     f"redis://:{SECRET}@h/0?ssl_cert_reqs=none"],  # an option of rediss:// (was a TypeError)
 )  # fmt: skip
 def test_bad_urls_are_value_errors_without_the_password(url: str) -> None:
     with pytest.raises(ValueError) as caught:
@@ -81,7 +82,8 @@ PASSWORDS = st.text(alphabet="QZXJ/?#@:+=&%", min_size=1, max_size=24).filter(
 FORMS = ["redis://{pw}@127.0.0.1:6379/0", "redis://default:{pw}@127.0.0.1:6379/0",
          "rediss://u:{pw}@h/0?ssl_cert_reqs=none", "unix:///run/r.sock?db=1&password={pw}",
          "redis://h:6379/0?password={pw}&db=2", "redis+cluster://u:{pw}@h1:7000,h2:7001/",
-         "redis+sentinel://:{pw}@s1:26379,s2/books/3?sentinel_password={pw}"]  # fmt: skip
+         "redis+sentinel://:{pw}@s1:26379,s2/books/3?sentinel_password={pw}",
+         "redis:/default:{pw}@127.0.0.1:6379/0", "redis:{pw}@h", "{pw}@h"]  # fmt: skip
 
 
 @settings(max_examples=400, deadline=None)
