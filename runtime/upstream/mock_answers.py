@@ -75,9 +75,8 @@ def limit_of(body: Mapping[str, Any], *names: str) -> int | None:
 
 MAX_CHOICES = 128  # OpenAI's bound on `n`
 MAX_STOPS = 4  # OpenAI's bound on `stop` sequences
-# the mock's own bounds on what it writes (its answers are built whole, in the gateway's
-# process): a reply's words, as its largest model's output, and the words of all choices
-MAX_REPLY_WORDS = 8_192
+# the words of all `n` choices, past one (the mock's answers are built whole, in the
+# gateway's process: one echo is the size of what the client sent, `n` would multiply it)
 MAX_ALL_WORDS = 16_384
 
 
@@ -94,11 +93,12 @@ class Echo:
         self.model = model if isinstance(model, str) else "mock"
         self.prompt_tokens = prompt_tokens
         self.choices = choices_of(body) if multi else 1
-        most = min(MAX_REPLY_WORDS, MAX_ALL_WORDS // self.choices, limit if limit is not None
-                   else MAX_REPLY_WORDS)  # fmt: skip
+        most = limit
+        if self.choices > 1:
+            most = min(MAX_ALL_WORDS // self.choices, MAX_ALL_WORDS if limit is None else limit)
         self.pieces = pieces(_stopped("echo: " + last, stops_of(body) if multi else ()), most)
         self.finish = "stop"
-        if len(self.pieces) > most:
+        if most is not None and len(self.pieces) > most:
             self.pieces, self.finish = self.pieces[:most], "length"
 
     @property

@@ -350,7 +350,8 @@ def test_the_mock_never_raises(path: str, body: dict[str, Any], headers: dict[st
 def test_the_mock_s_answers_are_bounded_whatever_is_asked() -> None:
     """A review: `n: 128` over a long prompt made 122 MB of stream built in one go (the
     worker answered nothing else for 13 s), and embeddings of many inputs at 3,072
-    dimensions held 1.8 GB: each answer is built whole, so each is bounded."""
+    dimensions held 1.8 GB: each answer is built whole, so what multiplies the client's
+    input is bounded (one echo is the input's own size)."""
     long = " ".join(["word"] * 20_000)
     body = {"model": "echo", "messages": [{"role": "user", "content": long}], "n": 128}
     reply = whole(mock_call(body=body))
@@ -358,7 +359,7 @@ def test_the_mock_s_answers_are_bounded_whatever_is_asked() -> None:
     assert len(choices) == 128 and {c["finish_reason"] for c in choices} == {"length"}
     assert reply.usage is not None and reply.usage.output_tokens == 128 * (16_384 // 128)
     alone = whole(mock_call(body={"model": "echo", "messages": body["messages"]}))
-    assert alone.usage is not None and alone.usage.output_tokens == 8_192
+    assert alone.usage is not None and alone.usage.output_tokens == 20_001  # the input's size
     too_many = {"model": "embed", "input": ["a"] * 2_049}
     assert whole(mock_call("embeddings", too_many)).status == 400
     too_wide = {"model": "embed", "input": ["a"] * 400, "dimensions": 3_072}
