@@ -103,7 +103,7 @@ def base_attempt(
     )
 
 
-def raw_refusal(state: State, workspace: str, leaf: Mapping[str, Any]) -> AccessDenied:
+def raw_refusal(workspace: str, leaf: Mapping[str, Any]) -> AccessDenied:
     """A config target naming a raw service (`provider: openai` with its own `api_key`) is
     not governed: no access rules, prices or secret of the catalog's apply to it. The
     compiler refuses it (E0516); a bundle compiled before it holds one."""

@@ -302,7 +302,7 @@ class Router:
         """The attempt for one leaf, with the request's `params` merged into its body.
         `cacheable`: the leaf is the bundle's (a client's inline leaf is new every time)."""
         if provider_slug is None:  # a raw service, in a bundle compiled before E0516
-            raise raw_refusal(state, workspace, leaf or {})
+            raise raw_refusal(workspace, leaf or {})
         key = (workspace, provider_slug, model, id(leaf), fallback)
         base = state.bases.get(key) if cacheable else None
         if base is None:
