@@ -160,7 +160,7 @@ class Engine:
             async with Deadline(timeout):
                 resp = await self.transport.send(outbound, attempt.service, call.settings)
                 answered = time.perf_counter() - sent
-                if not 200 <= resp.status <= 599:  # 101, 999: no answer a client can read
+                if not _answerable(resp.status):
                     resp.close()
                     raise UpstreamProtocolError(f"the upstream answered HTTP {resp.status}")
                 if job.stream and 200 <= resp.status < 300:
@@ -228,6 +228,17 @@ class Engine:
             include_usage=job.include_usage, service=attempt.service, auth=attempt.auth,
             passed={**passed_headers(job, attempt), **trace, **up.headers},
         )  # fmt: skip
+
+
+def _answerable(status: int) -> bool:
+    """Whether an upstream status is one a client can read as an answer: 101 or 999 left
+    SDKs with a connection error; a 204/205/304 cannot carry the answer (it was charged, and
+    the client got nothing), and a redirect is never followed, since it would take the
+    credential elsewhere (relayed, it was an answer with no meaning)."""
+    return 200 <= status <= 599 and status not in _NO_ANSWER and not 300 <= status < 400
+
+
+_NO_ANSWER = frozenset((204, 205))
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:

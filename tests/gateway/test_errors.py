@@ -201,11 +201,12 @@ def test_upstream_error_reaches_the_client_in_openai_shape(fakes: Fakes,
     assert err.value.response.headers["retry-after"] == "7"
 
 
-@pytest.mark.parametrize("status", [999, 101])
+@pytest.mark.parametrize("status", [999, 101, 204, 205, 302, 304, 307])
 def test_a_status_no_client_can_read_is_a_502(fakes: Fakes, client: openai.OpenAI,
                                               status: int) -> None:  # fmt: skip
     """An upstream's 999 went out to the client as it was (a 101 left the SDK with a
-    connection error): any status outside 200-599 is the upstream answering badly."""
+    connection error), a 204 was charged and answered with nothing, a redirect was relayed
+    as an answer: a status that cannot carry an answer is the upstream answering badly."""
     fakes.openai.script(Answer(status=status, body={"odd": True}))
     with pytest.raises(openai.APIStatusError) as err:
         send(client, "@openai-main/gpt-4o-mini")
