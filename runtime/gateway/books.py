@@ -127,8 +127,8 @@ class Record:
             t.writes += used.cache_write_tokens + used.cache_write_1h_tokens
             charged = ticket.units or 0
             t.charged += charged
-            if a.catalog_rates is None and not ticket.batch:  # the catalog's price was charged
-                t.catalog += charged
+            if (a.catalog_rates is None and not ticket.batch) or not ticket.billed:
+                t.catalog += charged  # the catalog's price was charged, or nothing was billed
             else:
                 t.catalog += (a.catalog_rates or a.rates).cost(used, requested_tier(a.params))
 

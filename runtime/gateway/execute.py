@@ -154,6 +154,7 @@ class Engine:
             return _refused(out, failure_of(exc), own=True)
         timeout = timeout_of(job, attempt)
         settle: Usage | None = None  # None: cancelled (input only)
+        billed = True  # False: the upstream answered an error without usage, or nothing
         sent = time.perf_counter()
         answered: float | None = None
         try:
@@ -175,8 +176,8 @@ class Engine:
                 settle = reply.usage
             elif 200 <= reply.status < 300:  # no usage reported: charge what was reserved
                 settle = reserved_usage(reserve, attempt.max_output_tokens)
-            else:  # an upstream error with no usage is not billed
-                settle = Usage()
+            else:  # an upstream error with no usage is not billed (nor its per-request fee)
+                settle, billed = Usage(), False
             out.usage = settle
             return reply.status
         except TimeoutError:
@@ -186,7 +187,7 @@ class Engine:
             return _refused(out, Failure(408, "Request exceeded the timeout sent in the request: "
                                          f"{ms}ms", None))  # fmt: skip
         except UpstreamUnreachable as exc:
-            settle = Usage()
+            settle, billed = Usage(), False
             return _refused(out, Failure(502, f"the upstream of `{attempt.target}` cannot be "
                                          f"reached ({exc})", "upstream_unreachable"))  # fmt: skip
         except (UpstreamProtocolError, ValueError) as exc:
@@ -200,7 +201,7 @@ class Engine:
             out.tries.append((attempt, answered, out.retries))
             if ticket is not None:
                 out.tickets.append(ticket)  # first: a cancel below still leaves it in the books
-                out.cost += await ticket.asettle_through_cancel(settle)
+                out.cost += await ticket.asettle_through_cancel(settle, billed)
 
     def _call(self, job: Job, attempt: Attempt, live: Live, trace: Mapping[str, str]) -> Call:
         up = live.upstream(attempt)

@@ -199,12 +199,13 @@ async def settle_stream(
     bound = reserved_usage(ticket.estimate, ticket.attempt.max_output_tokens)
     relayed = events - 1 if translator.failed else events
     seen = min(relayed, bound.output_tokens)
+    billed = True
     if reported is None and translator.failed and relayed <= 0:
-        usage = Usage()
+        usage, billed = Usage(), False
     elif reported is None:
         usage = Usage(input_tokens=bound.input_tokens, output_tokens=seen)
     elif complete or translator.final:
         usage = reported
     else:
         usage = replace(reported, output_tokens=max(reported.output_tokens, seen))
-    return await ticket.asettle_through_cancel(usage), usage
+    return await ticket.asettle_through_cancel(usage, billed), usage

@@ -161,8 +161,9 @@ def usage_event(
                        tokens.cache_read_tokens + used.cache_read_tokens,
                        tokens.cache_write_tokens + used.cache_write_tokens,
                        tokens.cache_write_1h_tokens + used.cache_write_1h_tokens)  # fmt: skip
-        rates = ticket.attempt.catalog_rates or ticket.attempt.rates
-        catalog += rates.cost(used, requested_tier(ticket.attempt.params))
+        if ticket.billed:
+            rates = ticket.attempt.catalog_rates or ticket.attempt.rates
+            catalog += rates.cost(used, requested_tier(ticket.attempt.params))
         chargeback += ticket.cost or Decimal(0)
     return {
         "v": VERSION,

@@ -32,6 +32,7 @@ class Ticket:
         self.batch = batch  # admitted as a Batch API request: charged at batch prices
         self.units: int | None = None  # the settled cost in units of 1e-16 USD
         self.usage: Usage | None = None  # what it was settled with
+        self.billed = True  # False: settled as an attempt the upstream did not bill (cost 0)
 
     @property
     def request_id(self) -> str:
@@ -50,21 +51,23 @@ class Ticket:
     def settled(self) -> bool:
         return self.units is not None
 
-    def settle(self, usage: Usage) -> Decimal:
-        """Reconcile the reservation with real usage; idempotent (returns the first cost)."""
+    def settle(self, usage: Usage, billed: bool = True) -> Decimal:
+        """Reconcile the reservation with real usage; idempotent (returns the first cost).
+        `billed=False`: an attempt the upstream did not bill (an error without usage, no
+        answer at all) costs nothing, not even the model's `per_request` fee."""
         if self.units is not None:
             return usd(self.units)
-        cost = self.charge(usage)
+        cost = self.charge(usage) if billed else 0
         self.store.settle(self.reservation, usage.tokens, cost)
-        self.units, self.usage = cost, usage
+        self.units, self.usage, self.billed = cost, usage, billed
         return usd(cost)
 
-    async def asettle(self, usage: Usage) -> Decimal:
+    async def asettle(self, usage: Usage, billed: bool = True) -> Decimal:
         if self.units is not None:
             return usd(self.units)
-        cost = self.charge(usage)
+        cost = self.charge(usage) if billed else 0
         await self.store.asettle(self.reservation, usage.tokens, cost)
-        self.units, self.usage = cost, usage
+        self.units, self.usage, self.billed = cost, usage, billed
         return usd(cost)
 
     def charge(self, usage: Usage) -> int:
@@ -85,13 +88,15 @@ class Ticket:
     async def acancel(self) -> Decimal:
         return await self.asettle(self._input_only())
 
-    async def asettle_through_cancel(self, usage: Usage | None) -> Decimal:
+    async def asettle_through_cancel(self, usage: Usage | None, billed: bool = True) -> Decimal:
         """Settle with `usage` (None: cancel, the input only) even while the calling task is
         being cancelled (a client went away): in process when the store settles inline, as
         nothing can interrupt it, else in a task shielded from the cancellation."""
         if self.store.settles_inline:
-            return self.cancel() if usage is None else self.settle(usage)
-        work = asyncio.ensure_future(self.acancel() if usage is None else self.asettle(usage))
+            return self.cancel() if usage is None else self.settle(usage, billed)
+        work = asyncio.ensure_future(
+            self.acancel() if usage is None else self.asettle(usage, billed)
+        )
         try:
             return await asyncio.shield(work)
         except asyncio.CancelledError:
