@@ -150,7 +150,8 @@ def test_an_upstream_error_without_usage_costs_nothing(
 
 @pytest.mark.parametrize("config", ["after-503", "after-unreachable"])
 def test_a_fallback_pays_one_fee_for_the_one_answer(
-    served: tuple[GatewayProcess, Path], config: str,
+    served: tuple[GatewayProcess, Path],
+    config: str,
 ) -> None:
     gateway, events = served
     before = spent(gateway)
