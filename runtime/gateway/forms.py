@@ -5,10 +5,8 @@ Everything here comes from the client and is checked before the router sees it."
 
 from __future__ import annotations
 
-import itertools
 import json
 import re
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,6 +16,7 @@ from runtime.bundle.money import MAX_TOKENS
 from runtime.bundle.values import value
 from runtime.gateway.replies import Failure
 from runtime.routing.inline import parse_config
+from runtime.routing.unique import Ids
 
 _TRACE_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}\Z")
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9a-z-]{1,256}\Z")
@@ -167,14 +166,11 @@ def any_trace_id(headers: Mapping[str, str]) -> str:
     return given if given is not None and _TRACE_ID.match(given) else new_trace_id()
 
 
-# A random prefix per process and a counter: unique across replicas without a system call
-# for randomness on every request.
-_PREFIX = uuid.uuid4().hex[:20]
-_COUNTER = itertools.count()
+_TRACE_IDS = Ids(20, digits=12)  # unique across replicas and forked workers
 
 
 def new_trace_id() -> str:
-    return f"{_PREFIX}{next(_COUNTER):012x}"
+    return _TRACE_IDS.next()
 
 
 def _trace_id(headers: Mapping[str, str], fallback: str | None) -> str:

@@ -10,9 +10,7 @@ allow it. Thread-safe; `reload` swaps the bundle atomically and a bad bundle cha
 
 from __future__ import annotations
 
-import itertools
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -49,8 +47,10 @@ from runtime.routing.targets import (
     split_target,
 )
 from runtime.routing.ticket import Ticket
+from runtime.routing.unique import Ids
 
 __all__ = ["AlertHook", "Router", "Ticket"]  # Ticket: where users import it from
+_REQUEST_IDS = Ids(16, separator="-")  # "3f2a…-0", "3f2a…-1": cheaper than uuid4 per request
 
 AlertHook = Callable[[BudgetSpec, "Ticket"], None]
 
@@ -66,9 +66,7 @@ class Router:
         self._state = State(bundle)
         self.store: Store = store if store is not None else MemoryStore()
         self.on_alert = on_alert
-        # request ids unique across processes and replicas, cheaper than uuid4 per request
-        self._id_prefix = uuid.uuid4().hex[:16] + "-"
-        self._ids = itertools.count()
+        self._ids = _REQUEST_IDS  # unique across processes, replicas and forks
 
     @classmethod
     def load(cls, source: str | Path | bytes, store: Store | None = None, **kwargs: Any) -> Router:
@@ -332,11 +330,7 @@ class Router:
     ) -> tuple[str, ChainSpec, Usage, int]:
         spec = attempt.limits or self._state.spec(attempt.chain)
         usage = reserved_usage(estimate, attempt.max_output_tokens)
-        rid = (
-            checked_request_id(request_id)
-            if request_id is not None
-            else f"{self._id_prefix}{next(self._ids)}"
-        )
+        rid = checked_request_id(request_id) if request_id is not None else self._ids.next()
         card = attempt.rates
         tier = requested_tier(attempt.params) if card.flat is None else None
         return rid, spec, usage, card.reserve(usage, tier, batch is True)
