@@ -87,8 +87,12 @@ class Gateway:
         assert metrics is not None
         # the budget gauges, from what the store holds now; without the store the rest
         # still answers (/readyz reports the store)
-        with contextlib.suppress(StoreUnavailable, NotImplementedError):
+        try:
             metrics.budgets(await asyncio.to_thread(self.router.usage))
+        except StoreUnavailable:
+            metrics.budgets_unknown()
+        except NotImplementedError:
+            pass
         return metrics.text()
 
     def swap(self, live: Live) -> None:
@@ -242,6 +246,10 @@ async def _store_problem(gw: Gateway) -> str | None:
             await _ping(client())
     except Exception:  # any failure to answer a PING means "not ready"
         return "store_unreachable"
+    # a loss is seen here, before an admission finds it (the check records it)
+    with contextlib.suppress(StoreUnavailable, TimeoutError):
+        async with asyncio.timeout(1.0):
+            await gw.router.store.acheck_generation()  # type: ignore[attr-defined]
     if getattr(gw.router.store, "counters_lost", False):  # refusing until accepted: not ready
         return "counters_lost"
     return None

@@ -178,6 +178,12 @@ class Metrics:
                 self.budget_used.labels(*labels).set(float(row.used))
                 self.budget_remaining.labels(*labels).set(float(row.remaining))
 
+    def budgets_unknown(self) -> None:
+        """No budget gauges while the store cannot say (unreachable, its counters lost): a
+        gauge left from before is stale, and one read from lost counters shows them whole."""
+        self.budget_used.clear()
+        self.budget_remaining.clear()
+
     def text(self) -> bytes:
         self.flush()
         data: bytes = self._pc.generate_latest(self.registry)

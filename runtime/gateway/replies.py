@@ -75,7 +75,7 @@ def failure_of(exc: RequestError | StoreUnavailable) -> Failure:
     """A runtime refusal as the client sees it (status, code, Retry-After)."""
     if isinstance(exc, StoreUnavailable):
         _STORE_TROUBLE.said(exc)
-        return Failure(503, "the limits store is unreachable; try again later",
+        return Failure(503, "the limits store is unavailable; try again later",
                        "store_unavailable", retry_after=1.0)  # fmt: skip
     retry = getattr(exc, "retry_after", None)
     return Failure(exc.status, exc.message, _code(exc),

@@ -29,7 +29,7 @@ from runtime.bundle.loops import PerLoop
 from runtime.limits.base import Store
 from runtime.limits.lua import RECOVER, START
 from runtime.limits.redis_acked import sha1
-from runtime.limits.redis_codec import UNREACHABLE, _text
+from runtime.limits.redis_codec import GENERATION_LOST, UNREACHABLE, _text
 from runtime.limits.redis_pipe import Pipe
 from runtime.limits.redis_topology import AsyncClient, Client, Topology, safe_url
 from runtime.limits.redis_topology import async_client as build_async
@@ -166,6 +166,25 @@ class RedisConnection(Store):
         """Lost counters were found and not yet accepted: a fail-closed store refuses the
         admissions that need them (StoreUnavailable) until `recover`, or a restart."""
         return bool(self._reported) and not self.fail_open
+
+    def _check_generation(self, marker: bytes | str | None) -> None:
+        """Refuse to report counters a fail-closed store has lost (the marker read beside
+        them is gone or replaced): read as they are, a FLUSHALL showed every budget whole,
+        while every admission was refused (a review)."""
+        if (
+            self.generation is not None
+            and not self.fail_open
+            and (marker is None or _text(marker) != self.generation)
+        ):
+            raise self._lost(GENERATION_LOST)
+
+    async def acheck_generation(self) -> None:
+        """The same check alone (for /readyz: a loss is seen before an admission finds it)."""
+        try:
+            marker = await self.async_client().get(self._marker)
+        except UNREACHABLE as exc:
+            raise self._unavailable(exc) from None
+        self._check_generation(marker)
 
     def recover(self) -> str:
         """Accept lost counters: adopt the namespace's current generation (or start one)

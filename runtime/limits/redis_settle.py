@@ -262,6 +262,7 @@ class RedisSettlement(RedisConnection):
         now_us = time.time_ns() // 1000 - EPOCH_S * MICRO
         try:
             pipe = self.client.pipeline(transaction=False)
+            pipe.get(self._marker)
             for g, w in budgets:
                 pipe.get(budget_key(tag, g, w))
             for b in buckets:
@@ -272,6 +273,7 @@ class RedisSettlement(RedisConnection):
         except UNREACHABLE as exc:
             raise self._unavailable(exc) from None
         got = iter(replies)
+        self._check_generation(next(got))
         held = tuple(_budget_held(next(got), g.unit == "usd") for g, _ in budgets)
         free = tuple(_bucket_free(b, next(got), now_us) for b in buckets)
         inflight = tuple(int(next(got)) for _ in leases)

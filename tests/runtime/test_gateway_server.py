@@ -461,6 +461,34 @@ def test_lost_counters_show_in_readyz_and_an_admin_accepts_them(
         gw.stop()
 
 
+def test_lost_counters_are_not_shown_as_whole_budgets(tmp_path: Path,
+                                                     own_redis: RedisServer) -> None:  # fmt: skip
+    """After a FLUSHALL, /v1/catalog/usage answered 200 with every budget whole and the
+    budget gauges showed them so, while every request was refused; /readyz said ready until
+    an admission found the loss (a review)."""
+    import redis
+
+    files = catalog(limit=1000)
+    files["w.yaml"] += "budgets: [{limit: 1000000000, unit: tokens, period: monthly}]\n"
+    path = tmp_path / "b.json"
+    path.write_bytes(compile_files(tmp_path / "cat", files))
+    gw = Gateway(path, "--redis", own_redis.url, "--namespace", "shown",
+                 env={"GW_OPS_FAKE_KEY": CREDENTIAL})  # fmt: skip
+    try:
+        assert gw.request("POST", "/v1/chat/completions", chat(), AUTH)[0] == 200
+        status, _, body = gw.request("GET", "/v1/catalog/usage", None, AUTH)
+        assert status == 200 and any(Decimal(c["spent"]) > 0 for c in json.loads(body)["counters"])
+        assert b"catalog_budget_remaining{" in gw.request("GET", "/metrics")[2]
+        redis.Redis.from_url(own_redis.url).flushall()
+        status, _, body = gw.request("GET", "/readyz")  # before any admission
+        assert status == 503 and json.loads(body)["status"] == "counters_lost"
+        status, _, body = gw.request("GET", "/v1/catalog/usage", None, AUTH)
+        assert status == 503 and json.loads(body)["error"]["code"] == "store_unavailable"
+        assert b"catalog_budget_remaining{" not in gw.request("GET", "/metrics")[2]
+    finally:
+        gw.stop()
+
+
 def test_readyz_survives_closed_connections_and_the_log_says_why_the_store_refuses(
     tmp_path: Path, own_redis: RedisServer
 ) -> None:
