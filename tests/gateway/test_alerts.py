@@ -160,6 +160,33 @@ def test_two_replicas_send_each_alert_once_signed(tmp_path: Path, loop: Loop,
         receiver.stop()
 
 
+def test_a_large_request_refused_early_does_not_use_up_the_exhaustion_alert(
+    tmp_path: Path, loop: Loop, own_redis: Any
+) -> None:
+    """A review: any workspace key sent one request whose reservation was larger than the
+    whole budget; its refusal posted `budget_exhausted` at `spent: 0`, claimed for the window,
+    and the real exhaustion later posted nothing."""
+    receiver = Receiver(loop).start()
+    gws = gateways(tmp_path, receiver.url, own_redis.url, "early")
+    try:
+        huge = {"model": "@fast/echo", "max_tokens": 20,
+                "messages": [{"role": "user", "content": "word " * 200_000}]}  # fmt: skip
+        status, _, body = http("POST", gws[0].v1 + "/chat/completions", huge,
+                               {"authorization": f"Bearer {KEY}"})  # fmt: skip
+        assert status == 412 and b"cannot cover" in body
+        statuses = spend(gws)
+        assert statuses[-1] == 412 and statuses.count(200) >= 5
+        wait_for(lambda: len(receiver.alerts()) >= 2)
+        time.sleep(1.0)  # anything more would come now
+        alerts = sorted(receiver.alerts(), key=lambda a: a["threshold"])
+        assert [a["event"] for a in alerts] == ["budget_threshold", "budget_exhausted"]
+        assert Decimal(alerts[1]["spent"]) >= Decimal("0.001")  # the real one: half or more
+    finally:
+        for g in gws:
+            g.stop()
+        receiver.stop()
+
+
 def test_an_alert_the_receiver_refuses_goes_to_the_dead_letters(
     tmp_path: Path, loop: Loop, own_redis: Any
 ) -> None:
