@@ -6,8 +6,9 @@ store: the admission that crosses a threshold reports it (atomically, in the sto
 before posting, the gateway claims the alert's key in the store (`Store.claim`: SET NX on
 Redis), so a second crossing in the same window (after refunds) or a second replica never
 posts it again. "Exhausted" (threshold 1) is the first refusal of a request by that budget
-in the window with at most half of it left, once per tenth of the limit spent. Delivery retries with backoff; what cannot be delivered is appended to the
-dead-letter file (JSON Lines), or logged when there is none. Nothing here fails a request."""
+in the window with at most half of it left, once per tenth of the limit spent. Delivery
+retries with backoff; what cannot be delivered is appended to the dead-letter file (JSON
+Lines), or logged when there is none. Nothing here fails a request."""
 
 from __future__ import annotations
 
