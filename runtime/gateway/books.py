@@ -83,11 +83,13 @@ class Record:
         out = self.outcome
         if out is None or not out.tickets:
             return
-        attempt = out.attempt
+        # the last attempt sent upstream: its charges are the event's, and the last attempt
+        # tried may be one the gateway refused before any call (a review: a budget's 412
+        # named a provider never contacted, with the cost of the one before it)
+        attempt = out.tickets[-1].attempt
         event = usage_event(
             tickets=out.tickets, workspace=self.fields.get("workspace", ""),
-            provider=attempt.provider if attempt else None,
-            model=attempt.model if attempt else None, endpoint=self.endpoint, status=status,
+            provider=attempt.provider, model=attempt.model, endpoint=self.endpoint, status=status,
             attempts=out.attempts, stream="stream" in self.fields,
             trace_id=self.fields.get("trace_id"),
             bundle=self.bundle or (self.books.bundle if self.books else ""),

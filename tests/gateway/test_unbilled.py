@@ -1,7 +1,8 @@
 """An attempt the upstream did not bill costs nothing, not even the model's `per_request` fee:
 an upstream error without usage, and an upstream that cannot be reached (a review: each was
 charged the fee, in the header, the log, the usage event and every budget of its chain, and a
-fallback after one cost two fees). A process on the mock service, one on a closed port."""
+fallback after one cost two fees). A process on the mock service, one on a closed port. And
+a usage event names the provider its charges went to."""
 
 from __future__ import annotations
 
@@ -59,6 +60,20 @@ def catalog(port: int) -> dict[str, str]:
             kind: Provider
             slug: gone
             integration: nowhere
+            ---
+            kind: Integration
+            slug: slow
+            service: mock
+            settings: {{latency_ms: "3000"}}
+            ---
+            kind: Provider
+            slug: sluggish
+            integration: slow
+            ---
+            kind: Provider
+            slug: broke
+            integration: local
+            budgets: [{{limit: 0, unit: usd, period: monthly}}]
             """,
         "configs.yaml": """\
             kind: Config
@@ -78,6 +93,16 @@ def catalog(port: int) -> dict[str, str]:
               targets:
                 - {provider: "@gone", override_params: {model: echo}}
                 - {provider: "@fast", override_params: {model: echo}}
+            ---
+            kind: Config
+            slug: timeout-then-broke
+            workspaces: [team]
+            config:
+              strategy: {mode: fallback, on_status_codes: [408]}
+              request_timeout: 300
+              targets:
+                - {provider: "@sluggish", override_params: {model: echo}}
+                - {provider: "@broke", override_params: {model: echo}}
             """,
         "workspaces.yaml": f"""\
             kind: Workspace
@@ -161,3 +186,24 @@ def test_a_fallback_pays_one_fee_for_the_one_answer(
     line = gateway.request_line(trace)
     assert line["attempts"] == 2 and Decimal(line["cost_usd"]) == cost
     assert Decimal(event_of(events, trace)["chargeback_usd"]) == cost
+
+
+def test_the_event_names_the_provider_its_charges_went_to(
+    served: tuple[GatewayProcess, Path],
+) -> None:
+    """The first target times out (charged its input), the second is refused by its budget
+    before any call: the event named the refused provider, never contacted, with the first
+    one's charge (a review)."""
+    gateway, events = served
+    status, _, body = http("POST", gateway.v1 + "/chat/completions",
+                           {"model": "echo", "messages": [{"role": "user", "content": "hi"}],
+                            "max_tokens": 8},
+                           {"authorization": f"Bearer {KEY}",
+                            "x-portkey-config": "timeout-then-broke"})  # fmt: skip
+    assert status == 412, body
+    answer = json.loads(body)
+    line = [x for x in gateway.lines() if x.get("event") == "request" and x["status"] == 412][-1]
+    event = event_of(events, line["trace_id"])
+    assert Decimal(event["chargeback_usd"]) > 0  # the timed-out attempt's input
+    assert event["provider"] == "sluggish" and event["model"] == "echo"
+    assert answer["error"]["code"] == "budget_exhausted"
