@@ -227,6 +227,7 @@ class Bundle:
                 # a variant the rule gives replaces the catalog's whole; `free` drops them all
                 given_variants = {k: v for k, v in _variants(given).items() if v or rule.free}
                 prices.update(given.fields())
+                variants = _under_rule(variants, frozenset(given.fields()))
                 variants.update(given_variants)
                 for k in (*given.fields(), *given_variants):
                     sources[k] = f"workspace `{ws.slug}`"
@@ -242,6 +243,29 @@ class Bundle:
             for model in sorted(provider.models):
                 if ws.rules.refuse((model, qualified(provider.slug, model))) is None:
                     yield provider.slug, model
+
+
+def _under_rule(variants: dict[str, Any], given: frozenset[str]) -> dict[str, Any]:
+    """The catalog's variants under a workspace rule that gives the fields `given`: the
+    rule's own prices hold in every one it does not replace (a long-context tier, a service
+    tier, batch), as a variant's own fields hold at every tier of the base. Taken whole, the
+    catalog's tier prices replaced the rule's above a threshold (a review: one prompt token
+    more charged the workspace nine times as much, at the catalog's price)."""
+    if not given:
+        return variants
+    tiers, batch, service = variants["tiers"], variants["batch"], variants["service_tiers"]
+    return {
+        "tiers": tuple(PriceTier(t.above_input_tokens, _without(t.prices, given)) for t in tiers),
+        "batch": _without(batch, given) if batch is not None else None,
+        "service_tiers": tuple((name, _without(p, given)) for name, p in service),
+    }
+
+
+def _without(prices: Prices, given: frozenset[str]) -> Prices:
+    """`prices` (a partial table) without the fields `given`, in its own tiers too."""
+    tiers = tuple(PriceTier(t.above_input_tokens, _without(t.prices, given)) for t in prices.tiers)
+    cleared: dict[str, Any] = dict.fromkeys(given)
+    return replace(prices, **cleared, tiers=tiers)
 
 
 def _build(data: dict[str, Any], digest: str) -> Bundle:

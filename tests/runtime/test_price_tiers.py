@@ -102,6 +102,10 @@ CATALOG = {
         kind: Workspace
         slug: lab
         pricing: [{model: "*", free: true}]
+        ---
+        kind: Workspace
+        slug: flat
+        pricing: [{model: "@oai/long", input: 2, output: 10}]  # no tiers of its own
         """,
 }
 
@@ -210,6 +214,29 @@ def test_workspace_chargeback_tiers(router: Router) -> None:
     big = Usage(input_tokens=300_000, output_tokens=10, cache_write_1h_tokens=5)
     assert settle(router, "lab", "@oai/long", big)[1] == 0
     assert settle(router, "lab", "@oai/long", big, batch=True)[1] == 0
+
+
+@pytest.mark.parametrize("prompt", [199_999, 200_000, 200_001, 500_001])
+def test_a_rule_without_tiers_holds_its_prices_at_every_length(router: Router,
+                                                               prompt: int) -> None:  # fmt: skip
+    """A review: a chargeback rule without `tiers` stopped applying above the catalog's
+    threshold, where the catalog's tier prices replaced its own (one token more cost nine
+    times as much). Its own fields hold at every tier, as a variant's do; the fields it does
+    not give keep the catalog tier's price (cache_read: 0.6 above 200,000; the 500,000 tier
+    gives only `input`, so the base's 0.3 above it)."""
+    used = Usage(input_tokens=prompt - 1_000, output_tokens=10, cache_read_tokens=1_000)
+    cache_read = Decimal("0.6") if 200_000 < prompt <= 500_000 else Decimal("0.3")
+    expected = ((prompt - 1_000) * 2 + 10 * 10 + 1_000 * cache_read) / M
+    assert settle(router, "flat", "@oai/long", used)[1] == expected
+
+
+@pytest.mark.parametrize(("tier", "reported"), [("flex", "flex"), ("priority", None)])
+def test_a_rule_without_service_tiers_holds_its_prices_in_each(router: Router, tier: str,
+                                                               reported: str | None) -> None:  # fmt: skip
+    used = Usage(input_tokens=10_000, output_tokens=1_000, service_tier=reported)
+    charged = settle(router, "flat", "@oai/long", used, estimate=Estimate(10_000, 1_000),
+                     params={"service_tier": tier})[1]  # fmt: skip
+    assert charged == Decimal(10_000 * 2 + 1_000 * 10) / M
 
 
 def test_one_hour_cache_writes_count_and_are_bounded() -> None:
