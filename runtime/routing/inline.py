@@ -100,7 +100,8 @@ class Checker:
             return
         self.targets += 1
         if self.targets == MAX_TARGETS + 1:
-            self.add(path, f"more than {MAX_TARGETS} targets in one config")
+            self.add(path, f"more than {MAX_TARGETS} targets in one config (the config and "
+                     "each strategy in it count as one)")  # fmt: skip
         for key, value in t.items():
             here = (*path, key)
             check = TARGET_FIELDS.get(key)
@@ -170,7 +171,8 @@ class Checker:
             elif isinstance(node, list):
                 stack.extend(node)
         if nodes > MAX_QUERY_NODES:
-            self.add(path, f"a query of more than {MAX_QUERY_NODES} values")
+            self.add(path, f"a query of more than {MAX_QUERY_NODES} values (its objects and "
+                     "lists count as one each)")  # fmt: skip
 
     def hash_fields(self, value: Any, path: tuple[str | int, ...]) -> None:
         if self.sized_list(value, path, 16):
