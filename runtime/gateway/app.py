@@ -515,11 +515,13 @@ async def _invite(request: web.Request, lease: Lease, length: int | None) -> Non
     """Answer the request's expectation, now that it is to be read (see `_defer_expect`):
     a body announced larger than the budget has room for is refused, not invited."""
     expect = request.headers.get("Expect")
-    if expect is None or request.version != HttpVersion11 or request.content.is_eof():
-        return  # HTTP/1.0 has no expectations; an empty body needs no invitation
+    if expect is None or request.version != HttpVersion11:
+        return  # HTTP/1.0 has no expectations
     if expect.lower() != "100-continue":  # the value is the client's: not quoted back
         raise Failure(417, "the only expectation supported is `Expect: 100-continue`",
                       "expectation_failed", close=True)  # fmt: skip
+    if request.content.is_eof():
+        return  # the body is here already, or there is none: nothing to invite
     if length is not None and not lease.fits(length):
         raise _memory_full()
     if not request.get(INVITED):

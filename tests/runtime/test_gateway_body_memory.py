@@ -260,6 +260,18 @@ def test_a_body_refused_before_it_is_read_is_not_invited(
     assert logged == ([] if path else [status])  # an unrouted path is not a request
 
 
+def test_an_expectation_we_do_not_meet_is_refused_however_the_body_came(gateway: Gateway) -> None:
+    """A review: `Expect: a-treat` was a 417 when the body came after the head, and a 200
+    when it came in the same write (the expectation was looked at only to invite a body)."""
+    data = body_of(1_000)
+    sock = connect(gateway)
+    sock.sendall(expecting(len(data), "ops", "a-treat") + data)
+    answer = first_answer(sock)
+    assert answer.startswith(b"HTTP/1.1 417 "), answer[:200]
+    assert b"expectation_failed" in answer and b"a-treat" not in answer
+    sock.close()
+
+
 def test_what_no_route_takes_is_answered_in_the_clients_error_shape(gateway: Gateway) -> None:
     status, headers, answer = gateway.request("GET", "/v1/images/generations")
     assert status == 404 and headers["content-type"].startswith("application/json")
