@@ -104,3 +104,16 @@ def test_wheel_installs_and_compiles_in_a_fresh_venv(tmp_path: Path) -> None:
         capture_output=True, text=True, env=env, cwd=tmp_path, check=True,
     ).stdout  # fmt: skip
     assert where.startswith(str(venv)), where
+
+
+def test_the_gateway_without_its_extra_says_what_to_install(tmp_path: Path) -> None:
+    """`python -m runtime.gateway` on an install without the gateway extra died with an
+    aiohttp ModuleNotFoundError traceback (a review); `catalogc serve` said what to do."""
+    blocked = tmp_path / "aiohttp"
+    blocked.mkdir()
+    (blocked / "__init__.py").write_text('raise ImportError("not installed", name="aiohttp")\n')
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
+    done = subprocess.run([sys.executable, "-m", "runtime.gateway", "x.bundle.json"],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "catalog-compiler[gateway]" in done.stderr and "Traceback" not in done.stderr
