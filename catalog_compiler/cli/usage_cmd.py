@@ -20,6 +20,7 @@ import click
 from catalog_compiler.cli import examples as ex
 from catalog_compiler.cli.explain_cmd import load
 from catalog_compiler.cli.options import EXIT_ERRORS, EXIT_USAGE, plain_terminal
+from catalog_compiler.diagnostics import clean
 
 KEY_ENV = "CATALOGC_API_KEY"
 COLUMNS = ("counter", "kind", "unit", "period", "limit", "spent", "reserved", "remaining",
@@ -91,7 +92,7 @@ def _from_gateway(origin: str, workspace: str | None) -> list[dict[str, Any]]:
     request = urllib.request.Request(origin.rstrip("/") + "/v1/catalog/usage" + query,
                                      headers={"authorization": f"Bearer {key}"})  # fmt: skip
     try:
-        with urllib.request.urlopen(request, timeout=10) as resp:  # http(s) only, checked above
+        with _no_redirects().open(request, timeout=10) as resp:  # http(s) only, checked above
             status, raw = resp.status, resp.read(MAX_ANSWER)
     except urllib.error.HTTPError as exc:
         status, raw = exc.code, exc.read(MAX_ANSWER)
@@ -103,16 +104,37 @@ def _from_gateway(origin: str, workspace: str | None) -> list[dict[str, Any]]:
     except ValueError:
         body = None
     if status != 200 or not isinstance(body, dict):
-        error = body.get("error") if isinstance(body, dict) else None
-        said = error.get("message") if isinstance(error, dict) else None
-        shown = said or raw[:200].decode("utf-8", "replace")
-        click.echo(f"catalogc: the gateway answered {status}: {shown}", err=True)
+        click.echo(f"catalogc: the gateway answered {status}: {_said(status, body, raw, key)}",
+                   err=True)  # fmt: skip
         sys.exit(EXIT_ERRORS)
     counters = body.get("counters")
     if not isinstance(counters, list) or not all(isinstance(c, dict) for c in counters):
         click.echo("catalogc: the gateway's answer has no `counters` list", err=True)
         sys.exit(EXIT_ERRORS)
     return counters
+
+
+class _Refuse(urllib.request.HTTPRedirectHandler):
+    """A redirect is not followed: the key would go wherever the Location says (another
+    host, plain http); the 30x surfaces as an HTTPError with its status."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def _no_redirects() -> urllib.request.OpenerDirector:
+    return urllib.request.build_opener(_Refuse)
+
+
+def _said(status: int, body: Any, raw: bytes, key: str) -> str:
+    """The gateway's own words, made safe for a terminal: no escape sequence, no secret
+    (not even the key sent back), bounded. A redirect's body would echo its Location."""
+    if 300 <= status < 400:
+        return "a redirect, not followed (it would take the API key elsewhere)"
+    error = body.get("error") if isinstance(body, dict) else None
+    said = error.get("message") if isinstance(error, dict) else None
+    text = said if isinstance(said, str) and said else raw[:200].decode("utf-8", "replace")
+    return clean(text.replace(key, "****"))
 
 
 def render_csv(rows: list[dict[str, Any]]) -> str:

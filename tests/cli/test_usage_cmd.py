@@ -6,7 +6,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+import random
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -75,3 +80,75 @@ def test_an_unreachable_store_is_a_clear_error(tmp_path: Path) -> None:
     done = run("--bundle", str(bundle), "--redis", "redis://:secret-FAKE@127.0.0.1:1/0")
     assert done.exit_code == 1 and "Traceback" not in done.output
     assert "secret-FAKE" not in done.output
+
+
+KEY = "admin-key-never-elsewhere-0001"
+TITLE = "\x1b]0;PWNED\x07\x1b[2Jfake: all budgets OK"
+
+
+class Gateway(BaseHTTPRequestHandler):
+    """Answers /v1/catalog/usage as the test says (`answer`); records each Authorization."""
+
+    answer: tuple[int, dict[str, str], bytes] = (200, {}, b"{}")
+    seen: list[str | None]
+
+    def do_GET(self) -> None:
+        self.seen.append(self.headers.get("authorization"))
+        status, headers, body = self.answer
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@contextmanager
+def serving(answer: tuple[int, dict[str, str], bytes]) -> Iterator[tuple[str, list[str | None]]]:
+    """A real HTTP server on 127.0.0.1, on a port of 25000–25999 (the range tests may use)."""
+    seen: list[str | None] = []
+    handler = type("Answer", (Gateway,), {"answer": answer, "seen": seen})
+    for port in random.sample(range(25000, 26000), 1000):
+        try:
+            server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+            break
+        except OSError:
+            continue
+    else:
+        pytest.skip("no free port in 25000–25999")
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{port}", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def gateway_usage(origin: str) -> Any:
+    return CliRunner().invoke(cli, ["usage", "--gateway", origin],
+                              env={"NO_COLOR": "1", "CATALOGC_API_KEY": KEY})  # fmt: skip
+
+
+def test_a_redirect_is_not_followed_with_the_key() -> None:
+    elsewhere_answer = (200, {"content-type": "application/json"}, b'{"counters": []}')
+    with serving(elsewhere_answer) as (elsewhere, stolen):
+        moved = (302, {"location": f"{elsewhere}/steal?token=hunter2"}, b"see /steal?token=hunter2")
+        with serving(moved) as (origin, seen):
+            done = gateway_usage(origin)
+    assert seen == [f"Bearer {KEY}"] and stolen == []
+    assert done.exit_code == 1 and "answered 302" in done.output, done.output
+    assert "hunter2" not in done.output and KEY not in done.output
+    assert "Traceback" not in done.output
+
+
+def test_the_gateways_words_cannot_drive_the_terminal() -> None:
+    said = json.dumps({"error": {"message": f"{TITLE} (your key was {KEY})"}}).encode()
+    with serving((500, {"content-type": "application/json"}, said)) as (origin, _):
+        done = gateway_usage(origin)
+    assert done.exit_code == 1 and "answered 500" in done.output, done.output
+    assert "fake: all budgets OK" in done.output
+    assert not any(c in done.output for c in "\x1b\x07") and KEY not in done.output
