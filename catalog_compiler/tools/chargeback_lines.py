@@ -69,7 +69,7 @@ CODES: dict[str, str] = {
     "R015": "a money field is not a plain non-negative decimal",
     "R016": "a token count is out of range",
     "R017": "`ts` is not a UTC timestamp `YYYY-MM-DDTHH:MM:SS[.fff]Z`",
-    "R018": "a name or request id is empty, too long or holds control characters",
+    "R018": "a name or request id is empty, too long, or holds control characters or surrogates",
     "R020": "duplicate request ids (each counted once)",
     "R021": "the last line is unterminated and incomplete (skipped)",
     "R030": "the file cannot be read",
@@ -168,7 +168,19 @@ def _name(obj: dict[str, Any], name: str, nullable: bool) -> str | None:
                    f"{len(value)}", name)  # fmt: skip
     if value != value.translate(UNPRINTABLE):
         raise _Bad("R018", f"`{name}` holds control or bidi characters", name)
+    if not _is_text(value):
+        raise _Bad("R018", f"`{name}` holds a lone surrogate (an escape like \\ud800 that "
+                   "is no character): it cannot be written out", name)  # fmt: skip
     return value
+
+
+def _is_text(value: str) -> bool:
+    """Valid JSON may escape half a UTF-16 pair (`"\\ud800"`): no output encoding takes it."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _usd(obj: dict[str, Any], name: str) -> Decimal:

@@ -6,6 +6,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import subprocess
+import sys
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -262,6 +265,10 @@ BAD = [
     (json.dumps(event(workspace="")), "R018", None),
     (json.dumps(event(model="gpt\x1b[31m")), "R018", None),
     (json.dumps(event(request_id="x" * 1025)), "R018", None),
+    (json.dumps(event(workspace="a\ud800b")), "R018", None),  # valid JSON, not writable text
+    (json.dumps(event(model="m\udfff")), "R018", None),
+    (json.dumps(event(provider="\udc80p")), "R018", None),
+    (json.dumps(event(request_id="r\ud83d")), "R018", None),
     ("[" * 100_00 + "]" * 100_00, "R001", 1),
 ]
 
@@ -293,6 +300,19 @@ def test_a_line_over_64_kib_is_refused_and_reading_goes_on(tmp_path: Path) -> No
         f"{path}:2:1: error[R002]: the line has more than 65536 bytes: not an event",
         f"{path}:3:2: error[R001]: invalid JSON: Expecting property name enclosed in double quotes",
     ]
+
+
+@pytest.mark.parametrize("fmt", ["markdown", "csv", "json"])
+def test_a_lone_surrogate_is_refused_before_any_output(tmp_path: Path, fmt: str) -> None:
+    """In a real process (strict UTF-8 stdout), where writing the name was an internal error."""
+    path = write(tmp_path / "e", json.dumps(event(workspace="a\ud800b")))
+    done = subprocess.run([sys.executable, "-m", "catalog_compiler", "report", str(path),
+                           "--format", fmt], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONIOENCODING": "utf-8"})  # fmt: skip
+    assert (done.returncode, done.stdout) == (1, ""), done.stderr
+    column = json.dumps(event()).index('"workspace"') + 1
+    assert done.stderr.startswith(f"{path}:1:{column}: error[R018]: `workspace` holds a lone")
+    assert "internal error" not in done.stderr
 
 
 def test_invalid_utf8_is_located(tmp_path: Path) -> None:
