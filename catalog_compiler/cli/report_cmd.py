@@ -54,7 +54,10 @@ def parse_when(ctx: click.Context, param: click.Parameter, value: str | None) ->
         raise click.BadParameter(
             f"`{value}` is not a date (YYYY-MM-DD) or a timestamp (2026-12-01T17:00:00Z)"
         ) from None
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    try:
+        return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    except OverflowError:  # an offset carries it past year 1 or 9999 in UTC
+        raise click.BadParameter(f"`{value}` is outside the years 0001–9999 in UTC") from None
 
 
 def plural(n: int, word: str) -> str:

@@ -9,16 +9,19 @@ import json
 import os
 import subprocess
 import sys
+from datetime import date, datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
 from click.testing import CliRunner, Result
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from catalog_compiler.cli import cli
+from catalog_compiler.cli.report_cmd import parse_when, report
 
 
 def event(request_id: str = "r1", **fields: Any) -> dict[str, Any]:
@@ -198,11 +201,47 @@ def test_since_is_inclusive_and_until_exclusive(tmp_path: Path, window: list[str
 
 @pytest.mark.parametrize("window", [["--since", "yesterday"], ["--until", "2026-02-30"],
                                     ["--since", "2026-12-02", "--until", "2026-12-01"],
-                                    ["--by", "model", "--by", "model"], ["--by", "team"]])  # fmt: skip
+                                    ["--by", "model", "--by", "model"], ["--by", "team"],
+                                    ["--since", "9999-12-31T23:30:00-01:00"],  # past 9999 in UTC
+                                    ["--until", "0001-01-01T00:30:00+01:00"]])  # fmt: skip
 def test_a_bad_window_or_key_is_a_usage_error(tmp_path: Path, window: list[str]) -> None:
     result = run(write(tmp_path / "e", *SAMPLE), *window)
     assert result.exit_code == 2 and result.stdout == ""
     assert "Traceback" not in result.output
+
+
+def _stamp(when: datetime, minutes: int) -> str:
+    sign = "-" if minutes < 0 else "+"
+    return f"{when.isoformat()}{sign}{abs(minutes) // 60:02}:{abs(minutes) % 60:02}"
+
+
+# Arbitrary text, and timestamps whose offset may carry them past year 1 or 9999 in UTC.
+WHENS = st.one_of(
+    st.text(),
+    st.builds(
+        _stamp,
+        st.one_of(
+            st.datetimes(),
+            st.datetimes(max_value=datetime(1, 1, 2)),
+            st.datetimes(min_value=datetime(9999, 12, 31)),
+        ),
+        st.integers(-1439, 1439),
+    ),
+    st.dates().map(date.isoformat),
+)
+
+
+SINCE = next(p for p in report.params if p.name == "since")
+
+
+@settings(max_examples=300, deadline=None)
+@given(WHENS)
+def test_a_window_bound_is_a_utc_time_or_a_usage_error(value: str) -> None:
+    try:
+        when = parse_when(click.Context(report), SINCE, value)
+    except click.BadParameter:
+        return
+    assert when is not None and when.utcoffset() == timedelta(0)
 
 
 def test_events_are_required() -> None:
