@@ -39,6 +39,8 @@ METRICS = ["requests", *(f"{kind}_tokens" for kind in TOKEN_KINDS), "catalog_cos
 TITLES = ["requests", "input tokens", "output tokens", "cache read tokens",
           "cache write tokens", "catalog cost USD", "chargeback USD"]  # fmt: skip
 DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
+BACKTICKS = re.compile("`+")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 COLORS = {"error": "\033[1;31m", "warning": "\033[1;33m", "bold": "\033[1m", "reset": "\033[0m"}
 
 
@@ -120,11 +122,23 @@ def _cells(totals: Totals) -> list[str]:
 
 
 def _code(name: str | None) -> str:
+    """A code span the name cannot close (CommonMark: a span ends only at a run of exactly
+    its fence's length, so the fence outruns every backtick run in the name)."""
     if name is None:
         return "(none)"
-    fence = "``" if "`" in name else "`"
-    pad = " " if "`" in name else ""
+    longest = max((len(run) for run in BACKTICKS.findall(name)), default=0)
+    fence = "`" * (longest + 1)
+    # CommonMark strips one space from each end of a span that is not all spaces: padding
+    # keeps a name that starts or ends with ` or a space whole.
+    edges = longest or name.startswith(" ") or name.endswith(" ")
+    pad = " " if edges and name.strip(" ") else ""
     return f"{fence}{pad}{name}{pad}{fence}".replace("|", "\\|")
+
+
+def csv_cell(text: str) -> str:
+    """A spreadsheet runs a cell starting with = + - @ (or tab, CR) as a formula: such a
+    text starts with ' instead (OWASP's CSV-injection rule)."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 def _stamp(when: datetime) -> str:
@@ -161,7 +175,8 @@ def render_csv(tally: Tally) -> str:
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow([*tally.by, *METRICS])
     for key, totals in tally.rows():
-        writer.writerow([*("" if part is None else part for part in key), *_cells(totals)])
+        writer.writerow([*("" if part is None else csv_cell(part) for part in key),
+                         *_cells(totals)])  # fmt: skip
     writer.writerow(["(total)", *[""] * (len(tally.by) - 1), *_cells(tally.total)])
     return buffer.getvalue()
 

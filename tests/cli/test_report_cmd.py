@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from datetime import date, datetime, timedelta
@@ -20,7 +21,7 @@ from click.testing import CliRunner, Result
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from catalog_compiler.cli import cli
+from catalog_compiler.cli import cli, report_cmd
 from catalog_compiler.cli.report_cmd import parse_when, report
 
 
@@ -94,6 +95,47 @@ def test_csv_is_rfc4180_with_exact_decimals(tmp_path: Path) -> None:
     assert [r[0] for r in rows[1:]] == ['a,"b"', "gpt-4o", "gpt-4o-mini", "", "(total)"]
     assert rows[1][-2:] == ["12.5", "0.000000000001"]
     assert rows[-1][-2:] == ["12.503011", "0.000022000001"]
+
+
+BACKTICKS = re.compile("`+")
+
+
+def code_span(cell: str) -> str | None:
+    """What CommonMark reads in `cell` when it is one whole code span, else None: the span
+    opened by the leading backtick run closes at the next run of exactly that length."""
+    fence = BACKTICKS.match(cell)
+    if fence is None:
+        return None
+    runs = [m for m in BACKTICKS.finditer(cell, fence.end()) if len(m[0]) == len(fence[0])]
+    if not runs or runs[0].end() != len(cell):
+        return None
+    inner = cell[fence.end() : runs[0].start()]
+    stripped = inner[:1] == inner[-1:] == " " and inner.strip(" ")
+    return inner[1:-1] if stripped else inner
+
+
+@settings(max_examples=300)
+@given(st.text(st.sampled_from("`a <>"), min_size=1))
+def test_a_name_is_one_code_span_whatever_its_backticks(name: str) -> None:
+    assert code_span(report_cmd._code(name)) == name
+
+
+def test_a_name_cannot_close_its_code_span(tmp_path: Path) -> None:
+    name = "a``<img src=x onerror=alert(1)>``b"
+    result = run(write(tmp_path / "e", event(workspace=name)))
+    assert result.exit_code == 0, result.output
+    cell = result.stdout.splitlines()[2].split(" | ")[0].removeprefix("| ")
+    assert cell == f"``` {name} ```" and code_span(cell) == name
+
+
+@pytest.mark.parametrize("name", ['=HYPERLINK("http://evil/","x")', "+1", "-2+3", "@SUM(A1)"])
+def test_a_csv_name_never_starts_a_formula(tmp_path: Path, name: str) -> None:
+    fine = event("r2", workspace="a=b")
+    result = run(write(tmp_path / "e", event(workspace=name), fine), "--format", "csv")
+    assert result.exit_code == 0, result.output
+    rows = list(csv.reader(io.StringIO(result.stdout)))
+    assert sorted(r[0] for r in rows[1:-1]) == sorted(["'" + name, "a=b"])
+    assert report_cmd.csv_cell("\tx") == "'\tx" and report_cmd.csv_cell("\rx") == "'\rx"
 
 
 def test_json_has_the_documented_shape(tmp_path: Path) -> None:
