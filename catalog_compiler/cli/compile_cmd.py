@@ -108,9 +108,10 @@ def _write(compiled: Compiled, output: str) -> tuple[str | None, list[Diagnostic
             sys.stdout.buffer.write(data)
             sys.stdout.buffer.flush()
             return digest, []
-        write_atomic(Path(output), data)
-        # the self-check: what is on disk loads in the router
-        return Bundle.load(Path(output)).digest, []
+        written = write_atomic(Path(output), data)
+        # the self-check: what is on disk loads in the router (read by the name written:
+        # `-o /proc/self/fd/1` would reopen the file the rename replaced)
+        return Bundle.load(written).digest, []
     except OSError as exc:
         return None, [unwritable(Path(output), exc)]
     except BundleError as exc:  # pragma: no cover - would be a compiler bug

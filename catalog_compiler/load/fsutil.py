@@ -85,11 +85,13 @@ def check_output(
     """Raise OutputRefused unless `path` is absent or a regular file not in `protected`
     (`what` says what the protected files are).
 
-    Writing replaces the directory entry (rename), so a device or FIFO there would be
-    swapped for a regular file, and a catalog file named by a link would be replaced."""
+    Writing renames a new file over the one `path` resolves to, so a device or FIFO there
+    would be swapped for a regular file; links are followed, so a catalog file named by a
+    link would be replaced."""
     try:
         st = os.stat(path)  # follows links: the file the user meant
     except OSError:
+        resolved(path)  # refuses a loop of links
         return  # absent (or unreachable: the write itself reports why)
     if not stat.S_ISREG(st.st_mode):
         raise OutputRefused(
@@ -105,6 +107,7 @@ def check_output(
             f"`{path}` is {what}: writing it would destroy the input",
             "write the output somewhere else",
         )
+    resolved(path)  # refuses a file no name reaches (/proc/self/fd/N of a deleted file)
 
 
 def check_output_dir(path: Path) -> None:
@@ -129,28 +132,61 @@ def write_atomic(
     durable: bool = True,
     protected: Collection[FileId] = (),
     what: str = "a file this run reads",
-) -> None:
-    """Write to a temporary file in the same directory (created if missing), fsync, then
-    rename over `path`, after `check_output`.
+) -> Path:
+    """Write to a temporary file beside the file `path` resolves to (its directory created
+    if missing), fsync, then rename over that file, after `check_output`; return that
+    file's path. A symbolic link stays a link and its target gets the data.
 
     `durable=False` skips the fsync, for caches: still never half-written, just not
     guaranteed to survive a power cut."""
     check_output(path, protected, what)
-    directory = path.parent if str(path.parent) else Path(".")
-    directory.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+    target = resolved(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
-            os.fchmod(fd, _mode_for(path))  # mkstemp makes 0600; keep what a write would give
+            os.fchmod(fd, _mode_for(target))  # mkstemp makes 0600; keep what a write would give
             fh.write(data)
             if durable:
                 fh.flush()
                 os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+    return target
+
+
+def resolved(path: Path) -> Path:
+    """The file a write to `path` lands in: every link followed, a dangling one to the name
+    it points at. Renaming over `path` itself would replace a link (`/dev/stdout` too) with
+    the output and leave its target as it was."""
+    target = Path(os.path.realpath(path))
+    if target.is_symlink():  # realpath stops inside a loop
+        raise _unreachable(path, "a loop of symbolic links")
+    try:
+        named = os.stat(path)
+    except OSError:
+        return target  # a new name (the write reports a path it cannot reach)
+    if _file_id(target) != (named.st_dev, named.st_ino):  # /proc/self/fd/N of a deleted file
+        raise _unreachable(path, "a file no name reaches (deleted, or in memory)")
+    return target
+
+
+def _file_id(path: Path) -> FileId | None:
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
+
+
+def _unreachable(path: Path, what: str) -> OutputRefused:
+    return OutputRefused(
+        "E0007", path, f"`{path}` leads to {what}: it cannot be replaced",
+        "name a new or regular file (`-o -` writes to standard output)",
+    )  # fmt: skip
 
 
 def error_text(exc: OSError) -> str:

@@ -372,11 +372,12 @@ def protected_files(root: Path, sources: Iterable[Source]) -> frozenset[FileId]:
 
 
 def would_be_catalog_file(root: Path, path: Path) -> bool:
-    """Whether a file written at `path` would be read as part of the catalog next time."""
-    if not path.name.endswith(EXTENSIONS):
-        return False
+    """Whether a file written at `path` would be read as part of the catalog next time
+    (a write follows links: `out.json` -> `catalog/new.yaml` writes a catalog file)."""
     real_root = os.path.realpath(root)
     real = os.path.realpath(path)
+    if not (path.name.endswith(EXTENSIONS) or real.endswith(EXTENSIONS)):
+        return False
     rel = os.path.relpath(real, real_root)
     if rel == os.pardir or rel.startswith(os.pardir + os.sep):
         return False

@@ -12,11 +12,14 @@ import json
 import os
 import shutil
 import stat
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from catalog_compiler.load.fsutil import OutputRefused, write_atomic
 from runtime.bundle.load import Bundle
 from tests.conftest import EXAMPLE, shared_data
 from tests.hostile.conftest import Run, assert_sound, catalogc
@@ -171,6 +174,62 @@ def test_dash_sends_diagnostics_to_stderr(tmp_path: Path, acme: Path) -> None:
     run = catalogc("compile", acme, "-o", "-", "--format", "json")
     assert run.returncode == 1 and run.stdout == ""
     assert "E0502" in json.loads(run.stderr.split("\nnothing written")[0])["diagnostics"][0]["code"]
+
+
+# -- a symbolic link is written through: it stays, its target gets the output -------------------
+def test_a_link_stays_and_its_target_gets_the_bundle(tmp_path: Path) -> None:
+    (tmp_path / "lk").mkdir()
+    (tmp_path / "target.json").write_text("old")
+    (tmp_path / "lk" / "out.json").symlink_to("../target.json")
+    (tmp_path / "new.json").symlink_to("made/b.json")  # dangling: the name it points at
+    for link in (tmp_path / "lk" / "out.json", tmp_path / "new.json"):
+        run = catalogc("compile", EXAMPLE, "-o", link)
+        assert_sound(run)
+        assert run.returncode == 0, run.output
+        assert link.is_symlink()
+    for written in (tmp_path / "target.json", tmp_path / "made" / "b.json"):
+        Bundle.load(written)
+    left = sorted(p.name for p in tmp_path.rglob("*"))
+    assert left == ["b.json", "lk", "made", "new.json", "out.json", "target.json"]  # no .tmp
+
+
+def test_a_link_to_standard_output_writes_where_it_points(tmp_path: Path) -> None:
+    """`-o /dev/stdout` with standard output a file, on a private link to /proc/self/fd/1
+    (never the real /dev/stdout): the link stays, the redirected file gets the bundle."""
+    link = tmp_path / "stdout"
+    link.symlink_to("/proc/self/fd/1")
+    redirected = tmp_path / "redirected.json"
+    with redirected.open("wb") as out:
+        done = subprocess.run([sys.executable, "-m", "catalog_compiler", "compile", str(EXAMPLE),
+                               "-o", str(link)], stdout=out, stderr=subprocess.PIPE, timeout=60,
+                              env={**os.environ, "CATALOGC_NO_CACHE": "1", "NO_COLOR": "1"})  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert link.is_symlink() and os.readlink(link) == "/proc/self/fd/1"
+    Bundle.load(redirected)
+    assert_refused(catalogc("compile", EXAMPLE, "-o", link), "E0007")  # a pipe under the test
+    assert os.readlink(link) == "/proc/self/fd/1"
+
+
+def test_a_link_loop_is_refused_and_left_alone(tmp_path: Path) -> None:
+    (tmp_path / "a.json").symlink_to("b.json")
+    (tmp_path / "b.json").symlink_to("a.json")
+    assert_refused(catalogc("compile", EXAMPLE, "-o", tmp_path / "a.json"), "E0007")
+    assert os.readlink(tmp_path / "a.json") == "b.json"
+
+
+def test_a_file_no_name_reaches_is_refused(tmp_path: Path) -> None:
+    with (tmp_path / "gone.json").open("wb") as fh:
+        os.unlink(tmp_path / "gone.json")
+        with pytest.raises(OutputRefused) as refused:
+            write_atomic(Path(f"/proc/self/fd/{fh.fileno()}"), b"{}")
+    assert refused.value.code == "E0007" and list(tmp_path.iterdir()) == []
+
+
+def test_a_link_to_a_new_catalog_file_is_refused(acme: Path) -> None:
+    link = acme.parent / "bundle.json"
+    link.symlink_to(acme / "workspaces" / "new.yaml")
+    assert_refused(catalogc("compile", acme, "-o", link), "E0006")
+    assert not (acme / "workspaces" / "new.yaml").exists() and link.is_symlink()
 
 
 def test_missing_parent_directories_are_created(tmp_path: Path) -> None:
