@@ -20,7 +20,7 @@ import click
 from catalog_compiler.cli import examples as ex
 from catalog_compiler.cli.explain_cmd import load
 from catalog_compiler.cli.options import EXIT_ERRORS, EXIT_USAGE, plain_terminal
-from catalog_compiler.diagnostics import clean
+from catalog_compiler.diagnostics import clean, printable
 
 KEY_ENV = "CATALOGC_API_KEY"
 COLUMNS = ("counter", "kind", "unit", "period", "limit", "spent", "reserved", "remaining",
@@ -165,7 +165,7 @@ def render_text(rows: list[dict[str, Any]], bars: bool) -> str:
         text = "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(r)).rstrip()
         if bars and n:
             text += "  " + _bar(rows[n - 1])
-        lines.append(text)
+        lines.append(printable(text))  # a gateway's counters are its words: no escapes
     return "\n".join(lines) + "\n"
 
 

@@ -152,3 +152,14 @@ def test_the_gateways_words_cannot_drive_the_terminal() -> None:
     assert done.exit_code == 1 and "answered 500" in done.output, done.output
     assert "fake: all budgets OK" in done.output
     assert not any(c in done.output for c in "\x1b\x07") and KEY not in done.output
+
+
+def test_the_gateways_counters_cannot_drive_the_terminal() -> None:
+    row = {"counter": f"workspace/{TITLE}", "kind": "budget", "unit": "usd", "period": "month",
+           "limit": "10", "spent": "1", "reserved": "0", "remaining": "9",
+           "window_start": "2026-12-01T00:00:00Z", "window_end": None}  # fmt: skip
+    said = json.dumps({"counters": [row]}).encode()
+    with serving((200, {"content-type": "application/json"}, said)) as (origin, _):
+        done = gateway_usage(origin)
+    assert done.exit_code == 0 and "fake: all budgets OK budget" in done.output, done.output
+    assert not any(c in done.output for c in "\x1b\x07")
