@@ -78,16 +78,8 @@ class Metrics:
         self.ttft = histogram("time_to_first_token_seconds",
                               "Streams: request start to the first event relayed")  # fmt: skip
         # budgets: read from the store at each scrape (every worker reads the same store)
-        budget = ("counter", "unit", "period")
-
-        def gauge(name: str, doc: str) -> Any:
-            return pc.Gauge(name, doc, budget, namespace=NAMESPACE, registry=own,
-                            multiprocess_mode="livemax")  # fmt: skip
-
-        self.budget_used = gauge("budget_used_ratio", "Share of each budget taken in its "
-                                 "current window (settled and in flight)")  # fmt: skip
-        self.budget_remaining = gauge("budget_remaining", "What each budget still admits in "
-                                      "its window (USD, tokens or requests)")  # fmt: skip
+        self._budgets = _Budgets()
+        self.registry.register(self._budgets)
         if self.multiprocess:
             from prometheus_client import multiprocess
 
@@ -171,18 +163,13 @@ class Metrics:
                 self.child(self.cost, *labels, "chargeback").inc(t.charged / UNITS_PER_MICRO_USD)
 
     def budgets(self, rows: list[Any]) -> None:
-        """Set the budget gauges from `Router.usage()` rows."""
-        for row in rows:
-            if row.kind == "budget":
-                labels = (row.counter, row.unit, row.period or "")
-                self.budget_used.labels(*labels).set(float(row.used))
-                self.budget_remaining.labels(*labels).set(float(row.remaining))
+        """The budget gauges of the next exposition, from `Router.usage()` rows."""
+        self._budgets.rows = [row for row in rows if row.kind == "budget"]
 
     def budgets_unknown(self) -> None:
         """No budget gauges while the store cannot say (unreachable, its counters lost): a
         gauge left from before is stale, and one read from lost counters shows them whole."""
-        self.budget_used.clear()
-        self.budget_remaining.clear()
+        self._budgets.rows = []
 
     def text(self) -> bytes:
         self.flush()
@@ -192,3 +179,28 @@ class Metrics:
     @property
     def content_type(self) -> str:
         return str(self._pc.CONTENT_TYPE_LATEST)
+
+
+class _Budgets:
+    """The budget gauges, as a collector of the rows the scrape read from the store. Not
+    prometheus_client gauges: with workers, their values live in the shared files, and one
+    set before the store lost its counters was still served after (a review)."""
+
+    def __init__(self) -> None:
+        from prometheus_client.core import GaugeMetricFamily
+
+        self._family = GaugeMetricFamily
+        self.rows: list[Any] = []
+
+    def collect(self) -> list[Any]:
+        family = self._family
+        labels = ("counter", "unit", "period")
+        used = family(f"{NAMESPACE}_budget_used_ratio", "Share of each budget taken in its "
+                      "current window (settled and in flight)", labels=labels)  # fmt: skip
+        remaining = family(f"{NAMESPACE}_budget_remaining", "What each budget still admits in "
+                           "its window (USD, tokens or requests)", labels=labels)  # fmt: skip
+        for row in self.rows:
+            named = (row.counter, row.unit, row.period or "")
+            used.add_metric(named, float(row.used))
+            remaining.add_metric(named, float(row.remaining))
+        return [used, remaining]
