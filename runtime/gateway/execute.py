@@ -161,8 +161,9 @@ class Engine:
             async with Deadline(timeout):
                 resp = await self.transport.send(outbound, attempt.service, call.settings)
                 answered = time.perf_counter() - sent
-                if not _answerable(resp.status):
+                if not _answerable(resp.status):  # an answer without usage: not billed
                     resp.close()
+                    settle, billed = Usage(), False
                     raise UpstreamProtocolError(f"the upstream answered HTTP {resp.status}")
                 if job.stream and 200 <= resp.status < 300:
                     out.status, out.stream = resp.status, (resp, adapter, call, ticket)

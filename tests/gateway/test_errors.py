@@ -212,6 +212,8 @@ def test_a_status_no_client_can_read_is_a_502(fakes: Fakes, client: openai.OpenA
         send(client, "@openai-main/gpt-4o-mini")
     assert err.value.status_code == 502
     assert f"HTTP {status}" in error_of(err.value)["message"]
+    # an answer without usage, as an upstream error is: not billed (the fixes' review)
+    assert Decimal(err.value.response.headers["x-catalog-cost-usd"]) == 0
 
 
 def test_no_secret_in_any_error(gateway: GatewayProcess, fakes: Fakes) -> None:
