@@ -274,10 +274,32 @@ class RedisSettlement(RedisConnection):
             raise self._unavailable(exc) from None
         got = iter(replies)
         self._check_generation(next(got))
+        self._check_present(replies[1:1 + len(budgets) + len(buckets)],
+                            [budget_key(tag, g, w) for g, w in budgets]
+                            + [f"{tag}:r:{b.key}" for b in buckets])  # fmt: skip
         held = tuple(_budget_held(next(got), g.unit == "usd") for g, _ in budgets)
         free = tuple(_bucket_free(b, next(got), now_us) for b in buckets)
         inflight = tuple(int(next(got)) for _ in leases)
         return Snapshot(held, free, inflight)
+
+    def _check_present(self, values: Sequence[Any], keys: Sequence[str]) -> None:
+        """Refuse to report a counter a fail-closed store has lost on its own (an eviction,
+        a DEL): its registry entry says it should still exist, as the admission script
+        checks. Read as absent, it showed a spent budget whole (the fixes' review)."""
+        missing = [key for key, value in zip(keys, values, strict=True) if value is None]
+        if not missing or self.fail_open or self.generation is None:
+            return
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            for key in missing:
+                pipe.zscore(self._registry, key)
+            scores = pipe.execute()
+        except UNREACHABLE as exc:
+            raise self._unavailable(exc) from None
+        now = time.time()
+        for key, score in zip(missing, scores, strict=True):
+            if score is not None and float(score) > now:
+                raise self._lost(f"the counter `{key}` vanished before its window ended")
 
     def inflight(self, lease_key: str) -> int:
         """Leases held now: an expired one (its release lost, e.g. in a failover) no longer

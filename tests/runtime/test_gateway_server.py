@@ -491,6 +491,33 @@ def test_lost_counters_are_not_shown_as_whole_budgets(tmp_path: Path, own_redis:
         gw.stop()
 
 
+def test_a_counter_evicted_alone_is_not_shown_whole(tmp_path: Path,
+                                                   own_redis: RedisServer) -> None:  # fmt: skip
+    """One budget key gone (an eviction, a DEL) while the generation marker stays: the usage
+    report showed the budget whole until an admission found the loss (the fixes' review)."""
+    import redis
+
+    files = catalog(limit=1000)
+    files["w.yaml"] += "budgets: [{limit: 1000000000, unit: tokens, period: monthly}]\n"
+    path = tmp_path / "b.json"
+    path.write_bytes(compile_files(tmp_path / "cat", files))
+    gw = Gateway(path, "--redis", own_redis.url, "--namespace", "evicted",
+                 env={"GW_OPS_FAKE_KEY": CREDENTIAL})  # fmt: skip
+    try:
+        assert gw.request("POST", "/v1/chat/completions", chat(), AUTH)[0] == 200
+        assert gw.request("GET", "/v1/catalog/usage", None, AUTH)[0] == 200
+        client = redis.Redis.from_url(own_redis.url)
+        keys = list(client.scan_iter("{evicted}:*"))
+        (key,) = [k for k in keys if b"|budget|" in k]
+        client.delete(key)
+        status, _, body = gw.request("GET", "/v1/catalog/usage", None, AUTH)
+        assert status == 503 and json.loads(body)["error"]["code"] == "store_unavailable"
+        status, _, body = gw.request("GET", "/readyz")
+        assert status == 503 and json.loads(body)["status"] == "counters_lost"
+    finally:
+        gw.stop()
+
+
 def test_readyz_survives_closed_connections_and_the_log_says_why_the_store_refuses(
     tmp_path: Path, own_redis: RedisServer
 ) -> None:
