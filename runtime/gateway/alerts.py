@@ -6,7 +6,7 @@ store: the admission that crosses a threshold reports it (atomically, in the sto
 before posting, the gateway claims the alert's key in the store (`Store.claim`: SET NX on
 Redis), so a second crossing in the same window (after refunds) or a second replica never
 posts it again. "Exhausted" (threshold 1) is the first refusal of a request by that budget
-in the window with at most half of it left, once per tenth of the limit spent. Delivery
+in the window with less than a tenth of its limit left. Delivery
 retries with backoff; what cannot be delivered is appended to the dead-letter file (JSON
 Lines), or logged when there is none. Nothing here fails a request."""
 
@@ -52,12 +52,10 @@ class Pending:
     budget: str  # "usd/monthly": the budget's unit and period
     window: str
     threshold: Decimal  # 0.8, or 1 for exhaustion
-    tenth: int | None = None  # exhaustion: the tenths of the limit spent when it refused
 
     @property
     def key(self) -> str:
-        key = f"alert|{self.counter}|{self.budget}|{self.window}|{self.threshold}"
-        return key if self.tenth is None else f"{key}|{self.tenth}"
+        return f"alert|{self.counter}|{self.budget}|{self.window}|{self.threshold}"
 
 
 class Alerts:
@@ -93,19 +91,16 @@ class Alerts:
             self._queue_alert(Pending(budget.counter, _kind(budget.key), window, threshold))
 
     def refused(self, exc: BudgetExceeded, epoch: str | None) -> None:
-        """A budget refused a request: it is exhausted for this window, unless more than
-        half of it is left (the request was larger than what is left, which any caller can
-        make it). Once per tenth of the limit spent: a caller whose large request was
-        refused early (a review: at 0 spent) must not use up the alert of the real
-        exhaustion later in the window."""
-        limit, left = exc.limit, exc.remaining
-        if limit > 0 and left * 2 > limit:
+        """A budget refused a request with less than a tenth of its limit left: it is
+        exhausted for this window. With more left, the refusal says the request was larger
+        than what is left, which any caller can make it: alerting then used up the window's
+        one alert before the real exhaustion (reviews: at 0 spent; then, once per tenth,
+        oversized requests between small ones claimed every tenth from half spent on)."""
+        if exc.limit > 0 and exc.remaining * 10 >= exc.limit:
             return
-        tenth = 10 if limit <= 0 else int((limit - left) * 10 // limit)
         day = time.time_ns() // NS_PER_DAY
         window = span(exc.period, day, epoch)[0]
-        self._queue_alert(Pending(exc.counter, f"{exc.unit}/{exc.period}", window, Decimal(1),
-                                  tenth))  # fmt: skip
+        self._queue_alert(Pending(exc.counter, f"{exc.unit}/{exc.period}", window, Decimal(1)))
 
     def _threshold(self, budget: BudgetSpec) -> Decimal | None:
         if self.bundle is None:

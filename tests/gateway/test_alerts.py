@@ -160,27 +160,36 @@ def test_two_replicas_send_each_alert_once_signed(tmp_path: Path, loop: Loop,
         receiver.stop()
 
 
-def test_a_large_request_refused_early_does_not_use_up_the_exhaustion_alert(
+def test_oversized_requests_do_not_use_up_the_exhaustion_alert(
     tmp_path: Path, loop: Loop, own_redis: Any
 ) -> None:
-    """A review: any workspace key sent one request whose reservation was larger than the
-    whole budget; its refusal posted `budget_exhausted` at `spent: 0`, claimed for the window,
-    and the real exhaustion later posted nothing."""
+    """Reviews: any workspace key's one oversized request (its reservation larger than what
+    is left) was refused at 0 spent and posted `budget_exhausted`, claimed for the window,
+    so the real exhaustion posted nothing; then, with one alert per tenth spent, oversized
+    requests between normal ones claimed every tenth from half spent on. Now only a refusal
+    with less than a tenth left alerts: once, past 90% spent, however the two interleave."""
     receiver = Receiver(loop).start()
     gws = gateways(tmp_path, receiver.url, own_redis.url, "early")
+    auth = {"authorization": f"Bearer {KEY}"}
+    normal = {"model": "@fast/echo", "max_tokens": 20,
+              "messages": [{"role": "user", "content": "spend some of the budget " * 3}]}  # fmt: skip
+    huge = {**normal, "max_tokens": 400_000}
     try:
-        huge = {"model": "@fast/echo", "max_tokens": 20,
-                "messages": [{"role": "user", "content": "word " * 200_000}]}  # fmt: skip
-        status, _, body = http("POST", gws[0].v1 + "/chat/completions", huge,
-                               {"authorization": f"Bearer {KEY}"})  # fmt: skip
-        assert status == 412 and b"cannot cover" in body
-        statuses = spend(gws)
-        assert statuses[-1] == 412 and statuses.count(200) >= 5
+        served = 0
+        for i in range(400):
+            status, _, body = http("POST", gws[i % 2].v1 + "/chat/completions", huge, auth)
+            assert status == 412 and b"budget_exhausted" in body
+            status, _, _ = http("POST", gws[i % 2].v1 + "/chat/completions", normal, auth)
+            if status == 412:
+                break
+            assert status == 200
+            served += 1
+        assert status == 412 and served >= 5
         wait_for(lambda: len(receiver.alerts()) >= 2)
         time.sleep(1.0)  # anything more would come now
         alerts = sorted(receiver.alerts(), key=lambda a: a["threshold"])
         assert [a["event"] for a in alerts] == ["budget_threshold", "budget_exhausted"]
-        assert Decimal(alerts[1]["spent"]) >= Decimal("0.001")  # the real one: half or more
+        assert Decimal(alerts[1]["spent"]) >= Decimal("0.0018")  # past 90% of 0.002
     finally:
         for g in gws:
             g.stop()
