@@ -166,10 +166,31 @@ async def _unrouted(request: web.Request) -> web.Response:
     return _error(failure, path == "/v1/messages" or path.startswith("/v1/messages/"))
 
 
-async def _defer_expect(request: web.Request) -> None:
+async def _defer_expect(request: web.Request) -> web.Response | None:
     """aiohttp's default answers `Expect: 100-continue` before any handler runs, inviting
     the body of a client without a key, or of one too large. Here nothing is answered yet:
-    `_read` invites the body once the caller is known and its announced size fits."""
+    `_read` invites the body once the caller is known and its announced size fits. An
+    expectation the gateway does not meet is refused there (and logged as the request's
+    answer), or here on the other routes (a review: a GET with one was served)."""
+    if request.path not in ENDPOINTS and _unmet_expectation(request):
+        answer = _error(_expectation_failed(), request.path.startswith("/v1/messages"))
+        answer.force_close()
+        return answer
+    return None
+
+
+def _expectation_failed() -> Failure:  # the client's value is not quoted back
+    return Failure(417, "the only expectation supported is `Expect: 100-continue`",
+                   "expectation_failed", close=True)  # fmt: skip
+
+
+def _unmet_expectation(request: web.Request) -> bool:
+    """An HTTP/1.1 request expects something other than `100-continue` (in any of its
+    `Expect` headers, any item of their lists; HTTP/1.0 has no expectations)."""
+    if request.version != HttpVersion11:
+        return False
+    values = request.headers.getall("Expect", ())
+    return any(item.strip().lower() != "100-continue" for v in values for item in v.split(","))
 
 
 async def _mark_unread(request: web.Request, response: web.StreamResponse) -> None:
@@ -517,9 +538,8 @@ async def _invite(request: web.Request, lease: Lease, length: int | None) -> Non
     expect = request.headers.get("Expect")
     if expect is None or request.version != HttpVersion11:
         return  # HTTP/1.0 has no expectations
-    if expect.lower() != "100-continue":  # the value is the client's: not quoted back
-        raise Failure(417, "the only expectation supported is `Expect: 100-continue`",
-                      "expectation_failed", close=True)  # fmt: skip
+    if _unmet_expectation(request):  # refused on the route already (`_defer_expect`)
+        raise _expectation_failed()
     if request.content.is_eof():
         return  # the body is here already, or there is none: nothing to invite
     if length is not None and not lease.fits(length):

@@ -272,6 +272,24 @@ def test_an_expectation_we_do_not_meet_is_refused_however_the_body_came(gateway:
     sock.close()
 
 
+@pytest.mark.parametrize("head", [
+    "GET /v1/models HTTP/1.1\r\nExpect: a-treat\r\n",  # a route that reads no body
+    "GET /readyz HTTP/1.1\r\nExpect: a-treat\r\n",
+    "POST /v1/chat/completions HTTP/1.1\r\nExpect: 100-continue\r\nExpect: a-treat\r\n"
+    "Content-Length: 2\r\n",  # a second header
+    "POST /v1/chat/completions HTTP/1.1\r\nExpect: 100-continue, a-treat\r\n"
+    "Content-Length: 2\r\n",  # a list
+])  # fmt: skip
+def test_an_unmet_expectation_is_refused_on_every_route(gateway: Gateway, head: str) -> None:
+    sock = connect(gateway)
+    auth = f"Authorization: Bearer {key('ops')}\r\nHost: gw\r\n"
+    sock.sendall((head + auth + "\r\n").encode() + (b"{}" if "Length" in head else b""))
+    answer = first_answer(sock)
+    assert answer.startswith(b"HTTP/1.1 417 "), answer[:200]
+    assert b"expectation_failed" in answer and b"a-treat" not in answer
+    sock.close()
+
+
 def test_what_no_route_takes_is_answered_in_the_clients_error_shape(gateway: Gateway) -> None:
     status, headers, answer = gateway.request("GET", "/v1/images/generations")
     assert status == 404 and headers["content-type"].startswith("application/json")
