@@ -106,12 +106,14 @@ def test_wheel_installs_and_compiles_in_a_fresh_venv(tmp_path: Path) -> None:
     assert where.startswith(str(venv)), where
 
 
-def test_the_gateway_without_its_extra_says_what_to_install(tmp_path: Path) -> None:
+@pytest.mark.parametrize("module", ["aiohttp", "prometheus_client"])
+def test_the_gateway_without_its_extra_says_what_to_install(tmp_path: Path, module: str) -> None:
     """`python -m runtime.gateway` on an install without the gateway extra died with an
-    aiohttp ModuleNotFoundError traceback (a review); `catalogc serve` said what to do."""
-    blocked = tmp_path / "aiohttp"
+    aiohttp ModuleNotFoundError traceback, or without prometheus_client logged an error and
+    never served (reviews); `catalogc serve` said what to do."""
+    blocked = tmp_path / module
     blocked.mkdir()
-    (blocked / "__init__.py").write_text('raise ImportError("not installed", name="aiohttp")\n')
+    (blocked / "__init__.py").write_text(f'raise ImportError("not installed", name="{module}")\n')
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
     done = subprocess.run([sys.executable, "-m", "runtime.gateway", "x.bundle.json"],
                           capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)  # fmt: skip

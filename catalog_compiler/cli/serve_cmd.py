@@ -30,7 +30,7 @@ GatewayMain = Callable[[list[str]], int]  # runtime.gateway.cli.main
 BUNDLE_NAME = "catalog.bundle.json"
 # What `pip install 'catalog-compiler[gateway]'` brings that the gateway cannot run without
 # (uvloop is optional: the gateway uses it where available).
-EXTRA_MODULES = ("aiohttp",)
+EXTRA_MODULES = ("aiohttp", "prometheus_client")
 INSTALL_HINT = "install catalog-compiler[gateway]: pip install 'catalog-compiler[gateway]'"
 
 

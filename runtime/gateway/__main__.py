@@ -1,18 +1,22 @@
 """`python -m runtime.gateway BUNDLE [options]`: the gateway without the compiler."""
 
+import importlib
 import sys
 
 from runtime.gateway import hup
 
 hup.catch()  # before the imports below (half a second): a SIGHUP meanwhile is a reload
 
-try:
-    from runtime.gateway.cli import main
-except ImportError as exc:  # the server's dependencies are an extra: say so, not a traceback
-    if (exc.name or "").partition(".")[0] != "aiohttp":
-        raise
-    print("runtime.gateway: the gateway needs `aiohttp`: install the gateway extra: "
-          "pip install 'catalog-compiler[gateway]'", file=sys.stderr)  # fmt: skip
-    raise SystemExit(2) from None
+# the server's dependencies are an extra: a missing one is said, not a traceback (or, for
+# prometheus_client, imported only once serving began, an error and a process that hung)
+for _name in ("aiohttp", "prometheus_client"):
+    try:
+        importlib.import_module(_name)
+    except ImportError:
+        print(f"runtime.gateway: the gateway needs `{_name}`: install the gateway extra: "
+              "pip install 'catalog-compiler[gateway]'", file=sys.stderr)  # fmt: skip
+        raise SystemExit(2) from None
+
+from runtime.gateway.cli import main  # noqa: E402
 
 raise SystemExit(main())
