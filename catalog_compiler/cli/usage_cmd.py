@@ -20,6 +20,7 @@ import click
 from catalog_compiler.cli import examples as ex
 from catalog_compiler.cli.explain_cmd import load
 from catalog_compiler.cli.options import EXIT_ERRORS, EXIT_USAGE, plain_terminal
+from catalog_compiler.cli.report_cmd import csv_cell
 from catalog_compiler.diagnostics import clean, printable
 
 KEY_ENV = "CATALOGC_API_KEY"
@@ -111,7 +112,47 @@ def _from_gateway(origin: str, workspace: str | None) -> list[dict[str, Any]]:
     if not isinstance(counters, list) or not all(isinstance(c, dict) for c in counters):
         click.echo("catalogc: the gateway's answer has no `counters` list", err=True)
         sys.exit(EXIT_ERRORS)
+    for i, counter in enumerate(counters):
+        wrong = _malformed(counter)
+        if wrong is not None:
+            click.echo(f"catalogc: the gateway's counter #{i + 1} is malformed: `{wrong}`",
+                       err=True)  # fmt: skip
+            sys.exit(EXIT_ERRORS)
     return counters
+
+
+KINDS = ("budget", "rate_limit", "concurrency")
+_TEXT = ("counter", "unit")
+_AMOUNTS = ("limit", "spent", "remaining")
+_OPTIONAL = ("reserved", "period", "window_start", "window_end")
+
+
+def _malformed(counter: dict[str, Any]) -> str | None:
+    """The first field of a gateway's counter that is not what the gateway sends (its
+    words are a server's: one missing `kind` or a word for a `limit` was an internal
+    error when shown, a review)."""
+    if counter.get("kind") not in KINDS:
+        return "kind"
+    for name in _TEXT:
+        if not isinstance(counter.get(name), str):
+            return name
+    for name in (*_AMOUNTS, "reserved"):
+        value = counter.get(name)
+        if value is None and name == "reserved":
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, str)) or not _amount(value):
+            return name
+    for name in _OPTIONAL[1:]:
+        if counter.get(name) is not None and not isinstance(counter[name], str):
+            return name
+    return None
+
+
+def _amount(value: int | str) -> bool:
+    try:
+        return Decimal(str(value)).is_finite() and len(str(value)) <= 64
+    except ArithmeticError:
+        return False
 
 
 class _Refuse(urllib.request.HTTPRedirectHandler):
@@ -141,9 +182,17 @@ def render_csv(rows: list[dict[str, Any]]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(COLUMNS)
-    for row in rows:
-        writer.writerow(["" if row.get(c) is None else row.get(c) for c in COLUMNS])
+    for row in rows:  # a gateway's words: printable, and never a spreadsheet formula
+        writer.writerow([_cell(row, c) for c in COLUMNS])
     return out.getvalue()
+
+
+def _cell(row: dict[str, Any], column: str) -> str:
+    value = row.get(column)
+    if value is None:
+        return ""
+    text = printable(str(value))
+    return text if column in _AMOUNTS or column == "reserved" else csv_cell(text)
 
 
 def render_text(rows: list[dict[str, Any]], bars: bool) -> str:

@@ -128,8 +128,8 @@ def serving(answer: tuple[int, dict[str, str], bytes]) -> Iterator[tuple[str, li
         server.server_close()
 
 
-def gateway_usage(origin: str) -> Any:
-    return CliRunner().invoke(cli, ["usage", "--gateway", origin],
+def gateway_usage(origin: str, *extra: str) -> Any:
+    return CliRunner().invoke(cli, ["usage", "--gateway", origin, *extra],
                               env={"NO_COLOR": "1", "CATALOGC_API_KEY": KEY})  # fmt: skip
 
 
@@ -163,3 +163,37 @@ def test_the_gateways_counters_cannot_drive_the_terminal() -> None:
         done = gateway_usage(origin)
     assert done.exit_code == 0 and "fake: all budgets OK budget" in done.output, done.output
     assert not any(c in done.output for c in "\x1b\x07")
+
+
+ROW = {"counter": "workspace/team", "kind": "budget", "unit": "usd", "period": "month",
+       "limit": "10", "spent": "1", "reserved": "0", "remaining": "9",
+       "window_start": "2026-12-01T00:00:00Z", "window_end": None}  # fmt: skip
+
+
+def test_the_gateways_counters_cannot_drive_a_terminal_or_a_spreadsheet_as_csv() -> None:
+    rows = [{**ROW, "counter": f"workspace/{TITLE}"},
+            {**ROW, "counter": '=HYPERLINK("http://evil","x")'}]  # fmt: skip
+    said = json.dumps({"counters": rows}).encode()
+    with serving((200, {"content-type": "application/json"}, said)) as (origin, _):
+        done = gateway_usage(origin, "--format", "csv")
+    assert done.exit_code == 0, done.output
+    assert not any(c in done.output for c in "\x1b\x07")
+    assert "\n\"'=HYPERLINK" in done.output  # quoted by csv, as it holds quotes
+    assert "\n=HYPERLINK" not in done.output and '\n"=HYPERLINK' not in done.output
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("kind", None), ("kind", 3), ("limit", "ten"), ("limit", True), ("spent", None),
+    ("counter", ["x"]), ("reserved", "NaN"), ("period", 5),
+])  # fmt: skip
+def test_a_malformed_counter_is_a_clear_error(field: str, value: Any) -> None:
+    """A gateway's counters are a server's words: one missing `kind` or with a word for a
+    `limit` was an internal error (exit 3) when shown (a review)."""
+    row = {**ROW, field: value} if value is not None else {k: v for k, v in ROW.items()
+                                                            if k != field}  # fmt: skip
+    said = json.dumps({"counters": [ROW, row]}).encode()
+    for fmt in ("text", "csv"):
+        with serving((200, {"content-type": "application/json"}, said)) as (origin, _):
+            done = gateway_usage(origin, "--format", fmt)
+        assert done.exit_code == 1, done.output
+        assert f"counter #2 is malformed: `{field}`" in done.output
