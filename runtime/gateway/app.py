@@ -443,7 +443,7 @@ async def _serve(
         return await _stream(request, gw, job, outcome, headers, record)
     if outcome.failure is not None:
         record.failure = outcome.failure
-        record.write_after_answer(outcome.failure.status)
+        record.write_after_answer(_logged(request, outcome.failure.status))
         headers.update(retry_after_header(outcome.failure.retry_after))
         failure = outcome.failure
         return web.Response(status=failure.status, headers=headers, content_type=JSON,
@@ -451,9 +451,17 @@ async def _serve(
                                             endpoint == "messages"))  # fmt: skip
     if outcome.status == 429 or outcome.status >= 500:
         headers.update(retry_after_header(outcome.retry_after))
-    record.write_after_answer(outcome.status)
+    record.write_after_answer(_logged(request, outcome.status))
     return web.Response(status=outcome.status, body=outcome.body, headers=headers,
                         content_type=JSON)  # fmt: skip
+
+
+def _logged(request: web.Request, status: int) -> int:
+    """The status the log gives a whole answer: 499 when the client's connection closed
+    while the upstream worked (the answer was charged, and can no longer be sent; a review:
+    such a request was logged 200 though the client got nothing)."""
+    transport = request.transport
+    return 499 if transport is None or transport.is_closing() else status
 
 
 def _caller(live: Live, request: web.Request) -> Caller:

@@ -597,3 +597,29 @@ def test_a_worker_that_dies_is_replaced_and_workers_dying_at_start_stop_the_whol
                                                  "GW_OPS_FAKE_KEY": CREDENTIAL})  # fmt: skip
     assert done.returncode == 1 and time.monotonic() - started < 50
     assert '"workers_failing"' in done.stderr + done.stdout
+
+
+def test_a_whole_answer_the_client_cannot_get_is_logged_499(gateway: Gateway) -> None:
+    """A client that closes its side while the upstream works (a half-close counts, as it
+    does for nginx) gets nothing; the request was logged 200 (a review). It is charged as
+    before (the upstream worked and billed), and logged 499."""
+    import socket
+
+    body = json.dumps(chat()).encode()
+    sock = socket.create_connection(("127.0.0.1", gateway.port))
+    sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\n"
+                 b"Authorization: Bearer " + KEY.encode() + b"\r\nx-mock-latency-ms: 400\r\n"
+                 b"x-portkey-trace-id: half-closed\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)  # fmt: skip
+    sock.shutdown(socket.SHUT_WR)
+    sock.settimeout(5)
+    got = b""
+    while part := sock.recv(65536):
+        got += part
+    sock.close()
+    assert got == b""
+    deadline = time.monotonic() + 5
+    while not (lines := [e for e in gateway.events("request") if e["trace_id"] == "half-closed"]):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert lines[0]["status"] == 499 and Decimal(lines[0]["cost_usd"]) > 0
