@@ -110,12 +110,13 @@ def test_wheel_installs_and_compiles_in_a_fresh_venv(tmp_path: Path) -> None:
 def test_the_gateway_without_its_extra_says_what_to_install(tmp_path: Path, module: str) -> None:
     """`python -m runtime.gateway` on an install without the gateway extra died with an
     aiohttp ModuleNotFoundError traceback, or without prometheus_client logged an error and
-    never served (reviews); `catalogc serve` said what to do."""
-    blocked = tmp_path / module
-    blocked.mkdir()
-    (blocked / "__init__.py").write_text(f'raise ImportError("not installed", name="{module}")\n')
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
-    done = subprocess.run([sys.executable, "-m", "runtime.gateway", "x.bundle.json"],
-                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)  # fmt: skip
+    never served (reviews); `catalogc serve` said what to do. (Looked for, not imported:
+    prometheus_client imported before `--workers` sets up its shared files lost every
+    worker's metrics, test_gateway_server.py's workers test.)"""
+    absent = f"import runpy, sys; sys.modules[{module!r}] = None; sys.argv[1:] = ['x.bundle.json']"
+    code = absent + "; runpy.run_module('runtime.gateway', run_name='__main__')"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env, cwd=tmp_path, timeout=60)  # fmt: skip
     assert done.returncode == 2, done.stderr
     assert "catalog-compiler[gateway]" in done.stderr and "Traceback" not in done.stderr

@@ -7,7 +7,7 @@ is `runtime.gateway.cli.main(argv)` — the same server as `python -m runtime.ga
 
 from __future__ import annotations
 
-import importlib
+import importlib.util
 import json
 import os
 import shutil
@@ -109,18 +109,25 @@ def is_catalog(source: Path) -> bool:
 def load_gateway() -> GatewayMain:
     """`runtime.gateway.cli.main`, or exit 2 when the gateway extra is not installed.
     Imported only here: no other command pays for aiohttp."""
+    for name in EXTRA_MODULES:
+        if _missing(name):
+            click.echo(f"catalogc: the gateway needs `{name}`: {INSTALL_HINT}", err=True)
+            sys.exit(EXIT_USAGE)
     try:
-        for name in EXTRA_MODULES:
-            importlib.import_module(name)
         from runtime.gateway.cli import main
     except ImportError as exc:
-        missing = (exc.name or "").partition(".")[0]
-        if missing in EXTRA_MODULES:
-            click.echo(f"catalogc: the gateway needs `{missing}`: {INSTALL_HINT}", err=True)
-        else:
-            click.echo(f"catalogc: this installation has no gateway ({exc})", err=True)
+        click.echo(f"catalogc: this installation has no gateway ({exc})", err=True)
         sys.exit(EXIT_USAGE)
     return main
+
+
+def _missing(name: str) -> bool:
+    """Whether a module is absent, without importing it: prometheus_client must be imported
+    after `--workers` points PROMETHEUS_MULTIPROC_DIR at the workers' shared files."""
+    try:
+        return importlib.util.find_spec(name) is None
+    except (ImportError, ValueError):
+        return True
 
 
 def compile_or_exit(directory: str) -> Compiled:

@@ -190,7 +190,8 @@ def _unmet_expectation(request: web.Request) -> bool:
     if request.version != HttpVersion11:
         return False
     values = request.headers.getall("Expect", ())
-    return any(item.strip().lower() != "100-continue" for v in values for item in v.split(","))
+    items = (item.strip().lower() for v in values for item in v.split(","))
+    return any(item and item != "100-continue" for item in items)  # an empty item is none
 
 
 async def _mark_unread(request: web.Request, response: web.StreamResponse) -> None:

@@ -272,6 +272,17 @@ def test_an_expectation_we_do_not_meet_is_refused_however_the_body_came(gateway:
     sock.close()
 
 
+@pytest.mark.parametrize("expect", ["100-continue,", ", 100-continue", ""])
+def test_an_empty_expectation_item_is_none(gateway: Gateway, expect: str) -> None:
+    """RFC 9110 5.6.1: empty list items are ignored (the fixes' review: a trailing comma
+    was a 417)."""
+    sock = connect(gateway)
+    sock.sendall(f"GET /healthz HTTP/1.1\r\nHost: gw\r\nExpect: {expect}\r\n"
+                 "Expect: \r\n\r\n".encode())  # fmt: skip
+    assert first_answer(sock).startswith(b"HTTP/1.1 200 ")
+    sock.close()
+
+
 @pytest.mark.parametrize("head", [
     "GET /v1/models HTTP/1.1\r\nExpect: a-treat\r\n",  # a route that reads no body
     "GET /readyz HTTP/1.1\r\nExpect: a-treat\r\n",
