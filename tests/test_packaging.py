@@ -120,3 +120,14 @@ def test_the_gateway_without_its_extra_says_what_to_install(tmp_path: Path, modu
                           env=env, cwd=tmp_path, timeout=60)  # fmt: skip
     assert done.returncode == 2, done.stderr
     assert "catalog-compiler[gateway]" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_catalogc_serve_without_the_extra_says_what_to_install(tmp_path: Path) -> None:
+    code = ("import sys; sys.modules['prometheus_client'] = None; "
+            "from catalog_compiler.cli import main; "
+            f"sys.argv = ['catalogc', 'serve', {str(EXAMPLE.parent / 'gateway')!r}]; main()")  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env, cwd=tmp_path, timeout=120)  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "needs `prometheus_client`" in done.stderr and "Traceback" not in done.stderr

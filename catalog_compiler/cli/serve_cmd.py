@@ -7,7 +7,6 @@ is `runtime.gateway.cli.main(argv)` — the same server as `python -m runtime.ga
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -28,9 +27,6 @@ from runtime.gateway import hup
 
 GatewayMain = Callable[[list[str]], int]  # runtime.gateway.cli.main
 BUNDLE_NAME = "catalog.bundle.json"
-# What `pip install 'catalog-compiler[gateway]'` brings that the gateway cannot run without
-# (uvloop is optional: the gateway uses it where available).
-EXTRA_MODULES = ("aiohttp", "prometheus_client")
 INSTALL_HINT = "install catalog-compiler[gateway]: pip install 'catalog-compiler[gateway]'"
 
 
@@ -109,25 +105,18 @@ def is_catalog(source: Path) -> bool:
 def load_gateway() -> GatewayMain:
     """`runtime.gateway.cli.main`, or exit 2 when the gateway extra is not installed.
     Imported only here: no other command pays for aiohttp."""
-    for name in EXTRA_MODULES:
-        if _missing(name):
-            click.echo(f"catalogc: the gateway needs `{name}`: {INSTALL_HINT}", err=True)
-            sys.exit(EXIT_USAGE)
+    from runtime.gateway import missing_extra
+
+    absent = missing_extra()
+    if absent is not None:
+        click.echo(f"catalogc: the gateway needs `{absent}`: {INSTALL_HINT}", err=True)
+        sys.exit(EXIT_USAGE)
     try:
         from runtime.gateway.cli import main
     except ImportError as exc:
         click.echo(f"catalogc: this installation has no gateway ({exc})", err=True)
         sys.exit(EXIT_USAGE)
     return main
-
-
-def _missing(name: str) -> bool:
-    """Whether a module is absent, without importing it: prometheus_client must be imported
-    after `--workers` points PROMETHEUS_MULTIPROC_DIR at the workers' shared files."""
-    try:
-        return importlib.util.find_spec(name) is None
-    except (ImportError, ValueError):
-        return True
 
 
 def compile_or_exit(directory: str) -> Compiled:

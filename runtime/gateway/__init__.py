@@ -11,3 +11,23 @@ served, swapped whole on reload), `server` and `cli` (processes, signals, reload
 its connection cap) and `connection` (one client connection: requests that are not HTTP,
 a client gone mid-stream).
 """
+
+import importlib.util
+
+# what `pip install 'catalog-compiler[gateway]'` brings that the gateway cannot run without
+# (uvloop and msgspec are optional: used where available)
+EXTRA = ("aiohttp", "prometheus_client")
+
+
+def missing_extra() -> str | None:
+    """The first module of the gateway extra this installation lacks, looked for without
+    importing it: prometheus_client must be imported only after `--workers` points
+    PROMETHEUS_MULTIPROC_DIR at the workers' shared files (imported before, each worker's
+    metrics stayed its own and /metrics lost them)."""
+    for name in EXTRA:
+        try:
+            if importlib.util.find_spec(name) is None:
+                return name
+        except (ImportError, ValueError):
+            return name
+    return None
