@@ -234,9 +234,9 @@ class Engine:
 
 def _answerable(status: int) -> bool:
     """Whether an upstream status is one a client can read as an answer: 101 or 999 left
-    SDKs with a connection error; a 204/205/304 cannot carry the answer (it was charged, and
-    the client got nothing), and a redirect is never followed, since it would take the
-    credential elsewhere (relayed, it was an answer with no meaning)."""
+    SDKs with a connection error; a 204/205/304 cannot carry the answer (the client got
+    nothing), and a redirect is never followed, since it would take the credential
+    elsewhere (relayed, it was an answer with no meaning). Such a status is not billed."""
     return 200 <= status <= 599 and status not in _NO_ANSWER and not 300 <= status < 400
 
 
