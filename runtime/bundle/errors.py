@@ -208,13 +208,16 @@ class ModeMismatch(RequestError):
 
     status = 400
 
-    def __init__(self, target: str, mode: str, endpoint: str, serving: tuple[str, ...]) -> None:
+    def __init__(self, target: str, mode: str, endpoint: str, serving: tuple[str, ...],
+                 service: str | None = None) -> None:  # fmt: skip
         where = f"use {' or '.join(serving)}" if serving else "no endpoint here serves it"
         super().__init__(f"`{target}` is a{'n' if mode[0] in 'aeiou' else ''} {mode} model: "
                          f"{endpoint} does not serve it; {where}")  # fmt: skip
         self.target = target
         self.mode = mode
         self.endpoint = endpoint
+        self.serving = serving  # the endpoints that serve its mode
+        self.service = service  # the target's service: the gateway narrows `serving` by it
 
 
 class InvalidRequest(RequestError):

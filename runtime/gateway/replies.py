@@ -23,7 +23,8 @@ from runtime.bundle.errors import (
     clip,
 )
 from runtime.gateway.log import log
-from runtime.upstream import anthropic_wire, openai
+from runtime.routing.modes import ENDPOINT_PATHS
+from runtime.upstream import SERVICES, anthropic_wire, openai
 
 # status -> (OpenAI error type, Anthropic error type)
 _TYPES: Mapping[int, tuple[str, str]] = {
@@ -77,10 +78,24 @@ def failure_of(exc: RequestError | StoreUnavailable) -> Failure:
         _STORE_TROUBLE.said(exc)
         return Failure(503, "the limits store is unavailable; try again later",
                        "store_unavailable", retry_after=1.0)  # fmt: skip
+    if isinstance(exc, ModeMismatch):
+        exc = _served_by_its_service(exc)
     retry = getattr(exc, "retry_after", None)
     return Failure(exc.status, exc.message, _code(exc),
                    retry_after=float(retry) if retry is not None else None,
                    level=_level(exc))  # fmt: skip
+
+
+def _served_by_its_service(exc: ModeMismatch) -> ModeMismatch:
+    """The remedy names only the endpoints that serve the model's mode *and* that its
+    service's API has: a chat model serves /v1/messages by its mode, but only through an
+    Anthropic service (an OpenAI model told to use it would get another 400 there)."""
+    adapter = SERVICES.get(exc.service or "")
+    if adapter is None:
+        return exc
+    paths = {ENDPOINT_PATHS[e] for e in adapter.endpoints if e in ENDPOINT_PATHS}
+    served = tuple(path for path in exc.serving if path in paths)
+    return ModeMismatch(exc.target, exc.mode, exc.endpoint, served, exc.service)
 
 
 class _Trouble:

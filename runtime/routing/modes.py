@@ -55,4 +55,4 @@ def check_plan(plan: Plan, endpoint: str) -> None:
     for attempt in plan.attempts:
         if attempt.mode is not None and attempt.mode not in modes:
             raise ModeMismatch(attempt.target, attempt.mode, ENDPOINT_PATHS[endpoint],
-                               serving(attempt.mode))  # fmt: skip
+                               serving(attempt.mode), attempt.service)  # fmt: skip

@@ -72,6 +72,24 @@ def test_a_model_on_an_endpoint_of_another_mode_is_400_before_admission(
     assert spent(gateway) == before
 
 
+@pytest.mark.parametrize(("path", "model", "named"), [
+    ("/completions", BACKUP_CHAT, ["/v1/chat/completions", "/v1/responses"]),
+    ("/embeddings", CHAT, ["/v1/chat/completions", "/v1/responses"]),
+    ("/embeddings", CLAUDE, ["/v1/chat/completions", "/v1/messages"]),
+    ("/completions", CLAUDE, ["/v1/chat/completions", "/v1/messages"]),
+])  # fmt: skip
+def test_a_mode_mismatch_names_only_endpoints_the_targets_service_serves(
+    gateway: GatewayProcess, path: str, model: str, named: list[str]
+) -> None:
+    """A chat model serves three endpoints by its mode, but its service's API only two of
+    them: the remedy names those two (an OpenAI model was told to use /v1/messages)."""
+    status, _, data = http("POST", gateway.v1 + path, body_for(path, model),
+                           {"x-portkey-api-key": TEAM_KEY})  # fmt: skip
+    assert status == 400, data
+    remedy = json.loads(data)["error"]["message"].rpartition("; use ")[2]
+    assert remedy.split(" or ") == named
+
+
 @pytest.mark.parametrize(("path", "model"), [
     ("/chat/completions", BACKUP_CHAT), ("/completions", INSTRUCT), ("/embeddings", EMBED),
     ("/responses", CHAT), ("/messages", CLAUDE),
