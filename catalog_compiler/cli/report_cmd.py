@@ -137,8 +137,9 @@ def _code(name: str | None) -> str:
 
 def csv_cell(text: str) -> str:
     """A spreadsheet runs a cell starting with = + - @ (or tab, CR) as a formula: such a
-    text starts with ' instead (OWASP's CSV-injection rule)."""
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
+    text starts with ' instead (OWASP's CSV-injection rule). A text that already starts
+    with ' gets one more, so that no two texts print alike: a reader drops one '."""
+    return "'" + text if text.startswith((*FORMULA_STARTS, "'")) else text
 
 
 def _stamp(when: datetime) -> str:

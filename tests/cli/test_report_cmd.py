@@ -138,6 +138,15 @@ def test_a_csv_name_never_starts_a_formula(tmp_path: Path, name: str) -> None:
     assert report_cmd.csv_cell("\tx") == "'\tx" and report_cmd.csv_cell("\rx") == "'\rx"
 
 
+@given(st.text(max_size=6))
+def test_csv_cells_are_told_apart_and_read_back(text: str) -> None:
+    """Two names never print as one cell (`=x` and `'=x` both printed `'=x`): a cell that
+    starts with ' has exactly one ' added, which a reader drops to get the name back."""
+    cell = report_cmd.csv_cell(text)
+    assert not cell.startswith(report_cmd.FORMULA_STARTS)
+    assert (cell[1:] if cell.startswith("'") else cell) == text
+
+
 def test_json_has_the_documented_shape(tmp_path: Path) -> None:
     data = report_json(write(tmp_path / "e", *SAMPLE, {"v": 1, "event": "start"}),
                        "--by", "workspace", "--by", "model")  # fmt: skip
