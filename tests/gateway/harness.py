@@ -405,6 +405,19 @@ def http(
             return err.code, {k.lower(): v for k, v in err.headers.items()}, err.read()
 
 
+def settled(
+    gateway: GatewayProcess, key: str = TEAM_KEY, counter: str = "workspace/team"
+) -> Decimal:
+    """A budget's settled spend as the gateway's usage endpoint reports it, with nothing
+    still reserved (every request before the call has settled)."""
+    status, _, body = http("GET", gateway.v1 + "/catalog/usage", None,
+                           {"authorization": f"Bearer {key}"})  # fmt: skip
+    assert status == 200, body
+    (row,) = [c for c in json.loads(body)["counters"] if c["counter"] == counter]
+    assert row["reserved"] == "0", row
+    return Decimal(row["spent"])
+
+
 def openai_client(gateway: GatewayProcess, key: str = TEAM_KEY, **kw: Any) -> openai.OpenAI:
     """The openai SDK pointed at the gateway, the workspace key as its bearer token. No SDK
     retries unless asked: each test decides what is retried."""

@@ -6,7 +6,6 @@ and the workspace budget's settled spend must both equal it."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -19,8 +18,8 @@ from tests.gateway.harness import (
     TEAM_KEY,
     GatewayProcess,
     compile_catalog,
-    http,
     openai_client,
+    settled,
     sha256,
     write_catalog,
 )
@@ -102,16 +101,6 @@ def client(gateway: GatewayProcess) -> Iterator[openai.OpenAI]:
         yield c
 
 
-def spent(gateway: GatewayProcess) -> Decimal:
-    """The team budget's settled spend, as the gateway's usage endpoint reports it."""
-    status, _, body = http("GET", gateway.v1 + "/catalog/usage", None,
-                           {"authorization": f"Bearer {TEAM_KEY}"})  # fmt: skip
-    assert status == 200
-    (row,) = [c for c in json.loads(body)["counters"] if c["counter"] == "workspace/team"]
-    assert row["reserved"] == "0"
-    return Decimal(row["spent"])
-
-
 def chat(client: openai.OpenAI, model: str, **kw: Any) -> Decimal:
     raw = client.chat.completions.with_raw_response.create(
         model=model, messages=[{"role": "user", "content": "hi"}], max_tokens=100, **kw
@@ -122,13 +111,13 @@ def chat(client: openai.OpenAI, model: str, **kw: Any) -> Decimal:
 def test_one_hour_cache_writes_are_charged_at_their_price(
     gateway: GatewayProcess, fakes: Fakes, client: openai.OpenAI
 ) -> None:
-    before = spent(gateway)
+    before = settled(gateway)
     used = Tokens(input=100, output=20, cache_read=400, cache_write=1000, cache_write_1h=2000)
     fakes.anthropic.script(Answer(usage=used))
     # by hand: 100 x 3 + 20 x 15 + 400 x 0.3 + 1000 x 3.75 + 2000 x 6 (1-hour) = 16,470
     expected = Decimal(16_470) / M
     assert chat(client, "@claude/claude-tiered") == expected == Decimal("0.01647")
-    assert spent(gateway) - before == expected
+    assert settled(gateway) - before == expected
     # the same answer streamed: the split arrives in message_start's usage
     fakes.anthropic.script(Answer(usage=used))
     stream = client.chat.completions.with_raw_response.create(
@@ -137,13 +126,13 @@ def test_one_hour_cache_writes_are_charged_at_their_price(
     )  # fmt: skip
     chunks = list(stream.parse())
     assert chunks[-1].usage is not None and chunks[-1].usage.prompt_tokens == 3500
-    assert spent(gateway) - before == 2 * expected
+    assert settled(gateway) - before == 2 * expected
 
 
 def test_a_prompt_above_the_threshold_is_priced_wholly_at_the_tier(
     gateway: GatewayProcess, fakes: Fakes, client: openai.OpenAI
 ) -> None:
-    before = spent(gateway)
+    before = settled(gateway)
     # 199,000 + 1,000 cache reads = 200,000 prompt tokens: not above, the base table
     fakes.anthropic.script(Answer(usage=Tokens(input=199_000, output=10, cache_read=1_000)))
     below = Decimal(199_000 * 3 + 10 * 15) + Decimal("1000") * Decimal("0.3")
@@ -154,7 +143,7 @@ def test_a_prompt_above_the_threshold_is_priced_wholly_at_the_tier(
     )
     above = Decimal(199_000 * 6) + Decimal("10") * Decimal("22.5") + 1_000 * Decimal("0.6") + 12
     assert chat(client, "@claude/claude-tiered") == above / M == Decimal("1.194837")
-    assert spent(gateway) - before == (below + above) / M
+    assert settled(gateway) - before == (below + above) / M
 
 
 @pytest.mark.parametrize(
@@ -170,13 +159,13 @@ def test_flex_is_charged_at_the_tier_the_upstream_reports(
 ) -> None:
     """Asked for flex: flex prices when the answer says flex, default prices when it says
     default, and (it says nothing) the requested flex."""
-    before = spent(gateway)
+    before = settled(gateway)
     fakes.openai.script(Answer(usage=Tokens(input=1_000, output=200), service_tier=reported))
     cost = chat(client, "@oai/gpt-tiered", service_tier="flex")
     (rec,) = fakes.openai.requests
     assert rec.json["service_tier"] == "flex"  # passed upstream as asked
     assert cost == Decimal(per_million) / M
-    assert spent(gateway) - before == cost
+    assert settled(gateway) - before == cost
 
 
 def test_a_client_cannot_ask_for_batch_prices(

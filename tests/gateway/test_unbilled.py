@@ -15,7 +15,15 @@ from pathlib import Path
 import openai
 import pytest
 
-from tests.gateway.harness import GatewayProcess, compile_catalog, http, sha256, write_catalog
+from tests.gateway.harness import (
+    GatewayProcess,
+    compile_catalog,
+    http,
+    settled,
+    sha256,
+    trace_id,
+    write_catalog,
+)
 from tests.gateway.test_fine_prices import event_of
 
 KEY = "sk-test-FAKE-unbilled"
@@ -129,15 +137,6 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[GatewayPr
         gateway.stop()
 
 
-def spent(gateway: GatewayProcess) -> Decimal:
-    status, _, body = http("GET", gateway.v1 + "/catalog/usage", None,
-                           {"authorization": f"Bearer {KEY}"})  # fmt: skip
-    assert status == 200
-    (row,) = [c for c in json.loads(body)["counters"] if c["counter"] == "workspace/team"]
-    assert row["reserved"] == "0"
-    return Decimal(row["spent"])
-
-
 def call(gateway: GatewayProcess, **headers: str) -> tuple[int, Decimal, str, dict[str, int]]:
     client = openai.OpenAI(base_url=gateway.v1, api_key=KEY, max_retries=0)
     raw = client.chat.completions.with_raw_response.create(
@@ -159,14 +158,14 @@ def test_an_upstream_error_without_usage_costs_nothing(
     served: tuple[GatewayProcess, Path],
 ) -> None:
     gateway, events = served
-    before = spent(gateway)
+    before = settled(gateway, KEY)
     with pytest.raises(openai.InternalServerError) as err:
         openai.OpenAI(base_url=gateway.v1, api_key=KEY, max_retries=0).chat.completions.create(
             model="@down/echo", messages=[{"role": "user", "content": "hi"}], max_tokens=8,
         )  # fmt: skip
     assert err.value.status_code == 503
     assert Decimal(err.value.response.headers["x-catalog-cost-usd"]) == 0
-    assert spent(gateway) == before
+    assert settled(gateway, KEY) == before
     trace = err.value.response.headers["x-portkey-trace-id"]
     assert Decimal(gateway.request_line(trace)["cost_usd"]) == 0
     event = event_of(events, trace)
@@ -179,10 +178,10 @@ def test_a_fallback_pays_one_fee_for_the_one_answer(
     config: str,
 ) -> None:
     gateway, events = served
-    before = spent(gateway)
+    before = settled(gateway, KEY)
     status, cost, trace, tokens = call(gateway, **{"x-portkey-config": config})
     assert status == 200 and cost == priced(tokens)
-    assert spent(gateway) - before == cost
+    assert settled(gateway, KEY) - before == cost
     line = gateway.request_line(trace)
     assert line["attempts"] == 2 and Decimal(line["cost_usd"]) == cost
     assert Decimal(event_of(events, trace)["chargeback_usd"]) == cost
@@ -195,15 +194,16 @@ def test_the_event_names_the_provider_its_charges_went_to(
     before any call: the event named the refused provider, never contacted, with the first
     one's charge (a review)."""
     gateway, events = served
+    trace = trace_id()
     status, _, body = http("POST", gateway.v1 + "/chat/completions",
                            {"model": "echo", "messages": [{"role": "user", "content": "hi"}],
                             "max_tokens": 8},
-                           {"authorization": f"Bearer {KEY}",
+                           {"authorization": f"Bearer {KEY}", "x-portkey-trace-id": trace,
                             "x-portkey-config": "timeout-then-broke"})  # fmt: skip
     assert status == 412, body
     answer = json.loads(body)
-    line = [x for x in gateway.lines() if x.get("event") == "request" and x["status"] == 412][-1]
-    event = event_of(events, line["trace_id"])
+    assert gateway.request_line(trace)["status"] == 412  # the line is written after the answer
+    event = event_of(events, trace)
     assert Decimal(event["chargeback_usd"]) > 0  # the timed-out attempt's input
     assert event["provider"] == "sluggish" and event["model"] == "echo"
     assert answer["error"]["code"] == "budget_exhausted"

@@ -26,6 +26,14 @@ class Gateway(GatewayProcess):
     def events(self, kind: str | None = None) -> list[dict[str, Any]]:
         return [line for line in self.lines() if kind is None or line.get("event") == kind]
 
+    def awaited(self, kind: str, count: int = 1, timeout: float = 10) -> list[dict[str, Any]]:
+        """The `kind` lines once there are `count` of them (or all at the timeout): a request's
+        line is written after its answer has gone, so it may trail the client's read."""
+        deadline = time.monotonic() + timeout
+        while len(found := self.events(kind)) < count and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return found
+
     def request(
         self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None,
         raw: bytes | None = None, timeout: float = 10,

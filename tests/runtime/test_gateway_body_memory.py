@@ -256,7 +256,7 @@ def test_a_body_refused_before_it_is_read_is_not_invited(
         sock.sendall(b"x" * length)
     assert closed(sock)  # and none the client was never asked for is waited on
     sock.close()
-    logged = [line["status"] for line in gateway.events("request")]
+    logged = [line["status"] for line in gateway.awaited("request", 0 if path else 1)]
     assert logged == ([] if path else [status])  # an unrouted path is not a request
 
 

@@ -102,7 +102,7 @@ def test_a_body_that_does_not_arrive_in_time_gets_408(gateway: Gateway) -> None:
     assert b"connection: close" in got.lower()  # never reused: its body was not read
     error = json.loads(got.split(b"\r\n\r\n", 1)[1].split(b"\r\n")[-1] or b"{}")
     assert error["error"]["code"] == "request_body_timeout"
-    line = next(line for line in gateway.events("request") if line["status"] == 408)
+    line = next(line for line in gateway.awaited("request") if line["status"] == 408)
     assert line["workspace"] == "ops"
     assert not gateway.events("internal_error") and "Traceback" not in gateway.text()
 
