@@ -461,6 +461,17 @@ def test_lost_counters_show_in_readyz_and_an_admin_accepts_them(
         gw.stop()
 
 
+def _budgeted_on_redis(tmp_path: Path, own_redis: RedisServer, namespace: str,
+                       *args: str) -> Gateway:  # fmt: skip
+    """The gateway on `own_redis` over a catalog whose workspace has a token budget too."""
+    files = catalog(limit=1000)
+    files["w.yaml"] += "budgets: [{limit: 1000000000, unit: tokens, period: monthly}]\n"
+    path = tmp_path / "b.json"
+    path.write_bytes(compile_files(tmp_path / "cat", files))
+    return Gateway(path, "--redis", own_redis.url, "--namespace", namespace, *args,
+                   env={"GW_OPS_FAKE_KEY": CREDENTIAL})  # fmt: skip
+
+
 @pytest.mark.parametrize("workers", [(), ("--workers", "2")])
 def test_lost_counters_are_not_shown_as_whole_budgets(tmp_path: Path, own_redis: RedisServer,
                                                      workers: tuple[str, ...]) -> None:  # fmt: skip
@@ -469,12 +480,7 @@ def test_lost_counters_are_not_shown_as_whole_budgets(tmp_path: Path, own_redis:
     an admission found the loss (a review)."""
     import redis
 
-    files = catalog(limit=1000)
-    files["w.yaml"] += "budgets: [{limit: 1000000000, unit: tokens, period: monthly}]\n"
-    path = tmp_path / "b.json"
-    path.write_bytes(compile_files(tmp_path / "cat", files))
-    gw = Gateway(path, "--redis", own_redis.url, "--namespace", f"shown{len(workers)}",
-                 *workers, env={"GW_OPS_FAKE_KEY": CREDENTIAL})  # fmt: skip
+    gw = _budgeted_on_redis(tmp_path, own_redis, f"shown{len(workers)}", *workers)
     try:
         assert gw.request("POST", "/v1/chat/completions", chat(), AUTH)[0] == 200
         status, _, body = gw.request("GET", "/v1/catalog/usage", None, AUTH)
@@ -497,12 +503,7 @@ def test_a_counter_evicted_alone_is_not_shown_whole(tmp_path: Path,
     report showed the budget whole until an admission found the loss (the fixes' review)."""
     import redis
 
-    files = catalog(limit=1000)
-    files["w.yaml"] += "budgets: [{limit: 1000000000, unit: tokens, period: monthly}]\n"
-    path = tmp_path / "b.json"
-    path.write_bytes(compile_files(tmp_path / "cat", files))
-    gw = Gateway(path, "--redis", own_redis.url, "--namespace", "evicted",
-                 env={"GW_OPS_FAKE_KEY": CREDENTIAL})  # fmt: skip
+    gw = _budgeted_on_redis(tmp_path, own_redis, "evicted")
     try:
         assert gw.request("POST", "/v1/chat/completions", chat(), AUTH)[0] == 200
         assert gw.request("GET", "/v1/catalog/usage", None, AUTH)[0] == 200
