@@ -70,6 +70,12 @@ class Store(abc.ABC):
         """Correct the reservation to the real usage and release leases; False if this
         reservation was already settled (settlement is idempotent)."""
 
+    def dropped(self, reservation: Reservation) -> None:  # noqa: B027 - a store may keep none
+        """A ticket was dropped unsettled: settle `reservation` at what it reserved, and
+        release its leases, at the store's next call. Called from a finalizer, so it may
+        only hand the reservation over, never take a lock (the collector may run it while
+        this thread holds one)."""
+
     def claim(self, key: str, ttl_s: int) -> bool:
         """True for the first caller to claim `key` until it expires: a once-only action
         (a budget alert) across every process that shares the store."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 
 from runtime.bundle.periods import NS_PER_DAY, window
@@ -70,6 +70,18 @@ class MemoryStore(Store):
         self._live: dict[str, None] = {}  # admitted, not settled (insertion ordered)
         self._prepared: dict[int, tuple[ChainSpec, Prepared]] = {}
         self._claims: dict[str, int] = {}  # key -> when it expires (ns)
+        self._dropped: deque[Reservation] = deque()  # of tickets dropped unsettled
+
+    def dropped(self, reservation: Reservation) -> None:
+        self._dropped.append(reservation)  # deque.append: atomic, no lock (see base.py)
+
+    def _settle_dropped(self) -> None:
+        while True:
+            try:
+                held = self._dropped.popleft()
+            except IndexError:  # (another thread took the last)
+                return
+            self.settle(held, held.tokens, held.cost)
 
     def prepare(self, spec: ChainSpec, day: int) -> Prepared:
         found = self._prepared.get(id(spec))
@@ -79,6 +91,8 @@ class MemoryStore(Store):
         return found[1]
 
     def admit(self, request_id: str, spec: ChainSpec, tokens: int, cost: int) -> Reservation:
+        if self._dropped:
+            self._settle_dropped()
         now = self.clock()
         prep = self.prepare(spec, now // NS_PER_DAY)
         if prep.empty:
@@ -189,6 +203,8 @@ class MemoryStore(Store):
         buckets: Sequence[Bucket],
         leases: Sequence[LeaseSpec],
     ) -> Snapshot:
+        if self._dropped:
+            self._settle_dropped()
         now = self.clock()
         with self._lock:
             held = tuple(

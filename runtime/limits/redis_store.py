@@ -178,6 +178,7 @@ class RedisStore(RedisSettlement):
         # settlements to replay, and voids (the nonce of an admission whose reply was lost)
         self._pending: collections.deque[_Pending] = collections.deque()
         self._pending_lock = threading.Lock()
+        self._dropped: collections.deque[Reservation] = collections.deque()  # base.py: dropped
         self._plans: dict[int, _Plan] = {}
         self._upkeep = Upkeep(self, self.lease_ttl_us)  # replays the queue, renews leases
         self._next_primary_check = 0.0
@@ -214,6 +215,8 @@ class RedisStore(RedisSettlement):
             return Reservation(request_id, spec, tokens, cost, (), ())
         if self.budget_leases is not None and spec.budgets:
             return redis_lease_admit.admit(self.budget_leases, request_id, spec, tokens, cost)
+        if self._dropped:
+            self._settle_dropped()
         plan = self.plan(spec, self._day())
         nonce = ""
         try:
@@ -252,6 +255,8 @@ class RedisStore(RedisSettlement):
             return await redis_lease_admit.aadmit(
                 self.budget_leases, request_id, spec, tokens, cost
             )
+        if self._dropped:
+            await self._asettle_dropped()
         plan = self.plan(spec, self._day())
         nonce = ""
         try:

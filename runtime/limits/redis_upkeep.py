@@ -105,6 +105,8 @@ class Upkeep:
         while self.live:
             await asyncio.sleep(self.renew_every)
             try:
+                if self.store._dropped:  # never renewed again, even with no admission to come
+                    await self.store._asettle_dropped()
                 await self.renew_all()
             except Exception:  # keep renewing the others' leases next round
                 log.exception("limits store: renewing concurrency leases failed")

@@ -4,6 +4,7 @@ charges the input only and releases the lease)."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from decimal import Decimal
 from types import TracebackType
 
@@ -33,6 +34,19 @@ class Ticket:
         self.units: int | None = None  # the settled cost in units of 1e-16 USD
         self.usage: Usage | None = None  # what it was settled with
         self.billed = True  # False: settled as an attempt the upstream did not bill (cost 0)
+        # one settlement, whoever asks: threads wait for the first (the lock), coroutines
+        # await it (the task), so every caller gets the cost the store was told
+        self._lock = threading.Lock()
+        self._settling: asyncio.Future[None] | None = None
+
+    def __del__(self) -> None:
+        """A ticket dropped unsettled (a caller that neither settled nor used `with`): the
+        store settles it at what it reserved, at its next call, and releases its leases,
+        which nothing else would (an async Redis store renewed them for ever, a memory store
+        never freed them). Only handed over here: the collector may run this while the
+        thread holds the store's lock."""
+        if getattr(self, "units", 0) is None:  # (not when __init__ itself failed)
+            self.store.dropped(self.reservation)
 
     @property
     def request_id(self) -> str:
@@ -55,20 +69,33 @@ class Ticket:
         """Reconcile the reservation with real usage; idempotent (returns the first cost).
         `billed=False`: an attempt the upstream did not bill (an error without usage, no
         answer at all) costs nothing, not even the model's `per_request` fee."""
-        if self.units is not None:
+        with self._lock:
+            if self.units is None:
+                cost = self.charge(usage) if billed else 0
+                self.store.settle(self.reservation, usage.tokens, cost)
+                self.units, self.usage, self.billed = cost, usage, billed
             return usd(self.units)
-        cost = self.charge(usage) if billed else 0
-        self.store.settle(self.reservation, usage.tokens, cost)
-        self.units, self.usage, self.billed = cost, usage, billed
-        return usd(cost)
 
     async def asettle(self, usage: Usage, billed: bool = True) -> Decimal:
-        if self.units is not None:
-            return usd(self.units)
+        """As `settle`. Settlement goes on if the caller is cancelled meanwhile (its store
+        call may have counted already): a later or concurrent call, `__aexit__`'s cancel
+        too, awaits that one and returns its cost."""
+        if self.units is None:
+            await asyncio.shield(self._settlement(usage, billed))
+        assert self.units is not None
+        return usd(self.units)
+
+    def _settlement(self, usage: Usage, billed: bool) -> asyncio.Future[None]:
+        """The settlement under way, or one started with `usage` (again, if the last
+        failed: a store that could not be reached raised and counted nothing)."""
+        if self._settling is None or (self._settling.done() and self.units is None):
+            self._settling = asyncio.ensure_future(self._asettle(usage, billed))
+        return self._settling
+
+    async def _asettle(self, usage: Usage, billed: bool) -> None:
         cost = self.charge(usage) if billed else 0
         await self.store.asettle(self.reservation, usage.tokens, cost)
         self.units, self.usage, self.billed = cost, usage, billed
-        return usd(cost)
 
     def charge(self, usage: Usage) -> int:
         """What `usage` costs in units of 1e-16 USD: at the service tier the upstream reported, else
@@ -94,16 +121,18 @@ class Ticket:
         nothing can interrupt it, else in a task shielded from the cancellation."""
         if self.store.settles_inline:
             return self.cancel() if usage is None else self.settle(usage, billed)
-        work = asyncio.ensure_future(
-            self.acancel() if usage is None else self.asettle(usage, billed)
-        )
-        try:
-            return await asyncio.shield(work)
-        except asyncio.CancelledError:
-            # the settlement ends before the cancel goes on (bounded by the store's own
-            # timeouts): the caller's books read its cost from this ticket (`cost`)
-            await asyncio.wait([work])
-            raise
+        if self.units is None:
+            work = self._settlement(self._input_only() if usage is None else usage,
+                                    billed or usage is None)  # fmt: skip
+            try:
+                await asyncio.shield(work)
+            except asyncio.CancelledError:
+                # the settlement ends before the cancel goes on (bounded by the store's own
+                # timeouts): the caller's books read its cost from this ticket (`cost`)
+                await asyncio.wait([work])
+                raise
+        assert self.units is not None
+        return usd(self.units)
 
     def __enter__(self) -> Ticket:
         return self
