@@ -204,8 +204,11 @@ class Router:
         plan = self.resolve(workspace, model, provider=provider, config=alias_config or config,
                             metadata=metadata, params=params, seed=seed, path=path)  # fmt: skip
         plan = replace(plan, alias=alias.name)
-        cacheable = self._state is state  # not across a reload that happened meanwhile
-        if cacheable and config is None and params is None and metadata is None and path is None:
+        # a model's plan is the same for every request; a config's may not be (a loadbalance
+        # picks per request, a seed picks once), and a reload may have happened meanwhile
+        fixed = alias_config is None and config is None and seed is None
+        cacheable = self._state is state and fixed
+        if cacheable and params is None and metadata is None and path is None:
             state.remember((workspace, alias.name, provider), plan)
         return plan
 

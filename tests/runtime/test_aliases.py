@@ -250,3 +250,37 @@ def test_a_changed_alias_is_refused_at_load_or_serves(
             for form in ({}, {"provider": "@openai-prod"}, {"params": {"model": alias}}):
                 with contextlib.suppress(RequestError):
                     router.resolve(ws.slug, alias, **form)
+
+
+SPREAD = {
+    "catalog.yaml": "kind: Organization\nversion: 1\nname: Spread\n"
+    "aliases: {spread: {config: halves}}\n",
+    "providers.yaml": OPENAI_PROVIDER,
+    "w.yaml": "kind: Workspace\nslug: team\n",
+    "configs.yaml": """\
+        kind: Config
+        slug: halves
+        workspaces: "*"
+        config:
+          strategy: {mode: loadbalance}
+          targets:
+            - {provider: "@openai-prod", override_params: {model: gpt-4o}, weight: 1}
+            - {provider: "@openai-prod", override_params: {model: gpt-4o-mini}, weight: 1}
+        """,
+}
+
+
+def test_an_alias_of_a_loadbalance_config_picks_per_request(
+    make_router: Callable[..., Router],
+) -> None:
+    """A library caller's bare alias of a loadbalance config was cached with its first pick:
+    every later request went to the same target (a review: 200 of 200), and one seeded
+    request fixed the pick for every unseeded one after it."""
+    router = make_router(SPREAD)
+
+    def picks(**kw: Any) -> set[str]:
+        return {router.resolve("team", "spread", **kw).attempts[0].model for _ in range(100)}
+
+    assert picks() == {"gpt-4o", "gpt-4o-mini"}  # each 1 - 2^-99 likely
+    assert len(picks(seed=7)) == 1  # a seed decides the pick
+    assert picks() == {"gpt-4o", "gpt-4o-mini"}  # for its own request only
