@@ -96,7 +96,7 @@ class Bundle:
         part of it could not serve. `check_routing=False` is for the compiler only: it skips
         what routing configs mean (target names, weights, queries), which the compiler
         reports with positions; their shape is still checked."""
-        raw_bytes = source if isinstance(source, bytes) else read_bounded(source, max_bytes)
+        raw_bytes = _bytes_of(source, max_bytes)
         if len(raw_bytes) > max_bytes:
             raise BundleReadError(f"the bundle is {len(raw_bytes):,} bytes (at most {max_bytes:,})")
         # Loading builds many objects and few cycles: pausing the cyclic collector saves a
@@ -243,6 +243,18 @@ class Bundle:
             for model in sorted(provider.models):
                 if ws.rules.refuse((model, qualified(provider.slug, model))) is None:
                     yield provider.slug, model
+
+
+def _bytes_of(source: object, max_bytes: int) -> bytes:
+    """A bundle's bytes: given as any buffer (a bytearray is no path), else read from its
+    path; anything else is a BundleError, as every unusable source is."""
+    if isinstance(source, bytes):
+        return source
+    if isinstance(source, bytearray | memoryview):
+        return bytes(source)
+    if isinstance(source, str | Path):
+        return read_bounded(source, max_bytes)
+    raise BundleReadError(f"a bundle is read from a path or bytes, not {type(source).__name__}")
 
 
 def _under_rule(variants: dict[str, Any], given: frozenset[str]) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from runtime.bundle.errors import (
     BundleFormatError,
     BundleIntegrityError,
     BundleReadError,
+    clip,
 )
 
 MAX_BUNDLE_BYTES = 64 * 2**20  # 13x the 5,000-document benchmark bundle
@@ -33,18 +34,22 @@ _DIGEST_MEMBER = re.compile(rb'"digest":"sha256:[0-9a-f]{64}",?')
 
 def read_bounded(source: str | Path, max_bytes: int) -> bytes:
     """A regular file's bytes, at most `max_bytes`: a FIFO, a device or /dev/zero is refused
-    before it can block or fill memory."""
+    before it can block or fill memory. Messages name the path clipped (a caller that passed
+    a bundle's text as its path got all of it back in the error)."""
+    name = clip(str(source), 300)
     try:
         fd = os.open(source, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
-        raise BundleReadError(f"cannot open the bundle {source}: {exc.strerror}") from None
+        raise BundleReadError(f"cannot open the bundle {name}: {exc.strerror}") from None
+    except ValueError:  # a NUL in the path: no file has that name
+        raise BundleReadError("cannot open the bundle: its path holds a NUL character") from None
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise BundleReadError(f"the bundle {source} is not a regular file")
+            raise BundleReadError(f"the bundle {name} is not a regular file")
         if info.st_size > max_bytes:
             raise BundleReadError(
-                f"the bundle {source} is {info.st_size:,} bytes (at most {max_bytes:,})"
+                f"the bundle {name} is {info.st_size:,} bytes (at most {max_bytes:,})"
             )
         chunks, size = [], 0
         while size <= max_bytes:
@@ -55,7 +60,7 @@ def read_bounded(source: str | Path, max_bytes: int) -> bytes:
             size += len(chunk)
         return b"".join(chunks)  # a file that grew past the bound is refused by the caller
     except OSError as exc:
-        raise BundleReadError(f"cannot read the bundle {source}: {exc.strerror}") from None
+        raise BundleReadError(f"cannot read the bundle {name}: {exc.strerror}") from None
     finally:
         os.close(fd)
 

@@ -14,6 +14,7 @@ import pytest
 from runtime import (
     Bundle,
     BundleContentError,
+    BundleError,
     BundleFormatError,
     BundleIntegrityError,
     BundleReadError,
@@ -227,3 +228,23 @@ def test_every_bundle_error_names_its_path(acme_bundle: bytes) -> None:
         Bundle.load(data)
     assert info.value.path == "counters.organization"
     assert "(at `counters.organization`)" in str(info.value)
+
+
+@pytest.mark.parametrize("source", ["a\0b.json", 5, None, ["b.json"]], ids=repr)
+def test_a_source_that_is_neither_path_nor_bytes_is_a_bundle_error(source: object) -> None:
+    """The docstring's promise, BundleError when unusable: a NUL in a path was a ValueError,
+    a number or None a TypeError."""
+    with pytest.raises(BundleError):
+        Router.load(source)  # type: ignore[arg-type]
+
+
+def test_bytes_in_any_buffer_are_the_bundle_and_a_text_is_quoted_clipped(
+    acme_bundle: bytes,
+) -> None:
+    """A bytearray was taken for a path: its error quoted the whole bundle (42,069
+    characters); so does a bundle's text passed where its path belongs."""
+    for buffer in (bytearray(acme_bundle), memoryview(acme_bundle)):
+        assert Router.load(buffer).bundle.digest == Router.load(acme_bundle).bundle.digest  # type: ignore[arg-type]
+    with pytest.raises(BundleError) as caught:
+        Router.load(acme_bundle.decode())
+    assert len(str(caught.value)) < 400
