@@ -110,6 +110,7 @@ class UnknownConfig(RequestError):
         hint = f"; did you mean `{suggestion}`?" if suggestion else ""
         super().__init__(f"unknown config `{clip(config)}`{hint}")
         self.config = config
+        self.suggestion = suggestion
 
 
 class InvalidConfig(RequestError):

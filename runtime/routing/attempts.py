@@ -96,7 +96,7 @@ def base_attempt(
         catalog_rates=RateCard.of(info.prices),  # before workspace overrides (chargeback)
         chain=(chain := bundle.chain(workspace, provider_slug)),
         max_output_tokens=info.max_output_tokens,
-        carried=leaf.get("carried") or {},
+        carried=MappingProxyType(leaf.get("carried") or {}),  # plans are shared: read-only
         limits=state.spec(chain),
         mode=info.mode,
         context_window=info.context_window,

@@ -101,7 +101,7 @@ class Context:
 
     metadata: Mapping[str, Any]
     params: Mapping[str, Any]
-    path: str = "/v1/chat/completions"
+    path: str | None = None  # None: a library caller named none, and `url.pathname` is absent
     seed: int | None = None
     branch: str | None = None
 
@@ -212,7 +212,7 @@ _ABSENT = "\x00absent"  # a sticky key's mark for a field the request lacks
 def lookup(name: str, ctx: Context) -> Any:
     """`metadata.user.tier`, `params.max_tokens` or `url.pathname` in the request."""
     if name == "url.pathname":
-        return ctx.path
+        return _MISSING if ctx.path is None else ctx.path
     head, _, rest = name.partition(".")
     node: Any = {"metadata": ctx.metadata, "params": ctx.params}.get(head, _MISSING)
     for step in rest.split(".") if rest else ():

@@ -18,7 +18,13 @@ from typing import Any
 
 from runtime.bundle.aliases import Alias
 from runtime.bundle.aliases import expand as expand_alias
-from runtime.bundle.errors import AccessDenied, InvalidConfig, InvalidRequestInput, UnknownConfig
+from runtime.bundle.errors import (
+    AccessDenied,
+    InvalidConfig,
+    InvalidRequest,
+    InvalidRequestInput,
+    UnknownConfig,
+)
 from runtime.bundle.load import Bundle
 from runtime.bundle.money import Estimate, Usage, reserved_usage
 from runtime.bundle.price_tables import requested_tier
@@ -244,9 +250,7 @@ class Router:
         else:
             inline = compile_inline(config)
             tree, leaves = inline.tree, inline.leaves
-        ctx = Context(metadata or {}, params or {}, seed=seed)
-        if path is not None:
-            ctx.path = path
+        ctx = Context(metadata or {}, params or {}, path, seed)
         requested = model or (params or {}).get("model")
         for node, at in leaves:  # a client's config: each redirected leaf, taken or not
             self._check_destination(state, workspace, node, at, requested, provider)
@@ -331,6 +335,9 @@ class Router:
     def _reserve(
         self, attempt: Attempt, estimate: Estimate | None, request_id: str | None, batch: bool
     ) -> tuple[str, ChainSpec, Usage, int]:
+        if not isinstance(attempt, Attempt):
+            raise InvalidRequest("attempt", "is one of the attempts of a plan `resolve` made, "
+                                 f"not {type(attempt).__name__}")  # fmt: skip
         spec = attempt.limits or self._state.spec(attempt.chain)
         usage = reserved_usage(estimate, attempt.max_output_tokens)
         rid = checked_request_id(request_id) if request_id is not None else self._ids.next()

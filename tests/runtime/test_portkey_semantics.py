@@ -122,6 +122,12 @@ def test_url_pathname_is_the_path_the_gateway_passes(router: Router) -> None:
         for path in ("/v1/responses", "/v1/chat/completions")
     }
     assert chosen == {"/v1/responses": "gpt-4o", "/v1/chat/completions": "gpt-4o-mini"}
+    # a library caller that names no path: `url.pathname` is absent, as a metadata key the
+    # request lacks (it matched /v1/chat/completions, so an embeddings call took chat's branch)
+    config["strategy"]["conditions"] = [  # type: ignore[index]
+        {"query": {"url.pathname": {"$eq": "/v1/chat/completions"}}, "then": "r"}
+    ]
+    assert router.resolve("support", config=config).attempts[0].model == "gpt-4o-mini"
 
 
 # -- fallback rules -------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from runtime import (
     AccessDenied,
     InvalidConfig,
+    InvalidRequest,
     RequestError,
     Router,
     UnknownConfig,
@@ -216,8 +217,27 @@ def test_loadbalance_is_deterministic_given_a_seed_and_honours_weights(router: R
 def test_configs_are_offered_only_to_their_workspaces(router: Router) -> None:
     with pytest.raises(AccessDenied, match="config `support-bot` is not offered"):
         router.resolve("research", config="support-bot")
-    with pytest.raises(UnknownConfig, match="did you mean `support-bot`"):
+    with pytest.raises(UnknownConfig, match="did you mean `support-bot`") as caught:
         router.resolve("support", config="suport-bot")
+    assert caught.value.suggestion == "support-bot"  # as UnknownProvider's and the others'
+
+
+def test_a_plan_from_the_cache_cannot_be_changed_by_its_caller(router: Router) -> None:
+    """Plans are shared between requests: one caller's write to an attempt's `carried`
+    reached the next request's plan (params were read-only already)."""
+    config = {"forward_headers": ["x-request-id"], "provider": "@openai-prod"}
+    router.resolve("support", "gpt-4o", config="support-bot")  # cached from here on
+    attempt = router.resolve("support", "gpt-4o", config="support-bot").attempts[0]
+    with pytest.raises(TypeError):
+        attempt.carried["poison"] = 1  # type: ignore[index]
+    with pytest.raises(TypeError):
+        router.resolve("support", "gpt-4o", config=config).attempts[0].carried["x"] = 1  # type: ignore[index]
+
+
+def test_admit_takes_an_attempt_only(router: Router) -> None:
+    """A target's name where its attempt belongs was an AttributeError."""
+    with pytest.raises(InvalidRequest, match="`attempt`"):
+        router.admit("@openai-prod/gpt-4o")  # type: ignore[arg-type]
 
 
 def test_inline_config_follows_the_same_rules(router: Router) -> None:

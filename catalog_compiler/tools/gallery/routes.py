@@ -14,6 +14,8 @@ from catalog_compiler.tools.gallery.views import ConfigRoute, ConfigView
 from runtime.bundle.load import Bundle
 from runtime.routing.plan import Context, matches
 
+CHAT_PATH = "/v1/chat/completions"  # the routes shown are a chat request's (the snippets')
+
 
 # -- configs: which targets each one can reach, and with what request -----------------------
 def _query_text(query: Any) -> str:
@@ -147,7 +149,7 @@ def config_routes(slug: str, tree: Mapping[str, Any]) -> list[ConfigRoute]:
                 query = cond.get("query") or {}
                 hint = shape_for(query)
                 merged = ({**shape[0], **hint[0]}, {**shape[1], **hint[1]}) if hint else shape
-                ctx = Context(*merged)
+                ctx = Context(*merged, CHAT_PATH)
                 taken = (
                     hint is not None
                     and matches(query, ctx)
@@ -157,7 +159,7 @@ def config_routes(slug: str, tree: Mapping[str, Any]) -> list[ConfigRoute]:
                 walk(by_name[name], (*how, step), merged if taken else shape, ok and taken)
             default = strategy.get("default")
             if isinstance(default, str) and default in by_name:
-                ctx = Context(*shape)
+                ctx = Context(*shape, CHAT_PATH)
                 taken = not any(matches(c.get("query") or {}, ctx) for c in conditions)
                 walk(by_name[default], (*how, f"default branch `{default}`"), shape, ok and taken)
         elif targets:  # single
