@@ -173,7 +173,10 @@ class Router:
         if model is None:
             raise InvalidRequestInput(["a request names a model (`@provider/model`) or a config"])
         key = (workspace, model, provider)
-        provider_slug, model_name = split_target(model, provider)
+        try:
+            provider_slug, model_name = split_target(model, provider)
+        except InvalidConfig as exc:  # the request's own names: no config is at fault
+            raise InvalidRequestInput(exc.problems) from None
         attempt = self._attempt(state, workspace, provider_slug, model_name, None, params, (),
                                 owned=True)  # params: the bounded copy made above  # fmt: skip
         plan = Plan(workspace, "single", (attempt,))
