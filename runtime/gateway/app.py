@@ -512,8 +512,8 @@ async def _read_slowly(request: web.Request, lease: Lease, timeout: float,
             return await _read(request, lease)
     except ConnectionError:
         if reading.finish(handler):
-            raise Failure(408, "the request body was the slowest to arrive while the gateway "
-                          "was at its connection cap (--max-connections)",
+            raise Failure(408, "the request body had been arriving longest when the gateway "
+                          "reached its connection cap (--max-connections) with none idle",
                           "request_body_too_slow", close=True) from None  # fmt: skip
         raise
     finally:

@@ -149,24 +149,26 @@ def evict_waiting(live: dict[Any, Any], lingering: Lingering, reading: Reading,
                   rotor: Rotor | None = None) -> bool:  # fmt: skip
     """Make room for one connection; False if there is none to take. First one that serves
     no one: a connection aiohttp lingers on, closed or answered before its body was read.
-    Else the one idle the longest: waiting for a request (its first, or its next) since
-    longest, or its body arriving since longest, whichever began earlier. Only the oldest
-    SCAN connections are looked at, and, if none of those can go, the next SCAN of the
-    `rotor`'s turn. Reads aiohttp's private `_waiter` (the future a connection awaits between
-    requests), `_request_in_progress` and `_next_keepalive_close_time`: the cap's tests fail
-    if they are renamed."""
-    let_go, idlest, since = _scan(itertools.islice(live, SCAN), lingering)
+    Else the one waiting for a request (its first, or its next) since longest. Only when no
+    connection waits is a body still arriving cut, the one arriving since longest: a body
+    is a request under way, and a client opening connections that send nothing must not
+    cut it (it did, for every body begun before the flood). Only the oldest SCAN connections
+    are looked at, and, if none of those can go, the next SCAN of the `rotor`'s turn. Reads
+    aiohttp's private `_waiter` (the future a connection awaits between requests),
+    `_request_in_progress` and `_next_keepalive_close_time`: the cap's tests fail if they
+    are renamed."""
+    let_go, idlest, _ = _scan(itertools.islice(live, SCAN), lingering)
+    if not let_go and idlest is None and rotor is not None and len(live) > SCAN:
+        let_go, idlest, _ = _scan(rotor.window(live), lingering)
     if let_go:
         return True
+    if idlest is not None:
+        return _evict(idlest, lingering)
     slowest = reading.slowest()
-    if slowest is not None and slowest[1] <= since:
+    if slowest is not None:
         reading.cut(slowest[0])
         return True
-    if idlest is None and rotor is not None and len(live) > SCAN:
-        let_go, idlest, _ = _scan(rotor.window(live), lingering)
-        if let_go:
-            return True
-    return idlest is not None and _evict(idlest, lingering)
+    return False
 
 
 def _scan(handlers: Iterator[Any], lingering: Lingering) -> tuple[bool, Any, float]:

@@ -253,19 +253,30 @@ def test_at_the_cap_the_slowest_body_is_cut_for_a_newcomer(capped: Capped) -> No
     assert 408 in [line["status"] for line in gw.events("request")]
 
 
-def test_at_the_cap_what_idled_longest_makes_room(capped: Capped) -> None:
-    # three bodies trickling, then a connection that sends nothing: the oldest body has been
-    # arriving longer than that connection has waited, so the body is cut, not the connection
+def test_at_the_cap_a_waiting_connection_goes_before_any_body(capped: Capped) -> None:
+    # three bodies arriving, then a connection that sends nothing: the connection goes, the
+    # bodies go on. (The cap compared when each began: the oldest body was cut, so a client
+    # opening connections that send nothing cut every upload begun before it: a review.)
     gw, held = capped.gw, capped.held
     body = trickle(gw, held, 3)
     quiet = connect(gw)
-    held.append(quiet)
     time.sleep(0.3)
     held.append(served(gw))
-    assert closed_within(held[0], WAIT)[0]  # the oldest body
-    assert not closed_within(quiet, 0.5)[0]  # the quiet one is still open, and served
-    quiet.sendall(head(body) + body)
-    assert quiet.recv(65536).startswith(b"HTTP/1.1 200")
+    assert closed_within(quiet, WAIT)[0]  # the one serving no request
+    quiet.close()
+    for sock in held[:3]:  # each body, the oldest too, arrives whole and is answered
+        sock.sendall(body[10:])
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+
+
+def test_a_flood_of_connections_sending_nothing_cuts_no_upload(capped: Capped) -> None:
+    gw, held = capped.gw, capped.held
+    body = trickle(gw, held, 1)
+    for _ in range(12):  # no key, no bytes: each takes the place of the one before
+        held.append(connect(gw))
+        time.sleep(0.05)
+    held[0].sendall(body[10:])
+    assert held[0].recv(65536).startswith(b"HTTP/1.1 200")
 
 
 def test_when_every_connection_is_busy_a_new_one_is_refused(capped: Capped) -> None:
