@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from aiohttp import HttpVersion11, web
+from aiohttp import HttpVersion10, HttpVersion11, web
+from aiohttp.compression_utils import HAS_BROTLI, HAS_ZSTD
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 from aiohttp.web_urldispatcher import MatchInfoError, UrlMappingMatchInfo
@@ -132,27 +133,48 @@ def build_app(gw: Gateway, max_body: int = MAX_BODY_BYTES) -> web.Application:
 
 class _Router(web.UrlDispatcher):
     """Every request resolves to one of the gateway's routes. A request target that is not
-    a path (`OPTIONS *`, `CONNECT host:port`, `http://host` in absolute form) matches no
-    pattern, and aiohttp answered it before any handler: in text/plain, and its check of
-    the `Expect` header quoted the header back (a 417). Such a request goes to `_unrouted`."""
+    a path (`OPTIONS *`, `CONNECT host:port`) matches no pattern, and aiohttp answered it
+    before any handler: in text/plain, and its check of the `Expect` header quoted the
+    header back (a 417). Such a request goes to `_unrouted`, as do a request line of an HTTP
+    version the gateway does not speak and a path with a percent-escape (below)."""
 
     rest: web.AbstractRoute | None = None
 
     async def resolve(self, request: web.Request) -> UrlMappingMatchInfo:
+        if self.rest is not None and (
+            request.version not in SPOKEN or ("%" in request.raw_path and _escaped(request))
+        ):
+            return UrlMappingMatchInfo({}, self.rest)
         found = await super().resolve(request)
         if isinstance(found, MatchInfoError) and self.rest is not None:
             return UrlMappingMatchInfo({}, self.rest)
         return found
 
 
+SPOKEN = (HttpVersion11, HttpVersion10)  # llhttp also takes 0.9 and 2.0 request lines
 GETS = ("/healthz", "/readyz", "/v1/models", "/metrics", "/v1/catalog/usage")
 POSTS = ("/v1/catalog/recover",)  # besides the ENDPOINTS
 
 
+def _escaped(request: web.Request) -> bool:
+    """A path with a percent-escape, outside a model id (`/v1/models/%40p%2Fm`, as SDKs
+    escape one): no route of the gateway is spelled so, and aiohttp matched the decoded
+    path, so `/%6detrics` was `/metrics` past a front proxy filtering the literal path."""
+    path = request.raw_path.partition("?")[0]
+    return "%" in path and not path.startswith("/v1/models/")
+
+
 async def _unrouted(request: web.Request) -> web.Response:
     """A path the gateway does not serve, or a method its path does not take: answered in
-    the OpenAI error shape (Anthropic's on /v1/messages), quoting nothing the client sent."""
-    path = request.path
+    the OpenAI error shape (Anthropic's on /v1/messages), quoting nothing the client sent.
+    Paths are told apart as sent, escapes and all (`/v1/chat%2Fcompletions` is no route)."""
+    if request.version not in SPOKEN:
+        failure = Failure(505, "the gateway speaks HTTP/1.1 and HTTP/1.0 only",
+                          "http_version_not_supported")  # fmt: skip
+        answer = _error(failure, False)
+        answer.force_close()
+        return answer
+    path = request.raw_path.partition("?")[0]
     one_model = path.startswith("/v1/models/") and path != "/v1/models/"
     if path in ENDPOINTS or path in GETS or path in POSTS or one_model:
         allowed = "GET, HEAD" if path in GETS or one_model else "POST"
@@ -476,6 +498,9 @@ def _caller(live: Live, request: web.Request) -> Caller:
 async def _body(request: web.Request, gw: Gateway, lease: Lease) -> tuple[int, dict[str, Any]]:
     """The body's size and its JSON object. The bytes are not kept: a request waits on its
     upstream (or relays a stream) for seconds, holding only what it parsed."""
+    headers = request.headers
+    if "content-encoding" in headers or "transfer-encoding" in headers:
+        _check_codings(headers)
     timeout = gw.client_timeout
     try:
         if request.content.is_eof():  # all of it is here (the common case): nothing to wait
@@ -499,6 +524,26 @@ async def _body(request: web.Request, gw: Gateway, lease: Lease) -> tuple[int, d
     if not isinstance(body, dict):
         raise Failure(400, "the request body is not a JSON object", "invalid_json")
     return len(raw), body
+
+
+# what aiohttp decodes; any other coding it would take as none at all (a review)
+CODINGS = frozenset({"", "identity", "gzip", "deflate"} | ({"br"} if HAS_BROTLI else set())
+                    | ({"zstd"} if HAS_ZSTD else set()))  # fmt: skip
+
+
+def _check_codings(headers: Mapping[str, str]) -> None:
+    """A body in a coding the gateway cannot undo is refused, not read as if it had none:
+    `Content-Encoding: x-foo` (415, RFC 9110 8.4.1), a transfer coding other than chunked
+    alone (`gzip, chunked`: 501, RFC 9112 6.1). Both close the connection."""
+    coding = headers.get("content-encoding")
+    if coding is not None and coding.strip(" \t").lower() not in CODINGS:
+        raise Failure(415, "the request body's Content-Encoding is not one the gateway decodes "
+                      f"({', '.join(sorted(CODINGS - {''}))})", "unsupported_content_encoding",
+                      close=True)  # fmt: skip
+    transfer = headers.get("transfer-encoding")
+    if transfer is not None and transfer.strip(" \t").lower() != "chunked":
+        raise Failure(501, "the gateway takes no transfer coding but chunked alone",
+                      "unsupported_transfer_encoding", close=True)  # fmt: skip
 
 
 async def _read_slowly(request: web.Request, lease: Lease, timeout: float,

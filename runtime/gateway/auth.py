@@ -70,19 +70,30 @@ def _find(table: Table, headers: Mapping[str, str]) -> Caller | None:
 def presented_key(headers: Mapping[str, str]) -> str | None:
     """`x-portkey-api-key`, else `Authorization: Bearer`, else `x-api-key` (what the
     anthropic SDK sends its `api_key` as: a workspace key there works unchanged; never
-    passed upstream, like any credential header)."""
-    key = headers.get("x-portkey-api-key")
+    passed upstream, like any credential header). The header used must come once: two of
+    it are no key, not the first of them. Only HTTP's spaces and tabs are trimmed (a key
+    and a no-break space was the key)."""
+    name = "x-portkey-api-key"
+    key = headers.get(name)
     if key is None:
-        auth = headers.get("authorization")
+        name = "authorization"
+        auth = headers.get(name)
         if auth is None:
-            key = headers.get("x-api-key")
+            name = "x-api-key"
+            key = headers.get(name)
             if key is None:
                 return None
         else:
-            scheme, _, key = auth.strip().partition(" ")
+            scheme, _, key = auth.strip(OWS).partition(" ")
             if scheme.lower() != "bearer":
                 return None
-    key = key.strip()
+    key = key.strip(OWS)
     if not key or len(key) > MAX_KEY:
         return None
+    getall = getattr(headers, "getall", None)  # a multidict: the request's own headers
+    if getall is not None and len(getall(name)) > 1:
+        return None
     return key
+
+
+OWS = " \t"  # RFC 9110 5.6.3

@@ -4,6 +4,7 @@ endpoints, Anthropic's on `/v1/messages`, Portkey's statuses and `x-portkey-*` h
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -146,9 +147,14 @@ def _code(exc: RequestError) -> str:
     return "invalid_request"
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def error_body(status: int, message: str, code: str | None, anthropic: bool = False) -> bytes:
     """The gateway's own refusal in the client's shape (the adapters' shape builders), with
     the error types of the table above."""
+    if not message.isascii():  # a header's undecodable bytes (aiohttp's surrogateescape)
+        message = _LONE_SURROGATE.sub("\ufffd", message)  # would make it invalid Unicode
     openai_type, anthropic_type = _TYPES.get(
         status, ("api_error", "api_error") if status >= 500 else ("invalid_request_error",) * 2
     )
