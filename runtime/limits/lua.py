@@ -264,6 +264,9 @@ _SETTLE_BODY = r"""
 local st = redis.call('MGET', KEYS[1], KEYS[2])
 if st[1] == 's' then return 0 end
 if ARGV[5] and st[1] ~= 'a' .. ARGV[5] then return 0 end  -- a void: only its own admission
+-- no admission here: a failover lost it (the new primary never saw it). Nothing it held is
+-- held here, so nothing is released or corrected: its budgets are charged what it used
+local unknown = not st[1]
 redis.call('SET', KEYS[1], 's', 'EX', ARGV[4])
 local nb, ng, nl = V[1], V[2], V[3]
 for k = 1, nl do
@@ -290,7 +293,7 @@ for i = 1, nb do
   local sign, dq = V[a], V[a + 1]
   local dr, limit, cap = V[a + 2], V[a + 3], V[a + 4]
   a = a + 5
-  local s = redis.call('GET', key)
+  local s = not unknown and redis.call('GET', key)
   if s then
     local q, r = pair(s)
     if sign > 0 then
@@ -303,7 +306,7 @@ for i = 1, nb do
       if r < 0 then q = q - 1; r = r + limit end
     end
     redis.call('SET', key, fmt(q, r), 'KEEPTTL')
-  else
+  elseif not unknown then
     vanished(key)
   end
 end
@@ -312,19 +315,25 @@ for j = 1, ng do
   local s = redis.call('GET', key)
   if s then
     local h, l = pair(s)
-    h, l = h + V[a], l + V[a + 1]
-    if l >= __LOW__ then h = h + 1; l = l - __LOW__
-    elseif l < 0 then h = h - 1; l = l + __LOW__ end
-    if h < 0 then h = 0; l = 0; lost[#lost + 1] = key end  -- never below zero
     local rh, rl = held(s)
-    redis.call('SET', key, fmt4(h, l, rh - V[a + 2], rl - V[a + 3]), 'KEEPTTL')
+    if unknown then  -- the usage: the correction plus the reservation it corrects
+      h, l = h + V[a] + V[a + 2], l + V[a + 1] + V[a + 3]
+    else
+      h, l = h + V[a], l + V[a + 1]
+      rh, rl = rh - V[a + 2], rl - V[a + 3]
+    end
+    while l >= __LOW__ do h = h + 1; l = l - __LOW__ end
+    if l < 0 then h = h - 1; l = l + __LOW__ end
+    if h < 0 then h = 0; l = 0; lost[#lost + 1] = key end  -- never below zero
+    redis.call('SET', key, fmt4(h, l, rh, rl), 'KEEPTTL')
   else
     vanished(key)
   end
   a = a + 4
 end
-if #lost == 0 then return 1 end
-return {1, lost}
+local code = unknown and 3 or 1
+if #lost == 0 then return code end
+return {code, lost}
 """
 SETTLE = _ARGS + _SETTLE_BODY.replace("__LOW__", str(LOW))
 

@@ -33,7 +33,7 @@ from runtime.limits.redis_codec import (
     split_money,
     split_units,
 )
-from runtime.limits.redis_connection import RedisConnection
+from runtime.limits.redis_connection import RedisConnection, log
 from runtime.limits.redis_upkeep import Upkeep
 from runtime.limits.spec import Bucket, BudgetSpec, ChainSpec, LeaseSpec
 
@@ -54,6 +54,8 @@ class RedisSettlement(RedisConnection):
     _pending_lock: threading.Lock
     _dropped: collections.deque[Reservation]
     _upkeep: Upkeep
+    namespace: str
+    unknown_admissions = 0  # settlements that found no admission (see _unknown_admission)
 
     # -- keys and arguments ---------------------------------------------------------------
     def plan(self, spec: ChainSpec, day: int) -> _Plan:
@@ -128,7 +130,20 @@ class RedisSettlement(RedisConnection):
         elif not isinstance(result, int):
             for key in result[1]:
                 self._lost(f"settlement found the counter `{_text(key)}` missing")
+        if code == 3:
+            self._unknown_admission()
         return code != 0
+
+    def _unknown_admission(self) -> None:
+        """A settlement found no admission: one a failover lost (written to the old primary
+        after its replica's last copy). Its usage was charged; said at the 1st, 2nd, 4th...
+        so that a failover under load is one line or a few, not one per request."""
+        self.unknown_admissions += 1
+        count = self.unknown_admissions
+        if count & (count - 1) == 0:
+            log.warning("limits store namespace %r: %d settlements found no admission (a "
+                        "failover lost it): each was charged its usage, nothing released",
+                        self.namespace, count)  # fmt: skip
 
     def settle(self, reservation: Reservation, tokens: int, cost: int) -> bool:
         if self.budget_leases is not None and redis_lease_admit.owns(reservation):

@@ -212,3 +212,35 @@ def test_budget_refusal_names_the_counter(bundle: bytes, redis_server: RedisServ
         "tokens",
         9000,
     )
+
+
+def test_a_settlement_whose_admission_a_failover_lost_charges_its_usage(
+    bundle: bytes, redis_server: RedisServer
+) -> None:
+    """A failover rolls an admission back (the new primary never saw it); its settlement
+    then subtracted the reservation it had never added: the budget fell to 0 (a review: 353
+    requests at 5 tokens read 3 tokens), spend from before the failover with it, and the
+    clamp was reported as lost counters. Replayed on one server by restoring the keys."""
+    import redis
+
+    store = RedisStore(redis_server.url, namespace=namespace())
+    router = Router.load(bundle, store)
+    raw = redis.Redis.from_url(redis_server.url)
+    for _ in range(3):
+        router.admit(team(router), Estimate(2, 100)).settle(Usage(2, 3))
+    before = {(u.counter, u.unit): u.spent for u in router.usage("team")}
+    saved = {key: raw.dump(key) for key in raw.scan_iter(f"{{{store.namespace}}}*")}
+    ticket = router.admit(team(router), Estimate(2, 4000))  # on the old primary...
+    for key in raw.scan_iter(f"{{{store.namespace}}}*"):  # ...which the failover lost
+        if key not in saved:
+            raw.delete(key)
+    for key, value in saved.items():
+        raw.restore(key, 0, value, replace=True)
+    cost = ticket.settle(Usage(2, 3))  # settled on the new primary
+    after = {(u.counter, u.unit): (u.spent, u.reserved) for u in router.usage("team")}
+    assert after[("workspace/team", "tokens")] == (before[("workspace/team", "tokens")] + 5, 0)
+    assert after[("workspace/team", "usd")] == (before[("workspace/team", "usd")] + cost, 0)
+    assert not store.counters_lost and store.unknown_admissions == 1
+    router.admit(team(router), Estimate(2, 100)).settle(Usage(2, 3))  # still serving
+    assert ticket.settle(Usage(2, 3)) == cost  # and once only
+    store.close()
