@@ -6,7 +6,6 @@ exception is logged by type (never its text, which may quote the request) and an
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import warnings
@@ -290,11 +289,22 @@ async def _store_problem(gw: Gateway) -> str | None:
             await _ping(client())
     except Exception:  # any failure to answer a PING means "not ready"
         return "store_unreachable"
-    # a loss is seen here, before an admission finds it (the check records it)
-    with contextlib.suppress(StoreUnavailable, TimeoutError):
-        async with asyncio.timeout(1.0):
-            await gw.router.store.acheck_generation()  # type: ignore[attr-defined]
-    if getattr(gw.router.store, "counters_lost", False):  # refusing until accepted: not ready
+    # a loss is seen here, before an admission finds it (the check records it). The marker
+    # lives with the namespace's counters: on a cluster, the PING above may reach another
+    # node than theirs, so a marker that cannot be read is a store that cannot serve (a
+    # review: every request was 503 while /readyz said ready)
+    store = gw.router.store
+    for attempt in range(2):  # once more, as for the PING: a pooled connection gone stale
+        try:
+            async with asyncio.timeout(1.0):
+                await store.acheck_generation()  # type: ignore[attr-defined]
+            break
+        except (StoreUnavailable, TimeoutError):
+            if getattr(store, "counters_lost", False):
+                break
+            if attempt:
+                return "store_unreachable"
+    if getattr(store, "counters_lost", False):  # refusing until accepted: not ready
         return "counters_lost"
     return None
 

@@ -4,8 +4,10 @@ the same cases as tests/gateway/test_redis_shared.py, on a cluster instead of on
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -29,6 +31,7 @@ from tests.gateway.test_redis_shared import (
     shared_catalog,
 )
 from tests.redis_ha.topologies import Cluster
+from tests.redis_server import redis_binary
 
 
 @pytest.fixture(scope="module")
@@ -80,3 +83,32 @@ def test_one_concurrency_limit_across_two_gateways_on_a_cluster(
     assert fire(pair, LEASE_KEY) == Counter({200: N, 429: M - N})
     status, _, data = http("GET", pair[0].origin + "/readyz")
     assert status == 200 and b'"redis"' in data
+
+
+def test_readyz_is_not_ready_when_the_namespace_s_node_is_down(
+    fakes: Fakes,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """The PING of /readyz reached a node that answered, while the node holding the
+    namespace's counters was down and every request was a 503 (a review): the readiness
+    check reads the namespace's own marker."""
+    bundle = compile_catalog(write_catalog(tmp_path / "catalog", shared_catalog(fakes)),
+                             tmp_path / "shared.bundle.json")  # fmt: skip
+    (tmp_path / "cluster").mkdir()
+    own = Cluster(redis_binary(), tmp_path / "cluster", primaries=3).start()
+    gw = None
+    try:
+        holder = own.servers[2]  # not the first node given in the URL
+        gw = GatewayProcess(
+            bundle,
+            tmp_path / "gateway.log",
+            ["--redis", own.url, "--namespace", own.namespace_on(holder)],
+        ).start()
+        assert http("GET", gw.origin + "/readyz")[0] == 200
+        holder.kill()
+        status, _, body = http("GET", gw.origin + "/readyz")
+        assert status == 503 and json.loads(body)["status"] == "store_unreachable", body
+    finally:
+        if gw is not None:
+            gw.stop()
+        own.stop()
