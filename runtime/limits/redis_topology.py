@@ -31,6 +31,7 @@ import redis.cluster
 import redis.sentinel
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import ExponentialWithJitterBackoff
+from redis.connection import Connection, SSLConnection
 from redis.retry import Retry
 
 Kind = Literal["single", "cluster", "sentinel"]
@@ -45,13 +46,18 @@ SECRET_QUERY = re.compile(r"(?i)((?:^|[?&])[a-z_]*password=).*")
 SENTINEL_OPTIONS = ("sentinel_username", "sentinel_password")
 
 
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")  # RFC 3986 3.1
+
+
 def safe_url(url: str) -> str:
     """The URL without its passwords, for messages: a `*password=` query value and what
     follows it, and everything before the last `@` (a password with an unencoded `/`, `?`
     or `#` hides where the hosts begin: masking more is the safe side)."""
     scheme, sep, rest = url.partition("://")
-    if not sep:  # not a URL of any form, but may still hold one's password (`redis:pw@h`)
-        scheme, rest = "", url
+    if not sep or not _SCHEME.fullmatch(scheme):
+        # not a URL of any form, but may still hold one's password (`redis:pw@h`, or
+        # `redis:/user:J://@h`, whose "scheme" is up to the password's own `://`)
+        scheme, sep, rest = "", "", url
     rest = SECRET_QUERY.sub(r"\1***", rest)
     _, at, hosts = rest.rpartition("@")
     return f"{scheme}{sep}{'***@' if at else ''}{hosts}"
@@ -90,6 +96,9 @@ def parse(url: str) -> Topology:
     scheme = url.partition("://")[0].lower()
     try:
         if scheme in SINGLE_SCHEMES:
+            if scheme != "unix" and not _DB_PATH.fullmatch(urlsplit(url).path):
+                raise _Unreadable("its path is a database number, as /0 (redis-py read "
+                                  "/1O or /abc as database 0, and /1/2 as 12)")  # fmt: skip
             return Topology("single", url, options=_taken(_parse_url(url)))
         base, _, form = scheme.partition("+")
         if base in ("redis", "rediss") and form in ("cluster", "sentinel"):
@@ -105,6 +114,9 @@ def parse(url: str) -> Topology:
         f"the limits store URL {safe_url(url)} must start with redis://, rediss://, unix://, "
         "redis+cluster://, rediss+cluster://, redis+sentinel:// or rediss+sentinel://"
     )
+
+
+_DB_PATH = re.compile(r"(?:/(?:[0-9]{1,5})?)?")
 
 
 def _parse_multi(url: str, base: str, form: str) -> Topology:
@@ -123,6 +135,8 @@ def _parse_multi(url: str, base: str, form: str) -> Topology:
     if base == "rediss":
         options.pop("connection_class", None)
         options["ssl"] = True
+    _taken({**{k: v for k, v in options.items() if k != "ssl"},
+            "connection_class": SSLConnection if base == "rediss" else Connection})  # fmt: skip
     path = [p for p in parts.path.split("/") if p]
     if form == "cluster":
         if path and path != ["0"]:
@@ -140,12 +154,13 @@ def _parse_multi(url: str, base: str, form: str) -> Topology:
 def _taken(options: dict[str, Any]) -> dict[str, Any]:
     """`options` if the scheme's connection takes them all: `ssl_*` on a `redis://` URL
     was a TypeError at the first connection, an internal error to the gateway's user."""
-    kind = options.get("connection_class", redis.connection.Connection)
+    kind = options.get("connection_class", Connection)
     try:
         kind(**{k: v for k, v in options.items() if k != "connection_class"})
-    except TypeError:
+    except TypeError:  # never named: a password with an unencoded `?` splits into options
         raise _Unreadable(
-            "it sets an option its scheme does not take (the `ssl_*` options need rediss://)"
+            "it sets an option its scheme's connections do not take (the `ssl_*` options "
+            "need rediss://)"
         ) from None
     return options
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from runtime import StoreUnavailable
@@ -50,7 +50,15 @@ def test_tls_forms_ask_for_tls() -> None:
     "url",
     [f"http://:{SECRET}@h", f"redis+cluster://:{SECRET}@h:99999", f"redis+sentinel://:{SECRET}@h",
      f"redis+cluster://:{SECRET}@h/3",
-     f"redis://:{SECRET}@h/0?ssl_cert_reqs=none"],  # an option of rediss:// (was a TypeError)
+     f"redis://:{SECRET}@h/0?ssl_cert_reqs=none",  # an option of rediss:// (was a TypeError)
+     # an option no connection takes, on the forms with several hosts: a TypeError at start
+     # (Sentinel; Cluster's async client), or ignored (Cluster's sync client): a review
+     f"redis+sentinel://:{SECRET}@s:1/books?sentinel_password={SECRET}&bogus=1",
+     f"redis+cluster://:{SECRET}@h:1,h:2?bogus=1",
+     f"rediss+cluster://:{SECRET}@h:1?no_such_option=1",
+     # a database that is no number was database 0 (and /1/2 was 12): a review
+     f"redis://:{SECRET}@h:6379/1O", f"redis://:{SECRET}@h:6379/abc",
+     f"redis://:{SECRET}@h:6379/1/2"],
 )  # fmt: skip
 def test_bad_urls_are_value_errors_without_the_password(url: str) -> None:
     with pytest.raises(ValueError) as caught:
@@ -88,6 +96,8 @@ FORMS = ["redis://{pw}@127.0.0.1:6379/0", "redis://default:{pw}@127.0.0.1:6379/0
 
 @settings(max_examples=400, deadline=None)
 @given(password=PASSWORDS, form=st.sampled_from(FORMS))
+@example(password="J://", form="redis:/default:{pw}@127.0.0.1:6379/0")  # the "scheme" took it
+@example(password="?J=", form="redis://{pw}@127.0.0.1:6379/0")  # `J` read as an option's name
 def test_no_password_shows_however_the_url_splits(password: str, form: str) -> None:
     url = form.format(pw=password)
     try:
