@@ -129,11 +129,24 @@ class RedisConnection(Store):
 
     def _start(self) -> str:
         self._judge_policy(_read_policy(self.client, self._marker))
+        self._judge_node(_cluster_info(self.client))
         return self._joined(self._eval(START, [self._marker], [_new_generation()]))
 
     async def _astart(self) -> str:
-        self._judge_policy(await _aread_policy(self.async_client(), self._marker))
+        client = self.async_client()
+        self._judge_policy(await _aread_policy(client, self._marker))
+        self._judge_node(await _acluster_info(client))
         return self._joined(await self._aeval(START, [self._marker], [_new_generation()]))
+
+    def _judge_node(self, info: Any) -> None:
+        """A plain URL at a node of a Redis Cluster served while the namespace's slot was
+        that node's, then failed with a bare MOVED reply (a review): refused at start."""
+        if isinstance(info, dict) and str(info.get("cluster_enabled", "0")) == "1":
+            raise StoreUnavailable(
+                f"the limits store at {safe_url(self.url)} is a node of a Redis Cluster: name "
+                "the cluster, redis+cluster://host:port[,host:port...] (a plain URL reaches "
+                "only the slots that node holds)"
+            )
 
     def _unavailable(self, exc: BaseException, what: str = "is unavailable") -> StoreUnavailable:
         return StoreUnavailable(f"the limits store at {safe_url(self.url)} {what}: {exc}")
@@ -372,6 +385,25 @@ async def _aread_policy(client: Any, key: str) -> str | None:
         pass
     try:
         return _policy_of(await client.info("memory", **target), "maxmemory_policy")
+    except redis.ResponseError:
+        return None
+
+
+def _cluster_info(client: Any) -> Any:
+    """INFO cluster of a one-server client (None for a cluster's, or where INFO is refused)."""
+    if isinstance(client, redis.cluster.RedisCluster):
+        return None
+    try:
+        return client.info("cluster")
+    except redis.ResponseError:
+        return None
+
+
+async def _acluster_info(client: Any) -> Any:
+    if isinstance(client, aiocluster.RedisCluster):
+        return None
+    try:
+        return await client.info("cluster")
     except redis.ResponseError:
         return None
 

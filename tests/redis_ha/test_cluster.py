@@ -156,3 +156,15 @@ def test_leased_budgets_on_a_cluster(cluster: Cluster, tmp_path: Path) -> None:
         assert client.exists(f"{{{ns}}}:lr") or client.keys(f"{{{ns}}}:l:*")
     assert new_store(cluster.url, ns).spent("workspace/team|budget|requests/monthly",
                                             _month()) == 10  # fmt: skip
+
+
+def test_a_plain_url_at_a_cluster_node_is_refused_at_start(cluster: Cluster) -> None:
+    """It served while the namespace's slot was that node's, then failed with a bare MOVED
+    reply (a review): now start (sync and async) names the URL form to use."""
+    node = cluster.servers[0]
+    store = RedisStore(node.url, namespace=cluster.namespace_on(node))
+    with pytest.raises(StoreUnavailable, match=r"redis\+cluster://"):
+        store.start()
+    with pytest.raises(StoreUnavailable, match=r"redis\+cluster://"):
+        asyncio.run(store.astart())
+    store.close()
