@@ -749,6 +749,39 @@ def test_cli_rejects_an_unknown_integration(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "not a service" in result.output
 
 
+# A name holding a YAML line break ended its comment and wrote a Workspace of its own; one
+# holding a control character made the file invalid YAML; a lone surrogate was exit 3.
+HOSTILE_NAMES = [
+    "a\n---\nkind: Workspace\nslug: evil\n---\n#",
+    "a\r---\rkind: Workspace\rslug: evil\r---\r#",
+    "a\x85---\x85kind: Workspace\x85slug: evil\x85---\x85#",
+    "a\u2028---\u2028kind: Workspace\u2028slug: evil\u2028---\u2028#",
+    "a\x1b]0;title\x07\u202eb",
+    "a\ud800b",
+]
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES)
+def test_a_source_name_never_writes_catalog_text(tmp_path: Path, name: str) -> None:
+    config = tmp_path / "config.yaml"
+    entry = {"model_name": name, "litellm_params": {"model": "openai/gpt-4o"}}
+    config.write_text(json.dumps({"model_list": [entry]}), encoding="utf-8")  # JSON is YAML
+    result = cli("litellm-config", str(config), "-o", str(tmp_path / "out"))
+    assert result.exit_code == 0, result.output
+    assert_valid_catalog(tmp_path / "out")
+    kinds = sorted(d["kind"] for _, d in documents(tmp_path / "out"))
+    assert kinds == ["Integration", "Organization", "Provider"]
+    printed = result.output + (tmp_path / "out" / REPORT_FILE).read_text(encoding="utf-8")
+    assert not set(printed) & {"\x1b", "\x07", "\x85", "\u2028", "\u202e"}
+    prices = tmp_path / "prices.json"
+    entry = {"litellm_provider": "openai", "mode": "chat", "input_cost_per_token": 1e-06}
+    prices.write_text(json.dumps({f"gpt-{name}": entry}), encoding="utf-8")
+    result = cli("litellm-prices", str(prices), "-o", str(tmp_path / "prices"))
+    assert result.exit_code == 0, result.output
+    assert_valid_catalog(tmp_path / "prices")
+    assert "invalid model name" in result.output
+
+
 # -- YAML output --------------------------------------------------------------------------
 
 

@@ -17,6 +17,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from catalog_compiler.diagnostics import UNPRINTABLE
 from catalog_compiler.load.fsutil import FileId, error_text, write_atomic
 from catalog_compiler.model.types import SLUG_RE
 
@@ -119,7 +120,21 @@ def env_name(*parts: str) -> str:
 
 
 def valid_model_name(name: str) -> bool:
-    return 0 < len(name) <= 256 and not any(c.isspace() for c in name)
+    """A name the catalog can hold: no space, nothing unprintable, UTF-8 text."""
+    return (0 < len(name) <= 256 and not any(c.isspace() for c in name)
+            and one_line(name) == name)  # fmt: skip
+
+
+# Every character YAML breaks a line at (\r, \n, NEL, LS, PS), and the control and
+# bidi-override characters a catalog file may not hold or that reorder what a reader sees.
+_ONE_LINE = {**UNPRINTABLE, 0x2028: "\ufffd", 0x2029: "\ufffd"}
+
+
+def one_line(text: str) -> str:
+    """Source text as one printable line of a comment, the report or a terminal: a name
+    from the source holding a line break would otherwise end its YAML comment and write
+    keys or whole documents of its own; a lone surrogate (valid JSON, not text) is `?`."""
+    return text.translate(_ONE_LINE).encode("utf-8", "replace").decode("utf-8")
 
 
 # -- YAML ---------------------------------------------------------------------------------
@@ -137,9 +152,10 @@ def scalar(value: Any) -> str:
     if isinstance(value, float):
         return plain_decimal(Decimal(str(value)))
     if isinstance(value, str):
-        if isinstance(value, Quoted) or not _is_plain(value):
-            return json.dumps(value)
-        return value
+        text = value.encode("utf-8", "replace").decode("utf-8")  # a lone surrogate is `?`
+        if isinstance(value, Quoted) or not _is_plain(text):
+            return json.dumps(text)
+        return text
     raise TypeError(f"cannot write {type(value).__name__} as YAML")
 
 
@@ -200,7 +216,7 @@ def dump(documents: Sequence[tuple[Sequence[str], Mapping[str, Any]]]) -> str:
     """YAML text for (comment lines, document) pairs, `---` between documents."""
     parts: list[str] = []
     for comments, doc in documents:
-        lines = [f"# {c}".rstrip() for c in comments]
+        lines = [f"# {one_line(c)}".rstrip() for c in comments]
         _block(doc, 0, lines)
         parts.append("\n".join(lines) + "\n")
     return "---\n".join(parts)
@@ -264,7 +280,7 @@ class Report:
         if self.notes:
             lines.append("  notes:")
             lines.extend(f"    - {note}" for note in self.notes)
-        return lines
+        return [one_line(line) for line in lines]  # a source's names never drive a terminal
 
     def markdown(self) -> str:
         out = [f"# {self.title}", "", f"Source: `{self.source}`", ""]
@@ -305,7 +321,7 @@ class Report:
                     detail = f": {_md(s.detail)}" if s.detail else ""
                     out.append(f"- `{_code(s.key)}`{detail}")
                 out.append("")
-        return "\n".join(out).rstrip("\n") + "\n"
+        return "\n".join(map(one_line, out)).rstrip("\n") + "\n"
 
 
 def _code(text: str) -> str:
