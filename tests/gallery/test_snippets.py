@@ -147,6 +147,31 @@ def test_quotes_in_names_stay_inside_their_literals() -> None:
             assert curl_body(s.code)["model"] == "it's\"odd\\"
 
 
+# What the catalog accepts in a model name (no space) and a terminal, Python or a reader
+# must not get raw: a NUL made every Python snippet a SyntaxError; ESC ]0;…BEL retitled the
+# terminal of whoever printed the snippet; U+202E reordered the line shown.
+UNPRINTABLE_NAME = "m\x00\x1b]0;pwned\x07\x7f\x9b31m\u202ex\u2066y"
+
+
+@pytest.mark.parametrize("form", ["model", "provider", "config"])
+def test_a_name_with_controls_gives_working_printable_code(form: str) -> None:
+    meta = (("region", UNPRINTABLE_NAME),) if form == "config" else ()
+    req = Request("lab", UNPRINTABLE_NAME, form, config="c" if form == "config" else None,
+                  metadata=meta, how=f"branch when {UNPRINTABLE_NAME}")  # fmt: skip
+    codes = snippets(req, Gateway())
+    assert len(codes) == 5
+    for s in codes:
+        assert all(c == "\n" or c.isprintable() for c in s.code), repr(s.code)
+        if s.lang == "python":
+            compile(s.code, "<controls>", "exec")
+        if s.lang == "curl":
+            assert curl_body(s.code)["model"] == req.body_model
+            if form == "config":
+                words = shlex.split(s.code, comments=True)
+                header = next(w for w in words if w.startswith("x-portkey-metadata: "))
+                assert json.loads(header.partition(": ")[2]) == {"region": UNPRINTABLE_NAME}
+
+
 def test_javascript_snippets_parse(acme_site: Site) -> None:
     """Syntax of every JS snippet, in one node process (skipped without node)."""
     node = shutil.which("node")

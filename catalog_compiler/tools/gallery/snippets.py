@@ -18,6 +18,8 @@ import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from catalog_compiler.diagnostics import printable
+
 LANGS = ("python", "js", "curl")
 FORMS = ("model", "provider", "config")
 SDKS = ("portkey-ai", "openai")
@@ -50,6 +52,10 @@ IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 RESERVED_PARAMS = frozenset({"model", "messages", "input", "stream"})
 Scalar = str | int | float | bool
 _URL = re.compile(r"https?://[^\s'\"`\\<>{}$]+\Z")
+# What a string literal or JSON text escapes although JSON need not: DEL, C1 controls, bidi
+# overrides, line and paragraph separators, lone surrogates. Copied code shows no raw control
+# (a terminal would act on it), and reads as it runs (no reordering).
+_ESCAPED = re.compile("[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -166,13 +172,20 @@ class Snippet:
         return f"{LANG_TITLES[self.lang]}{tool}"
 
 
+def _json(value: object, ensure_ascii: bool = True, compact: bool = False) -> str:
+    """JSON text with every control, bidi and separator character escaped (same value)."""
+    separators = (",", ":") if compact else None
+    text = json.dumps(value, ensure_ascii=ensure_ascii, separators=separators)
+    return _ESCAPED.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
 def metadata_json(metadata: tuple[tuple[str, str], ...]) -> str:
-    return json.dumps(dict(metadata), separators=(",", ":"), ensure_ascii=True)
+    return _json(dict(metadata), compact=True)
 
 
 def _lit(value: str) -> str:
     """A string literal valid in Python and JavaScript alike."""
-    return json.dumps(value, ensure_ascii=True)
+    return _json(value)
 
 
 def _py_value(value: Scalar) -> str:
@@ -182,7 +195,7 @@ def _py_value(value: Scalar) -> str:
 
 
 def _js_value(value: Scalar) -> str:
-    return json.dumps(value, ensure_ascii=True)
+    return _json(value)
 
 
 def _dict_lit(pairs: Iterable[tuple[str, str]]) -> str:
@@ -205,7 +218,9 @@ def describe(req: Request) -> list[str]:
             lines.append("The config decides the route: another of its targets may answer.")
     if req.workspace:
         lines.append(f"Use an API key of workspace `{req.workspace}`.")
-    return [" ".join(line.split()) for line in lines]  # one comment line each, always
+    # One comment line each, always, and printable: a catalog's names drive no terminal and
+    # hide no code (a NUL alone made every Python snippet a SyntaxError).
+    return [printable(" ".join(line.split())) for line in lines]
 
 
 # -- Python ---------------------------------------------------------------------------------
@@ -355,7 +370,7 @@ def _openai_headers(req: Request, gw: Gateway, api_key: str, to_json: str) -> li
 
 # -- curl -----------------------------------------------------------------------------------
 def curl(req: Request, gw: Gateway) -> str:
-    body = json.dumps(req.body(), ensure_ascii=False)
+    body = _json(req.body(), ensure_ascii=False)
     args = [
         shlex.quote(gw.base + req.endpoint),
         '-H "Content-Type: application/json"',
