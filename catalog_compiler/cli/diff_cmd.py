@@ -19,6 +19,7 @@ import click
 from catalog_compiler.cli import examples as ex
 from catalog_compiler.cli.options import EXIT_ERRORS, EXIT_OK, EXIT_USAGE, report
 from catalog_compiler.compiler import compile_catalog
+from catalog_compiler.diagnostics import printable, printable_lines
 from catalog_compiler.tools.diff import Change, Diff, semantic_diff
 from runtime.bundle.errors import BundleError
 from runtime.bundle.load import MAX_BUNDLE_BYTES, Bundle, read_bounded
@@ -36,7 +37,8 @@ def load_side(target: str, label: str) -> tuple[Bundle, dict[str, Any]]:
             data = read_bounded(path, MAX_BUNDLE_BYTES)
             return Bundle.load(data), json.loads(data)
         except (OSError, BundleError, ValueError) as exc:
-            click.echo(f"catalogc: cannot load the {label} bundle {target}: {exc}", err=True)
+            click.echo(printable(f"catalogc: cannot load the {label} bundle {target}: {exc}"),
+                       err=True)  # fmt: skip
             sys.exit(EXIT_USAGE)
     compiled = compile_catalog(target)
     if compiled.data is None or compiled.index is None:
@@ -222,7 +224,7 @@ def diff(old: str | None, new: str | None, git_range: str | None, fmt: str,
     if fmt == "json":
         sys.stdout.write(json.dumps(result.json(), indent=2, ensure_ascii=False) + "\n")
     elif fmt == "markdown":
-        sys.stdout.write(render_markdown(result))
-    else:
-        sys.stdout.write(render_text(result))
+        sys.stdout.write(printable_lines(render_markdown(result)))
+    else:  # a catalog's names never drive the terminal
+        sys.stdout.write(printable_lines(render_text(result)))
     sys.exit(EXIT_ERRORS if fail_on_breaking and result.breaking else EXIT_OK)

@@ -10,6 +10,7 @@ import click
 from catalog_compiler.cli import examples as ex
 from catalog_compiler.cli.explain_cmd import load
 from catalog_compiler.cli.options import EXIT_ERRORS, EXIT_OK, EXIT_USAGE, F
+from catalog_compiler.diagnostics import printable, printable_lines
 from catalog_compiler.load.fsutil import check_output_dir, error_text
 from catalog_compiler.tools.explain import split_target
 from catalog_compiler.tools.gallery.routes import config_views, pick_config
@@ -208,7 +209,7 @@ def snippets_cmd(
     try:
         mode = _check(bundle, provider_slug, model, workspace)
     except RequestError as exc:
-        click.echo(f"catalogc: {exc.message}", err=True)
+        click.echo(f"catalogc: {printable(exc.message)}", err=True)
         sys.exit(EXIT_ERRORS)
     wanted = forms or FORMS
     config = None
@@ -219,8 +220,8 @@ def snippets_cmd(
         config, _ = pick_config(offered, provider_slug, model,
                                 bundle.workspace(workspace).default_config)  # fmt: skip
         if config is None:
-            click.echo(f"catalogc: no routing config workspace `{workspace}` may use reaches "
-                       f"`{target}`", err=True)  # fmt: skip
+            click.echo(printable(f"catalogc: no routing config workspace `{workspace}` may use "
+                                 f"reaches `{target}`"), err=True)  # fmt: skip
     elif "config" in wanted:  # every form asked for, and no workspace: say how to get it
         click.echo("catalogc: pass --workspace for the config form", err=True)
     requests = [r for r in requests_for(provider_slug, model, mode, workspace, config)
@@ -234,7 +235,7 @@ def snippets_cmd(
         for s in snippets(req, gateway, (lang,), sdk):
             title = f"{comment} ==== {number}. {FORM_TITLES[req.form]} · {s.title} ===="
             blocks.append(f"{title}\n{s.code}")
-    sys.stdout.write("\n".join(blocks))
+    sys.stdout.write(printable_lines("\n".join(blocks)))
     sys.exit(EXIT_OK)
 
 

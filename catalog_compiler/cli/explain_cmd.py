@@ -12,6 +12,7 @@ import click
 from catalog_compiler.cli import examples as ex
 from catalog_compiler.cli.options import EXIT_ERRORS, EXIT_OK, EXIT_USAGE, report
 from catalog_compiler.compiler import compile_catalog
+from catalog_compiler.diagnostics import printable, printable_lines
 from catalog_compiler.tools.explain import explain_route, explain_workspace
 from catalog_compiler.tools.explain_aliases import render_alias
 from runtime.bundle.errors import BundleError, RequestError
@@ -25,7 +26,7 @@ def load(target: str) -> Bundle:
         try:
             return Bundle.load(path)
         except (BundleError, OSError) as exc:
-            click.echo(f"catalogc: cannot load bundle {target}: {exc}", err=True)
+            click.echo(printable(f"catalogc: cannot load bundle {target}: {exc}"), err=True)
             sys.exit(EXIT_USAGE)
     compiled = compile_catalog(target)
     if compiled.index is None or not compiled.ok:
@@ -130,10 +131,11 @@ def explain(target: str, workspace: str, model: str | None, fmt: str) -> None:
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--model") from None
     except RequestError as exc:
-        click.echo(f"catalogc: {exc.message}", err=True)
+        click.echo(f"catalogc: {printable(exc.message)}", err=True)
         sys.exit(EXIT_ERRORS)
     if fmt == "json":
         sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
     else:
-        sys.stdout.write(render_route(data) if model else render_workspace(data))
+        # A catalog's (or a bundle's) names are its words: they never drive the terminal.
+        sys.stdout.write(printable_lines(render_route(data) if model else render_workspace(data)))
     sys.exit(EXIT_OK if not model or data["allowed"] else EXIT_ERRORS)

@@ -40,6 +40,11 @@ def printable(text: str, keep_tabs: bool = False) -> str:
 _KEEP_TABS = {k: v for k, v in UNPRINTABLE.items() if k != 0x09}
 
 
+def printable_lines(text: str) -> str:
+    """Text of several lines for a terminal: each line printable, the line breaks kept."""
+    return "\n".join(printable(line) for line in text.split("\n"))
+
+
 @lru_cache(maxsize=4096)  # floods repeat their message and help: mask each text once
 def clean(text: str) -> str:
     """What a message or help line may show: secrets masked, quoted user text bounded,

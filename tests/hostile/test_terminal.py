@@ -30,3 +30,46 @@ def test_control_characters_never_reach_a_report(fmt: str, tmp_path: Path) -> No
     forged = [ln for ln in run.output.splitlines() if ln.lstrip().startswith("error[E9999]")]
     assert not forged, forged  # the key's newline did not start a line of its own
     assert "E0202" in run.output
+
+
+# A model name holds no space, and nothing else stopped ESC, BEL or U+202E: explain, diff and
+# snippets printed it raw from the catalog (an ESC ]0;…BEL retitled the terminal).
+HOSTILE_MODEL = "m\x1b]0;pwned\x07\u202ex"
+
+
+def test_a_model_name_never_drives_the_terminal_of_the_tools(tmp_path: Path) -> None:
+    model = json.dumps(HOSTILE_MODEL)
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "catalog.yaml").write_text(MINIMAL_ORG)
+    (old / "teams.yaml").write_text(
+        "kind: Integration\nslug: gpu\nservice: openai-compatible\n"
+        "base_url: https://llm.example.com/v1\ncredentials: {api_key: {env: GPU_TOKEN}}\n"
+        "---\nkind: Provider\nslug: lab\nintegration: gpu\n---\nkind: Workspace\nslug: team\n"
+    )
+    new = tmp_path / "new"
+    new.mkdir()
+    (new / "catalog.yaml").write_text(MINIMAL_ORG)
+    custom = (
+        f"models:\n  custom:\n    - name: {model}\n      pricing: {{input: '1', output: '1'}}\n"
+    )
+    text = (old / "teams.yaml").read_text()
+    (new / "teams.yaml").write_text(
+        text.replace("---\nkind: Provider", custom + "---\nkind: Provider")
+    )
+    target = f"@lab/{HOSTILE_MODEL}"
+    runs = [
+        catalogc("explain", new, "-w", "team"),
+        catalogc("explain", new, "-w", "team", "-m", target),
+        catalogc("explain", new, "-w", "team", "-m", "@lab/m"),  # did you mean …
+        catalogc("snippets", target, new, "-w", "team", "--lang", "curl"),
+        catalogc("snippets", "@lab/m", new),
+        catalogc("diff", old, new),
+        catalogc("diff", old, new, "--format", "markdown"),
+    ]
+    for run in runs:
+        assert_sound(run)
+        assert "m" in run.output
+        for raw in ("\x1b", "\x07", "\u202e"):
+            assert raw not in run.output, (run.args, raw)
+    assert "@lab/m" in runs[5].output  # the change is still shown
