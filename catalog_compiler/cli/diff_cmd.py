@@ -95,6 +95,8 @@ def git_sides(spec: str, directory: str) -> tuple[str, str, tempfile.TemporaryDi
     if not sep or not base:
         raise click.BadParameter("write `BASE..HEAD` (HEAD may be empty: the work tree)",
                                  param_hint="--git")  # fmt: skip
+    if base.startswith("-") or head.startswith("-"):  # git would take it as an option
+        raise click.BadParameter("a revision does not start with `-`", param_hint="--git")
     here = Path(directory).resolve()
     command = ["git", "-C", str(here), "rev-parse", "--show-toplevel"]
     try:

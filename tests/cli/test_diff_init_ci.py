@@ -188,6 +188,13 @@ def test_diff_of_bundles_and_git_revisions(tmp_path: Path, run_cli: Callable[...
     assert diff_json(run_cli, str(a), str(b))["changed"] is True
     bad = run_cli("diff", str(repo / "catalog"), "--git", "nope..HEAD")
     assert bad.exit_code == 2 and "cannot read revision" in bad.output
+    # A revision git reads as an option: `--output=FILE` made git archive truncate FILE.
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    for spec in (f"--output={victim}..HEAD", f"HEAD..--output={victim}"):
+        bad = run_cli("diff", str(repo / "catalog"), "--git", spec)
+        assert victim.read_text() == "keep me"
+        assert bad.exit_code == 2 and "does not start with `-`" in bad.output
 
 
 def test_init_scaffolds_a_catalog_that_compiles(
