@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 from catalog_compiler.cli import examples as ex
+from catalog_compiler.cli.markdown import cell, code_span
 from catalog_compiler.cli.options import EXIT_ERRORS, EXIT_OK, EXIT_USAGE, report
 from catalog_compiler.compiler import compile_catalog
 from catalog_compiler.diagnostics import printable, printable_lines
@@ -152,7 +153,7 @@ def _more(items: list[str]) -> list[str]:
 
 
 def _cell(items: list[str]) -> str:
-    shown = "<br>".join(f"`{m}`" for m in items[:SHOWN])
+    shown = "<br>".join(code_span(m) for m in items[:SHOWN])
     if len(items) > SHOWN:
         shown += f"<br>… and {len(items) - SHOWN} more"
     return shown or "—"
@@ -165,32 +166,29 @@ def render_markdown(diff: Diff) -> str:
            f"`{diff.old_digest[:19]}…` → `{diff.new_digest[:19]}…`", ""]  # fmt: skip
     if diff.breaking:
         out += [f"#### Breaking changes ({len(diff.breaking)})", ""]
-        out += [f"- **{c.kind} `{c.subject}`**: {c.note}" for c in diff.breaking] + [""]
+        out += [f"- **{c.kind} {code_span(c.subject)}**: {cell(c.note)}"
+                for c in diff.breaking] + [""]  # fmt: skip
     if diff.notable:
         out += [f"#### Notable ({len(diff.notable)})", "", "| what | before | after | why |",
                 "|---|---|---|---|"]  # fmt: skip
-        out += [f"| {c.kind} {_md(c.subject)} | {_md(c.old or '—')} | {_md(c.new or '—')} | "
-                f"{_md(c.note)} |" for c in diff.notable] + [""]  # fmt: skip
+        out += [f"| {c.kind} {cell(c.subject)} | {cell(c.old or '—')} | {cell(c.new or '—')} | "
+                f"{cell(c.note)} |" for c in diff.notable] + [""]  # fmt: skip
     if diff.gained or diff.lost:
         out += ["#### Access", "", "| workspace | gained | lost |", "|---|---|---|"]
         for ws in sorted(set(diff.gained) | set(diff.lost)):
             plus = _cell(diff.gained.get(ws, []))
             minus = _cell(diff.lost.get(ws, []))
-            out.append(f"| `{ws}` | {plus} | {minus} |")
+            out.append(f"| {code_span(ws)} | {plus} | {minus} |")
         out.append("")
     for kind, title in KIND_TITLES:
         items = [c for c in diff.changes if c.kind == kind and not (c.breaking or c.notable)]
         if items:
             out += [f"#### {title}", "", "| what | before | after |", "|---|---|---|"]
-            out += [f"| {c.subject} | {c.old or '—'} | {c.new or '—'} {c.note}".rstrip() + " |"
+            out += [f"| {cell(c.subject)} | {cell(c.old or '—')} | "
+                    f"{cell(c.new or '—')} {cell(c.note)}".rstrip() + " |"
                     for c in items]  # fmt: skip
             out.append("")
     return "\n".join(out)
-
-
-def _md(text: str) -> str:
-    """A table cell: no pipes or line breaks from catalog text."""
-    return text.replace("|", "\\|").replace("\n", " ")
 
 
 @click.command(epilog=ex.DIFF)

@@ -15,6 +15,7 @@ from typing import IO
 import click
 
 from catalog_compiler.cli import examples as ex
+from catalog_compiler.cli.markdown import code_span
 from catalog_compiler.cli.options import EXIT_ERRORS, EXIT_OK, EXIT_USAGE, color_option, use_color
 from catalog_compiler.diagnostics import printable
 from catalog_compiler.tools.chargeback import (
@@ -39,7 +40,6 @@ METRICS = ["requests", *(f"{kind}_tokens" for kind in TOKEN_KINDS), "catalog_cos
 TITLES = ["requests", "input tokens", "output tokens", "cache read tokens",
           "cache write tokens", "catalog cost USD", "chargeback USD"]  # fmt: skip
 DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
-BACKTICKS = re.compile("`+")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 COLORS = {"error": "\033[1;31m", "warning": "\033[1;33m", "bold": "\033[1m", "reset": "\033[0m"}
 
@@ -122,17 +122,7 @@ def _cells(totals: Totals) -> list[str]:
 
 
 def _code(name: str | None) -> str:
-    """A code span the name cannot close (CommonMark: a span ends only at a run of exactly
-    its fence's length, so the fence outruns every backtick run in the name)."""
-    if name is None:
-        return "(none)"
-    longest = max((len(run) for run in BACKTICKS.findall(name)), default=0)
-    fence = "`" * (longest + 1)
-    # CommonMark strips one space from each end of a span that is not all spaces: padding
-    # keeps a name that starts or ends with ` or a space whole.
-    edges = longest or name.startswith(" ") or name.endswith(" ")
-    pad = " " if edges and name.strip(" ") else ""
-    return f"{fence}{pad}{name}{pad}{fence}".replace("|", "\\|")
+    return "(none)" if name is None else code_span(name)
 
 
 def csv_cell(text: str) -> str:

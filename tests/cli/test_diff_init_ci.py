@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -14,6 +15,7 @@ from ruamel.yaml import YAML
 
 from catalog_compiler.compiler import compile_catalog
 from runtime.bundle.canonical import seal
+from tests.cli.test_report_cmd import code_span
 from tests.conftest import EXAMPLE, ROOT
 
 
@@ -195,6 +197,50 @@ def test_diff_of_bundles_and_git_revisions(tmp_path: Path, run_cli: Callable[...
         bad = run_cli("diff", str(repo / "catalog"), "--git", spec)
         assert victim.read_text() == "keep me"
         assert bad.exit_code == 2 and "does not start with `-`" in bad.output
+
+
+DIFF_CATALOG = """\
+kind: Integration
+slug: gpu
+service: openai-compatible
+base_url: https://llm.example.com/v1
+credentials: {api_key: {env: GPU_TOKEN}}
+models:
+  custom:
+    - {name: "a|b", pricing: {input: "1", output: "1"}}
+---
+kind: Provider
+slug: lab
+integration: gpu
+---
+kind: Workspace
+slug: team
+"""
+SNEAKY = "x`<img/src=https://evil.example/p.png>[Approve](https://evil.example)`y"
+
+
+def test_diff_markdown_keeps_names_in_their_cells(
+    tmp_path: Path, run_cli: Callable[..., Any]
+) -> None:
+    """A PR comment: a model name closed its code span (an image and a link rendered), and a
+    name holding `|` split its table row."""
+    old, new = tmp_path / "old", tmp_path / "new"
+    for root in (old, new):
+        root.mkdir()
+        (root / "catalog.yaml").write_text("kind: Organization\nversion: 1\nname: T\n")
+    (old / "t.yaml").write_text(DIFF_CATALOG)
+    sneaky = f'    - {{name: "{SNEAKY}", pricing: {{input: "1", output: "1"}}}}\n'
+    text = DIFF_CATALOG.replace('input: "1"', 'input: "1.5"').replace("---", sneaky + "---", 1)
+    (new / "t.yaml").write_text(text)
+    result = run_cli("diff", str(old), str(new), "--format", "markdown")
+    assert result.exit_code == 0, result.output
+    rows = [line for line in result.output.splitlines() if line.startswith("| ")]
+    cells = {row: re.split(r"(?<!\\)\|", row)[1:-1] for row in rows}
+    assert all(len(c) == 3 for c in cells.values()), rows  # no name adds a column
+    gained = next(c for c in cells.values() if c[0].strip() == "`team`")
+    assert code_span(gained[1].strip()) == f"@lab/{SNEAKY}"
+    price = next(c for c in cells.values() if "input 1.5" in c[2])
+    assert price[0].strip() == "@lab/a\\|b"
 
 
 def test_init_scaffolds_a_catalog_that_compiles(
