@@ -842,3 +842,42 @@ def test_provider_names_map_to_services(source: str, service: str, group: str) -
 @pytest.mark.parametrize("source", ["sagemaker", "codestral", "novita", "deepinfra", "palm"])
 def test_unsupported_providers(source: str) -> None:
     assert service_for(source) is None
+
+
+def test_numbers_beyond_the_catalog_are_dropped_never_written(tmp_path: Path) -> None:
+    """Counts and amounts the catalog bounds (E0206) made an imported catalog that did not
+    validate; a 5,000-digit integer, deep nesting or a list as `mode` were internal errors."""
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        textwrap.dedent("""\
+        model_list:
+          - model_name: a
+            litellm_params: {model: openai/gpt-4o, rpm: 1e300, tpm: 100000000000000000000,
+                             max_parallel_requests: 100000000000, max_budget: 1e300}
+          - model_name: b
+            litellm_params: {model: openai/my-model, max_budget: 1.5e-300}
+            model_info: {max_input_tokens: 1e20, max_output_tokens: 5e19}
+        litellm_settings: {max_budget: 1e400}
+        general_settings: {max_parallel_requests: 1e30}
+    """)
+    )
+    result = cli("litellm-config", str(config), "-o", str(tmp_path / "out"))
+    assert result.exit_code == 0, result.output
+    assert "Warning" not in result.output  # ruamel's advice on `1e300` is not for our user
+    assert "does not validate" not in result.output
+    assert_valid_catalog(tmp_path / "out")
+    assert result.output.count("dropped") == 5  # rpm, tpm and three budgets
+    entry = '{"litellm_provider": "openai", "mode": "chat", "input_cost_per_token": 1e-06'
+    sources = {
+        "digits.json": '{"gpt-4o": ' + entry + ', "max_input_tokens": 1' + "0" * 5000 + "}}",
+        "deep.json": "[" * 100_000 + "]" * 100_000,
+        "mode.json": '{"gpt-4o": {"litellm_provider": "openai", "mode": ["chat"]}}',
+        "tokens.json": '{"gpt-4o": ' + entry + ', "max_input_tokens": 1e308}}',
+    }
+    for name, text in sources.items():
+        source = tmp_path / name
+        source.write_text(text)
+        result = cli("litellm-prices", str(source), "-o", str(tmp_path / name / "out"))
+        assert result.exit_code in (0, 2), (name, result.output)
+        if result.exit_code == 0:
+            assert "does not validate" not in result.output, name

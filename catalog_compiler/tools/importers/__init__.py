@@ -36,6 +36,10 @@ def read_json_object(path: Path, expected: str) -> dict[str, Any]:
         raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputError(f"{path} is not a JSON file: {exc}") from None
+    except ValueError:  # Python's bound on an integer's digits (4,300)
+        raise InputError(f"{path}: a number has too many digits") from None
+    except RecursionError:
+        raise InputError(f"{path}: nested too deeply") from None
     if not isinstance(data, dict):
         raise InputError(f"{path}: expected {expected}")
     return data

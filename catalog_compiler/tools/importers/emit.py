@@ -84,10 +84,11 @@ def per_request_problem(usd: Decimal) -> str | None:
     return None
 
 
-def whole(value: Any) -> int | None:
-    """A positive whole number (token counts): ints and integral floats; else None."""
+def whole(value: Any, most: int) -> int | None:
+    """A whole number in 1..`most` (the catalog's bound for that field: a count beyond it
+    would make the imported catalog invalid): ints and integral floats; else None."""
     number = exact(value)
-    if number is None or number != number.to_integral_value() or number < 1:
+    if number is None or number != number.to_integral_value() or not 1 <= number <= most:
         return None
     return int(number)
 

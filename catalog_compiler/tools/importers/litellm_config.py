@@ -28,6 +28,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from catalog_compiler.model.types import MAX_CONCURRENCY, MAX_COUNT, MAX_MODEL_TOKENS
 from catalog_compiler.registry import Registry, builtin
 from catalog_compiler.tools.importers import (
     PLACEHOLDER_SETTINGS,
@@ -187,7 +188,7 @@ class ConfigImport(SettingsSections):
         rate_limits = self.rate_limits(where, d)
         if rate_limits:
             doc["rate_limits"] = rate_limits
-        concurrency = whole(d.params.get("max_parallel_requests"))
+        concurrency = whole(d.params.get("max_parallel_requests"), MAX_CONCURRENCY)
         if concurrency is not None:
             doc["concurrency"] = concurrency
         budget = self.budget(where, d.params)
@@ -209,11 +210,11 @@ class ConfigImport(SettingsSections):
             value = d.params.get(key, d.entry.get(key))
             if value is None:
                 continue
-            count = whole(value)
+            count = whole(value, MAX_COUNT)
             if count is None and exact(value) == 0:
                 count = 0
             if count is None:
-                self.note(f"{where}: `{key}` is not a whole number: dropped")
+                self.note(f"{where}: `{key}` is not a whole number up to {MAX_COUNT:,}: dropped")
                 continue
             out.append({"limit": count, "unit": unit, "per": "minute"})
         return out
@@ -235,7 +236,8 @@ class ConfigImport(SettingsSections):
         if base is not None:
             doc["base_model"] = base
         context, max_output, _ = token_limits(
-            whole(d.info.get("max_input_tokens")), whole(d.info.get("max_output_tokens"))
+            whole(d.info.get("max_input_tokens"), MAX_MODEL_TOKENS),
+            whole(d.info.get("max_output_tokens"), MAX_MODEL_TOKENS),
         )
         if context is not None:
             doc["context_window"] = context

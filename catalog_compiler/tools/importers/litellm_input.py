@@ -3,6 +3,7 @@ and the deployments, endpoints and credentials the import reads out of it."""
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,7 +92,9 @@ def load(path: Path) -> dict[str, Any]:
     yaml.version = (1, 1)
     yaml.allow_duplicate_keys = True  # LiteLLM (PyYAML) keeps the last one
     try:
-        data = yaml.load(text)
+        with warnings.catch_warnings():  # ruamel's 40-line advice on YAML 1.1's `1e5` floats
+            warnings.simplefilter("ignore")
+            data = yaml.load(text)
     except YAMLError as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputError(f"{path} is not valid YAML: {first}") from None

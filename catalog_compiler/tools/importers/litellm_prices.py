@@ -13,6 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from catalog_compiler.model.types import MAX_MODEL_TOKENS
 from catalog_compiler.tools.importers import (
     PriceCatalog,
     PriceEntry,
@@ -139,7 +140,8 @@ def convert(key: str, value: Any, report: Report) -> PriceEntry | Skipped:
         return prices
     tables = _tables(value, prices, report)
     context, max_output, note = token_limits(
-        whole(value.get("max_input_tokens")), whole(value.get("max_output_tokens"))
+        whole(value.get("max_input_tokens"), MAX_MODEL_TOKENS),
+        whole(value.get("max_output_tokens"), MAX_MODEL_TOKENS),
     )
     if note is not None:
         report.caveats["max_output_tokens above the context window (left out)"] += 1
@@ -164,6 +166,8 @@ def convert(key: str, value: Any, report: Report) -> PriceEntry | Skipped:
 def _unpriced(value: Mapping[str, Any]) -> str | None:
     """Why an entry has no token prices the catalog can hold, or None if it has."""
     mode = value.get("mode")
+    if mode is not None and not isinstance(mode, str):
+        return "`mode` is not a string"
     tokens = any(
         value.get(k) is not None for k in ("input_cost_per_token", "output_cost_per_token")
     )

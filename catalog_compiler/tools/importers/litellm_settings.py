@@ -11,8 +11,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from catalog_compiler.model.common import MAX_BUDGET_USD, USD_PLACES
+from catalog_compiler.model.types import MAX_CONCURRENCY, MAX_COUNT
 from catalog_compiler.tools.importers import organization_doc, service_for
-from catalog_compiler.tools.importers.emit import Report, exact, slugify, unique_slug, whole
+from catalog_compiler.tools.importers.emit import (
+    Report,
+    exact,
+    places,
+    slugify,
+    unique_slug,
+    whole,
+)
 from catalog_compiler.tools.importers.litellm_input import Deployment, Endpoint
 from catalog_compiler.tools.importers.litellm_tables import DURATION, ENV_PREFIX, HINTS
 
@@ -37,8 +46,9 @@ class SettingsSections:
         if limit is None:
             return None
         amount = exact(limit)
-        if amount is None or amount < 0:
-            self.note(f"{where}: `max_budget` is not an amount: dropped")
+        if amount is None or not 0 <= amount <= MAX_BUDGET_USD or places(amount) > USD_PLACES:
+            self.note(f"{where}: `max_budget` is not an amount up to {MAX_BUDGET_USD:,} USD "
+                      f"(at most {USD_PLACES} decimal places): dropped")  # fmt: skip
             return None
         period = self.period(where, params.get("budget_duration"))
         if period is None:
@@ -81,7 +91,8 @@ class SettingsSections:
             extra["budgets"] = [budget]
             self.usd_budget_orgwide = True
         concurrency = whole(
-            general.get("max_parallel_requests", general.get("global_max_parallel_requests"))
+            general.get("max_parallel_requests", general.get("global_max_parallel_requests")),
+            MAX_CONCURRENCY,
         )
         if concurrency is not None:
             extra["concurrency"] = concurrency
@@ -152,7 +163,7 @@ class SettingsSections:
             limits = [
                 {"limit": n, "unit": unit, "per": "minute"}
                 for key, unit in (("rpm_limit", "requests"), ("tpm_limit", "tokens"))
-                if (n := whole(team.get(key))) is not None
+                if (n := whole(team.get(key), MAX_COUNT)) is not None
             ]
             if limits:
                 doc["rate_limits"] = limits
