@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from catalog_compiler.cli import examples as ex
-from catalog_compiler.cli.explain_cmd import load
+from catalog_compiler.cli.explain_cmd import load, load_source
 from catalog_compiler.cli.options import EXIT_ERRORS, EXIT_OK, EXIT_USAGE, F
 from catalog_compiler.diagnostics import printable, printable_lines
 from catalog_compiler.load.fsutil import check_output_dir, error_text
@@ -119,12 +119,13 @@ def docs(
     """
     gateway = make_gateway(gateway_url, provider_header, config_header, api_key_header,
                            metadata_header, api_key_env)  # fmt: skip
-    bundle = load(source)
+    bundle, root, protected = load_source(source)
     usage, origin = live_usage(bundle, usage_file, redis, namespace)
     site = build_site(bundle, gateway, usage, origin)
     try:
         check_output_dir(output)
-        written = write_site(site, output)  # each page through the shared output guard
+        # each page through the shared output guard: never a file of the catalog read
+        written = write_site(site, output, protected, root)
     except OSError as exc:
         click.echo(f"catalogc: {error_text(exc)}", err=True)
         sys.exit(EXIT_USAGE)

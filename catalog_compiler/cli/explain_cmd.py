@@ -13,6 +13,8 @@ from catalog_compiler.cli import examples as ex
 from catalog_compiler.cli.options import EXIT_ERRORS, EXIT_OK, EXIT_USAGE, report
 from catalog_compiler.compiler import compile_catalog
 from catalog_compiler.diagnostics import printable, printable_lines
+from catalog_compiler.load.fsutil import FileId
+from catalog_compiler.load.sources import protected_files
 from catalog_compiler.tools.explain import explain_route, explain_workspace
 from catalog_compiler.tools.explain_aliases import render_alias
 from runtime.bundle.errors import BundleError, RequestError
@@ -21,18 +23,27 @@ from runtime.bundle.load import Bundle
 
 def load(target: str) -> Bundle:
     """A bundle file, or a catalog directory compiled in memory (errors are printed)."""
+    return load_source(target)[0]
+
+
+def load_source(target: str) -> tuple[Bundle, Path | None, frozenset[FileId]]:
+    """The bundle, with what an output must never replace: the catalog's root and files (by
+    identity, whatever names a link gives them), or the bundle file."""
     path = Path(target)
     if path.is_file() and path.suffix == ".json":
         try:
-            return Bundle.load(path)
+            bundle = Bundle.load(path)
+            st = path.stat()
         except (BundleError, OSError) as exc:
             click.echo(printable(f"catalogc: cannot load bundle {target}: {exc}"), err=True)
             sys.exit(EXIT_USAGE)
+        return bundle, None, frozenset({(st.st_dev, st.st_ino)})
     compiled = compile_catalog(target)
-    if compiled.index is None or not compiled.ok:
-        report(compiled.diagnostics, compiled.validation, "text", "auto", False)
-        sys.exit(EXIT_USAGE if compiled.validation.io_failed else EXIT_ERRORS)
-    return compiled.index
+    result = compiled.validation
+    if compiled.index is None or not compiled.ok or result.root is None:
+        report(compiled.diagnostics, result, "text", "auto", False)
+        sys.exit(EXIT_USAGE if result.io_failed else EXIT_ERRORS)
+    return compiled.index, result.root, protected_files(result.root, result.sources)
 
 
 def _limits(chain_entry: dict[str, Any]) -> str:

@@ -263,6 +263,35 @@ def test_docs_refuses_a_non_directory_and_a_fifo_page(tmp_path: Path) -> None:
     assert stat.S_ISFIFO(os.stat(site / "index.html").st_mode)
 
 
+def test_docs_never_writes_a_page_over_the_catalog(acme: Path) -> None:
+    """A page named by a link or hard link to a catalog file replaced it with HTML (the
+    site's index.html -> catalog.yaml wrote the gallery into the catalog's root file)."""
+    site = acme.parent / "site"
+    (site / "workspaces").mkdir(parents=True)
+    before = snapshot(acme)
+    bundle = acme.parent / "acme.json"
+    assert catalogc("compile", acme, "-o", bundle).returncode == 0
+    pages = [
+        (site / "index.html", lambda page: page.symlink_to(acme / "catalog.yaml")),
+        (site / "workspaces" / "support.html",
+         lambda page: os.link(acme / "workspaces" / "teams.yaml", page)),
+        (site / "workspaces" / "research.html",  # a dangling link to a new catalog file
+         lambda page: page.symlink_to(acme / "workspaces" / "new.yaml")),
+        (site / "index.html", lambda page: page.symlink_to(bundle)),
+    ]  # fmt: skip
+    for page, make in pages:
+        make(page)
+        source = bundle if page.resolve() == bundle else acme
+        run = catalogc("docs", source, "-o", site, timeout=60)
+        assert_sound(run)
+        assert run.returncode == 2 and "E0006" in run.stderr, run.output
+        assert snapshot(acme) == before and Bundle.load(bundle)
+        assert not (site / "workspaces" / "platform.html").exists()  # nothing half-written
+        page.unlink()
+    run = catalogc("docs", acme, "-o", site, timeout=60)
+    assert run.returncode == 0, run.output
+
+
 def test_schema_write_refuses_a_fifo_and_a_file_dir(tmp_path: Path) -> None:
     out = tmp_path / "schemas"
     out.mkdir()

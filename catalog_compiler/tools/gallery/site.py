@@ -11,14 +11,15 @@ Everything is sorted and nothing depends on the clock, so the same bundle gives 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from decimal import Decimal
 from pathlib import Path
 
 import jinja2
 from markupsafe import Markup, escape
 
-from catalog_compiler.load.fsutil import write_atomic
+from catalog_compiler.load.fsutil import FileId, OutputRefused, check_output, write_atomic
+from catalog_compiler.load.sources import would_be_catalog_file
 from catalog_compiler.tools.gallery.routes import config_views, pick_config
 from catalog_compiler.tools.gallery.snippets import (
     FORM_TITLES,
@@ -376,12 +377,26 @@ def render_site(site: Site) -> dict[str, bytes]:
     return {path: pages[path].encode("utf-8") for path in sorted(pages)}
 
 
-def write_site(site: Site, out_dir: Path) -> list[Path]:
-    """Render and write every page atomically; returns the paths written."""
+def write_site(
+    site: Site, out_dir: Path, protected: Collection[FileId] = (), root: Path | None = None
+) -> list[Path]:
+    """Render and write every page atomically; returns the paths written. A page never
+    replaces a file in `protected` (the catalog's, by any name a link gives it) nor becomes
+    a file of the catalog at `root`; each is checked before any page is written."""
+    pages = render_site(site)
+    for rel in pages:
+        path = out_dir / rel
+        check_output(path, protected, OF_THE_CATALOG)
+        if root is not None and would_be_catalog_file(root, path):
+            raise OutputRefused("E0006", path, f"`{path}` would be read as a file of the catalog",
+                                "write the site outside the catalog")  # fmt: skip
     written = []
-    for rel, data in render_site(site).items():
+    for rel, data in pages.items():
         path = out_dir / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, data)
+        write_atomic(path, data, protected=protected, what=OF_THE_CATALOG)
         written.append(path)
     return written
+
+
+OF_THE_CATALOG = "a file of the catalog being read"
