@@ -172,6 +172,32 @@ def test_a_name_with_controls_gives_working_printable_code(form: str) -> None:
                 assert json.loads(header.partition(": ")[2]) == {"region": UNPRINTABLE_NAME}
 
 
+# Condition parameters the Python SDKs cannot take as keyword arguments: a Python keyword
+# (`lambda=1` was a SyntaxError), one the openai SDK does not know (`top_k=40` a TypeError),
+# one the SDK keeps for itself (`timeout` set the client's timeout, not the body), one the
+# snippet writes already (`prompt` twice, a SyntaxError).
+AWKWARD_PARAMS = (("lambda", 1), ("max_tokens", 64), ("prompt", "x"), ("timeout", 5),
+                  ("top_k", 40))  # fmt: skip
+
+
+@pytest.mark.parametrize("mode", ["chat", "completion", "embedding", "responses"])
+def test_any_condition_parameter_makes_working_python(
+    mode: str, tmp_path: Path, stub_gateway: tuple[str, list[tuple[str, dict[str, str], bytes]]]
+) -> None:
+    url, seen = stub_gateway
+    req = Request("lab", "m", "config", mode, config="c", params=AWKWARD_PARAMS)
+    codes = [s.code for s in snippets(req, Gateway(url), ("python",))]
+    assert len(codes) == 2
+    for code in codes:
+        compile(code, "<params>", "exec")
+    results = run_python(codes, {"CATALOG_API_KEY": "test-only-gateway-key"}, tmp_path, 1)
+    if mode != "responses":  # the stub answers in chat's shape: the request is what counts
+        assert all(r.ok for r in results), [r.error for r in results]
+    assert len(seen) == 2
+    for _, _, body in seen:
+        assert dict(AWKWARD_PARAMS).items() <= json.loads(body).items()
+
+
 def test_javascript_snippets_parse(acme_site: Site) -> None:
     """Syntax of every JS snippet, in one node process (skipped without node)."""
     node = shutil.which("node")

@@ -45,6 +45,22 @@ COMPLETION_PROMPT = "Once upon a time"
 MODE_ENDPOINTS = {"chat": "/chat/completions", "completion": "/completions",
                   "embedding": "/embeddings", "responses": "/responses"}  # fmt: skip
 EMBEDDING_INPUT = "The quick brown fox jumps over the lazy dog."
+# The keyword arguments the Python SDKs' create() take per mode, less those a snippet writes
+# itself (the openai SDK refuses any other; Portkey's passes the rest on). Any other request
+# parameter, a Python keyword (`lambda`) or a name the SDK keeps for itself (`timeout`,
+# `extra_body`) included, goes in `extra_body`, which both merge into the JSON body; except
+# Portkey's embeddings, which sends its other keyword arguments as the body
+# (and `extra_body` as one member of it): there, `**{...}`.
+_SAMPLING = ("max_tokens", "temperature", "top_p", "n", "stop", "seed", "user", "logprobs",
+             "presence_penalty", "frequency_penalty")  # fmt: skip
+PY_NAMED = {
+    "chat": frozenset({*_SAMPLING, "max_completion_tokens", "top_logprobs", "store",
+                       "parallel_tool_calls", "reasoning_effort", "service_tier"}),
+    "completion": frozenset({*_SAMPLING, "suffix", "echo", "best_of"}),
+    "embedding": frozenset({"dimensions", "user"}),
+    "responses": frozenset({"max_output_tokens", "temperature", "top_p", "user", "store",
+                            "parallel_tool_calls", "service_tier", "instructions"}),
+}  # fmt: skip
 
 _HEADER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*\Z")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -252,8 +268,18 @@ def python_openai(req: Request, gw: Gateway) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _python_params(req: Request, portkey: bool) -> list[str]:
+    named = PY_NAMED.get(req.mode, frozenset())
+    lines = [f"    {k}={_py_value(v)}," for k, v in req.params if k in named]
+    rest = ", ".join(f"{_lit(k)}: {_py_value(v)}" for k, v in req.params if k not in named)
+    if not rest:
+        return lines
+    spread = portkey and req.mode == "embedding"
+    return [*lines, f"    **{{{rest}}}," if spread else f"    extra_body={{{rest}}},"]
+
+
 def _python_call(req: Request, portkey: bool = False) -> list[str]:
-    extra = [f"    {k}={_py_value(v)}," for k, v in req.params]
+    extra = _python_params(req, portkey)
     if req.embedding:
         # The Python Portkey SDK asks for base64 by default but does not decode it: without
         # `float` each embedding would be a string.
