@@ -258,6 +258,21 @@ def test_init_scaffolds_a_catalog_that_compiles(
     assert again.exit_code == 2 and "refusing to overwrite" in again.output
 
 
+@pytest.mark.parametrize(
+    "name", ["R&D: Platform", "Acme #1", "@corp", "[Acme]", "- x", "null", "'quoted'",
+             '"dq"', "Société Générale", "x\nbudgets: []", "a\u2028b\x85c\u202ed"],
+)  # fmt: skip
+def test_init_keeps_any_organization_name(
+    tmp_path: Path, run_cli: Callable[..., Any], name: str
+) -> None:
+    """`--name` went into catalog.yaml raw: a colon, `@`, `[` or `null` made a catalog that
+    did not validate, `#` cut the name, a newline wrote keys of its own."""
+    root = tmp_path / "new"
+    assert run_cli("init", str(root), "--name", name).exit_code == 0
+    assert run_cli("validate", str(root), "--strict").exit_code == 0
+    assert compile_catalog(str(root)).index.organization["name"] == name
+
+
 def test_pre_commit_hooks_check_the_whole_catalog() -> None:
     hooks = YAML(typ="safe").load((ROOT / ".pre-commit-hooks.yaml").read_text())
     assert {h["id"] for h in hooks} == {"catalogc-validate", "catalogc-validate-fast"}

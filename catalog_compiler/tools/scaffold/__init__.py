@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from catalog_compiler.load.fsutil import write_atomic
@@ -97,7 +98,9 @@ def scaffold(root: Path, name: str, force: bool = False) -> list[Path]:
     for rel, text in FILES.items():
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        body = text.format(name=name)
+        # Quoted: a name is text whatever YAML would make of it raw (`R&D: Platform` a
+        # mapping, `Acme #1` cut at the comment, `null` no name); escaped when unprintable.
+        body = text.format(name=json.dumps(name, ensure_ascii=not name.isprintable()))
         if rel.endswith(".yaml"):
             depth = rel.count("/")
             body = HEADER.format(schema="../" * depth + f"{SCHEMA_DIR}/catalog.schema.json") + body
