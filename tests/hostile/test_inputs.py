@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import EXAMPLE
 from tests.hostile.conftest import assert_sound, catalogc
 
 BOMB = "\n".join(
@@ -59,3 +60,13 @@ def test_diff_refuses_special_bundles(special: str, fifo: Path, tmp_path: Path) 
     run = catalogc("diff", source, source, timeout=30)
     assert_sound(run)
     assert run.returncode == 2, run.output
+
+
+@pytest.mark.parametrize("special", ["fifo", "/dev/zero"])
+def test_docs_refuses_a_special_usage_file(special: str, fifo: Path, tmp_path: Path) -> None:
+    """`docs --usage FIFO` hung in open() (a FIFO blocks until a writer comes)."""
+    source = str(fifo) if special == "fifo" else special
+    run = catalogc("docs", EXAMPLE, "-o", tmp_path / "site", "--usage", source, timeout=30)
+    assert_sound(run)
+    assert run.returncode == 1 and "not a regular file" in run.stderr, run.output
+    assert not (tmp_path / "site").exists()

@@ -11,6 +11,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from catalog_compiler.load.fsutil import read_input
 from runtime.bundle.money import dollars
 
 MAX_BYTES = 16 * 1024 * 1024
@@ -51,15 +52,12 @@ class UsageBar:
 
 def read_usage_file(path: Path) -> dict[str, list[UsageBar]]:
     """Bars per counter id, from a usage JSON file."""
-    try:
-        with path.open("rb") as f:
-            data = f.read(MAX_BYTES + 1)
+    try:  # a regular file only (a FIFO would block the open), read with the bound
+        data = read_input(path, MAX_BYTES)
     except OSError as exc:
         raise UsageFileError(
             f"{path}: cannot read ({exc.strerror or type(exc).__name__})"
         ) from None
-    if len(data) > MAX_BYTES:
-        raise UsageFileError(f"{path}: larger than {MAX_BYTES} bytes")
     try:
         doc = json.loads(data.decode("utf-8"), parse_float=Decimal)
     except (UnicodeDecodeError, ValueError, RecursionError):
