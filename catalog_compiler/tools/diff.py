@@ -20,6 +20,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlsplit
 
+from catalog_compiler.diagnostics.redact import mask
 from catalog_compiler.tools.diff_aliases import alias_changes
 from catalog_compiler.tools.price_words import variants_json
 from runtime.bundle.load import Bundle, Counter, Prices, budget_words, counter_label, rate_words
@@ -264,8 +265,9 @@ def _as_prices(value: Override) -> dict[str, str]:
 
 
 def _url_text(url: Any) -> str | None:
-    """A base URL, or its reference as `env:NAME`/`file:PATH` (never resolved)."""
-    return str(url.get("ref")) if isinstance(url, Mapping) else url
+    """A base URL (credentials in it masked: a bundle is sealed, not trusted), or its
+    reference as `env:NAME`/`file:PATH` (never resolved)."""
+    return str(url.get("ref")) if isinstance(url, Mapping) else mask(url) if url else url
 
 
 def _host(url: Any) -> str | None:

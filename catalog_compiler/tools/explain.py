@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from catalog_compiler.check.secrets import is_credential_name
+from catalog_compiler.diagnostics.redact import mask
 from catalog_compiler.tools.explain_aliases import (
     alias_json,
     aliases_listing,
@@ -162,7 +164,10 @@ def endpoint_json(provider: Provider, info: ModelInfo) -> dict[str, Any] | None:
         headers.update(level.headers)
         headers.update({k.removeprefix("header:"): ref for k, ref in level.refs.items()
                         if k.startswith("header:")})  # fmt: skip
-    return {"base_url": base, "headers": dict(sorted(headers.items()))}
+    # A bundle is only sealed, not trusted: a literal secret one carries is never shown.
+    shown = {k: "****" if is_credential_name(k) and not v.startswith(("env:", "file:"))
+             else mask(v) for k, v in sorted(headers.items())}  # fmt: skip
+    return {"base_url": mask(base) if isinstance(base, str) else base, "headers": shown}
 
 
 def explain_workspace(bundle: Bundle, workspace: str) -> dict[str, Any]:

@@ -295,3 +295,28 @@ def test_ci_files_parse_and_use_real_flags(path: str, run_cli: Callable[..., Any
         if flag in text:
             command = "diff" if flag in ("--format markdown", "--fail-on-breaking") else "validate"
             assert flag.split()[0] in run_cli(command, "--help").output
+
+
+def test_explain_and_diff_never_show_a_resealed_bundles_secrets(
+    tmp_path: Path, run_cli: Callable[..., Any]
+) -> None:
+    """The compiler refuses literal secrets, but a bundle is only sealed: one re-sealed with
+    a password in a base URL and literal credential headers loads, and explain and diff
+    printed them."""
+    good = tmp_path / "good.json"
+    assert run_cli("compile", str(EXAMPLE), "-o", str(good)).exit_code == 0
+    body = json.loads(good.read_text())
+    body.pop("digest")
+    url = "https://admin:FAKEPASSWORD99@llm.internal.acme.example/v1"
+    body["integrations"]["gpu-cluster"]["base_url"] = url
+    body["providers"]["llama-local"]["base_url"] = url
+    model = body["providers"]["llama-local"]["models"]["qwen3-coder-30b"]
+    model["headers"] = {"x-api-key": "FAKEHEADERKEY1234567890", "x-team": "research"}
+    bad = tmp_path / "bad.json"
+    bad.write_bytes(seal(body))
+    explained = run_cli("explain", str(bad), "-w", "research", "-m", "@llama-local/qwen3-coder-30b")
+    assert "x-team: research" in explained.output
+    diffed = run_cli("diff", str(good), str(bad))
+    assert "base_url" in diffed.output
+    for out in (explained.output, diffed.output):
+        assert "FAKEPASSWORD99" not in out and "FAKEHEADERKEY" not in out, out
