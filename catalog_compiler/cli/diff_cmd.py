@@ -27,7 +27,8 @@ from runtime.bundle.load import MAX_BUNDLE_BYTES, Bundle, read_bounded
 
 KIND_TITLES = [("limit", "Limits"), ("price", "Prices"), ("endpoint", "Endpoints"),
                ("config", "Configs"), ("provider", "Providers"),
-               ("workspace", "Workspaces"), ("alias", "Aliases")]  # fmt: skip
+               ("workspace", "Workspaces"), ("alias", "Aliases"),
+               ("other", "Other changes")]  # fmt: skip
 
 
 def load_side(target: str, label: str) -> tuple[Bundle, dict[str, Any]]:

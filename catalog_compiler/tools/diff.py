@@ -96,9 +96,61 @@ def semantic_diff(
     _endpoints(diff, "provider", old_raw["providers"], new_raw["providers"], integrations)
     _configs(diff, old_raw["configs"], new_raw["configs"])
     _models_used(diff, old, new)
+    _api_keys(diff, old_raw["workspaces"], new_raw["workspaces"])
     alias_changes(old, new, lambda *a, **kw: diff.changes.append(Change(*a, **kw)))
+    if diff.empty:  # the bodies differ: never "no semantic change"
+        _other(diff, _body(old, old_raw), _body(new, new_raw))
     diff.changes.sort(key=lambda c: (not c.breaking, not c.notable, c.kind, c.subject))
     return diff
+
+
+def _api_keys(diff: Diff, old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
+    """Gateway keys of each workspace (by name; only the hash is in the bundle): a key
+    added or re-enabled is notable, it can spend the workspace's budget from now on."""
+    for ws in sorted(set(old) & set(new)):
+        a = {k["name"]: k for k in old[ws].get("api_keys") or () if isinstance(k, Mapping)}
+        b = {k["name"]: k for k in new[ws].get("api_keys") or () if isinstance(k, Mapping)}
+        for name in sorted(set(a) | set(b)):
+            before, after = _key_state(a.get(name)), _key_state(b.get(name))
+            if before != after:
+                usable = after is not None and after.startswith("active")
+                diff.changes.append(Change(
+                    "workspace", f"`{ws}` api key `{name}`", before, after,
+                    note="this key can now call the gateway as the workspace" * usable,
+                    notable=usable,
+                ))  # fmt: skip
+
+
+def _key_state(key: Mapping[str, Any] | None) -> str | None:
+    if key is None:
+        return None
+    state = "disabled" if key.get("disabled") else "active"
+    return f"{state} (sha256 {str(key.get('sha256'))[:12]}…)" if state == "active" else state
+
+
+MAX_OTHER = 20
+
+
+def _other(diff: Diff, old: Any, new: Any) -> None:
+    """What no rule above describes, by path: the bundles differ, so something changed."""
+    paths: list[str] = []
+
+    def walk(a: Any, b: Any, path: str) -> None:
+        if a == b:
+            return
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            for key in sorted(set(a) | set(b)):
+                walk(a.get(key), b.get(key), f"{path}.{key}" if path else str(key))
+        else:
+            paths.append(path)
+
+    walk(old, new, "")
+    note = "changed (no rule above describes it: compare the bundles)"
+    for path in paths[:MAX_OTHER]:
+        diff.changes.append(Change("other", mask(path), None, None, note=note))
+    if len(paths) > MAX_OTHER:
+        diff.changes.append(Change("other", f"and {len(paths) - MAX_OTHER} more", None, None,
+                                   note=note))  # fmt: skip
 
 
 def _provider_twin(data: Mapping[str, Any]) -> Any:

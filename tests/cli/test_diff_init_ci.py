@@ -297,6 +297,33 @@ def test_ci_files_parse_and_use_real_flags(path: str, run_cli: Callable[..., Any
             assert flag.split()[0] in run_cli(command, "--help").output
 
 
+def test_diff_never_hides_a_change_of_the_bundle(
+    tmp_path: Path, run_cli: Callable[..., Any]
+) -> None:
+    """A gateway key added to a workspace, or a model's headers changed, was "no semantic
+    change" (`changed: false`) although the bundles differ."""
+    new = tmp_path / "new"
+    shutil.copytree(EXAMPLE, new)
+    teams = new / "workspaces" / "teams.yaml"
+    key = "3f0a9c1e6b7d2e4f5a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f"
+    teams.write_text(teams.read_text().replace(
+        f"    sha256: {key}\n", f"    sha256: {key}\n  - name: intruder\n    sha256: {'a' * 64}\n"
+    ))  # fmt: skip
+    data = diff_json(run_cli, str(EXAMPLE), str(new))
+    assert data["changed"] is True
+    assert [c["subject"] for c in data["notable"]] == ["`support` api key `intruder`"]
+    gpu = new / "integrations" / "local-vllm.yaml"
+    shutil.copy(EXAMPLE / "workspaces" / "teams.yaml", teams)
+    gpu.write_text(gpu.read_text().replace(
+        "      max_output_tokens: 16384\n",
+        "      max_output_tokens: 16384\n      headers: {x-team: research}\n",
+    ))  # fmt: skip
+    data = diff_json(run_cli, str(EXAMPLE), str(new))
+    assert data["changed"] is True and data["changes"], data
+    text = run_cli("diff", str(EXAMPLE), str(new)).output
+    assert "no semantic change" not in text and "headers" in text
+
+
 def test_explain_and_diff_never_show_a_resealed_bundles_secrets(
     tmp_path: Path, run_cli: Callable[..., Any]
 ) -> None:
