@@ -9,7 +9,7 @@ import click
 
 from catalog_compiler.cli import examples as ex
 from catalog_compiler.cli.explain_cmd import load, load_source
-from catalog_compiler.cli.options import EXIT_ERRORS, EXIT_OK, EXIT_USAGE, F
+from catalog_compiler.cli.options import EXIT_ERRORS, EXIT_OK, EXIT_USAGE, F, store_url
 from catalog_compiler.diagnostics import printable, printable_lines
 from catalog_compiler.load.fsutil import check_output_dir, error_text
 from catalog_compiler.tools.explain import split_target
@@ -92,7 +92,8 @@ def make_gateway(
 @click.option("--usage", "usage_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Show spend now per workspace, from `catalogc usage --format json` output "
               "(or a gateway's /v1/catalog/usage).")  # fmt: skip
-@click.option("--redis", metavar="URL", help="Show spend now, read from the shared store.")
+@click.option("--redis", metavar="URL", help="Show spend now, read from the shared store "
+              "(a URL, or env:NAME / file:PATH holding it).")  # fmt: skip
 @click.option("--namespace", default="catalog", show_default=True,
               help="The store's key namespace (with --redis).")  # fmt: skip
 @gateway_options
@@ -153,6 +154,7 @@ def live_usage(bundle: Bundle, usage_file: Path | None, redis: str | None,
     from runtime.limits.redis_store import RedisStore
     from runtime.limits.redis_topology import safe_url
 
+    redis = store_url(redis)
     try:
         store = RedisStore(redis, namespace=namespace)
         rows = [row.to_json() for row in Router(bundle, store).usage()]

@@ -106,3 +106,16 @@ def report(
             sources={s.display: s.raw for s in result.sources},
         ),
     )
+
+
+def store_url(value: str) -> str:
+    """`--redis`: a URL, or `env:NAME` / `file:PATH` holding it, which keeps a password out
+    of the process list (as `catalogc serve` and the gateway take it)."""
+    if not value.startswith(("env:", "file:")):
+        return value
+    from runtime.gateway.secrets import read_reference
+
+    try:
+        return read_reference(value)
+    except LookupError as exc:
+        raise click.BadParameter(f"cannot read {value}: {exc}", param_hint="--redis") from None

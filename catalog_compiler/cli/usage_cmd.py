@@ -19,7 +19,7 @@ import click
 
 from catalog_compiler.cli import examples as ex
 from catalog_compiler.cli.explain_cmd import load
-from catalog_compiler.cli.options import EXIT_ERRORS, EXIT_USAGE, plain_terminal
+from catalog_compiler.cli.options import EXIT_ERRORS, EXIT_USAGE, plain_terminal, store_url
 from catalog_compiler.cli.report_cmd import csv_cell
 from catalog_compiler.diagnostics import clean, printable
 
@@ -33,7 +33,8 @@ MAX_ANSWER = 16 * 1024 * 1024  # bytes of a gateway's usage answer read
 @click.command(epilog=ex.USAGE)
 @click.option("--bundle", "bundle_path", type=click.Path(dir_okay=True, path_type=str),
               help="The bundle (or catalog) the gateways serve; with --redis.")  # fmt: skip
-@click.option("--redis", metavar="URL", help="The shared limits store (any URL of docs/redis.md).")
+@click.option("--redis", metavar="URL", help="The shared limits store (any URL of docs/redis.md, "
+              "or env:NAME / file:PATH holding it).")  # fmt: skip
 @click.option("--namespace", default="catalog", show_default=True, help="Its key namespace.")
 @click.option("--gateway", metavar="URL", help=f"A running gateway; the key comes from ${KEY_ENV}.")
 @click.option("--workspace", "-w", help="Only the counters this workspace is charged to.")
@@ -68,7 +69,7 @@ def _from_redis(bundle_path: str, url: str, namespace: str,
 
     bundle = load(bundle_path)
     try:
-        store = RedisStore(url, namespace=namespace)
+        store = RedisStore(store_url(url), namespace=namespace)
     except (ValueError, TypeError) as exc:
         raise click.BadParameter(str(exc), param_hint="--redis") from None
     try:

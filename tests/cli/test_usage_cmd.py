@@ -197,3 +197,27 @@ def test_a_malformed_counter_is_a_clear_error(field: str, value: Any) -> None:
             done = gateway_usage(origin, "--format", fmt)
         assert done.exit_code == 1, done.output
         assert f"counter #2 is malformed: `{field}`" in done.output
+
+
+def test_the_store_url_may_come_from_the_environment_or_a_file(
+    spent: tuple[Path, str, Decimal], tmp_path: Path
+) -> None:
+    """As the gateway and `catalogc serve` take it: a URL with a password stays out of the
+    process list (a review: usage and docs said it must start with redis://)."""
+    bundle, url, cost = spent
+    (tmp_path / "url").write_text(url + "\n")
+    for given, env in (
+        ("env:TEST_STORE_URL", {"TEST_STORE_URL": url}),
+        (f"file:{tmp_path / 'url'}", {}),
+    ):
+        done = CliRunner().invoke(cli, ["usage", "--bundle", str(bundle), "--redis", given,
+                                        "--namespace", "usage-cli", "--format", "json"],
+                                  env={"NO_COLOR": "1", **env})  # fmt: skip
+        assert done.exit_code == 0, done.output
+        assert any(Decimal(r["spent"]) == cost for r in json.loads(done.output)["counters"])
+        site = tmp_path / f"site-{len(env)}"
+        docs = CliRunner().invoke(cli, ["docs", str(bundle), "-o", str(site), "--redis", given,
+                                        "--namespace", "usage-cli"], env={"NO_COLOR": "1", **env})  # fmt: skip
+        assert docs.exit_code == 0, docs.output
+    done = run("--bundle", str(bundle), "--redis", "env:TEST_STORE_URL_UNSET")
+    assert done.exit_code == 2 and "not set" in done.output
