@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import secrets
 import threading
 import time
@@ -149,7 +150,7 @@ class RedisConnection(Store):
             )
 
     def _unavailable(self, exc: BaseException, what: str = "is unavailable") -> StoreUnavailable:
-        return StoreUnavailable(f"the limits store at {safe_url(self.url)} {what}: {exc}")
+        return StoreUnavailable(f"the limits store at {safe_url(self.url)} {what}: {_said(exc)}")
 
     def _judge_policy(self, policy: str | None) -> None:
         if policy == "noeviction":
@@ -387,6 +388,18 @@ async def _aread_policy(client: Any, key: str) -> str | None:
         return _policy_of(await client.info("memory", **target), "maxmemory_policy")
     except redis.ResponseError:
         return None
+
+
+def _said(exc: BaseException) -> str:
+    """What a client library's error says, in a line an operator reads: redis-py's "no
+    master found" quoted each sentinel's repr (~1.5 KB per sentinel) with the error's name
+    at its end (a review: a wrong sentinel_password read as a wall of reprs)."""
+    if isinstance(exc, redis.sentinel.MasterNotFoundError | aiosentinel.MasterNotFoundError):
+        errors = sorted(set(re.findall(r"\b(\w+Error)\b", str(exc))) - {"MasterNotFoundError"})
+        why = f" (the sentinels answered: {', '.join(errors)})" if errors else ""
+        return f"no sentinel names a primary for its service{why}"
+    text = str(exc)
+    return text if len(text) <= 300 else text[:299] + "…"
 
 
 def _cluster_info(client: Any) -> Any:
