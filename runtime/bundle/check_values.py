@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from runtime.bundle.canonical import MAX_SAFE_INTEGER, is_double_text
+from runtime.bundle.hosts import CREDENTIAL_HEADERS
 
 # -- the compiler's bounds (its model/common.py, types.py, routing.py) ------------------
 MAX_BUDGET_USD = 10**9
@@ -256,8 +257,13 @@ def secret_ref(value: Any, *steps: str | int) -> None:
 
 
 def url(value: Any, *steps: str | int) -> None:
-    if not _URL.match(text(value, *steps)):
+    found = _URL.match(text(value, *steps))
+    if not found:
         raise Bad("expected an http(s) URL", *steps)
+    if found[0].partition("//")[2].rpartition("@")[0].partition(":")[2]:
+        # the compiler refuses credentials in a URL (E0301); a bundle is only sealed, and
+        # anyone can seal one again: a password here would be sent, and shown by the tools
+        raise Bad("a URL carries a password; a secret reference holds it", *steps)
 
 
 def url_or_ref(value: Any, *steps: str | int) -> None:
@@ -284,6 +290,9 @@ def endpoint(entry: dict[str, Any]) -> None:
             secret_ref(obj(value, REF, "headers", name)["ref"], "headers", name, "ref")
         elif not _HEADER_VALUE.match(text(value, "headers", name, empty=True)):
             raise Bad("a header value has no control characters", "headers", name)
+        elif name.lower() in CREDENTIAL_HEADERS:  # as the compiler refuses it (E0301)
+            raise Bad("a credential header takes a secret reference, not a literal",
+                      "headers", name)  # fmt: skip
 
 
 def json_value(value: Any, depth: int = 0) -> None:

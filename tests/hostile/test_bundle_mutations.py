@@ -249,6 +249,12 @@ LEAF = (*BOT, "targets", 0)
 TOKENS = ("counters", "workspace/platform", "budgets", 0)
 
 BREAKAGES: list[tuple[str, Callable[[Body], None], str]] = [
+    # credentials a re-sealed bundle carries, which the compiler refuses (E0301): the tools
+    # printed them and the gateway would send them (a review)
+    ("a password in a base URL", setter("integrations", "gpu-cluster", "base_url",
+     value="https://admin:pw-FAKE-0000@llm.internal.acme.example/v1"), "integrations.gpu-cluster.base_url"),
+    ("a literal credential header", setter("integrations", "gpu-cluster", "headers",
+     value={"X-Api-Key": "literal-FAKE-0000"}), "integrations.gpu-cluster.headers"),
     # counters and their limits
     ("no organization counter", deleter("counters", "organization"), "counters"),
     ("a counter of an unknown level", setter("counters", "team/x", value={"budgets": [], "rate_limits": []}), 'counters["team/x"]'),
