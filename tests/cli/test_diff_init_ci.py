@@ -328,22 +328,37 @@ def test_explain_and_diff_never_show_a_resealed_bundles_secrets(
     tmp_path: Path, run_cli: Callable[..., Any]
 ) -> None:
     """The compiler refuses literal secrets, but a bundle is only sealed: one re-sealed with
-    a password in a base URL and literal credential headers loads, and explain and diff
-    printed them."""
+    a password in a base URL and literal credential headers loaded, and explain and diff
+    printed them. A password in a URL and the credential headers every client knows are
+    now refused at load; a header the compiler calls a credential by its name only
+    (`x-service-token`) still loads, and is masked."""
     good = tmp_path / "good.json"
     assert run_cli("compile", str(EXAMPLE), "-o", str(good)).exit_code == 0
-    body = json.loads(good.read_text())
-    body.pop("digest")
+
+    def resealed(name: str, change: Callable[[dict[str, Any]], None]) -> Path:
+        body = json.loads(good.read_text())
+        body.pop("digest")
+        change(body)
+        path = tmp_path / name
+        path.write_bytes(seal(body))
+        return path
+
     url = "https://admin:FAKEPASSWORD99@llm.internal.acme.example/v1"
-    body["integrations"]["gpu-cluster"]["base_url"] = url
-    body["providers"]["llama-local"]["base_url"] = url
-    model = body["providers"]["llama-local"]["models"]["qwen3-coder-30b"]
-    model["headers"] = {"x-api-key": "FAKEHEADERKEY1234567890", "x-team": "research"}
-    bad = tmp_path / "bad.json"
-    bad.write_bytes(seal(body))
-    explained = run_cli("explain", str(bad), "-w", "research", "-m", "@llama-local/qwen3-coder-30b")
-    assert "x-team: research" in explained.output
-    diffed = run_cli("diff", str(good), str(bad))
-    assert "base_url" in diffed.output
-    for out in (explained.output, diffed.output):
+    with_url = resealed("url.json", lambda b: b["integrations"]["gpu-cluster"].update(base_url=url))
+
+    def header(body: dict[str, Any]) -> None:
+        model = body["providers"]["llama-local"]["models"]["qwen3-coder-30b"]
+        model["headers"] = {"x-service-token": "FAKEHEADERKEY1234567890", "x-team": "research"}
+
+    with_header = resealed("header.json", header)
+    runs = [
+        run_cli("explain", str(with_url), "-w", "research"),
+        run_cli("diff", str(good), str(with_url)),
+    ]
+    for refused in runs:
+        assert refused.exit_code == 2 and "base_url" in refused.output, refused.output
+    explained = run_cli("explain", str(with_header), "-w", "research", "-m",
+                        "@llama-local/qwen3-coder-30b")  # fmt: skip
+    assert explained.exit_code == 0 and "x-team: research" in explained.output
+    for out in (*(r.output for r in runs), explained.output):
         assert "FAKEPASSWORD99" not in out and "FAKEHEADERKEY" not in out, out

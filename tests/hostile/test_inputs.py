@@ -70,3 +70,22 @@ def test_docs_refuses_a_special_usage_file(special: str, fifo: Path, tmp_path: P
     assert_sound(run)
     assert run.returncode == 1 and "not a regular file" in run.stderr, run.output
     assert not (tmp_path / "site").exists()
+
+
+@pytest.mark.parametrize("name", ["m\x00x", "m\x1b]0;owned\x07", "m\u202ex", "m\u2028x",
+                                  "m\x7fx", "m\x85x", "m\u00a0x"], ids=repr)  # fmt: skip
+def test_a_model_name_is_printable(name: str, tmp_path: Path) -> None:
+    """Only whitespace was refused: NUL, ESC, bidi controls and line separators reached the
+    snippets, reports and terminals of every tool (a review); now E0205 at the name."""
+    catalog = tmp_path / "c"
+    catalog.mkdir()
+    (catalog / "catalog.yaml").write_text("kind: Organization\nversion: 1\nname: N\n")
+    escaped = name.encode("unicode_escape").decode()
+    (catalog / "i.yaml").write_text(
+        "kind: Integration\nslug: local\nservice: openai-compatible\n"
+        "base_url: https://llm.example.com/v1\n"
+        f'models:\n  custom:\n    - name: "{escaped}"\n      pricing: {{input: 1, output: 1}}\n'
+    )
+    done = catalogc("validate", str(catalog))
+    assert done.returncode == 1 and "E0205" in done.output, done.output
+    assert_sound(done)

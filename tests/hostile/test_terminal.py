@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from runtime.bundle.canonical import seal
 from tests.conftest import MINIMAL_ORG
 from tests.hostile.conftest import assert_sound, catalogc
 
@@ -38,7 +39,8 @@ HOSTILE_MODEL = "m\x1b]0;pwned\x07\u202ex"
 
 
 def test_a_model_name_never_drives_the_terminal_of_the_tools(tmp_path: Path) -> None:
-    model = json.dumps(HOSTILE_MODEL)
+    """The compiler refuses such a name now (E0205, printed printable); a bundle is only
+    sealed, so the tools still meet one in a bundle sealed again, and print it printable."""
     old = tmp_path / "old"
     old.mkdir()
     (old / "catalog.yaml").write_text(MINIMAL_ORG)
@@ -51,25 +53,36 @@ def test_a_model_name_never_drives_the_terminal_of_the_tools(tmp_path: Path) -> 
     new.mkdir()
     (new / "catalog.yaml").write_text(MINIMAL_ORG)
     custom = (
-        f"models:\n  custom:\n    - name: {model}\n      pricing: {{input: '1', output: '1'}}\n"
+        "models:\n  custom:\n    - name: PLACEHOLDER\n      pricing: {input: '1', output: '1'}\n"
     )
     text = (old / "teams.yaml").read_text()
     (new / "teams.yaml").write_text(
         text.replace("---\nkind: Provider", custom + "---\nkind: Provider")
     )
+    refused = (new / "teams.yaml").read_text().replace("PLACEHOLDER", json.dumps(HOSTILE_MODEL))
+    (tmp_path / "refused").mkdir()
+    (tmp_path / "refused" / "catalog.yaml").write_text(MINIMAL_ORG)
+    (tmp_path / "refused" / "teams.yaml").write_text(refused)
+    bundle = tmp_path / "new.bundle.json"
+    assert catalogc("compile", new, "-o", bundle).returncode == 0
+    body = json.loads(bundle.read_text().replace("PLACEHOLDER", json.dumps(HOSTILE_MODEL)[1:-1]))
+    body.pop("digest")
+    bundle.write_bytes(seal(body))
     target = f"@lab/{HOSTILE_MODEL}"
     runs = [
-        catalogc("explain", new, "-w", "team"),
-        catalogc("explain", new, "-w", "team", "-m", target),
-        catalogc("explain", new, "-w", "team", "-m", "@lab/m"),  # did you mean …
-        catalogc("snippets", target, new, "-w", "team", "--lang", "curl"),
-        catalogc("snippets", "@lab/m", new),
-        catalogc("diff", old, new),
-        catalogc("diff", old, new, "--format", "markdown"),
+        catalogc("validate", tmp_path / "refused"),
+        catalogc("explain", bundle, "-w", "team"),
+        catalogc("explain", bundle, "-w", "team", "-m", target),
+        catalogc("explain", bundle, "-w", "team", "-m", "@lab/m"),  # did you mean …
+        catalogc("snippets", target, bundle, "-w", "team", "--lang", "curl"),
+        catalogc("snippets", "@lab/m", bundle),
+        catalogc("diff", old, bundle),
+        catalogc("diff", old, bundle, "--format", "markdown"),
     ]
+    assert "E0205" in runs[0].output
     for run in runs:
         assert_sound(run)
         assert "m" in run.output
         for raw in ("\x1b", "\x07", "\u202e"):
             assert raw not in run.output, (run.args, raw)
-    assert "@lab/m" in runs[5].output  # the change is still shown
+    assert "@lab/m" in runs[6].output  # the change is still shown
