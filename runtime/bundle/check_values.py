@@ -290,7 +290,7 @@ def endpoint(entry: dict[str, Any]) -> None:
             secret_ref(obj(value, REF, "headers", name)["ref"], "headers", name, "ref")
         elif not _HEADER_VALUE.match(text(value, "headers", name, empty=True)):
             raise Bad("a header value has no control characters", "headers", name)
-        elif name.lower() in CREDENTIAL_HEADERS:  # as the compiler refuses it (E0301)
+        elif name.lower() in CREDENTIAL_HEADERS and value.strip():  # as the compiler does
             raise Bad("a credential header takes a secret reference, not a literal",
                       "headers", name)  # fmt: skip
 

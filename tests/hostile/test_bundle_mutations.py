@@ -359,3 +359,17 @@ def test_reload_keeps_the_old_bundle_for_every_breakage() -> None:
             router.reload(seal(root))
         assert router.bundle.digest == good, name
     assert router.resolve("support", "@openai-prod/gpt-4o").attempts[0].model == "gpt-4o"
+
+
+def test_a_blank_credential_header_the_compiler_accepts_loads(tmp_path: Any) -> None:
+    """The load gate refuses a literal credential header; a blank one the compiler accepts
+    (`Cookie: ""`), so refusing it made `catalogc compile` an internal error (a re-check)."""
+    from tests.runtime.conftest import compile_files
+
+    data = compile_files(tmp_path / "c", {
+        "catalog.yaml": "kind: Organization\nversion: 1\nname: H\n",
+        "i.yaml": "kind: Integration\nslug: i\nservice: openai\ncredentials: {api_key: {env: K}}\n"
+                  "---\nkind: Provider\nslug: p\nintegration: i\n"
+                  'headers: {Cookie: "", X-Api-Key: " "}\n',
+    })  # fmt: skip
+    assert Bundle.load(data).providers["p"] is not None
