@@ -42,7 +42,17 @@ _AsyncSentinel: Any = aiosentinel.Sentinel
 _SyncNode: Any = redis.cluster.ClusterNode
 SINGLE_SCHEMES = ("redis", "rediss", "unix")
 # a password query value, and all after it: an unencoded `&` or `#` may be part of it
-SECRET_QUERY = re.compile(r"(?i)((?:^|[?&])[a-z_]*password=).*")
+# a `*password=` value and all after it; so too after a name with an escape in it, which
+# redis-py decodes (`pass%77ord=` is a password: the re-check saw one shown)
+SECRET_QUERY = re.compile(r"(?i)((?:^|[?&])[a-z_]*password=|[?&][^=&#?]*%[^=&#?]*=).*")
+
+
+def _masked_query(found: re.Match[str]) -> str:
+    """`password=***`; an escaped name is hidden too (it may be part of the password)."""
+    name = found[1]
+    return name + "***" if "%" not in name else name[:1] + "***"
+
+
 SENTINEL_OPTIONS = ("sentinel_username", "sentinel_password")
 
 
@@ -58,9 +68,12 @@ def safe_url(url: str) -> str:
         # not a URL of any form, but may still hold one's password (`redis:pw@h`, or
         # `redis:/user:J://@h`, whose "scheme" is up to the password's own `://`)
         scheme, sep, rest = "", "", url
-    rest = SECRET_QUERY.sub(r"\1***", rest)
-    _, at, hosts = rest.rpartition("@")
-    return f"{scheme}{sep}{'***@' if at else ''}{hosts}"
+    found = SECRET_QUERY.search(rest)
+    head, tail = (rest[: found.start()], _masked_query(found)) if found else (rest, "")
+    if found and "@" in found[0]:  # the userinfo may end in the masked part: hide it all
+        return f"{scheme}{sep}***{tail}"
+    _, at, hosts = head.rpartition("@")
+    return f"{scheme}{sep}{'***@' if at else ''}{hosts}{tail}"
 
 
 class _Unreadable(ValueError):

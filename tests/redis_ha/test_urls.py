@@ -98,13 +98,17 @@ FORMS = ["redis://{pw}@127.0.0.1:6379/0", "redis://default:{pw}@127.0.0.1:6379/0
          "rediss://u:{pw}@h/0?ssl_cert_reqs=none", "unix:///run/r.sock?db=1&password={pw}",
          "redis://h:6379/0?password={pw}&db=2", "redis+cluster://u:{pw}@h1:7000,h2:7001/",
          "redis+sentinel://:{pw}@s1:26379,s2/books/3?sentinel_password={pw}",
-         "redis:/default:{pw}@127.0.0.1:6379/0", "redis:{pw}@h", "{pw}@h"]  # fmt: skip
+         "redis:/default:{pw}@127.0.0.1:6379/0", "redis:{pw}@h", "{pw}@h",
+         "redis://127.0.0.1:6379/0?pass%77ord={pw}",  # a name redis-py decodes (a re-check)
+         "redis+sentinel://s1:26379/books?sentinel%5Fpassword={pw}"]  # fmt: skip
 
 
 @settings(max_examples=400, deadline=None)
 @given(password=PASSWORDS, form=st.sampled_from(FORMS))
 @example(password="J://", form="redis:/default:{pw}@127.0.0.1:6379/0")  # the "scheme" took it
 @example(password="?J=", form="redis://{pw}@127.0.0.1:6379/0")  # `J` read as an option's name
+@example(password="J?%=", form="redis://{pw}@127.0.0.1:6379/0")  # an escaped name took the @
+@example(password="?J%=", form="redis://{pw}@127.0.0.1:6379/0")
 def test_no_password_shows_however_the_url_splits(password: str, form: str) -> None:
     url = form.format(pw=password)
     try:
