@@ -102,6 +102,7 @@ __all__ = [
 ]
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
+ADMISSION_TTL = 7 * 86_400  # s: an admitted request's state, until it is settled
 EVICTION_POLICIES = ("refuse", "warn")
 
 
@@ -197,7 +198,10 @@ class RedisStore(RedisSettlement):
     ) -> tuple[list[str], list[Any]]:
         tag = self.tag
         keys = [*plan.key_list, f"{tag}:s:{request_id}", self._marker, self._registry]
-        args = [plan.pack(tokens, cost), request_id, self.generation, self.settled_ttl, nonce]
+        # an admission's state outlives any request (a settlement that finds none charges
+        # the usage: a failover lost the admission), whatever `settled_ttl` remembers
+        ttl = max(self.settled_ttl, ADMISSION_TTL)
+        args = [plan.pack(tokens, cost), request_id, self.generation, ttl, nonce]
         return keys, args
 
     def _refusal(self, spec: ChainSpec, tokens: int, result: list[Any]) -> Exception:

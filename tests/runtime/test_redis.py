@@ -244,3 +244,20 @@ def test_a_settlement_whose_admission_a_failover_lost_charges_its_usage(
     router.admit(team(router), Estimate(2, 100)).settle(Usage(2, 3))  # still serving
     assert ticket.settle(Usage(2, 3)) == cost  # and once only
     store.close()
+
+
+def test_a_request_outliving_settled_ttl_settles_as_any_other(
+    bundle: bytes, redis_server: RedisServer
+) -> None:
+    """The admission's state carried `settled_ttl` too: a request that outlived it settled
+    as one a failover had lost, its usage charged on top of its reservation, never
+    released (a re-check). An admission's state now outlives any request."""
+    store = RedisStore(redis_server.url, namespace=namespace(), settled_ttl=1)
+    router = Router.load(bundle, store)
+    ticket = router.admit(team(router), Estimate(2, 100))
+    time.sleep(2.2)
+    cost = ticket.settle(Usage(2, 3))
+    (usd_row,) = [u for u in router.usage("team") if u.unit == "usd"]
+    assert (usd_row.spent, usd_row.reserved) == (cost, 0)
+    assert store.unknown_admissions == 0
+    store.close()
