@@ -193,7 +193,11 @@ class LeaseHoldings:
             self.excess.clear()
 
     def tick(self, everything: bool = False) -> None:
-        """One round of maintenance over the sync client."""
+        """One round of maintenance over the sync client. Dropped tickets are settled first:
+        a chain with budgets only makes no other call that would, and their holding would
+        never be idle (a re-check: a dropped ticket kept a 1 USD block granted)."""
+        if self.store._dropped:
+            self.store._settle_dropped()
         returns, excess, renew = self.due_work(everything)
         for items in (returns, excess):
             if not items:
@@ -214,6 +218,8 @@ class LeaseHoldings:
                 self._next_renew = 0.0  # try again next round
 
     async def atick(self, everything: bool = False) -> None:
+        if self.store._dropped:
+            await self.store._asettle_dropped()
         returns, excess, renew = self.due_work(everything)
         for items in (returns, excess):
             if not items:

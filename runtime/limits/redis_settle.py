@@ -8,6 +8,7 @@ reservation is settled by redis_lease_admit.py.
 from __future__ import annotations
 
 import collections
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -249,12 +250,18 @@ class RedisSettlement(RedisConnection):
         self._upkeep.queued()
 
     async def aclose(self) -> None:
-        """At shutdown (the gateway): background upkeep stopped, queued settlements given
-        a last try, then the connection's own close."""
+        """At shutdown (the gateway): dropped tickets settled, background upkeep stopped,
+        queued settlements given a last try, then the connection's own close."""
+        if self._dropped:
+            with contextlib.suppress(Exception):  # (a store that cannot be reached queues)
+                await self._asettle_dropped()
         await self._upkeep.aclose()
         await super().aclose()
 
     def close(self) -> None:
+        if self._dropped:
+            with contextlib.suppress(Exception):
+                self._settle_dropped()
         self._upkeep.close()
         super().close()
 

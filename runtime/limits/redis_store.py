@@ -215,12 +215,12 @@ class RedisStore(RedisSettlement):
         return lease_refusal(spec.leases[index])
 
     def admit(self, request_id: str, spec: ChainSpec, tokens: int, cost: int) -> Reservation:
+        if self._dropped:  # first: a leased chain's dropped tickets are settled here too
+            self._settle_dropped()
         if spec.empty:
             return Reservation(request_id, spec, tokens, cost, (), ())
         if self.budget_leases is not None and spec.budgets:
             return redis_lease_admit.admit(self.budget_leases, request_id, spec, tokens, cost)
-        if self._dropped:
-            self._settle_dropped()
         plan = self.plan(spec, self._day())
         nonce = ""
         try:
@@ -253,14 +253,14 @@ class RedisStore(RedisSettlement):
         return self._bypass(request_id, spec, tokens, cost)
 
     async def aadmit(self, request_id: str, spec: ChainSpec, tokens: int, cost: int) -> Reservation:
+        if self._dropped:
+            await self._asettle_dropped()
         if spec.empty:
             return Reservation(request_id, spec, tokens, cost, (), ())
         if self.budget_leases is not None and spec.budgets:
             return await redis_lease_admit.aadmit(
                 self.budget_leases, request_id, spec, tokens, cost
             )
-        if self._dropped:
-            await self._asettle_dropped()
         plan = self.plan(spec, self._day())
         nonce = ""
         try:

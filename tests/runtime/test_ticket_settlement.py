@@ -190,3 +190,54 @@ def test_a_dropped_ticket_is_not_renewed_for_ever_on_redis(
         asyncio.run(main())
     finally:
         other.close()
+
+
+def test_a_dropped_leased_ticket_gives_its_block_back(
+    bundle: bytes, redis_server: RedisServer, request: pytest.FixtureRequest
+) -> None:
+    """With budget leasing, a chain with budgets only goes to the leased path before the
+    drain: the dropped ticket was never settled, and its holding, never idle, kept a 1 USD
+    block granted (a re-check). The leases' maintenance settles it now."""
+    store = RedisStore(redis_server.url, namespace=request.node.name[-40:], lease_budgets=True,
+                       lease_idle=0.2)  # fmt: skip
+    router = Router.load(bundle, store)
+    attempt = router.resolve("team", MODEL).attempts[0]
+    try:
+        router.admit(attempt, Estimate(1000, 1000))  # dropped at once
+        gc.collect()
+        deadline = time.monotonic() + 10
+        while spent_leased(router) >= Decimal("0.5"):  # the block, granted, not returned
+            assert time.monotonic() < deadline, "the dropped ticket's block was kept"
+            time.sleep(0.1)
+    finally:
+        store.close()
+
+
+def spent_leased(router: Router) -> Decimal:
+    (usd,) = [u for u in router.usage("team") if u.unit == "usd"]
+    return usd.spent
+
+
+def test_closing_a_store_settles_its_dropped_tickets(
+    bundle: bytes, redis_server: RedisServer, request: pytest.FixtureRequest
+) -> None:
+    namespace = request.node.name[-40:]
+    store = RedisStore(redis_server.url, namespace=namespace, lease_ttl=300)
+    router = Router.load(bundle, store)
+    attempt = router.resolve("team", MODEL).attempts[0]
+
+    async def main() -> None:
+        for _ in range(2):  # both slots, dropped; then the process shuts down
+            await router.aadmit(attempt, Estimate(1000, 1000))
+        gc.collect()
+        await store.aclose()
+
+    asyncio.run(main())
+    again = RedisStore(redis_server.url, namespace=namespace)
+    try:
+        replica = Router.load(bundle, again)
+        assert spent(replica) > 0  # settled at what they reserved, none still reserved
+        for _ in range(2):  # and the slots are free, not held until the lease's TTL
+            replica.admit(attempt, Estimate(1, 1))
+    finally:
+        again.close()
