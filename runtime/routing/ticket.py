@@ -34,10 +34,12 @@ class Ticket:
         self.units: int | None = None  # the settled cost in units of 1e-16 USD
         self.usage: Usage | None = None  # what it was settled with
         self.billed = True  # False: settled as an attempt the upstream did not bill (cost 0)
-        # one settlement, whoever asks: threads wait for the first (the lock), coroutines
-        # await it (the task), so every caller gets the cost the store was told
+        # one settlement, whoever asks: the first caller claims it (under the lock) and
+        # tells the store; threads wait for it (the lock), coroutines await it (the task),
+        # and a caller that finds it claimed by the other API gets the claimed cost
         self._lock = threading.Lock()
         self._settling: asyncio.Future[None] | None = None
+        self._claimed: int | None = None  # the cost the store is told, once claimed
 
     def __del__(self) -> None:
         """A ticket dropped unsettled (a caller that neither settled nor used `with`): the
@@ -45,7 +47,7 @@ class Ticket:
         which nothing else would (an async Redis store renewed them for ever, a memory store
         never freed them). Only handed over here: the collector may run this while the
         thread holds the store's lock."""
-        if getattr(self, "units", 0) is None:  # (not when __init__ itself failed)
+        if getattr(self, "_claimed", 0) is None:  # (not when __init__ itself failed)
             self.store.dropped(self.reservation)
 
     @property
@@ -70,11 +72,15 @@ class Ticket:
         `billed=False`: an attempt the upstream did not bill (an error without usage, no
         answer at all) costs nothing, not even the model's `per_request` fee."""
         with self._lock:
-            if self.units is None:
-                cost = self.charge(usage) if billed else 0
-                self.store.settle(self.reservation, usage.tokens, cost)
+            if self._claimed is None:
+                cost = self._claimed = self.charge(usage) if billed else 0
+                try:
+                    self.store.settle(self.reservation, usage.tokens, cost)
+                except BaseException:  # nothing was counted: it may be settled again
+                    self._claimed = None
+                    raise
                 self.units, self.usage, self.billed = cost, usage, billed
-            return usd(self.units)
+            return usd(self._claimed)
 
     async def asettle(self, usage: Usage, billed: bool = True) -> Decimal:
         """As `settle`. Settlement goes on if the caller is cancelled meanwhile (its store
@@ -82,19 +88,26 @@ class Ticket:
         too, awaits that one and returns its cost."""
         if self.units is None:
             await asyncio.shield(self._settlement(usage, billed))
-        assert self.units is not None
-        return usd(self.units)
+        assert self._claimed is not None
+        return usd(self._claimed)
 
     def _settlement(self, usage: Usage, billed: bool) -> asyncio.Future[None]:
         """The settlement under way, or one started with `usage` (again, if the last
         failed: a store that could not be reached raised and counted nothing)."""
-        if self._settling is None or (self._settling.done() and self.units is None):
+        if self._settling is None or (self._settling.done() and self._claimed is None):
             self._settling = asyncio.ensure_future(self._asettle(usage, billed))
         return self._settling
 
     async def _asettle(self, usage: Usage, billed: bool) -> None:
-        cost = self.charge(usage) if billed else 0
-        await self.store.asettle(self.reservation, usage.tokens, cost)
+        with self._lock:
+            if self._claimed is not None:  # settled (or being settled) through `settle`
+                return
+            cost = self._claimed = self.charge(usage) if billed else 0
+        try:
+            await self.store.asettle(self.reservation, usage.tokens, cost)
+        except BaseException:
+            self._claimed = None
+            raise
         self.units, self.usage, self.billed = cost, usage, billed
 
     def charge(self, usage: Usage) -> int:
@@ -131,8 +144,8 @@ class Ticket:
                 # timeouts): the caller's books read its cost from this ticket (`cost`)
                 await asyncio.wait([work])
                 raise
-        assert self.units is not None
-        return usd(self.units)
+        assert self._claimed is not None
+        return usd(self._claimed)
 
     def __enter__(self) -> Ticket:
         return self

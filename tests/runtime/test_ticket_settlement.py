@@ -241,3 +241,21 @@ def test_closing_a_store_settles_its_dropped_tickets(
             replica.admit(attempt, Estimate(1, 1))
     finally:
         again.close()
+
+
+def test_a_ticket_settled_through_both_apis_keeps_one_cost(bundle: bytes) -> None:
+    """An `asettle` under way, then a sync `cancel` (a `with` block's exit, another caller)
+    booked first, and the async settlement overwrote the ticket's cost with one the store
+    never booked (a re-check: 0.00075 reported, 0.00015 booked)."""
+    router = Router.load(bundle, MemoryStore())
+
+    async def main() -> Ticket:
+        ticket = admitted(router)
+        task = asyncio.ensure_future(ticket.asettle(Usage(1000, 1000)))
+        await asyncio.sleep(0)  # its settlement task made, not yet run
+        ticket.cancel()
+        assert await task == ticket.cost
+        return ticket
+
+    ticket = asyncio.run(main())
+    assert ticket.cost == spent(router)
