@@ -22,20 +22,11 @@ from runtime.limits.base import Store
 from runtime.limits.memory import MemoryStore
 from runtime.limits.redis_store import RedisStore
 from tests.redis_server import RedisServer
-from tests.runtime.conftest import compile_files
+from tests.runtime.conftest import OPENAI_PROVIDER, compile_files
 
 CATALOG = {
     "catalog.yaml": "kind: Organization\nversion: 1\nname: Tickets\n",
-    "i.yaml": """\
-        kind: Integration
-        slug: openai-main
-        service: openai
-        credentials: {api_key: {env: OPENAI_API_KEY}}
-        ---
-        kind: Provider
-        slug: openai-prod
-        integration: openai-main
-        """,
+    "i.yaml": OPENAI_PROVIDER,
     "w.yaml": """\
         kind: Workspace
         slug: team
