@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from runtime.bundle.errors import InvalidConfig
+from runtime.bundle.errors import InvalidRequestInput
 
 if TYPE_CHECKING:
     from runtime.bundle.load import Bundle
@@ -69,18 +69,21 @@ def expand(
     """(model, config) a request naming `alias` stands for, given the provider and config
     the request also names. A request may name the alias's own provider; an `@p/m` alias
     inside a config is the model string `@p/m` given to that config; an alias for a
-    config cannot be combined with another config or a provider (InvalidConfig, 400)."""
+    config cannot be combined with another config or a provider (InvalidRequestInput, 400:
+    the request's own names disagree)."""
     if alias.config is not None:
         if provider is not None:
-            raise InvalidConfig([f"`{alias.name}` is an alias of {alias.described}: it takes no "
-                                 f"provider, but the request names `{provider}`"])  # fmt: skip
+            raise InvalidRequestInput([f"`{alias.name}` is an alias of {alias.described}: it "
+                                       "takes no provider, but the request names "
+                                       f"`{provider}`"])  # fmt: skip
         if config is not None:
-            raise InvalidConfig([f"`{alias.name}` is an alias of {alias.described}: the request "
-                                 "cannot name another config too"])  # fmt: skip
+            raise InvalidRequestInput([f"`{alias.name}` is an alias of {alias.described}: the "
+                                       "request cannot name another config too"])  # fmt: skip
         return None, alias.config
     if provider is not None and provider.removeprefix("@") != alias.provider:
-        raise InvalidConfig([f"`{alias.name}` is an alias of {alias.described}, but the request "
-                             f"names provider `{provider}`"])  # fmt: skip
+        # the request's own names disagree, as `@a/m` with provider `@b` (targets.split_target)
+        raise InvalidRequestInput([f"`{alias.name}` is an alias of {alias.described}, but the "
+                                   f"request names provider `{provider}`"])  # fmt: skip
     return f"@{alias.provider}/{alias.model}", None
 
 

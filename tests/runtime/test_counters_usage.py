@@ -112,6 +112,7 @@ def test_spent_plus_reserved_is_what_was_charged(tmp_path_factory: pytest.TempPa
     router = Router.load(compile_files(root, CATALOG), MemoryStore(FakeClock()))
     attempt = router.resolve("research", "@openai-prod/gpt-4o").attempts[0]
     settled, open_ = Decimal(0), Decimal(0)
+    held = []  # open tickets are held: one dropped is settled at its reservation
     for tokens, out, settle in calls:
         try:
             ticket = router.admit(attempt, Estimate(tokens, out))
@@ -121,6 +122,7 @@ def test_spent_plus_reserved_is_what_was_charged(tmp_path_factory: pytest.TempPa
             settled += ticket.settle(Usage(tokens // 2, out // 2))
         else:
             open_ += ticket.reserved
+            held.append(ticket)
     row = by(router.usage("research"), "workspace/research", "budget")
     assert (row.spent, row.reserved) == (settled, open_)
     assert row.remaining == max(Decimal(1) - settled - open_, Decimal(0))
