@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import abc
 import re
+from collections import deque
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any, NamedTuple
@@ -70,11 +71,28 @@ class Store(abc.ABC):
         """Correct the reservation to the real usage and release leases; False if this
         reservation was already settled (settlement is idempotent)."""
 
-    def dropped(self, reservation: Reservation) -> None:  # noqa: B027 - a store may keep none
+    # reservations of tickets dropped unsettled, for a store that settles them (it makes
+    # its own deque; None: a store that keeps none)
+    _dropped: deque[Reservation] | None = None
+
+    def dropped(self, reservation: Reservation) -> None:
         """A ticket was dropped unsettled: settle `reservation` at what it reserved, and
-        release its leases, at the store's next call. Called from a finalizer, so it may
-        only hand the reservation over, never take a lock (the collector may run it while
-        this thread holds one)."""
+        release its leases, at the store's next call (`_settle_dropped`). Called from a
+        finalizer, so it only hands the reservation over: deque.append takes no lock (the
+        collector may run it while this thread holds one)."""
+        if self._dropped is not None:
+            self._dropped.append(reservation)
+
+    def _next_dropped(self) -> Reservation | None:
+        try:
+            return self._dropped.popleft() if self._dropped is not None else None
+        except IndexError:  # (another thread took the last)
+            return None
+
+    def _settle_dropped(self) -> None:
+        """Settle dropped tickets at what they reserved: their leases are released."""
+        while (held := self._next_dropped()) is not None:
+            self.settle(held, held.tokens, held.cost)
 
     def claim(self, key: str, ttl_s: int) -> bool:
         """True for the first caller to claim `key` until it expires: a once-only action

@@ -70,18 +70,7 @@ class MemoryStore(Store):
         self._live: dict[str, None] = {}  # admitted, not settled (insertion ordered)
         self._prepared: dict[int, tuple[ChainSpec, Prepared]] = {}
         self._claims: dict[str, int] = {}  # key -> when it expires (ns)
-        self._dropped: deque[Reservation] = deque()  # of tickets dropped unsettled
-
-    def dropped(self, reservation: Reservation) -> None:
-        self._dropped.append(reservation)  # deque.append: atomic, no lock (see base.py)
-
-    def _settle_dropped(self) -> None:
-        while True:
-            try:
-                held = self._dropped.popleft()
-            except IndexError:  # (another thread took the last)
-                return
-            self.settle(held, held.tokens, held.cost)
+        self._dropped: deque[Reservation] = deque()  # of tickets dropped unsettled (base.py)
 
     def prepare(self, spec: ChainSpec, day: int) -> Prepared:
         found = self._prepared.get(id(spec))

@@ -53,7 +53,7 @@ class RedisSettlement(RedisConnection):
     _plans: dict[int, _Plan]
     _pending: collections.deque[_Pending]
     _pending_lock: threading.Lock
-    _dropped: collections.deque[Reservation]
+    _dropped: collections.deque[Reservation]  # made in RedisStore.__init__
     _upkeep: Upkeep
     namespace: str
     unknown_admissions = 0  # settlements that found no admission (see _unknown_admission)
@@ -178,22 +178,9 @@ class RedisSettlement(RedisConnection):
             self._queue(_Pending(reservation, tokens, cost, ""))
             return True
 
-    def dropped(self, reservation: Reservation) -> None:
-        self._dropped.append(reservation)  # deque.append: atomic, no lock (see base.py)
-
-    def _next_dropped(self) -> Reservation | None:
-        try:
-            return self._dropped.popleft()
-        except IndexError:  # (another thread took the last)
-            return None
-
-    def _settle_dropped(self) -> None:
-        """Settle dropped tickets at what they reserved (their leases stop being renewed
-        and are released; a Redis that cannot be reached queues them, as any settlement)."""
-        while (held := self._next_dropped()) is not None:
-            self.settle(held, held.tokens, held.cost)
-
     async def _asettle_dropped(self) -> None:
+        """`_settle_dropped` (base.py) for an event loop: their leases stop being renewed
+        and are released; a Redis that cannot be reached queues them, as any settlement."""
         while (held := self._next_dropped()) is not None:
             await self.asettle(held, held.tokens, held.cost)
 
